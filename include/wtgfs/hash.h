@@ -1,0 +1,24 @@
+/*
+ * Cryptographic hashes (the one user of libcrypto): SHA-1, which WIM files
+ * use to name and check their blobs.
+ */
+#ifndef WTGFS_HASH_H
+#define WTGFS_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WTG_SHA1_LEN 20
+
+struct wtg_sha1;
+
+/* NULL when out of memory. */
+struct wtg_sha1 *wtg_sha1_new(void);
+void wtg_sha1_update(struct wtg_sha1 *ctx, const void *data, size_t len);
+/* Writes the digest and frees @ctx. */
+void wtg_sha1_final(struct wtg_sha1 *ctx, uint8_t out[WTG_SHA1_LEN]);
+void wtg_sha1_free(struct wtg_sha1 *ctx);
+
+void wtg_hex(const uint8_t *in, size_t len, char *out);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * Error and warning messages.  Library code reports what went wrong where it
+ * sees it, in the form the user reads ("cannot open 'x': not a WIM file");
+ * the command line decides whether messages go to stderr or to syslog (a
+ * daemonised mount has no terminal).
+ */
+#ifndef WTGFS_LOG_H
+#define WTGFS_LOG_H
+
+#include <stdbool.h>
+
+void wtg_log_to_syslog(bool on);
+void wtg_log_set_verbose(bool on);
+
+void wtg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void wtg_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void wtg_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

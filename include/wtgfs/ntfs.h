@@ -1,0 +1,65 @@
+/*
+ * NTFS facts shared by every module: attribute flags, reparse tags, the time
+ * base, and the layout of reparse buffers.  Pure definitions and small pure
+ * helpers; no I/O.
+ */
+#ifndef WTGFS_NTFS_H
+#define WTGFS_NTFS_H
+
+#include <stdint.h>
+#include <time.h>
+
+#define NTFS_ATTR_READONLY 0x00000001u
+#define NTFS_ATTR_HIDDEN 0x00000002u
+#define NTFS_ATTR_SYSTEM 0x00000004u
+#define NTFS_ATTR_DIRECTORY 0x00000010u
+#define NTFS_ATTR_ARCHIVE 0x00000020u
+#define NTFS_ATTR_NORMAL 0x00000080u
+#define NTFS_ATTR_SPARSE 0x00000200u
+#define NTFS_ATTR_REPARSE_POINT 0x00000400u
+#define NTFS_ATTR_COMPRESSED 0x00000800u
+#define NTFS_ATTR_ENCRYPTED 0x00004000u
+
+#define NTFS_REPARSE_TAG_MOUNT_POINT 0xA0000003u
+#define NTFS_REPARSE_TAG_SYMLINK 0xA000000Cu
+#define NTFS_REPARSE_TAG_WOF 0x80000017u
+#define NTFS_SYMLINK_FLAG_RELATIVE 0x1u
+
+/* A reparse buffer starts with this header; the tag's own data follows. */
+struct ntfs_reparse_header {
+	uint32_t tag;       /* 0x00 le32 */
+	uint16_t data_len;  /* 0x04 le16: bytes after this 8-byte header */
+	uint16_t reserved;  /* 0x06 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct ntfs_reparse_header) == 8, "reparse header is 8 bytes");
+
+/* Symlink and mount point data after the header (mount points lack flags). */
+struct ntfs_link_reparse {
+	uint16_t subst_offset;  /* 0x00 le16, into the path buffer */
+	uint16_t subst_len;     /* 0x02 le16, bytes */
+	uint16_t print_offset;  /* 0x04 le16 */
+	uint16_t print_len;     /* 0x06 le16 */
+	/* symlinks only: le32 flags at 0x08, then the path buffer */
+} __attribute__((packed));
+_Static_assert(sizeof(struct ntfs_link_reparse) == 8, "link reparse is 8 bytes");
+
+/* 100 ns intervals between 1601-01-01 and 1970-01-01. */
+#define NTFS_EPOCH_OFFSET 116444736000000000LL
+
+static inline int64_t ntfs_time_from_unix(int64_t sec, uint32_t nsec)
+{
+	return sec * 10000000LL + nsec / 100 + NTFS_EPOCH_OFFSET;
+}
+
+static inline struct timespec ntfs_time_to_timespec(int64_t t)
+{
+	int64_t u = t - NTFS_EPOCH_OFFSET;
+	int64_t sec = u / 10000000LL, rem = u % 10000000LL;
+	if (rem < 0) {
+		rem += 10000000LL;
+		sec--;
+	}
+	return (struct timespec){.tv_sec = sec, .tv_nsec = rem * 100};
+}
+
+#endif

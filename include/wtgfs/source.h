@@ -1,0 +1,69 @@
+/*
+ * Read-only base images behind one small ops struct.
+ *
+ * A source fills a tree with the image's inodes and names (load) and then
+ * serves stream data by blob (read).  A blob is the source's own handle on
+ * stored bytes; the tree keeps it opaque.  Every backend defines its ops
+ * table at the bottom of its file; callers use the wrappers below.
+ */
+#ifndef WTGFS_SOURCE_H
+#define WTGFS_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct wtg_tree;
+struct wtg_blob;
+
+struct wtg_source_options {
+	size_t cache_bytes; /* decompressed-chunk cache; 0 picks the default */
+};
+
+struct wtg_source;
+
+struct wtg_source_ops {
+	const char *name;
+	/* Fills @tree (initialised, empty) with the image. 0 or -errno. */
+	int (*load)(struct wtg_source *src, struct wtg_tree *tree);
+	/* Reads @size bytes at @off of @blob (the caller clamps to the blob's
+	 * size).  Thread-safe.  Returns 0 or -errno (-EIO: bad data, logged). */
+	int (*read)(struct wtg_source *src, struct wtg_blob *blob, void *buf, size_t size,
+		    uint64_t off);
+	void (*free)(struct wtg_source *src);
+};
+
+struct wtg_source {
+	const struct wtg_source_ops *ops;
+	char *path;
+};
+
+/*
+ * Opens "IMAGE[:INDEX|:NAME]": a file whose whole name exists is taken as
+ * is; otherwise the text after the last ':' selects the image.  Returns 0 or
+ * -errno with the reason logged.
+ */
+int wtg_source_open(const char *spec, const struct wtg_source_options *opt,
+		    struct wtg_source **src_ret);
+
+static inline int wtg_source_load(struct wtg_source *src, struct wtg_tree *tree)
+{
+	return src->ops->load(src, tree);
+}
+
+static inline int wtg_source_read(struct wtg_source *src, struct wtg_blob *blob, void *buf,
+				  size_t size, uint64_t off)
+{
+	return src->ops->read(src, blob, buf, size, off);
+}
+
+void wtg_source_free(struct wtg_source *src);
+
+/* Splits "IMAGE[:SEL]" into the path and the selector (NULL when none). */
+int wtg_source_split_spec(const char *spec, char **path_ret, char **sel_ret);
+
+/* The WIM backend, for info and tests. */
+int wtg_wim_source_open(const char *path, const char *image_sel,
+			const struct wtg_source_options *opt, struct wtg_source **src_ret);
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * The tree: NTFS inodes and the names that reach them, as one image shows
+ * them (the layer stack of a delta will sit on top of this).
+ *
+ * An inode carries what NTFS carries: attributes, a security descriptor
+ * (interned: many inodes share one), 100 ns times, streams (unnamed and
+ * named), reparse data, a DOS name and an object id.  A hard-linked file is
+ * one inode under several names.  Lookups are case-insensitive and
+ * case-preserving: an exact match wins, then the first name equal ignoring
+ * case.
+ *
+ * Contract: a loaded tree is immutable, so any number of threads may read it
+ * without locks.  Inode numbers are dense: the root is 1.
+ */
+#ifndef WTGFS_TREE_H
+#define WTGFS_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct wtg_source;
+struct wtg_source_options;
+struct wtg_blob;
+
+#define WTG_ROOT_INO 1
+#define WTG_NO_SD UINT32_MAX
+
+struct wtg_stream {
+	char *name; /* NULL: the unnamed data stream */
+	uint64_t size;
+	struct wtg_blob *blob; /* NULL when size is 0 */
+};
+
+struct wtg_inode;
+
+struct wtg_dentry {
+	char *name;
+	uint32_t name_len;
+	uint32_t hash;
+	struct wtg_inode *inode;
+	struct wtg_dentry *bucket_next;
+};
+
+struct wtg_dir {
+	struct wtg_dentry **entries; /* in image order: readdir offsets */
+	uint32_t count, cap;
+	struct wtg_dentry **buckets;
+	uint32_t nbuckets;
+};
+
+struct wtg_inode {
+	uint64_t ino;
+	struct wtg_inode *parent; /* the directory of the first name */
+	struct wtg_dentry *first_name;
+	struct wtg_dir *dir;      /* directories only */
+	uint32_t attributes;
+	uint32_t reparse_tag;
+	uint32_t nlink;
+	uint32_t nsubdirs;
+	uint32_t sd;
+	int64_t crtime, mtime, atime, ctime;
+	uint8_t *reparse; /* full buffer, header included */
+	uint32_t reparse_len;
+	uint32_t object_id_len;
+	uint8_t *object_id;
+	char *dos_name;
+	struct wtg_stream *streams; /* the unnamed stream first when present */
+	uint32_t nstreams;
+};
+
+struct wtg_sd {
+	uint8_t *data;
+	uint32_t len;
+	uint32_t hash;
+	uint32_t bucket_next;
+};
+
+struct wtg_tree {
+	struct wtg_inode **inodes; /* inodes[ino - 1] */
+	uint64_t ninodes, cap;
+	struct wtg_sd *sds;
+	uint32_t nsds, sds_cap;
+	uint32_t *sd_buckets;
+	uint32_t sd_nbuckets;
+	uint64_t data_bytes; /* sum of unnamed stream sizes, for statfs */
+	struct wtg_source *source;
+};
+
+void wtg_tree_init(struct wtg_tree *tree, struct wtg_source *source);
+void wtg_tree_release(struct wtg_tree *tree);
+
+/* Opens @spec and loads it: the whole read-only path in one call. */
+int wtg_tree_open_image(const char *spec, const struct wtg_source_options *opt,
+			struct wtg_tree *tree_ret);
+
+/* ---- building (sources only) ---- */
+
+/* A new inode with the next inode number; directories get an empty dir. */
+struct wtg_inode *wtg_tree_new_inode(struct wtg_tree *tree, bool is_dir);
+
+/* Adds the name @name -> @child in directory @dir.  -EINVAL when the name
+ * cannot appear in POSIX, -EEXIST when @dir has exactly that name already,
+ * -ENOTDIR, -ENOMEM.  Counts links and subdirectories. */
+int wtg_tree_link(struct wtg_tree *tree, struct wtg_inode *dir, const char *name, size_t len,
+		  struct wtg_inode *child);
+
+/* The id of a security descriptor equal to @data, stored once. */
+uint32_t wtg_tree_intern_sd(struct wtg_tree *tree, const void *data, size_t len);
+
+/* Adds a stream to @inode; the unnamed one is kept first. */
+struct wtg_stream *wtg_inode_add_stream(struct wtg_inode *inode, const char *name, uint64_t size,
+					struct wtg_blob *blob);
+
+/* ---- reading ---- */
+
+struct wtg_inode *wtg_tree_inode(const struct wtg_tree *tree, uint64_t ino);
+struct wtg_dentry *wtg_tree_lookup(const struct wtg_tree *tree, const struct wtg_inode *dir,
+				   const char *name, size_t len);
+const struct wtg_sd *wtg_tree_sd(const struct wtg_tree *tree, uint32_t id);
+
+bool wtg_inode_is_dir(const struct wtg_inode *inode);
+/* Symlinks and junctions: shown as POSIX symlinks. */
+bool wtg_inode_is_link(const struct wtg_inode *inode);
+struct wtg_stream *wtg_inode_data(const struct wtg_inode *inode);
+struct wtg_stream *wtg_inode_named_stream(const struct wtg_inode *inode, const char *name);
+
+/* The path of @inode's first name from the root ("" for the root). */
+int wtg_tree_path(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,
+		  size_t size);
+
+/* Reads stream data; short only at the stream's end.  Returns bytes or -errno. */
+long wtg_tree_read(const struct wtg_tree *tree, const struct wtg_stream *stream, void *buf,
+		   size_t size, uint64_t off);
+
+/*
+ * The POSIX symlink target of a symlink or junction: a path relative to the
+ * link's directory that stays inside the tree, each component spelled as the
+ * tree spells it when it exists.  Returns the length written (NUL
+ * terminated) or -errno (-EINVAL: not a link or bad reparse data).
+ */
+long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,
+		       size_t size);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * wtgfs mount IMAGE[:INDEX|:NAME] MNT: a read-only mount of a bare image.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "wtgfs/fuse_mount.h"
+#include "wtgfs/log.h"
+#include "wtgfs/source.h"
+#include "wtgfs/tree.h"
+
+static const char usage[] =
+	"usage: wtgfs mount IMAGE[:INDEX|:NAME] MNT [-f] [-d] [-o OPTION[,OPTION...]]\n"
+	"\n"
+	"Mounts one image of a WIM or ESD file read-only at MNT as a live NTFS\n"
+	"tree: hard links, case-insensitive names, and NTFS metadata as ntfs-3g's\n"
+	"extended attributes (system.ntfs_acl, system.ntfs_attrib, ...; named\n"
+	"streams as user.NAME).\n"
+	"\n"
+	"  -f              stay in the foreground\n"
+	"  -d              debug: log every FUSE request (implies -f)\n"
+	"  -o allow_other  let other users see the mount\n"
+	"  -o cache=SIZE   decompressed-chunk cache (default 1G; K, M, G suffixes)\n"
+	"  -o threads=N    FUSE worker threads (default: up to 10)\n"
+	"\n"
+	"Unmount with 'wtgfs umount MNT'.\n";
+
+static int parse_options(char *list, struct wtg_mount_options *mo, struct wtg_source_options *so)
+{
+	for (char *opt = strtok(list, ","); opt; opt = strtok(NULL, ",")) {
+		uint64_t v;
+		if (!strcmp(opt, "allow_other")) {
+			mo->allow_other = true;
+		} else if (!strcmp(opt, "ro")) {
+			/* a bare image is always read-only */
+		} else if (!strncmp(opt, "cache=", 6)) {
+			if (!cli_parse_size(opt + 6, &v) || v < (1u << 20))
+				return cli_usage_error(usage, "bad cache size '%s' (at least 1M)",
+						       opt + 6);
+			so->cache_bytes = (size_t)v;
+		} else if (!strncmp(opt, "threads=", 8)) {
+			if (!cli_parse_size(opt + 8, &v) || v < 1 || v > 256)
+				return cli_usage_error(usage, "bad thread count '%s' (1-256)",
+						       opt + 8);
+			mo->threads = (unsigned)v;
+		} else {
+			return cli_usage_error(usage, "unknown mount option '%s'", opt);
+		}
+	}
+	return 0;
+}
+
+static int check_mountpoint(const char *mnt, char *canon)
+{
+	struct stat st;
+	char fstype[64];
+
+	if (stat(mnt, &st) < 0) {
+		wtg_error("cannot mount on '%s': %s", mnt,
+			  errno == ENOENT ? "no such directory (create it first)" : strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		wtg_error("cannot mount on '%s': not a directory", mnt);
+		return -1;
+	}
+	if (!realpath(mnt, canon)) {
+		wtg_error("cannot mount on '%s': %s", mnt, strerror(errno));
+		return -1;
+	}
+	if (cli_find_mount(canon, fstype, sizeof(fstype))) {
+		wtg_error("cannot mount on '%s': already a mount point (%s); unmount it first", mnt,
+			  fstype);
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	struct wtg_mount_options mo = {0};
+	struct wtg_source_options so = {0};
+	const char *pos[2];
+	int npos = 0, ret;
+	char canon[PATH_MAX];
+	struct wtg_tree tree;
+
+	if (cli_wants_help(argc, argv, usage))
+		return 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-f")) {
+			mo.foreground = true;
+		} else if (!strcmp(argv[i], "-d")) {
+			mo.debug = mo.foreground = true;
+		} else if (!strcmp(argv[i], "-o")) {
+			if (++i == argc)
+				return cli_usage_error(usage, "-o needs an option list");
+			if ((ret = parse_options(argv[i], &mo, &so)))
+				return ret;
+		} else if (!strncmp(argv[i], "-o", 2)) {
+			if ((ret = parse_options(argv[i] + 2, &mo, &so)))
+				return ret;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return cli_usage_error(usage, "unknown option '%s'", argv[i]);
+		} else if (npos == 2) {
+			return cli_usage_error(usage, "too many arguments");
+		} else {
+			pos[npos++] = argv[i];
+		}
+	}
+	if (npos < 2)
+		return cli_usage_error(usage, "IMAGE and MNT are needed");
+	if (mo.debug)
+		wtg_log_set_verbose(true);
+	if (check_mountpoint(pos[1], canon) < 0)
+		return EXIT_ERROR;
+	if (wtg_tree_open_image(pos[0], &so, &tree) < 0)
+		return EXIT_ERROR;
+	mo.mountpoint = canon;
+	mo.fsname = tree.source->path;
+	ret = wtg_fuse_run(&tree, &mo);
+	wtg_tree_release(&tree);
+	return ret < 0 ? EXIT_ERROR : 0;
+}

@@ -1,0 +1,59 @@
+/*
+ * wtgfs umount MNT.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "wtgfs/log.h"
+
+static const char usage[] = "usage: wtgfs umount MNT\n"
+			    "\n"
+			    "Unmounts a wtgfs mount.  The daemon serving it exits.\n";
+
+int cmd_umount(int argc, char **argv)
+{
+	char canon[PATH_MAX], fstype[64] = "";
+
+	if (cli_wants_help(argc, argv, usage))
+		return 0;
+	if (argc != 2 || argv[1][0] == '-')
+		return cli_usage_error(usage, "one MNT is needed");
+	if (!realpath(argv[1], canon)) {
+		wtg_error("cannot unmount '%s': %s", argv[1], strerror(errno));
+		return EXIT_ERROR;
+	}
+	if (!cli_find_mount(canon, fstype, sizeof(fstype)) || strcmp(fstype, "fuse.wtgfs")) {
+		wtg_error("cannot unmount '%s': not a wtgfs mount", argv[1]);
+		return EXIT_ERROR;
+	}
+	if (umount2(canon, 0) == 0)
+		return 0;
+	if (errno == EBUSY) {
+		wtg_error("cannot unmount '%s': busy (a process has a file or directory open in it)",
+			  argv[1]);
+		return EXIT_ERROR;
+	}
+	if (errno != EPERM) {
+		wtg_error("cannot unmount '%s': %s", argv[1], strerror(errno));
+		return EXIT_ERROR;
+	}
+	/* Not root: the setuid helper may unmount what this user mounted. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "--", canon, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		wtg_error("cannot unmount '%s': fusermount3 failed", argv[1]);
+		return EXIT_ERROR;
+	}
+	return 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * Hashes through OpenSSL's libcrypto (EVP interface).
+ */
+#include <openssl/evp.h>
+
+#include "wtgfs/hash.h"
+
+struct wtg_sha1 *wtg_sha1_new(void)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return (struct wtg_sha1 *)ctx;
+}
+
+void wtg_sha1_update(struct wtg_sha1 *ctx, const void *data, size_t len)
+{
+	EVP_DigestUpdate((EVP_MD_CTX *)ctx, data, len);
+}
+
+void wtg_sha1_final(struct wtg_sha1 *ctx, uint8_t out[WTG_SHA1_LEN])
+{
+	unsigned n = WTG_SHA1_LEN;
+
+	EVP_DigestFinal_ex((EVP_MD_CTX *)ctx, out, &n);
+	EVP_MD_CTX_free((EVP_MD_CTX *)ctx);
+}
+
+void wtg_sha1_free(struct wtg_sha1 *ctx)
+{
+	EVP_MD_CTX_free((EVP_MD_CTX *)ctx);
+}
+
+void wtg_hex(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}

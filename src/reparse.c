@@ -1,0 +1,76 @@
+/*
+ * Symlink and junction reparse buffers.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "wtgfs/names.h"
+#include "wtgfs/ntfs.h"
+#include "wtgfs/reparse.h"
+
+static uint16_t get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Drops "\??\C:", "\\?\C:", "\??\UNC\" or "\??\Volume{...}" so what is left
+ * is a path from the root of the volume. */
+static const char *strip_prefix(const char *p)
+{
+	if ((!strncmp(p, "\\??\\", 4) || !strncmp(p, "\\\\?\\", 4)))
+		p += 4;
+	if (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) && p[1] == ':')
+		return p + 2;
+	if (!strncmp(p, "UNC\\", 4))
+		return p + 3;
+	if (!strncmp(p, "Volume{", 7)) {
+		const char *slash = strchr(p, '\\');
+		return slash ? slash : "";
+	}
+	return p;
+}
+
+int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char *path,
+			    size_t size)
+{
+	char tmp[4096];
+	size_t hdr = 8 + 8;
+
+	if (len < hdr)
+		return -EINVAL;
+	uint32_t tag = get_le32(buf);
+	size_t data_len = get_le16(buf + 4);
+	if (data_len > len - 8)
+		return -EINVAL;
+	bool is_symlink = tag == NTFS_REPARSE_TAG_SYMLINK;
+	if (!is_symlink && tag != NTFS_REPARSE_TAG_MOUNT_POINT)
+		return -EINVAL;
+	if (is_symlink)
+		hdr += 4;
+	if (data_len + 8 < hdr)
+		return -EINVAL;
+	const uint8_t *names = buf + hdr;
+	size_t names_len = data_len + 8 - hdr;
+	size_t off = get_le16(buf + 8), nlen = get_le16(buf + 10);
+	if (off > names_len || nlen > names_len - off || (nlen & 1))
+		return -EINVAL;
+	*relative = is_symlink && (get_le32(buf + 16) & NTFS_SYMLINK_FLAG_RELATIVE);
+
+	long n = wtg_utf16le_to_utf8(names + off, nlen / 2, tmp, sizeof(tmp));
+	if (n < 0)
+		return (int)n;
+	if (memchr(tmp, '\0', (size_t)n))
+		return -EINVAL;
+	const char *p = *relative ? tmp : strip_prefix(tmp);
+	size_t plen = strlen(p);
+	if (plen + 1 > size)
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i <= plen; i++)
+		path[i] = p[i] == '\\' ? '/' : p[i];
+	return 0;
+}

@@ -1,0 +1,779 @@
+/*
+ * The WIM source: image metadata through wimlib (the only reader of
+ * wimlib.h besides the chunk reader in wim_resource.c), file data through
+ * our own random-access reader, and SHA-1 checks of streams read to their
+ * end.
+ *
+ * wimlib is used only while loading: wimlib_iterate_dir_tree() fills the
+ * tree, then the WIMStruct is freed (it is not thread-safe, and nothing
+ * later needs it).  Data reads go straight to the file with pread().
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <wimlib.h>
+
+#include "wtgfs/chunk_cache.h"
+#include "wtgfs/hash.h"
+#include "wtgfs/log.h"
+#include "wtgfs/names.h"
+#include "wtgfs/ntfs.h"
+#include "wtgfs/source.h"
+#include "wtgfs/tree.h"
+#include "wtgfs/wim.h"
+#include "wtgfs/wim_resource.h"
+
+#define DEFAULT_CACHE_BYTES (1024u << 20)
+#define MAX_REPARSE_DATA 16384
+/* A read that skips at most this much of a blob still gets it checked: the
+ * skipped bytes are read (from the chunk cache, usually) and hashed. */
+#define HASH_GAP_MAX (1u << 20)
+
+enum { BLOB_UNCHECKED, BLOB_GOOD, BLOB_BAD };
+
+struct wtg_blob {
+	struct wim_resource *res;
+	uint64_t offset; /* in the uncompressed resource */
+	uint64_t size;
+	uint8_t sha1[WTG_SHA1_LEN];
+	bool missing;
+	char *first_path; /* for messages */
+	struct wtg_blob *next;
+
+	pthread_mutex_t lock;
+	int state;
+	uint64_t hashed_to;
+	struct wtg_sha1 *ctx;
+};
+
+struct resource_node {
+	struct wim_resource res;
+	struct resource_node *next;
+};
+
+struct wim_source {
+	struct wtg_source base;
+	struct wim_file file;
+	int image;
+	int ctype;
+	uint32_t chunk_size;
+
+	struct wtg_blob **blobs; /* hash on SHA-1 */
+	size_t nblob_buckets;
+	struct resource_node **resources; /* hash on file offset */
+	size_t nres_buckets;
+
+	/* while loading */
+	WIMStruct *wim;
+	struct wtg_tree *tree;
+	struct wtg_inode **dirstack;
+	size_t dirstack_cap;
+	struct link_group **groups;
+	size_t ngroup_buckets;
+	int load_err;
+	uint64_t skipped;
+};
+
+struct link_group {
+	uint64_t id;
+	struct wtg_inode *inode;
+	struct link_group *next;
+};
+
+static const char *ctype_name(int ctype)
+{
+	switch (ctype) {
+	case WIMLIB_COMPRESSION_TYPE_NONE:
+		return "none";
+	case WIMLIB_COMPRESSION_TYPE_XPRESS:
+		return "XPRESS";
+	case WIMLIB_COMPRESSION_TYPE_LZX:
+		return "LZX";
+	case WIMLIB_COMPRESSION_TYPE_LZMS:
+		return "LZMS";
+	}
+	return "unknown";
+}
+
+/* wimlib's error codes as -errno, with the message said once here. */
+static int wimlib_failure(const char *path, const char *doing, int code)
+{
+	const char *hint = "";
+
+	switch (code) {
+	case WIMLIB_ERR_NOT_A_WIM_FILE:
+	case WIMLIB_ERR_UNKNOWN_VERSION:
+		hint = " (try 'wtgfs info')";
+		break;
+	case WIMLIB_ERR_UNEXPECTED_END_OF_FILE:
+		hint = " (the file is truncated)";
+		break;
+	case WIMLIB_ERR_OPEN:
+	case WIMLIB_ERR_STAT:
+		wtg_error("cannot open '%s': %s", path, strerror(errno ? errno : ENOENT));
+		return -(errno ? errno : ENOENT);
+	}
+	wtg_error("cannot %s '%s': %s%s", doing, path, wimlib_get_error_string(code), hint);
+	switch (code) {
+	case WIMLIB_ERR_NOMEM:
+		return -ENOMEM;
+	case WIMLIB_ERR_NOT_A_WIM_FILE:
+	case WIMLIB_ERR_UNKNOWN_VERSION:
+	case WIMLIB_ERR_INVALID_PARAM:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+static bool wimlib_ready;
+
+static void wimlib_setup(void)
+{
+	if (!wimlib_ready) {
+		wimlib_global_init(0);
+		wimlib_set_print_errors(false);
+		wimlib_ready = true;
+	}
+}
+
+/* Opens @path with wimlib and refuses what we cannot read at random. */
+static int open_wim(const char *path, WIMStruct **wim_ret, struct wimlib_wim_info *info)
+{
+	WIMStruct *wim;
+	int code;
+
+	wimlib_setup();
+	errno = 0;
+	code = wimlib_open_wim(path, 0, &wim);
+	if (code)
+		return wimlib_failure(path, "open", code);
+	wimlib_get_wim_info(wim, info);
+	*wim_ret = wim;
+	return 0;
+}
+
+static int check_random_access(const char *path, const struct wimlib_wim_info *info)
+{
+	if (info->total_parts > 1) {
+		wtg_error("cannot mount '%s': part %u of a split WIM of %u parts (join them first "
+			  "with 'wimjoin')",
+			  path, info->part_number, info->total_parts);
+		return -EOPNOTSUPP;
+	}
+	if (info->pipable) {
+		wtg_error("cannot mount '%s': a pipable WIM has no random access (convert it with "
+			  "'wimexport %s all NEW.wim')",
+			  path, path);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+static int resolve_image(const char *path, WIMStruct *wim, const struct wimlib_wim_info *info,
+			 const char *sel)
+{
+	if (!sel || !*sel) {
+		if (info->image_count == 1)
+			return 1;
+		if (info->image_count == 0) {
+			wtg_error("'%s' holds no image", path);
+			return -ENOENT;
+		}
+		if (info->boot_index)
+			return (int)info->boot_index;
+		wtg_error("'%s' holds %u images: choose one with '%s:INDEX' (see 'wtgfs info %s')",
+			  path, info->image_count, path, path);
+		return -EINVAL;
+	}
+	int image = wimlib_resolve_image(wim, sel);
+	if (image < 1 || image > (int)info->image_count) {
+		wtg_error("'%s' has no image '%s' (it holds %u; see 'wtgfs info %s')", path, sel,
+			  info->image_count, path);
+		return -ENOENT;
+	}
+	return image;
+}
+
+/* ---- 'wtgfs info' ---- */
+
+static uint64_t image_number(WIMStruct *wim, int image, const char *prop)
+{
+	const char *v = wimlib_get_image_property(wim, image, prop);
+	return v ? strtoull(v, NULL, 10) : 0;
+}
+
+struct solid_scan {
+	bool solid;
+};
+
+static int note_solid(const struct wimlib_resource_entry *re, void *arg)
+{
+	if (re->packed)
+		((struct solid_scan *)arg)->solid = true;
+	return 0;
+}
+
+int wtg_wim_read_info(const char *path, struct wtg_wim_info *info)
+{
+	struct wimlib_wim_info wi;
+	WIMStruct *wim;
+	struct stat st;
+	struct solid_scan scan = {false};
+	int ret = open_wim(path, &wim, &wi);
+
+	if (ret < 0)
+		return ret;
+	memset(info, 0, sizeof(*info));
+	wtg_hex(wi.guid, WIMLIB_GUID_LEN, info->guid);
+	info->image_count = (int)wi.image_count;
+	info->boot_index = (int)wi.boot_index;
+	info->chunk_size = wi.chunk_size;
+	info->compression = ctype_name(wi.compression_type);
+	info->part_number = wi.part_number;
+	info->total_parts = wi.total_parts;
+	info->pipable = wi.pipable;
+	info->file_size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+	wimlib_iterate_lookup_table(wim, 0, note_solid, &scan);
+	info->images = calloc(wi.image_count + 1, sizeof(*info->images));
+	if (!info->images) {
+		wimlib_free(wim);
+		return -ENOMEM;
+	}
+	for (int i = 1; i <= (int)wi.image_count; i++) {
+		struct wtg_wim_image_info *im = &info->images[i - 1];
+		const char *name = wimlib_get_image_name(wim, i);
+		const char *desc = wimlib_get_image_description(wim, i);
+		im->index = i;
+		im->name = strdup(name ? name : "");
+		im->description = desc ? strdup(desc) : NULL;
+		im->files = image_number(wim, i, "FILECOUNT");
+		im->directories = image_number(wim, i, "DIRCOUNT");
+		im->total_bytes = image_number(wim, i, "TOTALBYTES");
+		im->compression = scan.solid ? "LZMS" : info->compression;
+		im->solid = scan.solid;
+	}
+	wimlib_free(wim);
+	return 0;
+}
+
+void wtg_wim_info_release(struct wtg_wim_info *info)
+{
+	for (int i = 0; info->images && i < info->image_count; i++) {
+		free(info->images[i].name);
+		free(info->images[i].description);
+	}
+	free(info->images);
+	info->images = NULL;
+}
+
+/* ---- blobs and resources ---- */
+
+static struct wim_resource *get_resource(struct wim_source *ws,
+					 const struct wimlib_resource_entry *re)
+{
+	uint64_t off = re->packed ? re->raw_resource_offset_in_wim : re->offset;
+	size_t b = (size_t)(off * 0x9E3779B97F4A7C15ull >> 40) & (ws->nres_buckets - 1);
+	struct resource_node *n;
+
+	for (n = ws->resources[b]; n; n = n->next)
+		if (n->res.offset == off)
+			return &n->res;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	wim_resource_init(&n->res);
+	n->res.offset = off;
+	if (re->packed) {
+		n->res.solid = true;
+		n->res.stored_size = re->raw_resource_compressed_size;
+		n->res.size = re->raw_resource_uncompressed_size;
+	} else {
+		n->res.compressed = re->is_compressed;
+		n->res.stored_size = re->compressed_size;
+		n->res.size = re->uncompressed_size;
+	}
+	n->res.ctype = ws->ctype;
+	n->res.chunk_size = ws->chunk_size;
+	n->next = ws->resources[b];
+	ws->resources[b] = n;
+	return &n->res;
+}
+
+static struct wtg_blob *get_blob(struct wim_source *ws, const struct wimlib_resource_entry *re,
+				 const char *path)
+{
+	size_t b;
+	struct wtg_blob *blob;
+
+	memcpy(&b, re->sha1_hash, sizeof(b));
+	b &= ws->nblob_buckets - 1;
+	for (blob = ws->blobs[b]; blob; blob = blob->next)
+		if (!memcmp(blob->sha1, re->sha1_hash, WTG_SHA1_LEN))
+			return blob;
+	blob = calloc(1, sizeof(*blob));
+	if (!blob || !(blob->first_path = strdup(path))) {
+		free(blob);
+		return NULL;
+	}
+	memcpy(blob->sha1, re->sha1_hash, WTG_SHA1_LEN);
+	blob->size = re->uncompressed_size;
+	blob->missing = re->is_missing;
+	if (!blob->missing) {
+		blob->res = get_resource(ws, re);
+		if (!blob->res) {
+			free(blob->first_path);
+			free(blob);
+			return NULL;
+		}
+		blob->offset = re->packed ? re->offset : 0;
+		if (blob->offset > blob->res->size || blob->size > blob->res->size - blob->offset ||
+		    blob->res->offset > ws->file.size ||
+		    blob->res->stored_size > ws->file.size - blob->res->offset)
+			blob->missing = true;
+	}
+	pthread_mutex_init(&blob->lock, NULL);
+	blob->next = ws->blobs[b];
+	ws->blobs[b] = blob;
+	return blob;
+}
+
+static void blob_mark_bad(struct wtg_blob *blob, const char *why)
+{
+	pthread_mutex_lock(&blob->lock);
+	if (blob->state != BLOB_BAD) {
+		blob->state = BLOB_BAD;
+		if (why)
+			wtg_error("'%s': %s", blob->first_path, why);
+		wtg_sha1_free(blob->ctx);
+		blob->ctx = NULL;
+	}
+	pthread_mutex_unlock(&blob->lock);
+}
+
+static int read_blob(struct wim_source *ws, struct wtg_blob *blob, void *buf, size_t size,
+		     uint64_t off)
+{
+	int ret;
+
+	if (blob->missing) {
+		blob_mark_bad(blob, "data not found in the WIM (missing resource or truncated file)");
+		return -EIO;
+	}
+	if (blob->state == BLOB_BAD)
+		return -EIO;
+	ret = wim_resource_read(&ws->file, blob->res, buf, size, blob->offset + off,
+				blob->first_path);
+	if (ret == -EIO)
+		blob_mark_bad(blob, NULL);
+	return ret;
+}
+
+/* Feeds the bytes of [off, off + size) that extend the hashed prefix; once
+ * the whole blob is hashed, compares with its SHA-1.  Returns -EIO when the
+ * data does not match. */
+static int check_blob(struct wim_source *ws, struct wtg_blob *blob, const uint8_t *buf,
+		      size_t size, uint64_t off)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&blob->lock);
+	if (blob->state != BLOB_UNCHECKED)
+		goto out;
+	if (off > blob->hashed_to && off - blob->hashed_to <= HASH_GAP_MAX) {
+		uint8_t gap[65536];
+		while (blob->hashed_to < off) {
+			size_t n = off - blob->hashed_to < sizeof(gap) ? off - blob->hashed_to
+								       : sizeof(gap);
+			if (wim_resource_read(&ws->file, blob->res, gap, n,
+					      blob->offset + blob->hashed_to, blob->first_path) < 0)
+				goto out;
+			if (!blob->ctx && !(blob->ctx = wtg_sha1_new()))
+				goto out;
+			wtg_sha1_update(blob->ctx, gap, n);
+			blob->hashed_to += n;
+		}
+	}
+	if (off <= blob->hashed_to && off + size > blob->hashed_to) {
+		if (!blob->ctx && !(blob->ctx = wtg_sha1_new()))
+			goto out;
+		wtg_sha1_update(blob->ctx, buf + (blob->hashed_to - off),
+				(size_t)(off + size - blob->hashed_to));
+		blob->hashed_to = off + size;
+	}
+	if (blob->hashed_to == blob->size) {
+		uint8_t got[WTG_SHA1_LEN];
+		wtg_sha1_final(blob->ctx, got);
+		blob->ctx = NULL;
+		if (memcmp(got, blob->sha1, WTG_SHA1_LEN)) {
+			char want_hex[41], got_hex[41];
+			wtg_hex(blob->sha1, WTG_SHA1_LEN, want_hex);
+			wtg_hex(got, WTG_SHA1_LEN, got_hex);
+			wtg_error("'%s': data does not match its SHA-1 (%s, read %s): the WIM is "
+				  "corrupt",
+				  blob->first_path, want_hex, got_hex);
+			blob->state = BLOB_BAD;
+			ret = -EIO;
+		} else {
+			blob->state = BLOB_GOOD;
+		}
+	}
+out:
+	pthread_mutex_unlock(&blob->lock);
+	return ret;
+}
+
+static int wim_read(struct wtg_source *src, struct wtg_blob *blob, void *buf, size_t size,
+		    uint64_t off)
+{
+	struct wim_source *ws = (struct wim_source *)src;
+	int ret = read_blob(ws, blob, buf, size, off);
+
+	if (ret < 0)
+		return ret;
+	if (blob->state == BLOB_UNCHECKED)
+		ret = check_blob(ws, blob, buf, size, off);
+	return ret;
+}
+
+/* ---- loading the tree ---- */
+
+static int64_t wim_time(const struct wimlib_timespec *ts, int32_t high)
+{
+	int64_t sec = (int64_t)((uint64_t)(uint32_t)high << 32 | (uint32_t)ts->tv_sec);
+
+	if (sizeof(ts->tv_sec) >= 8)
+		sec = (int64_t)ts->tv_sec;
+	return ntfs_time_from_unix(sec, (uint32_t)ts->tv_nsec);
+}
+
+static struct link_group **group_slot(struct wim_source *ws, uint64_t id)
+{
+	size_t b = (size_t)(id * 0x9E3779B97F4A7C15ull >> 32) & (ws->ngroup_buckets - 1);
+	struct link_group **p = &ws->groups[b];
+
+	while (*p && (*p)->id != id)
+		p = &(*p)->next;
+	return p;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Rebuilds the full reparse buffer: WIMs store it without its 8-byte
+ * header; for non-Microsoft tags the data starts with a GUID that the
+ * header's length does not count. */
+static int load_reparse(struct wim_source *ws, struct wtg_inode *inode,
+			const struct wimlib_dir_entry *de)
+{
+	const struct wimlib_resource_entry *re = &de->streams[0].resource;
+	uint64_t size = re->uncompressed_size;
+	size_t guid = (de->reparse_tag & 0x80000000u) ? 0 : 16;
+
+	if (size > MAX_REPARSE_DATA || size < guid) {
+		wtg_warning("'%s': reparse data of %" PRIu64 " bytes ignored", de->full_path, size);
+		return 0;
+	}
+	uint8_t *buf = calloc(1, 8 + (size_t)size);
+	if (!buf)
+		return -ENOMEM;
+	uint32_t tag = htole32(de->reparse_tag);
+	uint16_t len = htole16((uint16_t)(size - guid));
+	memcpy(buf, &tag, 4);
+	memcpy(buf + 4, &len, 2);
+	if (size) {
+		struct wtg_blob *blob = get_blob(ws, re, de->full_path);
+		if (!blob) {
+			free(buf);
+			return -ENOMEM;
+		}
+		if (read_blob(ws, blob, buf + 8, (size_t)size, 0) < 0 ||
+		    check_blob(ws, blob, buf + 8, (size_t)size, 0) < 0) {
+			wtg_warning("'%s': unreadable reparse data ignored", de->full_path);
+			free(buf);
+			return 0;
+		}
+	}
+	inode->reparse = buf;
+	inode->reparse_len = 8 + (uint32_t)size;
+	inode->reparse_tag = de->reparse_tag;
+	return 0;
+}
+
+static int fill_inode(struct wim_source *ws, struct wtg_inode *inode,
+		      const struct wimlib_dir_entry *de)
+{
+	int ret;
+
+	inode->attributes = de->attributes;
+	inode->crtime = wim_time(&de->creation_time, de->creation_time_high);
+	inode->mtime = wim_time(&de->last_write_time, de->last_write_time_high);
+	inode->atime = wim_time(&de->last_access_time, de->last_access_time_high);
+	inode->ctime = inode->mtime; /* WIMs keep no change time */
+	if (de->security_descriptor) {
+		inode->sd = wtg_tree_intern_sd(ws->tree, de->security_descriptor,
+					       de->security_descriptor_size);
+		if (inode->sd == WTG_NO_SD)
+			return -ENOMEM;
+	}
+	const struct wimlib_object_id *oid = &de->object_id;
+	if (!all_zero(oid->object_id, sizeof(oid->object_id))) {
+		/* The extended part (birth ids, domain id) only when present. */
+		size_t len = all_zero((const uint8_t *)oid + 16, sizeof(*oid) - 16) ? 16
+										   : sizeof(*oid);
+		inode->object_id = malloc(len);
+		if (!inode->object_id)
+			return -ENOMEM;
+		memcpy(inode->object_id, oid, len);
+		inode->object_id_len = (uint32_t)len;
+	}
+	for (uint32_t i = 0; i <= de->num_named_streams; i++) {
+		const struct wimlib_stream_entry *s = &de->streams[i];
+		if (i == 0 && (de->attributes & WIMLIB_FILE_ATTRIBUTE_REPARSE_POINT)) {
+			ret = load_reparse(ws, inode, de);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		if (i == 0 && inode->dir)
+			continue;
+		struct wtg_blob *blob = NULL;
+		if (s->resource.uncompressed_size) {
+			blob = get_blob(ws, &s->resource, de->full_path);
+			if (!blob)
+				return -ENOMEM;
+		}
+		if (i > 0 && (!s->stream_name || !*s->stream_name))
+			continue;
+		if (!wtg_inode_add_stream(inode, i ? s->stream_name : NULL,
+					  s->resource.uncompressed_size, blob))
+			return -ENOMEM;
+	}
+	if (!wtg_inode_data(inode) && !inode->dir && !(inode->attributes & NTFS_ATTR_REPARSE_POINT))
+		if (!wtg_inode_add_stream(inode, NULL, 0, NULL))
+			return -ENOMEM;
+	return 0;
+}
+
+static int add_dentry(const struct wimlib_dir_entry *de, void *arg)
+{
+	struct wim_source *ws = arg;
+	bool is_dir = de->attributes & WIMLIB_FILE_ATTRIBUTE_DIRECTORY;
+	struct wtg_inode *inode = NULL, *parent;
+	struct link_group **slot = NULL;
+	size_t depth = de->depth;
+	int ret;
+
+	if (depth >= ws->dirstack_cap) {
+		size_t cap = ws->dirstack_cap * 2 + 64;
+		struct wtg_inode **v = realloc(ws->dirstack, cap * sizeof(*v));
+		if (!v)
+			return ws->load_err = -ENOMEM, 1;
+		ws->dirstack = v;
+		ws->dirstack_cap = cap;
+	}
+	if (depth == 0) {
+		inode = wtg_tree_new_inode(ws->tree, true);
+		if (!inode || (ret = fill_inode(ws, inode, de)) < 0)
+			return ws->load_err = -ENOMEM, 1;
+		inode->parent = inode;
+		ws->dirstack[0] = inode;
+		return 0;
+	}
+	parent = ws->dirstack[depth - 1];
+	ws->dirstack[depth] = NULL;
+	if (!parent)
+		return 0; /* inside a directory we could not show */
+
+	const char *name = de->filename ? de->filename : "";
+	if (!wtg_name_posix_ok(name, strlen(name))) {
+		wtg_warning("'%s': name cannot appear on Linux (contains '/' or is '.' or '..'); "
+			    "not shown",
+			    de->full_path);
+		ws->skipped++;
+		return 0;
+	}
+
+	/* Directories are never merged by link group: that is what keeps the
+	 * tree a tree whatever the image claims. */
+	if (!is_dir && de->num_links > 1 && de->hard_link_group_id) {
+		slot = group_slot(ws, de->hard_link_group_id);
+		if (*slot)
+			inode = (*slot)->inode;
+	}
+	bool fresh = !inode;
+	if (fresh) {
+		inode = wtg_tree_new_inode(ws->tree, is_dir);
+		if (!inode || fill_inode(ws, inode, de) < 0)
+			return ws->load_err = -ENOMEM, 1;
+		if (slot) {
+			struct link_group *g = calloc(1, sizeof(*g));
+			if (!g)
+				return ws->load_err = -ENOMEM, 1;
+			g->id = de->hard_link_group_id;
+			g->inode = inode;
+			*slot = g;
+		}
+	}
+	ret = wtg_tree_link(ws->tree, parent, name, strlen(name), inode);
+	if (ret == -EEXIST) {
+		wtg_warning("'%s': a second file of the same name in one directory; not shown",
+			    de->full_path);
+		ws->skipped++;
+		return 0;
+	} else if (ret < 0) {
+		return ws->load_err = ret, 1;
+	}
+	if (de->dos_name && *de->dos_name && !inode->dos_name &&
+	    !(inode->dos_name = strdup(de->dos_name)))
+		return ws->load_err = -ENOMEM, 1;
+	if (is_dir)
+		ws->dirstack[depth] = inode;
+	if (fresh && inode->streams && !inode->dir && inode->streams[0].name == NULL)
+		ws->tree->data_bytes += inode->streams[0].size;
+	return 0;
+}
+
+static int wim_load(struct wtg_source *src, struct wtg_tree *tree)
+{
+	struct wim_source *ws = (struct wim_source *)src;
+	int code;
+
+	ws->tree = tree;
+	ws->ngroup_buckets = 4096;
+	ws->groups = calloc(ws->ngroup_buckets, sizeof(*ws->groups));
+	if (!ws->groups)
+		return -ENOMEM;
+	code = wimlib_iterate_dir_tree(ws->wim, ws->image, "",
+				       WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE, add_dentry, ws);
+	for (size_t i = 0; i < ws->ngroup_buckets; i++) {
+		struct link_group *g = ws->groups[i], *next;
+		for (; g; g = next) {
+			next = g->next;
+			free(g);
+		}
+	}
+	free(ws->groups);
+	ws->groups = NULL;
+	free(ws->dirstack);
+	ws->dirstack = NULL;
+	wimlib_free(ws->wim);
+	ws->wim = NULL;
+	if (ws->load_err)
+		return ws->load_err;
+	if (code)
+		return wimlib_failure(ws->base.path, "read the image in", code);
+	if (!wtg_tree_inode(tree, WTG_ROOT_INO)) {
+		wtg_error("'%s': image %d has no root directory", ws->base.path, ws->image);
+		return -EIO;
+	}
+	if (ws->skipped)
+		wtg_warning("'%s': %" PRIu64 " names could not be shown", ws->base.path,
+			    ws->skipped);
+	return 0;
+}
+
+static void wim_free(struct wtg_source *src)
+{
+	struct wim_source *ws = (struct wim_source *)src;
+
+	if (ws->wim)
+		wimlib_free(ws->wim);
+	for (size_t i = 0; ws->blobs && i < ws->nblob_buckets; i++) {
+		struct wtg_blob *b = ws->blobs[i], *next;
+		for (; b; b = next) {
+			next = b->next;
+			wtg_sha1_free(b->ctx);
+			pthread_mutex_destroy(&b->lock);
+			free(b->first_path);
+			free(b);
+		}
+	}
+	free(ws->blobs);
+	for (size_t i = 0; ws->resources && i < ws->nres_buckets; i++) {
+		struct resource_node *r = ws->resources[i], *next;
+		for (; r; r = next) {
+			next = r->next;
+			wim_resource_release(&r->res);
+			free(r);
+		}
+	}
+	free(ws->resources);
+	wtg_chunk_cache_free(ws->file.cache);
+	if (ws->file.fd >= 0)
+		close(ws->file.fd);
+	free(ws->base.path);
+	free(ws);
+}
+
+static const struct wtg_source_ops wim_source_ops = {
+	.name = "wim",
+	.load = wim_load,
+	.read = wim_read,
+	.free = wim_free,
+};
+
+int wtg_wim_source_open(const char *path, const char *image_sel,
+			const struct wtg_source_options *opt, struct wtg_source **src_ret)
+{
+	struct wimlib_wim_info info;
+	struct wim_source *ws = calloc(1, sizeof(*ws));
+	struct stat st;
+	int ret;
+
+	if (!ws)
+		return -ENOMEM;
+	ws->base.ops = &wim_source_ops;
+	ws->file.fd = -1;
+	ws->base.path = strdup(path);
+	if (!ws->base.path) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ws->file.path = ws->base.path;
+	ret = open_wim(path, &ws->wim, &info);
+	if (ret < 0)
+		goto fail;
+	ret = check_random_access(path, &info);
+	if (ret < 0)
+		goto fail;
+	ret = resolve_image(path, ws->wim, &info, image_sel);
+	if (ret < 0)
+		goto fail;
+	ws->image = ret;
+	ws->ctype = info.compression_type;
+	ws->chunk_size = info.chunk_size;
+
+	ws->file.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (ws->file.fd < 0 || fstat(ws->file.fd, &st) < 0) {
+		ret = -errno;
+		wtg_error("cannot open '%s': %s", path, strerror(errno));
+		goto fail;
+	}
+	ws->file.size = (uint64_t)st.st_size;
+	ws->file.cache = wtg_chunk_cache_new(opt && opt->cache_bytes ? opt->cache_bytes
+								     : DEFAULT_CACHE_BYTES);
+	ws->nblob_buckets = 1 << 16;
+	ws->blobs = calloc(ws->nblob_buckets, sizeof(*ws->blobs));
+	ws->nres_buckets = 1 << 12;
+	ws->resources = calloc(ws->nres_buckets, sizeof(*ws->resources));
+	if (!ws->file.cache || !ws->blobs || !ws->resources) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	*src_ret = &ws->base;
+	return 0;
+fail:
+	wim_free(&ws->base);
+	return ret;
+}

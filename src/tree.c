@@ -1,0 +1,450 @@
+/*
+ * The tree: inodes, per-directory hash tables of names folded for
+ * case-insensitive lookup, interned security descriptors, and the POSIX
+ * view of symlinks and junctions.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtgfs/names.h"
+#include "wtgfs/ntfs.h"
+#include "wtgfs/reparse.h"
+#include "wtgfs/source.h"
+#include "wtgfs/tree.h"
+
+void wtg_tree_init(struct wtg_tree *tree, struct wtg_source *source)
+{
+	memset(tree, 0, sizeof(*tree));
+	tree->source = source;
+}
+
+static void dir_free(struct wtg_dir *dir)
+{
+	if (!dir)
+		return;
+	for (uint32_t i = 0; i < dir->count; i++) {
+		free(dir->entries[i]->name);
+		free(dir->entries[i]);
+	}
+	free(dir->entries);
+	free(dir->buckets);
+	free(dir);
+}
+
+static void inode_free(struct wtg_inode *inode)
+{
+	dir_free(inode->dir);
+	for (uint32_t i = 0; i < inode->nstreams; i++)
+		free(inode->streams[i].name);
+	free(inode->streams);
+	free(inode->reparse);
+	free(inode->object_id);
+	free(inode->dos_name);
+	free(inode);
+}
+
+void wtg_tree_release(struct wtg_tree *tree)
+{
+	for (uint64_t i = 0; i < tree->ninodes; i++)
+		inode_free(tree->inodes[i]);
+	free(tree->inodes);
+	for (uint32_t i = 0; i < tree->nsds; i++)
+		free(tree->sds[i].data);
+	free(tree->sds);
+	free(tree->sd_buckets);
+	if (tree->source)
+		wtg_source_free(tree->source);
+	memset(tree, 0, sizeof(*tree));
+}
+
+int wtg_tree_open_image(const char *spec, const struct wtg_source_options *opt,
+			struct wtg_tree *tree_ret)
+{
+	struct wtg_source *src;
+	int ret = wtg_source_open(spec, opt, &src);
+
+	if (ret < 0)
+		return ret;
+	wtg_tree_init(tree_ret, src);
+	ret = wtg_source_load(src, tree_ret);
+	if (ret < 0)
+		wtg_tree_release(tree_ret);
+	return ret;
+}
+
+struct wtg_inode *wtg_tree_new_inode(struct wtg_tree *tree, bool is_dir)
+{
+	struct wtg_inode *inode;
+
+	if (tree->ninodes == tree->cap) {
+		uint64_t cap = tree->cap ? tree->cap * 2 : 1024;
+		struct wtg_inode **v = realloc(tree->inodes, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		tree->inodes = v;
+		tree->cap = cap;
+	}
+	inode = calloc(1, sizeof(*inode));
+	if (!inode)
+		return NULL;
+	if (is_dir) {
+		inode->dir = calloc(1, sizeof(*inode->dir));
+		if (!inode->dir) {
+			free(inode);
+			return NULL;
+		}
+		inode->attributes = NTFS_ATTR_DIRECTORY;
+	}
+	inode->sd = WTG_NO_SD;
+	tree->inodes[tree->ninodes++] = inode;
+	inode->ino = tree->ninodes;
+	return inode;
+}
+
+static int dir_grow_buckets(struct wtg_dir *dir)
+{
+	uint32_t nb = dir->nbuckets ? dir->nbuckets * 2 : 8;
+	struct wtg_dentry **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < dir->count; i++) {
+		struct wtg_dentry *d = dir->entries[i];
+		d->bucket_next = b[d->hash & (nb - 1)];
+		b[d->hash & (nb - 1)] = d;
+	}
+	free(dir->buckets);
+	dir->buckets = b;
+	dir->nbuckets = nb;
+	return 0;
+}
+
+int wtg_tree_link(struct wtg_tree *tree, struct wtg_inode *dir, const char *name, size_t len,
+		  struct wtg_inode *child)
+{
+	struct wtg_dir *d = dir->dir;
+	struct wtg_dentry *de;
+
+	if (!d)
+		return -ENOTDIR;
+	if (!wtg_name_posix_ok(name, len) || len > UINT32_MAX)
+		return -EINVAL;
+	uint32_t hash = wtg_name_hash(name, len);
+	if (d->nbuckets) {
+		for (de = d->buckets[hash & (d->nbuckets - 1)]; de; de = de->bucket_next)
+			if (de->name_len == len && !memcmp(de->name, name, len))
+				return -EEXIST;
+	}
+	if (d->count == d->cap) {
+		uint32_t cap = d->cap ? d->cap * 2 : 4;
+		struct wtg_dentry **v = realloc(d->entries, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		d->entries = v;
+		d->cap = cap;
+	}
+	if (d->count >= d->nbuckets && dir_grow_buckets(d) < 0)
+		return -ENOMEM;
+	de = calloc(1, sizeof(*de));
+	if (!de || !(de->name = malloc(len + 1))) {
+		free(de);
+		return -ENOMEM;
+	}
+	memcpy(de->name, name, len);
+	de->name[len] = '\0';
+	de->name_len = (uint32_t)len;
+	de->hash = hash;
+	de->inode = child;
+	/* Older names first in each chain: the first of equal-ignoring-case
+	 * names is the one a case-insensitive lookup finds. */
+	struct wtg_dentry **tail = &d->buckets[hash & (d->nbuckets - 1)];
+	while (*tail)
+		tail = &(*tail)->bucket_next;
+	*tail = de;
+	d->entries[d->count++] = de;
+
+	child->nlink++;
+	if (!child->first_name) {
+		child->first_name = de;
+		child->parent = dir;
+	}
+	if (child->dir)
+		dir->nsubdirs++;
+	(void)tree;
+	return 0;
+}
+
+static uint32_t sd_hash(const uint8_t *p, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+uint32_t wtg_tree_intern_sd(struct wtg_tree *tree, const void *data, size_t len)
+{
+	uint32_t h = sd_hash(data, len);
+
+	if (tree->sd_nbuckets) {
+		for (uint32_t i = tree->sd_buckets[h & (tree->sd_nbuckets - 1)]; i != WTG_NO_SD;
+		     i = tree->sds[i].bucket_next)
+			if (tree->sds[i].hash == h && tree->sds[i].len == len &&
+			    !memcmp(tree->sds[i].data, data, len))
+				return i;
+	}
+	if (tree->nsds == tree->sds_cap) {
+		uint32_t cap = tree->sds_cap ? tree->sds_cap * 2 : 64;
+		struct wtg_sd *v = realloc(tree->sds, cap * sizeof(*v));
+		if (!v)
+			return WTG_NO_SD;
+		tree->sds = v;
+		tree->sds_cap = cap;
+	}
+	if (tree->nsds >= tree->sd_nbuckets) {
+		uint32_t nb = tree->sd_nbuckets ? tree->sd_nbuckets * 2 : 64;
+		uint32_t *b = malloc(nb * sizeof(*b));
+		if (!b)
+			return WTG_NO_SD;
+		memset(b, 0xFF, nb * sizeof(*b));
+		for (uint32_t i = 0; i < tree->nsds; i++) {
+			tree->sds[i].bucket_next = b[tree->sds[i].hash & (nb - 1)];
+			b[tree->sds[i].hash & (nb - 1)] = i;
+		}
+		free(tree->sd_buckets);
+		tree->sd_buckets = b;
+		tree->sd_nbuckets = nb;
+	}
+	struct wtg_sd *sd = &tree->sds[tree->nsds];
+	sd->data = malloc(len ? len : 1);
+	if (!sd->data)
+		return WTG_NO_SD;
+	memcpy(sd->data, data, len);
+	sd->len = (uint32_t)len;
+	sd->hash = h;
+	sd->bucket_next = tree->sd_buckets[h & (tree->sd_nbuckets - 1)];
+	tree->sd_buckets[h & (tree->sd_nbuckets - 1)] = tree->nsds;
+	return tree->nsds++;
+}
+
+struct wtg_stream *wtg_inode_add_stream(struct wtg_inode *inode, const char *name, uint64_t size,
+					struct wtg_blob *blob)
+{
+	struct wtg_stream *v = realloc(inode->streams, (inode->nstreams + 1) * sizeof(*v));
+	char *copy = NULL;
+
+	if (!v)
+		return NULL;
+	inode->streams = v;
+	if (name && !(copy = strdup(name)))
+		return NULL;
+	uint32_t at = inode->nstreams;
+	if (!name) {
+		memmove(&v[1], &v[0], inode->nstreams * sizeof(*v));
+		at = 0;
+	}
+	v[at] = (struct wtg_stream){.name = copy, .size = size, .blob = blob};
+	inode->nstreams++;
+	return &v[at];
+}
+
+struct wtg_inode *wtg_tree_inode(const struct wtg_tree *tree, uint64_t ino)
+{
+	if (ino == 0 || ino > tree->ninodes)
+		return NULL;
+	return tree->inodes[ino - 1];
+}
+
+struct wtg_dentry *wtg_tree_lookup(const struct wtg_tree *tree, const struct wtg_inode *dir,
+				   const char *name, size_t len)
+{
+	const struct wtg_dir *d = dir->dir;
+	struct wtg_dentry *de, *folded = NULL;
+
+	if (!d || !d->nbuckets)
+		return NULL;
+	uint32_t hash = wtg_name_hash(name, len);
+	for (de = d->buckets[hash & (d->nbuckets - 1)]; de; de = de->bucket_next) {
+		if (de->hash != hash)
+			continue;
+		if (de->name_len == len && !memcmp(de->name, name, len))
+			return de;
+		if (!folded && wtg_name_equal_ci(de->name, de->name_len, name, len))
+			folded = de;
+	}
+	(void)tree;
+	return folded;
+}
+
+const struct wtg_sd *wtg_tree_sd(const struct wtg_tree *tree, uint32_t id)
+{
+	return id < tree->nsds ? &tree->sds[id] : NULL;
+}
+
+bool wtg_inode_is_dir(const struct wtg_inode *inode)
+{
+	return inode->dir != NULL;
+}
+
+bool wtg_inode_is_link(const struct wtg_inode *inode)
+{
+	return (inode->attributes & NTFS_ATTR_REPARSE_POINT) &&
+	       (inode->reparse_tag == NTFS_REPARSE_TAG_SYMLINK ||
+		inode->reparse_tag == NTFS_REPARSE_TAG_MOUNT_POINT);
+}
+
+struct wtg_stream *wtg_inode_data(const struct wtg_inode *inode)
+{
+	return inode->nstreams && !inode->streams[0].name ? &inode->streams[0] : NULL;
+}
+
+struct wtg_stream *wtg_inode_named_stream(const struct wtg_inode *inode, const char *name)
+{
+	for (uint32_t i = 0; i < inode->nstreams; i++)
+		if (inode->streams[i].name && !strcmp(inode->streams[i].name, name))
+			return &inode->streams[i];
+	return NULL;
+}
+
+long wtg_tree_read(const struct wtg_tree *tree, const struct wtg_stream *stream, void *buf,
+		   size_t size, uint64_t off)
+{
+	if (off >= stream->size)
+		return 0;
+	if (size > stream->size - off)
+		size = (size_t)(stream->size - off);
+	if (size == 0)
+		return 0;
+	if (!stream->blob)
+		return -EIO;
+	int ret = wtg_source_read(tree->source, stream->blob, buf, size, off);
+	return ret < 0 ? ret : (long)size;
+}
+
+/* The chain root..@inode (root excluded); returns its length or -ENAMETOOLONG. */
+#define MAX_DEPTH 512
+static int ancestry(const struct wtg_inode *inode, const struct wtg_inode **chain)
+{
+	int n = 0;
+
+	for (const struct wtg_inode *i = inode; i && i->ino != WTG_ROOT_INO; i = i->parent) {
+		if (n == MAX_DEPTH)
+			return -ENAMETOOLONG;
+		chain[n++] = i;
+	}
+	for (int a = 0, b = n - 1; a < b; a++, b--) {
+		const struct wtg_inode *t = chain[a];
+		chain[a] = chain[b];
+		chain[b] = t;
+	}
+	return n;
+}
+
+int wtg_tree_path(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,
+		  size_t size)
+{
+	const struct wtg_inode *chain[MAX_DEPTH];
+	int n = ancestry(inode, chain);
+	size_t o = 0;
+
+	(void)tree;
+	if (n < 0)
+		return n;
+	if (size == 0)
+		return -ENAMETOOLONG;
+	buf[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		const struct wtg_dentry *de = chain[i]->first_name;
+		if (o + de->name_len + 2 > size)
+			return -ENAMETOOLONG;
+		if (i)
+			buf[o++] = '/';
+		memcpy(buf + o, de->name, de->name_len);
+		o += de->name_len;
+		buf[o] = '\0';
+	}
+	return 0;
+}
+
+long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,
+		       size_t size)
+{
+	char target[4096];
+	bool relative;
+	const struct wtg_inode *from[MAX_DEPTH];
+	/* The target as a stack of components: the tree's inode where the
+	 * component exists, else only the name as the link spells it. */
+	const struct wtg_inode *to[MAX_DEPTH];
+	const char *to_name[MAX_DEPTH];
+	size_t to_len[MAX_DEPTH];
+	int nfrom, nto = 0;
+
+	if (!wtg_inode_is_link(inode) || !inode->reparse)
+		return -EINVAL;
+	int ret = wtg_reparse_link_target(inode->reparse, inode->reparse_len, &relative, target,
+					  sizeof(target));
+	if (ret < 0)
+		return ret;
+	nfrom = ancestry(inode->parent, from);
+	if (nfrom < 0)
+		return nfrom;
+	if (relative) {
+		for (int i = 0; i < nfrom; i++) {
+			to[i] = from[i];
+			to_name[i] = from[i]->first_name->name;
+			to_len[i] = from[i]->first_name->name_len;
+		}
+		nto = nfrom;
+	}
+	for (char *p = target; *p;) {
+		char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 || (len == 1 && p[0] == '.')) {
+			/* nothing */
+		} else if (len == 2 && p[0] == '.' && p[1] == '.') {
+			if (nto > 0)
+				nto--; /* never above the root */
+		} else {
+			if (nto == MAX_DEPTH)
+				return -ENAMETOOLONG;
+			const struct wtg_inode *dir =
+				nto ? to[nto - 1] : wtg_tree_inode(tree, WTG_ROOT_INO);
+			const struct wtg_dentry *de = dir ? wtg_tree_lookup(tree, dir, p, len) : NULL;
+			to[nto] = de ? de->inode : NULL;
+			to_name[nto] = de ? de->name : p;
+			to_len[nto] = de ? de->name_len : len;
+			nto++;
+		}
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+
+	int common = 0;
+	while (common < nfrom && common < nto && from[common] == to[common])
+		common++;
+	size_t o = 0;
+	for (int i = common; i < nfrom; i++) {
+		if (o + 4 > size)
+			return -ENAMETOOLONG;
+		memcpy(buf + o, "../", 3);
+		o += 3;
+	}
+	for (int i = common; i < nto; i++) {
+		if (o + to_len[i] + 2 > size)
+			return -ENAMETOOLONG;
+		memcpy(buf + o, to_name[i], to_len[i]);
+		o += to_len[i];
+		buf[o++] = '/';
+	}
+	if (o == 0)
+		buf[o++] = '.';
+	else
+		o--; /* the last '/' */
+	buf[o] = '\0';
+	return (long)o;
+}
