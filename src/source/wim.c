@@ -142,13 +142,37 @@ static void wimlib_setup(void)
 	}
 }
 
+/* wimlib calls a short file "truncated"; say what it is. */
+static int check_magic(const char *path)
+{
+	char magic[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		int err = errno;
+		wtg_error("cannot open '%s': %s", path, strerror(err));
+		return -err;
+	}
+	ssize_t n = pread(fd, magic, sizeof(magic), 0);
+	close(fd);
+	if (n != sizeof(magic) ||
+	    (memcmp(magic, "MSWIM\0\0\0", 8) && memcmp(magic, "WLPWM\0\0\0", 8))) {
+		wtg_error("cannot open '%s': not a WIM file", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Opens @path with wimlib and refuses what we cannot read at random. */
 static int open_wim(const char *path, WIMStruct **wim_ret, struct wimlib_wim_info *info)
 {
 	WIMStruct *wim;
-	int code;
+	int code, ret;
 
 	wimlib_setup();
+	ret = check_magic(path);
+	if (ret < 0)
+		return ret;
 	errno = 0;
 	code = wimlib_open_wim(path, 0, &wim);
 	if (code)

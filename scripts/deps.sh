@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs everything wtgfs needs to build, test and benchmark on Debian 12
+# (as root).  Quick when all is there already.
+set -eu
+pkgs="autoconf automake make gcc clang pkg-config
+libfuse3-dev fuse3 libwim-dev wimtools libssl-dev
+ntfs-3g attr python3 xxd"
+[ -f "$(dirname "$0")/deps-bench.txt" ] && pkgs="$pkgs $(cat "$(dirname "$0")/deps-bench.txt")"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "wtgfs: run as root to install:$missing" >&2
+	exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

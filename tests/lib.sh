@@ -1,0 +1,84 @@
+# Shared by the shell tests: skips with a reason, mounts with cleanup, and
+# the test images (built once per run by tests/mkimage.sh, cached).
+#
+# Mounts run in the foreground as background jobs so that the daemon's
+# stderr (and any sanitizer report) lands in the test log and its exit
+# status is checked at unmount.
+
+set -u
+: "${WTGFS:?WTGFS must name the wtgfs binary}"
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${WTGFS_TEST_IMAGES:=$top_srcdir/build-images}"
+
+skip() {
+	echo "SKIP: $*"
+	exit 77
+}
+
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+need_root() { [ "$(id -u)" = 0 ] || skip "needs root"; }
+need_fuse() { [ -c /dev/fuse ] || skip "no /dev/fuse on this machine"; }
+need_tool() {
+	for t in "$@"; do
+		command -v "$t" >/dev/null 2>&1 || skip "'$t' is not installed"
+	done
+}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/wtgfs-test.XXXXXX")
+MOUNTS=""
+declare -A MOUNT_PID
+
+cleanup() {
+	for m in $MOUNTS; do
+		mountpoint -q "$m" 2>/dev/null && umount -l "$m" 2>/dev/null
+	done
+	for m in $MOUNTS; do
+		mountpoint -q "$m" 2>/dev/null && { fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# wtg_mount IMAGE MNT [options...]: mounts in the foreground, in the
+# background; returns once the mount answers, fails if it never does.
+wtg_mount() {
+	local image=$1 mnt=$2
+	shift 2
+	mkdir -p "$mnt"
+	"$WTGFS" mount -f "$image" "$mnt" "$@" 2>>"$TMP/daemon.log" &
+	local pid=$!
+	MOUNT_PID[$mnt]=$pid
+	MOUNTS="$MOUNTS $mnt"
+	for _ in $(seq 1 600); do
+		if mountpoint -q "$mnt"; then
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || { cat "$TMP/daemon.log"; fail "mount of '$image' exited early"; }
+		sleep 0.1
+	done
+	fail "mount of '$image' did not come up in 60 s"
+}
+
+# wtg_umount MNT: unmounts with 'wtgfs umount' and checks that the daemon
+# exited cleanly (a sanitizer report makes it exit non-zero).
+wtg_umount() {
+	local mnt=$1 pid=${MOUNT_PID[$1]}
+	"$WTGFS" umount "$mnt" || fail "wtgfs umount '$mnt' failed"
+	local rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" = 0 ] || { cat "$TMP/daemon.log"; fail "the daemon for '$mnt' exited with $rc"; }
+}
+
+# test_images SIZE: builds (or reuses) the test images; sets IMAGES.
+test_images() {
+	IMAGES="$WTGFS_TEST_IMAGES/$1"
+	mkdir -p "$IMAGES"
+	local rc=0
+	"$top_srcdir/tests/mkimage.sh" "$1" "$IMAGES" || rc=$?
+	[ "$rc" = 77 ] && skip "cannot build test images here (see above)"
+	[ "$rc" = 0 ] || fail "tests/mkimage.sh $1 failed"
+}

@@ -1,0 +1,182 @@
+/* The tree: links, case-insensitive lookup, interning, symlink targets. */
+#include <errno.h>
+#include <string.h>
+
+#include "unit.h"
+#include "wtgfs/ntfs.h"
+#include "wtgfs/reparse.h"
+#include "wtgfs/tree.h"
+
+/* Builds a symlink (or junction when @junction) reparse buffer to @target. */
+static size_t make_link(uint8_t *buf, const char *target, int junction, int relative)
+{
+	size_t n = strlen(target), hdr = junction ? 8 : 12;
+	uint32_t tag = junction ? NTFS_REPARSE_TAG_MOUNT_POINT : NTFS_REPARSE_TAG_SYMLINK;
+	uint16_t data_len = (uint16_t)(hdr + 2 * n);
+
+	memset(buf, 0, 8 + hdr + 2 * n);
+	memcpy(buf, &tag, 4);
+	memcpy(buf + 4, &data_len, 2);
+	uint16_t subst_len = (uint16_t)(2 * n);
+	memcpy(buf + 10, &subst_len, 2);
+	if (!junction) {
+		uint32_t flags = relative ? NTFS_SYMLINK_FLAG_RELATIVE : 0;
+		memcpy(buf + 16, &flags, 4);
+	}
+	for (size_t i = 0; i < n; i++)
+		buf[8 + hdr + 2 * i] = (uint8_t)target[i];
+	return 8 + hdr + 2 * n;
+}
+
+TEST(link_targets)
+{
+	uint8_t buf[512];
+	char path[256];
+	bool rel;
+	size_t n = make_link(buf, "\\??\\C:\\Users", 1, 0);
+
+	CHECK(wtg_reparse_link_target(buf, n, &rel, path, sizeof(path)) == 0);
+	CHECK(!rel && !strcmp(path, "/Users"));
+	n = make_link(buf, "..\\x\\y.txt", 0, 1);
+	CHECK(wtg_reparse_link_target(buf, n, &rel, path, sizeof(path)) == 0);
+	CHECK(rel && !strcmp(path, "../x/y.txt"));
+	n = make_link(buf, "\\??\\Volume{1234}\\a", 0, 0);
+	CHECK(wtg_reparse_link_target(buf, n, &rel, path, sizeof(path)) == 0);
+	CHECK(!strcmp(path, "/a"));
+	/* malformed: every truncation must be refused, never read past */
+	n = make_link(buf, "\\??\\C:\\Windows\\System32", 0, 0);
+	for (size_t cut = 0; cut < n; cut++) {
+		int r = wtg_reparse_link_target(buf, cut, &rel, path, sizeof(path));
+		CHECK(r == -EINVAL || r == 0);
+	}
+	uint32_t wof = NTFS_REPARSE_TAG_WOF;
+	memcpy(buf, &wof, 4);
+	CHECK(wtg_reparse_link_target(buf, n, &rel, path, sizeof(path)) == -EINVAL);
+}
+
+struct fixture {
+	struct wtg_tree t;
+	struct wtg_inode *root, *windows, *sys32, *users, *file, *junction, *rel, *evil;
+};
+
+static void build(struct fixture *f)
+{
+	uint8_t buf[512];
+	wtg_tree_init(&f->t, NULL);
+	f->root = wtg_tree_new_inode(&f->t, true);
+	f->root->parent = f->root;
+	f->windows = wtg_tree_new_inode(&f->t, true);
+	f->sys32 = wtg_tree_new_inode(&f->t, true);
+	f->users = wtg_tree_new_inode(&f->t, true);
+	f->file = wtg_tree_new_inode(&f->t, false);
+	CHECK(wtg_tree_link(&f->t, f->root, "Windows", 7, f->windows) == 0);
+	CHECK(wtg_tree_link(&f->t, f->windows, "System32", 8, f->sys32) == 0);
+	CHECK(wtg_tree_link(&f->t, f->root, "Users", 5, f->users) == 0);
+	CHECK(wtg_tree_link(&f->t, f->sys32, "kernel32.dll", 12, f->file) == 0);
+	CHECK(wtg_tree_link(&f->t, f->users, "hardlink.dll", 12, f->file) == 0);
+
+	f->junction = wtg_tree_new_inode(&f->t, true);
+	f->junction->attributes |= NTFS_ATTR_REPARSE_POINT;
+	f->junction->reparse_tag = NTFS_REPARSE_TAG_MOUNT_POINT;
+	size_t n = make_link(buf, "\\??\\C:\\WINDOWS\\system32", 1, 0);
+	f->junction->reparse = malloc(n);
+	memcpy(f->junction->reparse, buf, n);
+	f->junction->reparse_len = (uint32_t)n;
+	CHECK(wtg_tree_link(&f->t, f->users, "Link", 4, f->junction) == 0);
+
+	f->rel = wtg_tree_new_inode(&f->t, false);
+	f->rel->attributes |= NTFS_ATTR_REPARSE_POINT;
+	f->rel->reparse_tag = NTFS_REPARSE_TAG_SYMLINK;
+	n = make_link(buf, "..\\Windows\\missing\\x", 0, 1);
+	f->rel->reparse = malloc(n);
+	memcpy(f->rel->reparse, buf, n);
+	f->rel->reparse_len = (uint32_t)n;
+	CHECK(wtg_tree_link(&f->t, f->users, "rel", 3, f->rel) == 0);
+
+	f->evil = wtg_tree_new_inode(&f->t, false);
+	f->evil->attributes |= NTFS_ATTR_REPARSE_POINT;
+	f->evil->reparse_tag = NTFS_REPARSE_TAG_SYMLINK;
+	n = make_link(buf, "..\\..\\..\\..\\etc\\passwd", 0, 1);
+	f->evil->reparse = malloc(n);
+	memcpy(f->evil->reparse, buf, n);
+	f->evil->reparse_len = (uint32_t)n;
+	CHECK(wtg_tree_link(&f->t, f->users, "evil", 4, f->evil) == 0);
+}
+
+TEST(links_and_lookup)
+{
+	struct fixture f;
+	build(&f);
+	CHECK(f.root->ino == WTG_ROOT_INO);
+	CHECK(f.file->nlink == 2);
+	CHECK(f.root->nsubdirs == 2);
+	CHECK(wtg_tree_lookup(&f.t, f.root, "windows", 7)->inode == f.windows);
+	CHECK(wtg_tree_lookup(&f.t, f.root, "WINDOWS", 7)->inode == f.windows);
+	CHECK(wtg_tree_lookup(&f.t, f.root, "Window", 6) == NULL);
+	CHECK(wtg_tree_link(&f.t, f.root, "Windows", 7, f.file) == -EEXIST);
+	CHECK(wtg_tree_link(&f.t, f.root, "a/b", 3, f.file) == -EINVAL);
+	CHECK(wtg_tree_link(&f.t, f.root, "..", 2, f.file) == -EINVAL);
+	CHECK(wtg_tree_link(&f.t, f.file, "x", 1, f.file) == -ENOTDIR);
+	/* names equal ignoring case: exact match first, then the older one */
+	struct wtg_inode *other = wtg_tree_new_inode(&f.t, false);
+	CHECK(wtg_tree_link(&f.t, f.root, "WINDOWS", 7, other) == 0);
+	CHECK(wtg_tree_lookup(&f.t, f.root, "WINDOWS", 7)->inode == other);
+	CHECK(wtg_tree_lookup(&f.t, f.root, "Windows", 7)->inode == f.windows);
+	CHECK(wtg_tree_lookup(&f.t, f.root, "windows", 7)->inode == f.windows);
+	/* many names: the buckets grow */
+	for (int i = 0; i < 1000; i++) {
+		char name[16];
+		int len = snprintf(name, sizeof(name), "File%d.txt", i);
+		CHECK(wtg_tree_link(&f.t, f.sys32, name, (size_t)len, wtg_tree_new_inode(&f.t, false)) == 0);
+	}
+	CHECK(wtg_tree_lookup(&f.t, f.sys32, "FILE999.TXT", 11) != NULL);
+	CHECK(wtg_tree_lookup(&f.t, f.sys32, "kernel32.DLL", 12)->inode == f.file);
+	char path[256];
+	CHECK(wtg_tree_path(&f.t, f.file, path, sizeof(path)) == 0);
+	CHECK(!strcmp(path, "Windows/System32/kernel32.dll"));
+	wtg_tree_release(&f.t);
+}
+
+TEST(readlink_stays_inside)
+{
+	struct fixture f;
+	char buf[256];
+	build(&f);
+	/* junction from Users/Link: the tree's own spelling */
+	CHECK(wtg_tree_readlink(&f.t, f.junction, buf, sizeof(buf)) > 0);
+	CHECK(!strcmp(buf, "../Windows/System32"));
+	CHECK(wtg_tree_readlink(&f.t, f.rel, buf, sizeof(buf)) > 0);
+	CHECK(!strcmp(buf, "../Windows/missing/x"));
+	/* ".." never climbs above the root */
+	CHECK(wtg_tree_readlink(&f.t, f.evil, buf, sizeof(buf)) > 0);
+	CHECK(!strcmp(buf, "../etc/passwd"));
+	CHECK(wtg_tree_readlink(&f.t, f.file, buf, sizeof(buf)) == -EINVAL);
+	CHECK(wtg_tree_readlink(&f.t, f.junction, buf, 8) == -ENAMETOOLONG);
+	wtg_tree_release(&f.t);
+}
+
+TEST(security_descriptors_interned)
+{
+	struct wtg_tree t;
+	wtg_tree_init(&t, NULL);
+	uint32_t a = wtg_tree_intern_sd(&t, "abcd", 4);
+	uint32_t b = wtg_tree_intern_sd(&t, "abce", 4);
+	CHECK(a != b);
+	CHECK(wtg_tree_intern_sd(&t, "abcd", 4) == a);
+	for (int i = 0; i < 500; i++)
+		wtg_tree_intern_sd(&t, &i, sizeof(i));
+	CHECK(wtg_tree_intern_sd(&t, "abce", 4) == b);
+	CHECK(t.nsds == 502);
+	CHECK(wtg_tree_sd(&t, a)->len == 4 && !memcmp(wtg_tree_sd(&t, a)->data, "abcd", 4));
+	CHECK(wtg_tree_sd(&t, WTG_NO_SD) == NULL);
+	wtg_tree_release(&t);
+}
+
+int main(void)
+{
+	RUN(link_targets);
+	RUN(links_and_lookup);
+	RUN(readlink_stays_inside);
+	RUN(security_descriptors_interned);
+	UNIT_EXIT();
+}
