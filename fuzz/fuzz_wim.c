@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (uint32_t s = 0; s < in->nstreams; s++) {
 				uint64_t off = 0;
 				long n;
-				while ((n = wtg_tree_read(&tree, &in->streams[s], buf, sizeof(buf), off)) > 0)
+				while ((n = wtg_tree_read(&tree, &in->streams[s], buf, sizeof(buf),
+							  off)) > 0)
 					off += (uint64_t)n;
 			}
 			if (wtg_inode_is_link(in))

@@ -35,7 +35,8 @@ struct wtg_chunk_cache {
 
 static size_t bucket_of(const struct wtg_chunk_cache *c, const void *owner, uint64_t index)
 {
-	uint64_t h = (uint64_t)(uintptr_t)owner * 0x9E3779B97F4A7C15ull ^ (index * 0xC2B2AE3D27D4EB4Full);
+	uint64_t h =
+	    (uint64_t)(uintptr_t)owner * 0x9E3779B97F4A7C15ull ^ (index * 0xC2B2AE3D27D4EB4Full);
 	return (size_t)(h ^ (h >> 29)) & (c->nbuckets - 1);
 }
 
@@ -120,8 +121,8 @@ static void pin(struct wtg_chunk_entry *e)
 		lru_unlink(e);
 }
 
-int wtg_chunk_cache_get(struct wtg_chunk_cache *c, const void *owner, uint64_t index,
-			size_t size, wtg_chunk_fill_fn fill, void *arg, struct wtg_chunk_ref *ref_ret)
+int wtg_chunk_cache_get(struct wtg_chunk_cache *c, const void *owner, uint64_t index, size_t size,
+			wtg_chunk_fill_fn fill, void *arg, struct wtg_chunk_ref *ref_ret)
 {
 	struct wtg_chunk_entry *e;
 	int ret;

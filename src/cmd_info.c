@@ -42,9 +42,9 @@ static void print_json(const char *path, const struct wtg_wim_info *info)
 	printf(",\"format\":\"wim\",\"guid\":\"%s\",\"image_count\":%d,\"boot_index\":%d,"
 	       "\"chunk_size\":%u,\"compression\":\"%s\",\"part_number\":%d,\"total_parts\":%d,"
 	       "\"pipable\":%s,\"file_size\":%" PRIu64 ",\"images\":[",
-	       info->guid, info->image_count, info->boot_index, info->chunk_size,
-	       info->compression, info->part_number, info->total_parts,
-	       info->pipable ? "true" : "false", info->file_size);
+	       info->guid, info->image_count, info->boot_index, info->chunk_size, info->compression,
+	       info->part_number, info->total_parts, info->pipable ? "true" : "false",
+	       info->file_size);
 	for (int i = 0; i < info->image_count; i++) {
 		const struct wtg_wim_image_info *im = &info->images[i];
 		printf("%s{\"index\":%d,\"name\":", i ? "," : "", im->index);

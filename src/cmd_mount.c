@@ -14,20 +14,20 @@
 #include "wtgfs/tree.h"
 
 static const char usage[] =
-	"usage: wtgfs mount IMAGE[:INDEX|:NAME] MNT [-f] [-d] [-o OPTION[,OPTION...]]\n"
-	"\n"
-	"Mounts one image of a WIM or ESD file read-only at MNT as a live NTFS\n"
-	"tree: hard links, case-insensitive names, and NTFS metadata as ntfs-3g's\n"
-	"extended attributes (system.ntfs_acl, system.ntfs_attrib, ...; named\n"
-	"streams as user.NAME).\n"
-	"\n"
-	"  -f              stay in the foreground\n"
-	"  -d              debug: log every FUSE request (implies -f)\n"
-	"  -o allow_other  let other users see the mount\n"
-	"  -o cache=SIZE   decompressed-chunk cache (default 1G; K, M, G suffixes)\n"
-	"  -o threads=N    FUSE worker threads (default: up to 10)\n"
-	"\n"
-	"Unmount with 'wtgfs umount MNT'.\n";
+    "usage: wtgfs mount IMAGE[:INDEX|:NAME] MNT [-f] [-d] [-o OPTION[,OPTION...]]\n"
+    "\n"
+    "Mounts one image of a WIM or ESD file read-only at MNT as a live NTFS\n"
+    "tree: hard links, case-insensitive names, and NTFS metadata as ntfs-3g's\n"
+    "extended attributes (system.ntfs_acl, system.ntfs_attrib, ...; named\n"
+    "streams as user.NAME).\n"
+    "\n"
+    "  -f              stay in the foreground\n"
+    "  -d              debug: log every FUSE request (implies -f)\n"
+    "  -o allow_other  let other users see the mount\n"
+    "  -o cache=SIZE   decompressed-chunk cache (default 1G; K, M, G suffixes)\n"
+    "  -o threads=N    FUSE worker threads (default: up to 10)\n"
+    "\n"
+    "Unmount with 'wtgfs umount MNT'.\n";
 
 static int parse_options(char *list, struct wtg_mount_options *mo, struct wtg_source_options *so)
 {
@@ -61,7 +61,8 @@ static int check_mountpoint(const char *mnt, char *canon)
 
 	if (stat(mnt, &st) < 0) {
 		wtg_error("cannot mount on '%s': %s", mnt,
-			  errno == ENOENT ? "no such directory (create it first)" : strerror(errno));
+			  errno == ENOENT ? "no such directory (create it first)"
+					  : strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {

@@ -35,8 +35,9 @@ int cmd_umount(int argc, char **argv)
 	if (umount2(canon, 0) == 0)
 		return 0;
 	if (errno == EBUSY) {
-		wtg_error("cannot unmount '%s': busy (a process has a file or directory open in it)",
-			  argv[1]);
+		wtg_error(
+		    "cannot unmount '%s': busy (a process has a file or directory open in it)",
+		    argv[1]);
 		return EXIT_ERROR;
 	}
 	if (errno != EPERM) {

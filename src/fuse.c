@@ -39,6 +39,13 @@ static struct fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* NTFS's own link count, as ntfs-3g shows it: a DOS name is a name of its
+ * own (a second $FILE_NAME) beside the long name that owns it. */
+static nlink_t ntfs_link_count(const struct wtg_inode *in)
+{
+	return in->nlink + (in->dos_name ? 1 : 0);
+}
+
 static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -51,7 +58,7 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 		long n = wtg_tree_readlink(fs->tree, in, target, sizeof(target));
 		st->st_mode = S_IFLNK | 0777;
 		st->st_size = n > 0 ? n : 0;
-		st->st_nlink = in->nlink;
+		st->st_nlink = ntfs_link_count(in);
 	} else if (wtg_inode_is_dir(in)) {
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2 + in->nsubdirs;
@@ -59,7 +66,7 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 	} else {
 		const struct wtg_stream *data = wtg_inode_data(in);
 		st->st_mode = S_IFREG | 0444;
-		st->st_nlink = in->nlink;
+		st->st_nlink = ntfs_link_count(in);
 		st->st_size = data ? (off_t)data->size : 0;
 	}
 	st->st_blocks = (st->st_size + 511) / 512;
@@ -237,11 +244,11 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	const struct wtg_tree *t = fs_of(req)->tree;
 	struct statvfs sv = {
-		.f_bsize = 4096,
-		.f_frsize = 4096,
-		.f_blocks = t->data_bytes / 4096 + t->ninodes,
-		.f_files = t->ninodes,
-		.f_namemax = 255,
+	    .f_bsize = 4096,
+	    .f_frsize = 4096,
+	    .f_blocks = t->data_bytes / 4096 + t->ninodes,
+	    .f_files = t->ninodes,
+	    .f_namemax = 255,
 	};
 	fuse_reply_statfs(req, &sv);
 }
@@ -309,6 +316,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return reply_value(req, size, in->reparse, in->reparse_len);
 	}
 	if (!strcmp(name, "system.ntfs_dos_name")) {
+		/* As ntfs-3g: the root has no directory to hold a DOS name. */
+		if (in->ino == WTG_ROOT_INO)
+			return (void)fuse_reply_err(req, EPERM);
 		if (!in->dos_name)
 			return (void)fuse_reply_err(req, ENODATA);
 		return reply_value(req, size, in->dos_name, strlen(in->dos_name));
@@ -376,20 +386,20 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 }
 
 static const struct fuse_lowlevel_ops ops = {
-	.init = op_init,
-	.lookup = op_lookup,
-	.getattr = op_getattr,
-	.readlink = op_readlink,
-	.open = op_open,
-	.read = op_read,
-	.opendir = op_opendir,
-	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
-	.statfs = op_statfs,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
+    .init = op_init,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .readlink = op_readlink,
+    .open = op_open,
+    .read = op_read,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .statfs = op_statfs,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .setxattr = op_setxattr,
+    .removexattr = op_removexattr,
 };
 
 int wtg_fuse_run(struct wtg_tree *tree, const struct wtg_mount_options *opt)

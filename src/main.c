@@ -15,9 +15,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"info", cmd_info, "list the images in a WIM"},
-	{"mount", cmd_mount, "mount an image read-only as a live NTFS tree"},
-	{"umount", cmd_umount, "unmount a wtgfs mount"},
+    {"info", cmd_info, "list the images in a WIM"},
+    {"mount", cmd_mount, "mount an image read-only as a live NTFS tree"},
+    {"umount", cmd_umount, "unmount a wtgfs mount"},
 };
 
 static void usage(FILE *f)

@@ -35,8 +35,7 @@ static const char *strip_prefix(const char *p)
 	return p;
 }
 
-int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char *path,
-			    size_t size)
+int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char *path, size_t size)
 {
 	char tmp[4096];
 	size_t hdr = 8 + 8;

@@ -412,8 +412,9 @@ long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inod
 			if (nto == MAX_DEPTH)
 				return -ENAMETOOLONG;
 			const struct wtg_inode *dir =
-				nto ? to[nto - 1] : wtg_tree_inode(tree, WTG_ROOT_INO);
-			const struct wtg_dentry *de = dir ? wtg_tree_lookup(tree, dir, p, len) : NULL;
+			    nto ? to[nto - 1] : wtg_tree_inode(tree, WTG_ROOT_INO);
+			const struct wtg_dentry *de =
+			    dir ? wtg_tree_lookup(tree, dir, p, len) : NULL;
 			to[nto] = de ? de->inode : NULL;
 			to_name[nto] = de ? de->name : p;
 			to_len[nto] = de ? de->name_len : len;

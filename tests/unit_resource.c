@@ -116,8 +116,8 @@ static int read_matches(struct wim_file *wf, struct wim_resource *res, const uin
 			uint64_t off, size_t len)
 {
 	uint8_t *buf = malloc(len ? len : 1);
-	int ok = wim_resource_read(wf, res, buf, len, off, "test") == 0 &&
-		 !memcmp(buf, data + off, len);
+	int ok =
+	    wim_resource_read(wf, res, buf, len, off, "test") == 0 && !memcmp(buf, data + off, len);
 	free(buf);
 	return ok;
 }
@@ -205,8 +205,8 @@ TEST(solid_resource)
 	uint64_t n;
 	uint32_t *sizes;
 	size_t total;
-	uint8_t *chunks = compress_chunks(WIMLIB_COMPRESSION_TYPE_LZMS, data, size, 65536, &n,
-					  &sizes, &total);
+	uint8_t *chunks =
+	    compress_chunks(WIMLIB_COMPRESSION_TYPE_LZMS, data, size, 65536, &n, &sizes, &total);
 	struct wim_solid_header hdr = {.size = size, .chunk_size = 65536, .ctype = WIM_CTYPE_LZMS};
 	put(fd, &hdr, sizeof(hdr), 64);
 	put(fd, sizes, n * 4, 64 + 16);
@@ -217,8 +217,8 @@ TEST(solid_resource)
 	res.stored_size = 16 + n * 4 + total;
 	res.size = size;
 	res.solid = true;
-	res.ctype = WIM_CTYPE_LZX;   /* the header's type wins */
-	res.chunk_size = 32768;      /* the header's size wins */
+	res.ctype = WIM_CTYPE_LZX; /* the header's type wins */
+	res.chunk_size = 32768;	   /* the header's size wins */
 	struct wim_file wf = open_file(fd);
 	CHECK(read_matches(&wf, &res, data, 0, size));
 	CHECK(read_matches(&wf, &res, data, 65535, 3));

@@ -127,7 +127,8 @@ TEST(links_and_lookup)
 	for (int i = 0; i < 1000; i++) {
 		char name[16];
 		int len = snprintf(name, sizeof(name), "File%d.txt", i);
-		CHECK(wtg_tree_link(&f.t, f.sys32, name, (size_t)len, wtg_tree_new_inode(&f.t, false)) == 0);
+		CHECK(wtg_tree_link(&f.t, f.sys32, name, (size_t)len,
+				    wtg_tree_new_inode(&f.t, false)) == 0);
 	}
 	CHECK(wtg_tree_lookup(&f.t, f.sys32, "FILE999.TXT", 11) != NULL);
 	CHECK(wtg_tree_lookup(&f.t, f.sys32, "kernel32.DLL", 12)->inode == f.file);

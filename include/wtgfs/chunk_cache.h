@@ -36,7 +36,8 @@ void wtg_chunk_cache_free(struct wtg_chunk_cache *cache);
 /* Pins the chunk (@owner, @index) of @size bytes, filling it on a miss.
  * Returns 0 with *ref_ret set, or the fill's -errno.  Pair with _put. */
 int wtg_chunk_cache_get(struct wtg_chunk_cache *cache, const void *owner, uint64_t index,
-			size_t size, wtg_chunk_fill_fn fill, void *arg, struct wtg_chunk_ref *ref_ret);
+			size_t size, wtg_chunk_fill_fn fill, void *arg,
+			struct wtg_chunk_ref *ref_ret);
 void wtg_chunk_cache_put(struct wtg_chunk_cache *cache, struct wtg_chunk_ref *ref);
 
 void wtg_chunk_cache_get_stats(struct wtg_chunk_cache *cache, struct wtg_chunk_cache_stats *st);

@@ -11,11 +11,11 @@ struct wtg_tree;
 
 struct wtg_mount_options {
 	const char *mountpoint;
-	const char *fsname;  /* shown in /proc/mounts */
+	const char *fsname; /* shown in /proc/mounts */
 	bool foreground;
 	bool debug;
 	bool allow_other;
-	unsigned threads;    /* 0: libfuse's default */
+	unsigned threads; /* 0: libfuse's default */
 };
 
 /* Mounts, daemonises unless foreground, and serves until unmounted.

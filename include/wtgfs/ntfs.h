@@ -27,19 +27,19 @@
 
 /* A reparse buffer starts with this header; the tag's own data follows. */
 struct ntfs_reparse_header {
-	uint32_t tag;       /* 0x00 le32 */
-	uint16_t data_len;  /* 0x04 le16: bytes after this 8-byte header */
-	uint16_t reserved;  /* 0x06 */
+	uint32_t tag;	   /* 0x00 le32 */
+	uint16_t data_len; /* 0x04 le16: bytes after this 8-byte header */
+	uint16_t reserved; /* 0x06 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct ntfs_reparse_header) == 8, "reparse header is 8 bytes");
 
 /* Symlink and mount point data after the header (mount points lack flags). */
 struct ntfs_link_reparse {
-	uint16_t subst_offset;  /* 0x00 le16, into the path buffer */
-	uint16_t subst_len;     /* 0x02 le16, bytes */
-	uint16_t print_offset;  /* 0x04 le16 */
-	uint16_t print_len;     /* 0x06 le16 */
-	/* symlinks only: le32 flags at 0x08, then the path buffer */
+	uint16_t subst_offset; /* 0x00 le16, into the path buffer */
+	uint16_t subst_len;    /* 0x02 le16, bytes */
+	uint16_t print_offset; /* 0x04 le16 */
+	uint16_t print_len;    /* 0x06 le16 */
+			       /* symlinks only: le32 flags at 0x08, then the path buffer */
 } __attribute__((packed));
 _Static_assert(sizeof(struct ntfs_link_reparse) == 8, "link reparse is 8 bytes");
 

@@ -20,5 +20,4 @@
 int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char *path,
 			    size_t size);
 
-
 #endif

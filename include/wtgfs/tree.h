@@ -53,7 +53,7 @@ struct wtg_inode {
 	uint64_t ino;
 	struct wtg_inode *parent; /* the directory of the first name */
 	struct wtg_dentry *first_name;
-	struct wtg_dir *dir;      /* directories only */
+	struct wtg_dir *dir; /* directories only */
 	uint32_t attributes;
 	uint32_t reparse_tag;
 	uint32_t nlink;

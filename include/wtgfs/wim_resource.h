@@ -30,9 +30,9 @@ enum wim_ctype { WIM_CTYPE_NONE = 0, WIM_CTYPE_XPRESS = 1, WIM_CTYPE_LZX = 2, WI
 
 /* On-disk header of a solid resource. */
 struct wim_solid_header {
-	uint64_t size;        /* 0x00 le64: uncompressed size of the resource */
-	uint32_t chunk_size;  /* 0x08 le32 */
-	uint32_t ctype;       /* 0x0C le32: enum wim_ctype */
+	uint64_t size;	     /* 0x00 le64: uncompressed size of the resource */
+	uint32_t chunk_size; /* 0x08 le32 */
+	uint32_t ctype;	     /* 0x0C le32: enum wim_ctype */
 } __attribute__((packed));
 _Static_assert(sizeof(struct wim_solid_header) == 16, "solid header is 16 bytes");
 
@@ -46,16 +46,16 @@ struct wim_file {
 };
 
 struct wim_resource {
-	uint64_t offset;       /* of the stored bytes in the file */
+	uint64_t offset; /* of the stored bytes in the file */
 	uint64_t stored_size;
-	uint64_t size;         /* uncompressed */
+	uint64_t size; /* uncompressed */
 	bool compressed;
 	bool solid;
-	int ctype;             /* the WIM's type; a solid header names its own */
-	uint32_t chunk_size;   /* the WIM's; a solid header names its own */
+	int ctype;	     /* the WIM's type; a solid header names its own */
+	uint32_t chunk_size; /* the WIM's; a solid header names its own */
 
 	pthread_mutex_t lock;
-	int table_state;       /* 0 not read, 1 good, -EIO bad */
+	int table_state; /* 0 not read, 1 good, -EIO bad */
 	uint64_t nchunks;
 	uint64_t *chunk_start; /* nchunks + 1 absolute file offsets */
 };

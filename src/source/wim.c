@@ -386,7 +386,8 @@ static int read_blob(struct wim_source *ws, struct wtg_blob *blob, void *buf, si
 	int ret;
 
 	if (blob->missing) {
-		blob_mark_bad(blob, "data not found in the WIM (missing resource or truncated file)");
+		blob_mark_bad(blob,
+			      "data not found in the WIM (missing resource or truncated file)");
 		return -EIO;
 	}
 	if (blob->state == BLOB_BAD)
@@ -401,8 +402,8 @@ static int read_blob(struct wim_source *ws, struct wtg_blob *blob, void *buf, si
 /* Feeds the bytes of [off, off + size) that extend the hashed prefix; once
  * the whole blob is hashed, compares with its SHA-1.  Returns -EIO when the
  * data does not match. */
-static int check_blob(struct wim_source *ws, struct wtg_blob *blob, const uint8_t *buf,
-		      size_t size, uint64_t off)
+static int check_blob(struct wim_source *ws, struct wtg_blob *blob, const uint8_t *buf, size_t size,
+		      uint64_t off)
 {
 	int ret = 0;
 
@@ -467,6 +468,12 @@ static int wim_read(struct wtg_source *src, struct wtg_blob *blob, void *buf, si
 
 /* ---- loading the tree ---- */
 
+/* A path as messages show it: from the image root, without the leading '/'. */
+static const char *image_path(const struct wimlib_dir_entry *de)
+{
+	return de->full_path + (de->full_path[0] == '/');
+}
+
 static int64_t wim_time(const struct wimlib_timespec *ts, int32_t high)
 {
 	int64_t sec = (int64_t)((uint64_t)(uint32_t)high << 32 | (uint32_t)ts->tv_sec);
@@ -505,7 +512,8 @@ static int load_reparse(struct wim_source *ws, struct wtg_inode *inode,
 	size_t guid = (de->reparse_tag & 0x80000000u) ? 0 : 16;
 
 	if (size > MAX_REPARSE_DATA || size < guid) {
-		wtg_warning("'%s': reparse data of %" PRIu64 " bytes ignored", de->full_path, size);
+		wtg_warning("'%s': reparse data of %" PRIu64 " bytes ignored", image_path(de),
+			    size);
 		return 0;
 	}
 	uint8_t *buf = calloc(1, 8 + (size_t)size);
@@ -516,14 +524,14 @@ static int load_reparse(struct wim_source *ws, struct wtg_inode *inode,
 	memcpy(buf, &tag, 4);
 	memcpy(buf + 4, &len, 2);
 	if (size) {
-		struct wtg_blob *blob = get_blob(ws, re, de->full_path);
+		struct wtg_blob *blob = get_blob(ws, re, image_path(de));
 		if (!blob) {
 			free(buf);
 			return -ENOMEM;
 		}
 		if (read_blob(ws, blob, buf + 8, (size_t)size, 0) < 0 ||
 		    check_blob(ws, blob, buf + 8, (size_t)size, 0) < 0) {
-			wtg_warning("'%s': unreadable reparse data ignored", de->full_path);
+			wtg_warning("'%s': unreadable reparse data ignored", image_path(de));
 			free(buf);
 			return 0;
 		}
@@ -550,16 +558,15 @@ static int fill_inode(struct wim_source *ws, struct wtg_inode *inode,
 		if (inode->sd == WTG_NO_SD)
 			return -ENOMEM;
 	}
+	/* The whole 64-byte $OBJECT_ID value (birth volume, birth object and
+	 * domain ids zero when absent), as NTFS and ntfs-3g hold it. */
 	const struct wimlib_object_id *oid = &de->object_id;
 	if (!all_zero(oid->object_id, sizeof(oid->object_id))) {
-		/* The extended part (birth ids, domain id) only when present. */
-		size_t len = all_zero((const uint8_t *)oid + 16, sizeof(*oid) - 16) ? 16
-										   : sizeof(*oid);
-		inode->object_id = malloc(len);
+		inode->object_id = malloc(sizeof(*oid));
 		if (!inode->object_id)
 			return -ENOMEM;
-		memcpy(inode->object_id, oid, len);
-		inode->object_id_len = (uint32_t)len;
+		memcpy(inode->object_id, oid, sizeof(*oid));
+		inode->object_id_len = sizeof(*oid);
 	}
 	for (uint32_t i = 0; i <= de->num_named_streams; i++) {
 		const struct wimlib_stream_entry *s = &de->streams[i];
@@ -573,7 +580,7 @@ static int fill_inode(struct wim_source *ws, struct wtg_inode *inode,
 			continue;
 		struct wtg_blob *blob = NULL;
 		if (s->resource.uncompressed_size) {
-			blob = get_blob(ws, &s->resource, de->full_path);
+			blob = get_blob(ws, &s->resource, image_path(de));
 			if (!blob)
 				return -ENOMEM;
 		}
@@ -623,7 +630,7 @@ static int add_dentry(const struct wimlib_dir_entry *de, void *arg)
 	if (!wtg_name_posix_ok(name, strlen(name))) {
 		wtg_warning("'%s': name cannot appear on Linux (contains '/' or is '.' or '..'); "
 			    "not shown",
-			    de->full_path);
+			    image_path(de));
 		ws->skipped++;
 		return 0;
 	}
@@ -652,7 +659,7 @@ static int add_dentry(const struct wimlib_dir_entry *de, void *arg)
 	ret = wtg_tree_link(ws->tree, parent, name, strlen(name), inode);
 	if (ret == -EEXIST) {
 		wtg_warning("'%s': a second file of the same name in one directory; not shown",
-			    de->full_path);
+			    image_path(de));
 		ws->skipped++;
 		return 0;
 	} else if (ret < 0) {
@@ -741,10 +748,10 @@ static void wim_free(struct wtg_source *src)
 }
 
 static const struct wtg_source_ops wim_source_ops = {
-	.name = "wim",
-	.load = wim_load,
-	.read = wim_read,
-	.free = wim_free,
+    .name = "wim",
+    .load = wim_load,
+    .read = wim_read,
+    .free = wim_free,
 };
 
 int wtg_wim_source_open(const char *path, const char *image_sel,
@@ -785,8 +792,8 @@ int wtg_wim_source_open(const char *path, const char *image_sel,
 		goto fail;
 	}
 	ws->file.size = (uint64_t)st.st_size;
-	ws->file.cache = wtg_chunk_cache_new(opt && opt->cache_bytes ? opt->cache_bytes
-								     : DEFAULT_CACHE_BYTES);
+	ws->file.cache =
+	    wtg_chunk_cache_new(opt && opt->cache_bytes ? opt->cache_bytes : DEFAULT_CACHE_BYTES);
 	ws->nblob_buckets = 1 << 16;
 	ws->blobs = calloc(ws->nblob_buckets, sizeof(*ws->blobs));
 	ws->nres_buckets = 1 << 12;

@@ -60,7 +60,8 @@ static struct wimlib_decompressor *get_decompressor(int ctype, size_t max_block)
 		pthread_setspecific(decompressor_key, ds);
 	}
 	for (int i = 0; i < DECOMPRESSOR_SLOTS; i++) {
-		if (ds->slot[i].d && ds->slot[i].ctype == ctype && ds->slot[i].max_block == max_block)
+		if (ds->slot[i].d && ds->slot[i].ctype == ctype &&
+		    ds->slot[i].max_block == max_block)
 			return ds->slot[i].d;
 		if (!ds->slot[i].d)
 			victim = i;
@@ -132,7 +133,7 @@ static int load_table(struct wim_file *wf, struct wim_resource *res, const char 
 	int ret = -EIO;
 
 	if (tsize > res->stored_size) {
-		wtg_error("'%s': %s: chunk table larger than its resource", wf->path, what);
+		wtg_error("'%s' in '%s': chunk table larger than its resource", what, wf->path);
 		return -EIO;
 	}
 	res->chunk_start = malloc((n + 1) * sizeof(uint64_t));
@@ -142,7 +143,7 @@ static int load_table(struct wim_file *wf, struct wim_resource *res, const char 
 		goto out;
 	}
 	if (pread_full(wf, raw, tsize, res->offset) < 0) {
-		wtg_error("'%s': %s: cannot read chunk table (truncated WIM?)", wf->path, what);
+		wtg_error("'%s' in '%s': cannot read chunk table (truncated WIM?)", what, wf->path);
 		goto out;
 	}
 	uint64_t data = res->offset + tsize, data_size = res->stored_size - tsize;
@@ -159,8 +160,8 @@ static int load_table(struct wim_file *wf, struct wim_resource *res, const char 
 			rel = le64toh(v);
 		}
 		if (rel > data_size || data + rel < res->chunk_start[i - 1]) {
-			wtg_error("'%s': %s: chunk table entry %" PRIu64 " is out of order", wf->path,
-				  what, i);
+			wtg_error("'%s' in '%s': chunk table entry %" PRIu64 " is out of order",
+				  what, wf->path, i);
 			goto out;
 		}
 		res->chunk_start[i] = data + rel;
@@ -185,20 +186,21 @@ static int load_solid_table(struct wim_file *wf, struct wim_resource *res, const
 	int ret = -EIO;
 
 	if (res->stored_size < sizeof(hdr) || pread_full(wf, &hdr, sizeof(hdr), res->offset) < 0) {
-		wtg_error("'%s': %s: cannot read solid resource header", wf->path, what);
+		wtg_error("'%s' in '%s': cannot read solid resource header", what, wf->path);
 		return -EIO;
 	}
 	uint64_t usize = le64toh(hdr.size);
 	uint32_t cs = le32toh(hdr.chunk_size), ctype = le32toh(hdr.ctype);
 	if (usize != res->size || !chunk_size_ok(cs) || !ctype_ok(ctype)) {
-		wtg_error("'%s': %s: bad solid resource header (size %" PRIu64
+		wtg_error("'%s' in '%s': bad solid resource header (size %" PRIu64
 			  ", chunk size %u, compression %u)",
-			  wf->path, what, usize, cs, ctype);
+			  what, wf->path, usize, cs, ctype);
 		return -EIO;
 	}
 	uint64_t n = (usize + cs - 1) / cs;
 	if (n > (res->stored_size - sizeof(hdr)) / 4) {
-		wtg_error("'%s': %s: solid chunk table larger than its resource", wf->path, what);
+		wtg_error("'%s' in '%s': solid chunk table larger than its resource", what,
+			  wf->path);
 		return -EIO;
 	}
 	res->chunk_start = malloc((n + 1) * sizeof(uint64_t));
@@ -208,7 +210,8 @@ static int load_solid_table(struct wim_file *wf, struct wim_resource *res, const
 		goto out;
 	}
 	if (pread_full(wf, raw, n * 4, res->offset + sizeof(hdr)) < 0) {
-		wtg_error("'%s': %s: cannot read solid chunk table (truncated WIM?)", wf->path, what);
+		wtg_error("'%s' in '%s': cannot read solid chunk table (truncated WIM?)", what,
+			  wf->path);
 		goto out;
 	}
 	uint64_t pos = res->offset + sizeof(hdr) + n * 4, end = res->offset + res->stored_size;
@@ -218,8 +221,8 @@ static int load_solid_table(struct wim_file *wf, struct wim_resource *res, const
 		v = le32toh(v);
 		res->chunk_start[i] = pos;
 		if (v > end - pos) {
-			wtg_error("'%s': %s: solid chunk %" PRIu64 " runs past its resource", wf->path,
-				  what, i);
+			wtg_error("'%s' in '%s': solid chunk %" PRIu64 " runs past its resource",
+				  what, wf->path, i);
 			goto out;
 		}
 		pos += v;
@@ -248,7 +251,7 @@ static int ensure_table(struct wim_file *wf, struct wim_resource *res, const cha
 			ret = load_solid_table(wf, res, what);
 		else if (!chunk_size_ok(res->chunk_size) || !ctype_ok((uint32_t)res->ctype) ||
 			 res->size == 0) {
-			wtg_error("'%s': %s: bad compressed resource", wf->path, what);
+			wtg_error("'%s' in '%s': bad compressed resource", what, wf->path);
 			ret = -EIO;
 		} else
 			ret = load_table(wf, res, what);
@@ -277,8 +280,8 @@ static int fill_chunk(void *arg, void *buf, size_t usize)
 	if (ssize == usize)
 		return pread_full(cf->wf, buf, usize, start) < 0 ? -EIO : 0;
 	if (ssize == 0 || ssize > usize) {
-		wtg_error("'%s': %s: chunk %" PRIu64 " has a bad stored size", cf->wf->path, cf->what,
-			  cf->index);
+		wtg_error("'%s' in '%s': chunk %" PRIu64 " has a bad stored size", cf->what,
+			  cf->wf->path, cf->index);
 		return -EIO;
 	}
 	void *in = malloc(ssize);
@@ -286,8 +289,8 @@ static int fill_chunk(void *arg, void *buf, size_t usize)
 		return -ENOMEM;
 	ret = pread_full(cf->wf, in, ssize, start);
 	if (ret < 0) {
-		wtg_error("'%s': %s: cannot read chunk %" PRIu64 " (truncated WIM?)", cf->wf->path,
-			  cf->what, cf->index);
+		wtg_error("'%s' in '%s': cannot read chunk %" PRIu64 " (truncated WIM?)", cf->what,
+			  cf->wf->path, cf->index);
 		goto out;
 	}
 	struct wimlib_decompressor *d = get_decompressor(res->ctype, res->chunk_size);
@@ -296,8 +299,8 @@ static int fill_chunk(void *arg, void *buf, size_t usize)
 		goto out;
 	}
 	if (wimlib_decompress(in, ssize, buf, usize, d) != 0) {
-		wtg_error("'%s': %s: chunk %" PRIu64 " does not decompress", cf->wf->path, cf->what,
-			  cf->index);
+		wtg_error("'%s' in '%s': chunk %" PRIu64 " does not decompress", cf->what,
+			  cf->wf->path, cf->index);
 		ret = -EIO;
 	}
 out:
@@ -316,8 +319,10 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 	if (size == 0)
 		return 0;
 	if (!res->compressed && !res->solid) {
-		if (res->size != res->stored_size || pread_full(wf, buf, size, res->offset + off) < 0) {
-			wtg_error("'%s': %s: cannot read data (truncated WIM?)", wf->path, what);
+		if (res->size != res->stored_size ||
+		    pread_full(wf, buf, size, res->offset + off) < 0) {
+			wtg_error("'%s' in '%s': cannot read data (truncated WIM?)", what,
+				  wf->path);
 			return -EIO;
 		}
 		return 0;
@@ -329,7 +334,8 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 	while (size) {
 		uint64_t index = off / res->chunk_size;
 		uint64_t cstart = index * res->chunk_size;
-		size_t csize = (size_t)(index + 1 == res->nchunks ? res->size - cstart : res->chunk_size);
+		size_t csize =
+		    (size_t)(index + 1 == res->nchunks ? res->size - cstart : res->chunk_size);
 		size_t in_chunk = (size_t)(off - cstart);
 		size_t n = csize - in_chunk < size ? csize - in_chunk : size;
 		struct chunk_fill cf = {.wf = wf, .res = res, .index = index, .what = what};
