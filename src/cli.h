@@ -24,8 +24,6 @@ bool cli_wants_help(int argc, char **argv, const char *usage);
 int cli_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Parses "256M", "1G", "65536"; false when malformed. */
 bool cli_parse_size(const char *s, uint64_t *ret);
-/* True when @path (canonical) is a mount point; its type in @fstype. */
-bool cli_find_mount(const char *path, char *fstype, size_t size);
 /* Writes @s as a JSON string with quotes. */
 void cli_json_string(FILE *f, const char *s);
 

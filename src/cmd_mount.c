@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "wtgfs/fuse_mount.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mountinfo.h"
 #include "wtgfs/source.h"
 #include "wtgfs/tree.h"
 
@@ -57,7 +58,7 @@ static int parse_options(char *list, struct wtg_mount_options *mo, struct wtg_so
 static int check_mountpoint(const char *mnt, char *canon)
 {
 	struct stat st;
-	char fstype[64];
+	struct wtg_mountinfo mi;
 
 	if (stat(mnt, &st) < 0) {
 		wtg_error("cannot mount on '%s': %s", mnt,
@@ -73,9 +74,9 @@ static int check_mountpoint(const char *mnt, char *canon)
 		wtg_error("cannot mount on '%s': %s", mnt, strerror(errno));
 		return -1;
 	}
-	if (cli_find_mount(canon, fstype, sizeof(fstype))) {
+	if (wtg_mountinfo_find(canon, &mi)) {
 		wtg_error("cannot mount on '%s': already a mount point (%s); unmount it first", mnt,
-			  fstype);
+			  mi.fstype);
 		return -1;
 	}
 	return 0;

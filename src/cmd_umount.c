@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mountinfo.h"
 
 static const char usage[] = "usage: wtgfs umount MNT\n"
 			    "\n"
@@ -18,7 +19,8 @@ static const char usage[] = "usage: wtgfs umount MNT\n"
 
 int cmd_umount(int argc, char **argv)
 {
-	char canon[PATH_MAX], fstype[64] = "";
+	char canon[PATH_MAX];
+	struct wtg_mountinfo mi;
 
 	if (cli_wants_help(argc, argv, usage))
 		return 0;
@@ -28,7 +30,7 @@ int cmd_umount(int argc, char **argv)
 		wtg_error("cannot unmount '%s': %s", argv[1], strerror(errno));
 		return EXIT_ERROR;
 	}
-	if (!cli_find_mount(canon, fstype, sizeof(fstype)) || strcmp(fstype, "fuse.wtgfs")) {
+	if (!wtg_mountinfo_find(canon, &mi) || strcmp(mi.fstype, "fuse.wtgfs")) {
 		wtg_error("cannot unmount '%s': not a wtgfs mount", argv[1]);
 		return EXIT_ERROR;
 	}

@@ -14,6 +14,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,16 @@
 
 #include "wtgfs/fuse_mount.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mountinfo.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/tree.h"
+
+/* Reads of up to 1 MiB per request (the kernel derives its max_pages from
+ * max_write), so one request decodes many chunks. */
+#define MAX_REQUEST (1u << 20)
+/* Kernel read-ahead for the mount, so sequential reads keep more than one
+ * request (and so more than one worker thread) busy. */
+#define READ_AHEAD_KB 4096
 
 /* The image never changes under a read-only mount. */
 #define CACHE_TIMEOUT 86400.0
@@ -92,6 +101,8 @@ static struct wtg_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	conn->max_write = MAX_REQUEST;
+	conn->max_readahead = MAX_REQUEST;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* Entries never change: no need for the adaptive heuristic. */
@@ -154,6 +165,27 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* One reply buffer per worker thread: a fresh 1 MiB malloc per read is an
+ * mmap, page faults and an munmap each time. */
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void read_buf_key_init(void)
+{
+	pthread_key_create(&read_buf_key, free);
+}
+
+static void *read_buf(size_t size)
+{
+	pthread_once(&read_buf_once, read_buf_key_init);
+	void *buf = pthread_getspecific(read_buf_key);
+	if (!buf && size <= MAX_REQUEST) {
+		buf = malloc(MAX_REQUEST);
+		pthread_setspecific(read_buf_key, buf);
+	}
+	return size <= MAX_REQUEST ? buf : NULL;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -161,15 +193,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (!stream || off < 0)
 		return (void)fuse_reply_buf(req, NULL, 0);
-	void *buf = malloc(size ? size : 1);
-	if (!buf)
+	void *buf = read_buf(size), *big = NULL;
+	if (!buf && !(buf = big = malloc(size)))
 		return (void)fuse_reply_err(req, ENOMEM);
 	long n = wtg_tree_read(fs_of(req)->tree, stream, buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	free(big);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -402,6 +434,25 @@ static const struct fuse_lowlevel_ops ops = {
     .removexattr = op_removexattr,
 };
 
+/* The kernel caps a FUSE mount's read-ahead at 128 KiB unless told through
+ * sysfs (root only; otherwise the default stays, which only costs speed). */
+static void raise_read_ahead(const char *mountpoint)
+{
+	struct wtg_mountinfo mi;
+	char path[128];
+
+	/* Not stat(): the mount is not served yet and would block it. */
+	if (!wtg_mountinfo_find(mountpoint, &mi))
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", mi.major, mi.minor);
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return;
+	fprintf(f, "%d\n", READ_AHEAD_KB);
+	if (fclose(f) != 0)
+		wtg_debug("cannot raise read-ahead through '%s'", path);
+}
+
 int wtg_fuse_run(struct wtg_tree *tree, const struct wtg_mount_options *opt)
 {
 	struct fs fs = {.tree = tree, .uid = getuid(), .gid = getgid()};
@@ -434,6 +485,7 @@ int wtg_fuse_run(struct wtg_tree *tree, const struct wtg_mount_options *opt)
 		wtg_error("cannot mount on '%s' (see the message above)", opt->mountpoint);
 		goto out_signals;
 	}
+	raise_read_ahead(opt->mountpoint);
 	if (!opt->foreground)
 		wtg_log_to_syslog(true);
 	if (fuse_daemonize(opt->foreground) != 0)

@@ -14,7 +14,9 @@
 # Re-running with the same script and SIZE is a no-op (cache).
 # Deterministic (fixed seed). Exit 77 (skip) if not root or a tool is missing.
 set -eu
-
+# The whole script is one compound command, so bash parses it completely
+# before running it: editing this file while a build runs cannot break it.
+{
 VERBOSE=0
 if [ "${1:-}" = "-v" ]; then VERBOSE=1; shift; fi
 if [ $# -ne 2 ] || { [ "$1" != small ] && [ "$1" != large ]; }; then
@@ -29,7 +31,7 @@ log() { [ "$VERBOSE" = 1 ] && echo "mkimage: $*" >&2 || true; }
 skip() { echo "mkimage: SKIP: $*" >&2; exit 77; }
 
 [ "$(id -u)" = 0 ] || skip "must run as root (ntfs-3g mount, xattrs)"
-for t in mkntfs ntfs-3g wimcapture wimexport wiminfo python3 mountpoint umount sha256sum; do
+for t in mkntfs ntfs-3g wimcapture wimexport python3 mountpoint umount sha256sum flock; do
 	command -v "$t" >/dev/null 2>&1 || skip "missing tool: $t"
 done
 [ -c /dev/fuse ] || skip "/dev/fuse missing"
@@ -38,16 +40,23 @@ STAMP_WANT="$( { cat "$0"; [ -f "$HERE/mkhive.py" ] && cat "$HERE/mkhive.py"; tr
 OUTPUTS="volume.img lzx.wim xpress.wim none.wim solid.esd manifest.txt"
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
-if [ -f "$OUTDIR/.stamp" ] && [ "$(cat "$OUTDIR/.stamp")" = "$STAMP_WANT" ]; then
-	ok=1
-	for f in $OUTPUTS; do [ -s "$OUTDIR/$f" ] || ok=0; done
-	if [ $ok = 1 ]; then log "cached: $OUTDIR"; exit 0; fi
-fi
+is_cached() {
+	[ -f "$OUTDIR/.stamp" ] && [ "$(cat "$OUTDIR/.stamp")" = "$STAMP_WANT" ] || return 1
+	for f in $OUTPUTS; do [ -s "$OUTDIR/$f" ] || return 1; done
+}
+if is_cached; then log "cached: $OUTDIR"; exit 0; fi
+# Serialise concurrent builds of one OUTDIR; whoever waited may find it done.
+exec 9>>"$OUTDIR/.lock"
+flock 9
+if is_cached; then log "cached (built by another process): $OUTDIR"; exit 0; fi
 
-rm -f "$OUTDIR/.stamp"
-for f in $OUTPUTS; do rm -f "$OUTDIR/$f"; done
-
+# Build in a private directory next to the outputs and rename into place at
+# the end: files that others still have open or mounted (an ntfs-3g mount of
+# the old volume.img, a wtgfs mount of the old lzx.wim) keep their old
+# inodes and are never overwritten in place.
+BUILD=$(mktemp -d "$OUTDIR/.build.XXXXXX")
 WORK=$(mktemp -d /tmp/mkimage.XXXXXX)
+export WORK
 MNT="$WORK/mnt"
 mkdir "$MNT"
 LOG="$WORK/log"
@@ -61,9 +70,10 @@ cleanup() {
 	if [ $rc != 0 ]; then
 		echo "mkimage: FAILED (rc=$rc); last log lines:" >&2
 		tail -n 25 "$LOG" >&2 || true
-		rm -f "$OUTDIR/.stamp"
 	fi
-	rm -rf "$WORK"
+	rm -rf "$BUILD"
+	# never recurse into a volume that is still mounted
+	mountpoint -q "$MNT" 2>/dev/null || rm -rf "$WORK"
 	exit $rc
 }
 trap cleanup EXIT
@@ -77,7 +87,7 @@ run() { # run a tool, output to the log (and to stderr with -v)
 # Mount with ntfs-3g in the background but not detached, so we know its pid
 # and can wait for it to finish writing the volume after umount.
 mount_ntfs() { # opts
-	ntfs-3g -o "no_detach,big_writes,$1" "$OUTDIR/volume.img" "$MNT" >>"$LOG" 2>&1 &
+	ntfs-3g -o "no_detach,big_writes,$1" "$BUILD/volume.img" "$MNT" >>"$LOG" 2>&1 9>&- &
 	NTFS_PID=$!
 	for _ in $(seq 1 200); do
 		mountpoint -q "$MNT" && return 0
@@ -101,9 +111,9 @@ esac
 
 T0=$(date +%s%N)
 elapsed() { echo "$(( ($(date +%s%N) - T0) / 1000000 )) ms"; }
-log "creating $OUTDIR/volume.img ($VOLSIZE)"
-truncate -s "$VOLSIZE" "$OUTDIR/volume.img"
-run mkntfs -F -Q -q -L Windows -c 4096 "$OUTDIR/volume.img"
+log "creating volume.img ($VOLSIZE) in $BUILD"
+truncate -s "$VOLSIZE" "$BUILD/volume.img"
+run mkntfs -F -Q -q -L Windows -c 4096 "$BUILD/volume.img"
 
 # ---------------------------------------------------------------- generator
 cat >"$WORK/gen.py" <<'PYEOF'
@@ -490,8 +500,8 @@ for n in ['lmhosts.sam', 'networks', 'protocol', 'services']:
     T.file(S32 + '\\drivers\\etc\\' + n, 1000 + R.randrange(20000))
 
 # registry hives
-HIVES = [(S32 + '\\config\\SYSTEM', (12 << 20) if LARGE else (2 << 20)),
-         (S32 + '\\config\\SOFTWARE', (40 << 20) if LARGE else (3 << 20)),
+HIVES = [(S32 + '\\config\\SYSTEM', (10 << 20) if LARGE else (2 << 20)),
+         (S32 + '\\config\\SOFTWARE', (20 << 20) if LARGE else (3 << 20)),
          (S32 + '\\config\\SAM', 65536), (S32 + '\\config\\SECURITY', 65536),
          (S32 + '\\config\\DEFAULT', 262144),
          (S32 + '\\config\\BCD-Template', 32768),
@@ -501,7 +511,7 @@ for rel, hsize in HIVES:
     if MKHIVE:
         import subprocess
         T.mkdir(rel.rpartition('\\')[0])
-        tmp = '/tmp/.mkimage-hive-%d' % os.getpid()
+        tmp = os.path.join(os.environ.get('WORK', '/tmp'), 'hive.tmp')
         subprocess.run([sys.executable, MKHIVE, '--size', str(hsize), '--seed',
                         rel.rpartition('\\')[2], tmp], check=True)
         with open(tmp, 'rb') as f:
@@ -862,6 +872,54 @@ for d in sorted(T.dirs, key=lambda x: -x.count('\\') if x else 1):
 for ex, _ in T.links:
     setx(ex, 'system.ntfs_times', times_for(ex, False))
 
+# ---- 10. read everything special back through ntfs-3g
+import ctypes, ctypes.util
+_libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+_libc.lgetxattr.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+_libc.lgetxattr.restype = ctypes.c_ssize_t
+
+def getx(rel, name):
+    # size first: ntfs-3g answers a short buffer for ntfs_acl with EIO, not ERANGE
+    p, n = os.fsencode(P(rel)), name.encode()
+    size = _libc.lgetxattr(p, n, None, 0)
+    if size < 0:
+        return None
+    buf = ctypes.create_string_buffer(max(size, 1))
+    got = _libc.lgetxattr(p, n, buf, size)
+    assert got >= 0, (rel, name, os.strerror(ctypes.get_errno()))
+    return buf.raw[:got]
+
+def check(cond, what):
+    if not cond:
+        raise SystemExit('mkimage: read-back check failed: ' + what)
+
+for d, dos in DOS:
+    check(getx(d, 'system.ntfs_dos_name') == dos.encode(), 'dos name of ' + d)
+for rel, a in ATTRS.items():
+    got = struct.unpack('>I', getx(rel, 'system.ntfs_attrib_be'))[0]
+    check(got & ~0x610 == a & ~0x610, 'attrib of %s: 0x%x != 0x%x' % (rel, got, a))
+check(struct.unpack('>I', getx(EDGE['sparse'], 'system.ntfs_attrib_be'))[0] & 0x200, 'sparse attribute')
+check(getx('Windows\\System32\\notepad.exe', 'system.ntfs_acl') == SDS['ti_file'], 'ti_file sd')
+check(getx('Users\\Default\\AppData\\LocalLow', 'system.ntfs_acl') == SDS['lowlabel'], 'lowlabel sd (SACL)')
+check(getx('Documents and Settings', 'system.ntfs_acl') == SDS['junction'], 'junction sd')
+check(getx('', 'system.ntfs_acl') == SDS['root'], 'root sd')
+check(getx('Documents and Settings', 'system.ntfs_reparse_data') ==
+      rp_mount_point('\\??\\C:\\Users', 'C:\\Users'), 'junction reparse data')
+# (no readlink here: the kernel still caches these as regular files/dirs;
+# they only show up as symlinks after a remount)
+check(getx(rl, 'system.ntfs_reparse_data') ==
+      rp_symlink('..\\Documents\\readme.txt', '..\\Documents\\readme.txt', True), 'relative symlink')
+check(getx('Users\\All Users', 'system.ntfs_reparse_data') ==
+      rp_symlink('\\??\\C:\\ProgramData', 'C:\\ProgramData', False), 'absolute symlink')
+check(getx('Users\\Public\\Documents\\Ünïcødé ファイル.txt', 'user.Zone.Identifier') == ZONE, 'zone identifier')
+check(getx(EDGE['empty'], 'user.empty-stream') == b'', 'empty stream')
+check(getx('ProgramData\\Microsoft', 'user.dirstream') is not None, 'stream on a directory')
+check(os.stat(P(np_)).st_nlink == 3, 'notepad.exe has 3 links')
+for rel, tb in [(np_, times_for(np_, False)), ('Windows', times_for('Windows', True))]:
+    check(getx(rel, 'system.ntfs_times')[:24] == tb, 'times of ' + rel)
+check(len(getx(S32 + '\\notepad.exe', 'system.ntfs_object_id')) == 64, 'object id')
+check(len(set(SDS.values())) == len(SDS), 'distinct SDs')
+
 T.meta.insert(0, 'size %s: %d files (+%d extra hard links), %d dirs, %d bytes' % (
     SIZE, len(T.files), len(T.links), len(T.dirs), T.nbytes))
 if MANIFEST:
@@ -879,16 +937,20 @@ umount_ntfs
 
 log "pass 2: tree and metadata"
 mount_ntfs streams_interface=xattr
-run python3 "$WORK/gen.py" pass2 "$MNT" "$SIZE" "$OUTDIR/manifest.txt.tmp" "$HIVEARG"
+run python3 "$WORK/gen.py" pass2 "$MNT" "$SIZE" "$BUILD/manifest.txt" "$HIVEARG"
 umount_ntfs
 log "generated in $(elapsed)"
 
 log "wimcapture (LZX)"
-run wimcapture "$OUTDIR/volume.img" "$OUTDIR/lzx.wim" "Windows Test" --compress=LZX
+run wimcapture "$BUILD/volume.img" "$BUILD/lzx.wim" "Windows Test" --compress=LZX
 log "wimexport (XPRESS, none, solid LZMS)"
-run wimexport "$OUTDIR/lzx.wim" 1 "$OUTDIR/xpress.wim" --compress=XPRESS
-run wimexport "$OUTDIR/lzx.wim" 1 "$OUTDIR/none.wim" --compress=none
-run wimexport "$OUTDIR/lzx.wim" 1 "$OUTDIR/solid.esd" --solid
-mv "$OUTDIR/manifest.txt.tmp" "$OUTDIR/manifest.txt"
+run wimexport "$BUILD/lzx.wim" 1 "$BUILD/xpress.wim" --compress=XPRESS
+run wimexport "$BUILD/lzx.wim" 1 "$BUILD/none.wim" --compress=none
+run wimexport "$BUILD/lzx.wim" 1 "$BUILD/solid.esd" --solid
+
+rm -f "$OUTDIR/.stamp"
+for f in $OUTPUTS; do mv -f "$BUILD/$f" "$OUTDIR/$f"; done
 echo "$STAMP_WANT" >"$OUTDIR/.stamp"
 log "done in $(elapsed): $OUTDIR"
+exit 0
+}

@@ -20,6 +20,9 @@
 
 #define DECOMPRESSOR_SLOTS 4
 
+/* Chunks up to this size are decoded straight into a read that covers them. */
+#define DIRECT_CHUNK_MAX (1u << 20)
+
 struct decompressors {
 	struct {
 		int ctype;
@@ -334,18 +337,27 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 	while (size) {
 		uint64_t index = off / res->chunk_size;
 		uint64_t cstart = index * res->chunk_size;
-		size_t csize =
-		    (size_t)(index + 1 == res->nchunks ? res->size - cstart : res->chunk_size);
+		size_t csize = (size_t)(index + 1 == res->nchunks ? res->size - cstart : res->chunk_size);
 		size_t in_chunk = (size_t)(off - cstart);
 		size_t n = csize - in_chunk < size ? csize - in_chunk : size;
 		struct chunk_fill cf = {.wf = wf, .res = res, .index = index, .what = what};
 		struct wtg_chunk_ref ref;
 
-		ret = wtg_chunk_cache_get(wf->cache, res, index, csize, fill_chunk, &cf, &ref);
+		/* A whole small chunk goes straight to the caller: the kernel's
+		 * page cache keeps what was read, so caching it here too would
+		 * only cost memory and a copy.  Partial chunks, and the large
+		 * chunks of solid resources, go through the cache. */
+		if (n == csize && csize <= DIRECT_CHUNK_MAX) {
+			ret = fill_chunk(&cf, out, csize);
+		} else {
+			ret = wtg_chunk_cache_get(wf->cache, res, index, csize, fill_chunk, &cf, &ref);
+			if (ret == 0) {
+				memcpy(out, ref.data + in_chunk, n);
+				wtg_chunk_cache_put(wf->cache, &ref);
+			}
+		}
 		if (ret < 0)
 			return ret;
-		memcpy(out, ref.data + in_chunk, n);
-		wtg_chunk_cache_put(wf->cache, &ref);
 		out += n;
 		off += n;
 		size -= n;

@@ -1,0 +1,20 @@
+/*
+ * What /proc/self/mountinfo says about a mount point, read without touching
+ * the mount itself (a FUSE mount that is not served yet would block a stat).
+ */
+#ifndef WTGFS_MOUNTINFO_H
+#define WTGFS_MOUNTINFO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct wtg_mountinfo {
+	unsigned major, minor; /* st_dev of the mounted file system */
+	char fstype[64];
+};
+
+/* True when the canonical path @path is a mount point; the topmost mount's
+ * facts in *info. */
+bool wtg_mountinfo_find(const char *path, struct wtg_mountinfo *info);
+
+#endif
