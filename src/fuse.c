@@ -477,6 +477,7 @@ int wtg_fuse_run(struct wtg_tree *tree, const struct wtg_mount_options *opt)
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
 	if (!se) {
 		wtg_error("cannot start a FUSE session (is /dev/fuse there? modprobe fuse)");
+		fuse_opt_free_args(&args);
 		return -EIO;
 	}
 	if (fuse_set_signal_handlers(se) != 0)
@@ -511,5 +512,6 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);
+	fuse_opt_free_args(&args);
 	return ret;
 }
