@@ -12,6 +12,7 @@
 #include "unit.h"
 #include "wtgfs/chunk_cache.h"
 #include "wtgfs/wim_resource.h"
+#include "wtgfs/workpool.h"
 
 static int tmpfd(void)
 {
@@ -134,6 +135,15 @@ TEST(plain_lzx_and_xpress)
 		write_plain(fd, 1000, ctypes[k], data, size, &res);
 		struct wim_file wf = open_file(fd);
 		CHECK(read_matches(&wf, &res, data, 0, size));
+		/* with decode workers: large reads split across threads */
+		wf.pool = wtg_workpool_new(2);
+		for (int i = 0; i < 50; i++) {
+			uint64_t off = (uint64_t)(rand() % 4) * 32768;
+			CHECK(read_matches(&wf, &res, data, off,
+					   size - off - (size_t)(rand() % 1000)));
+		}
+		wtg_workpool_free(wf.pool);
+		wf.pool = NULL;
 		CHECK(read_matches(&wf, &res, data, 32767, 2));
 		CHECK(read_matches(&wf, &res, data, size - 1, 1));
 		CHECK(read_matches(&wf, &res, data, 100000, 0));
@@ -220,6 +230,7 @@ TEST(solid_resource)
 	res.ctype = WIM_CTYPE_LZX; /* the header's type wins */
 	res.chunk_size = 32768;	   /* the header's size wins */
 	struct wim_file wf = open_file(fd);
+	wf.pool = wtg_workpool_new(1); /* solid read-ahead */
 	CHECK(read_matches(&wf, &res, data, 0, size));
 	CHECK(read_matches(&wf, &res, data, 65535, 3));
 	CHECK(read_matches(&wf, &res, data, size - 10, 10));
@@ -235,6 +246,7 @@ TEST(solid_resource)
 	uint8_t b;
 	CHECK(wim_resource_read(&wf, &bad, &b, 1, 0, "test") == -EIO);
 	wim_resource_release(&bad);
+	wtg_workpool_free(wf.pool);
 	wim_resource_release(&res);
 	wtg_chunk_cache_free(wf.cache);
 	free(chunks);

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 struct wtg_chunk_cache;
+struct wtg_workpool;
 
 /* Values of enum wimlib_compression_type, which the WIM header and the solid
  * resource header both use. */
@@ -43,6 +44,7 @@ struct wim_file {
 	uint64_t size;
 	const char *path; /* for messages */
 	struct wtg_chunk_cache *cache;
+	struct wtg_workpool *pool; /* NULL: every chunk decoded by the reader */
 };
 
 struct wim_resource {
@@ -58,6 +60,7 @@ struct wim_resource {
 	int table_state; /* 0 not read, 1 good, -EIO bad */
 	uint64_t nchunks;
 	uint64_t *chunk_start; /* nchunks + 1 absolute file offsets */
+	uint64_t read_ahead;   /* solid: chunks below this were read ahead */
 };
 
 void wim_resource_init(struct wim_resource *res);

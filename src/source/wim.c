@@ -27,6 +27,7 @@
 #include "wtgfs/tree.h"
 #include "wtgfs/wim.h"
 #include "wtgfs/wim_resource.h"
+#include "wtgfs/workpool.h"
 
 #define DEFAULT_CACHE_BYTES (1024u << 20)
 #define MAX_REPARSE_DATA 16384
@@ -62,6 +63,8 @@ struct wim_source {
 	int image;
 	int ctype;
 	uint32_t chunk_size;
+	pthread_mutex_t pool_lock;
+	bool pool_started;
 
 	struct wtg_blob **blobs; /* hash on SHA-1 */
 	size_t nblob_buckets;
@@ -453,10 +456,26 @@ out:
 	return ret;
 }
 
+/* Decode workers start with the first read, not at open: a mount opens the
+ * image before it daemonises, and threads do not survive fork(). */
+static void start_workers(struct wim_source *ws)
+{
+	pthread_mutex_lock(&ws->pool_lock);
+	if (!ws->pool_started) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		ws->file.pool = wtg_workpool_new(cpus > 1 ? (unsigned)(cpus - 1) : 1);
+		__atomic_store_n(&ws->pool_started, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&ws->pool_lock);
+}
+
 static int wim_read(struct wtg_source *src, struct wtg_blob *blob, void *buf, size_t size,
 		    uint64_t off)
 {
 	struct wim_source *ws = (struct wim_source *)src;
+
+	if (!__atomic_load_n(&ws->pool_started, __ATOMIC_ACQUIRE))
+		start_workers(ws);
 	int ret = read_blob(ws, blob, buf, size, off);
 
 	if (ret < 0)
@@ -740,9 +759,12 @@ static void wim_free(struct wtg_source *src)
 		}
 	}
 	free(ws->resources);
+	/* workers may hold chunks and resources: stop them first */
+	wtg_workpool_free(ws->file.pool);
 	wtg_chunk_cache_free(ws->file.cache);
 	if (ws->file.fd >= 0)
 		close(ws->file.fd);
+	pthread_mutex_destroy(&ws->pool_lock);
 	free(ws->base.path);
 	free(ws);
 }
@@ -766,6 +788,7 @@ int wtg_wim_source_open(const char *path, const char *image_sel,
 		return -ENOMEM;
 	ws->base.ops = &wim_source_ops;
 	ws->file.fd = -1;
+	pthread_mutex_init(&ws->pool_lock, NULL);
 	ws->base.path = strdup(path);
 	if (!ws->base.path) {
 		ret = -ENOMEM;

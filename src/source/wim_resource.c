@@ -15,6 +15,7 @@
 #include "wtgfs/chunk_cache.h"
 #include "wtgfs/log.h"
 #include "wtgfs/wim_resource.h"
+#include "wtgfs/workpool.h"
 
 /* ---- per-thread decompressors ---- */
 
@@ -22,6 +23,8 @@
 
 /* Chunks up to this size are decoded straight into a read that covers them. */
 #define DIRECT_CHUNK_MAX (1u << 20)
+/* A read covering at least this many whole chunks shares them with a worker. */
+#define PARALLEL_MIN_CHUNKS 4
 
 struct decompressors {
 	struct {
@@ -88,6 +91,7 @@ void wim_resource_init(struct wim_resource *res)
 	res->table_state = 0;
 	res->chunk_start = NULL;
 	res->nchunks = 0;
+	res->read_ahead = 0;
 }
 
 void wim_resource_release(struct wim_resource *res)
@@ -283,8 +287,9 @@ static int fill_chunk(void *arg, void *buf, size_t usize)
 	if (ssize == usize)
 		return pread_full(cf->wf, buf, usize, start) < 0 ? -EIO : 0;
 	if (ssize == 0 || ssize > usize) {
-		wtg_error("'%s' in '%s': chunk %" PRIu64 " has a bad stored size", cf->what,
-			  cf->wf->path, cf->index);
+		if (cf->what)
+			wtg_error("'%s' in '%s': chunk %" PRIu64 " has a bad stored size", cf->what,
+				  cf->wf->path, cf->index);
 		return -EIO;
 	}
 	void *in = malloc(ssize);
@@ -292,8 +297,9 @@ static int fill_chunk(void *arg, void *buf, size_t usize)
 		return -ENOMEM;
 	ret = pread_full(cf->wf, in, ssize, start);
 	if (ret < 0) {
-		wtg_error("'%s' in '%s': cannot read chunk %" PRIu64 " (truncated WIM?)", cf->what,
-			  cf->wf->path, cf->index);
+		if (cf->what)
+			wtg_error("'%s' in '%s': cannot read chunk %" PRIu64 " (truncated WIM?)",
+				  cf->what, cf->wf->path, cf->index);
 		goto out;
 	}
 	struct wimlib_decompressor *d = get_decompressor(res->ctype, res->chunk_size);
@@ -302,13 +308,121 @@ static int fill_chunk(void *arg, void *buf, size_t usize)
 		goto out;
 	}
 	if (wimlib_decompress(in, ssize, buf, usize, d) != 0) {
-		wtg_error("'%s' in '%s': chunk %" PRIu64 " does not decompress", cf->what,
-			  cf->wf->path, cf->index);
+		if (cf->what)
+			wtg_error("'%s' in '%s': chunk %" PRIu64 " does not decompress", cf->what,
+				  cf->wf->path, cf->index);
 		ret = -EIO;
 	}
 out:
 	free(in);
 	return ret;
+}
+
+static size_t chunk_usize(const struct wim_resource *res, uint64_t index)
+{
+	uint64_t start = index * res->chunk_size;
+	return (size_t)(index + 1 == res->nchunks ? res->size - start : res->chunk_size);
+}
+
+/* Decodes whole chunks [first, last) into @out. */
+static int decode_run(struct wim_file *wf, struct wim_resource *res, uint64_t first, uint64_t last,
+		      uint8_t *out, const char *what)
+{
+	for (uint64_t i = first; i < last; i++) {
+		struct chunk_fill cf = {.wf = wf, .res = res, .index = i, .what = what};
+		size_t n = chunk_usize(res, i);
+		int ret = fill_chunk(&cf, out, n);
+		if (ret < 0)
+			return ret;
+		out += n;
+	}
+	return 0;
+}
+
+struct run_work {
+	struct wtg_work work; /* first */
+	struct wim_file *wf;
+	struct wim_resource *res;
+	uint64_t first, last;
+	uint8_t *out;
+	const char *what;
+	int ret;
+};
+
+static void run_work_fn(struct wtg_work *w)
+{
+	struct run_work *r = (struct run_work *)w;
+	r->ret = decode_run(r->wf, r->res, r->first, r->last, r->out, r->what);
+}
+
+/* Whole chunks: the second half goes to a worker while this thread decodes
+ * the first, so one large read uses two cores. */
+static int decode_whole(struct wim_file *wf, struct wim_resource *res, uint64_t first,
+			uint64_t last, uint8_t *out, const char *what)
+{
+	if (!wf->pool || last - first < PARALLEL_MIN_CHUNKS)
+		return decode_run(wf, res, first, last, out, what);
+	uint64_t mid = first + (last - first) / 2;
+	struct run_work rw = {
+	    .work.fn = run_work_fn,
+	    .wf = wf,
+	    .res = res,
+	    .first = mid,
+	    .last = last,
+	    .out = out + (mid - first) * res->chunk_size,
+	    .what = what,
+	};
+	if (!wtg_workpool_submit(wf->pool, &rw.work))
+		return decode_run(wf, res, first, last, out, what);
+	int ret = decode_run(wf, res, first, mid, out, what);
+	wtg_workpool_wait(wf->pool, &rw.work);
+	return ret < 0 ? ret : rw.ret;
+}
+
+struct read_ahead_work {
+	struct wtg_work work; /* first */
+	struct wim_file *wf;
+	struct wim_resource *res;
+	uint64_t index;
+};
+
+static void read_ahead_fn(struct wtg_work *w)
+{
+	struct read_ahead_work *ra = (struct read_ahead_work *)w;
+	struct chunk_fill cf = {.wf = ra->wf, .res = ra->res, .index = ra->index};
+	struct wtg_chunk_ref ref;
+
+	if (wtg_chunk_cache_get(ra->wf->cache, ra->res, ra->index, chunk_usize(ra->res, ra->index),
+				fill_chunk, &cf, &ref) == 0)
+		wtg_chunk_cache_put(ra->wf->cache, &ref);
+	free(ra);
+}
+
+/* Solid chunks take long to decode: when chunk @index is read, a worker
+ * decodes the next one (once per chunk) while the reader consumes this. */
+static void read_ahead(struct wim_file *wf, struct wim_resource *res, uint64_t index)
+{
+	uint64_t next = index + 1;
+
+	if (!wf->pool || next >= res->nchunks)
+		return;
+	pthread_mutex_lock(&res->lock);
+	bool go = next >= res->read_ahead;
+	if (go)
+		res->read_ahead = next + 1;
+	pthread_mutex_unlock(&res->lock);
+	if (!go)
+		return;
+	struct read_ahead_work *ra = calloc(1, sizeof(*ra));
+	if (!ra)
+		return;
+	ra->work.fn = read_ahead_fn;
+	ra->work.detached = true;
+	ra->wf = wf;
+	ra->res = res;
+	ra->index = next;
+	if (!wtg_workpool_submit(wf->pool, &ra->work))
+		free(ra);
 }
 
 int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, size_t size,
@@ -336,24 +450,31 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 
 	while (size) {
 		uint64_t index = off / res->chunk_size;
-		uint64_t cstart = index * res->chunk_size;
-		size_t csize = (size_t)(index + 1 == res->nchunks ? res->size - cstart : res->chunk_size);
-		size_t in_chunk = (size_t)(off - cstart);
+		size_t csize = chunk_usize(res, index);
+		size_t in_chunk = (size_t)(off - index * res->chunk_size);
 		size_t n = csize - in_chunk < size ? csize - in_chunk : size;
-		struct chunk_fill cf = {.wf = wf, .res = res, .index = index, .what = what};
-		struct wtg_chunk_ref ref;
 
-		/* A whole small chunk goes straight to the caller: the kernel's
-		 * page cache keeps what was read, so caching it here too would
-		 * only cost memory and a copy.  Partial chunks, and the large
-		 * chunks of solid resources, go through the cache. */
+		/* Whole small chunks go straight to the caller: the kernel's
+		 * page cache keeps what was read, so caching them here too
+		 * would only cost memory and a copy.  Partial chunks, and the
+		 * large chunks of solid resources, go through the cache. */
 		if (n == csize && csize <= DIRECT_CHUNK_MAX) {
-			ret = fill_chunk(&cf, out, csize);
+			uint64_t last = index;
+			size_t bytes = 0;
+			while (last < res->nchunks && bytes + chunk_usize(res, last) <= size)
+				bytes += chunk_usize(res, last++);
+			ret = decode_whole(wf, res, index, last, out, what);
+			n = bytes;
 		} else {
-			ret = wtg_chunk_cache_get(wf->cache, res, index, csize, fill_chunk, &cf, &ref);
+			struct chunk_fill cf = {.wf = wf, .res = res, .index = index, .what = what};
+			struct wtg_chunk_ref ref;
+			ret = wtg_chunk_cache_get(wf->cache, res, index, csize, fill_chunk, &cf,
+						  &ref);
 			if (ret == 0) {
 				memcpy(out, ref.data + in_chunk, n);
 				wtg_chunk_cache_put(wf->cache, &ref);
+				if (res->solid)
+					read_ahead(wf, res, index);
 			}
 		}
 		if (ret < 0)

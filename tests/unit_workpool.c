@@ -1,0 +1,100 @@
+/* The work pool: work runs once, waits return after it ran, busy pools
+ * hand work back, detached work is freed either way. */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "wtgfs/workpool.h"
+
+struct counted {
+	struct wtg_work work;
+	atomic_int *counter;
+	int sleep_us;
+};
+
+static void count_fn(struct wtg_work *w)
+{
+	struct counted *c = (struct counted *)w;
+	if (c->sleep_us)
+		usleep((useconds_t)c->sleep_us);
+	atomic_fetch_add(c->counter, 1);
+}
+
+static void count_and_free_fn(struct wtg_work *w)
+{
+	count_fn(w);
+	free(w);
+}
+
+TEST(submit_and_wait)
+{
+	struct wtg_workpool *pool = wtg_workpool_new(2);
+	atomic_int n = 0;
+	struct counted c[40];
+
+	CHECK(pool != NULL);
+	for (int i = 0; i < 40; i++) {
+		c[i] = (struct counted){.work.fn = count_fn, .counter = &n, .sleep_us = 200};
+		CHECK(wtg_workpool_submit(pool, &c[i].work));
+	}
+	for (int i = 39; i >= 0; i--) /* waiting out of order: some run here */
+		wtg_workpool_wait(pool, &c[i].work);
+	CHECK(atomic_load(&n) == 40);
+	wtg_workpool_free(pool);
+}
+
+TEST(full_queue_refuses)
+{
+	struct wtg_workpool *pool = wtg_workpool_new(1);
+	atomic_int n = 0;
+	static struct counted c[200];
+	int accepted = 0;
+
+	for (int i = 0; i < 200; i++) {
+		c[i] = (struct counted){.work.fn = count_fn, .counter = &n, .sleep_us = 1000};
+		if (wtg_workpool_submit(pool, &c[i].work))
+			accepted++;
+		else
+			break;
+	}
+	CHECK(accepted < 200);
+	for (int i = 0; i < accepted; i++)
+		wtg_workpool_wait(pool, &c[i].work);
+	CHECK(atomic_load(&n) == accepted);
+	wtg_workpool_free(pool);
+}
+
+TEST(detached_work_freed)
+{
+	struct wtg_workpool *pool = wtg_workpool_new(1);
+	atomic_int n = 0;
+	for (int i = 0; i < 20; i++) {
+		struct counted *c = calloc(1, sizeof(*c));
+		*c = (struct counted){.work.fn = count_and_free_fn,
+				      .work.detached = true,
+				      .counter = &n,
+				      .sleep_us = 500};
+		if (!wtg_workpool_submit(pool, &c->work))
+			free(c);
+	}
+	/* freeing with work still queued: LeakSanitizer checks nothing leaks */
+	wtg_workpool_free(pool);
+	CHECK(atomic_load(&n) <= 20);
+}
+
+TEST(no_pool_means_no_threads)
+{
+	struct counted c = {.work.fn = count_fn};
+	CHECK(wtg_workpool_new(0) == NULL);
+	CHECK(!wtg_workpool_submit(NULL, &c.work));
+}
+
+int main(void)
+{
+	RUN(submit_and_wait);
+	RUN(full_queue_refuses);
+	RUN(detached_work_freed);
+	RUN(no_pool_means_no_threads);
+	UNIT_EXIT();
+}
