@@ -63,6 +63,7 @@ struct wim_resource {
 	uint64_t read_ahead;   /* solid: chunks below this were read ahead */
 };
 
+/* Zeroes @res; the caller then fills in where and what it is. */
 void wim_resource_init(struct wim_resource *res);
 void wim_resource_release(struct wim_resource *res);
 

@@ -87,11 +87,8 @@ static struct wimlib_decompressor *get_decompressor(int ctype, size_t max_block)
 
 void wim_resource_init(struct wim_resource *res)
 {
+	memset(res, 0, sizeof(*res));
 	pthread_mutex_init(&res->lock, NULL);
-	res->table_state = 0;
-	res->chunk_start = NULL;
-	res->nchunks = 0;
-	res->read_ahead = 0;
 }
 
 void wim_resource_release(struct wim_resource *res)
