@@ -145,23 +145,80 @@ static void wimlib_setup(void)
 	}
 }
 
-/* wimlib calls a short file "truncated"; say what it is. */
-static int check_magic(const char *path)
+/* The parts of the on-disk WIM header we check before wimlib sees it. */
+struct wim_reshdr_disk {
+	uint8_t stored_size[7]; /* 0x00 le56 */
+	uint8_t flags;		/* 0x07 */
+	uint64_t offset;	/* 0x08 le64 */
+	uint64_t size;		/* 0x10 le64: uncompressed */
+} __attribute__((packed));
+_Static_assert(sizeof(struct wim_reshdr_disk) == 24, "resource header is 24 bytes");
+
+struct wim_header_disk {
+	char magic[8];				/* 0x00 "MSWIM\0\0\0" or "WLPWM\0\0\0" */
+	uint32_t header_size;			/* 0x08 */
+	uint32_t version;			/* 0x0C */
+	uint32_t flags;				/* 0x10 */
+	uint32_t chunk_size;			/* 0x14 */
+	uint8_t guid[16];			/* 0x18 */
+	uint16_t part_number;			/* 0x28 */
+	uint16_t total_parts;			/* 0x2A */
+	uint32_t image_count;			/* 0x2C */
+	struct wim_reshdr_disk blob_table;	/* 0x30 */
+	struct wim_reshdr_disk xml_data;	/* 0x48 */
+	struct wim_reshdr_disk boot_metadata;	/* 0x60 */
+	uint32_t boot_index;			/* 0x78 */
+	struct wim_reshdr_disk integrity_table; /* 0x7C */
+	uint8_t unused[60];			/* 0x94 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct wim_header_disk) == 208, "WIM header is 208 bytes");
+
+/* Says "not a WIM" where wimlib would say "truncated", and refuses headers
+ * whose tables claim more bytes than the file holds: wimlib allocates
+ * those tables whole, as sized here, before it checks them. */
+static int check_header(const char *path)
 {
-	char magic[8];
+	struct wim_header_disk h;
+	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0) {
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		int err = errno;
 		wtg_error("cannot open '%s': %s", path, strerror(err));
+		if (fd >= 0)
+			close(fd);
 		return -err;
 	}
-	ssize_t n = pread(fd, magic, sizeof(magic), 0);
+	ssize_t n = pread(fd, &h, sizeof(h), 0);
 	close(fd);
-	if (n != sizeof(magic) ||
-	    (memcmp(magic, "MSWIM\0\0\0", 8) && memcmp(magic, "WLPWM\0\0\0", 8))) {
+	if (n < 8 || (memcmp(h.magic, "MSWIM\0\0\0", 8) && memcmp(h.magic, "WLPWM\0\0\0", 8))) {
 		wtg_error("cannot open '%s': not a WIM file", path);
 		return -EINVAL;
+	}
+	if (n != sizeof(h)) {
+		wtg_error("cannot open '%s': the WIM header is cut short (the file is truncated)",
+			  path);
+		return -EIO;
+	}
+	/* a pipable WIM's header at the start has no tables: wimlib reads the
+	 * copy at the end (and we refuse pipable WIMs once it has) */
+	if (!memcmp(h.magic, "WLPWM\0\0\0", 8))
+		return 0;
+	const struct wim_reshdr_disk *tables[] = {&h.blob_table, &h.xml_data, &h.integrity_table};
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		if (le64toh(tables[i]->size) > (uint64_t)st.st_size) {
+			wtg_error("cannot open '%s': its header claims tables larger than the file "
+				  "(corrupt or truncated WIM)",
+				  path);
+			return -EIO;
+		}
+	}
+	/* every image has a 50-byte blob table entry for its metadata */
+	if ((uint64_t)le32toh(h.image_count) * 50 > le64toh(h.blob_table.size)) {
+		wtg_error("cannot open '%s': its header claims %u images, more than its blob table "
+			  "holds (corrupt WIM)",
+			  path, le32toh(h.image_count));
+		return -EIO;
 	}
 	return 0;
 }
@@ -173,7 +230,7 @@ static int open_wim(const char *path, WIMStruct **wim_ret, struct wimlib_wim_inf
 	int code, ret;
 
 	wimlib_setup();
-	ret = check_magic(path);
+	ret = check_header(path);
 	if (ret < 0)
 		return ret;
 	errno = 0;
@@ -185,8 +242,28 @@ static int open_wim(const char *path, WIMStruct **wim_ret, struct wimlib_wim_inf
 	return 0;
 }
 
-static int check_random_access(const char *path, const struct wimlib_wim_info *info)
+/* wimlib allocates a metadata resource whole, sized as the blob table says,
+ * before it checks anything; a real image's metadata is tens of MiB. */
+#define MAX_METADATA_SIZE (1ull << 30)
+
+static int note_huge_metadata(const struct wimlib_resource_entry *re, void *arg)
 {
+	if (re->is_metadata && re->uncompressed_size > MAX_METADATA_SIZE)
+		*(uint64_t *)arg = re->uncompressed_size;
+	return 0;
+}
+
+static int check_random_access(WIMStruct *wim, const char *path, const struct wimlib_wim_info *info)
+{
+	uint64_t huge = 0;
+
+	wimlib_iterate_lookup_table(wim, 0, note_huge_metadata, &huge);
+	if (huge) {
+		wtg_error("cannot mount '%s': a metadata resource claims %" PRIu64
+			  " bytes (corrupt WIM?)",
+			  path, huge);
+		return -EIO;
+	}
 	if (info->total_parts > 1) {
 		wtg_error("cannot mount '%s': part %u of a split WIM of %u parts (join them first "
 			  "with 'wimjoin')",
@@ -798,7 +875,7 @@ int wtg_wim_source_open(const char *path, const char *image_sel,
 	ret = open_wim(path, &ws->wim, &info);
 	if (ret < 0)
 		goto fail;
-	ret = check_random_access(path, &info);
+	ret = check_random_access(ws->wim, path, &info);
 	if (ret < 0)
 		goto fail;
 	ret = resolve_image(path, ws->wim, &info, image_sel);
