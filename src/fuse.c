@@ -39,6 +39,7 @@
 
 struct fs {
 	struct wtg_tree *tree;
+	bool no_open, no_opendir; /* the kernel can open without asking */
 	uid_t uid;
 	gid_t gid;
 };
@@ -101,6 +102,13 @@ static struct wtg_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	struct fs *fs = userdata;
+
+	/* Opens carry no state here: where the kernel allows it, the first
+	 * open answers ENOSYS and the kernel stops sending open and release
+	 * (two of the three round trips of reading a small file). */
+	fs->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+	fs->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	conn->max_write = MAX_REQUEST;
 	conn->max_readahead = MAX_REQUEST;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -160,6 +168,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return (void)fuse_reply_err(req, EISDIR);
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
 		return (void)fuse_reply_err(req, EROFS);
+	if (fs_of(req)->no_open)
+		return (void)fuse_reply_err(req, ENOSYS);
 	fi->fh = (uintptr_t)wtg_inode_data(in);
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
@@ -191,6 +201,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	const struct wtg_stream *stream = (const struct wtg_stream *)(uintptr_t)fi->fh;
 
+	if (!stream) { /* opened by the kernel alone */
+		struct wtg_inode *in = inode_of(req, ino);
+		stream = in ? wtg_inode_data(in) : NULL;
+	}
 	if (!stream || off < 0)
 		return (void)fuse_reply_buf(req, NULL, 0);
 	void *buf = read_buf(size), *big = NULL;
@@ -212,6 +226,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return (void)fuse_reply_err(req, ESTALE);
 	if (!wtg_inode_is_dir(in))
 		return (void)fuse_reply_err(req, ENOTDIR);
+	if (fs_of(req)->no_opendir)
+		return (void)fuse_reply_err(req, ENOSYS);
 	fi->cache_readdir = 1;
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
