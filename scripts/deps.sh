@@ -3,7 +3,7 @@
 # (as root).  Quick when all is there already.
 set -eu
 pkgs="autoconf automake make gcc clang pkg-config
-libfuse3-dev fuse3 libwim-dev wimtools libssl-dev
+libfuse3-dev fuse3 libwim-dev wimtools libssl-dev ntfs-3g-dev
 ntfs-3g attr python3 xxd"
 [ -f "$(dirname "$0")/deps-bench.txt" ] && pkgs="$pkgs $(cat "$(dirname "$0")/deps-bench.txt")"
 missing=""

@@ -53,7 +53,7 @@ static struct fs *fs_of(fuse_req_t req)
  * own (a second $FILE_NAME) beside the long name that owns it. */
 static nlink_t ntfs_link_count(const struct wtg_inode *in)
 {
-	return in->nlink + (in->dos_name ? 1 : 0);
+	return in->nlink + in->nlink_extra;
 }
 
 static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct stat *st)

@@ -761,9 +761,13 @@ static int add_dentry(const struct wimlib_dir_entry *de, void *arg)
 	} else if (ret < 0) {
 		return ws->load_err = ret, 1;
 	}
-	if (de->dos_name && *de->dos_name && !inode->dos_name &&
-	    !(inode->dos_name = strdup(de->dos_name)))
-		return ws->load_err = -ENOMEM, 1;
+	if (de->dos_name && *de->dos_name && !inode->dos_name) {
+		if (!(inode->dos_name = strdup(de->dos_name)))
+			return ws->load_err = -ENOMEM, 1;
+		/* captured from NTFS: a separate 8.3 $FILE_NAME, which NTFS
+		 * counts as a link of its own */
+		inode->nlink_extra = 1;
+	}
 	if (is_dir)
 		ws->dirstack[depth] = inode;
 	if (fresh && inode->streams && !inode->dir && inode->streams[0].name == NULL)
