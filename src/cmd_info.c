@@ -4,14 +4,20 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "wtgfs/disk_image.h"
+#include "wtgfs/source.h"
 #include "wtgfs/wim.h"
 
 static const char usage[] = "usage: wtgfs info IMAGE [--json]\n"
 			    "\n"
 			    "Lists the images in a WIM or ESD file: index, name, file and\n"
 			    "directory counts, total bytes, compression and whether it is solid.\n"
+			    "For a disk image (VHDX, VHD, raw) or a block device: its partitions,\n"
+			    "with type, start, size, file system, label and whether it holds\n"
+			    "\\Windows.\n"
 			    "\n"
 			    "  --json   one JSON object, for scripts\n";
 
@@ -61,6 +67,58 @@ static void print_json(const char *path, const struct wtg_wim_info *info)
 	printf("]}\n");
 }
 
+static void print_disk_text(const char *path, const struct wtg_disk_report *r)
+{
+	printf("%s: %s disk, %" PRIu64 " bytes, %u-byte sectors, %s", path, r->format, r->size,
+	       r->sector_size,
+	       !strcmp(r->scheme, "gpt")   ? "GPT"
+	       : !strcmp(r->scheme, "mbr") ? "MBR"
+					   : "no partition table");
+	if (r->disk_id[0])
+		printf(", disk id %s", r->disk_id);
+	printf("\n\n%4s  %-22s %14s %15s  %-6s %-16s %s\n", "part", "type", "start", "size", "fs",
+	       "label", "windows");
+	for (int i = 0; i < r->nvols; i++) {
+		const struct wtg_volume_report *v = &r->vols[i];
+		printf("%4d  %-22s %14" PRIu64 " %15" PRIu64 "  %-6s %-16s %s\n", v->number,
+		       v->type[0] ? v->type : "-", v->start, v->size, v->fs[0] ? v->fs : "-",
+		       v->label[0] ? v->label : "-", v->has_windows ? "yes" : "no");
+	}
+}
+
+static void print_disk_json(const char *path, const struct wtg_disk_report *r)
+{
+	printf("{\"path\":");
+	cli_json_string(stdout, path);
+	printf(",\"format\":\"%s\",\"size\":%" PRIu64 ",\"sector_size\":%u,\"scheme\":\"%s\","
+	       "\"disk_id\":\"%s\",\"identity\":\"%s\",\"partitions\":[",
+	       r->format, r->size, r->sector_size, r->scheme, r->disk_id, r->identity);
+	for (int i = 0; i < r->nvols; i++) {
+		const struct wtg_volume_report *v = &r->vols[i];
+		printf("%s{\"number\":%d,\"type\":", i ? "," : "", v->number);
+		cli_json_string(stdout, v->type);
+		printf(",\"start\":%" PRIu64 ",\"size\":%" PRIu64 ",\"fs\":\"%s\",\"label\":",
+		       v->start, v->size, v->fs);
+		cli_json_string(stdout, v->label);
+		printf(",\"windows\":%s}", v->has_windows ? "true" : "false");
+	}
+	printf("]}\n");
+}
+
+static int info_disk(const char *path, bool json)
+{
+	struct wtg_disk_report r;
+
+	if (wtg_disk_image_report(path, &r) < 0)
+		return EXIT_ERROR;
+	if (json)
+		print_disk_json(path, &r);
+	else
+		print_disk_text(path, &r);
+	wtg_disk_report_release(&r);
+	return 0;
+}
+
 int cmd_info(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -81,6 +139,8 @@ int cmd_info(int argc, char **argv)
 	}
 	if (!path)
 		return cli_usage_error(usage, "IMAGE is missing");
+	if (!wtg_source_is_wim(path) && access(path, F_OK) == 0)
+		return info_disk(path, json);
 	if (wtg_wim_read_info(path, &info) < 0)
 		return EXIT_ERROR;
 	if (json)

@@ -34,7 +34,7 @@ mount_fails() {
 echo "not a wim" >"$TMP/text.wim"
 mount_fails "$TMP/text.wim" "not a WIM file"
 : >"$TMP/empty.wim"
-mount_fails "$TMP/empty.wim" "not a WIM file"
+mount_fails "$TMP/empty.wim" "the file is empty"
 head -c 100000 "$TMP/lzx.wim" >"$TMP/trunc.wim"
 mount_fails "$TMP/trunc.wim" "truncated"
 $corrupt "$TMP/lzx.wim" truncate 150 -o "$TMP/trunc2.wim" >/dev/null

@@ -27,4 +27,93 @@ for w in "$TMP"/wim/*; do
 done
 "$fuzz/fuzz_wim" -runs="$runs" -seed=1 "$TMP/wim" || fail "fuzz_wim crashed"
 "$fuzz/fuzz_resource" -runs="$((runs * 10))" -seed=1 "$TMP/res" || fail "fuzz_resource crashed"
+
+# Disk images: small VHDX and VHD files made by qemu-img from a 1 MiB raw
+# disk, and the first 320 KiB of the VHDX (headers and region tables: cheap
+# to mutate where our own checks read).
+if command -v qemu-img >/dev/null 2>&1; then
+	mkdir -p "$TMP/block"
+	qemu-img create -q -f raw "$TMP/disk.img" 1M
+	seq 1 20000 | dd of="$TMP/disk.img" conv=notrunc status=none
+	qemu-img convert -O vhdx -o block_size=1M "$TMP/disk.img" "$TMP/block/dyn.vhdx"
+	qemu-img convert -O vpc -o force_size=on "$TMP/disk.img" "$TMP/block/dyn.vhd"
+	qemu-img convert -O vpc -o subformat=fixed,force_size=on "$TMP/disk.img" "$TMP/block/fixed.vhd"
+	head -c 320K "$TMP/block/dyn.vhdx" >"$TMP/block/head.vhdx"
+	# each refused input logs a line; keep them out of the way, not a crash
+	"$fuzz/fuzz_block" -runs="$((runs * 2))" -seed=1 "$TMP/block" 2>"$TMP/fuzz_block.log" ||
+		{ tail -40 "$TMP/fuzz_block.log"; fail "fuzz_block crashed"; }
+else
+	echo "fuzz_block not run: 'qemu-img' is not installed (scripts/deps.sh installs it)"
+fi
+
+# Partition tables: GPT and MBR disks of 1 MiB and of 128 KiB (where most
+# mutations land on the tables) made by sfdisk, backup GPT included, a
+# large GPT disk's first MiB, and with root a GPT with 4096-byte sectors.
+# A seed's first two bytes are fuzz_disk's parameters (see fuzz_disk.c):
+# sector size, CRC fix-up, what lies past the bytes, and how many MiB the
+# disk claims beyond them.
+if command -v sfdisk >/dev/null 2>&1; then
+	mkdir -p "$TMP/disk"
+	truncate -s 1M "$TMP/gpt.img" "$TMP/mbr.img"
+	truncate -s 128K "$TMP/small-gpt.img" "$TMP/small-mbr.img"
+	truncate -s 64M "$TMP/big.img"
+	sfdisk -q "$TMP/gpt.img" <<-'EOF' || fail "sfdisk cannot write a GPT"
+	label: gpt
+	first-lba: 34
+	size=100, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI"
+	size=200, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name="Windows"
+	EOF
+	sfdisk -q "$TMP/mbr.img" <<-'EOF' || fail "sfdisk cannot write an MBR"
+	label: dos
+	start=64, size=100, type=7, bootable
+	start=200, size=100, type=c
+	start=400, size=1000, type=5
+	start=1500, size=100, type=83
+	start=500, size=100, type=82
+	start=700, size=100, type=7
+	EOF
+	printf 'label: gpt\nsize=8M, type=U\nsize=16M, type=L\n' | sfdisk -q "$TMP/big.img" ||
+		fail "sfdisk cannot write a GPT"
+	sfdisk -q "$TMP/small-gpt.img" <<-'EOF' || fail "sfdisk cannot write a GPT"
+	label: gpt
+	first-lba: 34
+	size=20, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI"
+	size=16, type=E3C9E316-0B5C-4DB8-817D-F92DF00215AE
+	size=100, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name="Windows"
+	EOF
+	sfdisk -q "$TMP/small-mbr.img" <<-'EOF' || fail "sfdisk cannot write an MBR"
+	label: dos
+	start=8, size=20, type=7, bootable
+	start=30, size=10, type=c
+	start=50, size=150, type=5
+	start=210, size=30, type=83
+	start=60, size=10, type=82
+	start=80, size=10, type=7
+	start=100, size=10, type=7
+	EOF
+	# seed NAME PARAMETERS IMAGE
+	seed() { { printf "$2"; head -c 1M "$3"; } >"$TMP/disk/$1"; }
+	seed gpt '\x00\x00' "$TMP/gpt.img"
+	seed gpt-fixed '\x09\x00' "$TMP/gpt.img"
+	seed mbr '\x00\x00' "$TMP/mbr.img"
+	seed mbr-4096 '\x02\x00' "$TMP/mbr.img"
+	seed small-gpt '\x00\x00' "$TMP/small-gpt.img"
+	seed small-gpt-fixed '\x08\x00' "$TMP/small-gpt.img"
+	seed small-mbr '\x00\x00' "$TMP/small-mbr.img"
+	seed big '\x00\x00' "$TMP/big.img"
+	seed big-zeros '\x18\x3f' "$TMP/big.img"
+	seed big-eio '\x08\x3f' "$TMP/big.img"
+	truncate -s 1M "$TMP/gpt4k.img"
+	if [ "$(id -u)" = 0 ] && loop=$(losetup --sector-size 4096 -f --show "$TMP/gpt4k.img" 2>/dev/null); then
+		printf 'label: gpt\nfirst-lba: 6\nsize=20, type=U\nsize=40, type=L\n' |
+			sfdisk -q --no-reread "$loop" >/dev/null 2>&1
+		losetup -d "$loop"
+		seed gpt4k '\x08\x00' "$TMP/gpt4k.img"
+		seed gpt4k-told '\x0a\x00' "$TMP/gpt4k.img"
+	fi
+	"$fuzz/fuzz_disk" -runs="$((runs * 10))" -seed=1 "$TMP/disk" 2>"$TMP/fuzz_disk.log" ||
+		{ tail -40 "$TMP/fuzz_disk.log"; fail "fuzz_disk crashed"; }
+else
+	echo "fuzz_disk not run: 'sfdisk' is not installed"
+fi
 echo PASS

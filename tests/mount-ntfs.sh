@@ -23,7 +23,7 @@ wtg_umount "$m"
 head -c 1048576 /dev/urandom >"$TMP/noise.img"
 "$WTGFS" mount "$TMP/noise.img" "$m" 2>"$TMP/err" && fail "mounted noise"
 [ "$(grep -c . "$TMP/err")" = 1 ] || { cat "$TMP/err"; fail "not a one-line error"; }
-grep -q "not a WIM file or an NTFS volume" "$TMP/err" || { cat "$TMP/err"; fail "noise not named"; }
+grep -q "not a WIM file, a partitioned disk or an NTFS volume" "$TMP/err" || { cat "$TMP/err"; fail "noise not named"; }
 # an NTFS boot sector over a damaged volume: one line
 cp "$IMAGES/volume.img" "$TMP/broken.img"
 dd if=/dev/zero of="$TMP/broken.img" bs=1M seek=1 count=200 conv=notrunc status=none

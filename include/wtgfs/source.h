@@ -9,6 +9,7 @@
 #ifndef WTGFS_SOURCE_H
 #define WTGFS_SOURCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -58,6 +59,9 @@ static inline int wtg_source_read(struct wtg_source *src, struct wtg_blob *blob,
 }
 
 void wtg_source_free(struct wtg_source *src);
+
+/* True when @path starts like a WIM (normal or pipable). */
+bool wtg_source_is_wim(const char *path);
 
 /* Splits "IMAGE[:SEL]" into the path and the selector (NULL when none). */
 int wtg_source_split_spec(const char *spec, char **path_ret, char **sel_ret);

@@ -675,7 +675,11 @@ int wtg_ntfs_volume_info(wtg_volume_read_fn read, void *ctx, uint64_t size, cons
 		snprintf(info->label, sizeof(info->label), "%s", vol->vol_name);
 	ntfs_inode *root = ntfs_inode_open(vol, FILE_root);
 	if (root) {
-		u64 mref = ntfs_inode_lookup_by_mbsname(root, "Windows");
+		static const ntfschar windows[] = {const_cpu_to_le16('W'), const_cpu_to_le16('i'),
+						   const_cpu_to_le16('n'), const_cpu_to_le16('d'),
+						   const_cpu_to_le16('o'), const_cpu_to_le16('w'),
+						   const_cpu_to_le16('s')};
+		u64 mref = ntfs_inode_lookup_by_name(root, windows, 7);
 		if (mref != (u64)-1) {
 			ntfs_inode *ni = ntfs_inode_open(vol, MREF(mref));
 			if (ni) {

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "wtgfs/log.h"
-#include "wtgfs/ntfs_source.h"
+#include "wtgfs/disk_image.h"
 #include "wtgfs/source.h"
 
 int wtg_source_split_spec(const char *spec, char **path_ret, char **sel_ret)
@@ -35,36 +35,7 @@ int wtg_source_split_spec(const char *spec, char **path_ret, char **sel_ret)
 	return 0;
 }
 
-struct file_range {
-	int fd;
-};
-
-static int file_read(void *ctx, void *buf, size_t size, uint64_t off)
-{
-	struct file_range *f = ctx;
-	uint8_t *p = buf;
-
-	while (size) {
-		ssize_t n = pread(f->fd, p, size, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		size -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static void file_release(void *ctx)
-{
-	struct file_range *f = ctx;
-	close(f->fd);
-	free(f);
-}
-
-static bool is_wim(const char *path)
+bool wtg_source_is_wim(const char *path)
 {
 	char magic[8];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -78,32 +49,6 @@ static bool is_wim(const char *path)
 	return wim;
 }
 
-/* A bare NTFS volume in a file or device. */
-static int open_volume(const char *path, struct wtg_source **src_ret)
-{
-	struct file_range *f = malloc(sizeof(*f));
-	struct stat st;
-
-	if (!f)
-		return -ENOMEM;
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (f->fd < 0 || fstat(f->fd, &st) < 0) {
-		int err = errno;
-		wtg_error("cannot open '%s': %s", path, strerror(err));
-		if (f->fd >= 0)
-			close(f->fd);
-		free(f);
-		return -err;
-	}
-	if (!wtg_ntfs_probe(file_read, f)) {
-		wtg_error("cannot open '%s': not a WIM file or an NTFS volume", path);
-		file_release(f);
-		return -EINVAL;
-	}
-	return wtg_ntfs_source_open(file_read, f, file_release, (uint64_t)st.st_size, path,
-				    src_ret);
-}
-
 int wtg_source_open(const char *spec, const struct wtg_source_options *opt,
 		    struct wtg_source **src_ret)
 {
@@ -112,10 +57,11 @@ int wtg_source_open(const char *spec, const struct wtg_source_options *opt,
 
 	if (ret < 0)
 		return ret;
-	if (is_wim(path) || access(path, F_OK) != 0)
+	/* a WIM by its magic; anything else is a disk image (or a volume) */
+	if (wtg_source_is_wim(path) || access(path, F_OK) != 0)
 		ret = wtg_wim_source_open(path, sel, opt, src_ret);
 	else
-		ret = open_volume(path, src_ret);
+		ret = wtg_disk_image_open(path, sel, src_ret);
 	free(path);
 	free(sel);
 	return ret;

@@ -1,0 +1,499 @@
+/*
+ * VHD and VHDX disks (fixed, dynamic, differencing) through libvhdi, the
+ * only file that includes libvhdi.h.
+ *
+ * libvhdi reads one handle at a time, so each disk has one mutex, taken by
+ * the disk the caller holds: a parent is reached only through its child's
+ * handle, under the child's lock.  libvhdi does not replay the VHDX log, so
+ * before it sees a VHDX we read the two headers ourselves and refuse one
+ * whose log still holds writes.  A differencing disk's parent is found from
+ * the path the child records and bound only if its identifier is the one
+ * the child was made from.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <libvhdi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wtgfs/block.h"
+#include "wtgfs/log.h"
+
+#define VHDX_HEADER_SIZE 4096
+#define VHDX_HEADER1_OFFSET (64u << 10)
+#define VHDX_HEADER2_OFFSET (128u << 10)
+#define VHD_FOOTER_SIZE 512
+#define GUID_LEN 16
+
+struct vhdx_header_disk {
+	char signature[4];	     /* 0x000 "head" */
+	uint32_t checksum;	     /* 0x004 le32 CRC-32C, this field zero */
+	uint64_t sequence_number;    /* 0x008 le64 */
+	uint8_t file_write_guid[16]; /* 0x010 */
+	uint8_t data_write_guid[16]; /* 0x020 */
+	uint8_t log_guid[16];	     /* 0x030: non-zero while the log is live */
+	uint16_t log_version;	     /* 0x040 le16 */
+	uint16_t version;	     /* 0x042 le16: 1 */
+	uint32_t log_length;	     /* 0x044 le32 */
+	uint64_t log_offset;	     /* 0x048 le64 */
+	uint8_t reserved[4016];	     /* 0x050 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct vhdx_header_disk) == VHDX_HEADER_SIZE, "VHDX header is 4 KiB");
+
+struct vhd_dev {
+	struct wtg_block_dev base;
+	libvhdi_file_t *file;
+	struct vhd_dev *parent; /* read through @file, under our lock */
+	uint8_t id[GUID_LEN];	/* what a child records as its parent's */
+	pthread_mutex_t lock;
+	atomic_bool eio_logged;
+};
+
+/* Where a chain of differencing disks has been, to refuse loops. */
+struct chain {
+	struct {
+		dev_t dev;
+		ino_t ino;
+	} seen[WTG_BLOCK_MAX_DEPTH + 1];
+	unsigned depth;
+};
+
+static const struct wtg_block_ops vhd_ops, vhdx_ops;
+
+static uint32_t crc32c_table[256];
+
+static void crc32c_make_table(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		crc32c_table[i] = c;
+	}
+}
+
+/* CRC-32C (Castagnoli, reflected), as VHDX checksums its structures. */
+static uint32_t crc32c(const void *data, size_t size)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	const uint8_t *p = data;
+	uint32_t crc = 0xFFFFFFFFu;
+
+	pthread_once(&once, crc32c_make_table);
+	while (size--)
+		crc = crc32c_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+	return ~crc;
+}
+
+static bool guid_is_zero(const uint8_t *g)
+{
+	for (int i = 0; i < GUID_LEN; i++)
+		if (g[i])
+			return false;
+	return true;
+}
+
+/* A GUID as libvhdi gives it (big-endian fields) in the usual text form. */
+static void guid_format(char *out, size_t outsz, const uint8_t *g)
+{
+	snprintf(out, outsz, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12],
+		 g[13], g[14], g[15]);
+}
+
+/*
+ * libvhdi's error as one line: the root cause (the first line of its
+ * backtrace) without the function name and the final full stop.  When that
+ * cause is a read past the end of @path, it says the file is truncated.
+ */
+static void vhdi_message(libvhdi_error_t **err, const char *path, char *out, size_t outsz)
+{
+	char raw[4096] = "";
+	const char *at;
+	struct stat st;
+
+	if (err && *err) {
+		libvhdi_error_backtrace_sprint(*err, raw, sizeof(raw));
+		libvhdi_error_free(err);
+	}
+	raw[strcspn(raw, "\r\n")] = '\0';
+	char *s = raw, *colon = strstr(raw, ": ");
+	if (colon && !memchr(raw, ' ', (size_t)(colon - raw)))
+		s = colon + 2;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == '.' || s[n - 1] == ' '))
+		s[--n] = '\0';
+	at = strstr(s, "at offset: ");
+	if (at && path && stat(path, &st) == 0) {
+		unsigned long long need = strtoull(at + 11, NULL, 10);
+		if (need >= (unsigned long long)st.st_size) {
+			snprintf(out, outsz,
+				 "the file is truncated (data at byte %llu, the file has %llu)",
+				 need, (unsigned long long)st.st_size);
+			return;
+		}
+	}
+	snprintf(out, outsz, "%s", n ? s : "unknown libvhdi error");
+}
+
+/*
+ * Reads both VHDX headers and refuses the file unless one is valid and the
+ * current one (the valid one with the higher sequence number) has no live
+ * log.  @fd is open on @path.  Gives that header's DataWriteGuid in the
+ * byte order libvhdi uses for identifiers (big-endian fields): libvhdi takes
+ * the header with the higher sequence number even when it is damaged.
+ */
+static int vhdx_check_headers(const char *path, int fd, uint8_t data_write_guid[GUID_LEN])
+{
+	struct vhdx_header_disk *h = malloc(2 * sizeof(*h)), *cur = NULL;
+	static const uint64_t offs[2] = {VHDX_HEADER1_OFFSET, VHDX_HEADER2_OFFSET};
+	bool short_read = false;
+	int ret = 0;
+
+	if (!h)
+		return -ENOMEM;
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = pread(fd, &h[i], sizeof(h[i]), (off_t)offs[i]);
+		if (n < 0) {
+			ret = -errno;
+			wtg_error("cannot read '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		if ((size_t)n < sizeof(h[i])) {
+			short_read = true;
+			continue;
+		}
+		uint32_t sum = le32toh(h[i].checksum);
+		h[i].checksum = 0;
+		if (memcmp(h[i].signature, "head", 4) || crc32c(&h[i], sizeof(h[i])) != sum ||
+		    le16toh(h[i].version) != 1)
+			continue;
+		if (!cur || le64toh(h[i].sequence_number) > le64toh(cur->sequence_number))
+			cur = &h[i];
+	}
+	if (!cur) {
+		ret = -EINVAL;
+		if (short_read)
+			wtg_error("cannot open '%s': truncated VHDX file (its headers are missing)",
+				  path);
+		else
+			wtg_error("cannot open '%s': neither VHDX header is valid (the file is "
+				  "damaged)",
+				  path);
+		goto out;
+	}
+	/* GUIDs on disk have little-endian first three fields */
+	static const int order[GUID_LEN] = {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15};
+	for (int i = 0; i < GUID_LEN; i++)
+		data_write_guid[i] = cur->data_write_guid[order[i]];
+	if (!guid_is_zero(cur->log_guid)) {
+		ret = -EINVAL;
+		wtg_error("'%s': its log holds unreplayed writes (open it once in Windows or "
+			  "Hyper-V, or run 'qemu-img check -r all')",
+			  path);
+	}
+out:
+	free(h);
+	return ret;
+}
+
+static int vhdi_fail(const char *path, const char *what, libvhdi_error_t **err, int code)
+{
+	char msg[512];
+
+	vhdi_message(err, path, msg, sizeof(msg));
+	wtg_error("%s '%s': %s", what, path, msg);
+	return code;
+}
+
+static void vhd_release(struct vhd_dev *vd)
+{
+	if (vd->file) {
+		libvhdi_file_close(vd->file, NULL);
+		libvhdi_file_free(&vd->file, NULL);
+	}
+	if (vd->parent)
+		vhd_release(vd->parent);
+	pthread_mutex_destroy(&vd->lock);
+	free(vd->base.path);
+	free(vd);
+}
+
+static void vhd_free(struct wtg_block_dev *dev)
+{
+	vhd_release((struct vhd_dev *)dev);
+}
+
+static int vhd_pread(struct wtg_block_dev *dev, void *buf, size_t size, uint64_t off)
+{
+	struct vhd_dev *vd = (struct vhd_dev *)dev;
+	libvhdi_error_t *err = NULL;
+	size_t done = 0;
+	int ret = 0;
+
+	if (off > dev->size || size > dev->size - off)
+		return -EINVAL;
+	pthread_mutex_lock(&vd->lock);
+	while (done < size) {
+		ssize_t n = libvhdi_file_read_buffer_at_offset(
+		    vd->file, (char *)buf + done, size - done, (off64_t)(off + done), &err);
+		if (n <= 0) {
+			char msg[512];
+			vhdi_message(&err, dev->path, msg, sizeof(msg));
+			if (n == 0)
+				snprintf(msg, sizeof(msg), "no data (the file is truncated)");
+			if (!atomic_exchange(&vd->eio_logged, true))
+				wtg_error("cannot read '%s' at %llu: %s", dev->path,
+					  (unsigned long long)(off + done), msg);
+			ret = -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	pthread_mutex_unlock(&vd->lock);
+	return ret;
+}
+
+static int vhd_open_chain(const char *path, struct chain *chain, struct vhd_dev **vd_ret);
+
+/* Candidate places for the parent recorded as @recorded by @child. */
+static int parent_candidates(const char *child, const char *recorded, char *cands[3])
+{
+	char *rec = strdup(recorded), *cdir = strdup(child);
+	int n = 0;
+
+	if (!rec || !cdir) {
+		free(rec);
+		free(cdir);
+		return -ENOMEM;
+	}
+	for (char *p = rec; *p; p++)
+		if (*p == '\\')
+			*p = '/';
+	const char *dir = dirname(cdir);
+	const char *base = strrchr(rec, '/') ? strrchr(rec, '/') + 1 : rec;
+	bool windows_abs = rec[0] && rec[1] == ':';
+	const char *rel = rec;
+	while (rel[0] == '.' && rel[1] == '/')
+		rel += 2;
+
+	if (!windows_abs && rel[0] != '/' && asprintf(&cands[n], "%s/%s", dir, rel) >= 0)
+		n++;
+	if (rec[0] == '/' && (cands[n] = strdup(rec)))
+		n++;
+	if (*base && asprintf(&cands[n], "%s/%s", dir, base) >= 0)
+		n++;
+	free(rec);
+	free(cdir);
+	return n;
+}
+
+/* Opens and attaches the parent of the differencing disk @vd. */
+static int attach_parent(struct vhd_dev *vd, struct chain *chain)
+{
+	const char *path = vd->base.path;
+	libvhdi_error_t *err = NULL;
+	uint8_t want[GUID_LEN], have[GUID_LEN];
+	char *recorded = NULL, *cands[3] = {NULL, NULL, NULL}, *mismatch = NULL;
+	char want_s[40], have_s[40] = "";
+	size_t len = 0;
+	int ret, n;
+
+	if (chain->depth >= WTG_BLOCK_MAX_DEPTH) {
+		wtg_error("cannot open '%s': more than %d differencing disks stand on one another",
+			  path, WTG_BLOCK_MAX_DEPTH);
+		return -ELOOP;
+	}
+	if (libvhdi_file_get_parent_identifier(vd->file, want, sizeof(want), &err) != 1)
+		return vhdi_fail(path, "cannot open", &err, -EINVAL);
+	guid_format(want_s, sizeof(want_s), want);
+	if (libvhdi_file_get_utf8_parent_filename_size(vd->file, &len, &err) != 1 || len < 2 ||
+	    len > 65536) {
+		libvhdi_error_free(&err);
+		wtg_error("cannot open '%s': differencing disk without a parent path", path);
+		return -EINVAL;
+	}
+	recorded = malloc(len);
+	if (!recorded)
+		return -ENOMEM;
+	if (libvhdi_file_get_utf8_parent_filename(vd->file, (uint8_t *)recorded, len, &err) != 1) {
+		ret = vhdi_fail(path, "cannot open", &err, -EINVAL);
+		goto out;
+	}
+	recorded[len - 1] = '\0';
+	n = parent_candidates(path, recorded, cands);
+	if (n < 0) {
+		ret = n;
+		goto out;
+	}
+	ret = -ENOENT;
+	for (int i = 0; i < n; i++) {
+		struct vhd_dev *parent;
+		struct stat st;
+		unsigned depth = chain->depth;
+
+		if (stat(cands[i], &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		ret = vhd_open_chain(cands[i], chain, &parent);
+		if (ret < 0)
+			goto out; /* said why */
+		memcpy(have, parent->id, GUID_LEN);
+		if (memcmp(have, want, GUID_LEN)) {
+			if (!mismatch) {
+				mismatch = cands[i];
+				guid_format(have_s, sizeof(have_s), have);
+			}
+			vhd_release(parent);
+			chain->depth = depth;
+			ret = -ESTALE;
+			continue;
+		}
+		if (libvhdi_file_set_parent_file(vd->file, parent->file, &err) != 1) {
+			ret = vhdi_fail(path, "cannot attach the parent of", &err, -EINVAL);
+			vhd_release(parent);
+			goto out;
+		}
+		vd->parent = parent;
+		ret = 0;
+		goto out;
+	}
+	if (mismatch)
+		wtg_error("cannot open '%s': '%s' is not its parent (identifier %s, the disk was "
+			  "made from %s)",
+			  path, mismatch, have_s, want_s);
+	else
+		wtg_error("cannot open '%s': its parent '%s' is not there (put it beside the "
+			  "child)",
+			  path, recorded);
+out:
+	for (int i = 0; i < 3; i++)
+		free(cands[i]);
+	free(recorded);
+	return ret;
+}
+
+static int vhd_open_chain(const char *path, struct chain *chain, struct vhd_dev **vd_ret)
+{
+	struct vhd_dev *vd;
+	libvhdi_error_t *err = NULL;
+	char sig[8];
+	struct stat st;
+	size64_t media_size = 0;
+	uint32_t sector_size = 512, disk_type = 0;
+	uint8_t vhdx_id[GUID_LEN];
+	bool vhdx = false;
+	int file_type = 0, fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		wtg_error("cannot open '%s': %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	for (unsigned i = 0; i < chain->depth; i++) {
+		if (chain->seen[i].dev == st.st_dev && chain->seen[i].ino == st.st_ino) {
+			close(fd);
+			wtg_error("cannot open '%s': its differencing disks form a loop", path);
+			return -ELOOP;
+		}
+	}
+	chain->seen[chain->depth].dev = st.st_dev;
+	chain->seen[chain->depth].ino = st.st_ino;
+	chain->depth++;
+	ret = 0;
+	if (pread(fd, sig, sizeof(sig), 0) == (ssize_t)sizeof(sig) && !memcmp(sig, "vhdxfile", 8)) {
+		vhdx = true;
+		ret = vhdx_check_headers(path, fd, vhdx_id);
+	} else if (st.st_size < VHD_FOOTER_SIZE ||
+		   pread(fd, sig, sizeof(sig), st.st_size - VHD_FOOTER_SIZE) !=
+		       (ssize_t)sizeof(sig) ||
+		   memcmp(sig, "conectix", 8)) {
+		/* a dynamic VHD's copy of its footer at the start brought us here */
+		wtg_error("cannot open '%s': truncated VHD file (its footer is missing)", path);
+		ret = -EINVAL;
+	}
+	close(fd);
+	if (ret < 0)
+		return ret;
+
+	vd = calloc(1, sizeof(*vd));
+	if (!vd)
+		return -ENOMEM;
+	pthread_mutex_init(&vd->lock, NULL);
+	vd->base.path = strdup(path);
+	if (!vd->base.path) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	if (libvhdi_file_initialize(&vd->file, &err) != 1) {
+		ret = vhdi_fail(path, "cannot open", &err, -ENOMEM);
+		goto fail;
+	}
+	if (libvhdi_file_open(vd->file, path, LIBVHDI_OPEN_READ, &err) != 1) {
+		ret = vhdi_fail(path, "cannot open", &err, -EINVAL);
+		libvhdi_file_free(&vd->file, NULL);
+		goto fail;
+	}
+	if (libvhdi_file_get_file_type(vd->file, &file_type, &err) != 1 ||
+	    libvhdi_file_get_disk_type(vd->file, &disk_type, &err) != 1 ||
+	    libvhdi_file_get_media_size(vd->file, &media_size, &err) != 1 ||
+	    libvhdi_file_get_bytes_per_sector(vd->file, &sector_size, &err) != 1 ||
+	    libvhdi_file_get_identifier(vd->file, vd->id, sizeof(vd->id), &err) != 1) {
+		ret = vhdi_fail(path, "cannot open", &err, -EINVAL);
+		goto fail;
+	}
+	if (sector_size != 512 && sector_size != 4096) {
+		wtg_error("cannot open '%s': unsupported sector size %u", path, sector_size);
+		ret = -EINVAL;
+		goto fail;
+	}
+	vd->base.ops = file_type == LIBVHDI_FILE_TYPE_VHDX ? &vhdx_ops : &vhd_ops;
+	vd->base.size = media_size;
+	vd->base.sector_size = sector_size;
+	if (vhdx)
+		memcpy(vd->id, vhdx_id, GUID_LEN);
+	guid_format(vd->base.identity, sizeof(vd->base.identity), vd->id);
+	if (disk_type == LIBVHDI_DISK_TYPE_DIFFERENTIAL) {
+		ret = attach_parent(vd, chain);
+		if (ret < 0)
+			goto fail;
+	}
+	*vd_ret = vd;
+	return 0;
+fail:
+	vhd_release(vd);
+	return ret;
+}
+
+int wtg_vhd_open(const char *path, struct wtg_block_dev **dev_ret)
+{
+	struct chain chain = {.depth = 0};
+	struct vhd_dev *vd;
+	int ret = vhd_open_chain(path, &chain, &vd);
+
+	if (ret == 0)
+		*dev_ret = &vd->base;
+	return ret;
+}
+
+static const struct wtg_block_ops vhd_ops = {
+    .name = "vhd",
+    .pread = vhd_pread,
+    .free = vhd_free,
+};
+
+static const struct wtg_block_ops vhdx_ops = {
+    .name = "vhdx",
+    .pread = vhd_pread,
+    .free = vhd_free,
+};
