@@ -201,7 +201,14 @@ static void report_volume(struct wtg_block_dev *dev, const struct wtg_partition 
 	v->number = p ? p->number : 0;
 	v->start = pr.start;
 	v->size = pr.size;
-	snprintf(v->type, sizeof(v->type), "%s", p ? wtg_partition_type_name(p) : "");
+	const char *type = p ? wtg_partition_type_name(p) : NULL;
+	if (type) {
+		snprintf(v->type, sizeof(v->type), "%s", type);
+	} else if (p && p->gpt) {
+		wtg_guid_to_string(p->type_guid, v->type);
+	} else if (p) {
+		snprintf(v->type, sizeof(v->type), "0x%02x", p->mbr_type);
+	}
 	probe_fs(dev, pr.start, pr.size, v->fs, sizeof(v->fs));
 	if (!strcmp(v->fs, "NTFS")) {
 		struct wtg_ntfs_volume_info vi;
