@@ -16,8 +16,11 @@
 
 static const char usage[] =
     "usage: wtgfs mount IMAGE[:INDEX|:NAME] MNT [-f] [-d] [-o OPTION[,OPTION...]]\n"
+    "       wtgfs mount DISK[:PART] MNT [...]\n"
     "\n"
-    "Mounts one image of a WIM or ESD file read-only at MNT as a live NTFS\n"
+    "Mounts one image of a WIM or ESD file, or the NTFS volume of a disk image\n"
+    "(VHDX, VHD, raw; by default the partition that holds \\Windows), a block\n"
+    "device or a bare NTFS volume, read-only at MNT as a live NTFS\n"
     "tree: hard links, case-insensitive names, and NTFS metadata as ntfs-3g's\n"
     "extended attributes (system.ntfs_acl, system.ntfs_attrib, ...; named\n"
     "streams as user.NAME).\n"

@@ -15,7 +15,7 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"info", cmd_info, "list the images in a WIM"},
+    {"info", cmd_info, "list the images in a WIM or the partitions of a disk"},
     {"mount", cmd_mount, "mount an image read-only as a live NTFS tree"},
     {"umount", cmd_umount, "unmount a wtgfs mount"},
 };
