@@ -34,9 +34,19 @@ struct wtg_source_ops {
 	void (*free)(struct wtg_source *src);
 };
 
+/*
+ * What a delta binds to: the content of the base, not where it lies.  WIM:
+ * "wim:GUID:INDEX:SHA1" (the image's metadata resource hash).  NTFS:
+ * "ntfs:SERIAL" plus the disk's own identity when it has one
+ * ("vhdx:GUID:PART"), so a copied or moved base still matches and another
+ * image never does.
+ */
+#define WTG_IDENTITY_MAX 192
+
 struct wtg_source {
 	const struct wtg_source_ops *ops;
 	char *path;
+	char identity[WTG_IDENTITY_MAX];
 };
 
 /*

@@ -13,6 +13,7 @@
 #include "wtgfs/disk_image.h"
 #include "wtgfs/log.h"
 #include "wtgfs/ntfs_source.h"
+#include "wtgfs/source.h"
 
 /* A partition: a byte range of a block source. */
 struct part_range {
@@ -182,7 +183,17 @@ int wtg_disk_image_open(const char *path, const char *sel, struct wtg_source **s
 		snprintf(what, sizeof(what), "%s:%d", path, chosen->number);
 	}
 	wtg_disk_release(&disk);
-	return wtg_ntfs_source_open(part_read, pr, part_release, pr->size, what, src_ret);
+	char disk_id[96] = "";
+	if (dev->identity[0])
+		snprintf(disk_id, sizeof(disk_id), "%s:%s:%d", dev->ops->name, dev->identity,
+			 chosen ? chosen->number : 0);
+	ret = wtg_ntfs_source_open(part_read, pr, part_release, pr->size, what, src_ret);
+	if (ret == 0 && disk_id[0]) {
+		size_t l = strlen((*src_ret)->identity);
+		snprintf((*src_ret)->identity + l, sizeof((*src_ret)->identity) - l, ":%s",
+			 disk_id);
+	}
+	return ret;
 fail:
 	free(pr);
 	wtg_disk_release(&disk);

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -657,6 +658,14 @@ int wtg_ntfs_source_open(wtg_volume_read_fn read, void *ctx, void (*release)(voi
 		ntfs_free(&ns->base);
 		return -err;
 	}
+	/* the volume serial number, from the boot sector (le64 at 0x48) */
+	uint8_t boot[512];
+	uint64_t serial = 0;
+	if (read(ctx, boot, sizeof(boot), 0) == 0) {
+		memcpy(&serial, boot + 0x48, 8);
+		serial = le64toh(serial);
+	}
+	snprintf(ns->base.identity, sizeof(ns->base.identity), "ntfs:%016" PRIx64, serial);
 	*src_ret = &ns->base;
 	return 0;
 }

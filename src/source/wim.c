@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -302,6 +303,42 @@ static int resolve_image(const char *path, WIMStruct *wim, const struct wimlib_w
 		return -ENOENT;
 	}
 	return image;
+}
+
+/* The image-th metadata resource, in blob table order, is the image's. */
+struct metadata_scan {
+	int want, seen;
+	uint8_t sha1[WTG_SHA1_LEN];
+	bool found;
+};
+
+static int note_metadata(const struct wimlib_resource_entry *re, void *arg)
+{
+	struct metadata_scan *m = arg;
+
+	if (re->is_metadata && ++m->seen == m->want) {
+		memcpy(m->sha1, re->sha1_hash, WTG_SHA1_LEN);
+		m->found = true;
+	}
+	return 0;
+}
+
+static int set_identity(struct wim_source *ws, const struct wimlib_wim_info *info)
+{
+	struct metadata_scan m = {.want = ws->image};
+	char guid[2 * WIMLIB_GUID_LEN + 1], sha[2 * WTG_SHA1_LEN + 1];
+
+	wimlib_iterate_lookup_table(ws->wim, 0, note_metadata, &m);
+	if (!m.found) {
+		wtg_error("'%s': image %d has no metadata resource (corrupt WIM?)", ws->base.path,
+			  ws->image);
+		return -EIO;
+	}
+	wtg_hex(info->guid, WIMLIB_GUID_LEN, guid);
+	wtg_hex(m.sha1, WTG_SHA1_LEN, sha);
+	snprintf(ws->base.identity, sizeof(ws->base.identity), "wim:%s:%d:%s", guid, ws->image,
+		 sha);
+	return 0;
 }
 
 /* ---- 'wtgfs info' ---- */
@@ -886,6 +923,9 @@ int wtg_wim_source_open(const char *path, const char *image_sel,
 	if (ret < 0)
 		goto fail;
 	ws->image = ret;
+	ret = set_identity(ws, &info);
+	if (ret < 0)
+		goto fail;
 	ws->ctype = info.compression_type;
 	ws->chunk_size = info.chunk_size;
 
