@@ -182,11 +182,11 @@ int wtg_disk_image_open(const char *path, const char *sel, struct wtg_source **s
 		pr->size = chosen->size;
 		snprintf(what, sizeof(what), "%s:%d", path, chosen->number);
 	}
-	wtg_disk_release(&disk);
 	char disk_id[96] = "";
 	if (dev->identity[0])
 		snprintf(disk_id, sizeof(disk_id), "%s:%s:%d", dev->ops->name, dev->identity,
 			 chosen ? chosen->number : 0);
+	wtg_disk_release(&disk); /* chosen points into it */
 	ret = wtg_ntfs_source_open(part_read, pr, part_release, pr->size, what, src_ret);
 	if (ret == 0 && disk_id[0]) {
 		size_t l = strlen((*src_ret)->identity);
