@@ -15,6 +15,9 @@
 #define EXIT_ERROR 2
 
 int cmd_info(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 

@@ -12,6 +12,7 @@
 #include "wtgfs/log.h"
 #include "wtgfs/mountinfo.h"
 #include "wtgfs/source.h"
+#include "wtgfs/store.h"
 #include "wtgfs/tree.h"
 
 static const char usage[] =
@@ -121,6 +122,13 @@ int cmd_mount(int argc, char **argv)
 		return cli_usage_error(usage, "IMAGE and MNT are needed");
 	if (mo.debug)
 		wtg_log_set_verbose(true);
+	if (wtg_store_is_delta(pos[0])) {
+		/* the read-write mount of a delta is the next step (issue 3) */
+		wtg_error("cannot mount '%s': read-write mounts of a delta are not built yet; "
+			  "mount its base read-only meanwhile (see 'wtgfs log %s')",
+			  pos[0], pos[0]);
+		return EXIT_ERROR;
+	}
 	if (check_mountpoint(pos[1], canon) < 0)
 		return EXIT_ERROR;
 	if (wtg_tree_open_image(pos[0], &so, &tree) < 0)

@@ -34,6 +34,13 @@ void wtg_sha1_free(struct wtg_sha1 *ctx)
 	EVP_MD_CTX_free((EVP_MD_CTX *)ctx);
 }
 
+void wtg_sha256(const void *data, size_t len, uint8_t out[WTG_SHA256_LEN])
+{
+	unsigned n = WTG_SHA256_LEN;
+
+	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
 void wtg_hex(const uint8_t *in, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

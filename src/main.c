@@ -18,6 +18,9 @@ static const struct command commands[] = {
     {"info", cmd_info, "list the images in a WIM or the partitions of a disk"},
     {"mount", cmd_mount, "mount an image read-only as a live NTFS tree"},
     {"umount", cmd_umount, "unmount a wtgfs mount"},
+    {"init", cmd_init, "create a delta file bound to a base image"},
+    {"log", cmd_log, "show a delta's base, layers and snapshots"},
+    {"verify", cmd_verify, "check a delta file end to end"},
 };
 
 static void usage(FILE *f)

@@ -20,7 +20,7 @@ expect 0 "$WTGFS" --version
 expect 2 "$WTGFS"
 expect 2 "$WTGFS" frobnicate
 one_line_error
-for cmd in info mount umount; do
+for cmd in info mount umount init log verify; do
 	expect 0 "$WTGFS" "$cmd" --help
 	grep -q "^usage: wtgfs $cmd" "$TMP/out" || fail "'$cmd --help' shows no usage"
 	expect 0 "$WTGFS" help "$cmd"

@@ -28,6 +28,14 @@ done
 "$fuzz/fuzz_wim" -runs="$runs" -seed=1 "$TMP/wim" || fail "fuzz_wim crashed"
 "$fuzz/fuzz_resource" -runs="$((runs * 10))" -seed=1 "$TMP/res" || fail "fuzz_resource crashed"
 
+# Delta files: the small real deltas unit_store leaves behind when asked
+# (layers and snapshots, inodes and names, chunks raw and compressed).
+mkdir -p "$TMP/delta"
+WTGFS_KEEP_DELTAS="$TMP/delta" "$top_builddir/tests/unit_store" >"$TMP/unit_store.log" 2>&1 ||
+	{ tail -20 "$TMP/unit_store.log"; fail "unit_store cannot write the delta seeds"; }
+"$fuzz/fuzz_delta" -runs="$((runs * 2))" -seed=1 "$TMP/delta" 2>"$TMP/fuzz_delta.log" ||
+	{ tail -40 "$TMP/fuzz_delta.log"; fail "fuzz_delta crashed"; }
+
 # Disk images: small VHDX and VHD files made by qemu-img from a 1 MiB raw
 # disk, and the first 320 KiB of the VHDX (headers and region tables: cheap
 # to mutate where our own checks read).

@@ -1,0 +1,225 @@
+/*
+ * The delta file: one SQLite file that holds every change made on top of a
+ * read-only base image, as a stack of layers.
+ *
+ * A layer records only what changed: inode metadata (whole records), names
+ * and whiteouts, stream sizes, and stream extents (64 KiB chunk slots that
+ * point at content-addressed chunks or say "hole").  The working layer (HEAD)
+ * takes the writes; a snapshot seals it and opens a new one on top.  Lookups
+ * walk the layer stack from the top layer down through its sealed ancestors
+ * and answer WTG_STORE_BASE when no layer says anything: the caller then asks
+ * the base image.
+ *
+ * Inode numbers are the base tree's (root 1, dense, in load order: the base
+ * identity pins the image, so the numbering is stable); inodes created in the
+ * delta take numbers above both the base's and wtg_store_max_ino().
+ *
+ * Writes go into a batch, one SQLite transaction, opened by the first write
+ * and made durable by wtg_store_commit(): only then may fsync() return.  The
+ * caller commits on fsync, on close and at least every second
+ * (wtg_store_batch_age_ms() tells how old the open batch is).
+ *
+ * Every call is serialised by one lock inside the store, so any thread may
+ * call anything.  A writable open holds an exclusive lock on the file for
+ * its lifetime: a second writer gets -EBUSY; read-only opens (log, diff,
+ * verify) may run alongside.  Open a delta once per process: the writer's
+ * lock file descriptor would otherwise drop SQLite's POSIX locks of another
+ * handle on close.  All calls return 0 or -errno; failures are logged as one
+ * line naming the file.
+ */
+#ifndef WTGFS_STORE_H
+#define WTGFS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wtgfs/hash.h"
+
+#define WTG_STORE_FORMAT 1 /* PRAGMA user_version this build writes and reads */
+#define WTG_STORE_CHUNK_SIZE 65536
+#define WTG_STORE_HASH_LEN WTG_SHA256_LEN
+
+struct wtg_store;
+
+/* What identifies the base a delta is bound to. */
+struct wtg_store_base {
+	char path[4096]; /* as given to 'wtgfs init' (absolute); not compared */
+	uint64_t size;	 /* of the image file or device */
+	char guid[40];	 /* WIM GUID, VHDX identifier or disk id; "" if none */
+	uint32_t index;	 /* image index or partition number */
+	uint8_t meta_hash[WTG_STORE_HASH_LEN]; /* hash of the image's metadata */
+};
+
+struct wtg_store_options {
+	bool read_only;
+	const char *at; /* read-only view of this snapshot; NULL: HEAD */
+};
+
+/* Creates a new delta at @path bound to @base, atomically (written under a
+ * temporary name, then renamed): -EEXIST when @path exists. */
+int wtg_store_create(const char *path, const struct wtg_store_base *base);
+
+/* True when @path starts like a delta file (cheap; opening checks more). */
+bool wtg_store_is_delta(const char *path);
+
+/* Opens a delta.  Refuses, with one line each, a file that is empty, not a
+ * delta, truncated, damaged (-EIO), from a newer format (-EPROTO), in use by
+ * a writer (-EBUSY), or a snapshot @at that does not exist (-ENOENT). */
+int wtg_store_open(const char *path, const struct wtg_store_options *opt,
+		   struct wtg_store **store_ret);
+/* Commits an open batch and closes; returns the commit's result. */
+int wtg_store_close(struct wtg_store *store);
+
+const char *wtg_store_path(const struct wtg_store *store);
+
+/* The base identity recorded at creation. */
+void wtg_store_get_base(const struct wtg_store *store, struct wtg_store_base *base_ret);
+/* 0 when @actual is the recorded base (all but the path compared), else
+ * -ESTALE with a line naming what differs. */
+int wtg_store_check_base(const struct wtg_store *store, const struct wtg_store_base *actual);
+/* Records a new path for the base (after --base PATH). */
+int wtg_store_set_base_path(struct wtg_store *store, const char *path);
+
+/* ---- batches ---- */
+
+/* Starts a batch when none is open (writes start one themselves). */
+int wtg_store_begin(struct wtg_store *store);
+/* Commits the open batch durably (a no-op without one).  On failure the
+ * batch is rolled back: -ENOSPC when the disk is full, the delta unchanged. */
+int wtg_store_commit(struct wtg_store *store);
+/* Drops the open batch. */
+void wtg_store_rollback_batch(struct wtg_store *store);
+/* Milliseconds since the open batch began, -1 without one. */
+long wtg_store_batch_age_ms(struct wtg_store *store);
+
+/* ---- chunks ---- */
+
+/* Stores @size (at most WTG_STORE_CHUNK_SIZE) bytes once, zstd-compressed
+ * (raw when that does not pay), under their SHA-256: content already there
+ * costs nothing.  Part of the open batch. */
+int wtg_store_put_chunk(struct wtg_store *store, const void *data, size_t size,
+			uint8_t hash_ret[WTG_STORE_HASH_LEN]);
+/* Reads the chunk @hash into @buf (WTG_STORE_CHUNK_SIZE bytes); sets its
+ * size.  -ENOENT when absent, -EIO when damaged. */
+int wtg_store_get_chunk(struct wtg_store *store, const uint8_t hash[WTG_STORE_HASH_LEN], void *buf,
+			size_t *size_ret);
+
+/* ---- what layers say ---- */
+
+enum wtg_store_state {
+	WTG_STORE_BASE,	   /* no layer in the stack says anything: ask the base */
+	WTG_STORE_PRESENT, /* the record is set */
+	WTG_STORE_DELETED, /* removed (inode or stream) / whiteout (name) / hole (extent) */
+};
+
+struct wtg_store_inode {
+	uint32_t attributes;
+	uint8_t sd_hash[WTG_STORE_HASH_LEN]; /* all zero: none */
+	int64_t crtime, mtime, atime, ctime; /* 100 ns units since 1601 */
+	uint8_t *reparse;		     /* full reparse buffer; malloc'd on lookup */
+	uint32_t reparse_len;
+	uint8_t *object_id; /* malloc'd on lookup */
+	uint32_t object_id_len;
+	char *dos_name; /* malloc'd on lookup, NULL when none */
+};
+void wtg_store_inode_release(struct wtg_store_inode *inode);
+
+/* Records the whole metadata of @ino in the working layer. */
+int wtg_store_set_inode(struct wtg_store *store, uint64_t ino, const struct wtg_store_inode *inode);
+/* Records that @ino is gone (its last name and handle are). */
+int wtg_store_delete_inode(struct wtg_store *store, uint64_t ino);
+/* Fills *inode_ret (to release) when the state is PRESENT. */
+int wtg_store_get_inode(struct wtg_store *store, uint64_t ino, enum wtg_store_state *state_ret,
+			struct wtg_store_inode *inode_ret);
+/* The highest inode number any layer of the file mentions, 0 if none. */
+int wtg_store_max_ino(struct wtg_store *store, uint64_t *ino_ret);
+
+/* Security descriptors, stored once by SHA-256. */
+int wtg_store_put_sd(struct wtg_store *store, const void *data, size_t len,
+		     uint8_t hash_ret[WTG_STORE_HASH_LEN]);
+/* *data_ret is malloc'd. */
+int wtg_store_get_sd(struct wtg_store *store, const uint8_t hash[WTG_STORE_HASH_LEN],
+		     uint8_t **data_ret, size_t *len_ret);
+
+/* Names are exact (case-sensitive) strings: case-insensitive matching is
+ * the tree's, over the merged view.  @ino 0 records a whiteout. */
+int wtg_store_set_name(struct wtg_store *store, uint64_t dir, const char *name, uint64_t ino);
+int wtg_store_get_name(struct wtg_store *store, uint64_t dir, const char *name,
+		       enum wtg_store_state *state_ret, uint64_t *ino_ret);
+/* Calls @fn once per name of @dir that a layer mentions, topmost record
+ * only: ino 0 for a whiteout.  A non-zero return from @fn stops and is
+ * returned. */
+typedef int (*wtg_store_name_fn)(void *arg, const char *name, uint64_t ino);
+int wtg_store_list_names(struct wtg_store *store, uint64_t dir, wtg_store_name_fn fn, void *arg);
+
+/* Streams: @name "" is the unnamed data stream.  Setting a size smaller
+ * than the stream had drops extents past it (this layer's rows, and lower
+ * layers' and the base's from the first whole chunk past it: reads there see
+ * a hole).  A truncation inside a chunk keeps that chunk: the caller
+ * rewrites it with zeros past the new size.  @fresh: the stream starts
+ * empty here (created, or re-created after deletion), nothing below shows. */
+int wtg_store_set_stream(struct wtg_store *store, uint64_t ino, const char *name, uint64_t size,
+			 bool fresh);
+int wtg_store_delete_stream(struct wtg_store *store, uint64_t ino, const char *name);
+int wtg_store_get_stream(struct wtg_store *store, uint64_t ino, const char *name,
+			 enum wtg_store_state *state_ret, uint64_t *size_ret);
+/* Calls @fn for each stream of @ino that a layer mentions (topmost record),
+ * deleted ones with @deleted set. */
+typedef int (*wtg_store_stream_fn)(void *arg, const char *name, uint64_t size, bool deleted);
+int wtg_store_list_streams(struct wtg_store *store, uint64_t ino, wtg_store_stream_fn fn,
+			   void *arg);
+
+/* Points chunk slot @index of the stream at the chunk @hash (already put),
+ * or at a hole when @hash is NULL.  When the layers below already resolve
+ * the slot to the same thing, the working layer keeps no row: a chunk
+ * rewritten with what it held costs nothing. */
+int wtg_store_set_extent(struct wtg_store *store, uint64_t ino, const char *stream, uint64_t index,
+			 const uint8_t *hash);
+/* Drops the working layer's row for the slot (the caller found the data
+ * equal to the base's). */
+int wtg_store_clear_extent(struct wtg_store *store, uint64_t ino, const char *stream,
+			   uint64_t index);
+/* PRESENT with *hash_ret set, DELETED for a hole, BASE. */
+int wtg_store_get_extent(struct wtg_store *store, uint64_t ino, const char *stream, uint64_t index,
+			 enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN]);
+
+/* ---- layers and snapshots ---- */
+
+/* Seals the working layer as snapshot @name (-EEXIST when taken) and opens
+ * a new working layer on it, in one durable transaction (commits the open
+ * batch first). */
+int wtg_store_snapshot(struct wtg_store *store, const char *name, const char *message);
+/* Abandons the working layer and opens a new one on snapshot @name. */
+int wtg_store_rollback(struct wtg_store *store, const char *name);
+
+struct wtg_store_layer {
+	int64_t id, parent;		 /* parent 0: the base */
+	int64_t created;		 /* Unix seconds */
+	int64_t sealed;			 /* Unix seconds, 0 for the working layer */
+	char *snapshot;			 /* NULL when no snapshot names it */
+	char *message;			 /* NULL when none */
+	uint64_t inodes, names, extents; /* records in the layer */
+	uint64_t chunk_bytes;		 /* stored bytes of the chunks its extents use */
+	bool head;			 /* the working layer */
+};
+/* The layers of the stack from the top down to the first. */
+int wtg_store_list_layers(struct wtg_store *store, struct wtg_store_layer **layers_ret,
+			  size_t *count_ret);
+void wtg_store_layers_free(struct wtg_store_layer *layers, size_t count);
+
+/* ---- maintenance ---- */
+
+struct wtg_store_report {
+	uint64_t layers, chunks, chunk_bytes, stored_bytes, extents, problems;
+};
+/* Checks the SQLite structure, the format, the layer graph, that every
+ * chunk decodes to bytes that hash to its key, and that every record refers
+ * to what exists.  Each problem is one line; returns 0 when clean, -EIO
+ * when not (report filled either way when @report is not NULL). */
+int wtg_store_verify(struct wtg_store *store, struct wtg_store_report *report);
+/* Deletes layers no snapshot or HEAD reaches, then chunks and security
+ * descriptors nothing refers to; *freed_ret counts deleted chunks. */
+int wtg_store_gc(struct wtg_store *store, uint64_t *freed_ret);
+
+#endif

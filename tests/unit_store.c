@@ -1,0 +1,669 @@
+/* The delta store: files it refuses, chunks, layers, verify, kill -9, full disk. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "wtgfs/store.h"
+
+static char dir[64];
+
+static const char *tmp_path(const char *name)
+{
+	static char path[8][128];
+	static int next;
+	char *p = path[next++ % 8];
+
+	snprintf(p, 128, "%s/%s", dir, name);
+	return p;
+}
+
+static void remove_delta(const char *path)
+{
+	char side[160];
+
+	unlink(path);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+}
+
+static struct wtg_store_base test_base(void)
+{
+	struct wtg_store_base b = {.size = 123456789, .index = 2};
+
+	snprintf(b.path, sizeof(b.path), "/images/install.wim");
+	snprintf(b.guid, sizeof(b.guid), "00112233445566778899aabbccddeeff");
+	memset(b.meta_hash, 0xab, sizeof(b.meta_hash));
+	return b;
+}
+
+static struct wtg_store *new_delta(const char *name)
+{
+	struct wtg_store_base b = test_base();
+	struct wtg_store *st = NULL;
+	const char *path = tmp_path(name);
+
+	remove_delta(path);
+	CHECK(wtg_store_create(path, &b) == 0);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	return st;
+}
+
+/* Stderr into a file between _begin and _end, which returns its lines. */
+static int saved_stderr = -1;
+
+static void capture_begin(void)
+{
+	int fd = open(tmp_path("stderr"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	dup2(fd, 2);
+	close(fd);
+}
+
+static int capture_end(void)
+{
+	char buf[4096];
+	int lines = 0;
+
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	FILE *f = fopen(tmp_path("stderr"), "r");
+	while (f && fgets(buf, sizeof(buf), f)) {
+		lines++;
+		fprintf(stderr, "  (expected) %s", buf);
+	}
+	if (f)
+		fclose(f);
+	return lines;
+}
+
+/* Opens @path expecting -@err and exactly one line of explanation. */
+static void expect_refused(const char *path, int err)
+{
+	struct wtg_store *st = NULL;
+
+	capture_begin();
+	int r = wtg_store_open(path, NULL, &st);
+	int lines = capture_end();
+	CHECK(r == err);
+	CHECK(lines == 1);
+	if (r == 0)
+		wtg_store_close(st);
+}
+
+static void fill(uint8_t *buf, size_t n, uint32_t seed, bool compressible)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = compressible ? (uint8_t)('a' + (i / 64 + seed) % 7) : (uint8_t)x;
+	}
+}
+
+static int sql(const char *path, const char *statement)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "sqlite3 '%s' \"%s\" >/dev/null 2>&1", path, statement);
+	return system(cmd);
+}
+
+static void copy_file(const char *from, const char *to, off_t len)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ssize_t n;
+
+	while (len > 0 && (n = read(in, buf, sizeof(buf))) > 0) {
+		if (n > len)
+			n = len;
+		CHECK(write(out, buf, (size_t)n) == n);
+		len -= n;
+	}
+	close(in);
+	close(out);
+}
+
+static void patch_be32(const char *path, off_t at, uint32_t v)
+{
+	uint8_t b[4] = {v >> 24, v >> 16, v >> 8, v};
+	int fd = open(path, O_WRONLY);
+	CHECK(pwrite(fd, b, 4, at) == 4);
+	close(fd);
+}
+
+TEST(create_and_identity)
+{
+	struct wtg_store_base b = test_base(), got, other;
+	struct wtg_store *st = new_delta("id.delta");
+
+	capture_begin();
+	CHECK(wtg_store_create(tmp_path("id.delta"), &b) == -EEXIST);
+	CHECK(capture_end() == 1);
+	CHECK(wtg_store_close(st) == 0);
+
+	CHECK(wtg_store_open(tmp_path("id.delta"), NULL, &st) == 0);
+	wtg_store_get_base(st, &got);
+	CHECK(!strcmp(got.path, b.path) && !strcmp(got.guid, b.guid));
+	CHECK(got.size == b.size && got.index == b.index);
+	CHECK(!memcmp(got.meta_hash, b.meta_hash, sizeof(b.meta_hash)));
+	other = b;
+	snprintf(other.path, sizeof(other.path), "/moved/install.wim");
+	CHECK(wtg_store_check_base(st, &other) == 0); /* moved: the path is not identity */
+	CHECK(wtg_store_set_base_path(st, other.path) == 0);
+	other.index = 1;
+	capture_begin();
+	CHECK(wtg_store_check_base(st, &other) == -ESTALE);
+	other = b;
+	other.meta_hash[31] ^= 1;
+	CHECK(wtg_store_check_base(st, &other) == -ESTALE);
+	other = b;
+	other.guid[0] = 'f';
+	CHECK(wtg_store_check_base(st, &other) == -ESTALE);
+	CHECK(capture_end() == 3);
+	CHECK(wtg_store_close(st) == 0);
+
+	struct wtg_store_options ro = {.read_only = true};
+	CHECK(wtg_store_open(tmp_path("id.delta"), &ro, &st) == 0);
+	wtg_store_get_base(st, &got);
+	CHECK(!strcmp(got.path, "/moved/install.wim"));
+	uint8_t hash[WTG_STORE_HASH_LEN];
+	CHECK(wtg_store_put_chunk(st, "x", 1, hash) == -EROFS);
+	CHECK(wtg_store_close(st) == 0);
+}
+
+TEST(refuses_bad_files)
+{
+	struct wtg_store *st = new_delta("good.delta");
+	uint8_t buf[WTG_STORE_CHUNK_SIZE], hash[WTG_STORE_HASH_LEN];
+	struct stat sb;
+
+	for (uint32_t i = 0; i < 8; i++) { /* a file of several pages to cut */
+		fill(buf, sizeof(buf), i, false);
+		CHECK(wtg_store_put_chunk(st, buf, sizeof(buf), hash) == 0);
+	}
+	CHECK(wtg_store_close(st) == 0);
+	char good[128], bad[128];
+	snprintf(good, sizeof(good), "%s", tmp_path("good.delta"));
+	snprintf(bad, sizeof(bad), "%s", tmp_path("bad.delta"));
+	CHECK(stat(good, &sb) == 0 && sb.st_size > 8 * 65536);
+
+	expect_refused(tmp_path("missing.delta"), -ENOENT);
+	close(open(bad, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+	expect_refused(bad, -EINVAL); /* empty */
+	struct stat empty;
+	CHECK(stat(bad, &empty) == 0 && empty.st_size == 0); /* and left alone */
+	FILE *f = fopen(bad, "w");
+	fputs("hello, not a delta\n", f);
+	fclose(f);
+	expect_refused(bad, -EINVAL);
+	fill(buf, sizeof(buf), 99, false);
+	f = fopen(bad, "w");
+	fwrite(buf, 1, sizeof(buf), f);
+	fclose(f);
+	expect_refused(bad, -EINVAL); /* garbage */
+	expect_refused(dir, -EISDIR);
+
+	copy_file(good, bad, 50);
+	expect_refused(bad, -EINVAL); /* cut inside the header */
+	copy_file(good, bad, sb.st_size / 2);
+	expect_refused(bad, -EIO); /* truncated */
+	copy_file(good, bad, sb.st_size);
+	patch_be32(bad, 68, 0x12345678);
+	expect_refused(bad, -EINVAL); /* another program's SQLite file */
+	copy_file(good, bad, sb.st_size);
+	patch_be32(bad, 60, WTG_STORE_FORMAT + 1);
+	expect_refused(bad, -EPROTO); /* newer format */
+	copy_file(good, bad, sb.st_size);
+	st = NULL;
+	CHECK(wtg_store_open(bad, NULL, &st) == 0); /* the copy itself is fine */
+	CHECK(st && wtg_store_verify(st, NULL) == 0);
+	wtg_store_close(st);
+	if (sql(bad, "PRAGMA user_version = 7") == 0)
+		expect_refused(bad, -EPROTO);
+	copy_file(good, bad, sb.st_size);
+	if (sql(bad, "DELETE FROM meta WHERE key = 'head'") == 0)
+		expect_refused(bad, -EIO);
+	remove_delta(bad);
+}
+
+TEST(chunks)
+{
+	struct wtg_store *st = new_delta("chunks.delta");
+	static uint8_t a[WTG_STORE_CHUNK_SIZE], b[WTG_STORE_CHUNK_SIZE], out[WTG_STORE_CHUNK_SIZE];
+	uint8_t ha[WTG_STORE_HASH_LEN], hb[WTG_STORE_HASH_LEN], h2[WTG_STORE_HASH_LEN];
+	struct wtg_store_report rep;
+	size_t n;
+
+	fill(a, sizeof(a), 1, true);
+	fill(b, sizeof(b), 2, false);
+	CHECK(wtg_store_put_chunk(st, a, sizeof(a), ha) == 0);
+	CHECK(wtg_store_put_chunk(st, b, sizeof(b), hb) == 0);
+	CHECK(wtg_store_put_chunk(st, a, sizeof(a), h2) == 0); /* again: stored once */
+	CHECK(!memcmp(ha, h2, sizeof(ha)));
+	CHECK(wtg_store_put_chunk(st, a, 100, h2) == 0); /* a short chunk */
+	CHECK(wtg_store_put_chunk(st, a, 0, h2) == 0);
+	CHECK(wtg_store_put_chunk(st, a, sizeof(a) + 1, h2) == -EINVAL);
+	CHECK(wtg_store_commit(st) == 0);
+	CHECK(wtg_store_close(st) == 0);
+
+	CHECK(wtg_store_open(tmp_path("chunks.delta"), NULL, &st) == 0);
+	CHECK(wtg_store_get_chunk(st, ha, out, &n) == 0 && n == sizeof(a) && !memcmp(out, a, n));
+	CHECK(wtg_store_get_chunk(st, hb, out, &n) == 0 && n == sizeof(b) && !memcmp(out, b, n));
+	CHECK(wtg_store_put_chunk(st, a, 100, h2) == 0);
+	CHECK(wtg_store_get_chunk(st, h2, out, &n) == 0 && n == 100 && !memcmp(out, a, 100));
+	h2[0] ^= 1;
+	CHECK(wtg_store_get_chunk(st, h2, out, &n) == -ENOENT);
+	CHECK(wtg_store_verify(st, &rep) == 0);
+	CHECK(rep.chunks == 4);
+	CHECK(rep.chunk_bytes == 2 * sizeof(a) + 100);
+	/* the random chunk is stored raw, the text one compressed hard */
+	CHECK(rep.stored_bytes >= sizeof(b) && rep.stored_bytes < sizeof(b) + 4096);
+	CHECK(wtg_store_close(st) == 0);
+}
+
+TEST(layers_and_extents)
+{
+	struct wtg_store *st = new_delta("layers.delta");
+	static uint8_t a[WTG_STORE_CHUNK_SIZE], b[WTG_STORE_CHUNK_SIZE];
+	uint8_t ha[WTG_STORE_HASH_LEN], hb[WTG_STORE_HASH_LEN], h[WTG_STORE_HASH_LEN];
+	enum wtg_store_state s;
+	struct wtg_store_layer *l;
+	size_t n;
+	uint64_t v;
+
+	fill(a, sizeof(a), 3, true);
+	fill(b, sizeof(b), 4, true);
+	CHECK(wtg_store_put_chunk(st, a, sizeof(a), ha) == 0);
+	CHECK(wtg_store_put_chunk(st, b, sizeof(b), hb) == 0);
+	for (uint64_t i = 0; i < 4; i++)
+		CHECK(wtg_store_set_extent(st, 7, "", i, ha) == 0);
+	CHECK(wtg_store_set_extent(st, 7, "", 5, NULL) == 0);
+	CHECK(wtg_store_set_stream(st, 7, "", 6 * 65536, false) == 0);
+	CHECK(wtg_store_get_extent(st, 7, "", 0, &s, h) == 0 && s == WTG_STORE_PRESENT);
+	CHECK(!memcmp(h, ha, sizeof(h)));
+	CHECK(wtg_store_get_extent(st, 7, "", 4, &s, h) == 0 && s == WTG_STORE_BASE);
+	CHECK(wtg_store_get_extent(st, 7, "", 5, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_get_extent(st, 7, "x", 0, &s, h) == 0 && s == WTG_STORE_BASE);
+	CHECK(wtg_store_snapshot(st, "one", "four chunks") == 0);
+	capture_begin();
+	CHECK(wtg_store_snapshot(st, "one", NULL) == -EEXIST);
+	CHECK(capture_end() == 1);
+
+	/* rewriting what the layers below hold costs nothing */
+	CHECK(wtg_store_set_extent(st, 7, "", 0, ha) == 0);
+	CHECK(wtg_store_set_extent(st, 7, "", 5, NULL) == 0);
+	CHECK(wtg_store_set_extent(st, 7, "", 1, hb) == 0);
+	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 2);
+	CHECK(l[0].head && l[0].extents == 1 && !l[0].snapshot && l[0].sealed == 0);
+	CHECK(!l[1].head && l[1].extents == 5 && l[1].sealed && !strcmp(l[1].snapshot, "one"));
+	CHECK(!strcmp(l[1].message, "four chunks") && l[0].parent == l[1].id);
+	wtg_store_layers_free(l, n);
+	CHECK(wtg_store_set_extent(st, 7, "", 1, ha) == 0); /* back as it was: the row goes */
+	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 2 && l[0].extents == 0);
+	wtg_store_layers_free(l, n);
+
+	/* truncation hides lower chunks from the first whole chunk past it */
+	CHECK(wtg_store_set_extent(st, 7, "", 3, hb) == 0);
+	CHECK(wtg_store_set_stream(st, 7, "", 65536 + 10, false) == 0);
+	CHECK(wtg_store_get_extent(st, 7, "", 1, &s, h) == 0 && s == WTG_STORE_PRESENT);
+	CHECK(wtg_store_get_extent(st, 7, "", 2, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_get_extent(st, 7, "", 3, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_get_extent(st, 7, "", 9, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_set_stream(st, 7, "", 4 * 65536, false) == 0); /* growing shows nothing */
+	CHECK(wtg_store_get_extent(st, 7, "", 3, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_set_extent(st, 7, "", 3, hb) == 0);
+	CHECK(wtg_store_get_extent(st, 7, "", 3, &s, h) == 0 && s == WTG_STORE_PRESENT);
+	CHECK(!memcmp(h, hb, sizeof(h)));
+	CHECK(wtg_store_get_stream(st, 7, "", &s, &v) == 0 && s == WTG_STORE_PRESENT);
+	CHECK(v == 4 * 65536);
+	/* a stream made afresh sees nothing below; a deleted one is gone */
+	CHECK(wtg_store_set_stream(st, 7, "ads", 10, true) == 0);
+	CHECK(wtg_store_get_extent(st, 7, "ads", 0, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_set_stream(st, 8, "", 100, false) == 0);
+	CHECK(wtg_store_delete_stream(st, 8, "") == 0);
+	CHECK(wtg_store_get_stream(st, 8, "", &s, &v) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_get_extent(st, 8, "", 0, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_commit(st) == 0);
+
+	/* a read-only view of the snapshot sees its state, HEAD sees its own */
+	struct wtg_store *at;
+	struct wtg_store_options opt = {.at = "one"};
+	CHECK(wtg_store_open(tmp_path("layers.delta"), &opt, &at) == 0);
+	CHECK(wtg_store_get_extent(at, 7, "", 3, &s, h) == 0 && s == WTG_STORE_PRESENT);
+	CHECK(!memcmp(h, ha, sizeof(h)));
+	CHECK(wtg_store_get_stream(at, 7, "", &s, &v) == 0 && v == 6 * 65536);
+	CHECK(wtg_store_set_extent(at, 7, "", 0, hb) == -EROFS);
+	CHECK(wtg_store_close(at) == 0);
+	opt.at = "nope";
+	capture_begin();
+	CHECK(wtg_store_open(tmp_path("layers.delta"), &opt, &at) == -ENOENT);
+	CHECK(capture_end() == 1);
+
+	/* rollback: a new working layer on the snapshot */
+	CHECK(wtg_store_rollback(st, "one") == 0);
+	CHECK(wtg_store_get_extent(st, 7, "", 3, &s, h) == 0 && s == WTG_STORE_PRESENT);
+	CHECK(!memcmp(h, ha, sizeof(h)));
+	CHECK(wtg_store_get_stream(st, 8, "", &s, &v) == 0 && s == WTG_STORE_BASE);
+	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 2);
+	wtg_store_layers_free(l, n);
+	uint64_t freed = 99;
+	CHECK(wtg_store_gc(st, &freed) == 0 && freed == 1); /* hb: only the old HEAD used it */
+	CHECK(wtg_store_verify(st, NULL) == 0);
+	CHECK(wtg_store_close(st) == 0);
+}
+
+static int collect_name(void *arg, const char *name, uint64_t ino)
+{
+	char *out = arg;
+	size_t len = strlen(out);
+	snprintf(out + len, 256 - len, "%s=%llu;", name, (unsigned long long)ino);
+	return 0;
+}
+
+TEST(inodes_and_names)
+{
+	struct wtg_store *st = new_delta("inodes.delta");
+	struct wtg_store_inode in = {.attributes = 0x20,
+				     .crtime = 1,
+				     .mtime = 2,
+				     .atime = 3,
+				     .ctime = 4},
+			       got;
+	uint8_t reparse[16] = {0x0c, 0, 0, 0xa0}, sd[40] = {1, 0, 4, 0x80};
+	enum wtg_store_state s;
+	char names[256] = "";
+	uint64_t ino;
+	uint8_t *data;
+	size_t len;
+
+	CHECK(wtg_store_put_sd(st, sd, sizeof(sd), in.sd_hash) == 0);
+	in.reparse = reparse;
+	in.reparse_len = sizeof(reparse);
+	in.dos_name = "PROGRA~1";
+	CHECK(wtg_store_set_inode(st, 42, &in) == 0);
+	CHECK(wtg_store_set_name(st, 1, "Program Files", 42) == 0);
+	CHECK(wtg_store_set_name(st, 1, "pagefile.sys", 0) == 0);
+	CHECK(wtg_store_snapshot(st, "s", NULL) == 0);
+	CHECK(wtg_store_get_inode(st, 42, &s, &got) == 0 && s == WTG_STORE_PRESENT);
+	CHECK(got.attributes == 0x20 && got.crtime == 1 && got.ctime == 4);
+	CHECK(got.reparse_len == sizeof(reparse) && !memcmp(got.reparse, reparse, sizeof(reparse)));
+	CHECK(!got.object_id && got.dos_name && !strcmp(got.dos_name, "PROGRA~1"));
+	CHECK(wtg_store_get_sd(st, got.sd_hash, &data, &len) == 0 && len == sizeof(sd));
+	CHECK(!memcmp(data, sd, sizeof(sd)));
+	free(data);
+	wtg_store_inode_release(&got);
+	CHECK(wtg_store_get_inode(st, 43, &s, &got) == 0 && s == WTG_STORE_BASE);
+
+	CHECK(wtg_store_delete_inode(st, 42) == 0);
+	CHECK(wtg_store_set_name(st, 1, "Program Files", 0) == 0);
+	CHECK(wtg_store_set_name(st, 1, "pagefile.sys", 50) == 0);
+	CHECK(wtg_store_get_inode(st, 42, &s, &got) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_get_name(st, 1, "Program Files", &s, &ino) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_get_name(st, 1, "program files", &s, &ino) == 0 && s == WTG_STORE_BASE);
+	CHECK(wtg_store_get_name(st, 1, "pagefile.sys", &s, &ino) == 0 && ino == 50);
+	CHECK(wtg_store_list_names(st, 1, collect_name, names) == 0);
+	CHECK(!strcmp(names, "Program Files=0;pagefile.sys=50;"));
+	CHECK(wtg_store_max_ino(st, &ino) == 0 && ino == 50);
+	CHECK(wtg_store_rollback(st, "s") == 0);
+	CHECK(wtg_store_get_inode(st, 42, &s, &got) == 0 && s == WTG_STORE_PRESENT);
+	wtg_store_inode_release(&got);
+	CHECK(wtg_store_get_name(st, 1, "Program Files", &s, &ino) == 0 && ino == 42);
+	CHECK(wtg_store_verify(st, NULL) == 0);
+	CHECK(wtg_store_close(st) == 0);
+}
+
+TEST(verify_finds_damage)
+{
+	struct wtg_store *st = new_delta("damage.delta");
+	static uint8_t a[WTG_STORE_CHUNK_SIZE];
+	uint8_t h[WTG_STORE_HASH_LEN];
+	struct wtg_store_report rep;
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s", tmp_path("damage.delta"));
+	for (uint32_t i = 0; i < 3; i++) {
+		fill(a, sizeof(a), i, i != 1);
+		CHECK(wtg_store_put_chunk(st, a, sizeof(a), h) == 0);
+		CHECK(wtg_store_set_extent(st, 9, "", i, h) == 0);
+	}
+	CHECK(wtg_store_close(st) == 0);
+	if (sql(path, "SELECT 1") != 0) {
+		printf("verify_finds_damage: skipped, the 'sqlite3' program is not installed\n");
+		return;
+	}
+	/* a chunk whose bytes do not hash to its key (still decodable) */
+	CHECK(sql(path, "UPDATE chunks SET size = 1, codec = 0, data = X'00'"
+			" WHERE rowid = (SELECT min(rowid) FROM chunks)") == 0);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	capture_begin();
+	CHECK(wtg_store_verify(st, &rep) == -EIO);
+	CHECK(capture_end() == 1);
+	CHECK(rep.problems == 1 && rep.chunks == 3);
+	CHECK(wtg_store_close(st) == 0);
+	/* a chunk that does not decode, and an extent to nowhere */
+	CHECK(sql(path, "UPDATE chunks SET size = 65536, codec = 1, data = X'28b52ffd00'"
+			" WHERE rowid = (SELECT max(rowid) FROM chunks);"
+			" INSERT INTO extents VALUES(9, '', 7, 1, randomblob(32))") == 0);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	capture_begin();
+	CHECK(wtg_store_verify(st, &rep) == -EIO);
+	CHECK(capture_end() == 3);
+	CHECK(rep.problems == 3);
+	CHECK(wtg_store_close(st) == 0);
+}
+
+TEST(second_writer_refused)
+{
+	struct wtg_store *st = new_delta("busy.delta");
+	int status;
+
+	capture_begin();
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct wtg_store *other;
+		struct wtg_store_options ro = {.read_only = true};
+		int r = wtg_store_open(tmp_path("busy.delta"), NULL, &other);
+		if (r != -EBUSY)
+			_exit(1);
+		if (wtg_store_open(tmp_path("busy.delta"), &ro, &other) != 0)
+			_exit(2);
+		wtg_store_close(other);
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(capture_end() == 1);
+	CHECK(wtg_store_close(st) == 0);
+}
+
+/* The content of batch @i: one chunk, and an extent of inode 5 to it. */
+static int write_batch(struct wtg_store *st, uint32_t i)
+{
+	static uint8_t buf[WTG_STORE_CHUNK_SIZE];
+	uint8_t h[WTG_STORE_HASH_LEN];
+	char name[32];
+
+	fill(buf, 4096 + i % 4096, i, i % 3 != 0);
+	int r = wtg_store_put_chunk(st, buf, 4096 + i % 4096, h);
+	if (!r)
+		r = wtg_store_set_extent(st, 5, "", i, h);
+	snprintf(name, sizeof(name), "file%u", i);
+	if (!r)
+		r = wtg_store_set_name(st, 1, name, 1000 + i);
+	return r;
+}
+
+TEST(kill_9)
+{
+	char path[128];
+	struct wtg_store *st = new_delta("crash.delta");
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	uint32_t next = 0;
+
+	snprintf(path, sizeof(path), "%s", tmp_path("crash.delta"));
+	CHECK(wtg_store_close(st) == 0);
+	srand(seed);
+	for (int round = 0; round < 4; round++) {
+		int fds[2];
+		CHECK(pipe(fds) == 0);
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(fds[0]);
+			if (wtg_store_open(path, NULL, &st))
+				_exit(1);
+			for (uint32_t i = next;; i++) {
+				if (write_batch(st, i) || (i % 4 == 3 && wtg_store_commit(st)))
+					_exit(2);
+				if (i % 4 == 3 && write(fds[1], &i, sizeof(i)) != sizeof(i))
+					_exit(3);
+				char snap[32];
+				snprintf(snap, sizeof(snap), "s%u", i);
+				if (i % 40 == 39 && wtg_store_snapshot(st, snap, NULL))
+					_exit(4);
+			}
+		}
+		close(fds[1]);
+		struct timespec t = {0, (long)(rand() % 300 + 20) * 1000000L};
+		nanosleep(&t, NULL);
+		kill(pid, SIGKILL);
+		int status;
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+		uint32_t i, last = UINT32_MAX;
+		while (read(fds[0], &i, sizeof(i)) == sizeof(i))
+			last = i;
+		close(fds[0]);
+		if (last == UINT32_MAX) {
+			printf("kill_9: round %d committed nothing before the kill\n", round);
+			continue;
+		}
+
+		struct wtg_store_report rep;
+		CHECK(wtg_store_open(path, NULL, &st) == 0);
+		if (!st)
+			break;
+		CHECK(wtg_store_verify(st, &rep) == 0);
+		int missing = 0;
+		for (uint32_t k = next; k <= last; k++) {
+			static uint8_t want[WTG_STORE_CHUNK_SIZE], got[WTG_STORE_CHUNK_SIZE];
+			enum wtg_store_state s;
+			uint8_t h[WTG_STORE_HASH_LEN];
+			uint64_t ino;
+			size_t n;
+			char name[32];
+
+			fill(want, 4096 + k % 4096, k, k % 3 != 0);
+			snprintf(name, sizeof(name), "file%u", k);
+			if (wtg_store_get_extent(st, 5, "", k, &s, h) || s != WTG_STORE_PRESENT ||
+			    wtg_store_get_chunk(st, h, got, &n) || n != 4096 + k % 4096 ||
+			    memcmp(got, want, n) || wtg_store_get_name(st, 1, name, &s, &ino) ||
+			    ino != 1000 + k)
+				missing++;
+		}
+		CHECK(missing == 0);
+		printf("kill_9: round %d: batches %u..%u committed and found (seed %u, %llu "
+		       "chunks)\n",
+		       round, next / 4, last / 4, seed, (unsigned long long)rep.chunks);
+		CHECK(wtg_store_close(st) == 0);
+		next = last + 1;
+	}
+}
+
+TEST(disk_full)
+{
+	char small[128], path[160];
+	struct wtg_store_base b = test_base();
+	struct wtg_store *st = NULL;
+	int status;
+
+	/* a 2 MiB tmpfs when we may mount one, else a file size limit, which
+	 * SQLite reports as an I/O error rather than as a full disk */
+	snprintf(small, sizeof(small), "%s/small", dir);
+	mkdir(small, 0700);
+	bool real = mount("wtgfs-unit", small, "tmpfs", 0, "size=2m") == 0;
+	if (!real)
+		printf("disk_full: not root, a file size limit stands in for a full disk\n");
+	snprintf(path, sizeof(path), "%s/full.delta", real ? small : dir);
+	CHECK(wtg_store_create(path, &b) == 0);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	if (!st)
+		goto out;
+	CHECK(write_batch(st, 0) == 0 && wtg_store_commit(st) == 0);
+	CHECK(wtg_store_close(st) == 0);
+	capture_begin();
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct stat sb;
+		stat(path, &sb);
+		struct rlimit rl = {sb.st_size + 512 * 1024, sb.st_size + 512 * 1024};
+		signal(SIGXFSZ, SIG_IGN);
+		if (wtg_store_open(path, NULL, &st) || (!real && setrlimit(RLIMIT_FSIZE, &rl)))
+			_exit(10);
+		for (uint32_t i = 1; i < 100000; i++) {
+			int r = write_batch(st, i);
+			if (!r && i % 8 == 0)
+				r = wtg_store_commit(st);
+			if (r)
+				_exit(r == -ENOSPC || !real ? 0 : 11);
+		}
+		_exit(12);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(capture_end() >= 1);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	st = NULL;
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	if (!st)
+		goto out;
+	enum wtg_store_state s;
+	uint8_t h[WTG_STORE_HASH_LEN];
+	CHECK(wtg_store_verify(st, NULL) == 0);
+	CHECK(wtg_store_get_extent(st, 5, "", 0, &s, h) == 0 && s == WTG_STORE_PRESENT);
+	CHECK(wtg_store_close(st) == 0);
+out:
+	if (real)
+		umount(small);
+}
+
+int main(int argc, char **argv)
+{
+	snprintf(dir, sizeof(dir), "/tmp/wtgfs-unit-store-XXXXXX");
+	if (!mkdtemp(dir))
+		return 2;
+	RUN(create_and_identity);
+	RUN(refuses_bad_files);
+	RUN(chunks);
+	RUN(layers_and_extents);
+	RUN(inodes_and_names);
+	RUN(verify_finds_damage);
+	RUN(second_writer_refused);
+	RUN(kill_9);
+	RUN(disk_full);
+	/* seeds for the fuzz smoke test: WTGFS_KEEP_DELTAS=DIR keeps them */
+	const char *keep = getenv("WTGFS_KEEP_DELTAS");
+	char cmd[512];
+	if (keep)
+		snprintf(cmd, sizeof(cmd),
+			 "cp '%s'/layers.delta '%s'/inodes.delta '%s'/chunks.delta '%s'/ && "
+			 "rm -rf '%s'",
+			 dir, dir, dir, keep, dir);
+	else
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		return 2;
+	UNIT_EXIT();
+}
