@@ -547,10 +547,20 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		wtg_error("cannot open '%s': in use by another wtgfs (unmount it first)", path);
 		goto out_free;
 	}
+	/* A reader alone with the file opens it writable (without writing)
+	 * so that closing checkpoints and removes the -wal and -shm files:
+	 * a delta at rest stays one file.  Beside a writer it reads only. */
+	bool alone = st->read_only && flock(st->fd, LOCK_EX | LOCK_NB) == 0;
 	rc = sqlite3_open_v2(path, &st->db,
-			     (st->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+			     (st->read_only && !alone ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
 				 SQLITE_OPEN_NOMUTEX,
 			     NULL);
+	if (rc != SQLITE_OK && alone) {
+		sqlite3_close(st->db);
+		st->db = NULL;
+		rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	}
 	if (rc != SQLITE_OK) {
 		r = st->db ? sql_error(st, rc) : -ENOMEM;
 		goto out_free;
