@@ -30,8 +30,8 @@
 /* Reads of up to 1 MiB per request (the kernel derives its max_pages from
  * max_write), so one request decodes many chunks. */
 #define MAX_REQUEST (1u << 20)
-/* Kernel read-ahead for the mount, so sequential reads keep more than one
- * request (and so more than one worker thread) busy. */
+/* Kernel read-ahead for the mount: asked for generously; the kernel caps
+ * it at one request (1 MiB), eight times its FUSE default. */
 #define READ_AHEAD_KB 4096
 
 /* The image never changes under a read-only mount. */
