@@ -55,6 +55,19 @@ statfs=$(stat -f -c '%b %c' "$m")
 [ "${statfs% *}" -gt 0 ] || fail "statfs shows no blocks"
 wtg_umount "$m"
 
+# other users see the mount only with -o allow_other
+if command -v setpriv >/dev/null; then
+	chmod 755 "$TMP" # mktemp made it 0700: let the other user reach the mount
+	wtg_mount "$IMAGES/lzx.wim" "$m"
+	setpriv --reuid=65534 --regid=65534 --clear-groups ls "$m/Windows" >/dev/null 2>&1 &&
+		fail "another user saw a mount made without allow_other"
+	wtg_umount "$m"
+	wtg_mount "$IMAGES/lzx.wim" "$m" -o allow_other
+	setpriv --reuid=65534 --regid=65534 --clear-groups cat "$m/Windows/System32/drivers/etc/hosts" >/dev/null ||
+		fail "another user cannot read a mount made with allow_other"
+	wtg_umount "$m"
+fi
+
 # a missing mount point
 "$WTGFS" mount "$IMAGES/lzx.wim" "$TMP/nowhere" 2>"$TMP/err" && fail "mounted on a missing directory"
 grep -q "no such directory" "$TMP/err" || fail "missing mount point not said"
