@@ -3,7 +3,6 @@
  * backend reads it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -33,20 +32,6 @@ int wtg_source_split_spec(const char *spec, char **path_ret, char **sel_ret)
 		return -ENOMEM;
 	}
 	return 0;
-}
-
-bool wtg_source_is_wim(const char *path)
-{
-	char magic[8];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	bool wim = false;
-
-	if (fd >= 0) {
-		wim = pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
-		      (!memcmp(magic, "MSWIM\0\0\0", 8) || !memcmp(magic, "WLPWM\0\0\0", 8));
-		close(fd);
-	}
-	return wim;
 }
 
 int wtg_source_open(const char *spec, const struct wtg_source_options *opt,

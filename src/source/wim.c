@@ -174,6 +174,25 @@ struct wim_header_disk {
 } __attribute__((packed));
 _Static_assert(sizeof(struct wim_header_disk) == 208, "WIM header is 208 bytes");
 
+/* A WIM header starts with this, or with WLPWM for a pipable WIM. */
+static bool wim_magic(const char magic[8])
+{
+	return !memcmp(magic, "MSWIM\0\0\0", 8) || !memcmp(magic, "WLPWM\0\0\0", 8);
+}
+
+bool wtg_source_is_wim(const char *path)
+{
+	char magic[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool wim = false;
+
+	if (fd >= 0) {
+		wim = pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && wim_magic(magic);
+		close(fd);
+	}
+	return wim;
+}
+
 /* Says "not a WIM" where wimlib would say "truncated", and refuses headers
  * whose tables claim more bytes than the file holds: wimlib allocates
  * those tables whole, as sized here, before it checks them. */
@@ -192,7 +211,7 @@ static int check_header(const char *path)
 	}
 	ssize_t n = pread(fd, &h, sizeof(h), 0);
 	close(fd);
-	if (n < 8 || (memcmp(h.magic, "MSWIM\0\0\0", 8) && memcmp(h.magic, "WLPWM\0\0\0", 8))) {
+	if (n < 8 || !wim_magic(h.magic)) {
 		wtg_error("cannot open '%s': not a WIM file", path);
 		return -EINVAL;
 	}
