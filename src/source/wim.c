@@ -187,7 +187,8 @@ bool wtg_source_is_wim(const char *path)
 	bool wim = false;
 
 	if (fd >= 0) {
-		wim = pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && wim_magic(magic);
+		wim = pread(fd, magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) &&
+		      wim_magic(magic);
 		close(fd);
 	}
 	return wim;
