@@ -56,7 +56,7 @@ struct wtg_inode {
 	struct wtg_dir *dir; /* directories only */
 	uint32_t attributes;
 	uint32_t reparse_tag;
-	uint32_t nlink;       /* names in the tree */
+	uint32_t nlink;	      /* names in the tree */
 	uint32_t nlink_extra; /* NTFS's count beyond those: separate DOS names */
 	uint32_t nsubdirs;
 	uint32_t sd;

@@ -551,10 +551,11 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	 * so that closing checkpoints and removes the -wal and -shm files:
 	 * a delta at rest stays one file.  Beside a writer it reads only. */
 	bool alone = st->read_only && flock(st->fd, LOCK_EX | LOCK_NB) == 0;
-	rc = sqlite3_open_v2(path, &st->db,
-			     (st->read_only && !alone ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
-				 SQLITE_OPEN_NOMUTEX,
-			     NULL);
+	rc = sqlite3_open_v2(
+	    path, &st->db,
+	    (st->read_only && !alone ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+		SQLITE_OPEN_NOMUTEX,
+	    NULL);
 	if (rc != SQLITE_OK && alone) {
 		sqlite3_close(st->db);
 		st->db = NULL;
