@@ -12,6 +12,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <libvhdi.h>
@@ -380,6 +381,83 @@ out:
 	return ret;
 }
 
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * libvhdi 20210425 takes a sector of a differencing VHD from the child when
+ * any earlier bit of the same sector-bitmap byte is set (it shifts the byte
+ * without masking the bit), so a sector whose bit is clear after a set
+ * one reads from the wrong file.  Windows writes whole 4 KiB groups, so
+ * bitmap bytes are 0x00 or 0xFF in practice; a byte libvhdi would misread
+ * is refused rather than read wrongly.  The footer is at the end; the dynamic header (big-endian)
+ * has the block table at 0x10, its length at 0x1C and the block size at 0x20.
+ */
+static int vhd_check_bitmaps(const char *path)
+{
+	uint8_t footer[VHD_FOOTER_SIZE], dyn[1024], bitmap[4096];
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret = 0;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	uint64_t fsize = (uint64_t)st.st_size;
+	if (pread(fd, footer, sizeof(footer), (off_t)(fsize - sizeof(footer))) !=
+	    (ssize_t)sizeof(footer))
+		goto bad;
+	uint64_t dyn_off = get_be(footer + 0x10, 8);
+	if (dyn_off > fsize ||
+	    pread(fd, dyn, sizeof(dyn), (off_t)dyn_off) != (ssize_t)sizeof(dyn) ||
+	    memcmp(dyn, "cxsparse", 8))
+		goto bad;
+	uint64_t table = get_be(dyn + 0x10, 8), entries = get_be(dyn + 0x1C, 4);
+	uint64_t block = get_be(dyn + 0x20, 4);
+	size_t bitmap_len = (size_t)(block / 512 / 8);
+	if (block < 4096 || block > (256u << 20) || (block & (block - 1)) || table > fsize ||
+	    entries > (fsize - table) / 4 || bitmap_len > sizeof(bitmap))
+		goto bad;
+	for (uint64_t i = 0; i < entries; i++) {
+		uint8_t e[4];
+		if (pread(fd, e, 4, (off_t)(table + 4 * i)) != 4)
+			goto bad;
+		uint64_t sector = get_be(e, 4);
+		if (sector == 0xFFFFFFFFu)
+			continue;
+		if (sector * 512 > fsize - bitmap_len ||
+		    pread(fd, bitmap, bitmap_len, (off_t)(sector * 512)) != (ssize_t)bitmap_len)
+			goto bad;
+		for (size_t b = 0; b < bitmap_len; b++) {
+			/* right only when no set bit precedes a clear one:
+			 * 0x00, 0x01, 0x03, ..., 0x7F, 0xFF */
+			if (bitmap[b] & (uint8_t)(bitmap[b] + 1)) {
+				wtg_error(
+				    "cannot open '%s': block %" PRIu64 " has sectors written in a "
+				    "pattern libvhdi reads wrongly, so it is refused rather than "
+				    "misread (merge it into its parent in Windows first)",
+				    path, i);
+				ret = -EOPNOTSUPP;
+				goto out;
+			}
+		}
+	}
+	goto out;
+bad:
+	wtg_error("cannot open '%s': damaged differencing VHD (bad header or block table)", path);
+	ret = -EINVAL;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
 static int vhd_open_chain(const char *path, struct chain *chain, struct vhd_dev **vd_ret)
 {
 	struct vhd_dev *vd;
@@ -463,6 +541,11 @@ static int vhd_open_chain(const char *path, struct chain *chain, struct vhd_dev 
 	if (vhdx)
 		memcpy(vd->id, vhdx_id, GUID_LEN);
 	guid_format(vd->base.identity, sizeof(vd->base.identity), vd->id);
+	if (disk_type == LIBVHDI_DISK_TYPE_DIFFERENTIAL && !vhdx) {
+		ret = vhd_check_bitmaps(path);
+		if (ret < 0)
+			goto fail;
+	}
 	if (disk_type == LIBVHDI_DISK_TYPE_DIFFERENTIAL) {
 		ret = attach_parent(vd, chain);
 		if (ret < 0)
