@@ -1,7 +1,8 @@
 /*
  * Fuzz target: a whole WIM file through the WIM source — header, blob table
  * and metadata through wimlib, then every stream of the loaded tree through
- * our reader and SHA-1 checks, and every symlink through readlink.
+ * our reader and SHA-1 checks, every reparse buffer, and every symlink
+ * through readlink.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							  off)) > 0)
 					off += (uint64_t)n;
 			}
+			uint32_t rlen;
+			wtg_inode_reparse(&tree, in, &rlen);
 			if (wtg_inode_is_link(in))
 				wtg_tree_readlink(&tree, in, buf, sizeof(buf));
 		}

@@ -359,9 +359,11 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return reply_value(req, size, &a, 4);
 	}
 	if (!strcmp(name, "system.ntfs_reparse_data")) {
-		if (!in->reparse)
+		uint32_t len;
+		const uint8_t *rp = wtg_inode_reparse(fs->tree, in, &len);
+		if (!rp)
 			return (void)fuse_reply_err(req, ENODATA);
-		return reply_value(req, size, in->reparse, in->reparse_len);
+		return reply_value(req, size, rp, len);
 	}
 	if (!strcmp(name, "system.ntfs_dos_name")) {
 		/* As ntfs-3g: the root has no directory to hold a DOS name. */

@@ -4,6 +4,7 @@
  * view of symlinks and junctions.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -285,6 +286,31 @@ const struct wtg_sd *wtg_tree_sd(const struct wtg_tree *tree, uint32_t id)
 	return id < tree->nsds ? &tree->sds[id] : NULL;
 }
 
+/* Lazy reparse data is the one thing a loaded tree fills in later: once,
+ * under this lock, the pointer published last. */
+static pthread_mutex_t reparse_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const uint8_t *wtg_inode_reparse(const struct wtg_tree *tree, const struct wtg_inode *inode,
+				 uint32_t *len_ret)
+{
+	struct wtg_inode *in = (struct wtg_inode *)inode; /* a cache, filled once */
+	uint8_t *r = __atomic_load_n(&in->reparse, __ATOMIC_ACQUIRE);
+
+	if (!r && __atomic_load_n(&in->reparse_blob, __ATOMIC_ACQUIRE) && tree->source &&
+	    tree->source->ops->load_reparse) {
+		pthread_mutex_lock(&reparse_lock);
+		if (!in->reparse && in->reparse_blob) {
+			tree->source->ops->load_reparse(tree->source, in);
+			/* a failure is logged once: do not read it again */
+			__atomic_store_n(&in->reparse_blob, NULL, __ATOMIC_RELEASE);
+		}
+		r = in->reparse;
+		pthread_mutex_unlock(&reparse_lock);
+	}
+	*len_ret = r ? in->reparse_len : 0;
+	return r;
+}
+
 bool wtg_inode_is_dir(const struct wtg_inode *inode)
 {
 	return inode->dir != NULL;
@@ -383,10 +409,11 @@ long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inod
 	size_t to_len[MAX_DEPTH];
 	int nfrom, nto = 0;
 
-	if (!wtg_inode_is_link(inode) || !inode->reparse)
+	uint32_t rlen;
+	const uint8_t *rp = wtg_inode_is_link(inode) ? wtg_inode_reparse(tree, inode, &rlen) : NULL;
+	if (!rp)
 		return -EINVAL;
-	int ret = wtg_reparse_link_target(inode->reparse, inode->reparse_len, &relative, target,
-					  sizeof(target));
+	int ret = wtg_reparse_link_target(rp, rlen, &relative, target, sizeof(target));
 	if (ret < 0)
 		return ret;
 	nfrom = ancestry(inode->parent, from);

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 struct wtg_tree;
+struct wtg_inode;
 struct wtg_blob;
 
 struct wtg_source_options {
@@ -31,6 +32,9 @@ struct wtg_source_ops {
 	 * size).  Thread-safe.  Returns 0 or -errno (-EIO: bad data, logged). */
 	int (*read)(struct wtg_source *src, struct wtg_blob *blob, void *buf, size_t size,
 		    uint64_t off);
+	/* Optional: reads @inode's reparse data from inode->reparse_blob into
+	 * inode->reparse (publishing the pointer last).  0 or -errno. */
+	int (*load_reparse)(struct wtg_source *src, struct wtg_inode *inode);
 	void (*free)(struct wtg_source *src);
 };
 

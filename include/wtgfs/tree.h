@@ -61,8 +61,10 @@ struct wtg_inode {
 	uint32_t nsubdirs;
 	uint32_t sd;
 	int64_t crtime, mtime, atime, ctime;
-	uint8_t *reparse; /* full buffer, header included */
+	uint8_t *reparse; /* full buffer, header included: wtg_inode_reparse() */
 	uint32_t reparse_len;
+	struct wtg_blob *reparse_blob; /* not read yet: the source reads it on first use */
+	uint32_t reparse_blob_len;
 	uint32_t object_id_len;
 	uint8_t *object_id;
 	char *dos_name;
@@ -129,6 +131,11 @@ struct wtg_stream *wtg_inode_named_stream(const struct wtg_inode *inode, const c
 /* The path of @inode's first name from the root ("" for the root). */
 int wtg_tree_path(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,
 		  size_t size);
+
+/* The reparse buffer (header included) of @inode, read from the source on
+ * first use; NULL when it has none or it cannot be read (logged). */
+const uint8_t *wtg_inode_reparse(const struct wtg_tree *tree, const struct wtg_inode *inode,
+				 uint32_t *len_ret);
 
 /* Reads stream data; short only at the stream's end.  Returns bytes or -errno. */
 long wtg_tree_read(const struct wtg_tree *tree, const struct wtg_stream *stream, void *buf,

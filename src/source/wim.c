@@ -654,44 +654,62 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-/* Rebuilds the full reparse buffer: WIMs store it without its 8-byte
- * header; for non-Microsoft tags the data starts with a GUID that the
- * header's length does not count. */
-static int load_reparse(struct wim_source *ws, struct wtg_inode *inode,
-			const struct wimlib_dir_entry *de)
+/* Reparse data is read when first used (readlink, the xattr): reading it
+ * at mount would decode a 64 MiB solid chunk before the mount is up. */
+static int defer_reparse(struct wim_source *ws, struct wtg_inode *inode,
+			 const struct wimlib_dir_entry *de)
 {
 	const struct wimlib_resource_entry *re = &de->streams[0].resource;
 	uint64_t size = re->uncompressed_size;
 	size_t guid = (de->reparse_tag & 0x80000000u) ? 0 : 16;
 
+	inode->reparse_tag = de->reparse_tag;
 	if (size > MAX_REPARSE_DATA || size < guid) {
 		wtg_warning("'%s': reparse data of %" PRIu64 " bytes ignored", image_path(de),
 			    size);
 		return 0;
 	}
-	uint8_t *buf = calloc(1, 8 + (size_t)size);
+	if (size == 0) {
+		inode->reparse = calloc(1, 8);
+		if (!inode->reparse)
+			return -ENOMEM;
+		uint32_t tag = htole32(de->reparse_tag);
+		memcpy(inode->reparse, &tag, 4);
+		inode->reparse_len = 8;
+		return 0;
+	}
+	inode->reparse_blob = get_blob(ws, re, image_path(de));
+	if (!inode->reparse_blob)
+		return -ENOMEM;
+	inode->reparse_blob_len = (uint32_t)size;
+	return 0;
+}
+
+/* Rebuilds the full reparse buffer: WIMs store it without its 8-byte
+ * header; for non-Microsoft tags the data starts with a GUID that the
+ * header's length does not count. */
+static int wim_load_reparse(struct wtg_source *src, struct wtg_inode *inode)
+{
+	struct wim_source *ws = (struct wim_source *)src;
+	struct wtg_blob *blob = inode->reparse_blob;
+	size_t size = inode->reparse_blob_len;
+	size_t guid = (inode->reparse_tag & 0x80000000u) ? 0 : 16;
+	uint8_t *buf = calloc(1, 8 + size);
+
 	if (!buf)
 		return -ENOMEM;
-	uint32_t tag = htole32(de->reparse_tag);
+	uint32_t tag = htole32(inode->reparse_tag);
 	uint16_t len = htole16((uint16_t)(size - guid));
 	memcpy(buf, &tag, 4);
 	memcpy(buf + 4, &len, 2);
-	if (size) {
-		struct wtg_blob *blob = get_blob(ws, re, image_path(de));
-		if (!blob) {
-			free(buf);
-			return -ENOMEM;
-		}
-		if (read_blob(ws, blob, buf + 8, (size_t)size, 0) < 0 ||
-		    check_blob(ws, blob, buf + 8, (size_t)size, 0) < 0) {
-			wtg_warning("'%s': unreadable reparse data ignored", image_path(de));
-			free(buf);
-			return 0;
-		}
+	if (read_blob(ws, blob, buf + 8, size, 0) < 0 ||
+	    check_blob(ws, blob, buf + 8, size, 0) < 0) {
+		wtg_warning("'%s': unreadable reparse data ignored", blob->first_path);
+		free(buf);
+		return -EIO;
 	}
-	inode->reparse = buf;
 	inode->reparse_len = 8 + (uint32_t)size;
-	inode->reparse_tag = de->reparse_tag;
+	__atomic_store_n(&inode->reparse, buf, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -724,7 +742,7 @@ static int fill_inode(struct wim_source *ws, struct wtg_inode *inode,
 	for (uint32_t i = 0; i <= de->num_named_streams; i++) {
 		const struct wimlib_stream_entry *s = &de->streams[i];
 		if (i == 0 && (de->attributes & WIMLIB_FILE_ATTRIBUTE_REPARSE_POINT)) {
-			ret = load_reparse(ws, inode, de);
+			ret = defer_reparse(ws, inode, de);
 			if (ret < 0)
 				return ret;
 			continue;
@@ -911,6 +929,7 @@ static const struct wtg_source_ops wim_source_ops = {
     .name = "wim",
     .load = wim_load,
     .read = wim_read,
+    .load_reparse = wim_load_reparse,
     .free = wim_free,
 };
 
