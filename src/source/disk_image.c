@@ -22,15 +22,6 @@ struct part_range {
 	bool owns_dev;
 };
 
-static int dev_read(void *ctx, void *buf, size_t size, uint64_t off)
-{
-	struct wtg_block_dev *dev = ctx;
-
-	if (off > dev->size || size > dev->size - off)
-		return -EIO;
-	return wtg_block_pread(dev, buf, size, off);
-}
-
 static int part_read(void *ctx, void *buf, size_t size, uint64_t off)
 {
 	struct part_range *p = ctx;
@@ -57,7 +48,8 @@ static int open_disk(const char *path, struct wtg_block_dev **dev_ret, struct wt
 		return ret;
 	/* raw images do not say their sector size: let the table tell */
 	uint32_t ss = strcmp((*dev_ret)->ops->name, "raw") ? (*dev_ret)->sector_size : 0;
-	ret = wtg_disk_read(dev_read, *dev_ret, (*dev_ret)->size, ss, path, disk);
+	struct part_range whole = {.dev = *dev_ret, .size = (*dev_ret)->size};
+	ret = wtg_disk_read(part_read, &whole, (*dev_ret)->size, ss, path, disk);
 	if (ret < 0) {
 		wtg_block_free(*dev_ret);
 		*dev_ret = NULL;
