@@ -1,5 +1,6 @@
 /*
- * wtgfs mount IMAGE[:INDEX|:NAME] MNT: a read-only mount of a bare image.
+ * wtgfs mount IMAGE[:INDEX|:NAME] MNT: a read-only mount of a bare image;
+ * wtgfs mount DELTA MNT: a writable mount of a delta over its base.
  */
 #include <errno.h>
 #include <limits.h>
@@ -14,10 +15,12 @@
 #include "wtgfs/source.h"
 #include "wtgfs/store.h"
 #include "wtgfs/tree.h"
+#include "wtgfs/view.h"
 
 static const char usage[] =
     "usage: wtgfs mount IMAGE[:INDEX|:NAME] MNT [-f] [-d] [-o OPTION[,OPTION...]]\n"
     "       wtgfs mount DISK[:PART] MNT [...]\n"
+    "       wtgfs mount DELTA MNT [--base PATH] [...]\n"
     "\n"
     "Mounts one image of a WIM or ESD file, or the NTFS volume of a disk image\n"
     "(VHDX, VHD, raw; by default the partition that holds \\Windows), a block\n"
@@ -26,6 +29,13 @@ static const char usage[] =
     "extended attributes (system.ntfs_acl, system.ntfs_attrib, ...; named\n"
     "streams as user.NAME).\n"
     "\n"
+    "A delta (made by 'wtgfs init') mounts read-write over its base: every\n"
+    "change is kept in the delta, copy-on-write in 64 KiB chunks; fsync\n"
+    "returns once the change is durable, and changes are committed at least\n"
+    "once a second.  The base is found where 'wtgfs init' saw it, and must be\n"
+    "the same image (checked by its identity).\n"
+    "\n"
+    "  --base PATH     the delta's base lies at PATH now (recorded for next time)\n"
     "  -f              stay in the foreground\n"
     "  -d              debug: log every FUSE request (implies -f)\n"
     "  -o allow_other  let other users see the mount\n"
@@ -93,13 +103,20 @@ int cmd_mount(int argc, char **argv)
 	const char *pos[2];
 	int npos = 0, ret;
 	char canon[PATH_MAX];
-	struct wtg_tree tree;
+	struct wtg_view *view;
+	const char *base = NULL;
 
 	if (cli_wants_help(argc, argv, usage))
 		return 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-f")) {
 			mo.foreground = true;
+		} else if (!strcmp(argv[i], "--base")) {
+			if (++i == argc)
+				return cli_usage_error(usage, "--base needs a PATH");
+			base = argv[i];
+		} else if (!strncmp(argv[i], "--base=", 7)) {
+			base = argv[i] + 7;
 		} else if (!strcmp(argv[i], "-d")) {
 			mo.debug = mo.foreground = true;
 		} else if (!strcmp(argv[i], "-o")) {
@@ -122,20 +139,35 @@ int cmd_mount(int argc, char **argv)
 		return cli_usage_error(usage, "IMAGE and MNT are needed");
 	if (mo.debug)
 		wtg_log_set_verbose(true);
-	if (wtg_store_is_delta(pos[0])) {
-		/* the read-write mount of a delta is the next step (issue 3) */
-		wtg_error("cannot mount '%s': read-write mounts of a delta are not built yet; "
-			  "mount its base read-only meanwhile (see 'wtgfs log %s')",
-			  pos[0], pos[0]);
-		return EXIT_ERROR;
-	}
+	bool delta = wtg_store_is_delta(pos[0]);
+	char delta_canon[PATH_MAX], delta_dir[PATH_MAX];
+	if (base && !delta)
+		return cli_usage_error(usage, "--base goes with a delta, and '%s' is not one", pos[0]);
 	if (check_mountpoint(pos[1], canon) < 0)
 		return EXIT_ERROR;
-	if (wtg_tree_open_image(pos[0], &so, &tree) < 0)
+	if (delta) {
+		if (!realpath(pos[0], delta_canon)) {
+			wtg_error("cannot open '%s': %s", pos[0], strerror(errno));
+			return EXIT_ERROR;
+		}
+		snprintf(delta_dir, sizeof(delta_dir), "%s", delta_canon);
+		*strrchr(delta_dir, '/') = '\0';
+		if (!delta_dir[0])
+			strcpy(delta_dir, "/");
+		ret = wtg_view_open_delta(delta_canon, base, &so, &view);
+		mo.fsname = delta_canon;
+		mo.delta_dir = delta_dir;
+	} else {
+		ret = wtg_view_open_image(pos[0], &so, &view);
+	}
+	if (ret < 0)
 		return EXIT_ERROR;
 	mo.mountpoint = canon;
-	mo.fsname = tree.source->path;
-	ret = wtg_fuse_run(&tree, &mo);
-	wtg_tree_release(&tree);
+	if (!delta)
+		mo.fsname = wtg_view_base_path(view);
+	ret = wtg_fuse_run(view, &mo);
+	int r2 = wtg_view_close(view);
+	if (!ret)
+		ret = r2;
 	return ret < 0 ? EXIT_ERROR : 0;
 }

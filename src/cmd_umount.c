@@ -12,10 +12,27 @@
 #include "cli.h"
 #include "wtgfs/log.h"
 #include "wtgfs/mountinfo.h"
+#include "wtgfs/store.h"
 
 static const char usage[] = "usage: wtgfs umount MNT\n"
 			    "\n"
-			    "Unmounts a wtgfs mount.  The daemon serving it exits.\n";
+			    "Unmounts a wtgfs mount.  The daemon serving it exits; for a\n"
+			    "delta, once its last changes are committed, durably.\n";
+
+/* A delta's daemon commits after the kernel lets go: wait for it, so that
+ * what was written is in the delta when umount returns. */
+static int wait_for_delta(const char *mnt, const char *delta)
+{
+	if (!delta[0] || !wtg_store_is_delta(delta))
+		return 0;
+	int r = wtg_store_wait_writer(delta, 600 * 1000);
+	if (r == -ETIMEDOUT) {
+		wtg_error("unmounted '%s', but its daemon still holds '%s' after 10 minutes", mnt,
+			  delta);
+		return EXIT_ERROR;
+	}
+	return 0;
+}
 
 int cmd_umount(int argc, char **argv)
 {
@@ -35,7 +52,7 @@ int cmd_umount(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	if (umount2(canon, 0) == 0)
-		return 0;
+		return wait_for_delta(argv[1], mi.source);
 	if (errno == EBUSY) {
 		wtg_error(
 		    "cannot unmount '%s': busy (a process has a file or directory open in it)",
@@ -58,5 +75,5 @@ int cmd_umount(int argc, char **argv)
 		wtg_error("cannot unmount '%s': fusermount3 failed", argv[1]);
 		return EXIT_ERROR;
 	}
-	return 0;
+	return wait_for_delta(argv[1], mi.source);
 }

@@ -2,9 +2,14 @@
  * libfuse3 low-level adapter over the tree.
  *
  * fuse_ino_t is the tree's inode number (the root is 1 on both sides).  The
- * tree of a read-only mount never changes, so the kernel may cache entries,
- * attributes and data for as long as it likes, lookups need no counting and
- * forget has nothing to release.  Every request is answered exactly once.
+ * view never frees an inode while mounted, so lookups need no counting and
+ * forget has nothing to release.  A read-only mount never changes, so the
+ * kernel may cache entries, attributes and data for as long as it likes;
+ * a writable one changes only through the kernel, which keeps its caches
+ * itself, but names differ from lookups in case, so entries age quickly.
+ * Reads hold the view's shared lock while they use an inode, changes go
+ * through the view's calls, and every request is answered exactly once,
+ * never under a lock.
  *
  * NTFS metadata goes out under ntfs-3g's extended attribute names, named
  * streams as user.NAME, so tools that already speak ntfs-3g work unchanged.
@@ -13,12 +18,15 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "wtgfs/fuse_mount.h"
@@ -26,6 +34,7 @@
 #include "wtgfs/mountinfo.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/tree.h"
+#include "wtgfs/view.h"
 
 /* Reads of up to 1 MiB per request (the kernel derives its max_pages from
  * max_write), so one request decodes many chunks. */
@@ -36,9 +45,16 @@
 
 /* The image never changes under a read-only mount. */
 #define CACHE_TIMEOUT 86400.0
+/* A writable mount: an entry found through another case of its name goes
+ * stale when the name changes through the stored case. */
+#define RW_TIMEOUT 1.0
 
 struct fs {
+	struct wtg_view *view;
 	struct wtg_tree *tree;
+	bool writable;
+	double timeout;
+	const char *delta_dir; /* statfs of a writable mount: its free space */
 	bool no_open, no_opendir; /* the kernel can open without asking */
 	uid_t uid;
 	gid_t gid;
@@ -63,6 +79,8 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_blksize = 4096;
+	/* writable: what the read-only attribute allows */
+	mode_t perm = !fs->writable ? 0555 : in->attributes & NTFS_ATTR_READONLY ? 0555 : 0777;
 	if (wtg_inode_is_link(in)) {
 		char target[4096];
 		long n = wtg_tree_readlink(fs->tree, in, target, sizeof(target));
@@ -70,12 +88,12 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 		st->st_size = n > 0 ? n : 0;
 		st->st_nlink = ntfs_link_count(in);
 	} else if (wtg_inode_is_dir(in)) {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | perm;
 		st->st_nlink = 2 + in->nsubdirs;
 		st->st_size = 4096;
 	} else {
 		const struct wtg_stream *data = wtg_inode_data(in);
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | (fs->writable ? perm : 0444);
 		st->st_nlink = ntfs_link_count(in);
 		st->st_size = data ? (off_t)data->size : 0;
 	}
@@ -90,14 +108,38 @@ static void fill_entry(const struct fs *fs, const struct wtg_inode *in, struct f
 	memset(e, 0, sizeof(*e));
 	e->ino = in->ino;
 	e->generation = 1;
-	e->attr_timeout = CACHE_TIMEOUT;
-	e->entry_timeout = CACHE_TIMEOUT;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
 	fill_stat(fs, in, &e->attr);
 }
 
+/* Under the shared lock (lock_shared). */
 static struct wtg_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
 {
-	return wtg_tree_inode(fs_of(req)->tree, ino);
+	return wtg_view_inode(fs_of(req)->view, ino);
+}
+
+static void lock_shared(fuse_req_t req)
+{
+	wtg_view_lock_shared(fs_of(req)->view);
+}
+
+static void unlock(fuse_req_t req)
+{
+	wtg_view_unlock(fs_of(req)->view);
+}
+
+/* Replies with the entry of @in, or the error. */
+static void reply_entry(fuse_req_t req, struct wtg_inode *in, int err)
+{
+	struct fuse_entry_param e;
+
+	if (err)
+		return (void)fuse_reply_err(req, -err);
+	lock_shared(req);
+	fill_entry(fs_of(req), in, &e);
+	unlock(req);
+	fuse_reply_entry(req, &e);
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -107,7 +149,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* Opens carry no state here: where the kernel allows it, the first
 	 * open answers ENOSYS and the kernel stops sending open and release
 	 * (two of the three round trips of reading a small file). */
-	fs->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+	fs->no_open = !fs->writable && conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
 	fs->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	conn->max_write = MAX_REQUEST;
 	conn->max_readahead = MAX_REQUEST;
@@ -115,44 +157,55 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	/* Entries never change: no need for the adaptive heuristic. */
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* O_TRUNC comes as a size change: one path for both */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
-	struct wtg_inode *dir = inode_of(req, parent);
 	struct fuse_entry_param e;
+	int err = 0;
 
+	lock_shared(req);
+	struct wtg_inode *dir = inode_of(req, parent);
+	struct wtg_dentry *de = NULL;
 	if (!dir)
-		return (void)fuse_reply_err(req, ESTALE);
-	if (!wtg_inode_is_dir(dir))
-		return (void)fuse_reply_err(req, ENOTDIR);
-	struct wtg_dentry *de = wtg_tree_lookup(fs->tree, dir, name, strlen(name));
-	if (!de)
-		return (void)fuse_reply_err(req, ENOENT);
-	fill_entry(fs, de->inode, &e);
+		err = ESTALE;
+	else if (!wtg_inode_is_dir(dir))
+		err = ENOTDIR;
+	else if (!(de = wtg_tree_lookup(fs->tree, dir, name, strlen(name))))
+		err = ENOENT;
+	else
+		fill_entry(fs, de->inode, &e);
+	unlock(req);
+	if (err)
+		return (void)fuse_reply_err(req, err);
 	fuse_reply_entry(req, &e);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct wtg_inode *in = inode_of(req, ino);
 	struct stat st;
 
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	if (in)
+		fill_stat(fs_of(req), in, &st);
+	unlock(req);
 	if (!in)
 		return (void)fuse_reply_err(req, ESTALE);
-	fill_stat(fs_of(req), in, &st);
-	fuse_reply_attr(req, &st, CACHE_TIMEOUT);
+	fuse_reply_attr(req, &st, fs_of(req)->timeout);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	struct wtg_inode *in = inode_of(req, ino);
 	char target[4096];
 
-	if (!in)
-		return (void)fuse_reply_err(req, ESTALE);
-	long n = wtg_tree_readlink(fs_of(req)->tree, in, target, sizeof(target));
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	long n = in ? wtg_tree_readlink(fs_of(req)->tree, in, target, sizeof(target)) : -ESTALE;
+	unlock(req);
 	if (n < 0)
 		return (void)fuse_reply_err(req, (int)-n);
 	fuse_reply_readlink(req, target);
@@ -160,19 +213,29 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct wtg_inode *in = inode_of(req, ino);
+	struct fs *fs = fs_of(req);
 
-	if (!in)
-		return (void)fuse_reply_err(req, ESTALE);
-	if (wtg_inode_is_dir(in))
-		return (void)fuse_reply_err(req, EISDIR);
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	int err = !in ? ESTALE : wtg_inode_is_dir(in) ? EISDIR : 0;
+	if (!err && !fs->writable)
+		fi->fh = (uintptr_t)wtg_inode_data(in); /* never changes */
+	unlock(req);
+	if (err)
+		return (void)fuse_reply_err(req, err);
+	if (!fs->writable && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)))
 		return (void)fuse_reply_err(req, EROFS);
-	if (fs_of(req)->no_open)
+	if (fs->no_open)
 		return (void)fuse_reply_err(req, ENOSYS);
-	fi->fh = (uintptr_t)wtg_inode_data(in);
+	if (fs->writable) {
+		int ret = wtg_view_open(fs->view, ino);
+		if (ret)
+			return (void)fuse_reply_err(req, -ret);
+		fi->fh = 0;
+	}
 	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	if (fuse_reply_open(req, fi) != 0 && fs->writable)
+		wtg_view_release(fs->view, ino); /* the open was interrupted */
 }
 
 /* One reply buffer per worker thread: a fresh 1 MiB malloc per read is an
@@ -199,18 +262,24 @@ static void *read_buf(size_t size)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
 	const struct wtg_stream *stream = (const struct wtg_stream *)(uintptr_t)fi->fh;
+	long n;
 
-	if (!stream) { /* opened by the kernel alone */
-		struct wtg_inode *in = inode_of(req, ino);
-		stream = in ? wtg_inode_data(in) : NULL;
-	}
-	if (!stream || off < 0)
+	if (off < 0)
 		return (void)fuse_reply_buf(req, NULL, 0);
 	void *buf = read_buf(size), *big = NULL;
 	if (!buf && !(buf = big = malloc(size)))
 		return (void)fuse_reply_err(req, ENOMEM);
-	long n = wtg_tree_read(fs_of(req)->tree, stream, buf, size, (uint64_t)off);
+	if (stream) { /* read-only: the stream of the open */
+		n = wtg_tree_read(fs->tree, stream, buf, size, (uint64_t)off);
+	} else {
+		lock_shared(req);
+		struct wtg_inode *in = inode_of(req, ino);
+		struct wtg_stream *s = in ? wtg_inode_data(in) : NULL;
+		n = s ? wtg_view_read(fs->view, in, s, buf, size, (uint64_t)off) : 0;
+		unlock(req);
+	}
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -220,58 +289,74 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	lock_shared(req);
 	struct wtg_inode *in = inode_of(req, ino);
-
-	if (!in)
-		return (void)fuse_reply_err(req, ESTALE);
-	if (!wtg_inode_is_dir(in))
-		return (void)fuse_reply_err(req, ENOTDIR);
+	int err = !in ? ESTALE : !wtg_inode_is_dir(in) ? ENOTDIR : 0;
+	unlock(req);
+	if (err)
+		return (void)fuse_reply_err(req, err);
 	if (fs_of(req)->no_opendir)
 		return (void)fuse_reply_err(req, ENOSYS);
-	fi->cache_readdir = 1;
-	fi->keep_cache = 1;
+	/* a writable directory changes: no cached listing */
+	fi->cache_readdir = !fs_of(req)->writable;
+	fi->keep_cache = !fs_of(req)->writable;
 	fuse_reply_open(req, fi);
 }
 
-/* Offsets: 0 ".", 1 "..", 2 + i the directory's i-th entry. */
+/* Offsets: 0 ".", 1 "..", 2 + pos the entry at position pos: positions
+ * stay put when names come and go, so a listing goes on where it was. */
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	struct fs *fs = fs_of(req);
-	struct wtg_inode *dir = inode_of(req, ino);
-
-	if (!dir || !dir->dir)
-		return (void)fuse_reply_err(req, ENOTDIR);
 	char *buf = malloc(size);
+	size_t used = 0;
+
 	if (!buf)
 		return (void)fuse_reply_err(req, ENOMEM);
-	size_t used = 0;
-	for (off_t i = off; i < (off_t)dir->dir->count + 2; i++) {
+	lock_shared(req);
+	struct wtg_inode *dir = inode_of(req, ino);
+	if (!dir || !dir->dir) {
+		unlock(req);
+		free(buf);
+		return (void)fuse_reply_err(req, ENOTDIR);
+	}
+	uint32_t i = off < 2 ? 0 : wtg_dir_seek(dir->dir, (uint64_t)off - 2);
+	for (off_t o = off < 2 ? off : 2; i < dir->dir->count || o < 2;) {
 		const struct wtg_inode *child;
 		const char *name;
-		if (i == 0) {
+		off_t next;
+		if (o == 0) {
 			child = dir;
 			name = ".";
-		} else if (i == 1) {
+			next = 1;
+		} else if (o == 1) {
 			child = dir->parent ? dir->parent : dir;
 			name = "..";
+			next = 2;
 		} else {
-			child = dir->dir->entries[i - 2]->inode;
-			name = dir->dir->entries[i - 2]->name;
+			child = dir->dir->entries[i]->inode;
+			name = dir->dir->entries[i]->name;
+			next = (off_t)dir->dir->entries[i]->pos + 3;
 		}
 		size_t n;
 		if (plus) {
 			struct fuse_entry_param e;
 			fill_entry(fs, child, &e);
-			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, i + 1);
+			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
 		} else {
 			struct stat st = {.st_ino = child->ino};
 			fill_stat(fs, child, &st);
-			n = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+			n = fuse_add_direntry(req, buf + used, size - used, name, &st, next);
 		}
 		if (n > size - used)
 			break;
 		used += n;
+		if (o < 2)
+			o++;
+		else
+			i++;
 	}
+	unlock(req);
 	fuse_reply_buf(req, buf, used);
 	free(buf);
 }
@@ -290,7 +375,9 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	const struct wtg_tree *t = fs_of(req)->tree;
+	struct fs *fs = fs_of(req);
+	const struct wtg_tree *t = fs->tree;
+	struct statvfs host;
 	struct statvfs sv = {
 	    .f_bsize = 4096,
 	    .f_frsize = 4096,
@@ -298,6 +385,15 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	    .f_files = t->ninodes,
 	    .f_namemax = 255,
 	};
+
+	/* a writable mount has the room left where its delta lies */
+	if (fs->writable && statvfs(fs->delta_dir, &host) == 0) {
+		uint64_t scale = host.f_frsize / 4096 ? host.f_frsize / 4096 : 1;
+		sv.f_bfree = sv.f_bavail = host.f_bavail * scale;
+		sv.f_blocks += sv.f_bfree;
+		sv.f_ffree = sv.f_favail = sv.f_bfree;
+		sv.f_files += sv.f_ffree;
+	}
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -319,137 +415,468 @@ static void put_le64(uint8_t *p, int64_t v, bool be)
 	memcpy(p, &x, 8);
 }
 
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+static int64_t get_le64(const uint8_t *p, bool be)
 {
-	struct fs *fs = fs_of(req);
-	struct wtg_inode *in = inode_of(req, ino);
-	uint8_t small[32];
+	uint64_t x;
+	memcpy(&x, p, 8);
+	return (int64_t)(be ? be64toh(x) : x);
+}
 
-	if (!in)
-		return (void)fuse_reply_err(req, ESTALE);
+/* The value of xattr @name of @in (under the shared lock): copied to
+ * *value_ret (malloc'd).  Returns its length or -errno. */
+static long xattr_value(struct fs *fs, struct wtg_inode *in, const char *name, uint8_t **value_ret)
+{
+	uint8_t small[32];
+	const void *src = NULL;
+	long len = 0;
+
 	if (!strncmp(name, "user.", 5)) {
-		const struct wtg_stream *s = wtg_inode_named_stream(in, name + 5);
+		struct wtg_stream *s = wtg_inode_named_stream(in, name + 5);
 		if (!s)
-			return (void)fuse_reply_err(req, ENODATA);
-		if (size == 0)
-			return (void)fuse_reply_xattr(req, (size_t)s->size);
-		if (s->size > size)
-			return (void)fuse_reply_err(req, ERANGE);
-		void *buf = malloc(s->size ? (size_t)s->size : 1);
+			return -ENODATA;
+		if (s->size > 1u << 26)
+			return -E2BIG;
+		uint8_t *buf = malloc(s->size ? (size_t)s->size : 1);
 		if (!buf)
-			return (void)fuse_reply_err(req, ENOMEM);
-		long n = wtg_tree_read(fs->tree, s, buf, (size_t)s->size, 0);
+			return -ENOMEM;
+		long n = wtg_view_read(fs->view, in, s, buf, (size_t)s->size, 0);
 		if (n < 0)
-			fuse_reply_err(req, (int)-n);
+			free(buf);
 		else
-			fuse_reply_buf(req, buf, (size_t)n);
-		free(buf);
-		return;
+			*value_ret = buf;
+		return n;
 	}
 	if (!strcmp(name, "system.ntfs_acl")) {
 		const struct wtg_sd *sd = wtg_tree_sd(fs->tree, in->sd);
 		if (!sd)
-			return (void)fuse_reply_err(req, ENODATA);
-		return reply_value(req, size, sd->data, sd->len);
-	}
-	if (!strcmp(name, "system.ntfs_attrib") || !strcmp(name, "system.ntfs_attrib_be")) {
+			return -ENODATA;
+		src = sd->data;
+		len = sd->len;
+	} else if (!strcmp(name, "system.ntfs_attrib") || !strcmp(name, "system.ntfs_attrib_be")) {
 		uint32_t a = in->attributes;
 		if (name[18])
 			a = htobe32(a);
-		return reply_value(req, size, &a, 4);
-	}
-	if (!strcmp(name, "system.ntfs_reparse_data")) {
-		uint32_t len;
-		const uint8_t *rp = wtg_inode_reparse(fs->tree, in, &len);
-		if (!rp)
-			return (void)fuse_reply_err(req, ENODATA);
-		return reply_value(req, size, rp, len);
-	}
-	if (!strcmp(name, "system.ntfs_dos_name")) {
+		memcpy(small, &a, 4);
+		src = small;
+		len = 4;
+	} else if (!strcmp(name, "system.ntfs_reparse_data")) {
+		uint32_t rlen;
+		if (!(src = wtg_inode_reparse(fs->tree, in, &rlen)))
+			return -ENODATA;
+		len = rlen;
+	} else if (!strcmp(name, "system.ntfs_dos_name")) {
 		/* As ntfs-3g: the root has no directory to hold a DOS name. */
 		if (in->ino == WTG_ROOT_INO)
-			return (void)fuse_reply_err(req, EPERM);
-		if (!in->dos_name)
-			return (void)fuse_reply_err(req, ENODATA);
-		return reply_value(req, size, in->dos_name, strlen(in->dos_name));
-	}
-	if (!strcmp(name, "system.ntfs_object_id")) {
-		if (!in->object_id)
-			return (void)fuse_reply_err(req, ENODATA);
-		return reply_value(req, size, in->object_id, in->object_id_len);
-	}
-	if (!strcmp(name, "system.ntfs_times") || !strcmp(name, "system.ntfs_times_be")) {
+			return -EPERM;
+		if (!(src = in->dos_name))
+			return -ENODATA;
+		len = (long)strlen(in->dos_name);
+	} else if (!strcmp(name, "system.ntfs_object_id")) {
+		if (!(src = in->object_id))
+			return -ENODATA;
+		len = in->object_id_len;
+	} else if (!strcmp(name, "system.ntfs_times") || !strcmp(name, "system.ntfs_times_be")) {
 		bool be = name[17] != '\0';
 		put_le64(small, in->crtime, be);
 		put_le64(small + 8, in->mtime, be);
 		put_le64(small + 16, in->atime, be);
 		put_le64(small + 24, in->ctime, be);
-		return reply_value(req, size, small, 32);
-	}
-	if (!strcmp(name, "system.ntfs_crtime") || !strcmp(name, "system.ntfs_crtime_be")) {
+		src = small;
+		len = 32;
+	} else if (!strcmp(name, "system.ntfs_crtime") || !strcmp(name, "system.ntfs_crtime_be")) {
 		put_le64(small, in->crtime, name[18] != '\0');
-		return reply_value(req, size, small, 8);
+		src = small;
+		len = 8;
+	} else {
+		return -ENODATA;
 	}
-	fuse_reply_err(req, ENODATA);
+	if (!(*value_ret = malloc(len ? (size_t)len : 1)))
+		return -ENOMEM;
+	memcpy(*value_ret, src, (size_t)len);
+	return len;
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	uint8_t *value = NULL;
+	long len;
+
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	len = in ? xattr_value(fs_of(req), in, name, &value) : -ESTALE;
+	unlock(req);
+	if (len < 0)
+		return (void)fuse_reply_err(req, (int)-len);
+	reply_value(req, size, value, (size_t)len);
+	free(value);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct wtg_inode *in = inode_of(req, ino);
 	size_t len = 0;
+	char *buf = NULL;
 
-	if (!in)
-		return (void)fuse_reply_err(req, ESTALE);
-	for (uint32_t i = 0; i < in->nstreams; i++)
-		if (in->streams[i].name)
-			len += 5 + strlen(in->streams[i].name) + 1;
-	if (size == 0)
-		return (void)fuse_reply_xattr(req, len);
-	if (len > size)
-		return (void)fuse_reply_err(req, ERANGE);
-	char *buf = malloc(len ? len : 1), *p = buf;
-	if (!buf)
-		return (void)fuse_reply_err(req, ENOMEM);
-	for (uint32_t i = 0; i < in->nstreams; i++) {
-		if (!in->streams[i].name)
-			continue;
-		p += sprintf(p, "user.%s", in->streams[i].name) + 1;
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	if (in) {
+		for (uint32_t i = 0; i < in->nstreams; i++)
+			if (in->streams[i].name)
+				len += 5 + strlen(in->streams[i].name) + 1;
+		if (size && len <= size && (buf = malloc(len ? len : 1))) {
+			char *p = buf;
+			for (uint32_t i = 0; i < in->nstreams; i++)
+				if (in->streams[i].name)
+					p += sprintf(p, "user.%s", in->streams[i].name) + 1;
+		}
 	}
-	fuse_reply_buf(req, buf, len);
+	unlock(req);
+	if (!in)
+		fuse_reply_err(req, ESTALE);
+	else if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (len > size)
+		fuse_reply_err(req, ERANGE);
+	else if (!buf)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_buf(req, buf, len);
 	free(buf);
 }
 
-static void op_write_refused(fuse_req_t req)
+static bool stream_name_ok(const char *name)
 {
-	fuse_reply_err(req, EROFS);
+	return name[0] && !strchr(name, ':') && strlen(name) <= 255;
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	op_write_refused(req);
+	struct fs *fs = fs_of(req);
+	struct wtg_view *v = fs->view;
+	int ret;
+
+	if (!fs->writable)
+		return (void)fuse_reply_err(req, EROFS);
+	if (!strncmp(name, "user.", 5)) {
+		if (!stream_name_ok(name + 5))
+			return (void)fuse_reply_err(req, EINVAL);
+		int mode = flags & XATTR_CREATE ? 1 : flags & XATTR_REPLACE ? 2 : 0;
+		ret = wtg_view_set_stream(v, ino, name + 5, value, size, mode);
+	} else if (!strcmp(name, "system.ntfs_acl")) {
+		ret = wtg_view_set_sd(v, ino, value, size);
+	} else if (!strcmp(name, "system.ntfs_attrib") || !strcmp(name, "system.ntfs_attrib_be")) {
+		uint32_t a;
+		if (size != 4)
+			return (void)fuse_reply_err(req, EINVAL);
+		memcpy(&a, value, 4);
+		ret = wtg_view_set_attributes(v, ino, name[18] ? be32toh(a) : a);
+	} else if (!strcmp(name, "system.ntfs_reparse_data")) {
+		ret = wtg_view_set_reparse(v, ino, value, size);
+	} else if (!strcmp(name, "system.ntfs_dos_name")) {
+		char dos[16];
+		if (size == 0 || size >= sizeof(dos))
+			return (void)fuse_reply_err(req, EINVAL);
+		memcpy(dos, value, size);
+		dos[size] = '\0';
+		ret = wtg_view_set_dos_name(v, ino, dos);
+	} else if (!strcmp(name, "system.ntfs_object_id")) {
+		ret = wtg_view_set_object_id(v, ino, value, size);
+	} else if (!strcmp(name, "system.ntfs_times") || !strcmp(name, "system.ntfs_times_be") ||
+		   !strcmp(name, "system.ntfs_crtime") || !strcmp(name, "system.ntfs_crtime_be")) {
+		/* as ntfs-3g: 8, 16, 24 or 32 bytes set crtime, mtime, atime, ctime */
+		bool be = name[strlen(name) - 1] == 'e' && name[strlen(name) - 2] == 'b';
+		bool crtime_only = !strncmp(name, "system.ntfs_crtime", 18);
+		int64_t t[4] = {-1, -1, -1, -1};
+		if (size == 0 || size % 8 || size > (crtime_only ? 8 : 32))
+			return (void)fuse_reply_err(req, EINVAL);
+		for (size_t i = 0; i < size / 8; i++)
+			t[i] = get_le64((const uint8_t *)value + 8 * i, be);
+		ret = wtg_view_set_times(v, ino, t[0], t[1], t[2], t[3]);
+	} else {
+		ret = -EOPNOTSUPP;
+	}
+	fuse_reply_err(req, -ret);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	op_write_refused(req);
+	struct fs *fs = fs_of(req);
+	int ret;
+
+	if (!fs->writable)
+		return (void)fuse_reply_err(req, EROFS);
+	if (!strncmp(name, "user.", 5))
+		ret = wtg_view_remove_stream(fs->view, ino, name + 5);
+	else if (!strcmp(name, "system.ntfs_reparse_data"))
+		ret = wtg_view_set_reparse(fs->view, ino, NULL, 0);
+	else if (!strcmp(name, "system.ntfs_dos_name"))
+		ret = wtg_view_set_dos_name(fs->view, ino, NULL);
+	else if (!strcmp(name, "system.ntfs_object_id"))
+		ret = wtg_view_set_object_id(fs->view, ino, NULL, 0);
+	else if (!strncmp(name, "system.ntfs_", 12))
+		ret = -EPERM; /* an NTFS file always has these */
+	else
+		ret = -ENODATA;
+	fuse_reply_err(req, -ret);
+}
+
+/* ---- changes (writable mounts) ---- */
+
+static bool refuse_ro(fuse_req_t req)
+{
+	if (fs_of(req)->writable)
+		return false;
+	fuse_reply_err(req, EROFS);
+	return true;
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct wtg_inode *in;
+	struct fuse_entry_param e;
+
+	if (refuse_ro(req))
+		return;
+	int ret = wtg_view_create(fs->view, parent, name, WTG_VIEW_FILE, NULL, &in);
+	if (!ret && !(mode & 0200))
+		ret = wtg_view_set_attributes(fs->view, in->ino, in->attributes | NTFS_ATTR_READONLY);
+	if (!ret)
+		ret = wtg_view_open(fs->view, in->ino);
+	if (ret)
+		return (void)fuse_reply_err(req, -ret);
+	lock_shared(req);
+	fill_entry(fs, in, &e);
+	unlock(req);
+	fi->fh = 0;
+	if (fuse_reply_create(req, &e, fi) != 0)
+		wtg_view_release(fs->view, e.ino);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct wtg_inode *in = NULL;
+
+	if (refuse_ro(req))
+		return;
+	if (!S_ISREG(mode))
+		return (void)fuse_reply_err(req, EPERM); /* NTFS holds no devices or fifos */
+	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_FILE, NULL, &in);
+	reply_entry(req, in, ret);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct wtg_inode *in = NULL;
+
+	if (refuse_ro(req))
+		return;
+	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_DIR, NULL, &in);
+	reply_entry(req, in, ret);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct wtg_inode *in = NULL;
+
+	if (refuse_ro(req))
+		return;
+	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_SYMLINK, target, &in);
+	reply_entry(req, in, ret);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+	struct wtg_inode *in = NULL;
+
+	if (refuse_ro(req))
+		return;
+	int ret = wtg_view_link(fs_of(req)->view, ino, parent, name, &in);
+	reply_entry(req, in, ret);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (refuse_ro(req))
+		return;
+	fuse_reply_err(req, -wtg_view_remove(fs_of(req)->view, parent, name, false));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (refuse_ro(req))
+		return;
+	fuse_reply_err(req, -wtg_view_remove(fs_of(req)->view, parent, name, true));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	unsigned f = 0;
+
+	if (refuse_ro(req))
+		return;
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return (void)fuse_reply_err(req, EINVAL); /* RENAME_WHITEOUT */
+	if (flags & RENAME_NOREPLACE)
+		f |= WTG_VIEW_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		f |= WTG_VIEW_EXCHANGE;
+	fuse_reply_err(req, -wtg_view_rename(fs_of(req)->view, parent, name, newparent, newname, f));
+}
+
+static int64_t ntfs_time(const struct timespec *ts)
+{
+	return ntfs_time_from_unix(ts->tv_sec, (uint32_t)ts->tv_nsec);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct stat st;
+	int ret = 0;
+
+	if (refuse_ro(req))
+		return;
+	if ((to_set & FUSE_SET_ATTR_UID && attr->st_uid != fs->uid) ||
+	    (to_set & FUSE_SET_ATTR_GID && attr->st_gid != fs->gid))
+		return (void)fuse_reply_err(req, EPERM); /* owners are not stored */
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		lock_shared(req);
+		struct wtg_inode *in = inode_of(req, ino);
+		uint32_t a = in ? in->attributes : 0;
+		unlock(req);
+		if (!in)
+			return (void)fuse_reply_err(req, ESTALE);
+		a = attr->st_mode & 0200 ? a & ~NTFS_ATTR_READONLY : a | NTFS_ATTR_READONLY;
+		ret = wtg_view_set_attributes(fs->view, ino, a);
+	}
+	if (!ret && to_set & FUSE_SET_ATTR_SIZE)
+		ret = wtg_view_truncate(fs->view, ino, NULL, (uint64_t)attr->st_size);
+	if (!ret && to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		int64_t at = -1, mt = -1;
+		if (to_set & FUSE_SET_ATTR_ATIME)
+			at = ntfs_time(to_set & FUSE_SET_ATTR_ATIME_NOW ? &now : &attr->st_atim);
+		if (to_set & FUSE_SET_ATTR_MTIME)
+			mt = ntfs_time(to_set & FUSE_SET_ATTR_MTIME_NOW ? &now : &attr->st_mtim);
+		ret = wtg_view_set_times(fs->view, ino, -1, mt, at, -1);
+	}
+	if (ret)
+		return (void)fuse_reply_err(req, -ret);
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	if (in)
+		fill_stat(fs, in, &st);
+	unlock(req);
+	if (!in)
+		return (void)fuse_reply_err(req, ESTALE);
+	fuse_reply_attr(req, &st, fs->timeout);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	if (refuse_ro(req))
+		return;
+	if (off < 0)
+		return (void)fuse_reply_err(req, EINVAL);
+	long n = wtg_view_write(fs_of(req)->view, ino, NULL, buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	int ret = 0;
+
+	if (refuse_ro(req))
+		return;
+	if (off < 0 || len <= 0)
+		return (void)fuse_reply_err(req, EINVAL);
+	if (mode & ~FALLOC_FL_KEEP_SIZE)
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	if (mode & FALLOC_FL_KEEP_SIZE)
+		return (void)fuse_reply_err(req, 0); /* space comes when written */
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	struct wtg_stream *s = in ? wtg_inode_data(in) : NULL;
+	uint64_t size = s ? s->size : 0;
+	bool dir = in && in->dir;
+	unlock(req);
+	if (!in || dir)
+		return (void)fuse_reply_err(req, !in ? ESTALE : EISDIR);
+	if ((uint64_t)off + (uint64_t)len > size)
+		ret = wtg_view_truncate(fs->view, ino, NULL, (uint64_t)off + (uint64_t)len);
+	fuse_reply_err(req, -ret);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fs_of(req)->writable)
+		wtg_view_release(fs_of(req)->view, ino);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -wtg_view_sync(fs_of(req)->view, true));
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fuse_reply_none(req); /* inodes live as long as the mount */
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	fuse_reply_none(req);
 }
 
 static const struct fuse_lowlevel_ops ops = {
     .init = op_init,
     .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
     .getattr = op_getattr,
+    .setattr = op_setattr,
     .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
     .open = op_open,
     .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
+    .fsyncdir = op_fsync,
     .statfs = op_statfs,
     .getxattr = op_getxattr,
     .listxattr = op_listxattr,
     .setxattr = op_setxattr,
     .removexattr = op_removexattr,
+    .create = op_create,
+    .fallocate = op_fallocate,
 };
 
 /* The kernel caps a FUSE mount's read-ahead at 128 KiB unless told through
@@ -471,16 +898,24 @@ static void raise_read_ahead(const char *mountpoint)
 		wtg_debug("cannot raise read-ahead through '%s'", path);
 }
 
-int wtg_fuse_run(struct wtg_tree *tree, const struct wtg_mount_options *opt)
+int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 {
-	struct fs fs = {.tree = tree, .uid = getuid(), .gid = getgid()};
+	struct fs fs = {
+	    .view = view,
+	    .tree = wtg_view_tree(view),
+	    .writable = wtg_view_writable(view),
+	    .delta_dir = opt->delta_dir,
+	    .uid = getuid(),
+	    .gid = getgid(),
+	};
 	char mount_opts[1024];
 	char *argv[8];
 	int argc = 0, ret = -EIO;
 
+	fs.timeout = fs.writable ? RW_TIMEOUT : CACHE_TIMEOUT;
 	/* fsname may hold commas: ntfs-3g and others escape them; we cut. */
-	snprintf(mount_opts, sizeof(mount_opts), "ro,default_permissions,subtype=wtgfs,fsname=%s%s",
-		 opt->fsname, opt->allow_other ? ",allow_other" : "");
+	snprintf(mount_opts, sizeof(mount_opts), "%sdefault_permissions,subtype=wtgfs,fsname=%s%s",
+		 fs.writable ? "" : "ro,", opt->fsname, opt->allow_other ? ",allow_other" : "");
 	for (char *p = strstr(mount_opts, "fsname=") + 7; *p; p++)
 		if (*p == ',' && strncmp(p, ",allow_other", 12))
 			*p = '_';
@@ -509,6 +944,11 @@ int wtg_fuse_run(struct wtg_tree *tree, const struct wtg_mount_options *opt)
 		wtg_log_to_syslog(true);
 	if (fuse_daemonize(opt->foreground) != 0)
 		goto out_unmount;
+	if ((ret = wtg_view_start(view)) < 0) {
+		wtg_error("cannot serve the mount: %s", strerror(-ret));
+		goto out_unmount;
+	}
+	ret = -EIO;
 
 	if (opt->threads == 1) {
 		ret = fuse_session_loop(se);

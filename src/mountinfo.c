@@ -43,13 +43,18 @@ bool wtg_mountinfo_find(const char *path, struct wtg_mountinfo *info)
 			continue;
 		/* later lines are mounted on top: the last match wins */
 		found = true;
-		info->fstype[0] = '\0';
+		info->fstype[0] = info->source[0] = '\0';
 		if (sscanf(fields[2], "%u:%u", &info->major, &info->minor) != 2)
 			info->major = info->minor = 0;
 		/* optional fields end with "-", then the type */
 		for (int i = 6; i + 1 < n; i++) {
 			if (!strcmp(fields[i], "-")) {
 				snprintf(info->fstype, sizeof(info->fstype), "%s", fields[i + 1]);
+				if (i + 2 < n) {
+					unescape_octal(fields[i + 2]);
+					snprintf(info->source, sizeof(info->source), "%s",
+						 fields[i + 2]);
+				}
 				break;
 			}
 		}

@@ -206,3 +206,34 @@ long wtg_utf16le_to_utf8(const uint8_t *in, size_t units, char *out, size_t size
 	out[o] = '\0';
 	return (long)o;
 }
+
+long wtg_utf8_to_utf16le(const char *in, size_t len, uint8_t *out, size_t units)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0;
+
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		i += decode(s + i, len - i, &cp);
+		if (cp & 0x80000000u)
+			return -EINVAL; /* not UTF-8: Windows cannot hold it */
+		if (cp >= 0x10000) {
+			if (o + 2 > units)
+				return -ENAMETOOLONG;
+			cp -= 0x10000;
+			uint16_t hi = (uint16_t)(0xD800 | (cp >> 10)), lo = (uint16_t)(0xDC00 | (cp & 0x3FF));
+			out[2 * o] = (uint8_t)hi;
+			out[2 * o + 1] = (uint8_t)(hi >> 8);
+			out[2 * o + 2] = (uint8_t)lo;
+			out[2 * o + 3] = (uint8_t)(lo >> 8);
+			o += 2;
+		} else {
+			if (o + 1 > units)
+				return -ENAMETOOLONG;
+			out[2 * o] = (uint8_t)cp;
+			out[2 * o + 1] = (uint8_t)(cp >> 8);
+			o++;
+		}
+	}
+	return (long)o;
+}

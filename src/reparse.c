@@ -2,6 +2,7 @@
  * Symlink and junction reparse buffers.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wtgfs/names.h"
@@ -71,5 +72,70 @@ int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char
 		return -ENAMETOOLONG;
 	for (size_t i = 0; i <= plen; i++)
 		path[i] = p[i] == '\\' ? '/' : p[i];
+	return 0;
+}
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	put_le16(p, (uint16_t)v);
+	put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+/* A reparse buffer holds at most 16 KiB; both names share it. */
+#define REPARSE_MAX 16384
+
+int wtg_reparse_make_symlink(const char *target, uint8_t **buf_ret, size_t *len_ret)
+{
+	size_t len = strlen(target);
+	bool relative = target[0] != '/';
+	char *win;
+
+	if (len == 0)
+		return -EINVAL;
+	if (len > REPARSE_MAX / 2)
+		return -ENAMETOOLONG;
+	win = malloc(len + 8);
+	if (!win)
+		return -ENOMEM;
+	size_t n = 0;
+	if (!relative) {
+		memcpy(win, "\\??\\C:", 6);
+		n = 6;
+	}
+	for (size_t i = 0; i < len; i++)
+		win[n++] = target[i] == '/' ? '\\' : target[i];
+	uint8_t *units = malloc(REPARSE_MAX);
+	long u = units ? wtg_utf8_to_utf16le(win, n, units, REPARSE_MAX / 4) : -ENOMEM;
+	free(win);
+	if (u < 0) {
+		free(units);
+		return (int)u;
+	}
+	/* the print name is the substitute name without the "\??\" prefix */
+	size_t skip = relative ? 0 : 4, subst = (size_t)u * 2, print = subst - skip * 2;
+	size_t data_len = 8 + 4 + subst + print;
+	uint8_t *buf = calloc(1, 8 + data_len);
+	if (!buf) {
+		free(units);
+		return -ENOMEM;
+	}
+	put_le32(buf, NTFS_REPARSE_TAG_SYMLINK);
+	put_le16(buf + 4, (uint16_t)data_len);
+	put_le16(buf + 8, 0);
+	put_le16(buf + 10, (uint16_t)subst);
+	put_le16(buf + 12, (uint16_t)subst);
+	put_le16(buf + 14, (uint16_t)print);
+	put_le32(buf + 16, relative ? NTFS_SYMLINK_FLAG_RELATIVE : 0);
+	memcpy(buf + 20, units, subst);
+	memcpy(buf + 20 + subst, units + skip * 2, print);
+	free(units);
+	*buf_ret = buf;
+	*len_ret = 8 + data_len;
 	return 0;
 }

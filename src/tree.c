@@ -48,7 +48,8 @@ static void inode_free(struct wtg_inode *inode)
 void wtg_tree_release(struct wtg_tree *tree)
 {
 	for (uint64_t i = 0; i < tree->ninodes; i++)
-		inode_free(tree->inodes[i]);
+		if (tree->inodes[i])
+			inode_free(tree->inodes[i]);
 	free(tree->inodes);
 	for (uint32_t i = 0; i < tree->nsds; i++)
 		free(tree->sds[i].data);
@@ -101,6 +102,25 @@ struct wtg_inode *wtg_tree_new_inode(struct wtg_tree *tree, bool is_dir)
 	tree->inodes[tree->ninodes++] = inode;
 	inode->ino = tree->ninodes;
 	return inode;
+}
+
+struct wtg_inode *wtg_tree_new_inode_at(struct wtg_tree *tree, uint64_t ino, bool is_dir)
+{
+	if (ino <= tree->ninodes)
+		return NULL;
+	if (ino > tree->cap) {
+		uint64_t cap = tree->cap ? tree->cap : 1024;
+		while (cap < ino)
+			cap *= 2;
+		struct wtg_inode **v = realloc(tree->inodes, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		tree->inodes = v;
+		tree->cap = cap;
+	}
+	while (tree->ninodes < ino - 1)
+		tree->inodes[tree->ninodes++] = NULL;
+	return wtg_tree_new_inode(tree, is_dir);
 }
 
 static int dir_grow_buckets(struct wtg_dir *dir)
@@ -156,7 +176,9 @@ int wtg_tree_link(struct wtg_tree *tree, struct wtg_inode *dir, const char *name
 	de->name[len] = '\0';
 	de->name_len = (uint32_t)len;
 	de->hash = hash;
+	de->pos = d->next_pos++;
 	de->inode = child;
+	de->parent = dir;
 	/* Older names first in each chain: the first of equal-ignoring-case
 	 * names is the one a case-insensitive lookup finds. */
 	struct wtg_dentry **tail = &d->buckets[hash & (d->nbuckets - 1)];
@@ -169,11 +191,75 @@ int wtg_tree_link(struct wtg_tree *tree, struct wtg_inode *dir, const char *name
 	if (!child->first_name) {
 		child->first_name = de;
 		child->parent = dir;
+	} else {
+		struct wtg_dentry *a = child->first_name;
+		while (a->alias_next)
+			a = a->alias_next;
+		a->alias_next = de;
 	}
 	if (child->dir)
 		dir->nsubdirs++;
 	(void)tree;
 	return 0;
+}
+
+uint32_t wtg_dir_seek(const struct wtg_dir *dir, uint64_t pos)
+{
+	uint32_t lo = 0, hi = dir->count;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (dir->entries[mid]->pos < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void wtg_tree_unlink(struct wtg_tree *tree, struct wtg_inode *dir, struct wtg_dentry *de)
+{
+	struct wtg_dir *d = dir->dir;
+	struct wtg_inode *child = de->inode;
+
+	for (struct wtg_dentry **p = &d->buckets[de->hash & (d->nbuckets - 1)]; *p;
+	     p = &(*p)->bucket_next) {
+		if (*p == de) {
+			*p = de->bucket_next;
+			break;
+		}
+	}
+	uint32_t i = wtg_dir_seek(d, de->pos);
+	if (i < d->count && d->entries[i] == de) {
+		memmove(&d->entries[i], &d->entries[i + 1], (d->count - i - 1) * sizeof(de));
+		d->count--;
+	}
+	for (struct wtg_dentry **p = &child->first_name; *p; p = &(*p)->alias_next) {
+		if (*p == de) {
+			*p = de->alias_next;
+			break;
+		}
+	}
+	child->parent = child->first_name ? child->first_name->parent : NULL;
+	child->nlink--;
+	if (child->dir)
+		dir->nsubdirs--;
+	free(de->name);
+	free(de);
+	(void)tree;
+}
+
+void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name)
+{
+	for (uint32_t i = 0; i < inode->nstreams; i++) {
+		struct wtg_stream *s = &inode->streams[i];
+		if (name ? !s->name || strcmp(s->name, name) : s->name != NULL)
+			continue;
+		free(s->name);
+		memmove(s, s + 1, (inode->nstreams - i - 1) * sizeof(*s));
+		inode->nstreams--;
+		return;
+	}
 }
 
 static uint32_t sd_hash(const uint8_t *p, size_t len)
@@ -248,7 +334,7 @@ struct wtg_stream *wtg_inode_add_stream(struct wtg_inode *inode, const char *nam
 		memmove(&v[1], &v[0], inode->nstreams * sizeof(*v));
 		at = 0;
 	}
-	v[at] = (struct wtg_stream){.name = copy, .size = size, .blob = blob};
+	v[at] = (struct wtg_stream){.name = copy, .size = size, .blob = blob, .base_size = size};
 	inode->nstreams++;
 	return &v[at];
 }
@@ -339,10 +425,10 @@ struct wtg_stream *wtg_inode_named_stream(const struct wtg_inode *inode, const c
 long wtg_tree_read(const struct wtg_tree *tree, const struct wtg_stream *stream, void *buf,
 		   size_t size, uint64_t off)
 {
-	if (off >= stream->size)
+	if (off >= stream->base_size)
 		return 0;
-	if (size > stream->size - off)
-		size = (size_t)(stream->size - off);
+	if (size > stream->base_size - off)
+		size = (size_t)(stream->base_size - off);
 	if (size == 0)
 		return 0;
 	if (!stream->blob)

@@ -124,4 +124,10 @@ if command -v sfdisk >/dev/null 2>&1; then
 else
 	echo "fuzz_disk not run: 'sfdisk' is not installed"
 fi
+# Security descriptors: the parents unit_sd builds (two of them real, from
+# the test image's C:\ and C:\Windows), written out when asked.
+mkdir -p "$TMP/sd"
+WTGFS_KEEP_SDS="$TMP/sd" "$top_builddir/tests/unit_sd" >"$TMP/unit_sd.log" 2>&1 ||
+	{ tail -20 "$TMP/unit_sd.log"; fail "unit_sd cannot write the SD seeds"; }
+"$fuzz/fuzz_sd" -runs="$((runs * 50))" -seed=1 "$TMP/sd" || fail "fuzz_sd crashed"
 echo PASS

@@ -1,13 +1,14 @@
 /*
- * The FUSE front end: serves a loaded tree through libfuse3's low-level API
- * with a multithreaded loop.  The only file that includes FUSE headers.
+ * The FUSE front end: serves a view (read-only image, or a delta over its
+ * base) through libfuse3's low-level API with a multithreaded loop.  The
+ * only file that includes FUSE headers.
  */
 #ifndef WTGFS_FUSE_MOUNT_H
 #define WTGFS_FUSE_MOUNT_H
 
 #include <stdbool.h>
 
-struct wtg_tree;
+struct wtg_view;
 
 struct wtg_mount_options {
 	const char *mountpoint;
@@ -15,11 +16,12 @@ struct wtg_mount_options {
 	bool foreground;
 	bool debug;
 	bool allow_other;
-	unsigned threads; /* 0: libfuse's default */
+	unsigned threads;      /* 0: libfuse's default */
+	const char *delta_dir; /* writable: where the delta lies (statfs) */
 };
 
 /* Mounts, daemonises unless foreground, and serves until unmounted.
  * Returns 0 or -errno (logged). */
-int wtg_fuse_run(struct wtg_tree *tree, const struct wtg_mount_options *opt);
+int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt);
 
 #endif

@@ -11,6 +11,7 @@
 struct wtg_mountinfo {
 	unsigned major, minor; /* st_dev of the mounted file system */
 	char fstype[64];
+	char source[4096]; /* what was mounted: the fsname */
 };
 
 /* True when the canonical path @path is a mount point; the topmost mount's

@@ -36,4 +36,9 @@ bool wtg_name_windows_ok(const char *name, size_t len);
  * terminated), or -ENAMETOOLONG when @size is too small. */
 long wtg_utf16le_to_utf8(const uint8_t *in, size_t units, char *out, size_t size);
 
+/* Converts UTF-8 (WTF-8 surrogates pass through as themselves) to at most
+ * @units UTF-16LE code units.  Returns the units written, -EINVAL for bytes
+ * that are not UTF-8, -ENAMETOOLONG when @units is too few. */
+long wtg_utf8_to_utf16le(const char *in, size_t len, uint8_t *out, size_t units);
+
 #endif

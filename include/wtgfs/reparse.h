@@ -20,4 +20,13 @@
 int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char *path,
 			    size_t size);
 
+/*
+ * Builds the reparse buffer of an NTFS symbolic link to the POSIX path
+ * @target: relative ('\\'-separated) when it does not start with '/',
+ * else absolute from the volume root ("\\??\\C:\\...").  *buf_ret is
+ * malloc'd.  -EINVAL for an empty target or one that is not UTF-8,
+ * -ENAMETOOLONG when it does not fit a reparse buffer.
+ */
+int wtg_reparse_make_symlink(const char *target, uint8_t **buf_ret, size_t *len_ret);
+
 #endif

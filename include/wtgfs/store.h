@@ -68,6 +68,9 @@ bool wtg_store_is_delta(const char *path);
  * a writer (-EBUSY), or a snapshot @at that does not exist (-ENOENT). */
 int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		   struct wtg_store **store_ret);
+/* Waits until no writer holds the delta @path (a daemon finishing its last
+ * commit after an unmount): 0, or -ETIMEDOUT after @timeout_ms. */
+int wtg_store_wait_writer(const char *path, int timeout_ms);
 /* Commits an open batch and closes; returns the commit's result. */
 int wtg_store_close(struct wtg_store *store);
 
@@ -88,6 +91,9 @@ int wtg_store_begin(struct wtg_store *store);
 /* Commits the open batch durably (a no-op without one).  On failure the
  * batch is rolled back: -ENOSPC when the disk is full, the delta unchanged. */
 int wtg_store_commit(struct wtg_store *store);
+/* Commits the open batch without waiting for the disk: it survives a crash
+ * of this process, and the next wtg_store_commit() makes it durable. */
+int wtg_store_commit_nosync(struct wtg_store *store);
 /* Drops the open batch. */
 void wtg_store_rollback_batch(struct wtg_store *store);
 /* Milliseconds since the open batch began, -1 without one. */
@@ -183,6 +189,25 @@ int wtg_store_clear_extent(struct wtg_store *store, uint64_t ino, const char *st
 /* PRESENT with *hash_ret set, DELETED for a hole, BASE. */
 int wtg_store_get_extent(struct wtg_store *store, uint64_t ino, const char *stream, uint64_t index,
 			 enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN]);
+
+/* ---- the whole stack at once (loading a mount) ---- */
+
+enum wtg_store_table { WTG_STORE_INODES, WTG_STORE_NAMES, WTG_STORE_STREAMS };
+
+/* One record, the topmost in the stack for its key. */
+struct wtg_store_record {
+	uint64_t ino;	  /* inodes, streams: the inode; names: the directory */
+	const char *name; /* names: the name; streams: the stream ("" unnamed) */
+	uint64_t value;	  /* names: the inode (0: whiteout); streams: the size */
+	bool deleted;	  /* inodes, streams: removed; names: a whiteout */
+	const struct wtg_store_inode *inode; /* inodes not deleted */
+};
+/* Calls @fn for every key of @table that a layer of the stack mentions, in
+ * key order.  @fn runs under the store's lock: it must not call the store.
+ * A non-zero return from @fn stops and is returned. */
+typedef int (*wtg_store_record_fn)(void *arg, const struct wtg_store_record *rec);
+int wtg_store_each(struct wtg_store *store, enum wtg_store_table table, wtg_store_record_fn fn,
+		   void *arg);
 
 /* ---- layers and snapshots ---- */
 

@@ -29,7 +29,9 @@ struct wtg_blob;
 struct wtg_stream {
 	char *name; /* NULL: the unnamed data stream */
 	uint64_t size;
-	struct wtg_blob *blob; /* NULL when size is 0 */
+	struct wtg_blob *blob; /* the base's bytes; NULL when none */
+	uint64_t base_size;    /* of @blob */
+	bool delta;	       /* a delta holds some of it: read through the view */
 };
 
 struct wtg_inode;
@@ -38,21 +40,25 @@ struct wtg_dentry {
 	char *name;
 	uint32_t name_len;
 	uint32_t hash;
+	uint64_t pos; /* readdir position: rises with each name a directory gets */
 	struct wtg_inode *inode;
+	struct wtg_inode *parent;	/* the directory holding this name */
 	struct wtg_dentry *bucket_next;
+	struct wtg_dentry *alias_next; /* the inode's next name */
 };
 
 struct wtg_dir {
-	struct wtg_dentry **entries; /* in image order: readdir offsets */
+	struct wtg_dentry **entries; /* in position order */
 	uint32_t count, cap;
 	struct wtg_dentry **buckets;
 	uint32_t nbuckets;
+	uint64_t next_pos;
 };
 
 struct wtg_inode {
 	uint64_t ino;
 	struct wtg_inode *parent; /* the directory of the first name */
-	struct wtg_dentry *first_name;
+	struct wtg_dentry *first_name; /* heads the list of its names */
 	struct wtg_dir *dir; /* directories only */
 	uint32_t attributes;
 	uint32_t reparse_tag;
@@ -70,6 +76,10 @@ struct wtg_inode {
 	char *dos_name;
 	struct wtg_stream *streams; /* the unnamed stream first when present */
 	uint32_t nstreams;
+	/* kept by a writable view */
+	uint32_t opens; /* open file handles */
+	bool dirty;	/* metadata or stream sizes not in the delta yet */
+	bool gone;	/* no name and no handle: deleted */
 };
 
 struct wtg_sd {
@@ -108,6 +118,20 @@ struct wtg_inode *wtg_tree_new_inode(struct wtg_tree *tree, bool is_dir);
 int wtg_tree_link(struct wtg_tree *tree, struct wtg_inode *dir, const char *name, size_t len,
 		  struct wtg_inode *child);
 
+/* An inode with the number @ino (above every number in the tree), for
+ * inodes a delta created; the numbers between stay empty. */
+struct wtg_inode *wtg_tree_new_inode_at(struct wtg_tree *tree, uint64_t ino, bool is_dir);
+
+/* Removes the name @de from @dir (the inode stays: the caller decides when
+ * it is gone).  Counts links and subdirectories down. */
+void wtg_tree_unlink(struct wtg_tree *tree, struct wtg_inode *dir, struct wtg_dentry *de);
+
+/* The index of the first entry of @dir at position @pos or later. */
+uint32_t wtg_dir_seek(const struct wtg_dir *dir, uint64_t pos);
+
+/* Removes the stream @name (NULL: the unnamed one) of @inode. */
+void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name);
+
 /* The id of a security descriptor equal to @data, stored once. */
 uint32_t wtg_tree_intern_sd(struct wtg_tree *tree, const void *data, size_t len);
 
@@ -137,7 +161,8 @@ int wtg_tree_path(const struct wtg_tree *tree, const struct wtg_inode *inode, ch
 const uint8_t *wtg_inode_reparse(const struct wtg_tree *tree, const struct wtg_inode *inode,
 				 uint32_t *len_ret);
 
-/* Reads stream data; short only at the stream's end.  Returns bytes or -errno. */
+/* Reads the base's bytes of a stream (what @stream->blob holds, up to
+ * @stream->base_size); short only at their end.  Returns bytes or -errno. */
 long wtg_tree_read(const struct wtg_tree *tree, const struct wtg_stream *stream, void *buf,
 		   size_t size, uint64_t off);
 

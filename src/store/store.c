@@ -1,8 +1,9 @@
 /*
  * The delta file on SQLite (the one user of sqlite3.h): the schema, opening
  * with cheap header checks before SQLite sees the file, batches as
- * transactions in WAL mode with synchronous=FULL (a commit is durable when
- * it returns: the WAL is fsynced), the layer stack and its lookups, and
+ * transactions in WAL mode (a commit is durable when it returns: the WAL is
+ * fsynced; a quick commit survives a crash of the process but waits for the
+ * next durable one to reach the disk), the layer stack and its lookups, and
  * verify / gc.  SQLite result codes become -errno here and nowhere else.
  */
 #include <errno.h>
@@ -131,6 +132,7 @@ struct wtg_store {
 	int64_t *stack; /* layer ids from the top down (ids fall along ancestry) */
 	size_t nstack;
 	bool in_batch;
+	bool unsynced; /* commits since the WAL was last synced */
 	int batch_lost; /* -errno: SQLite rolled the open batch back */
 	struct timespec batch_start;
 };
@@ -574,7 +576,10 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	if (!r)
 		r = check_format(st);
 	if (!r && !st->read_only)
-		r = exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
+		/* NORMAL: SQLite syncs the WAL only at checkpoints (order kept,
+		 * so the file is always consistent); durable commits fdatasync
+		 * the WAL themselves */
+		r = exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
 	if (!r)
 		r = load_meta(st, &head);
 	if (r)
@@ -602,6 +607,28 @@ int wtg_store_close(struct wtg_store *st)
 		return 0;
 	int r = wtg_store_commit(st);
 	store_free(st);
+	return r;
+}
+
+int wtg_store_wait_writer(const char *path, int timeout_ms)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	int r = -ETIMEDOUT;
+	for (int waited = 0; waited <= timeout_ms; waited += 20) {
+		if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+			r = 0;
+			break;
+		}
+		if (errno != EWOULDBLOCK) {
+			r = -errno;
+			break;
+		}
+		usleep(20000);
+	}
+	close(fd);
 	return r;
 }
 
@@ -767,20 +794,45 @@ static int writable(struct wtg_store *st)
 	return 0;
 }
 
-static int commit_locked(struct wtg_store *st)
+/* Makes every committed transaction durable: they are all in the WAL. */
+static int sync_wal(struct wtg_store *st)
+{
+	char path[PATH_MAX + 8];
+
+	if (!st->unsynced)
+		return 0;
+	snprintf(path, sizeof(path), "%s-wal", st->path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : write_failed(st, -errno);
+	int r = fdatasync(fd) < 0 ? -errno : 0;
+	close(fd);
+	if (r) {
+		wtg_error("'%s': cannot sync its log: %s", st->path, strerror(-r));
+		return r;
+	}
+	st->unsynced = false;
+	return 0;
+}
+
+static int commit_locked(struct wtg_store *st, bool durable)
 {
 	int r = st->batch_lost;
 
 	st->batch_lost = 0;
-	if (!st->in_batch)
-		return r;
-	st->in_batch = false;
-	int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		return r;
-	r = sql_error(st, rc);
-	if (!sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	if (st->in_batch) {
+		st->in_batch = false;
+		int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			r = sql_error(st, rc);
+			if (!sqlite3_get_autocommit(st->db))
+				sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return r;
+		}
+		st->unsynced = true;
+	}
+	if (!r && durable)
+		r = sync_wal(st);
 	return r;
 }
 
@@ -791,7 +843,7 @@ int wtg_store_set_base_path(struct wtg_store *st, const char *path)
 	if (!r)
 		r = put_meta(st, "base_path", SQLITE_TEXT, 0, path, -1);
 	if (!r)
-		r = commit_locked(st);
+		r = commit_locked(st, true);
 	if (!r)
 		snprintf(st->base.path, sizeof(st->base.path), "%s", path);
 	pthread_mutex_unlock(&st->lock);
@@ -809,7 +861,15 @@ int wtg_store_begin(struct wtg_store *st)
 int wtg_store_commit(struct wtg_store *st)
 {
 	pthread_mutex_lock(&st->lock);
-	int r = commit_locked(st);
+	int r = commit_locked(st, true);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_commit_nosync(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = commit_locked(st, false);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -1064,6 +1124,32 @@ static int copy_blob(sqlite3_stmt *s, int col, uint8_t **out, uint32_t *len)
 	return 0;
 }
 
+/* Fills @in from an inode row whose 'deleted' column is @c (the others
+ * follow it in table order). */
+static int inode_row(struct wtg_store *st, sqlite3_stmt *s, int c, struct wtg_store_inode *in)
+{
+	int r = 0;
+
+	memset(in, 0, sizeof(*in));
+	in->attributes = (uint32_t)sqlite3_column_int64(s, c + 1);
+	if (sqlite3_column_type(s, c + 2) != SQLITE_NULL && !column_hash(s, c + 2, in->sd_hash))
+		return damaged(st, "a security descriptor reference is not a hash");
+	in->crtime = sqlite3_column_int64(s, c + 3);
+	in->mtime = sqlite3_column_int64(s, c + 4);
+	in->atime = sqlite3_column_int64(s, c + 5);
+	in->ctime = sqlite3_column_int64(s, c + 6);
+	r = copy_blob(s, c + 7, &in->reparse, &in->reparse_len);
+	if (!r)
+		r = copy_blob(s, c + 8, &in->object_id, &in->object_id_len);
+	if (!r && sqlite3_column_type(s, c + 9) != SQLITE_NULL) {
+		in->dos_name = strdup((const char *)sqlite3_column_text(s, c + 9));
+		r = in->dos_name ? 0 : -ENOMEM;
+	}
+	if (r)
+		wtg_store_inode_release(in);
+	return r;
+}
+
 int wtg_store_get_inode(struct wtg_store *st, uint64_t ino, enum wtg_store_state *state_ret,
 			struct wtg_store_inode *in)
 {
@@ -1084,25 +1170,7 @@ int wtg_store_get_inode(struct wtg_store *st, uint64_t ino, enum wtg_store_state
 			break;
 		}
 		*state_ret = WTG_STORE_PRESENT;
-		memset(in, 0, sizeof(*in));
-		in->attributes = (uint32_t)sqlite3_column_int64(s, 2);
-		if (sqlite3_column_type(s, 3) != SQLITE_NULL && !column_hash(s, 3, in->sd_hash)) {
-			r = damaged(st, "a security descriptor reference is not a hash");
-			break;
-		}
-		in->crtime = sqlite3_column_int64(s, 4);
-		in->mtime = sqlite3_column_int64(s, 5);
-		in->atime = sqlite3_column_int64(s, 6);
-		in->ctime = sqlite3_column_int64(s, 7);
-		r = copy_blob(s, 8, &in->reparse, &in->reparse_len);
-		if (!r)
-			r = copy_blob(s, 9, &in->object_id, &in->object_id_len);
-		if (!r && sqlite3_column_type(s, 10) != SQLITE_NULL) {
-			in->dos_name = strdup((const char *)sqlite3_column_text(s, 10));
-			r = in->dos_name ? 0 : -ENOMEM;
-		}
-		if (r)
-			wtg_store_inode_release(in);
+		r = inode_row(st, s, 1, in);
 		break;
 	}
 	sqlite3_reset(s);
@@ -1122,6 +1190,68 @@ int wtg_store_max_ino(struct wtg_store *st, uint64_t *ino_ret)
 			  " coalesce((SELECT max(dir) FROM names), 0), ?1)",
 			  0, &v);
 	*ino_ret = (uint64_t)v;
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+/* ---- the whole stack at once ---- */
+
+static const char *const each_sql[] = {
+    [WTG_STORE_INODES] = "SELECT ino, NULL, layer, deleted, attributes, sd, crtime, mtime,"
+			 " atime, ctime, reparse, object_id, dos_name FROM inodes"
+			 " ORDER BY ino, layer DESC",
+    [WTG_STORE_NAMES] = "SELECT dir, name, layer, ino FROM names ORDER BY dir, name, layer DESC",
+    [WTG_STORE_STREAMS] = "SELECT ino, name, layer, size, deleted FROM streams"
+			  " ORDER BY ino, name, layer DESC",
+};
+
+int wtg_store_each(struct wtg_store *st, enum wtg_store_table table, wtg_store_record_fn fn,
+		   void *arg)
+{
+	struct wtg_store_inode in;
+	sqlite3_stmt *s = NULL;
+	int64_t last_key = -1;
+	char *last_name = NULL;
+
+	pthread_mutex_lock(&st->lock);
+	int r = prepare(st, each_sql[table], &s);
+	while (!r && (r = step(st, s)) == 1) {
+		r = 0;
+		int64_t key = sqlite3_column_int64(s, 0);
+		const char *name = (const char *)sqlite3_column_text(s, 1);
+		if (!in_stack(st, sqlite3_column_int64(s, 2)))
+			continue;
+		/* the first row of a key in the stack is its record */
+		if (key == last_key && (!name || (last_name && !strcmp(name, last_name))))
+			continue;
+		last_key = key;
+		free(last_name);
+		last_name = NULL;
+		if (name && !(last_name = strdup(name))) {
+			r = -ENOMEM;
+			break;
+		}
+		struct wtg_store_record rec = {.ino = (uint64_t)key, .name = name};
+		if (table == WTG_STORE_INODES) {
+			rec.deleted = sqlite3_column_int(s, 3) != 0;
+			if (!rec.deleted) {
+				if ((r = inode_row(st, s, 3, &in)))
+					break;
+				rec.inode = &in;
+			}
+			r = fn(arg, &rec);
+			if (rec.inode)
+				wtg_store_inode_release(&in);
+		} else {
+			rec.value = (uint64_t)sqlite3_column_int64(s, 3);
+			rec.deleted = table == WTG_STORE_NAMES ? rec.value == 0
+							       : sqlite3_column_int(s, 4) != 0;
+			r = fn(arg, &rec);
+		}
+	}
+	free(last_name);
+	if (s)
+		sqlite3_finalize(s);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -1545,7 +1675,7 @@ static int transaction(struct wtg_store *st, int (*fn)(struct wtg_store *, const
 
 	if (st->read_only)
 		return -EROFS;
-	r = commit_locked(st);
+	r = commit_locked(st, true);
 	if (!r)
 		r = writable(st);
 	if (r)
@@ -1557,7 +1687,7 @@ static int transaction(struct wtg_store *st, int (*fn)(struct wtg_store *, const
 		st->in_batch = false;
 		return r;
 	}
-	r = commit_locked(st);
+	r = commit_locked(st, true);
 	if (!r)
 		r = load_stack(st, new_top);
 	return r;

@@ -1,0 +1,123 @@
+/*
+ * The merged view: a base image's tree with a delta's layer stack applied,
+ * and the operations that change it.
+ *
+ * Opening a delta loads the base tree, checks that the base is the one the
+ * delta was made on, and applies every record of the layer stack to the tree
+ * in memory.  From then on the tree is the truth the mount serves, and each
+ * change is written through to the delta's open batch: names at once, inode
+ * records and stream sizes at commit, file data in 64 KiB chunks that are
+ * stored when a write fills them, when the file is closed, and at commit.
+ * A commit happens at fsync (durable when it returns), and at least once a
+ * second from the view's own thread.
+ *
+ * Locking: one reader-writer lock.  Readers (lookups, attributes, reads)
+ * share it through wtg_view_lock_shared(); every change takes it alone
+ * inside the call.  Inodes are never freed while the view is open, so an
+ * inode pointer stays valid (a deleted inode is marked gone).
+ *
+ * A view without a delta (wtg_view_open_image) is read-only: changes answer
+ * -EROFS.  All calls return 0 or -errno.
+ */
+#ifndef WTGFS_VIEW_H
+#define WTGFS_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "wtgfs/tree.h"
+
+struct wtg_source;
+struct wtg_source_options;
+struct wtg_store;
+struct wtg_store_base;
+
+struct wtg_view;
+
+/* A read-only view of a bare image. */
+int wtg_view_open_image(const char *spec, const struct wtg_source_options *opt,
+			struct wtg_view **view_ret);
+/* A writable view of the delta @path over its base: the recorded path, or
+ * @base_path (then recorded) when the base moved.  Refuses a base whose
+ * identity differs (-ESTALE), with one line. */
+int wtg_view_open_delta(const char *path, const char *base_path,
+			const struct wtg_source_options *opt, struct wtg_view **view_ret);
+/* Starts the commit thread and reopens the delta when the process forked
+ * since the open (a daemon): call once the serving process is final. */
+int wtg_view_start(struct wtg_view *view);
+/* Commits what is pending and closes; returns the commit's result. */
+int wtg_view_close(struct wtg_view *view);
+
+struct wtg_tree *wtg_view_tree(struct wtg_view *view);
+bool wtg_view_writable(const struct wtg_view *view);
+/* Where the base image lies (for /proc/mounts). */
+const char *wtg_view_base_path(const struct wtg_view *view);
+
+/* The base as a delta records it: path, size, and the hashed identity. */
+int wtg_view_describe_base(const char *spec, const struct wtg_source *src,
+			   struct wtg_store_base *base_ret);
+
+void wtg_view_lock_shared(struct wtg_view *view);
+void wtg_view_unlock(struct wtg_view *view);
+
+/* ---- reading (under wtg_view_lock_shared) ---- */
+
+struct wtg_inode *wtg_view_inode(struct wtg_view *view, uint64_t ino);
+/* Reads @stream of @inode (named streams too); short only at its end. */
+long wtg_view_read(struct wtg_view *view, struct wtg_inode *inode, struct wtg_stream *stream,
+		   void *buf, size_t size, uint64_t off);
+
+/* ---- changing (each takes the lock itself) ---- */
+
+enum wtg_view_kind { WTG_VIEW_FILE, WTG_VIEW_DIR, WTG_VIEW_SYMLINK };
+
+/* A new file, directory or symlink (@target) named @name in @dir, with the
+ * security descriptor its parent passes on and the archive attribute.
+ * -EINVAL for a name Windows cannot hold, -EEXIST when a name equal
+ * ignoring case is there. */
+int wtg_view_create(struct wtg_view *view, uint64_t dir, const char *name, enum wtg_view_kind kind,
+		    const char *target, struct wtg_inode **inode_ret);
+int wtg_view_link(struct wtg_view *view, uint64_t ino, uint64_t dir, const char *name,
+		  struct wtg_inode **inode_ret);
+/* unlink (@want_dir false) or rmdir (true). */
+int wtg_view_remove(struct wtg_view *view, uint64_t dir, const char *name, bool want_dir);
+#define WTG_VIEW_NOREPLACE 1u
+#define WTG_VIEW_EXCHANGE 2u
+int wtg_view_rename(struct wtg_view *view, uint64_t dir, const char *name, uint64_t newdir,
+		    const char *newname, unsigned flags);
+
+/* Counts open handles: an inode without names lives until the last one. */
+int wtg_view_open(struct wtg_view *view, uint64_t ino);
+/* The last close of a handle: its data joins the open batch. */
+int wtg_view_release(struct wtg_view *view, uint64_t ino);
+
+/* @stream NULL: the unnamed data stream. */
+long wtg_view_write(struct wtg_view *view, uint64_t ino, const char *stream, const void *buf,
+		    size_t size, uint64_t off);
+int wtg_view_truncate(struct wtg_view *view, uint64_t ino, const char *stream, uint64_t size);
+/* Replaces the whole named stream @name (a user.* xattr): @flags 1 create
+ * only (-EEXIST), 2 replace only (-ENODATA). */
+int wtg_view_set_stream(struct wtg_view *view, uint64_t ino, const char *name, const void *data,
+			size_t size, int flags);
+int wtg_view_remove_stream(struct wtg_view *view, uint64_t ino, const char *name);
+
+/* Times in NTFS units; a negative value leaves that time alone. */
+int wtg_view_set_times(struct wtg_view *view, uint64_t ino, int64_t crtime, int64_t mtime,
+		       int64_t atime, int64_t ctime);
+/* The FILE_ATTRIBUTE_* flags a person may set (directory and reparse-point
+ * bits follow the inode). */
+int wtg_view_set_attributes(struct wtg_view *view, uint64_t ino, uint32_t attributes);
+int wtg_view_set_sd(struct wtg_view *view, uint64_t ino, const void *sd, size_t len);
+/* @data NULL removes the reparse point. */
+int wtg_view_set_reparse(struct wtg_view *view, uint64_t ino, const void *data, size_t len);
+/* @name NULL removes the DOS name. */
+int wtg_view_set_dos_name(struct wtg_view *view, uint64_t ino, const char *name);
+int wtg_view_set_object_id(struct wtg_view *view, uint64_t ino, const void *data, size_t len);
+
+/* Commits everything pending: durable when @durable (fsync), else safe
+ * from a crash of this process only. */
+int wtg_view_sync(struct wtg_view *view, bool durable);
+
+#endif

@@ -1,0 +1,1587 @@
+/*
+ * The merged view: the base tree with a delta's layers applied in memory,
+ * changed in place and written through to the delta.
+ *
+ * What goes to the delta when: names (and whiteouts) and truncations at
+ * once, into the open batch; inode records and grown stream sizes at commit,
+ * from the list of dirty inodes; file data as 64 KiB chunk buffers kept in a
+ * hash table until a write fills one, the file is closed, there are too
+ * many, or a commit comes.  A commit always runs under the exclusive lock,
+ * so a batch never holds half an operation.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wtgfs/hash.h"
+#include "wtgfs/log.h"
+#include "wtgfs/names.h"
+#include "wtgfs/ntfs.h"
+#include "wtgfs/reparse.h"
+#include "wtgfs/sd.h"
+#include "wtgfs/source.h"
+#include "wtgfs/store.h"
+#include "wtgfs/view.h"
+
+#define CHUNK WTG_STORE_CHUNK_SIZE
+/* Chunk buffers beyond this many are stored without waiting (64 MiB). */
+#define MAX_DIRTY_CHUNKS 1024
+/* The longest a change waits in memory before a commit. */
+#define COMMIT_MS 1000
+
+/* A chunk of a stream that writes changed and the delta does not hold yet. */
+struct chunk_buf {
+	uint64_t ino;
+	char *stream; /* "" for the unnamed one */
+	uint64_t index;
+	uint8_t *data;	   /* CHUNK bytes */
+	uint8_t *orig;	   /* the base's bytes it started from, or NULL */
+	uint32_t orig_len; /* valid bytes of @orig */
+	struct chunk_buf *next;
+};
+
+struct wtg_view {
+	struct wtg_tree tree;
+	struct wtg_store *store; /* NULL: read-only */
+	char *delta_path;
+	char *base_path;
+	pid_t pid; /* that opened the store */
+	pthread_rwlock_t lock;
+	uint64_t next_ino;
+	int error; /* a failed commit: the delta holds the last good one */
+
+	struct chunk_buf **chunks;
+	size_t nchunks, chunk_buckets;
+
+	struct wtg_inode **dirty;
+	size_t ndirty, dirty_cap;
+	struct timespec pending_since; /* tv_sec 0: nothing pending */
+
+	pthread_t thread;
+	bool thread_running, stopping;
+	pthread_mutex_t thread_lock;
+	pthread_cond_t thread_cond;
+};
+
+static int64_t now_ntfs(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ntfs_time_from_unix(ts.tv_sec, (uint32_t)ts.tv_nsec);
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)((ts.tv_sec - since->tv_sec) * 1000 + (ts.tv_nsec - since->tv_nsec) / 1000000);
+}
+
+static void note_pending(struct wtg_view *v)
+{
+	if (v->pending_since.tv_sec == 0)
+		clock_gettime(CLOCK_MONOTONIC, &v->pending_since);
+}
+
+static const char *stream_key(const struct wtg_stream *s)
+{
+	return s->name ? s->name : "";
+}
+
+/* ---- opening ---- */
+
+int wtg_view_describe_base(const char *spec, const struct wtg_source *src,
+			   struct wtg_store_base *base)
+{
+	char *path, *sel;
+	struct stat st;
+	int ret = wtg_source_split_spec(spec, &path, &sel);
+
+	if (ret < 0)
+		return ret;
+	memset(base, 0, sizeof(*base));
+	if (!realpath(path, base->path))
+		snprintf(base->path, sizeof(base->path), "%s", path);
+	if (stat(base->path, &st) == 0)
+		base->size = (uint64_t)st.st_size;
+	/* "wim:GUID:INDEX:SHA1" or "ntfs:SERIAL[:FORMAT:ID:PART]" */
+	const char *id = strchr(src->identity, ':');
+	if (id) {
+		size_t n = strcspn(id + 1, ":");
+		snprintf(base->guid, sizeof(base->guid), "%.*s", (int)n, id + 1);
+	}
+	const char *last = strrchr(src->identity, ':');
+	if (!strncmp(src->identity, "wim:", 4)) {
+		const char *idx = strchr(src->identity + 4, ':');
+		base->index = idx ? (uint32_t)strtoul(idx + 1, NULL, 10) : 0;
+	} else if (last && strchr(src->identity + 5, ':')) {
+		base->index = (uint32_t)strtoul(last + 1, NULL, 10);
+	}
+	wtg_sha256(src->identity, strlen(src->identity), base->meta_hash);
+	free(path);
+	free(sel);
+	return 0;
+}
+
+static struct wtg_view *view_new(void)
+{
+	struct wtg_view *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return NULL;
+	pthread_rwlock_init(&v->lock, NULL);
+	pthread_mutex_init(&v->thread_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&v->thread_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	v->pid = getpid();
+	return v;
+}
+
+static void view_free(struct wtg_view *v)
+{
+	for (size_t b = 0; b < v->chunk_buckets; b++) {
+		for (struct chunk_buf *c = v->chunks[b], *n; c; c = n) {
+			n = c->next;
+			free(c->stream);
+			free(c->data);
+			free(c->orig);
+			free(c);
+		}
+	}
+	free(v->chunks);
+	free(v->dirty);
+	wtg_tree_release(&v->tree);
+	free(v->delta_path);
+	free(v->base_path);
+	pthread_rwlock_destroy(&v->lock);
+	pthread_mutex_destroy(&v->thread_lock);
+	pthread_cond_destroy(&v->thread_cond);
+	free(v);
+}
+
+int wtg_view_open_image(const char *spec, const struct wtg_source_options *opt,
+			struct wtg_view **view_ret)
+{
+	struct wtg_view *v = view_new();
+
+	if (!v)
+		return -ENOMEM;
+	int ret = wtg_tree_open_image(spec, opt, &v->tree);
+	if (ret < 0) {
+		free(v);
+		return ret;
+	}
+	v->base_path = strdup(v->tree.source->path);
+	*view_ret = v;
+	return 0;
+}
+
+/* Applying the layer stack to the freshly loaded base tree. */
+struct load {
+	struct wtg_view *v;
+	uint8_t (*sd_hash)[WTG_STORE_HASH_LEN]; /* per inode record, to fetch after */
+	uint64_t *sd_ino;
+	size_t nsd;
+	uint64_t *mentioned; /* inodes a record names */
+	size_t nmentioned;
+	int damaged;
+};
+
+static int load_damaged(struct load *l, const char *what, uint64_t ino)
+{
+	wtg_error("'%s' is damaged: %s (inode %llu); run 'wtgfs verify'", l->v->delta_path, what,
+		  (unsigned long long)ino);
+	return -EIO;
+}
+
+static void set_reparse(struct wtg_inode *in, uint8_t *data, uint32_t len)
+{
+	free(in->reparse);
+	in->reparse = data;
+	in->reparse_len = data ? len : 0;
+	in->reparse_blob = NULL;
+	in->reparse_tag = data && len >= 4 ? (uint32_t)data[0] | (uint32_t)data[1] << 8 |
+						 (uint32_t)data[2] << 16 | (uint32_t)data[3] << 24
+					   : 0;
+	if (data)
+		in->attributes |= NTFS_ATTR_REPARSE_POINT;
+	else
+		in->attributes &= ~NTFS_ATTR_REPARSE_POINT;
+}
+
+static int load_inode(void *arg, const struct wtg_store_record *rec)
+{
+	struct load *l = arg;
+	struct wtg_tree *t = &l->v->tree;
+	struct wtg_inode *in = wtg_tree_inode(t, rec->ino);
+
+	if (rec->deleted) {
+		if (in)
+			in->gone = true;
+		return 0;
+	}
+	const struct wtg_store_inode *si = rec->inode;
+	if (!in) {
+		in = wtg_tree_new_inode_at(t, rec->ino, si->attributes & NTFS_ATTR_DIRECTORY);
+		if (!in)
+			return rec->ino <= t->ninodes ? load_damaged(l, "an inode number is reused", rec->ino)
+						      : -ENOMEM;
+	} else if (!!in->dir != !!(si->attributes & NTFS_ATTR_DIRECTORY)) {
+		return load_damaged(l, "a file became a directory", rec->ino);
+	}
+	in->attributes = si->attributes;
+	in->crtime = si->crtime;
+	in->mtime = si->mtime;
+	in->atime = si->atime;
+	in->ctime = si->ctime;
+	uint8_t *rp = NULL, *oid = NULL;
+	char *dos = NULL;
+	if ((si->reparse && !(rp = malloc(si->reparse_len ? si->reparse_len : 1))) ||
+	    (si->object_id && !(oid = malloc(si->object_id_len ? si->object_id_len : 1))) ||
+	    (si->dos_name && !(dos = strdup(si->dos_name)))) {
+		free(rp);
+		free(oid);
+		return -ENOMEM;
+	}
+	if (rp)
+		memcpy(rp, si->reparse, si->reparse_len);
+	set_reparse(in, rp, si->reparse_len);
+	in->attributes = si->attributes;
+	if (oid)
+		memcpy(oid, si->object_id, si->object_id_len);
+	free(in->object_id);
+	in->object_id = oid;
+	in->object_id_len = oid ? si->object_id_len : 0;
+	free(in->dos_name);
+	in->dos_name = dos;
+	in->nlink_extra = dos ? 1 : 0;
+
+	static const uint8_t none[WTG_STORE_HASH_LEN];
+	if (memcmp(si->sd_hash, none, sizeof(none))) {
+		void *p = realloc(l->sd_hash, (l->nsd + 1) * sizeof(*l->sd_hash));
+		if (!p)
+			return -ENOMEM;
+		l->sd_hash = p;
+		p = realloc(l->sd_ino, (l->nsd + 1) * sizeof(*l->sd_ino));
+		if (!p)
+			return -ENOMEM;
+		l->sd_ino = p;
+		memcpy(l->sd_hash[l->nsd], si->sd_hash, WTG_STORE_HASH_LEN);
+		l->sd_ino[l->nsd++] = rec->ino;
+	} else {
+		in->sd = WTG_NO_SD;
+	}
+	uint64_t *m = realloc(l->mentioned, (l->nmentioned + 1) * sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	l->mentioned = m;
+	m[l->nmentioned++] = rec->ino;
+	return 0;
+}
+
+static int load_name(void *arg, const struct wtg_store_record *rec)
+{
+	struct load *l = arg;
+	struct wtg_tree *t = &l->v->tree;
+	struct wtg_inode *dir = wtg_tree_inode(t, rec->ino);
+	size_t len = strlen(rec->name);
+
+	if (!dir || !dir->dir)
+		return load_damaged(l, "a name is in a directory that does not exist", rec->ino);
+	for (uint32_t i = 0; i < dir->dir->count; i++) {
+		struct wtg_dentry *de = dir->dir->entries[i];
+		if (de->name_len == len && !memcmp(de->name, rec->name, len)) {
+			wtg_tree_unlink(t, dir, de);
+			break;
+		}
+	}
+	if (rec->deleted)
+		return 0;
+	struct wtg_inode *child = wtg_tree_inode(t, rec->value);
+	if (!child || child->gone)
+		return load_damaged(l, "a name points at an inode that does not exist", rec->value);
+	int ret = wtg_tree_link(t, dir, rec->name, len, child);
+	return ret == -EINVAL ? load_damaged(l, "a name cannot appear in a directory", rec->ino)
+			      : ret;
+}
+
+static int load_stream(void *arg, const struct wtg_store_record *rec)
+{
+	struct load *l = arg;
+	struct wtg_inode *in = wtg_tree_inode(&l->v->tree, rec->ino);
+	const char *name = rec->name[0] ? rec->name : NULL;
+
+	if (!in)
+		return load_damaged(l, "a stream belongs to no inode", rec->ino);
+	if (rec->deleted) {
+		wtg_inode_remove_stream(in, name);
+		return 0;
+	}
+	struct wtg_stream *s = name ? wtg_inode_named_stream(in, name) : wtg_inode_data(in);
+	if (!s && !(s = wtg_inode_add_stream(in, name, 0, NULL)))
+		return -ENOMEM;
+	s->size = rec->value;
+	s->delta = true;
+	return 0;
+}
+
+static int apply_layers(struct wtg_view *v)
+{
+	struct load l = {.v = v};
+	int ret = wtg_store_each(v->store, WTG_STORE_INODES, load_inode, &l);
+
+	if (!ret)
+		ret = wtg_store_each(v->store, WTG_STORE_NAMES, load_name, &l);
+	if (!ret)
+		ret = wtg_store_each(v->store, WTG_STORE_STREAMS, load_stream, &l);
+	for (size_t i = 0; !ret && i < l.nsd; i++) {
+		uint8_t *sd;
+		size_t len;
+		ret = wtg_store_get_sd(v->store, l.sd_hash[i], &sd, &len);
+		if (ret == -ENOENT)
+			ret = load_damaged(&l, "a security descriptor is missing", l.sd_ino[i]);
+		if (ret)
+			break;
+		uint32_t id = wtg_tree_intern_sd(&v->tree, sd, len);
+		free(sd);
+		if (id == WTG_NO_SD)
+			ret = -ENOMEM;
+		else
+			wtg_tree_inode(&v->tree, l.sd_ino[i])->sd = id;
+	}
+	/* Inodes a crash left without names (deleted while open) go now. */
+	for (size_t i = 0; !ret && i < l.nmentioned; i++) {
+		struct wtg_inode *in = wtg_tree_inode(&v->tree, l.mentioned[i]);
+		if (in->ino != WTG_ROOT_INO && in->nlink == 0 && !in->gone) {
+			in->gone = true;
+			ret = wtg_store_delete_inode(v->store, in->ino);
+		}
+	}
+	if (!ret)
+		ret = wtg_store_commit(v->store);
+	uint64_t max;
+	if (!ret)
+		ret = wtg_store_max_ino(v->store, &max);
+	if (!ret)
+		v->next_ino = (max > v->tree.ninodes ? max : v->tree.ninodes) + 1;
+	free(l.sd_hash);
+	free(l.sd_ino);
+	free(l.mentioned);
+	return ret;
+}
+
+static int open_base(struct wtg_view *v, const char *base_path,
+		     const struct wtg_source_options *opt)
+{
+	struct wtg_store_base want, have;
+	struct wtg_source *src;
+	char spec[PATH_MAX + 16];
+
+	wtg_store_get_base(v->store, &want);
+	const char *path = base_path ? base_path : want.path;
+	if (want.index)
+		snprintf(spec, sizeof(spec), "%s:%u", path, want.index);
+	else
+		snprintf(spec, sizeof(spec), "%s", path);
+	if (!base_path && access(path, F_OK) != 0) {
+		wtg_error("cannot find the base of '%s': '%s' is gone (give its new place with "
+			  "--base PATH)",
+			  v->delta_path, path);
+		return -ENOENT;
+	}
+	int ret = wtg_source_open(spec, opt, &src);
+	if (ret < 0)
+		return ret;
+	ret = wtg_view_describe_base(spec, src, &have);
+	if (!ret)
+		ret = wtg_store_check_base(v->store, &have);
+	if (!ret && base_path && strcmp(have.path, want.path))
+		ret = wtg_store_set_base_path(v->store, have.path);
+	if (ret) {
+		wtg_source_free(src);
+		return ret;
+	}
+	wtg_tree_init(&v->tree, src);
+	v->base_path = strdup(src->path);
+	return wtg_source_load(src, &v->tree);
+}
+
+int wtg_view_open_delta(const char *path, const char *base_path,
+			const struct wtg_source_options *opt, struct wtg_view **view_ret)
+{
+	struct wtg_view *v = view_new();
+	struct wtg_store_options so = {0};
+
+	if (!v || !(v->delta_path = strdup(path))) {
+		free(v);
+		return -ENOMEM;
+	}
+	int ret = wtg_store_open(path, &so, &v->store);
+	if (ret) {
+		view_free(v);
+		return ret;
+	}
+	ret = open_base(v, base_path, opt);
+	if (!ret)
+		ret = apply_layers(v);
+	if (ret) {
+		wtg_store_close(v->store);
+		view_free(v);
+		return ret;
+	}
+	*view_ret = v;
+	return 0;
+}
+
+struct wtg_tree *wtg_view_tree(struct wtg_view *v)
+{
+	return &v->tree;
+}
+
+bool wtg_view_writable(const struct wtg_view *v)
+{
+	return v->store != NULL;
+}
+
+const char *wtg_view_base_path(const struct wtg_view *v)
+{
+	return v->base_path ? v->base_path : "";
+}
+
+void wtg_view_lock_shared(struct wtg_view *v)
+{
+	pthread_rwlock_rdlock(&v->lock);
+}
+
+void wtg_view_unlock(struct wtg_view *v)
+{
+	pthread_rwlock_unlock(&v->lock);
+}
+
+struct wtg_inode *wtg_view_inode(struct wtg_view *v, uint64_t ino)
+{
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, ino);
+	return in && (!in->gone || in->opens) ? in : NULL;
+}
+
+/* ---- chunk buffers ---- */
+
+static size_t chunk_bucket(const struct wtg_view *v, uint64_t ino, const char *stream,
+			   uint64_t index)
+{
+	uint64_t h = ino * 0x9E3779B97F4A7C15ull ^ index * 0xC2B2AE3D27D4EB4Full;
+	for (const char *p = stream; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001B3ull;
+	return (size_t)(h ^ (h >> 29)) & (v->chunk_buckets - 1);
+}
+
+static struct chunk_buf *chunk_find(const struct wtg_view *v, uint64_t ino, const char *stream,
+				    uint64_t index)
+{
+	if (!v->chunk_buckets)
+		return NULL;
+	for (struct chunk_buf *c = v->chunks[chunk_bucket(v, ino, stream, index)]; c; c = c->next)
+		if (c->ino == ino && c->index == index && !strcmp(c->stream, stream))
+			return c;
+	return NULL;
+}
+
+static void chunk_unlink(struct wtg_view *v, struct chunk_buf *cb)
+{
+	struct chunk_buf **p = &v->chunks[chunk_bucket(v, cb->ino, cb->stream, cb->index)];
+	while (*p != cb)
+		p = &(*p)->next;
+	*p = cb->next;
+	v->nchunks--;
+	free(cb->stream);
+	free(cb->data);
+	free(cb->orig);
+	free(cb);
+}
+
+/* The base's bytes of slot @index of @s into @buf (CHUNK bytes, zero
+ * filled); returns how many the base has there. */
+static long read_base_slot(struct wtg_view *v, const struct wtg_stream *s, uint64_t index,
+			   uint8_t *buf)
+{
+	uint64_t off = index * CHUNK;
+	long n = 0;
+
+	if (s->blob && off < s->base_size) {
+		n = wtg_tree_read(&v->tree, s, buf, CHUNK, off);
+		if (n < 0)
+			return n;
+	}
+	memset(buf + n, 0, CHUNK - (size_t)n);
+	return n;
+}
+
+/* What slot @index of a stream holds now, as CHUNK bytes (zero filled).
+ * *from_base set when the bytes are the base's (then *base_len of them). */
+static int read_slot(struct wtg_view *v, uint64_t ino, const struct wtg_stream *s, uint64_t index,
+		     uint8_t *buf, bool *from_base, long *base_len)
+{
+	const char *key = stream_key(s);
+	struct chunk_buf *cb = chunk_find(v, ino, key, index);
+	enum wtg_store_state state = WTG_STORE_BASE;
+	uint8_t hash[WTG_STORE_HASH_LEN];
+	size_t got;
+
+	*from_base = false;
+	if (cb) {
+		memcpy(buf, cb->data, CHUNK);
+		return 0;
+	}
+	if (s->delta && v->store) {
+		int ret = wtg_store_get_extent(v->store, ino, key, index, &state, hash);
+		if (ret)
+			return ret;
+	}
+	switch (state) {
+	case WTG_STORE_PRESENT: {
+		int ret = wtg_store_get_chunk(v->store, hash, buf, &got);
+		if (ret)
+			return ret == -ENOENT ? -EIO : ret;
+		memset(buf + got, 0, CHUNK - got);
+		return 0;
+	}
+	case WTG_STORE_DELETED:
+		memset(buf, 0, CHUNK);
+		return 0;
+	case WTG_STORE_BASE:
+		break;
+	}
+	long n = read_base_slot(v, s, index, buf);
+	if (n < 0)
+		return (int)n;
+	*from_base = true;
+	*base_len = n;
+	return 0;
+}
+
+long wtg_view_read(struct wtg_view *v, struct wtg_inode *in, struct wtg_stream *s, void *buf,
+		   size_t size, uint64_t off)
+{
+	if (!s->delta)
+		return wtg_tree_read(&v->tree, s, buf, size, off);
+	if (off >= s->size)
+		return 0;
+	if (size > s->size - off)
+		size = (size_t)(s->size - off);
+	uint8_t *slot = malloc(CHUNK);
+	if (!slot)
+		return -ENOMEM;
+	size_t done = 0;
+	while (done < size) {
+		uint64_t pos = off + done, index = pos / CHUNK;
+		size_t in_slot = (size_t)(pos % CHUNK), n = CHUNK - in_slot;
+		bool from_base;
+		long base_len;
+		if (n > size - done)
+			n = size - done;
+		int ret = read_slot(v, in->ino, s, index, slot, &from_base, &base_len);
+		if (ret) {
+			free(slot);
+			return ret;
+		}
+		memcpy((uint8_t *)buf + done, slot + in_slot, n);
+		done += n;
+	}
+	free(slot);
+	return (long)done;
+}
+
+static int grow_chunk_table(struct wtg_view *v)
+{
+	size_t nb = v->chunk_buckets ? v->chunk_buckets * 2 : 256;
+	struct chunk_buf **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	struct chunk_buf **old = v->chunks;
+	size_t oldn = v->chunk_buckets;
+	v->chunks = b;
+	v->chunk_buckets = nb;
+	for (size_t i = 0; i < oldn; i++) {
+		for (struct chunk_buf *c = old[i], *n; c; c = n) {
+			n = c->next;
+			size_t h = chunk_bucket(v, c->ino, c->stream, c->index);
+			c->next = b[h];
+			b[h] = c;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+/* The buffer of slot @index, made from what the slot holds unless @whole
+ * (the caller overwrites all of it). */
+static int chunk_get(struct wtg_view *v, uint64_t ino, const struct wtg_stream *s, uint64_t index,
+		     bool whole, struct chunk_buf **cb_ret)
+{
+	const char *key = stream_key(s);
+	struct chunk_buf *cb = chunk_find(v, ino, key, index);
+	bool from_base = false;
+	long base_len = 0;
+	int ret;
+
+	if (cb) {
+		*cb_ret = cb;
+		return 0;
+	}
+	if (v->nchunks >= v->chunk_buckets && (ret = grow_chunk_table(v)))
+		return ret;
+	cb = calloc(1, sizeof(*cb));
+	if (!cb || !(cb->data = malloc(CHUNK)) || !(cb->stream = strdup(key))) {
+		if (cb)
+			free(cb->data);
+		free(cb);
+		return -ENOMEM;
+	}
+	cb->ino = ino;
+	cb->index = index;
+	if (whole)
+		ret = 0;
+	else
+		ret = read_slot(v, ino, s, index, cb->data, &from_base, &base_len);
+	if (!ret && from_base && base_len > 0) {
+		/* kept to notice a chunk written back as it was */
+		cb->orig = malloc((size_t)base_len);
+		if (cb->orig) {
+			memcpy(cb->orig, cb->data, (size_t)base_len);
+			cb->orig_len = (uint32_t)base_len;
+		}
+	}
+	if (ret) {
+		free(cb->stream);
+		free(cb->data);
+		free(cb);
+		return ret;
+	}
+	size_t h = chunk_bucket(v, ino, key, index);
+	cb->next = v->chunks[h];
+	v->chunks[h] = cb;
+	v->nchunks++;
+	note_pending(v);
+	*cb_ret = cb;
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* Stores one chunk buffer in the open batch and drops it. */
+static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
+{
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, cb->ino);
+	struct wtg_stream *s = NULL;
+	uint8_t hash[WTG_STORE_HASH_LEN];
+	int ret = 0;
+
+	if (in && !in->gone)
+		s = cb->stream[0] ? wtg_inode_named_stream(in, cb->stream) : wtg_inode_data(in);
+	uint64_t start = cb->index * CHUNK;
+	if (!s || start >= s->size) {
+		chunk_unlink(v, cb); /* truncated away or deleted meanwhile */
+		return 0;
+	}
+	size_t len = s->size - start < CHUNK ? (size_t)(s->size - start) : CHUNK;
+	if (cb->orig && cb->orig_len == len && !memcmp(cb->orig, cb->data, len)) {
+		/* written back as the base has it: no row, if nothing below has one */
+		enum wtg_store_state state;
+		ret = wtg_store_clear_extent(v->store, cb->ino, cb->stream, cb->index);
+		if (!ret)
+			ret = wtg_store_get_extent(v->store, cb->ino, cb->stream, cb->index, &state,
+						   hash);
+		if (!ret && state == WTG_STORE_BASE) {
+			chunk_unlink(v, cb);
+			return 0;
+		}
+	}
+	if (!ret && all_zero(cb->data, len))
+		ret = wtg_store_set_extent(v->store, cb->ino, cb->stream, cb->index, NULL);
+	else if (!ret && !(ret = wtg_store_put_chunk(v->store, cb->data, len, hash)))
+		ret = wtg_store_set_extent(v->store, cb->ino, cb->stream, cb->index, hash);
+	if (!ret)
+		chunk_unlink(v, cb);
+	return ret;
+}
+
+/* Stores the buffers of @ino (0: all). */
+static int chunks_store(struct wtg_view *v, uint64_t ino)
+{
+	for (size_t b = 0; b < v->chunk_buckets; b++) {
+		for (struct chunk_buf *c = v->chunks[b], *n; c; c = n) {
+			n = c->next;
+			if (ino && c->ino != ino)
+				continue;
+			int ret = chunk_store(v, c);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+/* Drops buffers of a stream (@stream NULL: every stream of @ino) from slot
+ * @from on: truncated or deleted. */
+static void chunks_drop(struct wtg_view *v, uint64_t ino, const char *stream, uint64_t from)
+{
+	for (size_t b = 0; b < v->chunk_buckets; b++) {
+		for (struct chunk_buf *c = v->chunks[b], *n; c; c = n) {
+			n = c->next;
+			if (c->ino == ino && (!stream || !strcmp(c->stream, stream)) &&
+			    c->index >= from)
+				chunk_unlink(v, c);
+		}
+	}
+}
+
+/* ---- inode records ---- */
+
+static int mark_dirty(struct wtg_view *v, struct wtg_inode *in)
+{
+	if (in->dirty)
+		return 0;
+	if (v->ndirty == v->dirty_cap) {
+		size_t cap = v->dirty_cap ? v->dirty_cap * 2 : 64;
+		struct wtg_inode **p = realloc(v->dirty, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		v->dirty = p;
+		v->dirty_cap = cap;
+	}
+	v->dirty[v->ndirty++] = in;
+	in->dirty = true;
+	note_pending(v);
+	return 0;
+}
+
+static int store_inode(struct wtg_view *v, struct wtg_inode *in)
+{
+	struct wtg_store_inode si = {
+	    .attributes = in->attributes,
+	    .crtime = in->crtime,
+	    .mtime = in->mtime,
+	    .atime = in->atime,
+	    .ctime = in->ctime,
+	    .object_id = in->object_id,
+	    .object_id_len = in->object_id_len,
+	    .dos_name = in->dos_name,
+	};
+	uint32_t rlen;
+	const uint8_t *rp = wtg_inode_reparse(&v->tree, in, &rlen);
+	int ret = 0;
+
+	si.reparse = (uint8_t *)rp;
+	si.reparse_len = rp ? rlen : 0;
+	const struct wtg_sd *sd = wtg_tree_sd(&v->tree, in->sd);
+	if (sd)
+		ret = wtg_store_put_sd(v->store, sd->data, sd->len, si.sd_hash);
+	if (!ret)
+		ret = wtg_store_set_inode(v->store, in->ino, &si);
+	for (uint32_t i = 0; !ret && i < in->nstreams; i++)
+		if (in->streams[i].delta)
+			ret = wtg_store_set_stream(v->store, in->ino, stream_key(&in->streams[i]),
+						   in->streams[i].size, false);
+	return ret;
+}
+
+/* Everything pending into the batch, then the commit. */
+static int commit_locked(struct wtg_view *v, bool durable)
+{
+	int ret;
+
+	if (v->error)
+		return v->error;
+	ret = chunks_store(v, 0);
+	while (!ret && v->ndirty) {
+		struct wtg_inode *in = v->dirty[--v->ndirty];
+		in->dirty = false;
+		if (!in->gone)
+			ret = store_inode(v, in);
+	}
+	if (!ret)
+		ret = durable ? wtg_store_commit(v->store) : wtg_store_commit_nosync(v->store);
+	if (ret) {
+		/* The batch is lost: the delta keeps its last commit, and
+		 * nothing more goes in that could refer to what was lost. */
+		wtg_error("'%s': cannot store changes (%s); the delta holds what was committed "
+			  "before; unmount and free space",
+			  v->delta_path, strerror(-ret));
+		v->error = ret;
+		return ret;
+	}
+	v->pending_since.tv_sec = 0;
+	return 0;
+}
+
+int wtg_view_sync(struct wtg_view *v, bool durable)
+{
+	if (!v->store)
+		return 0;
+	pthread_rwlock_wrlock(&v->lock);
+	int ret = commit_locked(v, durable);
+	pthread_rwlock_unlock(&v->lock);
+	return ret;
+}
+
+/* ---- the commit thread ---- */
+
+static void *commit_thread(void *arg)
+{
+	struct wtg_view *v = arg;
+
+	pthread_mutex_lock(&v->thread_lock);
+	while (!v->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 200 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&v->thread_cond, &v->thread_lock, &ts);
+		if (v->stopping)
+			break;
+		pthread_mutex_unlock(&v->thread_lock);
+		pthread_rwlock_wrlock(&v->lock);
+		long age = wtg_store_batch_age_ms(v->store);
+		if (!v->error && ((v->pending_since.tv_sec && elapsed_ms(&v->pending_since) >= COMMIT_MS) ||
+				  age >= COMMIT_MS))
+			commit_locked(v, true);
+		pthread_rwlock_unlock(&v->lock);
+		pthread_mutex_lock(&v->thread_lock);
+	}
+	pthread_mutex_unlock(&v->thread_lock);
+	return NULL;
+}
+
+int wtg_view_start(struct wtg_view *v)
+{
+	if (!v->store)
+		return 0;
+	if (v->pid != getpid()) {
+		/* SQLite handles and their locks do not survive fork() */
+		struct wtg_store_options so = {0};
+		int ret = wtg_store_close(v->store);
+		v->store = NULL;
+		if (!ret)
+			ret = wtg_store_open(v->delta_path, &so, &v->store);
+		if (ret)
+			return ret;
+		v->pid = getpid();
+	}
+	if (pthread_create(&v->thread, NULL, commit_thread, v) != 0)
+		return -EAGAIN;
+	v->thread_running = true;
+	return 0;
+}
+
+int wtg_view_close(struct wtg_view *v)
+{
+	int ret = 0;
+
+	if (v->thread_running) {
+		pthread_mutex_lock(&v->thread_lock);
+		v->stopping = true;
+		pthread_cond_signal(&v->thread_cond);
+		pthread_mutex_unlock(&v->thread_lock);
+		pthread_join(v->thread, NULL);
+	}
+	if (v->store) {
+		/* handles the kernel still held at unmount: their inodes go now */
+		for (uint64_t i = 0; i < v->tree.ninodes; i++) {
+			struct wtg_inode *in = v->tree.inodes[i];
+			if (in && in->opens && in->nlink == 0 && in->ino != WTG_ROOT_INO && !in->gone) {
+				in->gone = true;
+				chunks_drop(v, in->ino, NULL, 0);
+				if (!v->error)
+					wtg_store_delete_inode(v->store, in->ino);
+			}
+		}
+		ret = v->error ? v->error : commit_locked(v, true);
+		int r2 = wtg_store_close(v->store);
+		if (!ret)
+			ret = r2;
+	}
+	view_free(v);
+	return ret;
+}
+
+/* ---- changes ---- */
+
+/* The exclusive lock, after the checks every change makes. */
+static int begin_change(struct wtg_view *v)
+{
+	if (!v->store)
+		return -EROFS;
+	pthread_rwlock_wrlock(&v->lock);
+	if (v->error) {
+		pthread_rwlock_unlock(&v->lock);
+		return v->error;
+	}
+	return 0;
+}
+
+/* Ends a change: stores chunk buffers when there are too many. */
+static int end_change(struct wtg_view *v, int ret)
+{
+	if (v->nchunks > MAX_DIRTY_CHUNKS && !v->error) {
+		int r = chunks_store(v, 0);
+		if (r && !ret)
+			ret = r;
+	}
+	pthread_rwlock_unlock(&v->lock);
+	return ret;
+}
+
+static struct wtg_inode *live_inode(struct wtg_view *v, uint64_t ino)
+{
+	return wtg_view_inode(v, ino);
+}
+
+static int touch(struct wtg_view *v, struct wtg_inode *in, bool modified)
+{
+	int64_t t = now_ntfs();
+	in->ctime = t;
+	if (modified)
+		in->mtime = t;
+	return mark_dirty(v, in);
+}
+
+/* The inode is gone once it has no name and no handle. */
+static int maybe_gone(struct wtg_view *v, struct wtg_inode *in)
+{
+	if (in->nlink > 0 || in->opens > 0 || in->gone)
+		return 0;
+	in->gone = true;
+	chunks_drop(v, in->ino, NULL, 0);
+	return wtg_store_delete_inode(v->store, in->ino);
+}
+
+static int check_name(const char *name)
+{
+	size_t len = strlen(name);
+	if (!wtg_name_windows_ok(name, len))
+		return -EINVAL;
+	return 0;
+}
+
+static struct wtg_inode *dir_inode(struct wtg_view *v, uint64_t ino, int *err)
+{
+	struct wtg_inode *d = live_inode(v, ino);
+	*err = !d ? -ENOENT : !d->dir ? -ENOTDIR : 0;
+	return *err ? NULL : d;
+}
+
+static int inherit_sd(struct wtg_view *v, struct wtg_inode *parent, bool is_dir, uint32_t *id)
+{
+	const struct wtg_sd *psd = wtg_tree_sd(&v->tree, parent->sd);
+	uint8_t *sd;
+	size_t len;
+
+	*id = WTG_NO_SD;
+	if (!psd)
+		return 0;
+	int ret = wtg_sd_inherit(psd->data, psd->len, is_dir, &sd, &len);
+	if (ret == -EINVAL)
+		return 0; /* a parent SD we cannot read passes nothing on */
+	if (ret)
+		return ret;
+	*id = wtg_tree_intern_sd(&v->tree, sd, len);
+	free(sd);
+	return *id == WTG_NO_SD ? -ENOMEM : 0;
+}
+
+int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum wtg_view_kind kind,
+		    const char *target, struct wtg_inode **inode_ret)
+{
+	uint8_t *rp = NULL;
+	size_t rplen = 0;
+	int ret = check_name(name);
+
+	if (ret)
+		return ret;
+	if (kind == WTG_VIEW_SYMLINK && (ret = wtg_reparse_make_symlink(target, &rp, &rplen)))
+		return ret;
+	if ((ret = begin_change(v))) {
+		free(rp);
+		return ret;
+	}
+	struct wtg_inode *dir = dir_inode(v, dirino, &ret), *in = NULL;
+	if (dir && wtg_tree_lookup(&v->tree, dir, name, strlen(name)))
+		ret = -EEXIST;
+	if (!ret && dir->gone)
+		ret = -ENOENT;
+	uint32_t sd = WTG_NO_SD;
+	if (!ret)
+		ret = inherit_sd(v, dir, kind == WTG_VIEW_DIR, &sd);
+	if (!ret && !(in = wtg_tree_new_inode_at(&v->tree, v->next_ino, kind == WTG_VIEW_DIR)))
+		ret = -ENOMEM;
+	if (ret) {
+		free(rp);
+		return end_change(v, ret);
+	}
+	v->next_ino++;
+	in->sd = sd;
+	in->attributes = kind == WTG_VIEW_DIR ? NTFS_ATTR_DIRECTORY : NTFS_ATTR_ARCHIVE;
+	in->crtime = in->mtime = in->atime = in->ctime = now_ntfs();
+	if (rp)
+		set_reparse(in, rp, (uint32_t)rplen);
+	ret = wtg_tree_link(&v->tree, dir, name, strlen(name), in);
+	if (!ret)
+		ret = mark_dirty(v, in);
+	if (!ret)
+		ret = wtg_store_set_name(v->store, dir->ino, name, in->ino);
+	if (!ret && kind == WTG_VIEW_FILE) {
+		struct wtg_stream *s = wtg_inode_add_stream(in, NULL, 0, NULL);
+		if (!s)
+			ret = -ENOMEM;
+		else
+			s->delta = true;
+		if (!ret)
+			ret = wtg_store_set_stream(v->store, in->ino, "", 0, true);
+	}
+	if (!ret)
+		ret = touch(v, dir, true);
+	if (!ret)
+		*inode_ret = in;
+	return end_change(v, ret);
+}
+
+int wtg_view_link(struct wtg_view *v, uint64_t ino, uint64_t dirino, const char *name,
+		  struct wtg_inode **inode_ret)
+{
+	int ret = check_name(name);
+
+	if (ret || (ret = begin_change(v)))
+		return ret;
+	struct wtg_inode *in = live_inode(v, ino), *dir = dir_inode(v, dirino, &ret);
+	if (!ret && (!in || in->nlink == 0))
+		ret = -ENOENT;
+	else if (!ret && in->dir)
+		ret = -EPERM;
+	else if (!ret && wtg_tree_lookup(&v->tree, dir, name, strlen(name)))
+		ret = -EEXIST;
+	if (!ret)
+		ret = wtg_tree_link(&v->tree, dir, name, strlen(name), in);
+	if (!ret)
+		ret = wtg_store_set_name(v->store, dir->ino, name, in->ino);
+	if (!ret)
+		ret = touch(v, in, false);
+	if (!ret)
+		ret = touch(v, dir, true);
+	if (!ret)
+		*inode_ret = in;
+	return end_change(v, ret);
+}
+
+/* Removes the name @de of @dir, whiteout included. */
+static int drop_name(struct wtg_view *v, struct wtg_inode *dir, struct wtg_dentry *de)
+{
+	struct wtg_inode *in = de->inode;
+	int ret = wtg_store_set_name(v->store, dir->ino, de->name, 0);
+
+	if (ret)
+		return ret;
+	/* a DOS name belongs to a long name: without certainty which, any
+	 * removal of a name drops it, as a rename on Windows does */
+	if (in->dos_name) {
+		free(in->dos_name);
+		in->dos_name = NULL;
+		in->nlink_extra = 0;
+	}
+	wtg_tree_unlink(&v->tree, dir, de);
+	ret = touch(v, in, false);
+	if (!ret)
+		ret = touch(v, dir, true);
+	if (!ret)
+		ret = maybe_gone(v, in);
+	return ret;
+}
+
+int wtg_view_remove(struct wtg_view *v, uint64_t dirino, const char *name, bool want_dir)
+{
+	int ret = begin_change(v);
+
+	if (ret)
+		return ret;
+	struct wtg_inode *dir = dir_inode(v, dirino, &ret);
+	struct wtg_dentry *de = dir ? wtg_tree_lookup(&v->tree, dir, name, strlen(name)) : NULL;
+	if (!ret && !de)
+		ret = -ENOENT;
+	else if (!ret && want_dir && !de->inode->dir)
+		ret = -ENOTDIR;
+	else if (!ret && !want_dir && de->inode->dir)
+		ret = -EISDIR;
+	else if (!ret && want_dir && de->inode->dir->count)
+		ret = -ENOTEMPTY;
+	else if (!ret && de->inode->ino == WTG_ROOT_INO)
+		ret = -EBUSY;
+	if (!ret)
+		ret = drop_name(v, dir, de);
+	return end_change(v, ret);
+}
+
+/* True when @a is @d or above it (the root is its own parent). */
+static bool is_ancestor(const struct wtg_inode *a, const struct wtg_inode *d)
+{
+	for (; d; d = d->parent) {
+		if (d == a)
+			return true;
+		if (d->ino == WTG_ROOT_INO)
+			break;
+	}
+	return false;
+}
+
+static int add_name(struct wtg_view *v, struct wtg_inode *dir, const char *name,
+		    struct wtg_inode *in)
+{
+	int ret = wtg_tree_link(&v->tree, dir, name, strlen(name), in);
+	if (!ret)
+		ret = wtg_store_set_name(v->store, dir->ino, name, in->ino);
+	return ret;
+}
+
+int wtg_view_rename(struct wtg_view *v, uint64_t dirino, const char *name, uint64_t newdirino,
+		    const char *newname, unsigned flags)
+{
+	int ret = check_name(newname);
+
+	if (flags & ~(WTG_VIEW_NOREPLACE | WTG_VIEW_EXCHANGE) ||
+	    (flags & WTG_VIEW_NOREPLACE && flags & WTG_VIEW_EXCHANGE))
+		return -EINVAL;
+	if (ret || (ret = begin_change(v)))
+		return ret;
+	struct wtg_inode *dir = dir_inode(v, dirino, &ret), *newdir = NULL;
+	if (!ret)
+		newdir = dir_inode(v, newdirino, &ret);
+	struct wtg_dentry *src = NULL, *dst = NULL;
+	if (!ret && !(src = wtg_tree_lookup(&v->tree, dir, name, strlen(name))))
+		ret = -ENOENT;
+	if (ret)
+		return end_change(v, ret);
+	struct wtg_inode *in = src->inode;
+	dst = wtg_tree_lookup(&v->tree, newdir, newname, strlen(newname));
+	if (dst == src) {
+		/* the same name, maybe in another case: a case-only rename */
+		if (!strcmp(src->name, newname) || flags & WTG_VIEW_EXCHANGE)
+			return end_change(v, 0);
+		if (!(ret = drop_name(v, dir, src)))
+			ret = add_name(v, dir, newname, in);
+		return end_change(v, ret);
+	}
+	if (flags & WTG_VIEW_EXCHANGE) {
+		if (!dst)
+			return end_change(v, -ENOENT);
+		struct wtg_inode *other = dst->inode;
+		if ((in->dir && is_ancestor(in, newdir)) || (other->dir && is_ancestor(other, dir)))
+			return end_change(v, -EINVAL);
+		char *a = strdup(src->name), *b = strdup(dst->name);
+		/* both names stay taken: link first, then drop the old ones */
+		in->opens++, other->opens++;
+		ret = !a || !b ? -ENOMEM : 0;
+		if (!ret)
+			ret = drop_name(v, dir, src);
+		if (!ret)
+			ret = drop_name(v, newdir, dst);
+		if (!ret)
+			ret = add_name(v, newdir, b, in);
+		if (!ret)
+			ret = add_name(v, dir, a, other);
+		in->opens--, other->opens--;
+		free(a);
+		free(b);
+		return end_change(v, ret);
+	}
+	if (dst && (flags & WTG_VIEW_NOREPLACE))
+		return end_change(v, -EEXIST);
+	if (in->dir && is_ancestor(in, newdir))
+		return end_change(v, -EINVAL);
+	if (dst) {
+		if (dst->inode == in)
+			return end_change(v, 0); /* two names of one file: nothing to do */
+		if (in->dir && !dst->inode->dir)
+			ret = -ENOTDIR;
+		else if (!in->dir && dst->inode->dir)
+			ret = -EISDIR;
+		else if (dst->inode->dir && dst->inode->dir->count)
+			ret = -ENOTEMPTY;
+		if (!ret)
+			ret = drop_name(v, newdir, dst);
+		if (ret)
+			return end_change(v, ret);
+	}
+	in->opens++; /* keeps it while it has no name */
+	ret = drop_name(v, dir, src);
+	if (!ret)
+		ret = add_name(v, newdir, newname, in);
+	in->opens--;
+	return end_change(v, ret);
+}
+
+int wtg_view_open(struct wtg_view *v, uint64_t ino)
+{
+	pthread_rwlock_wrlock(&v->lock);
+	struct wtg_inode *in = live_inode(v, ino);
+	if (in)
+		in->opens++;
+	pthread_rwlock_unlock(&v->lock);
+	return in ? 0 : -ENOENT;
+}
+
+int wtg_view_release(struct wtg_view *v, uint64_t ino)
+{
+	int ret = 0;
+
+	pthread_rwlock_wrlock(&v->lock);
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, ino);
+	if (in && in->opens) {
+		in->opens--;
+		if (v->store && !v->error) {
+			ret = maybe_gone(v, in);
+			if (!ret && !in->gone)
+				ret = chunks_store(v, ino);
+		}
+	}
+	pthread_rwlock_unlock(&v->lock);
+	return ret;
+}
+
+static struct wtg_stream *find_stream(struct wtg_inode *in, const char *name)
+{
+	return name ? wtg_inode_named_stream(in, name) : wtg_inode_data(in);
+}
+
+static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_stream *s,
+			const uint8_t *buf, size_t size, uint64_t off)
+{
+	if (off > INT64_MAX - size)
+		return -EFBIG;
+	size_t done = 0;
+	while (done < size) {
+		uint64_t pos = off + done, index = pos / CHUNK;
+		size_t in_slot = (size_t)(pos % CHUNK), n = CHUNK - in_slot;
+		struct chunk_buf *cb;
+		if (n > size - done)
+			n = size - done;
+		bool whole = n == CHUNK;
+		int ret = chunk_get(v, in->ino, s, index, whole, &cb);
+		if (ret)
+			return ret;
+		memcpy(cb->data + in_slot, buf + done, n);
+		done += n;
+		if (pos + n > s->size)
+			s->size = pos + n;
+		s->delta = true;
+		if (whole && (ret = chunk_store(v, cb)))
+			return ret;
+	}
+	in->attributes |= NTFS_ATTR_ARCHIVE;
+	return touch(v, in, true);
+}
+
+long wtg_view_write(struct wtg_view *v, uint64_t ino, const char *stream, const void *buf,
+		    size_t size, uint64_t off)
+{
+	int ret = begin_change(v);
+
+	if (ret)
+		return ret;
+	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_stream *s = in ? find_stream(in, stream) : NULL;
+	if (!in)
+		ret = -ENOENT;
+	else if (in->dir)
+		ret = -EISDIR;
+	else if (!s && !(s = wtg_inode_add_stream(in, stream, 0, NULL)))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = write_locked(v, in, s, buf, size, off);
+	ret = end_change(v, ret);
+	return ret ? ret : (long)size;
+}
+
+static int truncate_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_stream *s,
+			   uint64_t size)
+{
+	const char *key = stream_key(s);
+	int ret = 0;
+
+	if (size > INT64_MAX)
+		return -EFBIG;
+	if (size < s->size) {
+		uint64_t keep = size / CHUNK + (size % CHUNK != 0);
+		chunks_drop(v, in->ino, key, keep);
+		if (size % CHUNK) {
+			/* the slot the new end falls in: zeros past it, so a
+			 * later extension reads zeros there */
+			struct chunk_buf *cb;
+			ret = chunk_get(v, in->ino, s, size / CHUNK, false, &cb);
+			if (ret)
+				return ret;
+			memset(cb->data + size % CHUNK, 0, CHUNK - size % CHUNK);
+			free(cb->orig);
+			cb->orig = NULL;
+		}
+		ret = wtg_store_set_stream(v->store, in->ino, key, size, false);
+		if (ret)
+			return ret;
+	}
+	s->size = size;
+	s->delta = true;
+	in->attributes |= NTFS_ATTR_ARCHIVE;
+	return touch(v, in, true);
+}
+
+int wtg_view_truncate(struct wtg_view *v, uint64_t ino, const char *stream, uint64_t size)
+{
+	int ret = begin_change(v);
+
+	if (ret)
+		return ret;
+	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_stream *s = in ? find_stream(in, stream) : NULL;
+	if (!in)
+		ret = -ENOENT;
+	else if (in->dir)
+		ret = -EISDIR;
+	else if (!s && !(s = wtg_inode_add_stream(in, stream, 0, NULL)))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = truncate_locked(v, in, s, size);
+	return end_change(v, ret);
+}
+
+int wtg_view_set_stream(struct wtg_view *v, uint64_t ino, const char *name, const void *data,
+			size_t size, int flags)
+{
+	int ret = begin_change(v);
+
+	if (ret)
+		return ret;
+	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_stream *s = in ? wtg_inode_named_stream(in, name) : NULL;
+	if (!in) {
+		ret = -ENOENT;
+	} else if ((flags & 1) && s) {
+		ret = -EEXIST;
+	} else if ((flags & 2) && !s) {
+		ret = -ENODATA;
+	} else if (!s) {
+		if (!(s = wtg_inode_add_stream(in, name, 0, NULL)))
+			ret = -ENOMEM;
+		else
+			s->delta = true;
+		if (!ret)
+			ret = wtg_store_set_stream(v->store, ino, name, 0, true);
+	} else {
+		ret = truncate_locked(v, in, s, 0);
+	}
+	if (!ret && size)
+		ret = write_locked(v, in, s, data, size, 0);
+	if (!ret)
+		ret = touch(v, in, false);
+	return end_change(v, ret);
+}
+
+int wtg_view_remove_stream(struct wtg_view *v, uint64_t ino, const char *name)
+{
+	int ret = begin_change(v);
+
+	if (ret)
+		return ret;
+	struct wtg_inode *in = live_inode(v, ino);
+	if (!in)
+		ret = -ENOENT;
+	else if (!wtg_inode_named_stream(in, name))
+		ret = -ENODATA;
+	if (!ret) {
+		chunks_drop(v, ino, name, 0);
+		wtg_inode_remove_stream(in, name);
+		ret = wtg_store_delete_stream(v->store, ino, name);
+	}
+	if (!ret)
+		ret = touch(v, in, false);
+	return end_change(v, ret);
+}
+
+/* The start of a metadata change: the exclusive lock and the inode. */
+static struct wtg_inode *meta_begin(struct wtg_view *v, uint64_t ino, int *ret)
+{
+	if ((*ret = begin_change(v)))
+		return NULL;
+	struct wtg_inode *in = live_inode(v, ino);
+	if (!in)
+		*ret = end_change(v, -ENOENT);
+	return in;
+}
+
+/* Its end: the new ctime, the dirty mark, the lock released. */
+static int meta_end(struct wtg_view *v, struct wtg_inode *in, int ret)
+{
+	if (!ret)
+		ret = touch(v, in, false);
+	return end_change(v, ret);
+}
+
+int wtg_view_set_times(struct wtg_view *v, uint64_t ino, int64_t crtime, int64_t mtime,
+		       int64_t atime, int64_t ctime)
+{
+	int ret = begin_change(v);
+
+	if (ret)
+		return ret;
+	struct wtg_inode *in = live_inode(v, ino);
+	if (!in)
+		return end_change(v, -ENOENT);
+	if (crtime >= 0)
+		in->crtime = crtime;
+	if (mtime >= 0)
+		in->mtime = mtime;
+	if (atime >= 0)
+		in->atime = atime;
+	in->ctime = ctime >= 0 ? ctime : now_ntfs();
+	return end_change(v, mark_dirty(v, in));
+}
+
+int wtg_view_set_attributes(struct wtg_view *v, uint64_t ino, uint32_t attributes)
+{
+	const uint32_t fixed = NTFS_ATTR_DIRECTORY | NTFS_ATTR_REPARSE_POINT;
+	int ret;
+	struct wtg_inode *in = meta_begin(v, ino, &ret);
+
+	if (!in)
+		return ret;
+	in->attributes = (attributes & ~fixed) | (in->attributes & fixed);
+	return meta_end(v, in, 0);
+}
+
+int wtg_view_set_sd(struct wtg_view *v, uint64_t ino, const void *sd, size_t len)
+{
+	int ret;
+
+	if (!wtg_sd_valid(sd, len))
+		return -EINVAL;
+	struct wtg_inode *in = meta_begin(v, ino, &ret);
+	if (!in)
+		return ret;
+	uint32_t id = wtg_tree_intern_sd(&v->tree, sd, len);
+	if (id != WTG_NO_SD)
+		in->sd = id;
+	return meta_end(v, in, id == WTG_NO_SD ? -ENOMEM : 0);
+}
+
+int wtg_view_set_reparse(struct wtg_view *v, uint64_t ino, const void *data, size_t len)
+{
+	uint8_t *copy = NULL;
+	int ret;
+
+	if (data) {
+		/* a header whose length says what follows, at most 16 KiB */
+		const uint8_t *p = data;
+		if (len < 8 || len > 16384 || (size_t)(p[4] | p[5] << 8) != len - 8)
+			return -EINVAL;
+		if (!(copy = malloc(len)))
+			return -ENOMEM;
+		memcpy(copy, data, len);
+	}
+	struct wtg_inode *in = meta_begin(v, ino, &ret);
+	if (!in) {
+		free(copy);
+		return ret;
+	}
+	if (!data && !(in->attributes & NTFS_ATTR_REPARSE_POINT))
+		ret = -ENODATA;
+	else if (data && in->dir && in->dir->count)
+		ret = -ENOTEMPTY; /* NTFS: a directory that is a reparse point is empty */
+	if (ret)
+		free(copy);
+	else
+		set_reparse(in, copy, (uint32_t)len);
+	return meta_end(v, in, ret);
+}
+
+static bool dos_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+	const char *dot = strchr(name, '.');
+	size_t base = dot ? (size_t)(dot - name) : len;
+
+	if (!wtg_name_windows_ok(name, len) || base == 0 || base > 8 ||
+	    (dot && (len - base - 1 > 3 || strchr(dot + 1, '.'))))
+		return false;
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p >= 0x80 || (*p >= 'a' && *p <= 'z') || strchr(" +,;=[]", *p))
+			return false;
+	return true;
+}
+
+int wtg_view_set_dos_name(struct wtg_view *v, uint64_t ino, const char *name)
+{
+	char *copy = NULL;
+	int ret;
+
+	if (name && !dos_name_ok(name))
+		return -EINVAL;
+	if (name && !(copy = strdup(name)))
+		return -ENOMEM;
+	struct wtg_inode *in = meta_begin(v, ino, &ret);
+	if (!in) {
+		free(copy);
+		return ret;
+	}
+	if (in->ino == WTG_ROOT_INO)
+		ret = -EPERM;
+	else if (!name && !in->dos_name)
+		ret = -ENODATA;
+	if (ret) {
+		free(copy);
+		return meta_end(v, in, ret);
+	}
+	free(in->dos_name);
+	in->dos_name = copy;
+	in->nlink_extra = copy ? 1 : 0;
+	return meta_end(v, in, 0);
+}
+
+int wtg_view_set_object_id(struct wtg_view *v, uint64_t ino, const void *data, size_t len)
+{
+	uint8_t *copy = NULL;
+	int ret;
+
+	if (data && (len < 16 || len > 64))
+		return -EINVAL;
+	if (data && !(copy = malloc(len)))
+		return -ENOMEM;
+	if (copy)
+		memcpy(copy, data, len);
+	struct wtg_inode *in = meta_begin(v, ino, &ret);
+	if (!in) {
+		free(copy);
+		return ret;
+	}
+	if (!data && !in->object_id) {
+		free(copy);
+		return meta_end(v, in, -ENODATA);
+	}
+	free(in->object_id);
+	in->object_id = copy;
+	in->object_id_len = copy ? (uint32_t)len : 0;
+	return meta_end(v, in, 0);
+}
