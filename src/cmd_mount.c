@@ -154,6 +154,13 @@ int cmd_mount(int argc, char **argv)
 		*strrchr(delta_dir, '/') = '\0';
 		if (!delta_dir[0])
 			strcpy(delta_dir, "/");
+		size_t n = strlen(canon);
+		if (!strncmp(delta_canon, canon, n) && (n == 1 || delta_canon[n] == '/')) {
+			/* its daemon would wait on its own mount to reach it */
+			wtg_error("cannot mount on '%s': the delta '%s' lies inside it", pos[1],
+				  pos[0]);
+			return EXIT_ERROR;
+		}
 		ret = wtg_view_open_delta(delta_canon, base, &so, &view);
 		mo.fsname = delta_canon;
 		mo.delta_dir = delta_dir;

@@ -43,8 +43,11 @@ expect 2 "$WTGFS" log "$IMAGES/lzx.wim"
 one_line "not a wtgfs delta"
 expect 2 "$WTGFS" verify "$TMP/nothing.delta"
 one_line "nothing.delta"
+# a mount that would hide its own delta (the daemon would wait on itself)
 expect 2 "$WTGFS" mount "$d" "$TMP"
-one_line "read-write mounts of a delta are not built yet"
+one_line "lies inside"
+expect 2 "$WTGFS" mount --base "$IMAGES/lzx.wim" "$IMAGES/lzx.wim" "$TMP/m"
+head -1 "$TMP/err" | grep -q "goes with a delta" || { cat "$TMP/err"; fail "--base on an image"; }
 cp "$d" "$TMP/newer.delta"
 sqlite3 "$TMP/newer.delta" "PRAGMA user_version = 99" || fail "sqlite3 failed"
 expect 2 "$WTGFS" log "$TMP/newer.delta"
