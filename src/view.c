@@ -875,12 +875,7 @@ int wtg_view_start(struct wtg_view *v)
 	if (!v->store)
 		return 0;
 	if (v->pid != getpid()) {
-		/* SQLite handles and their locks do not survive fork() */
-		struct wtg_store_options so = {0};
-		int ret = wtg_store_close(v->store);
-		v->store = NULL;
-		if (!ret)
-			ret = wtg_store_open(v->delta_path, &so, &v->store);
+		int ret = wtg_store_after_fork(v->store);
 		if (ret)
 			return ret;
 		v->pid = getpid();

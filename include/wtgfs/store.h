@@ -68,6 +68,9 @@ bool wtg_store_is_delta(const char *path);
  * a writer (-EBUSY), or a snapshot @at that does not exist (-ENOENT). */
 int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		   struct wtg_store **store_ret);
+/* In the child of a fork() (a daemon): replaces the SQLite connection,
+ * which must not cross a fork, keeping the writer's lock.  Commits first. */
+int wtg_store_after_fork(struct wtg_store *store);
 /* Waits until no writer holds the delta @path (a daemon finishing its last
  * commit after an unmount): 0, or -ETIMEDOUT after @timeout_ms. */
 int wtg_store_wait_writer(const char *path, int timeout_ms);

@@ -512,13 +512,56 @@ static void store_free(struct wtg_store *st)
 	free(st);
 }
 
+static int commit_locked(struct wtg_store *st, bool durable);
+
+/* Opens the SQLite connection with the settings every handle uses. */
+static int connect_db(struct wtg_store *st, int flags)
+{
+	int rc = sqlite3_open_v2(st->path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	int r;
+
+	if (rc != SQLITE_OK) {
+		r = st->db ? sql_error(st, rc) : -ENOMEM;
+		sqlite3_close(st->db);
+		st->db = NULL;
+		return r;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, 5000);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	r = exec(st, "PRAGMA cell_size_check = ON");
+	if (!r && !st->read_only)
+		/* NORMAL: SQLite syncs the WAL only at checkpoints (order kept,
+		 * so the file is always consistent); durable commits fdatasync
+		 * the WAL themselves */
+		r = exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+	return r;
+}
+
+int wtg_store_after_fork(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = commit_locked(st, true);
+	for (int i = 0; i < Q_COUNT; i++) {
+		sqlite3_finalize(st->q[i]);
+		st->q[i] = NULL;
+	}
+	sqlite3_close(st->db);
+	st->db = NULL;
+	if (!r)
+		r = connect_db(st, st->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
 int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		   struct wtg_store **store_ret)
 {
 	static const struct wtg_store_options defaults;
 	struct wtg_store *st;
 	int64_t head, layer;
-	int r, rc;
+	int r;
 
 	if (!opt)
 		opt = &defaults;
@@ -553,33 +596,11 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	 * so that closing checkpoints and removes the -wal and -shm files:
 	 * a delta at rest stays one file.  Beside a writer it reads only. */
 	bool alone = st->read_only && flock(st->fd, LOCK_EX | LOCK_NB) == 0;
-	rc = sqlite3_open_v2(
-	    path, &st->db,
-	    (st->read_only && !alone ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
-		SQLITE_OPEN_NOMUTEX,
-	    NULL);
-	if (rc != SQLITE_OK && alone) {
-		sqlite3_close(st->db);
-		st->db = NULL;
-		rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-				     NULL);
-	}
-	if (rc != SQLITE_OK) {
-		r = st->db ? sql_error(st, rc) : -ENOMEM;
-		goto out_free;
-	}
-	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, 5000);
-	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-	sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
-	r = exec(st, "PRAGMA cell_size_check = ON");
+	r = connect_db(st, (st->read_only && !alone ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE));
+	if (r && alone)
+		r = connect_db(st, SQLITE_OPEN_READONLY);
 	if (!r)
 		r = check_format(st);
-	if (!r && !st->read_only)
-		/* NORMAL: SQLite syncs the WAL only at checkpoints (order kept,
-		 * so the file is always consistent); durable commits fdatasync
-		 * the WAL themselves */
-		r = exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
 	if (!r)
 		r = load_meta(st, &head);
 	if (r)
