@@ -60,7 +60,8 @@ static const char schema_sql[] =
     "CREATE INDEX inodes_layer ON inodes(layer);"
     "CREATE INDEX names_layer ON names(layer);"
     "CREATE INDEX streams_layer ON streams(layer);"
-    "CREATE INDEX extents_layer ON extents(layer, chunk);";
+    "CREATE INDEX extents_layer ON extents(layer, chunk);"
+    "CREATE INDEX extents_chunk ON extents(chunk);";
 
 /* Statements of the read and write paths, prepared once. */
 enum {
@@ -83,6 +84,9 @@ enum {
 	Q_EXTENT_SET,
 	Q_EXTENT_DEL,
 	Q_EXTENT_CUT,
+	Q_EXTENT_TOP,
+	Q_CHUNK_USED,
+	Q_CHUNK_DEL,
 	Q_COUNT
 };
 
@@ -117,6 +121,10 @@ static const char *const query_sql[Q_COUNT] = {
 		     " AND layer = ?4",
     [Q_EXTENT_CUT] = "DELETE FROM extents WHERE ino = ?1 AND stream = ?2 AND layer = ?3"
 		     " AND idx >= ?4",
+    [Q_EXTENT_TOP] = "SELECT chunk FROM extents WHERE ino = ?1 AND stream = ?2 AND idx = ?3"
+		     " AND layer = ?4",
+    [Q_CHUNK_USED] = "SELECT 1 FROM extents WHERE chunk = ?1 LIMIT 1",
+    [Q_CHUNK_DEL] = "DELETE FROM chunks WHERE hash = ?1",
 };
 
 struct wtg_store {
@@ -536,6 +544,8 @@ static int connect_db(struct wtg_store *st, int flags)
 		 * so the file is always consistent); durable commits fdatasync
 		 * the WAL themselves */
 		r = exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+	if (!r && !st->read_only) /* deltas made before it had this index */
+		r = exec(st, "CREATE INDEX IF NOT EXISTS extents_chunk ON extents(chunk)");
 	return r;
 }
 
@@ -1604,23 +1614,77 @@ int wtg_store_get_extent(struct wtg_store *st, uint64_t ino, const char *stream,
 	return r;
 }
 
-static int drop_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index)
+
+/* The chunk the working layer's row for the slot names: *found. */
+static int top_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
+		      bool *found, uint8_t hash[WTG_STORE_HASH_LEN])
 {
 	sqlite3_stmt *s;
-	int r = query(st, Q_EXTENT_DEL, &s);
+	int r = query(st, Q_EXTENT_TOP, &s);
 
+	*found = false;
 	if (r)
 		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, (int64_t)index);
 	sqlite3_bind_int64(s, 4, top(st));
+	r = step(st, s);
+	if (r == 1)
+		*found = column_hash(s, 0, hash);
+	sqlite3_reset(s);
+	return r < 0 ? r : 0;
+}
+
+/* A chunk the working layer stopped using goes at once when nothing else
+ * uses it: a block rewritten a thousand times is stored once, not a
+ * thousand times until the next gc. */
+static int release_chunk(struct wtg_store *st, const uint8_t hash[WTG_STORE_HASH_LEN])
+{
+	sqlite3_stmt *s;
+	int r = query(st, Q_CHUNK_USED, &s);
+
+	if (r)
+		return r;
+	bind_hash(s, 1, hash);
+	r = step(st, s);
+	sqlite3_reset(s);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = query(st, Q_CHUNK_DEL, &s);
+	if (r)
+		return r;
+	bind_hash(s, 1, hash);
 	return run(st, s);
+}
+
+/* Drops the working layer's row for the slot, and its chunk if unused. */
+static int drop_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index)
+{
+	uint8_t old[WTG_STORE_HASH_LEN];
+	bool had;
+	sqlite3_stmt *s;
+	int r = top_extent(st, ino, stream, index, &had, old);
+
+	if (!r)
+		r = query(st, Q_EXTENT_DEL, &s);
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)index);
+	sqlite3_bind_int64(s, 4, top(st));
+	r = run(st, s);
+	if (!r && had)
+		r = release_chunk(st, old);
+	return r;
 }
 
 int wtg_store_set_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
 			 const uint8_t *hash)
 {
+	uint8_t old[WTG_STORE_HASH_LEN];
+	bool had;
 	enum wtg_store_state below;
 	uint8_t below_hash[WTG_STORE_HASH_LEN];
 	sqlite3_stmt *s;
@@ -1636,18 +1700,20 @@ int wtg_store_set_extent(struct wtg_store *st, uint64_t ino, const char *stream,
 	if ((!hash && below == WTG_STORE_DELETED) ||
 	    (hash && below == WTG_STORE_PRESENT && !memcmp(hash, below_hash, sizeof(below_hash)))) {
 		r = drop_extent(st, ino, stream, index);
-		goto out;
+	} else if (!(r = top_extent(st, ino, stream, index, &had, old))) {
+		r = query(st, Q_EXTENT_SET, &s);
+		if (r)
+			goto out;
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, (int64_t)index);
+		sqlite3_bind_int64(s, 4, top(st));
+		if (hash)
+			bind_hash(s, 5, hash);
+		r = run(st, s);
 	}
-	r = query(st, Q_EXTENT_SET, &s);
-	if (r)
-		goto out;
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, (int64_t)index);
-	sqlite3_bind_int64(s, 4, top(st));
-	if (hash)
-		bind_hash(s, 5, hash);
-	r = run(st, s);
+	if (!r && had && (!hash || memcmp(old, hash, sizeof(old))))
+		r = release_chunk(st, old);
 out:
 	r = write_failed(st, r);
 	pthread_mutex_unlock(&st->lock);
