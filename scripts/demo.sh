@@ -29,5 +29,21 @@ run getfattr -h -n system.ntfs_dos_name "$mnt/Program Files"
 run stat -c '%h links: %n' "$mnt/Windows/System32/notepad.exe"
 run df -h "$mnt"
 run "$wtgfs" umount "$mnt"
+
+# the same image made writable: a delta over it, a driver injected
+delta=$(mktemp -u /tmp/wtgfs-demo.XXXXXX.delta)
+trap '"$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt"; rm -f "$delta"' EXIT
+run "$wtgfs" init "$delta" "$images/solid.esd"
+run "$wtgfs" mount "$delta" "$mnt"
+run mkdir "$mnt/Windows/INF/demo"
+printf '[Version]\r\nSignature="$Windows NT$"\r\n' >"$mnt/Windows/INF/demo/demo.inf"
+run getfattr -h -e hex -n system.ntfs_attrib "$mnt/Windows/INF/demo/demo.inf"
+run mv "$mnt/Windows/INF/demo" "$mnt/Windows/INF/DemoDriver"
+run "$wtgfs" umount "$mnt"
+run "$wtgfs" mount "$delta" "$mnt"
+run cat "$mnt/WINDOWS/inf/demodriver/DEMO.INF"
+run "$wtgfs" umount "$mnt"
+run "$wtgfs" log "$delta"
+run "$wtgfs" verify "$delta"
 echo
 echo "demo done: wtgfs is $wtgfs; the demo images are in $images"

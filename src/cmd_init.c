@@ -25,7 +25,10 @@ static const char usage[] =
     "block device (by default the partition that holds \\Windows).  The delta\n"
     "records the base's path and its identity (WIM GUID, image index and\n"
     "metadata hash; or the volume's serial number and the disk's identifier),\n"
-    "so it refuses any other base later.  DELTA must not exist yet.\n";
+    "so it refuses any other base later.  DELTA must not exist yet.\n"
+    "\n"
+    "Then 'wtgfs mount DELTA MNT' mounts the base read-write, every change\n"
+    "kept in DELTA.\n";
 
 int cmd_init(int argc, char **argv)
 {

@@ -44,6 +44,8 @@ static const char usage[] =
     "\n"
     "Unmount with 'wtgfs umount MNT'.\n";
 
+static bool ro_asked;
+
 static int parse_options(char *list, struct wtg_mount_options *mo, struct wtg_source_options *so)
 {
 	for (char *opt = strtok(list, ","); opt; opt = strtok(NULL, ",")) {
@@ -51,7 +53,8 @@ static int parse_options(char *list, struct wtg_mount_options *mo, struct wtg_so
 		if (!strcmp(opt, "allow_other")) {
 			mo->allow_other = true;
 		} else if (!strcmp(opt, "ro")) {
-			/* a bare image is always read-only */
+			/* a bare image is always read-only; a delta refuses it */
+			ro_asked = true;
 		} else if (!strncmp(opt, "cache=", 6)) {
 			if (!cli_parse_size(opt + 6, &v) || v < (1u << 20))
 				return cli_usage_error(usage, "bad cache size '%s' (at least 1M)",
@@ -141,6 +144,12 @@ int cmd_mount(int argc, char **argv)
 		wtg_log_set_verbose(true);
 	bool delta = wtg_store_is_delta(pos[0]);
 	char delta_canon[PATH_MAX], delta_dir[PATH_MAX];
+	if (ro_asked && delta) {
+		wtg_error("cannot mount '%s' read-only: a delta mounts read-write (mount its base "
+			  "to look without changing anything)",
+			  pos[0]);
+		return EXIT_ERROR;
+	}
 	if (base && !delta)
 		return cli_usage_error(usage, "--base goes with a delta, and '%s' is not one", pos[0]);
 	if (check_mountpoint(pos[1], canon) < 0)
