@@ -316,6 +316,11 @@ TEST(layers_and_extents)
 	CHECK(wtg_store_set_extent(st, 7, "", 1, ha) == 0); /* back as it was: the row goes */
 	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 2 && l[0].extents == 0);
 	wtg_store_layers_free(l, n);
+	/* and hb with it, used by nothing now: a chunk is put before use */
+	static uint8_t out[WTG_STORE_CHUNK_SIZE];
+	size_t got;
+	CHECK(wtg_store_get_chunk(st, hb, out, &got) == -ENOENT);
+	CHECK(wtg_store_put_chunk(st, b, sizeof(b), hb) == 0);
 
 	/* truncation hides lower chunks from the first whole chunk past it */
 	CHECK(wtg_store_set_extent(st, 7, "", 3, hb) == 0);

@@ -179,8 +179,9 @@ typedef int (*wtg_store_stream_fn)(void *arg, const char *name, uint64_t size, b
 int wtg_store_list_streams(struct wtg_store *store, uint64_t ino, wtg_store_stream_fn fn,
 			   void *arg);
 
-/* Points chunk slot @index of the stream at the chunk @hash (already put),
- * or at a hole when @hash is NULL.  When the layers below already resolve
+/* Points chunk slot @index of the stream at the chunk @hash (put just
+ * before: a chunk no extent names goes as soon as a slot of the working
+ * layer stops naming it), or at a hole when @hash is NULL.  When the layers below already resolve
  * the slot to the same thing, the working layer keeps no row: a chunk
  * rewritten with what it held costs nothing. */
 int wtg_store_set_extent(struct wtg_store *store, uint64_t ino, const char *stream, uint64_t index,
