@@ -482,6 +482,54 @@ int wtg_tree_path(const struct wtg_tree *tree, const struct wtg_inode *inode, ch
 	return 0;
 }
 
+/* A relative target is a string, as NTFS keeps it: the same components,
+ * each name spelled as the tree spells it where the walk from the link's
+ * directory finds it (as ntfs-3g shows it), except a ".." that would climb
+ * above the root: it is dropped, so the link stays inside the mount. */
+static long relative_target(const struct wtg_tree *tree, const struct wtg_inode *inode,
+			    const char *target, char *buf, size_t size)
+{
+	const struct wtg_inode *at = inode->parent;
+	size_t o = 0, depth = 0;
+
+	for (const struct wtg_inode *d = at; d && d->ino != WTG_ROOT_INO; d = d->parent)
+		depth++;
+
+	for (const char *p = target; *p;) {
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *name = p;
+		size_t nlen = len;
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			if (depth == 0) { /* above the root */
+				p += len + (p[len] == '/');
+				continue;
+			}
+			depth--;
+			at = at && at->ino != WTG_ROOT_INO ? at->parent : NULL;
+		} else if (!(len == 1 && p[0] == '.') && len) {
+			depth++;
+			const struct wtg_dentry *de = at ? wtg_tree_lookup(tree, at, p, len) : NULL;
+			if (de) {
+				name = de->name;
+				nlen = de->name_len;
+			}
+			at = de && de->inode->dir ? de->inode : NULL;
+		}
+		if (o + nlen + 2 > size)
+			return -ENAMETOOLONG;
+		memcpy(buf + o, name, nlen);
+		o += nlen;
+		p += len;
+		if (*p == '/') {
+			buf[o++] = '/';
+			p++;
+		}
+	}
+	buf[o] = '\0';
+	return o ? (long)o : -EINVAL;
+}
+
 long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,
 		       size_t size)
 {
@@ -502,6 +550,8 @@ long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inod
 	int ret = wtg_reparse_link_target(rp, rlen, &relative, target, sizeof(target));
 	if (ret < 0)
 		return ret;
+	if (relative)
+		return relative_target(tree, inode, target, buf, size);
 	nfrom = ancestry(inode->parent, from);
 	if (nfrom < 0)
 		return nfrom;
