@@ -482,18 +482,16 @@ int wtg_tree_path(const struct wtg_tree *tree, const struct wtg_inode *inode, ch
 	return 0;
 }
 
-/* A relative target is a string, as NTFS keeps it: the same components,
- * each name spelled as the tree spells it where the walk from the link's
- * directory finds it (as ntfs-3g shows it), except a ".." that would climb
- * above the root: it is dropped, so the link stays inside the mount. */
+/* A relative target is a string, as NTFS keeps it and POSIX reads it: the
+ * same components, each name spelled as the tree spells it where the walk
+ * from the link's directory finds it (as ntfs-3g shows it).  Like any
+ * relative link it may climb above the root (then it leads out of the
+ * mount, as on every file system); the link's names do not change it. */
 static long relative_target(const struct wtg_tree *tree, const struct wtg_inode *inode,
 			    const char *target, char *buf, size_t size)
 {
 	const struct wtg_inode *at = inode->parent;
-	size_t o = 0, depth = 0;
-
-	for (const struct wtg_inode *d = at; d && d->ino != WTG_ROOT_INO; d = d->parent)
-		depth++;
+	size_t o = 0;
 
 	for (const char *p = target; *p;) {
 		const char *end = strchr(p, '/');
@@ -501,14 +499,8 @@ static long relative_target(const struct wtg_tree *tree, const struct wtg_inode 
 		const char *name = p;
 		size_t nlen = len;
 		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			if (depth == 0) { /* above the root */
-				p += len + (p[len] == '/');
-				continue;
-			}
-			depth--;
 			at = at && at->ino != WTG_ROOT_INO ? at->parent : NULL;
 		} else if (!(len == 1 && p[0] == '.') && len) {
-			depth++;
 			const struct wtg_dentry *de = at ? wtg_tree_lookup(tree, at, p, len) : NULL;
 			if (de) {
 				name = de->name;

@@ -685,6 +685,27 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+/* True when the first @len bytes of the buffer are the base's bytes of its
+ * slot, all of them (the base has exactly @len there). */
+static bool same_as_base(struct wtg_view *v, const struct wtg_stream *s, struct chunk_buf *cb,
+			 size_t len)
+{
+	uint64_t start = cb->index * CHUNK;
+
+	if (!s->blob || start >= s->base_size)
+		return false;
+	size_t base_len = s->base_size - start < CHUNK ? (size_t)(s->base_size - start) : CHUNK;
+	if (base_len != len)
+		return false;
+	if (cb->orig)
+		return cb->orig_len == len && !memcmp(cb->orig, cb->data, len);
+	uint8_t *base = malloc(CHUNK);
+	bool same = base && read_base_slot(v, s, cb->index, base) == (long)len &&
+		    !memcmp(base, cb->data, len);
+	free(base);
+	return same;
+}
+
 /* Stores one chunk buffer in the open batch and drops it. */
 static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 {
@@ -701,19 +722,15 @@ static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 		return 0;
 	}
 	size_t len = s->size - start < CHUNK ? (size_t)(s->size - start) : CHUNK;
-	if (cb->orig && cb->orig_len == len && !memcmp(cb->orig, cb->data, len)) {
-		/* written back as the base has it: no row, if nothing below has one */
-		enum wtg_store_state state;
-		ret = wtg_store_clear_extent(v->store, cb->ino, cb->stream, cb->index);
+	if (same_as_base(v, s, cb, len)) {
+		/* written back as the base has it (a hive rewritten whole, a
+		 * file copied over itself): the slot shows the base, no data */
+		ret = wtg_store_set_extent_base(v->store, cb->ino, cb->stream, cb->index);
 		if (!ret)
-			ret = wtg_store_get_extent(v->store, cb->ino, cb->stream, cb->index, &state,
-						   hash);
-		if (!ret && state == WTG_STORE_BASE) {
 			chunk_unlink(v, cb);
-			return 0;
-		}
+		return ret;
 	}
-	if (!ret && all_zero(cb->data, len))
+	if (all_zero(cb->data, len))
 		ret = wtg_store_set_extent(v->store, cb->ino, cb->stream, cb->index, NULL);
 	else if (!ret && !(ret = wtg_store_put_chunk(v->store, cb->data, len, hash)))
 		ret = wtg_store_set_extent(v->store, cb->ino, cb->stream, cb->index, hash);

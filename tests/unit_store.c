@@ -336,6 +336,17 @@ TEST(layers_and_extents)
 	CHECK(!memcmp(h, hb, sizeof(h)));
 	CHECK(wtg_store_get_stream(st, 7, "", &s, &v) == 0 && s == WTG_STORE_PRESENT);
 	CHECK(v == 4 * 65536);
+	/* the base again below a truncation: an empty row, no chunk */
+	CHECK(wtg_store_set_stream(st, 9, "", 0, false) == 0);
+	CHECK(wtg_store_set_stream(st, 9, "", 3 * 65536, false) == 0);
+	CHECK(wtg_store_get_extent(st, 9, "", 1, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_set_extent_base(st, 9, "", 1) == 0);
+	CHECK(wtg_store_get_extent(st, 9, "", 1, &s, h) == 0 && s == WTG_STORE_BASE);
+	CHECK(wtg_store_get_extent(st, 9, "", 2, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_set_stream(st, 9, "", 10, false) == 0); /* cut again: hidden again */
+	CHECK(wtg_store_get_extent(st, 9, "", 1, &s, h) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_set_extent_base(st, 10, "", 0) == 0); /* nothing hides it: no row */
+	CHECK(wtg_store_get_extent(st, 10, "", 0, &s, h) == 0 && s == WTG_STORE_BASE);
 	/* a stream made afresh sees nothing below; a deleted one is gone */
 	CHECK(wtg_store_set_stream(st, 7, "ads", 10, true) == 0);
 	CHECK(wtg_store_get_extent(st, 7, "ads", 0, &s, h) == 0 && s == WTG_STORE_DELETED);

@@ -186,6 +186,11 @@ int wtg_store_list_streams(struct wtg_store *store, uint64_t ino, wtg_store_stre
  * rewritten with what it held costs nothing. */
 int wtg_store_set_extent(struct wtg_store *store, uint64_t ino, const char *stream, uint64_t index,
 			 const uint8_t *hash);
+/* Points the slot at the base's bytes again, also where a truncation or a
+ * re-creation of the stream hid them (the caller found the data equal to
+ * the base's): a file rewritten as it was costs a row per chunk, no data. */
+int wtg_store_set_extent_base(struct wtg_store *store, uint64_t ino, const char *stream,
+			      uint64_t index);
 /* Drops the working layer's row for the slot (the caller found the data
  * equal to the base's). */
 int wtg_store_clear_extent(struct wtg_store *store, uint64_t ino, const char *stream,

@@ -167,9 +167,10 @@ long wtg_tree_read(const struct wtg_tree *tree, const struct wtg_stream *stream,
 		   size_t size, uint64_t off);
 
 /*
- * The POSIX symlink target of a symlink or junction: a path relative to the
- * link's directory that stays inside the tree, each component spelled as the
- * tree spells it when it exists.  Returns the length written (NUL
+ * The POSIX symlink target of a symlink or junction: an absolute target
+ * (junctions, drive paths) as a path relative to the link's directory that
+ * stays inside the tree; a relative one as written; each component spelled
+ * as the tree spells it when it exists.  Returns the length written (NUL
  * terminated) or -errno (-EINVAL: not a link or bad reparse data).
  */
 long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,

@@ -1574,6 +1574,10 @@ static int resolve(struct wtg_store *st, uint64_t ino, const char *stream, uint6
 		found = layer;
 		if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
 			state = WTG_STORE_DELETED;
+		} else if (sqlite3_column_bytes(s, 1) == 0) {
+			/* the base again, below a truncation that hid it */
+			state = WTG_STORE_BASE;
+			break;
 		} else if (column_hash(s, 1, hash)) {
 			state = WTG_STORE_PRESENT;
 		} else {
@@ -1682,11 +1686,12 @@ static int drop_extent(struct wtg_store *st, uint64_t ino, const char *stream, u
 	return r;
 }
 
-int wtg_store_set_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
-			 const uint8_t *hash)
+/* Points the slot at @hash, at a hole (NULL), or at the base (@base). */
+static int set_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
+		      const uint8_t *hash, bool base)
 {
 	uint8_t old[WTG_STORE_HASH_LEN];
-	bool had;
+	bool had = false;
 	enum wtg_store_state below;
 	uint8_t below_hash[WTG_STORE_HASH_LEN];
 	sqlite3_stmt *s;
@@ -1699,8 +1704,10 @@ int wtg_store_set_extent(struct wtg_store *st, uint64_t ino, const char *stream,
 		r = resolve(st, ino, stream, index, true, &below, below_hash);
 	if (r)
 		goto out;
-	if ((!hash && below == WTG_STORE_DELETED) ||
-	    (hash && below == WTG_STORE_PRESENT && !memcmp(hash, below_hash, sizeof(below_hash)))) {
+	if (base ? below == WTG_STORE_BASE
+		 : (!hash && below == WTG_STORE_DELETED) ||
+		       (hash && below == WTG_STORE_PRESENT &&
+			!memcmp(hash, below_hash, sizeof(below_hash)))) {
 		r = drop_extent(st, ino, stream, index);
 	} else if (!(r = top_extent(st, ino, stream, index, &had, old))) {
 		r = query(st, Q_EXTENT_SET, &s);
@@ -1710,7 +1717,9 @@ int wtg_store_set_extent(struct wtg_store *st, uint64_t ino, const char *stream,
 		sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 3, (int64_t)index);
 		sqlite3_bind_int64(s, 4, top(st));
-		if (hash)
+		if (base)
+			sqlite3_bind_zeroblob(s, 5, 0); /* empty, not NULL: "the base" */
+		else if (hash)
 			bind_hash(s, 5, hash);
 		r = run(st, s);
 	}
@@ -1720,6 +1729,18 @@ out:
 	r = write_failed(st, r);
 	pthread_mutex_unlock(&st->lock);
 	return r;
+}
+
+int wtg_store_set_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
+			 const uint8_t *hash)
+{
+	return set_extent(st, ino, stream, index, hash, false);
+}
+
+int wtg_store_set_extent_base(struct wtg_store *st, uint64_t ino, const char *stream,
+			      uint64_t index)
+{
+	return set_extent(st, ino, stream, index, NULL, true);
 }
 
 int wtg_store_clear_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index)
@@ -2030,7 +2051,7 @@ int wtg_store_verify(struct wtg_store *st, struct wtg_store_report *report)
 	if (!r)
 		r = problems(st,
 			     "SELECT 'inode ' || ino || ' stream ' || quote(stream) || ' chunk ' ||"
-			     " idx || ' in layer ' || layer FROM extents e WHERE chunk IS NOT NULL"
+			     " idx || ' in layer ' || layer FROM extents e WHERE length(chunk) > 0"
 			     " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.hash = e.chunk)",
 			     "an extent refers to a missing chunk", &rep.problems);
 	if (!r)
