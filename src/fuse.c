@@ -49,8 +49,24 @@
  * stale when the name changes through the stored case. */
 #define RW_TIMEOUT 1.0
 
+/* A kernel entry to drop: a name changed through another case of it, so the
+ * kernel's entry under the stored case still shows what was there. */
+struct stale {
+	fuse_ino_t parent;
+	char *name;
+	struct stale *next;
+};
+
 struct fs {
 	struct wtg_view *view;
+	struct fuse_session *se;
+	/* stale entries go from a thread of their own: the kernel holds the
+	 * directory's lock while the request that made them runs */
+	pthread_t stale_thread;
+	pthread_mutex_t stale_lock;
+	pthread_cond_t stale_cond;
+	struct stale *stale;
+	bool stale_running, stopping;
 	struct wtg_tree *tree;
 	bool writable;
 	double timeout;
@@ -78,7 +94,9 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 	st->st_ino = in->ino;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
-	st->st_blksize = 4096;
+	/* writable: tools like cp size their buffers by it, and a 1 MiB write is
+	 * one request where 128 KiB writes are eight */
+	st->st_blksize = fs->writable ? MAX_REQUEST : 4096;
 	/* writable: what the read-only attribute allows */
 	mode_t perm = !fs->writable ? 0555 : in->attributes & NTFS_ATTR_READONLY ? 0555 : 0777;
 	if (wtg_inode_is_link(in)) {
@@ -178,6 +196,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = ENOENT;
 	else
 		fill_entry(fs, de->inode, &e);
+	/* another case of a stored name: the kernel must not keep it, or it
+	 * outlives a change made through the stored case */
+	if (de && strcmp(de->name, name))
+		e.entry_timeout = 0;
 	unlock(req);
 	if (err)
 		return (void)fuse_reply_err(req, err);
@@ -622,6 +644,63 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /* ---- changes (writable mounts) ---- */
 
+static void *stale_thread(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_mutex_lock(&fs->stale_lock);
+	for (;;) {
+		while (!fs->stale && !fs->stopping)
+			pthread_cond_wait(&fs->stale_cond, &fs->stale_lock);
+		if (!fs->stale)
+			break;
+		struct stale *st = fs->stale;
+		fs->stale = st->next;
+		pthread_mutex_unlock(&fs->stale_lock);
+		fuse_lowlevel_notify_inval_entry(fs->se, st->parent, st->name, strlen(st->name));
+		free(st->name);
+		free(st);
+		pthread_mutex_lock(&fs->stale_lock);
+	}
+	pthread_mutex_unlock(&fs->stale_lock);
+	return NULL;
+}
+
+/* The stored spelling of @name in @parent when it differs (malloc'd), else
+ * NULL: the entry to drop once a change through @name succeeded. */
+static char *other_case(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	char *stored = NULL;
+
+	lock_shared(req);
+	struct wtg_inode *dir = inode_of(req, parent);
+	struct wtg_dentry *de = dir && dir->dir ? wtg_tree_lookup(fs_of(req)->tree, dir, name,
+								 strlen(name))
+					    : NULL;
+	if (de && strcmp(de->name, name))
+		stored = strdup(de->name);
+	unlock(req);
+	return stored;
+}
+
+/* Queues @name (taken over; NULL: nothing) of @parent to drop, when @ok. */
+static void drop_stale(struct fs *fs, fuse_ino_t parent, char *name, bool ok)
+{
+	struct stale *st = ok && name && fs->stale_running ? malloc(sizeof(*st)) : NULL;
+
+	if (!st) {
+		free(name);
+		return;
+	}
+	st->parent = parent;
+	st->name = name;
+	pthread_mutex_lock(&fs->stale_lock);
+	st->next = fs->stale;
+	fs->stale = st;
+	pthread_cond_signal(&fs->stale_cond);
+	pthread_mutex_unlock(&fs->stale_lock);
+}
+
 static bool refuse_ro(fuse_req_t req)
 {
 	if (fs_of(req)->writable)
@@ -696,18 +775,24 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
 	reply_entry(req, in, ret);
 }
 
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
 	if (refuse_ro(req))
 		return;
-	fuse_reply_err(req, -wtg_view_remove(fs_of(req)->view, parent, name, false));
+	char *stored = other_case(req, parent, name);
+	int ret = wtg_view_remove(fs_of(req)->view, parent, name, dir);
+	drop_stale(fs_of(req), parent, stored, ret == 0);
+	fuse_reply_err(req, -ret);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_remove(req, parent, name, false);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	if (refuse_ro(req))
-		return;
-	fuse_reply_err(req, -wtg_view_remove(fs_of(req)->view, parent, name, true));
+	do_remove(req, parent, name, true);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -723,7 +808,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		f |= WTG_VIEW_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		f |= WTG_VIEW_EXCHANGE;
-	fuse_reply_err(req, -wtg_view_rename(fs_of(req)->view, parent, name, newparent, newname, f));
+	char *stored = other_case(req, parent, name), *newstored = other_case(req, newparent, newname);
+	int ret = wtg_view_rename(fs_of(req)->view, parent, name, newparent, newname, f);
+	drop_stale(fs_of(req), parent, stored, ret == 0);
+	drop_stale(fs_of(req), newparent, newstored, ret == 0);
+	fuse_reply_err(req, -ret);
 }
 
 static int64_t ntfs_time(const struct timespec *ts)
@@ -913,6 +1002,8 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 	int argc = 0, ret = -EIO;
 
 	fs.timeout = fs.writable ? RW_TIMEOUT : CACHE_TIMEOUT;
+	pthread_mutex_init(&fs.stale_lock, NULL);
+	pthread_cond_init(&fs.stale_cond, NULL);
 	/* fsname may hold commas: ntfs-3g and others escape them; we cut. */
 	snprintf(mount_opts, sizeof(mount_opts), "%sdefault_permissions,subtype=wtgfs,fsname=%s%s",
 		 fs.writable ? "" : "ro,", opt->fsname, opt->allow_other ? ",allow_other" : "");
@@ -928,6 +1019,7 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+	fs.se = se;
 	if (!se) {
 		wtg_error("cannot start a FUSE session (is /dev/fuse there? modprobe fuse)");
 		fuse_opt_free_args(&args);
@@ -949,6 +1041,8 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 		goto out_unmount;
 	}
 	ret = -EIO;
+	if (fs.writable && pthread_create(&fs.stale_thread, NULL, stale_thread, &fs) == 0)
+		fs.stale_running = true;
 
 	if (opt->threads == 1) {
 		ret = fuse_session_loop(se);
@@ -964,6 +1058,13 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 		fuse_loop_cfg_destroy(cfg);
 	}
 	ret = ret < 0 ? ret : 0;
+	if (fs.stale_running) {
+		pthread_mutex_lock(&fs.stale_lock);
+		fs.stopping = true;
+		pthread_cond_signal(&fs.stale_cond);
+		pthread_mutex_unlock(&fs.stale_lock);
+		pthread_join(fs.stale_thread, NULL);
+	}
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -1282,6 +1282,24 @@ static struct wtg_stream *find_stream(struct wtg_inode *in, const char *name)
 	return name ? wtg_inode_named_stream(in, name) : wtg_inode_data(in);
 }
 
+/* The stream @name (NULL: unnamed) of the file @ino, made when missing. */
+static int file_stream(struct wtg_view *v, uint64_t ino, const char *name,
+		       struct wtg_inode **in_ret, struct wtg_stream **s_ret)
+{
+	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_stream *s = in ? find_stream(in, name) : NULL;
+
+	if (!in)
+		return -ENOENT;
+	if (in->dir)
+		return -EISDIR;
+	if (!s && !(s = wtg_inode_add_stream(in, name, 0, NULL)))
+		return -ENOMEM;
+	*in_ret = in;
+	*s_ret = s;
+	return 0;
+}
+
 static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_stream *s,
 			const uint8_t *buf, size_t size, uint64_t off)
 {
@@ -1313,18 +1331,13 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 long wtg_view_write(struct wtg_view *v, uint64_t ino, const char *stream, const void *buf,
 		    size_t size, uint64_t off)
 {
+	struct wtg_inode *in;
+	struct wtg_stream *s;
 	int ret = begin_change(v);
 
 	if (ret)
 		return ret;
-	struct wtg_inode *in = live_inode(v, ino);
-	struct wtg_stream *s = in ? find_stream(in, stream) : NULL;
-	if (!in)
-		ret = -ENOENT;
-	else if (in->dir)
-		ret = -EISDIR;
-	else if (!s && !(s = wtg_inode_add_stream(in, stream, 0, NULL)))
-		ret = -ENOMEM;
+	ret = file_stream(v, ino, stream, &in, &s);
 	if (!ret)
 		ret = write_locked(v, in, s, buf, size, off);
 	ret = end_change(v, ret);
@@ -1365,18 +1378,13 @@ static int truncate_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_
 
 int wtg_view_truncate(struct wtg_view *v, uint64_t ino, const char *stream, uint64_t size)
 {
+	struct wtg_inode *in;
+	struct wtg_stream *s;
 	int ret = begin_change(v);
 
 	if (ret)
 		return ret;
-	struct wtg_inode *in = live_inode(v, ino);
-	struct wtg_stream *s = in ? find_stream(in, stream) : NULL;
-	if (!in)
-		ret = -ENOENT;
-	else if (in->dir)
-		ret = -EISDIR;
-	else if (!s && !(s = wtg_inode_add_stream(in, stream, 0, NULL)))
-		ret = -ENOMEM;
+	ret = file_stream(v, ino, stream, &in, &s);
 	if (!ret)
 		ret = truncate_locked(v, in, s, size);
 	return end_change(v, ret);

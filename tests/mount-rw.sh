@@ -294,6 +294,19 @@ echo bar >"$m/FOO.TXT"
 ls "$m" | grep -ix foo.txt >"$TMP/names"
 [ "$(cat "$TMP/names")" = Foo.txt ] || fail "writing FOO.TXT made the names: $(cat "$TMP/names")"
 [ "$(cat "$m/Foo.txt")" = bar ] || fail "writing FOO.TXT did not write Foo.txt"
+# a name in another case must not outlive what it named (the kernel caches
+# every name it looked up: a rename over the name or an unlink must not leave
+# the other case leading to the old file)
+echo old >"$m/stale.txt"
+ln "$m/stale.txt" "$m/stale-link" # the old file lives on under another name
+[ "$(cat "$m/STALE.TXT")" = old ] || fail "STALE.TXT does not open stale.txt"
+echo new >"$m/stale-new"
+mv "$m/stale-new" "$m/stale.txt"
+[ "$(cat "$m/STALE.TXT")" = new ] || fail "STALE.TXT opens the file that stale.txt named before a rename replaced it"
+echo gone >"$m/gone.txt"
+cat "$m/GONE.TXT" >/dev/null || fail "GONE.TXT does not open gone.txt"
+rm "$m/gone.txt"
+[ -e "$m/GONE.TXT" ] && fail "GONE.TXT still opens after gone.txt was removed"
 
 echo "== statfs"
 df "$m" >/dev/null || fail "df fails on the mount"

@@ -719,6 +719,13 @@ int wtg_store_create(const char *path, const struct wtg_store_base *base)
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	unlink(tmp);
+	/* a log left by a delta of this name that was removed after a crash
+	 * would be replayed into the new one */
+	for (const char *suffix = "-wal"; suffix; suffix = suffix[1] == 'w' ? "-shm" : NULL) {
+		char side[PATH_MAX + 8];
+		snprintf(side, sizeof(side), "%s%s", path, suffix);
+		unlink(side);
+	}
 	st.path = (char *)path;
 	rc = sqlite3_open_v2(tmp, &st.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
