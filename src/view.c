@@ -60,6 +60,9 @@ struct wtg_view {
 
 	struct wtg_inode **dirty;
 	size_t ndirty, dirty_cap;
+	/* security descriptors put into the delta, by the tree's id */
+	uint8_t (*sd_hash)[WTG_STORE_HASH_LEN];
+	uint32_t nsd_put;
 	struct timespec pending_since; /* tv_sec 0: nothing pending */
 
 	pthread_t thread;
@@ -158,6 +161,7 @@ static void view_free(struct wtg_view *v)
 	}
 	free(v->chunks);
 	free(v->dirty);
+	free(v->sd_hash);
 	wtg_tree_release(&v->tree);
 	free(v->delta_path);
 	free(v->base_path);
@@ -330,7 +334,7 @@ static int load_stream(void *arg, const struct wtg_store_record *rec)
 	struct wtg_stream *s = name ? wtg_inode_named_stream(in, name) : wtg_inode_data(in);
 	if (!s && !(s = wtg_inode_add_stream(in, name, 0, NULL)))
 		return -ENOMEM;
-	s->size = rec->value;
+	s->size = s->stored_size = rec->value;
 	s->delta = true;
 	return 0;
 }
@@ -789,6 +793,44 @@ static int mark_dirty(struct wtg_view *v, struct wtg_inode *in)
 	return 0;
 }
 
+/* The delta's hash of security descriptor @id, put once per mount. */
+static int put_sd(struct wtg_view *v, uint32_t id, uint8_t hash[WTG_STORE_HASH_LEN])
+{
+	const struct wtg_sd *sd = wtg_tree_sd(&v->tree, id);
+	static const uint8_t none[WTG_STORE_HASH_LEN];
+
+	if (!sd)
+		return -EINVAL;
+	if (id >= v->nsd_put) {
+		uint32_t n = v->tree.nsds;
+		uint8_t(*p)[WTG_STORE_HASH_LEN] = realloc(v->sd_hash, n * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memset(p + v->nsd_put, 0, (n - v->nsd_put) * sizeof(*p));
+		v->sd_hash = p;
+		v->nsd_put = n;
+	}
+	if (!memcmp(v->sd_hash[id], none, sizeof(none))) {
+		int ret = wtg_store_put_sd(v->store, sd->data, sd->len, v->sd_hash[id]);
+		if (ret) {
+			memset(v->sd_hash[id], 0, sizeof(none));
+			return ret;
+		}
+	}
+	memcpy(hash, v->sd_hash[id], WTG_STORE_HASH_LEN);
+	return 0;
+}
+
+/* Records a stream's size in the delta (@fresh: nothing below shows). */
+static int store_size(struct wtg_view *v, struct wtg_inode *in, struct wtg_stream *s,
+		      uint64_t size, bool fresh)
+{
+	int ret = wtg_store_set_stream(v->store, in->ino, stream_key(s), size, fresh);
+	if (!ret)
+		s->stored_size = size;
+	return ret;
+}
+
 static int store_inode(struct wtg_view *v, struct wtg_inode *in)
 {
 	struct wtg_store_inode si = {
@@ -807,15 +849,13 @@ static int store_inode(struct wtg_view *v, struct wtg_inode *in)
 
 	si.reparse = (uint8_t *)rp;
 	si.reparse_len = rp ? rlen : 0;
-	const struct wtg_sd *sd = wtg_tree_sd(&v->tree, in->sd);
-	if (sd)
-		ret = wtg_store_put_sd(v->store, sd->data, sd->len, si.sd_hash);
+	if (in->sd != WTG_NO_SD)
+		ret = put_sd(v, in->sd, si.sd_hash);
 	if (!ret)
 		ret = wtg_store_set_inode(v->store, in->ino, &si);
 	for (uint32_t i = 0; !ret && i < in->nstreams; i++)
-		if (in->streams[i].delta)
-			ret = wtg_store_set_stream(v->store, in->ino, stream_key(&in->streams[i]),
-						   in->streams[i].size, false);
+		if (in->streams[i].delta && in->streams[i].size != in->streams[i].stored_size)
+			ret = store_size(v, in, &in->streams[i], in->streams[i].size, false);
 	return ret;
 }
 
@@ -1068,7 +1108,7 @@ int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum 
 		else
 			s->delta = true;
 		if (!ret)
-			ret = wtg_store_set_stream(v->store, in->ino, "", 0, true);
+			ret = store_size(v, in, s, 0, true);
 	}
 	if (!ret)
 		ret = touch(v, dir, true);
@@ -1366,7 +1406,7 @@ static int truncate_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_
 			free(cb->orig);
 			cb->orig = NULL;
 		}
-		ret = wtg_store_set_stream(v->store, in->ino, key, size, false);
+		ret = store_size(v, in, s, size, false);
 		if (ret)
 			return ret;
 	}
@@ -1411,7 +1451,7 @@ int wtg_view_set_stream(struct wtg_view *v, uint64_t ino, const char *name, cons
 		else
 			s->delta = true;
 		if (!ret)
-			ret = wtg_store_set_stream(v->store, ino, name, 0, true);
+			ret = store_size(v, in, s, 0, true);
 	} else {
 		ret = truncate_locked(v, in, s, 0);
 	}

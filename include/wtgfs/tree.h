@@ -32,6 +32,7 @@ struct wtg_stream {
 	struct wtg_blob *blob; /* the base's bytes; NULL when none */
 	uint64_t base_size;    /* of @blob */
 	bool delta;	       /* a delta holds some of it: read through the view */
+	uint64_t stored_size;  /* the size the delta has for it (delta streams) */
 };
 
 struct wtg_inode;
