@@ -298,7 +298,7 @@ static int load_name(void *arg, const struct wtg_store_record *rec)
 	struct wtg_inode *dir = wtg_tree_inode(t, rec->ino);
 	size_t len = strlen(rec->name);
 
-	if ((!dir || dir->gone) && rec->deleted)
+	if (!dir && rec->deleted)
 		return 0; /* a whiteout left in a directory removed since */
 	if (!dir || !dir->dir)
 		return load_damaged(l, "a name is in a directory that does not exist", rec->ino);

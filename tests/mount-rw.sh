@@ -391,4 +391,18 @@ wtg_umount "$m"
 "$WTGFS" log --json "$TMP/moved.delta" | grep -q moved.wim ||
 	echo "note: the delta does not record the new base path after --base"
 "$WTGFS" verify "$TMP/moved.delta" | grep -q clean || fail "the delta over the moved base is not clean"
+echo "== directories removed: what was in them stays gone"
+# a base file moved out of a base directory that is then emptied and
+# removed; a directory made, filled, emptied and removed
+wtg_mount "$TMP/moved.delta" "$m" --base "$TMP/moved.wim"
+dl="$m/Users/Public/Downloads"
+first=$(ls "$dl" | head -1)
+mv "$dl/$first" "$m/moved-out" || fail "cannot move a base file out"
+rm -f "$dl"/* && rmdir "$dl" || fail "cannot empty and remove a base directory"
+mkdir "$m/made" && touch "$m/made/f" && rm "$m/made/f" && rmdir "$m/made" || fail "made/f"
+remount "$TMP/moved.delta" "$m" --base "$TMP/moved.wim"
+[ "$(stat -c %h "$m/moved-out")" = 1 ] || fail "a file moved out of a removed directory has $(stat -c %h "$m/moved-out") links"
+[ -e "$dl" ] && fail "a removed base directory is back"
+[ -e "$m/made" ] && fail "a removed directory is back"
+wtg_umount "$m"
 echo PASS
