@@ -253,7 +253,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		int ret = wtg_view_open(fs->view, ino);
 		if (ret)
 			return (void)fuse_reply_err(req, -ret);
-		fi->fh = 0;
+		fi->fh = (fi->flags & O_ACCMODE) != O_RDONLY; /* flush commits these */
 	}
 	fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) != 0 && fs->writable)
@@ -285,7 +285,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	const struct wtg_stream *stream = (const struct wtg_stream *)(uintptr_t)fi->fh;
+	/* read-only: fh is the open's stream; writable: a flag */
+	const struct wtg_stream *stream =
+	    fs->writable ? NULL : (const struct wtg_stream *)(uintptr_t)fi->fh;
 	long n;
 
 	if (off < 0)
@@ -728,7 +730,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	lock_shared(req);
 	fill_entry(fs, in, &e);
 	unlock(req);
-	fi->fh = 0;
+	fi->fh = 1;
 	if (fuse_reply_create(req, &e, fi) != 0)
 		wtg_view_release(fs->view, e.ino);
 }
@@ -907,9 +909,12 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, -ret);
 }
 
+/* Every close(): a written file is committed before close() returns. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, 0);
+	struct fs *fs = fs_of(req);
+	/* fh: 1 for a handle opened for writing (a writable mount) */
+	fuse_reply_err(req, fs->writable && fi->fh == 1 ? -wtg_view_flush(fs->view, ino) : 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -1317,6 +1317,22 @@ int wtg_view_release(struct wtg_view *v, uint64_t ino)
 	return ret;
 }
 
+int wtg_view_flush(struct wtg_view *v, uint64_t ino)
+{
+	int ret = 0;
+
+	if (!v->store)
+		return 0;
+	pthread_rwlock_wrlock(&v->lock);
+	if (v->error)
+		ret = v->error;
+	else if (v->pending_since.tv_sec || wtg_store_batch_age_ms(v->store) >= 0)
+		ret = commit_locked(v, false);
+	pthread_rwlock_unlock(&v->lock);
+	(void)ino;
+	return ret;
+}
+
 static struct wtg_stream *find_stream(struct wtg_inode *in, const char *name)
 {
 	return name ? wtg_inode_named_stream(in, name) : wtg_inode_data(in);

@@ -173,4 +173,16 @@ for spec in "1 1 0" "2 8 0.4" "3 25 1.3"; do
 	wtg_umount "$m"
 	"$WTGFS" verify "$d" | grep -q clean || fail "the delta is not clean after the check of round $round"
 done
+# a file closed (not fsynced) just before a kill -9 is there too: close()
+# commits what is pending before it returns
+wtg_mount "$d" "$m"
+printf 'closed, never fsynced\n' >"$m/closed.txt" || fail "cannot write closed.txt"
+pid=${MOUNT_PID[$m]}
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+umount -l "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
+wtg_mount "$d" "$m"
+[ "$(cat "$m/closed.txt" 2>/dev/null)" = "closed, never fsynced" ] ||
+	fail "a file closed before the kill is not there"
+wtg_umount "$m"
 echo PASS

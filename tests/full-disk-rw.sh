@@ -27,14 +27,18 @@ with open(f"{m}/kept.bin", "wb") as f:
     os.fsync(f.fileno())
 # then incompressible data until the delta's file system is full
 err = None
-with open(f"{m}/big.bin", "wb") as f:
-    try:
-        for _ in range(64):
-            f.write(os.urandom(1 << 20))
-        f.flush()
-        os.fsync(f.fileno())
-    except OSError as e:
-        err = e.errno
+fd = os.open(f"{m}/big.bin", os.O_WRONLY | os.O_CREAT)
+try:
+    for _ in range(64):
+        os.write(fd, os.urandom(1 << 20))
+    os.fsync(fd)
+except OSError as e:
+    err = e.errno
+# close() says it again: the file could not be committed
+try:
+    os.close(fd)
+except OSError as e:
+    assert e.errno == errno.ENOSPC, e
 if err != errno.ENOSPC:
     sys.exit(f"expected ENOSPC, got {err and errno.errorcode[err]}")
 print("ENOSPC reached the writer")

@@ -7,9 +7,10 @@
  * in memory.  From then on the tree is the truth the mount serves, and each
  * change is written through to the delta's open batch: names at once, inode
  * records and stream sizes at commit, file data in 64 KiB chunks that are
- * stored when a write fills them, when the file is closed, and at commit.
- * A commit happens at fsync (durable when it returns), and at least once a
- * second from the view's own thread.
+ * stored when a write fills them, and at commit.  A commit happens at
+ * fsync (durable when it returns), at close (safe from a crash of the
+ * daemon, durable with the next fsync or within a second), and at least
+ * once a second from the view's own thread.
  *
  * Locking: one reader-writer lock.  Readers (lookups, attributes, reads)
  * share it through wtg_view_lock_shared(); every change takes it alone
@@ -90,6 +91,9 @@ int wtg_view_rename(struct wtg_view *view, uint64_t dir, const char *name, uint6
 
 /* Counts open handles: an inode without names lives until the last one. */
 int wtg_view_open(struct wtg_view *view, uint64_t ino);
+/* A close(): what is pending commits, without waiting for the disk, so a
+ * closed file survives a crash of the daemon (fsync: of the machine). */
+int wtg_view_flush(struct wtg_view *v, uint64_t ino);
 /* The last close of a handle: its data joins the open batch. */
 int wtg_view_release(struct wtg_view *view, uint64_t ino);
 
