@@ -15,7 +15,7 @@ images=$top/build-demo/images
 mkdir -p "$images"
 tests/mkimage.sh small "$images"
 mnt=$(mktemp -d /tmp/wtgfs-demo.XXXXXX)
-trap '"$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt"' EXIT
+trap 'set +e; "$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt" 2>/dev/null; true' EXIT
 
 run() { printf '\n$ %s\n' "$*"; "$@"; }
 run "$wtgfs" info "$images/solid.esd"
@@ -32,7 +32,7 @@ run "$wtgfs" umount "$mnt"
 
 # the same image made writable: a delta over it, a driver injected
 delta=$(mktemp -u /tmp/wtgfs-demo.XXXXXX.delta)
-trap '"$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt"; rm -f "$delta"' EXIT
+trap 'set +e; "$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt" 2>/dev/null; rm -f "$delta"; true' EXIT
 run "$wtgfs" init "$delta" "$images/solid.esd"
 run "$wtgfs" mount "$delta" "$mnt"
 run mkdir "$mnt/Windows/INF/demo"
