@@ -1,7 +1,9 @@
 /*
  * Fuzz target: a whole delta file through wtg_store_open (our header checks,
  * then SQLite, the format and the layer stack), then, when it opens, verify,
- * the layer list and lookups of every kind, a small write batch and close.
+ * the layer list and lookups of every kind, a small write batch; then the
+ * delta's layers applied to a small tree as a mount would (the view's
+ * loader), a walk of the result and a few changes, and close.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +11,8 @@
 #include <unistd.h>
 
 #include "wtgfs/store.h"
+#include "wtgfs/tree.h"
+#include "wtgfs/view.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,6 +71,59 @@ static void exercise(struct wtg_store *st)
 	wtg_store_commit(st);
 }
 
+/* A base of a few inodes: root 1, Windows 2, Windows/a.txt 3, b.txt 4. */
+static void small_tree(struct wtg_tree *t)
+{
+	wtg_tree_init(t, NULL);
+	struct wtg_inode *root = wtg_tree_new_inode(t, true);
+	struct wtg_inode *win = wtg_tree_new_inode(t, true);
+	struct wtg_inode *a = wtg_tree_new_inode(t, false);
+	struct wtg_inode *b = wtg_tree_new_inode(t, false);
+	if (!root || !win || !a || !b)
+		return;
+	wtg_inode_add_stream(a, NULL, 0, NULL);
+	wtg_inode_add_stream(b, NULL, 0, NULL);
+	wtg_tree_link(t, root, "Windows", 7, win);
+	wtg_tree_link(t, win, "a.txt", 5, a);
+	wtg_tree_link(t, root, "b.txt", 5, b);
+}
+
+static void walk(struct wtg_view *v, struct wtg_inode *dir, int depth, char *buf)
+{
+	if (!dir || !dir->dir || depth > 16)
+		return;
+	for (uint32_t i = 0; i < dir->dir->count && i < 64; i++) {
+		struct wtg_inode *in = dir->dir->entries[i]->inode;
+		struct wtg_stream *s = wtg_inode_data(in);
+		if (s)
+			wtg_view_read(v, in, s, buf, WTG_STORE_CHUNK_SIZE, 0);
+		if (in->dir && in != dir)
+			walk(v, in, depth + 1, buf);
+	}
+}
+
+static void exercise_view(struct wtg_store *st)
+{
+	static char buf[WTG_STORE_CHUNK_SIZE];
+	struct wtg_tree t;
+	struct wtg_view *v;
+	struct wtg_inode *in;
+
+	small_tree(&t);
+	if (wtg_view_open_tree(st, &t, &v) != 0)
+		return; /* it closed the store */
+	walk(v, wtg_view_inode(v, WTG_ROOT_INO), 0, buf);
+	if (wtg_view_create(v, WTG_ROOT_INO, "new.txt", WTG_VIEW_FILE, NULL, &in) == 0) {
+		wtg_view_write(v, in->ino, NULL, "fuzz", 4, 70000);
+		wtg_view_truncate(v, in->ino, NULL, 10);
+		wtg_view_rename(v, WTG_ROOT_INO, "new.txt", 2, "moved.txt", 0);
+	}
+	wtg_view_write(v, 3, NULL, "x", 1, 5);
+	wtg_view_remove(v, WTG_ROOT_INO, "b.txt", false);
+	wtg_view_sync(v, false);
+	wtg_view_close(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char path[64];
@@ -82,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fclose(f);
 	if (wtg_store_open(path, NULL, &st) == 0) {
 		exercise(st);
-		wtg_store_close(st);
+		exercise_view(st);
 	}
 	remove_all(path);
 	return 0;

@@ -447,6 +447,30 @@ int wtg_view_open_delta(const char *path, const char *base_path,
 	return 0;
 }
 
+int wtg_view_open_tree(struct wtg_store *store, struct wtg_tree *tree, struct wtg_view **view_ret)
+{
+	struct wtg_view *v = view_new();
+
+	if (!v || !(v->delta_path = strdup(wtg_store_path(store)))) {
+		if (v)
+			view_free(v);
+		wtg_tree_release(tree);
+		wtg_store_close(store);
+		return -ENOMEM;
+	}
+	v->store = store;
+	v->tree = *tree;
+	memset(tree, 0, sizeof(*tree));
+	int ret = apply_layers(v);
+	if (ret) {
+		wtg_store_close(v->store);
+		view_free(v);
+		return ret;
+	}
+	*view_ret = v;
+	return 0;
+}
+
 struct wtg_tree *wtg_view_tree(struct wtg_view *v)
 {
 	return &v->tree;
@@ -1191,16 +1215,17 @@ int wtg_view_remove(struct wtg_view *v, uint64_t dirino, const char *name, bool 
 	return end_change(v, ret);
 }
 
-/* True when @a is @d or above it (the root is its own parent). */
+/* True when @a is @d or above it (the root is its own parent).  A damaged
+ * delta could make a loop without the root: the walk is bounded. */
 static bool is_ancestor(const struct wtg_inode *a, const struct wtg_inode *d)
 {
-	for (; d; d = d->parent) {
+	for (int depth = 0; d && depth < 4096; d = d->parent, depth++) {
 		if (d == a)
 			return true;
 		if (d->ino == WTG_ROOT_INO)
-			break;
+			return false;
 	}
-	return false;
+	return d != NULL; /* a loop: as if inside, so nothing moves into it */
 }
 
 static int add_name(struct wtg_view *v, struct wtg_inode *dir, const char *name,

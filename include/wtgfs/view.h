@@ -45,6 +45,11 @@ int wtg_view_open_image(const char *spec, const struct wtg_source_options *opt,
  * identity differs (-ESTALE), with one line. */
 int wtg_view_open_delta(const char *path, const char *base_path,
 			const struct wtg_source_options *opt, struct wtg_view **view_ret);
+/* A writable view of an open delta over a loaded tree, without checking
+ * that the tree is the delta's base (tests and fuzzing).  Takes over both,
+ * also when it fails. */
+int wtg_view_open_tree(struct wtg_store *store, struct wtg_tree *tree,
+		       struct wtg_view **view_ret);
 /* Starts the commit thread and reopens the delta when the process forked
  * since the open (a daemon): call once the serving process is final. */
 int wtg_view_start(struct wtg_view *view);
