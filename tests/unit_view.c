@@ -1,0 +1,200 @@
+/*
+ * The merged view without FUSE: a small base tree (its bytes from a source
+ * that computes them), a delta, changes, and the same state after the delta
+ * is applied again to a fresh base, as the next mount does.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "wtgfs/source.h"
+#include "wtgfs/store.h"
+#include "wtgfs/tree.h"
+#include "wtgfs/view.h"
+
+/* The base's bytes: byte i of a blob is (i * 7 + 3) & 0xff. */
+static int computed_read(struct wtg_source *src, struct wtg_blob *blob, void *buf, size_t size,
+			 uint64_t off)
+{
+	for (size_t i = 0; i < size; i++)
+		((uint8_t *)buf)[i] = (uint8_t)((off + i) * 7 + 3);
+	return 0;
+}
+
+static int computed_load(struct wtg_source *src, struct wtg_tree *tree)
+{
+	return -ENOSYS;
+}
+
+static void computed_free(struct wtg_source *src)
+{
+	free(src);
+}
+
+static const struct wtg_source_ops computed_ops = {
+    .name = "computed",
+    .load = computed_load,
+    .read = computed_read,
+    .free = computed_free,
+};
+
+static uint8_t base_byte(uint64_t i)
+{
+	return (uint8_t)(i * 7 + 3);
+}
+
+#define BIG_SIZE (3 * 65536 + 1000)
+
+/* root 1; Windows 2; Windows/big.bin 3 (BIG_SIZE base bytes); a.txt 4 */
+static void base_tree(struct wtg_tree *t)
+{
+	struct wtg_source *src = calloc(1, sizeof(*src));
+	src->ops = &computed_ops;
+	wtg_tree_init(t, src);
+	struct wtg_inode *root = wtg_tree_new_inode(t, true);
+	struct wtg_inode *win = wtg_tree_new_inode(t, true);
+	struct wtg_inode *big = wtg_tree_new_inode(t, false);
+	struct wtg_inode *a = wtg_tree_new_inode(t, false);
+	wtg_inode_add_stream(big, NULL, BIG_SIZE, (struct wtg_blob *)1);
+	wtg_inode_add_stream(a, NULL, 0, NULL);
+	CHECK(wtg_tree_link(t, root, "Windows", 7, win) == 0);
+	CHECK(wtg_tree_link(t, win, "big.bin", 7, big) == 0);
+	CHECK(wtg_tree_link(t, root, "a.txt", 5, a) == 0);
+}
+
+static char path[64];
+
+static struct wtg_view *open_view(bool create)
+{
+	struct wtg_store_base b = {.size = 1};
+	struct wtg_store *st;
+	struct wtg_tree t;
+	struct wtg_view *v = NULL;
+
+	if (create)
+		CHECK(wtg_store_create(path, &b) == 0);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	base_tree(&t);
+	CHECK(wtg_view_open_tree(st, &t, &v) == 0);
+	return v;
+}
+
+static long read_all(struct wtg_view *v, uint64_t ino, uint8_t *buf, size_t size)
+{
+	struct wtg_inode *in = wtg_view_inode(v, ino);
+	struct wtg_stream *s = in ? wtg_inode_data(in) : NULL;
+	return s ? wtg_view_read(v, in, s, buf, size, 0) : -ENOENT;
+}
+
+static struct wtg_inode *lookup(struct wtg_view *v, uint64_t dir, const char *name)
+{
+	struct wtg_dentry *de = wtg_tree_lookup(wtg_view_tree(v), wtg_view_inode(v, dir), name,
+						strlen(name));
+	return de ? de->inode : NULL;
+}
+
+static uint64_t chunks(const char *delta)
+{
+	struct wtg_store *st;
+	struct wtg_store_report rep = {0};
+	struct wtg_store_options o = {.read_only = true};
+
+	CHECK(wtg_store_open(delta, &o, &st) == 0);
+	CHECK(wtg_store_verify(st, &rep) == 0);
+	wtg_store_close(st);
+	return rep.chunks;
+}
+
+static uint8_t buf[BIG_SIZE + 65536], want[BIG_SIZE + 65536];
+
+/* Truncation inside a chunk, extension, a write past the end: zeros where
+ * nothing was written, before and after a reload. */
+TEST(truncate_and_extend)
+{
+	struct wtg_view *v = open_view(true);
+	CHECK(wtg_view_truncate(v, 3, NULL, 70000) == 0);
+	CHECK(wtg_view_truncate(v, 3, NULL, BIG_SIZE) == 0);
+	CHECK(wtg_view_write(v, 3, NULL, "xyz", 3, BIG_SIZE + 100) == 3);
+	for (uint64_t i = 0; i < BIG_SIZE + 103; i++)
+		want[i] = i < 70000 ? base_byte(i) : 0;
+	memcpy(want + BIG_SIZE + 100, "xyz", 3);
+	for (int round = 0; round < 2; round++) {
+		CHECK(read_all(v, 3, buf, sizeof(buf)) == BIG_SIZE + 103);
+		CHECK(!memcmp(buf, want, BIG_SIZE + 103));
+		CHECK(wtg_view_close(v) == 0);
+		v = open_view(false);
+	}
+	CHECK(wtg_view_close(v) == 0);
+	unlink(path);
+}
+
+/* A file rewritten with what the base holds stores no chunk, even after it
+ * was truncated to nothing first (as hivex saves a hive). */
+TEST(rewrite_as_base_costs_nothing)
+{
+	struct wtg_view *v = open_view(true);
+	for (uint64_t i = 0; i < BIG_SIZE; i++)
+		want[i] = base_byte(i);
+	want[100000] ^= 0xff; /* one byte differs: one chunk */
+	CHECK(wtg_view_truncate(v, 3, NULL, 0) == 0);
+	for (uint64_t off = 0; off < BIG_SIZE; off += 4096) {
+		size_t n = BIG_SIZE - off < 4096 ? BIG_SIZE - off : 4096;
+		CHECK(wtg_view_write(v, 3, NULL, want + off, n, off) == (long)n);
+	}
+	CHECK(wtg_view_close(v) == 0);
+	CHECK(chunks(path) == 1);
+	v = open_view(false);
+	CHECK(read_all(v, 3, buf, sizeof(buf)) == BIG_SIZE);
+	CHECK(!memcmp(buf, want, BIG_SIZE));
+	CHECK(wtg_view_close(v) == 0);
+	unlink(path);
+}
+
+/* Names: create, rename over, exchange, unlink of an open file, link. */
+TEST(names_survive_reload)
+{
+	struct wtg_view *v = open_view(true);
+	struct wtg_inode *f, *d;
+	CHECK(wtg_view_create(v, 1, "new.txt", WTG_VIEW_FILE, NULL, &f) == 0);
+	CHECK(wtg_view_write(v, f->ino, NULL, "hello", 5, 0) == 5);
+	CHECK(wtg_view_create(v, 1, "NEW.TXT", WTG_VIEW_FILE, NULL, &d) == -EEXIST);
+	CHECK(wtg_view_create(v, 1, "bad:name", WTG_VIEW_FILE, NULL, &d) == -EINVAL);
+	CHECK(wtg_view_create(v, 1, "Dir", WTG_VIEW_DIR, NULL, &d) == 0);
+	CHECK(wtg_view_rename(v, 1, "new.txt", d->ino, "moved.txt", 0) == 0);
+	CHECK(wtg_view_rename(v, 1, "a.txt", d->ino, "MOVED.TXT", WTG_VIEW_NOREPLACE) == -EEXIST);
+	CHECK(wtg_view_rename(v, 1, "a.txt", d->ino, "moved.txt", WTG_VIEW_EXCHANGE) == 0);
+	CHECK(wtg_view_rename(v, 1, "Dir", d->ino, "inside", 0) == -EINVAL);
+	CHECK(wtg_view_link(v, 2, 1, "link", &d) == -EPERM); /* a directory */
+	CHECK(wtg_view_link(v, 3, 1, "big-link", &d) == 0);
+	CHECK(wtg_view_open(v, f->ino) == 0);
+	uint64_t fino = f->ino;
+	CHECK(wtg_view_remove(v, 1, "a.txt", false) == 0); /* a.txt is new.txt now */
+	CHECK(read_all(v, fino, buf, sizeof(buf)) == 5 && !memcmp(buf, "hello", 5));
+	CHECK(wtg_view_release(v, fino) == 0);
+	CHECK(wtg_view_inode(v, fino) == NULL);
+	CHECK(wtg_view_remove(v, 1, "dir", true) == -ENOTEMPTY);
+	CHECK(wtg_view_close(v) == 0);
+
+	v = open_view(false);
+	struct wtg_inode *dir = lookup(v, 1, "Dir");
+	CHECK(dir && dir->dir);
+	CHECK(lookup(v, 1, "a.txt") == NULL && lookup(v, 1, "new.txt") == NULL);
+	CHECK(dir && lookup(v, dir->ino, "moved.txt") && lookup(v, dir->ino, "moved.txt")->ino == 4);
+	struct wtg_inode *big = lookup(v, 1, "big-link");
+	CHECK(big && big->ino == 3 && big->nlink == 2);
+	CHECK(wtg_view_inode(v, fino) == NULL);
+	CHECK(wtg_view_close(v) == 0);
+	unlink(path);
+}
+
+int main(void)
+{
+	snprintf(path, sizeof(path), "/tmp/wtgfs-unit-view-%d.delta", (int)getpid());
+	unlink(path);
+	RUN(truncate_and_extend);
+	RUN(rewrite_as_base_costs_nothing);
+	RUN(names_survive_reload);
+	UNIT_EXIT();
+}
