@@ -73,6 +73,24 @@ if command -v qemu-img >/dev/null && command -v sfdisk >/dev/null; then
 	expect 0 "$WTGFS" init "$TMP/v.delta" "$TMP/disk.vhdx"
 	grep -q "ntfs:.*:vhdx:.*:1" "$TMP/out" || { cat "$TMP/out"; fail "a VHDX base is not bound to its volume and disk"; }
 	expect 0 "$WTGFS" verify "$TMP/v.delta"
+	# and mounted read-write over it: a driver in, a base file changed, a
+	# remount shows both and the VHDX itself is untouched
+	if [ -c /dev/fuse ]; then
+		sum=$(sha256sum <"$TMP/disk.vhdx")
+		wtg_mount "$TMP/v.delta" "$TMP/vm"
+		mkdir "$TMP/vm/Windows/INF/vdrv" && printf 'inf\r\n' >"$TMP/vm/Windows/INF/vdrv/v.inf" ||
+			fail "cannot write into a delta over a VHDX"
+		printf '10.0.0.2 vhdx\n' >>"$TMP/vm/Windows/System32/drivers/etc/hosts" ||
+			fail "cannot change a base file of a VHDX"
+		wtg_umount "$TMP/vm"
+		wtg_mount "$TMP/v.delta" "$TMP/vm"
+		[ "$(cat "$TMP/vm/windows/inf/VDRV/V.INF")" = "$(printf 'inf\r')" ] || fail "the driver is gone after a remount"
+		tail -1 "$TMP/vm/Windows/System32/drivers/etc/hosts" | grep -q "10.0.0.2 vhdx" ||
+			fail "the changed base file lost its change after a remount"
+		wtg_umount "$TMP/vm"
+		[ "$(sha256sum <"$TMP/disk.vhdx")" = "$sum" ] || fail "the VHDX base was written"
+		expect 0 "$WTGFS" verify "$TMP/v.delta"
+	fi
 else
 	echo "note: qemu-img or sfdisk missing: the VHDX base case was not run"
 fi
