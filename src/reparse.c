@@ -9,16 +9,6 @@
 #include "wtgfs/ntfs.h"
 #include "wtgfs/reparse.h"
 
-static uint16_t get_le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Drops "\??\C:", "\\?\C:", "\??\UNC\" or "\??\Volume{...}" so what is left
  * is a path from the root of the volume. */
 static const char *strip_prefix(const char *p)
@@ -43,8 +33,8 @@ int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char
 
 	if (len < hdr)
 		return -EINVAL;
-	uint32_t tag = get_le32(buf);
-	size_t data_len = get_le16(buf + 4);
+	uint32_t tag = ntfs_get_le32(buf);
+	size_t data_len = ntfs_get_le16(buf + 4);
 	if (data_len > len - 8)
 		return -EINVAL;
 	bool is_symlink = tag == NTFS_REPARSE_TAG_SYMLINK;
@@ -56,10 +46,10 @@ int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char
 		return -EINVAL;
 	const uint8_t *names = buf + hdr;
 	size_t names_len = data_len + 8 - hdr;
-	size_t off = get_le16(buf + 8), nlen = get_le16(buf + 10);
+	size_t off = ntfs_get_le16(buf + 8), nlen = ntfs_get_le16(buf + 10);
 	if (off > names_len || nlen > names_len - off || (nlen & 1))
 		return -EINVAL;
-	*relative = is_symlink && (get_le32(buf + 16) & NTFS_SYMLINK_FLAG_RELATIVE);
+	*relative = is_symlink && (ntfs_get_le32(buf + 16) & NTFS_SYMLINK_FLAG_RELATIVE);
 
 	long n = wtg_utf16le_to_utf8(names + off, nlen / 2, tmp, sizeof(tmp));
 	if (n < 0)
@@ -73,18 +63,6 @@ int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char
 	for (size_t i = 0; i <= plen; i++)
 		path[i] = p[i] == '\\' ? '/' : p[i];
 	return 0;
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	put_le16(p, (uint16_t)v);
-	put_le16(p + 2, (uint16_t)(v >> 16));
 }
 
 /* A reparse buffer holds at most 16 KiB; both names share it. */
@@ -125,13 +103,13 @@ int wtg_reparse_make_symlink(const char *target, uint8_t **buf_ret, size_t *len_
 		free(units);
 		return -ENOMEM;
 	}
-	put_le32(buf, NTFS_REPARSE_TAG_SYMLINK);
-	put_le16(buf + 4, (uint16_t)data_len);
-	put_le16(buf + 8, 0);
-	put_le16(buf + 10, (uint16_t)subst);
-	put_le16(buf + 12, (uint16_t)subst);
-	put_le16(buf + 14, (uint16_t)print);
-	put_le32(buf + 16, relative ? NTFS_SYMLINK_FLAG_RELATIVE : 0);
+	ntfs_put_le32(buf, NTFS_REPARSE_TAG_SYMLINK);
+	ntfs_put_le16(buf + 4, (uint16_t)data_len);
+	ntfs_put_le16(buf + 8, 0);
+	ntfs_put_le16(buf + 10, (uint16_t)subst);
+	ntfs_put_le16(buf + 12, (uint16_t)subst);
+	ntfs_put_le16(buf + 14, (uint16_t)print);
+	ntfs_put_le32(buf + 16, relative ? NTFS_SYMLINK_FLAG_RELATIVE : 0);
 	memcpy(buf + 20, units, subst);
 	memcpy(buf + 20 + subst, units + skip * 2, print);
 	free(units);

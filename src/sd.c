@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtgfs/ntfs.h"
 #include "wtgfs/sd.h"
 
 /* ---- on-disk structures (MS-DTYP 2.4.2, 2.4.4.1, 2.4.5, 2.4.6) ---- */
@@ -85,26 +86,6 @@ static const uint8_t sid_creator_owner[] = {1, 1, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0};
 static const uint8_t sid_creator_group[] = {1, 1, 0, 0, 0, 0, 0, 3, 1, 0, 0, 0};
 static const uint8_t sid_system[] = {1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0};
 static const uint8_t sid_admins[] = {1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 0x02, 0, 0};
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
 
 /* ---- checking ---- */
 
@@ -187,7 +168,7 @@ static bool ace_ok(const uint8_t *p, size_t size)
 	case ACE_OBJECT: {
 		if (size < sizeof(struct ace_object))
 			return false;
-		uint32_t oflags = get_le32(p + offsetof(struct ace_object, flags));
+		uint32_t oflags = ntfs_get_le32(p + offsetof(struct ace_object, flags));
 		size_t off =
 		    sizeof(struct ace_object) + (oflags & 1 ? 16 : 0) + (oflags & 2 ? 16 : 0);
 		return size >= off && sid_len(p + off, size - off);
@@ -344,8 +325,8 @@ static void put_mapped(struct acl_out *o, const uint8_t *ace, size_t size, uint8
 		uint8_t *d = o->buf + o->pos;
 		d[0] = ace[0];
 		d[1] = flags;
-		put_le16(d + 2, (uint16_t)n);
-		put_le32(d + 4, map_generic(get_le32(ace + 4)));
+		ntfs_put_le16(d + 2, (uint16_t)n);
+		ntfs_put_le32(d + 4, map_generic(ntfs_get_le32(ace + 4)));
 		memcpy(d + hdr, sid, slen);
 		memcpy(d + hdr + slen, ace + hdr + old, size - hdr - old);
 	}
@@ -392,7 +373,7 @@ static void inherit_ace(struct acl_out *o, const uint8_t *ace, bool is_dir, cons
 	bool rewrite = false;
 	if (effective && kind == ACE_RIGHTS) {
 		size_t hdr = sizeof(struct ace_common);
-		rewrite = (get_le32(ace + 4) & GENERIC_BITS) ||
+		rewrite = (ntfs_get_le32(ace + 4) & GENERIC_BITS) ||
 			  creator_of(ace, sid_len(ace + hdr, size - hdr), v);
 	}
 	if (!rewrite) {
@@ -425,8 +406,8 @@ static void put_allowed(struct acl_out *o, const uint8_t *sid, size_t slen)
 		uint8_t *d = o->buf + o->pos;
 		d[0] = WTG_ACE_ACCESS_ALLOWED;
 		d[1] = 0;
-		put_le16(d + 2, (uint16_t)n);
-		put_le32(d + 4, FILE_ALL_ACCESS);
+		ntfs_put_le16(d + 2, (uint16_t)n);
+		ntfs_put_le32(d + 4, FILE_ALL_ACCESS);
 		memcpy(d + sizeof(struct ace_common), sid, slen);
 	}
 	o->pos += n;

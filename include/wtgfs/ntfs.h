@@ -62,4 +62,28 @@ static inline struct timespec ntfs_time_to_timespec(int64_t t)
 	return (struct timespec){.tv_sec = sec, .tv_nsec = rem * 100};
 }
 
+/* Little-endian fields of NTFS structures (reparse buffers, security
+ * descriptors) at any alignment. */
+static inline uint16_t ntfs_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t ntfs_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void ntfs_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void ntfs_put_le32(uint8_t *p, uint32_t v)
+{
+	ntfs_put_le16(p, (uint16_t)v);
+	ntfs_put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
 #endif
