@@ -241,7 +241,6 @@ static int load_inode(void *arg, const struct wtg_store_record *rec)
 	} else if (!!in->dir != !!(si->attributes & NTFS_ATTR_DIRECTORY)) {
 		return load_damaged(l, "a file became a directory", rec->ino);
 	}
-	in->attributes = si->attributes;
 	in->crtime = si->crtime;
 	in->mtime = si->mtime;
 	in->atime = si->atime;
@@ -299,16 +298,14 @@ static int load_name(void *arg, const struct wtg_store_record *rec)
 	size_t len = strlen(rec->name);
 
 	if (!dir && rec->deleted)
-		return 0; /* a whiteout left in a directory removed since */
+		return 0; /* a whiteout in a directory made and removed since */
 	if (!dir || !dir->dir)
 		return load_damaged(l, "a name is in a directory that does not exist", rec->ino);
-	for (uint32_t i = 0; i < dir->dir->count; i++) {
-		struct wtg_dentry *de = dir->dir->entries[i];
-		if (de->name_len == len && !memcmp(de->name, rec->name, len)) {
-			wtg_tree_unlink(t, dir, de);
-			break;
-		}
-	}
+	/* the record replaces the name spelled exactly so (a lookup finds an
+	 * exact match first) */
+	struct wtg_dentry *de = wtg_tree_lookup(t, dir, rec->name, len);
+	if (de && de->name_len == len && !memcmp(de->name, rec->name, len))
+		wtg_tree_unlink(t, dir, de);
 	if (rec->deleted)
 		return 0;
 	struct wtg_inode *child = wtg_tree_inode(t, rec->value);
@@ -1027,11 +1024,6 @@ static int end_change(struct wtg_view *v, int ret)
 	return ret;
 }
 
-static struct wtg_inode *live_inode(struct wtg_view *v, uint64_t ino)
-{
-	return wtg_view_inode(v, ino);
-}
-
 static int touch(struct wtg_view *v, struct wtg_inode *in, bool modified)
 {
 	int64_t t = now_ntfs();
@@ -1061,7 +1053,7 @@ static int check_name(const char *name)
 
 static struct wtg_inode *dir_inode(struct wtg_view *v, uint64_t ino, int *err)
 {
-	struct wtg_inode *d = live_inode(v, ino);
+	struct wtg_inode *d = wtg_view_inode(v, ino);
 	*err = !d ? -ENOENT : !d->dir ? -ENOTDIR : 0;
 	return *err ? NULL : d;
 }
@@ -1148,7 +1140,7 @@ int wtg_view_link(struct wtg_view *v, uint64_t ino, uint64_t dirino, const char 
 
 	if (ret || (ret = begin_change(v)))
 		return ret;
-	struct wtg_inode *in = live_inode(v, ino), *dir = dir_inode(v, dirino, &ret);
+	struct wtg_inode *in = wtg_view_inode(v, ino), *dir = dir_inode(v, dirino, &ret);
 	if (!ret && (!in || in->nlink == 0))
 		ret = -ENOENT;
 	else if (!ret && in->dir)
@@ -1317,7 +1309,7 @@ int wtg_view_rename(struct wtg_view *v, uint64_t dirino, const char *name, uint6
 int wtg_view_open(struct wtg_view *v, uint64_t ino)
 {
 	pthread_rwlock_wrlock(&v->lock);
-	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_inode *in = wtg_view_inode(v, ino);
 	if (in)
 		in->opens++;
 	pthread_rwlock_unlock(&v->lock);
@@ -1367,7 +1359,7 @@ static struct wtg_stream *find_stream(struct wtg_inode *in, const char *name)
 static int file_stream(struct wtg_view *v, uint64_t ino, const char *name,
 		       struct wtg_inode **in_ret, struct wtg_stream **s_ret)
 {
-	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_inode *in = wtg_view_inode(v, ino);
 	struct wtg_stream *s = in ? find_stream(in, name) : NULL;
 
 	if (!in)
@@ -1478,7 +1470,7 @@ int wtg_view_set_stream(struct wtg_view *v, uint64_t ino, const char *name, cons
 
 	if (ret)
 		return ret;
-	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_inode *in = wtg_view_inode(v, ino);
 	struct wtg_stream *s = in ? wtg_inode_named_stream(in, name) : NULL;
 	if (!in) {
 		ret = -ENOENT;
@@ -1509,7 +1501,7 @@ int wtg_view_remove_stream(struct wtg_view *v, uint64_t ino, const char *name)
 
 	if (ret)
 		return ret;
-	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_inode *in = wtg_view_inode(v, ino);
 	if (!in)
 		ret = -ENOENT;
 	else if (!wtg_inode_named_stream(in, name))
@@ -1529,7 +1521,7 @@ static struct wtg_inode *meta_begin(struct wtg_view *v, uint64_t ino, int *ret)
 {
 	if ((*ret = begin_change(v)))
 		return NULL;
-	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_inode *in = wtg_view_inode(v, ino);
 	if (!in)
 		*ret = end_change(v, -ENOENT);
 	return in;
@@ -1550,7 +1542,7 @@ int wtg_view_set_times(struct wtg_view *v, uint64_t ino, int64_t crtime, int64_t
 
 	if (ret)
 		return ret;
-	struct wtg_inode *in = live_inode(v, ino);
+	struct wtg_inode *in = wtg_view_inode(v, ino);
 	if (!in)
 		return end_change(v, -ENOENT);
 	if (crtime >= 0)
