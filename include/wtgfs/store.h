@@ -191,10 +191,6 @@ int wtg_store_set_extent(struct wtg_store *store, uint64_t ino, const char *stre
  * the base's): a file rewritten as it was costs a row per chunk, no data. */
 int wtg_store_set_extent_base(struct wtg_store *store, uint64_t ino, const char *stream,
 			      uint64_t index);
-/* Drops the working layer's row for the slot (the caller found the data
- * equal to the base's). */
-int wtg_store_clear_extent(struct wtg_store *store, uint64_t ino, const char *stream,
-			   uint64_t index);
 /* PRESENT with *hash_ret set, DELETED for a hole, BASE. */
 int wtg_store_get_extent(struct wtg_store *store, uint64_t ino, const char *stream, uint64_t index,
 			 enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN]);

@@ -1750,18 +1750,6 @@ int wtg_store_set_extent_base(struct wtg_store *st, uint64_t ino, const char *st
 	return set_extent(st, ino, stream, index, NULL, true);
 }
 
-int wtg_store_clear_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index)
-{
-	if (index > INT64_MAX)
-		return -EFBIG;
-	pthread_mutex_lock(&st->lock);
-	int r = writable(st);
-	if (!r)
-		r = write_failed(st, drop_extent(st, ino, stream, index));
-	pthread_mutex_unlock(&st->lock);
-	return r;
-}
-
 /* ---- layers and snapshots ---- */
 
 /* Opens a new working layer on @parent and makes it HEAD, inside the open
