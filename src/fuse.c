@@ -914,7 +914,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	/* fh: 1 for a handle opened for writing (a writable mount) */
-	fuse_reply_err(req, fs->writable && fi->fh == 1 ? -wtg_view_flush(fs->view, ino) : 0);
+	fuse_reply_err(req, fs->writable && fi->fh == 1 ? -wtg_view_flush(fs->view) : 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -1334,7 +1334,7 @@ int wtg_view_release(struct wtg_view *v, uint64_t ino)
 	return ret;
 }
 
-int wtg_view_flush(struct wtg_view *v, uint64_t ino)
+int wtg_view_flush(struct wtg_view *v)
 {
 	int ret = 0;
 
@@ -1346,7 +1346,6 @@ int wtg_view_flush(struct wtg_view *v, uint64_t ino)
 	else if (v->pending_since.tv_sec || wtg_store_batch_age_ms(v->store) >= 0)
 		ret = commit_locked(v, false);
 	pthread_rwlock_unlock(&v->lock);
-	(void)ino;
 	return ret;
 }
 

@@ -98,7 +98,7 @@ int wtg_view_rename(struct wtg_view *view, uint64_t dir, const char *name, uint6
 int wtg_view_open(struct wtg_view *view, uint64_t ino);
 /* A close(): what is pending commits, without waiting for the disk, so a
  * closed file survives a crash of the daemon (fsync: of the machine). */
-int wtg_view_flush(struct wtg_view *v, uint64_t ino);
+int wtg_view_flush(struct wtg_view *view);
 /* The last close of a handle: its data joins the open batch. */
 int wtg_view_release(struct wtg_view *view, uint64_t ino);
 
