@@ -1,0 +1,127 @@
+/*
+ * Batches: one SQLite transaction each, in WAL mode.  A durable commit
+ * returns when the WAL is fdatasync'ed; a quick commit survives a crash of
+ * the process and reaches the disk with the next durable one.  When SQLite
+ * rolls a batch back by itself, the next commit reports it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "wtgfs/log.h"
+
+#include "store_int.h"
+
+/* ---- batches ---- */
+
+int store_writable(struct wtg_store *st)
+{
+	if (st->read_only)
+		return -EROFS;
+	if (st->in_batch)
+		return 0;
+	int r = store_exec(st, "BEGIN IMMEDIATE");
+	if (r)
+		return r;
+	st->in_batch = true;
+	clock_gettime(CLOCK_MONOTONIC, &st->batch_start);
+	return 0;
+}
+
+/* Makes every committed transaction durable: they are all in the WAL. */
+static int sync_wal(struct wtg_store *st)
+{
+	char path[PATH_MAX + 8];
+
+	if (!st->unsynced)
+		return 0;
+	snprintf(path, sizeof(path), "%s-wal", st->path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : store_write_failed(st, -errno);
+	int r = fdatasync(fd) < 0 ? -errno : 0;
+	close(fd);
+	if (r) {
+		wtg_error("'%s': cannot sync its log: %s", st->path, strerror(-r));
+		return r;
+	}
+	st->unsynced = false;
+	return 0;
+}
+
+int store_commit_locked(struct wtg_store *st, bool durable)
+{
+	int r = st->batch_lost;
+
+	st->batch_lost = 0;
+	if (st->in_batch) {
+		st->in_batch = false;
+		int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			r = store_sql_error(st, rc);
+			if (!sqlite3_get_autocommit(st->db))
+				sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			return r;
+		}
+		st->unsynced = true;
+	}
+	if (!r && durable)
+		r = sync_wal(st);
+	return r;
+}
+
+int wtg_store_begin(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_commit(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = store_commit_locked(st, true);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_commit_nosync(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = store_commit_locked(st, false);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+void wtg_store_rollback_batch(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	if (st->in_batch)
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	st->in_batch = false;
+	st->batch_lost = 0;
+	pthread_mutex_unlock(&st->lock);
+}
+
+long wtg_store_batch_age_ms(struct wtg_store *st)
+{
+	struct timespec t;
+	long age = -1;
+
+	pthread_mutex_lock(&st->lock);
+	if (st->in_batch) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		age = (t.tv_sec - st->batch_start.tv_sec) * 1000 +
+		      (t.tv_nsec - st->batch_start.tv_nsec) / 1000000;
+	}
+	pthread_mutex_unlock(&st->lock);
+	return age;
+}

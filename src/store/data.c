@@ -1,0 +1,432 @@
+/*
+ * File data: content-addressed chunks (stored once under their SHA-256,
+ * zstd through chunks.c), streams and their 64 KiB chunk slots (extents),
+ * and what a slot resolves to through the stack.  A chunk no extent names
+ * goes as soon as the working layer stops naming it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtgfs/hash.h"
+#include "wtgfs/log.h"
+
+#include "store_int.h"
+
+/* ---- chunks and security descriptors ---- */
+
+int wtg_store_put_chunk(struct wtg_store *st, const void *data, size_t size,
+			uint8_t hash_ret[WTG_STORE_HASH_LEN])
+{
+	sqlite3_stmt *s;
+	int codec, r;
+	size_t zlen;
+
+	if (size > WTG_STORE_CHUNK_SIZE)
+		return -EINVAL;
+	wtg_sha256(data, size, hash_ret);
+	pthread_mutex_lock(&st->lock);
+	r = store_writable(st);
+	if (!r)
+		r = store_query(st, Q_CHUNK_HAS, &s);
+	if (r)
+		goto out;
+	store_bind_hash(s, 1, hash_ret);
+	r = store_step(st, s);
+	sqlite3_reset(s);
+	if (r != 0) /* there already, or an error */
+		goto out;
+	r = wtg_chunk_encode(st->codec, data, size, st->zbuf, &codec, &zlen);
+	if (!r)
+		r = store_query(st, Q_CHUNK_PUT, &s);
+	if (r)
+		goto out;
+	store_bind_hash(s, 1, hash_ret);
+	sqlite3_bind_int64(s, 2, (int64_t)size);
+	sqlite3_bind_int(s, 3, codec);
+	sqlite3_bind_blob(s, 4, st->zbuf, (int)zlen, SQLITE_STATIC);
+	r = store_run(st, s);
+out:
+	r = r > 0 ? 0 : r;
+	if (r)
+		store_write_failed(st, r);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+/* Reads and decodes a chunk at the current row of @s (size, codec, data). */
+int store_decode_row(struct wtg_store *st, sqlite3_stmt *s, int col, void *buf, size_t *size_ret)
+{
+	int64_t size = sqlite3_column_int64(s, col);
+	const void *data = sqlite3_column_blob(s, col + 2);
+	int len = sqlite3_column_bytes(s, col + 2);
+
+	if (size < 0 || size > WTG_STORE_CHUNK_SIZE)
+		return -EIO;
+	*size_ret = (size_t)size;
+	return wtg_chunk_decode(st->codec, sqlite3_column_int(s, col + 1), data, (size_t)len, buf,
+				(size_t)size);
+}
+
+void store_hex_short(const uint8_t *hash, char out[17])
+{
+	wtg_hex(hash, 8, out);
+}
+
+int wtg_store_get_chunk(struct wtg_store *st, const uint8_t hash[WTG_STORE_HASH_LEN], void *buf,
+			size_t *size_ret)
+{
+	sqlite3_stmt *s;
+	char hex[17];
+
+	pthread_mutex_lock(&st->lock);
+	int r = store_query(st, Q_CHUNK_GET, &s);
+	if (r)
+		goto out;
+	store_bind_hash(s, 1, hash);
+	r = store_step(st, s);
+	if (r == 0) {
+		r = -ENOENT;
+	} else if (r == 1) {
+		r = store_decode_row(st, s, 0, buf, size_ret);
+		if (r == -EIO) {
+			store_hex_short(hash, hex);
+			wtg_error("'%s': chunk %s cannot be decoded (the delta is damaged; run "
+				  "'wtgfs verify')",
+				  st->path, hex);
+		}
+	}
+	sqlite3_reset(s);
+out:
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+/* ---- streams and extents ---- */
+
+static int64_t chunks_for(uint64_t size)
+{
+	uint64_t n = size / WTG_STORE_CHUNK_SIZE + (size % WTG_STORE_CHUNK_SIZE != 0);
+	return n > INT64_MAX ? INT64_MAX : (int64_t)n;
+}
+
+/* This layer's stream row: *found, and its keep (INT64_MAX when none). */
+static int top_stream(struct wtg_store *st, uint64_t ino, const char *name, bool *found,
+		      bool *deleted, int64_t *keep)
+{
+	sqlite3_stmt *s;
+	int r = store_query(st, Q_STREAM_GET, &s);
+
+	*found = *deleted = false;
+	*keep = INT64_MAX;
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	r = store_step(st, s);
+	if (r == 1 && sqlite3_column_int64(s, 0) == store_top(st)) {
+		*found = true;
+		*deleted = sqlite3_column_int(s, 2) != 0;
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			*keep = sqlite3_column_int64(s, 3);
+	}
+	sqlite3_reset(s);
+	return r < 0 ? r : 0;
+}
+
+static int put_stream(struct wtg_store *st, uint64_t ino, const char *name, uint64_t size,
+		      bool deleted, int64_t keep)
+{
+	sqlite3_stmt *s;
+	int r = store_query(st, Q_STREAM_SET, &s);
+
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, store_top(st));
+	sqlite3_bind_int64(s, 4, (int64_t)size);
+	sqlite3_bind_int(s, 5, deleted);
+	if (keep != INT64_MAX)
+		sqlite3_bind_int64(s, 6, keep);
+	r = store_run(st, s);
+	if (r)
+		return r;
+	r = store_query(st, Q_EXTENT_CUT, &s);
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, store_top(st));
+	sqlite3_bind_int64(s, 4, deleted ? 0 : chunks_for(size));
+	return store_run(st, s);
+}
+
+int wtg_store_set_stream(struct wtg_store *st, uint64_t ino, const char *name, uint64_t size,
+			 bool fresh)
+{
+	bool found, deleted;
+	int64_t keep;
+
+	if (size > INT64_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	if (!r)
+		r = top_stream(st, ino, name, &found, &deleted, &keep);
+	if (!r) {
+		if (fresh || deleted)
+			keep = 0;
+		if (chunks_for(size) < keep)
+			keep = chunks_for(size);
+		r = put_stream(st, ino, name, size, false, keep);
+	}
+	r = store_write_failed(st, r);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_delete_stream(struct wtg_store *st, uint64_t ino, const char *name)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	if (!r)
+		r = store_write_failed(st, put_stream(st, ino, name, 0, true, 0));
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_get_stream(struct wtg_store *st, uint64_t ino, const char *name,
+			 enum wtg_store_state *state_ret, uint64_t *size_ret)
+{
+	sqlite3_stmt *s;
+
+	*state_ret = WTG_STORE_BASE;
+	*size_ret = 0;
+	pthread_mutex_lock(&st->lock);
+	int r = store_query(st, Q_STREAM_GET, &s);
+	if (r)
+		goto out;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	while ((r = store_step(st, s)) == 1) {
+		if (!store_in_stack(st, sqlite3_column_int64(s, 0)))
+			continue;
+		r = 0;
+		if (sqlite3_column_int(s, 2)) {
+			*state_ret = WTG_STORE_DELETED;
+		} else {
+			*state_ret = WTG_STORE_PRESENT;
+			*size_ret = (uint64_t)sqlite3_column_int64(s, 1);
+		}
+		break;
+	}
+	sqlite3_reset(s);
+out:
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_list_streams(struct wtg_store *st, uint64_t ino, wtg_store_stream_fn fn, void *arg)
+{
+	return store_list(st, Q_STREAM_LIST, ino, true, NULL, fn, arg);
+}
+
+/*
+ * What slot @index resolves to: the topmost extent row in the stack, unless
+ * a stream row above it hides what lies below (deleted, or truncated to
+ * fewer chunks than @index + 1).  @below: ignore the working layer's extent
+ * (what the slot would be without it) but not its stream row.
+ */
+static int resolve(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
+		   bool below, enum wtg_store_state *state_ret, uint8_t hash[WTG_STORE_HASH_LEN])
+{
+	enum wtg_store_state state = WTG_STORE_BASE;
+	int64_t found = 0;
+	sqlite3_stmt *s;
+	int r = store_query(st, Q_EXTENT_GET, &s);
+
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)index);
+	while ((r = store_step(st, s)) == 1) {
+		int64_t layer = sqlite3_column_int64(s, 0);
+		r = 0;
+		if ((below && layer == store_top(st)) || !store_in_stack(st, layer))
+			continue;
+		found = layer;
+		if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
+			state = WTG_STORE_DELETED;
+		} else if (sqlite3_column_bytes(s, 1) == 0) {
+			/* the base again, below a truncation that hid it */
+			state = WTG_STORE_BASE;
+			break;
+		} else if (store_column_hash(s, 1, hash)) {
+			state = WTG_STORE_PRESENT;
+		} else {
+			r = store_damaged(st, "an extent does not name a chunk");
+		}
+		break;
+	}
+	sqlite3_reset(s);
+	if (r)
+		return r;
+	r = store_query(st, Q_STREAM_GET, &s);
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+	while ((r = store_step(st, s)) == 1) {
+		int64_t layer = sqlite3_column_int64(s, 0);
+		r = 0;
+		if (layer <= found)
+			break;
+		if (!store_in_stack(st, layer))
+			continue;
+		if (sqlite3_column_int(s, 2) || (sqlite3_column_type(s, 3) != SQLITE_NULL &&
+						 (int64_t)index >= sqlite3_column_int64(s, 3))) {
+			state = WTG_STORE_DELETED;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	*state_ret = state;
+	return r;
+}
+
+int wtg_store_get_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
+			 enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN])
+{
+	pthread_mutex_lock(&st->lock);
+	int r = resolve(st, ino, stream, index, false, state_ret, hash_ret);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+/* The chunk the working layer's row for the slot names: *found. */
+static int top_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
+		      bool *found, uint8_t hash[WTG_STORE_HASH_LEN])
+{
+	sqlite3_stmt *s;
+	int r = store_query(st, Q_EXTENT_TOP, &s);
+
+	*found = false;
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)index);
+	sqlite3_bind_int64(s, 4, store_top(st));
+	r = store_step(st, s);
+	if (r == 1)
+		*found = store_column_hash(s, 0, hash);
+	sqlite3_reset(s);
+	return r < 0 ? r : 0;
+}
+
+/* A chunk the working layer stopped using goes at once when nothing else
+ * uses it: a block rewritten a thousand times is stored once, not a
+ * thousand times until the next gc. */
+static int release_chunk(struct wtg_store *st, const uint8_t hash[WTG_STORE_HASH_LEN])
+{
+	sqlite3_stmt *s;
+	int r = store_query(st, Q_CHUNK_USED, &s);
+
+	if (r)
+		return r;
+	store_bind_hash(s, 1, hash);
+	r = store_step(st, s);
+	sqlite3_reset(s);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = store_query(st, Q_CHUNK_DEL, &s);
+	if (r)
+		return r;
+	store_bind_hash(s, 1, hash);
+	return store_run(st, s);
+}
+
+/* Drops the working layer's row for the slot, and its chunk if unused. */
+static int drop_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index)
+{
+	uint8_t old[WTG_STORE_HASH_LEN];
+	bool had;
+	sqlite3_stmt *s;
+	int r = top_extent(st, ino, stream, index, &had, old);
+
+	if (!r)
+		r = store_query(st, Q_EXTENT_DEL, &s);
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)index);
+	sqlite3_bind_int64(s, 4, store_top(st));
+	r = store_run(st, s);
+	if (!r && had)
+		r = release_chunk(st, old);
+	return r;
+}
+
+/* Points the slot at @hash, at a hole (NULL), or at the base (@base). */
+static int set_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
+		      const uint8_t *hash, bool base)
+{
+	uint8_t old[WTG_STORE_HASH_LEN];
+	bool had = false;
+	enum wtg_store_state below;
+	uint8_t below_hash[WTG_STORE_HASH_LEN];
+	sqlite3_stmt *s;
+
+	if (index > INT64_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	if (!r)
+		r = resolve(st, ino, stream, index, true, &below, below_hash);
+	if (r)
+		goto out;
+	if (base ? below == WTG_STORE_BASE
+		 : (!hash && below == WTG_STORE_DELETED) ||
+		       (hash && below == WTG_STORE_PRESENT &&
+			!memcmp(hash, below_hash, sizeof(below_hash)))) {
+		r = drop_extent(st, ino, stream, index);
+	} else if (!(r = top_extent(st, ino, stream, index, &had, old))) {
+		r = store_query(st, Q_EXTENT_SET, &s);
+		if (r)
+			goto out;
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, (int64_t)index);
+		sqlite3_bind_int64(s, 4, store_top(st));
+		if (base)
+			sqlite3_bind_zeroblob(s, 5, 0); /* empty, not NULL: "the base" */
+		else if (hash)
+			store_bind_hash(s, 5, hash);
+		r = store_run(st, s);
+	}
+	if (!r && had && (!hash || memcmp(old, hash, sizeof(old))))
+		r = release_chunk(st, old);
+out:
+	r = store_write_failed(st, r);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_set_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
+			 const uint8_t *hash)
+{
+	return set_extent(st, ino, stream, index, hash, false);
+}
+
+int wtg_store_set_extent_base(struct wtg_store *st, uint64_t ino, const char *stream,
+			      uint64_t index)
+{
+	return set_extent(st, ino, stream, index, NULL, true);
+}

@@ -1,0 +1,198 @@
+/*
+ * Checking and cleaning a delta: verify (SQLite's structure, the layer
+ * graph, every record's references, every chunk hashed again) and gc
+ * (layers nothing reaches, then what no record names, then the file
+ * shrinks).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtgfs/hash.h"
+#include "wtgfs/log.h"
+
+#include "store_int.h"
+
+/* ---- verify and gc ---- */
+
+/* Runs @sql; each row it returns is a problem, described by its columns. */
+static int problems(struct wtg_store *st, const char *sql, const char *what, uint64_t *count)
+{
+	sqlite3_stmt *s;
+	int r = store_prepare(st, sql, &s);
+
+	if (r)
+		return r;
+	while ((r = store_step(st, s)) == 1) {
+		const char *detail = (const char *)sqlite3_column_text(s, 0);
+		if (++*count <= 20)
+			wtg_error("'%s': %s%s%s", st->path, what, detail ? ": " : "",
+				  detail ? detail : "");
+	}
+	sqlite3_finalize(s);
+	return r < 0 ? r : 0;
+}
+
+static int verify_chunks(struct wtg_store *st, struct wtg_store_report *rep, uint8_t *buf)
+{
+	sqlite3_stmt *s;
+	int r = store_prepare(st, "SELECT hash, size, codec, data FROM chunks", &s);
+
+	if (r)
+		return r;
+	while ((r = store_step(st, s)) == 1) {
+		uint8_t key[WTG_STORE_HASH_LEN], sum[WTG_STORE_HASH_LEN];
+		char hex[2 * WTG_STORE_HASH_LEN + 1] = "?";
+		size_t size;
+		const char *bad = NULL;
+
+		rep->chunks++;
+		rep->stored_bytes += (uint64_t)sqlite3_column_bytes(s, 3);
+		if (!store_column_hash(s, 0, key)) {
+			bad = "a chunk's key is not a hash";
+		} else if (store_decode_row(st, s, 1, buf, &size)) {
+			bad = "cannot be decoded";
+		} else {
+			rep->chunk_bytes += size;
+			wtg_sha256(buf, size, sum);
+			if (memcmp(sum, key, sizeof(key)))
+				bad = "its bytes do not hash to its key";
+		}
+		if (bad) {
+			if (sqlite3_column_bytes(s, 0) == WTG_STORE_HASH_LEN)
+				store_hex_short(key, hex);
+			if (++rep->problems <= 20)
+				wtg_error("'%s': chunk %s: %s", st->path, hex, bad);
+		}
+	}
+	sqlite3_finalize(s);
+	return r < 0 ? r : 0;
+}
+
+int wtg_store_verify(struct wtg_store *st, struct wtg_store_report *report)
+{
+	struct wtg_store_report rep = {0};
+	uint8_t *buf = malloc(WTG_STORE_CHUNK_SIZE);
+	sqlite3_stmt *s = NULL;
+	int64_t v = 0;
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	pthread_mutex_lock(&st->lock);
+	r = store_prepare(st, "PRAGMA integrity_check(20)", &s);
+	while (!r && (r = store_step(st, s)) == 1) {
+		const char *msg = (const char *)sqlite3_column_text(s, 0);
+		r = 0;
+		if (msg && strcmp(msg, "ok")) {
+			/* one line per problem: SQLite joins several with newlines */
+			char line[512];
+			snprintf(line, sizeof(line), "%s", msg);
+			for (char *c = line; *c; c++)
+				if (*c == '\n')
+					*c = ' ';
+			rep.problems++;
+			wtg_error("'%s': the SQLite structure is damaged: %s", st->path, line);
+		}
+	}
+	sqlite3_finalize(s);
+	r = r < 0 ? r : 0;
+	if (!r && rep.problems)
+		goto out; /* the rest would only read damage */
+	if (!r)
+		r = store_int_query(st, "SELECT count(*) FROM layers", 0, &v);
+	rep.layers = (uint64_t)v;
+	if (!r)
+		r = problems(st,
+			     "SELECT 'layer ' || id FROM layers WHERE parent IS NOT NULL AND"
+			     " (parent >= id OR parent NOT IN (SELECT id FROM layers))",
+			     "a layer's parent is missing or younger", &rep.problems);
+	if (!r)
+		r = problems(st,
+			     "SELECT value FROM meta WHERE key = 'head' AND value NOT IN"
+			     " (SELECT id FROM layers WHERE sealed IS NULL)",
+			     "HEAD is not an open layer", &rep.problems);
+	if (!r)
+		r = problems(st,
+			     "SELECT quote(name) FROM snapshots WHERE layer NOT IN"
+			     " (SELECT id FROM layers WHERE sealed IS NOT NULL)",
+			     "a snapshot's layer is missing or open", &rep.problems);
+	if (!r)
+		r = problems(st,
+			     "SELECT 'inode ' || ino || ' stream ' || quote(stream) || ' chunk ' ||"
+			     " idx || ' in layer ' || layer FROM extents e WHERE length(chunk) > 0"
+			     " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.hash = e.chunk)",
+			     "an extent refers to a missing chunk", &rep.problems);
+	if (!r)
+		r = problems(st,
+			     "SELECT 'inode ' || ino || ' in layer ' || layer FROM inodes i"
+			     " WHERE sd IS NOT NULL AND NOT EXISTS"
+			     " (SELECT 1 FROM sds WHERE sds.hash = i.sd)",
+			     "an inode refers to a missing security descriptor", &rep.problems);
+	if (!r)
+		r = problems(
+		    st,
+		    "SELECT 'layer ' || layer FROM (SELECT layer FROM inodes UNION"
+		    " SELECT layer FROM names UNION SELECT layer FROM streams UNION"
+		    " SELECT layer FROM extents) WHERE layer NOT IN (SELECT id FROM layers)",
+		    "records of a missing layer", &rep.problems);
+	if (!r)
+		r = problems(st, "SELECT quote(hash) FROM sds WHERE length(hash) != 32",
+			     "a security descriptor's key is not a hash", &rep.problems);
+	if (!r)
+		r = store_int_query(st, "SELECT count(*) FROM extents", 0, &v);
+	rep.extents = (uint64_t)v;
+	if (!r)
+		r = verify_chunks(st, &rep, buf);
+out:
+	pthread_mutex_unlock(&st->lock);
+	free(buf);
+	if (report)
+		*report = rep;
+	if (r)
+		return r;
+	return rep.problems ? -EIO : 0;
+}
+
+static int gc_fn(struct wtg_store *st, const void *arg, int64_t *top_ret)
+{
+	uint64_t *freed = (uint64_t *)arg;
+	int r = store_exec(
+	    st, "CREATE TEMP TABLE live AS WITH RECURSIVE up(id) AS ("
+		" SELECT value FROM meta WHERE key = 'head' UNION SELECT layer FROM snapshots"
+		" UNION SELECT parent FROM layers JOIN up ON layers.id = up.id"
+		"  WHERE parent IS NOT NULL) SELECT id FROM up;"
+		"DELETE FROM inodes WHERE layer NOT IN live;"
+		"DELETE FROM names WHERE layer NOT IN live;"
+		"DELETE FROM streams WHERE layer NOT IN live;"
+		"DELETE FROM extents WHERE layer NOT IN live;"
+		"DELETE FROM layers WHERE id NOT IN live;"
+		"DROP TABLE live;"
+		"DELETE FROM sds WHERE hash NOT IN"
+		" (SELECT sd FROM inodes WHERE sd IS NOT NULL);");
+	if (r)
+		return r;
+	r = store_exec(st, "DELETE FROM chunks WHERE hash NOT IN"
+			   " (SELECT chunk FROM extents WHERE chunk IS NOT NULL)");
+	*freed = (uint64_t)sqlite3_changes(st->db);
+	*top_ret = store_top(st);
+	return r;
+}
+
+int wtg_store_gc(struct wtg_store *st, uint64_t *freed_ret)
+{
+	uint64_t freed = 0;
+
+	pthread_mutex_lock(&st->lock);
+	int r = store_transaction(st, gc_fn, &freed);
+	if (!r)
+		r = store_exec(st, "PRAGMA incremental_vacuum");
+	pthread_mutex_unlock(&st->lock);
+	if (freed_ret)
+		*freed_ret = freed;
+	return r;
+}

@@ -1,0 +1,580 @@
+/*
+ * Creating and opening a delta: the schema, cheap checks of the file's
+ * header before SQLite sees it, the connection's settings, the writer's
+ * lock, the record of the base a delta is bound to.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "wtgfs/log.h"
+
+#include "store_int.h"
+
+/* The SQLite file header (offsets as in sqlite.org/fileformat.html). */
+#define HDR_MAGIC "SQLite format 3"
+#define HDR_PAGE_SIZE 16      /* be16, 1 means 65536 */
+#define HDR_CHANGE_COUNTER 24 /* be32 */
+#define HDR_PAGE_COUNT 28     /* be32, valid when VALID_FOR equals CHANGE_COUNTER */
+#define HDR_USER_VERSION 60   /* be32 */
+#define HDR_APP_ID 68	      /* be32 */
+#define HDR_VALID_FOR 92      /* be32 */
+#define HDR_SIZE 100
+
+static const char schema_sql[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE layers(id INTEGER PRIMARY KEY, parent INTEGER, created INTEGER NOT NULL,"
+    " sealed INTEGER);"
+    "CREATE TABLE snapshots(name TEXT PRIMARY KEY, layer INTEGER NOT NULL UNIQUE, message TEXT,"
+    " created INTEGER NOT NULL);"
+    /* rowid tables: rows of up to 64 KiB do not belong in a WITHOUT ROWID b-tree */
+    "CREATE TABLE chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL, codec INTEGER NOT NULL,"
+    " data BLOB NOT NULL);"
+    "CREATE TABLE sds(hash BLOB PRIMARY KEY, data BLOB NOT NULL);"
+    "CREATE TABLE inodes(ino INTEGER, layer INTEGER, deleted INTEGER NOT NULL,"
+    " attributes INTEGER, sd BLOB, crtime INTEGER, mtime INTEGER, atime INTEGER, ctime INTEGER,"
+    " reparse BLOB, object_id BLOB, dos_name TEXT, PRIMARY KEY(ino, layer)) WITHOUT ROWID;"
+    "CREATE TABLE names(dir INTEGER, name TEXT, layer INTEGER, ino INTEGER,"
+    " PRIMARY KEY(dir, name, layer)) WITHOUT ROWID;"
+    "CREATE TABLE streams(ino INTEGER, name TEXT, layer INTEGER, size INTEGER NOT NULL,"
+    " deleted INTEGER NOT NULL, keep INTEGER, PRIMARY KEY(ino, name, layer)) WITHOUT ROWID;"
+    "CREATE TABLE extents(ino INTEGER, stream TEXT, idx INTEGER, layer INTEGER, chunk BLOB,"
+    " PRIMARY KEY(ino, stream, idx, layer)) WITHOUT ROWID;"
+    "CREATE INDEX inodes_layer ON inodes(layer);"
+    "CREATE INDEX names_layer ON names(layer);"
+    "CREATE INDEX streams_layer ON streams(layer);"
+    "CREATE INDEX extents_layer ON extents(layer, chunk);"
+    "CREATE INDEX extents_chunk ON extents(chunk);";
+
+/* ---- opening ---- */
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+bool wtg_store_is_delta(const char *path)
+{
+	uint8_t h[HDR_SIZE];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool yes = false;
+
+	if (fd >= 0) {
+		yes = pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+		      !memcmp(h, HDR_MAGIC, sizeof(HDR_MAGIC)) &&
+		      be32(h + HDR_APP_ID) == WTG_APP_ID;
+		close(fd);
+	}
+	return yes;
+}
+
+/* Refuses what is plainly not a delta before SQLite reads (or writes) it. */
+static int check_header(const char *path, int fd)
+{
+	uint8_t h[HDR_SIZE];
+	struct stat sb;
+	char wal[PATH_MAX];
+
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if (!S_ISREG(sb.st_mode)) {
+		wtg_error("cannot open '%s': not a wtgfs delta (not a regular file)", path);
+		return -EINVAL;
+	}
+	if (sb.st_size == 0) {
+		wtg_error("cannot open '%s': empty file, not a wtgfs delta (make one with "
+			  "'wtgfs init')",
+			  path);
+		return -EINVAL;
+	}
+	ssize_t n = pread(fd, h, sizeof(h), 0);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n < sizeof(h) || memcmp(h, HDR_MAGIC, sizeof(HDR_MAGIC))) {
+		wtg_error("cannot open '%s': not a wtgfs delta (make one with 'wtgfs init')", path);
+		return -EINVAL;
+	}
+	if (be32(h + HDR_APP_ID) != WTG_APP_ID) {
+		wtg_error("cannot open '%s': an SQLite database, but not a wtgfs delta", path);
+		return -EINVAL;
+	}
+	if (be32(h + HDR_USER_VERSION) > WTG_STORE_FORMAT) {
+		wtg_error("cannot open '%s': made by a newer wtgfs (delta format %" PRIu32
+			  ", this one reads up to %d; upgrade wtgfs)",
+			  path, be32(h + HDR_USER_VERSION), WTG_STORE_FORMAT);
+		return -EPROTO;
+	}
+	/* Without a WAL to replay, the file must be as long as its header says. */
+	uint32_t psize = (uint32_t)h[HDR_PAGE_SIZE] << 8 | h[HDR_PAGE_SIZE + 1];
+	if (psize == 1)
+		psize = 65536;
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	if (be32(h + HDR_VALID_FOR) == be32(h + HDR_CHANGE_COUNTER) && access(wal, F_OK) != 0 &&
+	    (uint64_t)sb.st_size < (uint64_t)psize * be32(h + HDR_PAGE_COUNT)) {
+		wtg_error("cannot open '%s': truncated (%" PRIu64 " of %" PRIu64
+			  " bytes; restore it from a backup)",
+			  path, (uint64_t)sb.st_size, (uint64_t)psize * be32(h + HDR_PAGE_COUNT));
+		return -EIO;
+	}
+	return 0;
+}
+
+static int check_format(struct wtg_store *st)
+{
+	int64_t app, ver;
+	int r = store_int_query(st, "PRAGMA application_id", 0, &app);
+
+	if (!r)
+		r = store_int_query(st, "PRAGMA user_version", 0, &ver);
+	if (r)
+		return r;
+	if (app != WTG_APP_ID) {
+		wtg_error("cannot open '%s': an SQLite database, but not a wtgfs delta", st->path);
+		return -EINVAL;
+	}
+	if (ver > WTG_STORE_FORMAT) {
+		wtg_error("cannot open '%s': made by a newer wtgfs (delta format %" PRId64
+			  ", this one reads up to %d; upgrade wtgfs)",
+			  st->path, ver, WTG_STORE_FORMAT);
+		return -EPROTO;
+	}
+	if (ver < 1)
+		return store_damaged(st, "no format version");
+	return 0;
+}
+
+static int load_meta(struct wtg_store *st, int64_t *head_ret)
+{
+	sqlite3_stmt *s;
+	unsigned seen = 0;
+	int r = store_prepare(st, "SELECT key, value FROM meta", &s);
+
+	if (r)
+		return r;
+	*head_ret = 0;
+	while ((r = store_step(st, s)) == 1) {
+		const char *key = (const char *)sqlite3_column_text(s, 0);
+		const char *text = (const char *)sqlite3_column_text(s, 1);
+		if (!key)
+			continue;
+		if (!strcmp(key, "base_path") && text) {
+			snprintf(st->base.path, sizeof(st->base.path), "%s", text);
+			seen |= 1;
+		} else if (!strcmp(key, "base_size")) {
+			st->base.size = (uint64_t)sqlite3_column_int64(s, 1);
+			seen |= 2;
+		} else if (!strcmp(key, "base_guid") && text) {
+			snprintf(st->base.guid, sizeof(st->base.guid), "%s", text);
+			seen |= 4;
+		} else if (!strcmp(key, "base_index")) {
+			st->base.index = (uint32_t)sqlite3_column_int64(s, 1);
+			seen |= 8;
+		} else if (!strcmp(key, "base_meta_hash") &&
+			   store_column_hash(s, 1, st->base.meta_hash)) {
+			seen |= 16;
+		} else if (!strcmp(key, "head")) {
+			*head_ret = sqlite3_column_int64(s, 1);
+			seen |= 32;
+		}
+	}
+	sqlite3_finalize(s);
+	if (r < 0)
+		return r;
+	if (seen != 63)
+		return store_damaged(st, "its record of the base or of HEAD is missing");
+	return 0;
+}
+
+/* The stack from @layer down to the first layer. */
+int store_load_stack(struct wtg_store *st, int64_t layer)
+{
+	sqlite3_stmt *s;
+	int r = store_prepare(st, "SELECT parent FROM layers WHERE id = ?1", &s);
+
+	if (r)
+		return r;
+	st->nstack = 0;
+	while (layer > 0) {
+		if (st->nstack && layer >= st->stack[st->nstack - 1]) {
+			r = store_damaged(st, "the layers form a loop");
+			break;
+		}
+		int64_t *p = realloc(st->stack, (st->nstack + 1) * sizeof(*p));
+		if (!p) {
+			r = -ENOMEM;
+			break;
+		}
+		st->stack = p;
+		st->stack[st->nstack++] = layer;
+		sqlite3_reset(s);
+		sqlite3_bind_int64(s, 1, layer);
+		r = store_step(st, s);
+		if (r <= 0) {
+			if (r == 0)
+				r = store_damaged(st, "a layer of the stack is missing");
+			break;
+		}
+		layer = sqlite3_column_type(s, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 0);
+		r = 0;
+	}
+	sqlite3_finalize(s);
+	if (!r && !st->nstack)
+		r = store_damaged(st, "no working layer");
+	return r;
+}
+
+int store_layer_of_snapshot(struct wtg_store *st, const char *name, int64_t *layer_ret)
+{
+	sqlite3_stmt *s;
+	int r = store_prepare(st, "SELECT layer FROM snapshots WHERE name = ?1", &s);
+
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	r = store_step(st, s);
+	if (r == 1)
+		*layer_ret = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (r == 0) {
+		wtg_error("'%s': no snapshot '%s' (see 'wtgfs log')", st->path, name);
+		return -ENOENT;
+	}
+	return r < 0 ? r : 0;
+}
+
+static void store_free(struct wtg_store *st)
+{
+	for (int i = 0; i < Q_COUNT; i++)
+		sqlite3_finalize(st->q[i]);
+	if (st->db)
+		sqlite3_close(st->db);
+	if (st->fd >= 0)
+		close(st->fd);
+	wtg_chunk_codec_free(st->codec);
+	pthread_mutex_destroy(&st->lock);
+	free(st->zbuf);
+	free(st->stack);
+	free(st->path);
+	free(st);
+}
+
+/* Opens the SQLite connection with the settings every handle uses. */
+static int connect_db(struct wtg_store *st, int flags)
+{
+	int rc = sqlite3_open_v2(st->path, &st->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	int r;
+
+	if (rc != SQLITE_OK) {
+		r = st->db ? store_sql_error(st, rc) : -ENOMEM;
+		sqlite3_close(st->db);
+		st->db = NULL;
+		return r;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, 5000);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	/* a 64 MiB page cache: a commit's chunk rows stay hot, and readers do
+	 * not go back to the file for the b-tree pages every lookup needs */
+	r = store_exec(st, "PRAGMA cell_size_check = ON; PRAGMA cache_size = -65536");
+	if (!r && !st->read_only)
+		/* NORMAL: SQLite syncs the WAL only at checkpoints (order kept,
+		 * so the file is always consistent); durable commits fdatasync
+		 * the WAL themselves */
+		r = store_exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
+	if (!r && !st->read_only) /* deltas made before it had this index */
+		r = store_exec(st, "CREATE INDEX IF NOT EXISTS extents_chunk ON extents(chunk)");
+	return r;
+}
+
+int wtg_store_after_fork(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = store_commit_locked(st, true);
+	for (int i = 0; i < Q_COUNT; i++) {
+		sqlite3_finalize(st->q[i]);
+		st->q[i] = NULL;
+	}
+	sqlite3_close(st->db);
+	st->db = NULL;
+	if (!r)
+		r = connect_db(st, st->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_open(const char *path, const struct wtg_store_options *opt,
+		   struct wtg_store **store_ret)
+{
+	static const struct wtg_store_options defaults;
+	struct wtg_store *st;
+	int64_t head, layer;
+	int r;
+
+	if (!opt)
+		opt = &defaults;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_init(&st->lock, NULL);
+	st->read_only = opt->read_only || opt->at;
+	st->path = strdup(path);
+	st->codec = wtg_chunk_codec_new();
+	st->zbuf = malloc(wtg_chunk_encode_bound(WTG_STORE_CHUNK_SIZE));
+	st->fd = open(path, (st->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (!st->path || !st->codec || !st->zbuf) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	if (st->fd < 0) {
+		r = -errno;
+		wtg_error("cannot open '%s': %s", path, strerror(errno));
+		goto out_free;
+	}
+	r = check_header(path, st->fd);
+	if (r)
+		goto out_free;
+	/* flock, not fcntl: SQLite's own POSIX locks stay untouched */
+	if (!st->read_only && flock(st->fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		wtg_error("cannot open '%s': in use by another wtgfs (unmount it first)", path);
+		goto out_free;
+	}
+	/* A reader alone with the file opens it writable (without writing)
+	 * so that closing checkpoints and removes the -wal and -shm files:
+	 * a delta at rest stays one file.  Beside a writer it reads only. */
+	bool alone = st->read_only && flock(st->fd, LOCK_EX | LOCK_NB) == 0;
+	r = connect_db(st,
+		       (st->read_only && !alone ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE));
+	if (r && alone)
+		r = connect_db(st, SQLITE_OPEN_READONLY);
+	if (!r)
+		r = check_format(st);
+	if (!r)
+		r = load_meta(st, &head);
+	if (r)
+		goto out_free;
+	layer = head;
+	if (opt->at) {
+		r = store_layer_of_snapshot(st, opt->at, &layer);
+		if (r)
+			goto out_free;
+	}
+	r = store_load_stack(st, layer);
+	if (r)
+		goto out_free;
+	*store_ret = st;
+	return 0;
+
+out_free:
+	store_free(st);
+	return r;
+}
+
+int wtg_store_close(struct wtg_store *st)
+{
+	if (!st)
+		return 0;
+	int r = wtg_store_commit(st);
+	store_free(st);
+	return r;
+}
+
+int wtg_store_wait_writer(const char *path, int timeout_ms)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	int r = -ETIMEDOUT;
+	for (int waited = 0; waited <= timeout_ms; waited += 20) {
+		if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+			r = 0;
+			break;
+		}
+		if (errno != EWOULDBLOCK) {
+			r = -errno;
+			break;
+		}
+		usleep(20000);
+	}
+	close(fd);
+	return r;
+}
+
+const char *wtg_store_path(const struct wtg_store *st)
+{
+	return st->path;
+}
+
+/* ---- creating ---- */
+
+int store_put_meta(struct wtg_store *st, const char *key, int type, int64_t i, const void *p,
+		   int len)
+{
+	sqlite3_stmt *s;
+	int r = store_prepare(st, "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)", &s);
+
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	if (type == SQLITE_INTEGER)
+		sqlite3_bind_int64(s, 2, i);
+	else if (type == SQLITE_TEXT)
+		sqlite3_bind_text(s, 2, p, len, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob(s, 2, p, len, SQLITE_STATIC);
+	r = store_run(st, s);
+	sqlite3_finalize(s);
+	return r;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int wtg_store_create(const char *path, const struct wtg_store_base *base)
+{
+	struct wtg_store st = {.fd = -1};
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	char sql[128];
+	int r, rc;
+
+	if (access(path, F_OK) == 0) {
+		wtg_error("cannot create '%s': it exists (choose another name or remove it)", path);
+		return -EEXIST;
+	}
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	unlink(tmp);
+	/* a log left by a delta of this name that was removed after a crash
+	 * would be replayed into the new one */
+	for (const char *suffix = "-wal"; suffix; suffix = suffix[1] == 'w' ? "-shm" : NULL) {
+		char side[PATH_MAX + 8];
+		snprintf(side, sizeof(side), "%s%s", path, suffix);
+		unlink(side);
+	}
+	st.path = (char *)path;
+	rc = sqlite3_open_v2(tmp, &st.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		if (!st.db)
+			return -ENOMEM;
+		wtg_error("cannot create '%s': %s", path, sqlite3_errmsg(st.db));
+		r = -(sqlite3_system_errno(st.db) ? sqlite3_system_errno(st.db) : EIO);
+		goto out_close;
+	}
+	sqlite3_extended_result_codes(st.db, 1);
+	/* auto_vacuum before the first table: gc can give space back */
+	snprintf(sql, sizeof(sql),
+		 "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA application_id = %d;"
+		 " PRAGMA user_version = %d",
+		 WTG_APP_ID, WTG_STORE_FORMAT);
+	r = store_exec(&st, sql);
+	if (!r)
+		r = store_exec(&st, "BEGIN");
+	if (!r)
+		r = store_exec(&st, schema_sql);
+	if (!r)
+		r = store_exec(&st,
+			       "INSERT INTO layers(id, parent, created, sealed) VALUES(1, NULL,"
+			       " strftime('%s', 'now'), NULL)");
+	if (!r)
+		r = store_put_meta(&st, "head", SQLITE_INTEGER, 1, NULL, 0);
+	if (!r)
+		r = store_put_meta(&st, "created", SQLITE_INTEGER, store_now(), NULL, 0);
+	if (!r)
+		r = store_put_meta(&st, "base_path", SQLITE_TEXT, 0, base->path, -1);
+	if (!r)
+		r = store_put_meta(&st, "base_size", SQLITE_INTEGER, (int64_t)base->size, NULL, 0);
+	if (!r)
+		r = store_put_meta(&st, "base_guid", SQLITE_TEXT, 0, base->guid, -1);
+	if (!r)
+		r = store_put_meta(&st, "base_index", SQLITE_INTEGER, base->index, NULL, 0);
+	if (!r)
+		r = store_put_meta(&st, "base_meta_hash", SQLITE_BLOB, 0, base->meta_hash,
+				   WTG_STORE_HASH_LEN);
+	if (!r)
+		r = store_exec(&st, "COMMIT");
+	/* the journal mode is recorded in the file: every later open is WAL */
+	if (!r)
+		r = store_exec(&st, "PRAGMA journal_mode = WAL");
+out_close:
+	rc = sqlite3_close(st.db);
+	if (!r && rc != SQLITE_OK)
+		r = -EIO;
+	if (!r)
+		r = fsync_path(tmp, O_RDONLY);
+	if (!r && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		wtg_error("cannot create '%s': %s", path, strerror(errno));
+	}
+	if (r) {
+		unlink(tmp);
+		return r;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	return fsync_path(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+}
+
+/* ---- the base ---- */
+
+void wtg_store_get_base(const struct wtg_store *st, struct wtg_store_base *base_ret)
+{
+	*base_ret = st->base;
+}
+
+int wtg_store_check_base(const struct wtg_store *st, const struct wtg_store_base *actual)
+{
+	const struct wtg_store_base *b = &st->base;
+	const char *what = NULL;
+
+	if (strcmp(b->guid, actual->guid))
+		what = "its GUID";
+	else if (b->index != actual->index)
+		what = "the image index";
+	else if (b->size != actual->size)
+		what = "its size";
+	else if (memcmp(b->meta_hash, actual->meta_hash, WTG_STORE_HASH_LEN))
+		what = "its metadata";
+	if (!what)
+		return 0;
+	wtg_error("'%s': bound to another base: '%s' differs in %s from '%s' image %" PRIu32
+		  " (give the right one with --base)",
+		  st->path, actual->path, what, b->path, b->index);
+	return -ESTALE;
+}
+
+int wtg_store_set_base_path(struct wtg_store *st, const char *path)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	if (!r)
+		r = store_put_meta(st, "base_path", SQLITE_TEXT, 0, path, -1);
+	if (!r)
+		r = store_commit_locked(st, true);
+	if (!r)
+		snprintf(st->base.path, sizeof(st->base.path), "%s", path);
+	pthread_mutex_unlock(&st->lock);
+	return r ? store_write_failed(st, r) : 0;
+}

@@ -1,0 +1,216 @@
+/*
+ * The store's dealings with SQLite at the lowest level: result codes
+ * become -errno here (and nowhere else), the prepared statements of the read
+ * and write paths, and small helpers for binding and stepping.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtgfs/log.h"
+
+#include "store_int.h"
+
+const char *const store_query_sql[Q_COUNT] = {
+    [Q_CHUNK_HAS] = "SELECT 1 FROM chunks WHERE hash = ?1",
+    [Q_CHUNK_PUT] = "INSERT INTO chunks(hash, size, codec, data) VALUES(?1, ?2, ?3, ?4)",
+    [Q_CHUNK_GET] = "SELECT size, codec, data FROM chunks WHERE hash = ?1",
+    [Q_SD_PUT] = "INSERT OR IGNORE INTO sds(hash, data) VALUES(?1, ?2)",
+    [Q_SD_GET] = "SELECT data FROM sds WHERE hash = ?1",
+    [Q_INODE_SET] = "INSERT OR REPLACE INTO inodes(ino, layer, deleted, attributes, sd, crtime,"
+		    " mtime, atime, ctime, reparse, object_id, dos_name)"
+		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [Q_INODE_GET] = "SELECT layer, deleted, attributes, sd, crtime, mtime, atime, ctime, reparse,"
+		    " object_id, dos_name FROM inodes WHERE ino = ?1 ORDER BY layer DESC",
+    [Q_INODE_DEL_EXTENTS] = "DELETE FROM extents WHERE ino = ?1 AND layer = ?2",
+    [Q_INODE_DEL_STREAMS] = "DELETE FROM streams WHERE ino = ?1 AND layer = ?2",
+    [Q_NAME_SET] = "INSERT OR REPLACE INTO names(dir, name, layer, ino) VALUES(?1, ?2, ?3, ?4)",
+    [Q_NAME_GET] = "SELECT layer, ino FROM names WHERE dir = ?1 AND name = ?2"
+		   " ORDER BY layer DESC",
+    [Q_NAME_LIST] = "SELECT name, layer, ino FROM names WHERE dir = ?1 ORDER BY name, layer DESC",
+    [Q_STREAM_GET] = "SELECT layer, size, deleted, keep FROM streams WHERE ino = ?1 AND name = ?2"
+		     " ORDER BY layer DESC",
+    [Q_STREAM_SET] = "INSERT OR REPLACE INTO streams(ino, name, layer, size, deleted, keep)"
+		     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_STREAM_LIST] = "SELECT name, layer, size, deleted FROM streams WHERE ino = ?1"
+		      " ORDER BY name, layer DESC",
+    [Q_EXTENT_GET] = "SELECT layer, chunk FROM extents WHERE ino = ?1 AND stream = ?2"
+		     " AND idx = ?3 ORDER BY layer DESC",
+    [Q_EXTENT_SET] = "INSERT OR REPLACE INTO extents(ino, stream, idx, layer, chunk)"
+		     " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [Q_EXTENT_DEL] = "DELETE FROM extents WHERE ino = ?1 AND stream = ?2 AND idx = ?3"
+		     " AND layer = ?4",
+    [Q_EXTENT_CUT] = "DELETE FROM extents WHERE ino = ?1 AND stream = ?2 AND layer = ?3"
+		     " AND idx >= ?4",
+    [Q_EXTENT_TOP] = "SELECT chunk FROM extents WHERE ino = ?1 AND stream = ?2 AND idx = ?3"
+		     " AND layer = ?4",
+    [Q_CHUNK_USED] = "SELECT 1 FROM extents WHERE chunk = ?1 LIMIT 1",
+    [Q_CHUNK_DEL] = "DELETE FROM chunks WHERE hash = ?1",
+};
+
+/* ---- errors ---- */
+
+int store_sql_error(struct wtg_store *st, int rc)
+{
+	int sys = sqlite3_system_errno(st->db);
+
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		wtg_error("'%s': the disk is full (free some space; the delta keeps what was "
+			  "committed)",
+			  st->path);
+		return -ENOSPC;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_FORMAT:
+		wtg_error("'%s': the delta is damaged: %s (run 'wtgfs verify')", st->path,
+			  sqlite3_errmsg(st->db));
+		return -EIO;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		wtg_error("'%s': in use by another wtgfs (unmount it or wait for it to finish)",
+			  st->path);
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_READONLY:
+		wtg_error("'%s': cannot write: %s", st->path, sqlite3_errmsg(st->db));
+		return -EROFS;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_IOERR:
+		if (sys == ENOSPC || sys == EDQUOT || sys == EFBIG) {
+			wtg_error("'%s': the disk is full (free some space; the delta keeps what "
+				  "was committed)",
+				  st->path);
+			return -ENOSPC;
+		}
+		/* fall through */
+	default:
+		wtg_error("'%s': %s%s%s", st->path, sqlite3_errmsg(st->db), sys ? ": " : "",
+			  sys ? strerror(sys) : "");
+		return -EIO;
+	}
+}
+
+/* After a failed statement inside a batch: SQLite may have rolled the whole
+ * transaction back (disk full, I/O error), which the next commit reports. */
+int store_write_failed(struct wtg_store *st, int err)
+{
+	if (st->in_batch && sqlite3_get_autocommit(st->db)) {
+		st->in_batch = false;
+		st->batch_lost = err;
+	}
+	return err;
+}
+
+int store_damaged(struct wtg_store *st, const char *what)
+{
+	wtg_error("'%s': the delta is damaged: %s (run 'wtgfs verify')", st->path, what);
+	return -EIO;
+}
+
+/* ---- statements ---- */
+
+int store_exec(struct wtg_store *st, const char *sql)
+{
+	int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : store_sql_error(st, rc);
+}
+
+/* The cached statement @id, reset and unbound. */
+int store_query(struct wtg_store *st, int id, sqlite3_stmt **ret)
+{
+	if (!st->q[id]) {
+		int rc = sqlite3_prepare_v3(st->db, store_query_sql[id], -1,
+					    SQLITE_PREPARE_PERSISTENT, &st->q[id], NULL);
+		if (rc != SQLITE_OK)
+			return store_sql_error(st, rc);
+	}
+	sqlite3_reset(st->q[id]);
+	sqlite3_clear_bindings(st->q[id]);
+	*ret = st->q[id];
+	return 0;
+}
+
+/* Runs a statement that returns no rows. */
+int store_run(struct wtg_store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_sql_error(st, rc);
+}
+
+/* sqlite3_step: 1 for a row, 0 when done, or -errno. */
+int store_step(struct wtg_store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return store_sql_error(st, rc);
+}
+
+int store_prepare(struct wtg_store *st, const char *sql, sqlite3_stmt **ret)
+{
+	int rc = sqlite3_prepare_v2(st->db, sql, -1, ret, NULL);
+	return rc == SQLITE_OK ? 0 : store_sql_error(st, rc);
+}
+
+int store_int_query(struct wtg_store *st, const char *sql, int64_t arg, int64_t *ret)
+{
+	sqlite3_stmt *s;
+	int r = store_prepare(st, sql, &s);
+
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, arg);
+	r = store_step(st, s);
+	*ret = r == 1 ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	return r < 0 ? r : 0;
+}
+
+int store_bind_hash(sqlite3_stmt *s, int col, const uint8_t *hash)
+{
+	return sqlite3_bind_blob(s, col, hash, WTG_STORE_HASH_LEN, SQLITE_STATIC);
+}
+
+bool store_column_hash(sqlite3_stmt *s, int col, uint8_t out[WTG_STORE_HASH_LEN])
+{
+	if (sqlite3_column_bytes(s, col) != WTG_STORE_HASH_LEN)
+		return false;
+	memcpy(out, sqlite3_column_blob(s, col), WTG_STORE_HASH_LEN);
+	return true;
+}
+
+int64_t store_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int64_t store_top(const struct wtg_store *st)
+{
+	return st->stack[0];
+}
+
+bool store_in_stack(const struct wtg_store *st, int64_t layer)
+{
+	size_t lo = 0, hi = st->nstack;
+
+	while (lo < hi) { /* descending */
+		size_t mid = (lo + hi) / 2;
+		if (st->stack[mid] == layer)
+			return true;
+		if (st->stack[mid] > layer)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}

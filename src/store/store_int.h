@@ -1,0 +1,129 @@
+/*
+ * The delta store's insides, shared by the files of src/store/ and seen by
+ * nothing else: the handle, the prepared statements, and the helpers every
+ * file uses.  The store is split by concern: sql.c (errors, statements),
+ * open.c (schema, creating, opening, the base identity), batch.c
+ * (transactions and durability), records.c (inodes, names, security
+ * descriptors, the whole stack at once), data.c (chunks, streams and their
+ * extents), layers.c (snapshots, rollback, the layer list) and maintain.c
+ * (verify, gc).  Every function here expects the store's lock held unless
+ * it says otherwise.
+ */
+#ifndef WTGFS_STORE_INT_H
+#define WTGFS_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "wtgfs/chunk_codec.h"
+#include "wtgfs/store.h"
+
+/* PRAGMA application_id: "WTGD" */
+#define WTG_APP_ID 0x57544744
+
+/* Statements of the read and write paths, prepared once. */
+enum {
+	Q_CHUNK_HAS,
+	Q_CHUNK_PUT,
+	Q_CHUNK_GET,
+	Q_SD_PUT,
+	Q_SD_GET,
+	Q_INODE_SET,
+	Q_INODE_GET,
+	Q_INODE_DEL_EXTENTS,
+	Q_INODE_DEL_STREAMS,
+	Q_NAME_SET,
+	Q_NAME_GET,
+	Q_NAME_LIST,
+	Q_STREAM_GET,
+	Q_STREAM_SET,
+	Q_STREAM_LIST,
+	Q_EXTENT_GET,
+	Q_EXTENT_SET,
+	Q_EXTENT_DEL,
+	Q_EXTENT_CUT,
+	Q_EXTENT_TOP,
+	Q_CHUNK_USED,
+	Q_CHUNK_DEL,
+	Q_COUNT
+};
+
+extern const char *const store_query_sql[Q_COUNT];
+
+struct wtg_store {
+	char *path;
+	sqlite3 *db;
+	int fd; /* holds the writer's flock; closed after SQLite */
+	bool read_only;
+	pthread_mutex_t lock;
+	struct wtg_chunk_codec *codec;
+	uint8_t *zbuf;
+	sqlite3_stmt *q[Q_COUNT];
+	struct wtg_store_base base;
+	int64_t *stack; /* layer ids from the top down (ids fall along ancestry) */
+	size_t nstack;
+	bool in_batch;
+	bool unsynced;	/* commits since the WAL was last synced */
+	int batch_lost; /* -errno: SQLite rolled the open batch back */
+	struct timespec batch_start;
+};
+
+/* An SQLite result code as -errno, logged as one line naming the file. */
+int store_sql_error(struct wtg_store *st, int rc);
+/* After a failed statement inside a batch: notes when SQLite rolled the
+ * whole transaction back (disk full, I/O error), which the next commit reports. */
+int store_write_failed(struct wtg_store *st, int err);
+/* Logs that the delta is damaged (@what) and returns -EIO. */
+int store_damaged(struct wtg_store *st, const char *what);
+/* Runs SQL text (no rows). */
+int store_exec(struct wtg_store *st, const char *sql);
+/* The cached statement @id (Q_*), reset and unbound. */
+int store_query(struct wtg_store *st, int id, sqlite3_stmt **ret);
+/* Runs a statement that returns no rows, and resets it. */
+int store_run(struct wtg_store *st, sqlite3_stmt *s);
+/* sqlite3_step: 1 for a row, 0 when done, or -errno. */
+int store_step(struct wtg_store *st, sqlite3_stmt *s);
+/* A one-off statement (finalize it). */
+int store_prepare(struct wtg_store *st, const char *sql, sqlite3_stmt **ret);
+/* The first column of the first row of @sql with ?1 = @arg, 0 when none. */
+int store_int_query(struct wtg_store *st, const char *sql, int64_t arg, int64_t *ret);
+/* Binds a WTG_STORE_HASH_LEN-byte key. */
+int store_bind_hash(sqlite3_stmt *s, int col, const uint8_t *hash);
+/* Copies a key column; false when it is not a hash. */
+bool store_column_hash(sqlite3_stmt *s, int col, uint8_t out[WTG_STORE_HASH_LEN]);
+/* Unix seconds. */
+int64_t store_now(void);
+/* The top layer of the stack (the working layer of a writable store). */
+int64_t store_top(const struct wtg_store *st);
+/* True when @layer is in the stack of this store. */
+bool store_in_stack(const struct wtg_store *st, int64_t layer);
+/* Opens a batch when none is open: -EROFS on a read-only store. */
+int store_writable(struct wtg_store *st);
+/* Commits the open batch (and syncs the WAL when @durable). */
+int store_commit_locked(struct wtg_store *st, bool durable);
+/* Sets a key of the meta table to an integer, text or blob. */
+int store_put_meta(struct wtg_store *st, const char *key, int type, int64_t i, const void *p,
+		   int len);
+/* Loads the stack from @layer down to the first layer. */
+int store_load_stack(struct wtg_store *st, int64_t layer);
+/* The layer snapshot @name seals: -ENOENT (logged) when none. */
+int store_layer_of_snapshot(struct wtg_store *st, const char *name, int64_t *layer_ret);
+/* Runs @fn in a transaction of its own after committing the open batch;
+ * reloads the stack from the top layer @fn returns. */
+int store_transaction(struct wtg_store *st, int (*fn)(struct wtg_store *, const void *, int64_t *),
+		      const void *arg);
+/* Decodes the chunk at the current row of @s (columns size, codec, data
+ * from @col) into @buf. */
+int store_decode_row(struct wtg_store *st, sqlite3_stmt *s, int col, void *buf, size_t *size_ret);
+/* The first 8 bytes of a key in hex, for messages. */
+void store_hex_short(const uint8_t *hash, char out[17]);
+/* Calls @name_fn (names) or @stream_fn (@streams) once per key of @key that
+ * the stack mentions, through statement @q; takes the lock itself and calls
+ * back without it, so the callbacks may use the store. */
+int store_list(struct wtg_store *st, int q, uint64_t key, bool streams, wtg_store_name_fn name_fn,
+	       wtg_store_stream_fn stream_fn, void *arg);
+
+#endif
