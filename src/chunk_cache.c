@@ -4,9 +4,13 @@
  * condition variable rather than decode the chunk a second time.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "wtgfs/chunk_cache.h"
 
@@ -30,6 +34,10 @@ struct wtg_chunk_cache {
 	size_t nbuckets;
 	struct wtg_chunk_entry lru; /* sentinel: next is most recent */
 	size_t bytes, limit;
+	size_t effective; /* limit, or less while memory is short */
+	wtg_memory_fn probe; /* NULL: the limit is fixed */
+	size_t floor;
+	time_t checked; /* CLOCK_MONOTONIC seconds of the last memory check */
 	struct wtg_chunk_cache_stats stats;
 };
 
@@ -55,7 +63,7 @@ struct wtg_chunk_cache *wtg_chunk_cache_new(size_t limit_bytes)
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->filled, NULL);
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
-	c->limit = limit_bytes;
+	c->limit = c->effective = limit_bytes;
 	return c;
 }
 
@@ -104,7 +112,7 @@ static void hash_remove(struct wtg_chunk_cache *c, struct wtg_chunk_entry *e)
 /* Drops unpinned entries from the cold end until the cache fits. */
 static void evict(struct wtg_chunk_cache *c)
 {
-	while (c->bytes > c->limit && c->lru.lru_prev != &c->lru) {
+	while (c->bytes > c->effective && c->lru.lru_prev != &c->lru) {
 		struct wtg_chunk_entry *e = c->lru.lru_prev;
 		lru_unlink(e);
 		hash_remove(c, e);
@@ -119,6 +127,30 @@ static void pin(struct wtg_chunk_entry *e)
 {
 	if (e->pins++ == 0 && e->lru_next)
 		lru_unlink(e);
+}
+
+/* Moves the effective limit by what the machine can spare beyond a reserve:
+ * down by a shortfall, up (to the limit) by a surplus. */
+static void check_memory_locked(struct wtg_chunk_cache *c)
+{
+	struct wtg_memory mem;
+
+	if (c->probe(&mem) < 0 || !mem.total)
+		return;
+	uint64_t reserve = mem.total / 16 > (256u << 20) ? mem.total / 16 : (256u << 20);
+	uint64_t target;
+	if (mem.available < reserve) {
+		uint64_t short_by = reserve - mem.available;
+		target = c->bytes > short_by ? c->bytes - short_by : 0;
+	} else {
+		target = (uint64_t)c->effective + (mem.available - reserve);
+	}
+	if (target > c->limit)
+		target = c->limit;
+	if (target < c->floor)
+		target = c->floor < c->limit ? c->floor : c->limit;
+	c->effective = (size_t)target;
+	evict(c);
 }
 
 int wtg_chunk_cache_get(struct wtg_chunk_cache *c, const void *owner, uint64_t index, size_t size,
@@ -146,6 +178,14 @@ again:
 	}
 
 	c->stats.misses++;
+	if (c->probe) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+		if (now.tv_sec != c->checked) {
+			c->checked = now.tv_sec;
+			check_memory_locked(c);
+		}
+	}
 	e = calloc(1, sizeof(*e));
 	if (e)
 		e->data = malloc(size ? size : 1);
@@ -205,5 +245,56 @@ void wtg_chunk_cache_get_stats(struct wtg_chunk_cache *c, struct wtg_chunk_cache
 	*st = c->stats;
 	st->bytes = c->bytes;
 	st->limit = c->limit;
+	st->effective = c->effective;
 	pthread_mutex_unlock(&c->lock);
+}
+
+void wtg_chunk_cache_follow_memory(struct wtg_chunk_cache *c, size_t floor, wtg_memory_fn probe)
+{
+	pthread_mutex_lock(&c->lock);
+	c->probe = probe ? probe : wtg_memory_read;
+	c->floor = floor;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void wtg_chunk_cache_check_memory(struct wtg_chunk_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->probe)
+		check_memory_locked(c);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int wtg_memory_read(struct wtg_memory *mem)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	char line[128];
+	unsigned seen = 0;
+
+	if (!f)
+		return -errno;
+	memset(mem, 0, sizeof(*mem));
+	while (seen != 3 && fgets(line, sizeof(line), f)) {
+		uint64_t kib;
+		if (sscanf(line, "MemAvailable: %" SCNu64, &kib) == 1) {
+			mem->available = kib << 10;
+			seen |= 1;
+		} else if (sscanf(line, "MemTotal: %" SCNu64, &kib) == 1) {
+			mem->total = kib << 10;
+			seen |= 2;
+		}
+	}
+	fclose(f);
+	return seen == 3 ? 0 : -ENODATA;
+}
+
+size_t wtg_chunk_cache_pick_limit(uint64_t want, size_t floor, const struct wtg_memory *mem)
+{
+	uint64_t limit = want;
+
+	if (mem && mem->available && limit > mem->available / 4)
+		limit = mem->available / 4;
+	if (limit < floor)
+		limit = floor;
+	return limit > SIZE_MAX ? SIZE_MAX : (size_t)limit;
 }

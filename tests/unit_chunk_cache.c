@@ -1,4 +1,5 @@
-/* The chunk cache: hits, eviction, failed fills, one fill under contention. */
+/* The chunk cache: hits, eviction, failed fills, one fill under contention,
+ * the default size and giving memory back when the machine runs short. */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -110,8 +111,76 @@ TEST(one_fill_per_chunk_under_contention)
 	wtg_chunk_cache_free(shared);
 }
 
+static struct wtg_memory fake_mem;
+
+static int fake_probe(struct wtg_memory *mem)
+{
+	*mem = fake_mem;
+	return 0;
+}
+
+TEST(default_limit)
+{
+	struct wtg_memory mem = {.available = 8ull << 30, .total = 16ull << 30};
+
+	/* what the image needs when memory allows */
+	CHECK(wtg_chunk_cache_pick_limit(1500ull << 20, 128u << 20, &mem) == 1500ull << 20);
+	/* a quarter of what is free at most */
+	CHECK(wtg_chunk_cache_pick_limit(5ull << 30, 128u << 20, &mem) == 2ull << 30);
+	/* never below the floor */
+	mem.available = 100u << 20;
+	CHECK(wtg_chunk_cache_pick_limit(5ull << 30, 128u << 20, &mem) == 128u << 20);
+	/* unknown memory: what the image needs */
+	CHECK(wtg_chunk_cache_pick_limit(3ull << 30, 128u << 20, NULL) == 3ull << 30);
+}
+
+TEST(gives_memory_back)
+{
+	const size_t mib = 1u << 20;
+	struct wtg_chunk_cache *c = wtg_chunk_cache_new(64 * mib);
+	struct wtg_chunk_cache_stats st;
+	struct wtg_chunk_ref r;
+	int owner;
+
+	fake_mem = (struct wtg_memory){.available = 4096 * mib, .total = 4096 * mib};
+	wtg_chunk_cache_follow_memory(c, 8 * mib, fake_probe);
+	for (uintptr_t i = 0; i < 32; i++) {
+		CHECK(wtg_chunk_cache_get(c, &owner, i, mib, fill_index, (void *)i, &r) == 0);
+		wtg_chunk_cache_put(c, &r);
+	}
+	wtg_chunk_cache_get_stats(c, &st);
+	CHECK(st.bytes == 32 * mib && st.effective == 64 * mib);
+	/* the reserve is 256 MiB (a sixteenth of 4 GiB): 20 MiB short */
+	fake_mem.available = 236 * mib;
+	wtg_chunk_cache_check_memory(c);
+	wtg_chunk_cache_get_stats(c, &st);
+	CHECK(st.effective == 12 * mib && st.bytes <= 12 * mib);
+	/* far short: down to the floor, not below */
+	fake_mem.available = 10 * mib;
+	wtg_chunk_cache_check_memory(c);
+	wtg_chunk_cache_get_stats(c, &st);
+	CHECK(st.effective == 8 * mib && st.bytes <= 8 * mib);
+	/* memory back: the limit climbs again, up to the limit set */
+	fake_mem.available = 4000 * mib;
+	wtg_chunk_cache_check_memory(c);
+	wtg_chunk_cache_get_stats(c, &st);
+	CHECK(st.effective == 64 * mib);
+	wtg_chunk_cache_free(c);
+}
+
+TEST(reads_meminfo)
+{
+	struct wtg_memory mem;
+
+	CHECK(wtg_memory_read(&mem) == 0);
+	CHECK(mem.total > 0 && mem.available <= mem.total);
+}
+
 int main(void)
 {
+	RUN(default_limit);
+	RUN(gives_memory_back);
+	RUN(reads_meminfo);
 	RUN(hit_and_evict);
 	RUN(pinned_survive_and_failures_not_cached);
 	RUN(one_fill_per_chunk_under_contention);

@@ -7,6 +7,10 @@
  * one fill instead of decompressing it again (a solid LZMS chunk is 64 MiB).
  * Entries in use are pinned; the least recently used unpinned ones are
  * evicted when the total passes the limit.
+ *
+ * A cache may follow the machine's memory (wtg_chunk_cache_follow_memory):
+ * then it gives memory back when the machine runs short, and takes it again
+ * up to its limit when memory returns.
  */
 #ifndef WTGFS_CHUNK_CACHE_H
 #define WTGFS_CHUNK_CACHE_H
@@ -25,7 +29,21 @@ struct wtg_chunk_ref {
 
 struct wtg_chunk_cache_stats {
 	uint64_t hits, misses, waits, evictions, bytes, limit;
+	uint64_t effective; /* the limit now: below @limit while memory is short */
 };
+
+/* The machine's memory in bytes: what it can spare now (MemAvailable) and
+ * what it has (MemTotal). */
+struct wtg_memory {
+	uint64_t available, total;
+};
+typedef int (*wtg_memory_fn)(struct wtg_memory *mem_ret);
+/* Reads /proc/meminfo: 0, or -errno when it cannot tell. */
+int wtg_memory_read(struct wtg_memory *mem_ret);
+
+/* The default limit of a cache that @want bytes would fill: @want, but no
+ * more than a quarter of the available memory, and never below @floor. */
+size_t wtg_chunk_cache_pick_limit(uint64_t want, size_t floor, const struct wtg_memory *mem);
 
 /* Fills @buf with @size bytes; returns 0 or -errno (not cached then). */
 typedef int (*wtg_chunk_fill_fn)(void *arg, void *buf, size_t size);
@@ -39,6 +57,16 @@ int wtg_chunk_cache_get(struct wtg_chunk_cache *cache, const void *owner, uint64
 			size_t size, wtg_chunk_fill_fn fill, void *arg,
 			struct wtg_chunk_ref *ref_ret);
 void wtg_chunk_cache_put(struct wtg_chunk_cache *cache, struct wtg_chunk_ref *ref);
+
+/* Makes @cache follow memory: at most once a second, a miss compares the
+ * available memory with a reserve (a sixteenth of the total, at least
+ * 256 MiB) and lowers the effective limit by the shortfall, never below
+ * @floor; with memory to spare again, the limit climbs back.  @probe NULL
+ * reads /proc/meminfo (tests pass their own). */
+void wtg_chunk_cache_follow_memory(struct wtg_chunk_cache *cache, size_t floor,
+				   wtg_memory_fn probe);
+/* Checks memory now (what a miss does once a second). */
+void wtg_chunk_cache_check_memory(struct wtg_chunk_cache *cache);
 
 void wtg_chunk_cache_get_stats(struct wtg_chunk_cache *cache, struct wtg_chunk_cache_stats *st);
 

@@ -30,7 +30,12 @@
 #include "wtgfs/wim_resource.h"
 #include "wtgfs/workpool.h"
 
-#define DEFAULT_CACHE_BYTES (1024u << 20)
+/* The default chunk cache: the solid resources' decoded bytes, plus this
+ * for the partial chunks of ordinary ones, within a quarter of the free
+ * memory and never below the floor (two 64 MiB solid chunks: a read and
+ * its read-ahead). */
+#define CACHE_EXTRA_BYTES (256ull << 20)
+#define CACHE_FLOOR_BYTES (128u << 20)
 #define MAX_REPARSE_DATA 16384
 /* A read that skips at most this much of a blob still gets it checked: the
  * skipped bytes are read (from the chunk cache, usually) and hashed. */
@@ -924,6 +929,63 @@ static void wim_free(struct wtg_source *src)
 	free(ws->base.path);
 	free(ws);
 }
+/* Sums the decoded sizes of the solid resources (each once: every blob of
+ * one names the same resource). */
+struct solid_sizes {
+	uint64_t *offsets;
+	size_t count, cap;
+	uint64_t bytes;
+};
+
+static int sum_solid(const struct wimlib_resource_entry *re, void *arg)
+{
+	struct solid_sizes *s = arg;
+
+	if (!re->packed)
+		return 0;
+	for (size_t i = s->count; i-- > 0;) /* blobs of a resource come together */
+		if (s->offsets[i] == re->raw_resource_offset_in_wim)
+			return 0;
+	if (s->count == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		uint64_t *p = realloc(s->offsets, cap * sizeof(*p));
+		if (!p)
+			return WIMLIB_ERR_NOMEM;
+		s->offsets = p;
+		s->cap = cap;
+	}
+	s->offsets[s->count++] = re->raw_resource_offset_in_wim;
+	s->bytes += re->raw_resource_uncompressed_size;
+	return 0;
+}
+
+/* The chunk cache: -o cache= as given, else sized to the image's solid data
+ * and the machine's memory, and following memory while mounted. */
+static int open_cache(struct wim_source *ws, const struct wtg_source_options *opt)
+{
+	struct solid_sizes solid = {0};
+	struct wtg_memory mem = {0};
+
+	if (opt && opt->cache_bytes) {
+		ws->file.cache = wtg_chunk_cache_new(opt->cache_bytes);
+		return ws->file.cache ? 0 : -ENOMEM;
+	}
+	int ret = wimlib_iterate_lookup_table(ws->wim, 0, sum_solid, &solid);
+	free(solid.offsets);
+	if (ret)
+		return -ENOMEM;
+	wtg_memory_read(&mem);
+	size_t limit =
+	    wtg_chunk_cache_pick_limit(solid.bytes + CACHE_EXTRA_BYTES, CACHE_FLOOR_BYTES, &mem);
+	ws->file.cache = wtg_chunk_cache_new(limit);
+	if (!ws->file.cache)
+		return -ENOMEM;
+	wtg_chunk_cache_follow_memory(ws->file.cache, CACHE_FLOOR_BYTES, NULL);
+	wtg_debug("'%s': chunk cache of %zu MiB (%" PRIu64 " MiB of solid data)", ws->base.path,
+		  limit >> 20, solid.bytes >> 20);
+	return 0;
+}
+
 
 static const struct wtg_source_ops wim_source_ops = {
     .name = "wim",
@@ -975,13 +1037,14 @@ int wtg_wim_source_open(const char *path, const char *image_sel,
 		goto fail;
 	}
 	ws->file.size = (uint64_t)st.st_size;
-	ws->file.cache =
-	    wtg_chunk_cache_new(opt && opt->cache_bytes ? opt->cache_bytes : DEFAULT_CACHE_BYTES);
+	ret = open_cache(ws, opt);
+	if (ret < 0)
+		goto fail;
 	ws->nblob_buckets = 1 << 16;
 	ws->blobs = calloc(ws->nblob_buckets, sizeof(*ws->blobs));
 	ws->nres_buckets = 1 << 12;
 	ws->resources = calloc(ws->nres_buckets, sizeof(*ws->resources));
-	if (!ws->file.cache || !ws->blobs || !ws->resources) {
+	if (!ws->blobs || !ws->resources) {
 		ret = -ENOMEM;
 		goto fail;
 	}
