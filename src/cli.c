@@ -1,36 +1,76 @@
 /*
- * Helpers shared by the subcommands.
+ * Helpers shared by the subcommands: option parsing with one set of rules
+ * for every command, and JSON output through json-c (see cli.h).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
-bool cli_wants_help(int argc, char **argv, const char *usage)
-{
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			break;
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return true;
-		}
-	}
-	return false;
-}
-
-int cli_usage_error(const char *usage, const char *fmt, ...)
+int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("wtgfs: ", stderr);
+	fprintf(stderr, "wtgfs %s: ", cmd->name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	fputs(usage, stderr);
+	fputs(cmd->usage, stderr);
 	return EXIT_ERROR;
+}
+
+/* The long option that argv[optind - 1] spelled, for a message. */
+static const char *spelled(char **argv, int argc)
+{
+	int i = optind - 1;
+
+	return i > 0 && i < argc ? argv[i] : "?";
+}
+
+int cli_getopt(const struct cli_command *cmd, int argc, char **argv)
+{
+	char optstring[64];
+
+	/* ':' first: a missing argument answers ':', told apart from '?' */
+	snprintf(optstring, sizeof(optstring), ":%sh", cmd->shortopts);
+	opterr = 0;
+	int c = getopt_long(argc, argv, optstring, cmd->options, NULL);
+	switch (c) {
+	case 'h':
+		fputs(cmd->usage, stdout);
+		return CLI_GETOPT_HELP;
+	case '?': {
+		const char *opt = spelled(argv, argc);
+		if (opt[0] == '-' && opt[1] == '-') {
+			const char *eq = strchr(opt, '=');
+			if (eq && optopt)
+				return cli_usage_error(cmd, "option '%.*s' takes no value",
+						       (int)(eq - opt), opt),
+				       CLI_GETOPT_BAD;
+			return cli_usage_error(cmd, "unknown option '%s'", opt), CLI_GETOPT_BAD;
+		}
+		return cli_usage_error(cmd, "unknown option '-%c'", optopt), CLI_GETOPT_BAD;
+	}
+	case ':': {
+		const char *opt = spelled(argv, argc);
+		if (opt[0] == '-' && opt[1] == '-') {
+			size_t n = strcspn(opt, "=");
+			return cli_usage_error(cmd, "option '%.*s' needs a value", (int)n, opt),
+			       CLI_GETOPT_BAD;
+		}
+		return cli_usage_error(cmd, "option '-%c' needs a value", optopt), CLI_GETOPT_BAD;
+	}
+	default:
+		return c;
+	}
+}
+
+int cli_getopt_exit(int c)
+{
+	return c == CLI_GETOPT_HELP ? 0 : EXIT_ERROR;
 }
 
 bool cli_parse_size(const char *s, uint64_t *ret)
@@ -67,16 +107,139 @@ bool cli_parse_size(const char *s, uint64_t *ret)
 	return true;
 }
 
-void cli_json_string(FILE *f, const char *s)
+int cli_json_print(struct json_object *obj, enum cli_json_style style)
 {
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
+	int flags = JSON_C_TO_STRING_NOSLASHESCAPE |
+		    (style == CLI_JSON_PRETTY ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
+					      : JSON_C_TO_STRING_PLAIN);
+	const char *s = json_object_to_json_string_ext(obj, flags);
+	int ret = 0;
+
+	if (!s || fputs(s, stdout) == EOF || putchar('\n') == EOF)
+		ret = -EIO;
+	json_object_put(obj);
+	return ret;
+}
+
+/* The length of the valid UTF-8 sequence at @p (at most @n bytes), or 0. */
+static size_t utf8_sequence(const unsigned char *p, size_t n)
+{
+	size_t len;
+	unsigned min, cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, min = 0x80, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, min = 0x800, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, min = 0x10000, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
 	}
-	fputc('"', f);
+	/* overlong forms, UTF-16 surrogates and beyond U+10FFFF are not UTF-8 */
+	if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+struct json_object *cli_json_name(const char *s, bool *altered_ret)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0, o = 0;
+	bool altered = false;
+	/* each bad byte grows to the 3 bytes of U+FFFD */
+	char *buf = malloc(3 * n + 1);
+
+	if (!buf)
+		abort();
+	while (i < n) {
+		size_t len = utf8_sequence(p + i, n - i);
+		if (len) {
+			memcpy(buf + o, p + i, len);
+			o += len;
+			i += len;
+		} else {
+			memcpy(buf + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+			altered = true;
+		}
+	}
+	struct json_object *str = json_object_new_string_len(buf, (int)o);
+	free(buf);
+	if (altered_ret)
+		*altered_ret = altered;
+	return str;
+}
+
+static char *base64(const char *s)
+{
+	static const char digits[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), o = 0;
+	char *out = malloc(4 * ((n + 2) / 3) + 1);
+
+	if (!out)
+		abort();
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		out[o++] = digits[v >> 18 & 63];
+		out[o++] = digits[v >> 12 & 63];
+		out[o++] = i + 1 < n ? digits[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? digits[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+void cli_json_add_name(struct json_object *obj, const char *key, const char *s)
+{
+	bool altered;
+
+	json_object_object_add(obj, key, cli_json_name(s, &altered));
+	if (altered) {
+		char raw_key[128];
+		char *raw = base64(s);
+		snprintf(raw_key, sizeof(raw_key), "%s_raw", key);
+		json_object_object_add(obj, raw_key, json_object_new_string(raw));
+		free(raw);
+	}
+}
+
+void cli_json_add_string(struct json_object *obj, const char *key, const char *s)
+{
+	json_object_object_add(obj, key, cli_json_name(s, NULL));
+}
+
+void cli_json_add_string_or_null(struct json_object *obj, const char *key, const char *s)
+{
+	json_object_object_add(obj, key, s ? cli_json_name(s, NULL) : NULL);
+}
+
+void cli_json_add_u64(struct json_object *obj, const char *key, uint64_t v)
+{
+	json_object_object_add(obj, key, json_object_new_uint64(v));
+}
+
+void cli_json_add_i64(struct json_object *obj, const char *key, int64_t v)
+{
+	json_object_object_add(obj, key, json_object_new_int64(v));
+}
+
+void cli_json_add_bool(struct json_object *obj, const char *key, bool v)
+{
+	json_object_object_add(obj, key, json_object_new_boolean(v));
 }

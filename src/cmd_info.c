@@ -1,5 +1,5 @@
 /*
- * wtgfs info IMAGE [--json]: the images in a WIM.
+ * wtgfs info [--json] IMAGE: the images in a WIM, the partitions of a disk.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,7 +11,7 @@
 #include "wtgfs/source.h"
 #include "wtgfs/wim.h"
 
-static const char usage[] = "usage: wtgfs info IMAGE [--json]\n"
+static const char usage[] = "usage: wtgfs info [--json] IMAGE\n"
 			    "\n"
 			    "Lists the images in a WIM or ESD file: index, name, file and\n"
 			    "directory counts, total bytes, compression and whether it is solid.\n"
@@ -19,7 +19,14 @@ static const char usage[] = "usage: wtgfs info IMAGE [--json]\n"
 			    "with type, start, size, file system, label and whether it holds\n"
 			    "\\Windows.\n"
 			    "\n"
-			    "  --json   one JSON object, for scripts\n";
+			    "  --json   one JSON object on one line, for scripts\n";
+
+static const struct option options[] = {
+    {"json", no_argument, NULL, 'j'},
+    CLI_OPTIONS_END,
+};
+
+static const struct cli_command cmd = {"info", usage, "", options};
 
 static void print_text(const char *path, const struct wtg_wim_info *info)
 {
@@ -43,28 +50,35 @@ static void print_text(const char *path, const struct wtg_wim_info *info)
 
 static void print_json(const char *path, const struct wtg_wim_info *info)
 {
-	printf("{\"path\":");
-	cli_json_string(stdout, path);
-	printf(",\"format\":\"wim\",\"guid\":\"%s\",\"image_count\":%d,\"boot_index\":%d,"
-	       "\"chunk_size\":%u,\"compression\":\"%s\",\"part_number\":%d,\"total_parts\":%d,"
-	       "\"pipable\":%s,\"file_size\":%" PRIu64 ",\"images\":[",
-	       info->guid, info->image_count, info->boot_index, info->chunk_size, info->compression,
-	       info->part_number, info->total_parts, info->pipable ? "true" : "false",
-	       info->file_size);
+	struct json_object *o = json_object_new_object(), *images = json_object_new_array();
+
+	cli_json_add_name(o, "path", path);
+	cli_json_add_string(o, "format", "wim");
+	cli_json_add_string(o, "guid", info->guid);
+	cli_json_add_i64(o, "image_count", info->image_count);
+	cli_json_add_i64(o, "boot_index", info->boot_index);
+	cli_json_add_u64(o, "chunk_size", info->chunk_size);
+	cli_json_add_string(o, "compression", info->compression);
+	cli_json_add_i64(o, "part_number", info->part_number);
+	cli_json_add_i64(o, "total_parts", info->total_parts);
+	cli_json_add_bool(o, "pipable", info->pipable);
+	cli_json_add_u64(o, "file_size", info->file_size);
 	for (int i = 0; i < info->image_count; i++) {
 		const struct wtg_wim_image_info *im = &info->images[i];
-		printf("%s{\"index\":%d,\"name\":", i ? "," : "", im->index);
-		cli_json_string(stdout, im->name);
-		if (im->description) {
-			printf(",\"description\":");
-			cli_json_string(stdout, im->description);
-		}
-		printf(",\"files\":%" PRIu64 ",\"directories\":%" PRIu64 ",\"total_bytes\":%" PRIu64
-		       ",\"compression\":\"%s\",\"solid\":%s}",
-		       im->files, im->directories, im->total_bytes, im->compression,
-		       im->solid ? "true" : "false");
+		struct json_object *j = json_object_new_object();
+		cli_json_add_i64(j, "index", im->index);
+		cli_json_add_name(j, "name", im->name);
+		if (im->description)
+			cli_json_add_name(j, "description", im->description);
+		cli_json_add_u64(j, "files", im->files);
+		cli_json_add_u64(j, "directories", im->directories);
+		cli_json_add_u64(j, "total_bytes", im->total_bytes);
+		cli_json_add_string(j, "compression", im->compression);
+		cli_json_add_bool(j, "solid", im->solid);
+		json_object_array_add(images, j);
 	}
-	printf("]}\n");
+	json_object_object_add(o, "images", images);
+	cli_json_print(o, CLI_JSON_LINE);
 }
 
 static void print_disk_text(const char *path, const struct wtg_disk_report *r)
@@ -88,21 +102,29 @@ static void print_disk_text(const char *path, const struct wtg_disk_report *r)
 
 static void print_disk_json(const char *path, const struct wtg_disk_report *r)
 {
-	printf("{\"path\":");
-	cli_json_string(stdout, path);
-	printf(",\"format\":\"%s\",\"size\":%" PRIu64 ",\"sector_size\":%u,\"scheme\":\"%s\","
-	       "\"disk_id\":\"%s\",\"identity\":\"%s\",\"partitions\":[",
-	       r->format, r->size, r->sector_size, r->scheme, r->disk_id, r->identity);
+	struct json_object *o = json_object_new_object(), *parts = json_object_new_array();
+
+	cli_json_add_name(o, "path", path);
+	cli_json_add_string(o, "format", r->format);
+	cli_json_add_u64(o, "size", r->size);
+	cli_json_add_u64(o, "sector_size", r->sector_size);
+	cli_json_add_string(o, "scheme", r->scheme);
+	cli_json_add_string(o, "disk_id", r->disk_id);
+	cli_json_add_string(o, "identity", r->identity);
 	for (int i = 0; i < r->nvols; i++) {
 		const struct wtg_volume_report *v = &r->vols[i];
-		printf("%s{\"number\":%d,\"type\":", i ? "," : "", v->number);
-		cli_json_string(stdout, v->type);
-		printf(",\"start\":%" PRIu64 ",\"size\":%" PRIu64 ",\"fs\":\"%s\",\"label\":",
-		       v->start, v->size, v->fs);
-		cli_json_string(stdout, v->label);
-		printf(",\"windows\":%s}", v->has_windows ? "true" : "false");
+		struct json_object *j = json_object_new_object();
+		cli_json_add_i64(j, "number", v->number);
+		cli_json_add_string(j, "type", v->type);
+		cli_json_add_u64(j, "start", v->start);
+		cli_json_add_u64(j, "size", v->size);
+		cli_json_add_string(j, "fs", v->fs);
+		cli_json_add_name(j, "label", v->label);
+		cli_json_add_bool(j, "windows", v->has_windows);
+		json_object_array_add(parts, j);
 	}
-	printf("]}\n");
+	json_object_object_add(o, "partitions", parts);
+	cli_json_print(o, CLI_JSON_LINE);
 }
 
 static int info_disk(const char *path, bool json)
@@ -125,20 +147,21 @@ int cmd_info(int argc, char **argv)
 	bool json = false;
 	struct wtg_wim_info info;
 
-	if (cli_wants_help(argc, argv, usage))
-		return 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+	int c;
+	while ((c = cli_getopt(&cmd, argc, argv)) != -1) {
+		switch (c) {
+		case 'j':
 			json = true;
-		else if (argv[i][0] == '-' && argv[i][1])
-			return cli_usage_error(usage, "unknown option '%s'", argv[i]);
-		else if (path)
-			return cli_usage_error(usage, "one IMAGE at a time");
-		else
-			path = argv[i];
+			break;
+		default:
+			return cli_getopt_exit(c);
+		}
 	}
-	if (!path)
-		return cli_usage_error(usage, "IMAGE is missing");
+	if (optind == argc)
+		return cli_usage_error(&cmd, "IMAGE is missing");
+	if (argc - optind > 1)
+		return cli_usage_error(&cmd, "one IMAGE at a time");
+	path = argv[optind];
 	if (!wtg_source_is_wim(path) && access(path, F_OK) == 0)
 		return info_disk(path, json);
 	if (wtg_wim_read_info(path, &info) < 0)

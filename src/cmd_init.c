@@ -30,16 +30,23 @@ static const char usage[] =
     "Then 'wtgfs mount DELTA MNT' mounts the base read-write, every change\n"
     "kept in DELTA.\n";
 
+static const struct option options[] = {
+    CLI_OPTIONS_END,
+};
+
+static const struct cli_command cmd = {"init", usage, "", options};
+
 int cmd_init(int argc, char **argv)
 {
 	struct wtg_source *src;
 	struct wtg_store_base base;
 
-	if (cli_wants_help(argc, argv, usage))
-		return 0;
-	if (argc != 3 || argv[1][0] == '-' || argv[2][0] == '-')
-		return cli_usage_error(usage, "DELTA and IMAGE are needed");
-	const char *delta = argv[1], *spec = argv[2];
+	int c = cli_getopt(&cmd, argc, argv);
+	if (c != -1)
+		return cli_getopt_exit(c);
+	if (argc - optind != 2)
+		return cli_usage_error(&cmd, "DELTA and IMAGE are needed");
+	const char *delta = argv[optind], *spec = argv[optind + 1];
 	if (access(delta, F_OK) == 0) {
 		wtg_error("'%s' exists already: init makes a new delta (choose another name)",
 			  delta);

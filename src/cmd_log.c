@@ -16,7 +16,14 @@ static const char usage[] = "usage: wtgfs log DELTA [--json]\n"
 			    "layer (HEAD) down: snapshot names and messages, when each was made\n"
 			    "and sealed, how many records it holds and the bytes of its chunks.\n"
 			    "\n"
-			    "  --json   one JSON object, for scripts\n";
+			    "  --json   one JSON object on one line, for scripts\n";
+
+static const struct option options[] = {
+    {"json", no_argument, NULL, 'j'},
+    CLI_OPTIONS_END,
+};
+
+static const struct cli_command cmd = {"log", usage, "", options};
 
 static void when(int64_t t, char *buf, size_t size)
 {
@@ -25,6 +32,38 @@ static void when(int64_t t, char *buf, size_t size)
 
 	if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%SZ", &tm))
 		snprintf(buf, size, "-");
+}
+
+static void print_json(const char *path, const struct wtg_store_base *base,
+		       const struct wtg_store_layer *layers, size_t n)
+{
+	struct json_object *o = json_object_new_object(), *b = json_object_new_object(),
+			   *list = json_object_new_array();
+
+	cli_json_add_name(o, "delta", path);
+	cli_json_add_name(b, "path", base->path);
+	cli_json_add_u64(b, "size", base->size);
+	cli_json_add_string(b, "id", base->guid);
+	cli_json_add_u64(b, "index", base->index);
+	json_object_object_add(o, "base", b);
+	for (size_t i = 0; i < n; i++) {
+		const struct wtg_store_layer *l = &layers[i];
+		struct json_object *j = json_object_new_object();
+		cli_json_add_i64(j, "id", l->id);
+		cli_json_add_i64(j, "parent", l->parent);
+		cli_json_add_bool(j, "head", l->head);
+		cli_json_add_i64(j, "created", l->created);
+		cli_json_add_i64(j, "sealed", l->sealed);
+		cli_json_add_string_or_null(j, "snapshot", l->snapshot);
+		cli_json_add_string_or_null(j, "message", l->message);
+		cli_json_add_u64(j, "inodes", l->inodes);
+		cli_json_add_u64(j, "names", l->names);
+		cli_json_add_u64(j, "extents", l->extents);
+		cli_json_add_u64(j, "chunk_bytes", l->chunk_bytes);
+		json_object_array_add(list, j);
+	}
+	json_object_object_add(o, "layers", list);
+	cli_json_print(o, CLI_JSON_LINE);
 }
 
 int cmd_log(int argc, char **argv)
@@ -37,20 +76,21 @@ int cmd_log(int argc, char **argv)
 	struct wtg_store_layer *layers;
 	size_t n;
 
-	if (cli_wants_help(argc, argv, usage))
-		return 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
+	int c;
+	while ((c = cli_getopt(&cmd, argc, argv)) != -1) {
+		switch (c) {
+		case 'j':
 			json = true;
-		else if (argv[i][0] == '-')
-			return cli_usage_error(usage, "unknown option '%s'", argv[i]);
-		else if (path)
-			return cli_usage_error(usage, "one DELTA at a time");
-		else
-			path = argv[i];
+			break;
+		default:
+			return cli_getopt_exit(c);
+		}
 	}
-	if (!path)
-		return cli_usage_error(usage, "DELTA is missing");
+	if (optind == argc)
+		return cli_usage_error(&cmd, "DELTA is missing");
+	if (argc - optind > 1)
+		return cli_usage_error(&cmd, "one DELTA at a time");
+	path = argv[optind];
 	if (wtg_store_open(path, &opt, &store) < 0)
 		return EXIT_ERROR;
 	wtg_store_get_base(store, &base);
@@ -59,34 +99,7 @@ int cmd_log(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	if (json) {
-		printf("{\"delta\":");
-		cli_json_string(stdout, path);
-		printf(",\"base\":{\"path\":");
-		cli_json_string(stdout, base.path);
-		printf(",\"size\":%" PRIu64 ",\"id\":", base.size);
-		cli_json_string(stdout, base.guid);
-		printf(",\"index\":%u},\"layers\":[", base.index);
-		for (size_t i = 0; i < n; i++) {
-			const struct wtg_store_layer *l = &layers[i];
-			printf("%s{\"id\":%" PRId64 ",\"parent\":%" PRId64
-			       ",\"head\":%s,\"created\":%" PRId64 ",\"sealed\":%" PRId64
-			       ",\"snapshot\":",
-			       i ? "," : "", l->id, l->parent, l->head ? "true" : "false",
-			       l->created, l->sealed);
-			if (l->snapshot)
-				cli_json_string(stdout, l->snapshot);
-			else
-				printf("null");
-			printf(",\"message\":");
-			if (l->message)
-				cli_json_string(stdout, l->message);
-			else
-				printf("null");
-			printf(",\"inodes\":%" PRIu64 ",\"names\":%" PRIu64 ",\"extents\":%" PRIu64
-			       ",\"chunk_bytes\":%" PRIu64 "}",
-			       l->inodes, l->names, l->extents, l->chunk_bytes);
-		}
-		printf("]}\n");
+		print_json(path, &base, layers, n);
 	} else {
 		printf("base: %s (%" PRIu64 " bytes, id %s", base.path, base.size,
 		       base.guid[0] ? base.guid : "-");

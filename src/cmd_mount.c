@@ -35,14 +35,27 @@ static const char usage[] =
     "once a second.  The base is found where 'wtgfs init' saw it, and must be\n"
     "the same image (checked by its identity).\n"
     "\n"
-    "  --base PATH     the delta's base lies at PATH now (recorded for next time)\n"
-    "  -f              stay in the foreground\n"
-    "  -d              debug: log every FUSE request (implies -f)\n"
-    "  -o allow_other  let other users see the mount\n"
-    "  -o cache=SIZE   decompressed-chunk cache (default 1G; K, M, G suffixes)\n"
-    "  -o threads=N    FUSE worker threads (default: up to 10)\n"
+    "      --base PATH     the delta's base lies at PATH now (recorded for next time)\n"
+    "  -f, --foreground    stay in the foreground\n"
+    "  -d, --debug         debug: log every FUSE request (implies -f)\n"
+    "  -o, --options LIST  mount options, separated by commas:\n"
+    "      allow_other     let other users see the mount\n"
+    "      cache=SIZE      decompressed-chunk cache (default 1G; K, M, G suffixes)\n"
+    "      threads=N       FUSE worker threads (default: up to 10)\n"
+    "      ro              read-only (a bare image always is; a delta refuses it)\n"
     "\n"
     "Unmount with 'wtgfs umount MNT'.\n";
+
+static const struct option options[] = {
+    {"base", required_argument, NULL, 'b'},
+    {"foreground", no_argument, NULL, 'f'},
+    {"debug", no_argument, NULL, 'd'},
+    {"options", required_argument, NULL, 'o'},
+    CLI_OPTIONS_END,
+};
+
+/* 'b' has no short spelling: it is only the val of --base */
+static const struct cli_command cmd = {"mount", usage, "fdo:", options};
 
 static bool ro_asked;
 
@@ -57,16 +70,16 @@ static int parse_options(char *list, struct wtg_mount_options *mo, struct wtg_so
 			ro_asked = true;
 		} else if (!strncmp(opt, "cache=", 6)) {
 			if (!cli_parse_size(opt + 6, &v) || v < (1u << 20))
-				return cli_usage_error(usage, "bad cache size '%s' (at least 1M)",
+				return cli_usage_error(&cmd, "bad cache size '%s' (at least 1M)",
 						       opt + 6);
 			so->cache_bytes = (size_t)v;
 		} else if (!strncmp(opt, "threads=", 8)) {
 			if (!cli_parse_size(opt + 8, &v) || v < 1 || v > 256)
-				return cli_usage_error(usage, "bad thread count '%s' (1-256)",
+				return cli_usage_error(&cmd, "bad thread count '%s' (1-256)",
 						       opt + 8);
 			mo->threads = (unsigned)v;
 		} else {
-			return cli_usage_error(usage, "unknown mount option '%s'", opt);
+			return cli_usage_error(&cmd, "unknown mount option '%s'", opt);
 		}
 	}
 	return 0;
@@ -103,43 +116,36 @@ int cmd_mount(int argc, char **argv)
 {
 	struct wtg_mount_options mo = {0};
 	struct wtg_source_options so = {0};
-	const char *pos[2];
-	int npos = 0, ret;
+	int ret;
 	char canon[PATH_MAX];
 	struct wtg_view *view;
 	const char *base = NULL;
 
-	if (cli_wants_help(argc, argv, usage))
-		return 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-f")) {
+	int c;
+	while ((c = cli_getopt(&cmd, argc, argv)) != -1) {
+		switch (c) {
+		case 'f':
 			mo.foreground = true;
-		} else if (!strcmp(argv[i], "--base")) {
-			if (++i == argc)
-				return cli_usage_error(usage, "--base needs a PATH");
-			base = argv[i];
-		} else if (!strncmp(argv[i], "--base=", 7)) {
-			base = argv[i] + 7;
-		} else if (!strcmp(argv[i], "-d")) {
+			break;
+		case 'd':
 			mo.debug = mo.foreground = true;
-		} else if (!strcmp(argv[i], "-o")) {
-			if (++i == argc)
-				return cli_usage_error(usage, "-o needs an option list");
-			if ((ret = parse_options(argv[i], &mo, &so)))
+			break;
+		case 'o':
+			if ((ret = parse_options(optarg, &mo, &so)))
 				return ret;
-		} else if (!strncmp(argv[i], "-o", 2)) {
-			if ((ret = parse_options(argv[i] + 2, &mo, &so)))
-				return ret;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return cli_usage_error(usage, "unknown option '%s'", argv[i]);
-		} else if (npos == 2) {
-			return cli_usage_error(usage, "too many arguments");
-		} else {
-			pos[npos++] = argv[i];
+			break;
+		case 'b':
+			base = optarg;
+			break;
+		default:
+			return cli_getopt_exit(c);
 		}
 	}
-	if (npos < 2)
-		return cli_usage_error(usage, "IMAGE and MNT are needed");
+	if (argc - optind < 2)
+		return cli_usage_error(&cmd, "IMAGE and MNT are needed");
+	if (argc - optind > 2)
+		return cli_usage_error(&cmd, "too many arguments");
+	const char *pos[2] = {argv[optind], argv[optind + 1]};
 	if (mo.debug)
 		wtg_log_set_verbose(true);
 	bool delta = wtg_store_is_delta(pos[0]);
@@ -151,7 +157,8 @@ int cmd_mount(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	if (base && !delta)
-		return cli_usage_error(usage, "--base goes with a delta, and '%s' is not one", pos[0]);
+		return cli_usage_error(&cmd, "--base goes with a delta, and '%s' is not one",
+				       pos[0]);
 	if (check_mountpoint(pos[1], canon) < 0)
 		return EXIT_ERROR;
 	if (delta) {

@@ -19,6 +19,12 @@ static const char usage[] = "usage: wtgfs umount MNT\n"
 			    "Unmounts a wtgfs mount.  The daemon serving it exits; for a\n"
 			    "delta, once its last changes are committed, durably.\n";
 
+static const struct option options[] = {
+    CLI_OPTIONS_END,
+};
+
+static const struct cli_command cmd = {"umount", usage, "", options};
+
 /* A delta's daemon commits after the kernel lets go: wait for it, so that
  * what was written is in the delta when umount returns. */
 static int wait_for_delta(const char *mnt, const char *delta)
@@ -39,28 +45,30 @@ int cmd_umount(int argc, char **argv)
 	char canon[PATH_MAX];
 	struct wtg_mountinfo mi;
 
-	if (cli_wants_help(argc, argv, usage))
-		return 0;
-	if (argc != 2 || argv[1][0] == '-')
-		return cli_usage_error(usage, "one MNT is needed");
-	if (!realpath(argv[1], canon)) {
-		wtg_error("cannot unmount '%s': %s", argv[1], strerror(errno));
+	int c = cli_getopt(&cmd, argc, argv);
+	if (c != -1)
+		return cli_getopt_exit(c);
+	if (argc - optind != 1)
+		return cli_usage_error(&cmd, "one MNT is needed");
+	const char *mnt = argv[optind];
+	if (!realpath(mnt, canon)) {
+		wtg_error("cannot unmount '%s': %s", mnt, strerror(errno));
 		return EXIT_ERROR;
 	}
 	if (!wtg_mountinfo_find(canon, &mi) || strcmp(mi.fstype, "fuse.wtgfs")) {
-		wtg_error("cannot unmount '%s': not a wtgfs mount", argv[1]);
+		wtg_error("cannot unmount '%s': not a wtgfs mount", mnt);
 		return EXIT_ERROR;
 	}
 	if (umount2(canon, 0) == 0)
-		return wait_for_delta(argv[1], mi.source);
+		return wait_for_delta(mnt, mi.source);
 	if (errno == EBUSY) {
 		wtg_error(
 		    "cannot unmount '%s': busy (a process has a file or directory open in it)",
-		    argv[1]);
+		    mnt);
 		return EXIT_ERROR;
 	}
 	if (errno != EPERM) {
-		wtg_error("cannot unmount '%s': %s", argv[1], strerror(errno));
+		wtg_error("cannot unmount '%s': %s", mnt, strerror(errno));
 		return EXIT_ERROR;
 	}
 	/* Not root: the setuid helper may unmount what this user mounted. */
@@ -72,8 +80,8 @@ int cmd_umount(int argc, char **argv)
 	int status;
 	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0) {
-		wtg_error("cannot unmount '%s': fusermount3 failed", argv[1]);
+		wtg_error("cannot unmount '%s': fusermount3 failed", mnt);
 		return EXIT_ERROR;
 	}
-	return wait_for_delta(argv[1], mi.source);
+	return wait_for_delta(mnt, mi.source);
 }

@@ -16,22 +16,30 @@ static const char usage[] =
     "record refers to what exists.  Prints one line per problem, then a\n"
     "summary.  Exit status 0 when clean, 2 when anything is wrong.\n";
 
+static const struct option options[] = {
+    CLI_OPTIONS_END,
+};
+
+static const struct cli_command cmd = {"verify", usage, "", options};
+
 int cmd_verify(int argc, char **argv)
 {
 	struct wtg_store *store;
 	struct wtg_store_options opt = {.read_only = true};
 	struct wtg_store_report r = {0};
 
-	if (cli_wants_help(argc, argv, usage))
-		return 0;
-	if (argc != 2 || argv[1][0] == '-')
-		return cli_usage_error(usage, "one DELTA is needed");
-	if (wtg_store_open(argv[1], &opt, &store) < 0)
+	int c = cli_getopt(&cmd, argc, argv);
+	if (c != -1)
+		return cli_getopt_exit(c);
+	if (argc - optind != 1)
+		return cli_usage_error(&cmd, "one DELTA is needed");
+	const char *path = argv[optind];
+	if (wtg_store_open(path, &opt, &store) < 0)
 		return EXIT_ERROR;
 	int ret = wtg_store_verify(store, &r);
 	printf("%s: %s: %" PRIu64 " layers, %" PRIu64 " chunks (%" PRIu64 " bytes, %" PRIu64
 	       " stored), %" PRIu64 " extents, %" PRIu64 " problems\n",
-	       argv[1], ret == 0 ? "clean" : "DAMAGED", r.layers, r.chunks, r.chunk_bytes,
+	       path, ret == 0 ? "clean" : "DAMAGED", r.layers, r.chunks, r.chunk_bytes,
 	       r.stored_bytes, r.extents, r.problems);
 	wtg_store_close(store);
 	return ret == 0 ? 0 : EXIT_ERROR;

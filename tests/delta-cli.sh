@@ -64,7 +64,7 @@ expect 2 "$WTGFS" verify "$TMP/bad.delta"
 grep -q "DAMAGED" "$TMP/out" || fail "verify did not report the damage"
 
 # a VHDX base: the volume that holds \Windows, bound by serial number and disk id
-if command -v qemu-img >/dev/null && command -v sfdisk >/dev/null; then
+if have_tool qemu-img sfdisk; then
 	mib=$(($(stat -c %s "$IMAGES/volume.img") / 1048576))
 	truncate -s $((mib + 8))M "$TMP/disk.img"
 	printf 'label: gpt\nsize=%sM, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n' "$mib" | sfdisk -q "$TMP/disk.img"

@@ -113,7 +113,7 @@ truncate -s 1M blank.img
 echo "ok: blank.img: no table"
 
 # a hybrid MBR: the GPT is the table
-if command -v sgdisk >/dev/null; then
+if have_tool sgdisk; then
 	cp gpt.img hybrid.img
 	sgdisk -h 4 hybrid.img >/dev/null || fail "sgdisk cannot make a hybrid MBR"
 	types=$(for i in 0 1 2 3; do od -An -tx1 -j $((446 + 16 * i + 4)) -N1 hybrid.img; done)

@@ -39,7 +39,7 @@ WTGFS_KEEP_DELTAS="$TMP/delta" "$top_builddir/tests/unit_store" >"$TMP/unit_stor
 # Disk images: small VHDX and VHD files made by qemu-img from a 1 MiB raw
 # disk, and the first 320 KiB of the VHDX (headers and region tables: cheap
 # to mutate where our own checks read).
-if command -v qemu-img >/dev/null 2>&1; then
+if have_tool qemu-img; then
 	mkdir -p "$TMP/block"
 	qemu-img create -q -f raw "$TMP/disk.img" 1M
 	seq 1 20000 | dd of="$TMP/disk.img" conv=notrunc status=none
@@ -60,7 +60,7 @@ fi
 # A seed's first two bytes are fuzz_disk's parameters (see fuzz_disk.c):
 # sector size, CRC fix-up, what lies past the bytes, and how many MiB the
 # disk claims beyond them.
-if command -v sfdisk >/dev/null 2>&1; then
+if have_tool sfdisk; then
 	mkdir -p "$TMP/disk"
 	truncate -s 1M "$TMP/gpt.img" "$TMP/mbr.img"
 	truncate -s 128K "$TMP/small-gpt.img" "$TMP/small-mbr.img"

@@ -56,7 +56,7 @@ statfs=$(stat -f -c '%b %c' "$m")
 wtg_umount "$m"
 
 # other users see the mount only with -o allow_other
-if command -v setpriv >/dev/null; then
+if have_tool setpriv; then
 	chmod 755 "$TMP" # mktemp made it 0700: let the other user reach the mount
 	wtg_mount "$IMAGES/lzx.wim" "$m"
 	setpriv --reuid=65534 --regid=65534 --clear-groups ls "$m/Windows" >/dev/null 2>&1 &&
