@@ -26,6 +26,7 @@ static void dir_free(struct wtg_dir *dir)
 		return;
 	for (uint32_t i = 0; i < dir->count; i++) {
 		free(dir->entries[i]->name);
+		free(dir->entries[i]->dos_name);
 		free(dir->entries[i]);
 	}
 	free(dir->entries);
@@ -244,9 +245,31 @@ void wtg_tree_unlink(struct wtg_tree *tree, struct wtg_inode *dir, struct wtg_de
 	child->nlink--;
 	if (child->dir)
 		dir->nsubdirs--;
+	/* the DOS name goes with the name it shortens */
+	wtg_dentry_set_dos_name(de, NULL);
 	free(de->name);
 	free(de);
 	(void)tree;
+}
+
+int wtg_dentry_set_dos_name(struct wtg_dentry *de, const char *dos)
+{
+	char *copy = NULL;
+
+	if (dos && !(copy = strdup(dos)))
+		return -ENOMEM;
+	if (copy && !de->dos_name)
+		de->inode->nlink_extra++;
+	else if (!copy && de->dos_name && de->inode->nlink_extra)
+		de->inode->nlink_extra--;
+	free(de->dos_name);
+	de->dos_name = copy;
+	return 0;
+}
+
+const char *wtg_dentry_dos_name(const struct wtg_dentry *de)
+{
+	return de->dos_name;
 }
 
 void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name)

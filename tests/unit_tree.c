@@ -138,6 +138,35 @@ TEST(links_and_lookup)
 	wtg_tree_release(&f.t);
 }
 
+/* A DOS name is a name's, not its inode's: the other names of a hard-linked
+ * file have none, and removing the owning name drops it. */
+TEST(dos_name_per_name)
+{
+	struct fixture f;
+	build(&f);
+	struct wtg_dentry *s32 = wtg_tree_lookup(&f.t, f.sys32, "kernel32.dll", 12);
+	struct wtg_dentry *users = wtg_tree_lookup(&f.t, f.users, "hardlink.dll", 12);
+	CHECK(s32 && users && s32->inode == users->inode);
+	CHECK(!wtg_dentry_dos_name(s32) && !wtg_dentry_dos_name(users));
+	CHECK(wtg_dentry_set_dos_name(users, "HARDLI~1.DLL") == 0);
+	CHECK(!strcmp(wtg_dentry_dos_name(users), "HARDLI~1.DLL"));
+	CHECK(!wtg_dentry_dos_name(s32));
+	CHECK(f.file->nlink == 2 && f.file->nlink_extra == 1);
+	/* replacing it keeps one separate FILE_NAME; dropping it none */
+	CHECK(wtg_dentry_set_dos_name(users, "HARDLI~2.DLL") == 0);
+	CHECK(f.file->nlink_extra == 1);
+	CHECK(wtg_dentry_set_dos_name(users, NULL) == 0);
+	CHECK(!wtg_dentry_dos_name(users) && f.file->nlink_extra == 0);
+	/* each name may have its own; unlinking one takes only its own */
+	CHECK(wtg_dentry_set_dos_name(users, "HARDLI~1.DLL") == 0);
+	CHECK(wtg_dentry_set_dos_name(s32, "KERNEL~1.DLL") == 0);
+	CHECK(f.file->nlink_extra == 2);
+	wtg_tree_unlink(&f.t, f.users, users);
+	CHECK(f.file->nlink == 1 && f.file->nlink_extra == 1);
+	CHECK(!strcmp(wtg_dentry_dos_name(f.file->first_name), "KERNEL~1.DLL"));
+	wtg_tree_release(&f.t);
+}
+
 TEST(readlink_targets)
 {
 	struct fixture f;
@@ -177,6 +206,7 @@ int main(void)
 {
 	RUN(link_targets);
 	RUN(links_and_lookup);
+	RUN(dos_name_per_name);
 	RUN(readlink_targets);
 	RUN(security_descriptors_interned);
 	UNIT_EXIT();

@@ -4,9 +4,12 @@
  *
  * An inode carries what NTFS carries: attributes, a security descriptor
  * (interned: many inodes share one), 100 ns times, streams (unnamed and
- * named), reparse data, a DOS name and an object id.  A hard-linked file is
- * one inode under several names.  Lookups are case-insensitive and
- * case-preserving: an exact match wins, then the first name equal ignoring
+ * named), reparse data and an object id.  A hard-linked file is one inode
+ * under several names.  A DOS (8.3) name belongs to one name, not to the
+ * inode: NTFS keeps it as a FILE_NAME of its own beside the Win32 name it
+ * shortens, in that name's directory, so of a hard-linked file's names at
+ * most the ones that have a short name carry it (wtg_dentry_dos_name()).  Lookups are
+ * case-insensitive and case-preserving: an exact match wins, then the first name equal ignoring
  * case.
  *
  * Contract: a loaded tree is immutable, so any number of threads may read it
@@ -43,9 +46,10 @@ struct wtg_dentry {
 	uint32_t hash;
 	uint64_t pos; /* readdir position: rises with each name a directory gets */
 	struct wtg_inode *inode;
-	struct wtg_inode *parent;	/* the directory holding this name */
+	struct wtg_inode *parent; /* the directory holding this name */
 	struct wtg_dentry *bucket_next;
 	struct wtg_dentry *alias_next; /* the inode's next name */
+	char *dos_name; /* the 8.3 name that shortens this one: wtg_dentry_dos_name() */
 };
 
 struct wtg_dir {
@@ -58,9 +62,9 @@ struct wtg_dir {
 
 struct wtg_inode {
 	uint64_t ino;
-	struct wtg_inode *parent; /* the directory of the first name */
+	struct wtg_inode *parent;      /* the directory of the first name */
 	struct wtg_dentry *first_name; /* heads the list of its names */
-	struct wtg_dir *dir; /* directories only */
+	struct wtg_dir *dir;	       /* directories only */
 	uint32_t attributes;
 	uint32_t reparse_tag;
 	uint32_t nlink;	      /* names in the tree */
@@ -130,6 +134,12 @@ void wtg_tree_unlink(struct wtg_tree *tree, struct wtg_inode *dir, struct wtg_de
 /* The index of the first entry of @dir at position @pos or later. */
 uint32_t wtg_dir_seek(const struct wtg_dir *dir, uint64_t pos);
 
+/* Gives the name @de the DOS name @dos (copied; NULL drops it), as NTFS
+ * keeps it: a separate FILE_NAME beside @de in @de's directory, which the
+ * inode's nlink_extra counts.  Removing a name drops its DOS name.  Checks
+ * nothing about @dos (the view checks what people set).  -ENOMEM. */
+int wtg_dentry_set_dos_name(struct wtg_dentry *de, const char *dos);
+
 /* Removes the stream @name (NULL: the unnamed one) of @inode. */
 void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name);
 
@@ -146,6 +156,11 @@ struct wtg_inode *wtg_tree_inode(const struct wtg_tree *tree, uint64_t ino);
 struct wtg_dentry *wtg_tree_lookup(const struct wtg_tree *tree, const struct wtg_inode *dir,
 				   const char *name, size_t len);
 const struct wtg_sd *wtg_tree_sd(const struct wtg_tree *tree, uint32_t id);
+
+/* The DOS (8.3) name of the name @de, in @de's directory; NULL when it has
+ * none.  Only the name a short name shortens has it: the other names of a
+ * hard-linked inode have their own or none. */
+const char *wtg_dentry_dos_name(const struct wtg_dentry *de);
 
 bool wtg_inode_is_dir(const struct wtg_inode *inode);
 /* Symlinks and junctions: shown as POSIX symlinks. */

@@ -236,11 +236,14 @@ struct ntfs_source {
 struct entry {
 	char *name;
 	uint64_t mref;
+	int type; /* FILE_NAME_POSIX, _WIN32, _DOS or _WIN32_AND_DOS */
 };
 
 struct entry_list {
 	struct entry *v;
 	size_t n, cap;
+	struct entry **dos; /* the DOS entries, by MFT record number */
+	size_t ndos;
 	bool root;
 	int err;
 };
@@ -251,8 +254,6 @@ static int collect(void *arg, const ntfschar *name, const int name_len, const in
 	struct entry_list *l = arg;
 	char buf[1024];
 
-	if (name_type == FILE_NAME_DOS)
-		return 0; /* the short name of an entry we see under its long one */
 	long n = wtg_utf16le_to_utf8((const uint8_t *)name, (size_t)name_len, buf, sizeof(buf));
 	if (n < 0)
 		return 0;
@@ -273,12 +274,51 @@ static int collect(void *arg, const ntfschar *name, const int name_len, const in
 	}
 	l->v[l->n].name = strndup(buf, (size_t)n);
 	l->v[l->n].mref = mref;
+	l->v[l->n].type = name_type;
 	if (!l->v[l->n].name) {
 		l->err = -ENOMEM;
 		return -1;
 	}
 	l->n++;
 	return 0;
+}
+
+static int by_record(const void *a, const void *b)
+{
+	uint64_t x = MREF((*(struct entry *const *)a)->mref);
+	uint64_t y = MREF((*(struct entry *const *)b)->mref);
+
+	return x < y ? -1 : x > y;
+}
+
+/* Indexes the DOS entries of a listed directory by record number. */
+static int index_dos_names(struct entry_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		l->ndos += l->v[i].type == FILE_NAME_DOS;
+	if (!l->ndos)
+		return 0;
+	if (!(l->dos = malloc(l->ndos * sizeof(*l->dos))))
+		return -ENOMEM;
+	for (size_t i = 0, j = 0; i < l->n; i++)
+		if (l->v[i].type == FILE_NAME_DOS)
+			l->dos[j++] = &l->v[i];
+	qsort(l->dos, l->ndos, sizeof(*l->dos), by_record);
+	return 0;
+}
+
+/* The DOS name of the entry @e: a Win32 name's short name is the DOS
+ * FILE_NAME of the same record in the same directory; a name valid in both
+ * namespaces is its own.  A POSIX name has none. */
+static const char *dos_name_of(const struct entry_list *l, const struct entry *e)
+{
+	if (e->type == FILE_NAME_WIN32_AND_DOS)
+		return e->name;
+	if (e->type != FILE_NAME_WIN32 || !l->ndos)
+		return NULL;
+	const struct entry key = {.mref = e->mref}, *kp = &key;
+	struct entry **hit = bsearch(&kp, l->dos, l->ndos, sizeof(*l->dos), by_record);
+	return hit ? (*hit)->name : NULL;
 }
 
 /* A getter of ntfs-3g's xattr family into a fresh buffer; NULL when the
@@ -416,6 +456,17 @@ struct walk {
 	size_t nmap;
 };
 
+/* Gives the name just linked as @e in @dir its DOS name, if it has one. */
+static int link_dos_name(struct walk *w, struct wtg_inode *dir, const struct entry_list *l,
+			 const struct entry *e)
+{
+	const char *dos = dos_name_of(l, e);
+	if (!dos)
+		return 0;
+	struct wtg_dentry *de = wtg_tree_lookup(w->tree, dir, e->name, strlen(e->name));
+	return de ? wtg_dentry_set_dos_name(de, dos) : 0;
+}
+
 static struct mft_map_entry **map_slot(struct walk *w, uint64_t mft_no)
 {
 	struct mft_map_entry **p = &w->map[(mft_no * 0x9E3779B97F4A7C15ull >> 40) & (w->nmap - 1)];
@@ -448,11 +499,13 @@ static int walk_dir(struct walk *w, struct wtg_inode *dir, uint64_t mft_no, cons
 	}
 	if (ntfs_readdir(dir_ni, &pos, &l, collect) != 0 && !l.err)
 		wtg_warning("'%s': cannot list all of this directory (%s)", path, strerror(errno));
-	if (l.err) {
+	if (l.err || (l.err = index_dos_names(&l))) {
 		ret = l.err;
 		goto out;
 	}
 	for (size_t i = 0; i < l.n && ret == 0; i++) {
+		if (l.v[i].type == FILE_NAME_DOS)
+			continue; /* the short name of an entry seen under its long one */
 		uint64_t child_no = MREF(l.v[i].mref);
 		char *child_path = NULL;
 		if (asprintf(&child_path, "%s%s%s", path, *path ? "/" : "", l.v[i].name) < 0) {
@@ -469,6 +522,8 @@ static int walk_dir(struct walk *w, struct wtg_inode *dir, uint64_t mft_no, cons
 			} else if (wtg_tree_link(w->tree, dir, l.v[i].name, strlen(l.v[i].name),
 						 (*slot)->inode) < 0) {
 				wtg_warning("'%s': cannot be shown", child_path);
+			} else {
+				ret = link_dos_name(w, dir, &l, &l.v[i]);
 			}
 			free(child_path);
 			continue;
@@ -506,7 +561,8 @@ static int walk_dir(struct walk *w, struct wtg_inode *dir, uint64_t mft_no, cons
 				ns->skipped++;
 			} else if (r < 0) {
 				ret = r;
-			} else if (is_dir && !wtg_inode_is_link(inode)) {
+			} else if ((ret = link_dos_name(w, dir, &l, &l.v[i])) == 0 && is_dir &&
+				   !wtg_inode_is_link(inode)) {
 				ret = walk_dir(w, inode, child_no, child_path, depth + 1);
 			}
 		}
@@ -516,6 +572,7 @@ out:
 	for (size_t i = 0; i < l.n; i++)
 		free(l.v[i].name);
 	free(l.v);
+	free(l.dos);
 	ntfs_inode_close(dir_ni);
 	return ret;
 }

@@ -841,12 +841,14 @@ static int add_dentry(const struct wimlib_dir_entry *de, void *arg)
 	} else if (ret < 0) {
 		return ws->load_err = ret, 1;
 	}
-	if (de->dos_name && *de->dos_name && !inode->dos_name) {
-		if (!(inode->dos_name = strdup(de->dos_name)))
+	/* wimlib keeps a short name on the dentry of the long name it
+	 * shortens: of a link group's names, only that one carries it */
+	if (de->dos_name && *de->dos_name) {
+		struct wtg_dentry *d = wtg_tree_lookup(ws->tree, parent, name, strlen(name));
+		if (d && wtg_dentry_set_dos_name(d, de->dos_name) < 0)
 			return ws->load_err = -ENOMEM, 1;
-		/* captured from NTFS: a separate 8.3 $FILE_NAME, which NTFS
-		 * counts as a link of its own */
-		inode->nlink_extra = 1;
+		if (!inode->dos_name && !(inode->dos_name = strdup(de->dos_name)))
+			return ws->load_err = -ENOMEM, 1;
 	}
 	if (is_dir)
 		ws->dirstack[depth] = inode;
@@ -985,7 +987,6 @@ static int open_cache(struct wim_source *ws, const struct wtg_source_options *op
 		  limit >> 20, solid.bytes >> 20);
 	return 0;
 }
-
 
 static const struct wtg_source_ops wim_source_ops = {
     .name = "wim",
