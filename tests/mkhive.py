@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""mkhive.py [--size BYTES] [--seed TEXT] [--root NAME] PATH
+"""mkhive.py [--size BYTES] [--seed TEXT] [--root NAME] [--bare] PATH
 
 Writes a valid Windows registry hive file (regf, version 1.5): a base
 block with a correct checksum, 4 KiB hive bins, a root key with one
@@ -8,7 +8,8 @@ types (REG_SZ, REG_EXPAND_SZ, REG_DWORD, REG_QWORD, REG_BINARY,
 REG_MULTI_SZ; data of at most 4 bytes stored inline). hivexsh opens it and
 hivexsh -w can modify it. With --size, keys are added (deterministically,
 from --seed) until the file is about that large; without it the hive holds
-a root, one subkey and a few values.
+a root, one subkey and a few values; with --bare, the root alone (a start
+for tests/mkboothives.py).
 """
 import random
 import struct
@@ -226,6 +227,7 @@ def main(argv):
     size = 0
     seed = 'hive'
     rootname = 'ROOT'
+    bare = False
     args = []
     it = iter(argv)
     for a in it:
@@ -235,15 +237,22 @@ def main(argv):
             seed = next(it)
         elif a == '--root':
             rootname = next(it)
+        elif a == '--bare':
+            bare = True
         elif a in ('-h', '--help'):
             print(__doc__)
             return 0
         else:
             args.append(a)
     if len(args) != 1:
-        print('usage: mkhive.py [--size BYTES] [--seed TEXT] [--root NAME] PATH', file=sys.stderr)
+        print('usage: mkhive.py [--size BYTES] [--seed TEXT] [--root NAME] [--bare] PATH',
+              file=sys.stderr)
         return 2
     root = Key(rootname)
+    if bare:
+        with open(args[0], 'wb') as f:
+            f.write(build_hive(root, '\\SystemRoot\\System32\\Config\\' + seed))
+        return 0
     sub = Key('Select')
     sub.values = [('Current', REG_DWORD, struct.pack('<I', 1)),
                   ('Default', REG_DWORD, struct.pack('<I', 1)),

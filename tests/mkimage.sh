@@ -10,7 +10,13 @@
 #   OUTDIR/none.wim     wimexport --compress=none
 #   OUTDIR/solid.esd    wimexport --solid (LZMS, solid)
 #   OUTDIR/manifest.txt what the image carries (metadata summary)
-#   OUTDIR/.stamp       checksum of this script (+ mkhive.py) and SIZE
+#   OUTDIR/.stamp       checksum of this script (+ mkhive.py, mkboothives.py) and SIZE
+# The image boots as far as a flush needs to show: Windows\Boot\EFI\bootmgfw.efi
+# is a stand-in EFI program (grub-mkstandalone) that prints WTGFS-STANDIN-BOOTMGR
+# on the serial port, finds the partition holding \Windows\wtgfs-boot.txt and
+# prints that file; System32\config holds a BCD-Template and a SYSTEM hive with
+# ControlSet001\Services\partmgr, filled with libhivex (tests/mkboothives.py).
+# (The stand-in is not byte-for-byte reproducible: grub's memdisk holds mtimes.)
 # Re-running with the same script and SIZE is a no-op (cache).
 # Deterministic (fixed seed). Exit 77 (skip) if not root or a tool is missing.
 set -eu
@@ -35,8 +41,11 @@ for t in mkntfs ntfs-3g wimcapture wimexport python3 mountpoint umount sha256sum
 	command -v "$t" >/dev/null 2>&1 || skip "missing tool: $t"
 done
 [ -c /dev/fuse ] || skip "/dev/fuse missing"
+command -v grub-mkstandalone >/dev/null 2>&1 || skip "missing tool: grub-mkstandalone (grub-common)"
+[ -d /usr/lib/grub/x86_64-efi ] || skip "missing grub's x86_64-efi modules (grub-efi-amd64-bin)"
+/usr/bin/python3 -c 'import hivex' 2>/dev/null || skip "missing python3-hivex (for /usr/bin/python3)"
 
-STAMP_WANT="$( { cat "$0"; [ -f "$HERE/mkhive.py" ] && cat "$HERE/mkhive.py"; true; } | sha256sum | cut -d' ' -f1) $SIZE"
+STAMP_WANT="$( { cat "$0"; for f in mkhive.py mkboothives.py; do [ -f "$HERE/$f" ] && cat "$HERE/$f"; done; true; } | sha256sum | cut -d' ' -f1) $SIZE"
 OUTPUTS="volume.img lzx.wim xpress.wim none.wim solid.esd manifest.txt"
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
@@ -114,6 +123,26 @@ elapsed() { echo "$(( ($(date +%s%N) - T0) / 1000000 )) ms"; }
 log "creating volume.img ($VOLSIZE) in $BUILD"
 truncate -s "$VOLSIZE" "$BUILD/volume.img"
 run mkntfs -F -Q -q -L Windows -c 4096 "$BUILD/volume.img"
+
+# ------------------------------------------------- the stand-in boot manager
+# A UEFI program made of GRUB: the serial port only (OVMF echoes its console
+# there too), a marker, then the file that proves which partition it found.
+cat >"$WORK/standin.cfg" <<'CFGEOF'
+serial --unit=0 --speed=115200
+terminal_output serial
+echo WTGFS-STANDIN-BOOTMGR
+if search --no-floppy --file --set=root /Windows/wtgfs-boot.txt; then
+	cat /Windows/wtgfs-boot.txt
+else
+	echo WTGFS-STANDIN-NO-WINDOWS-PARTITION
+fi
+halt
+CFGEOF
+run grub-mkstandalone -O x86_64-efi -o "$WORK/standin.efi" --locales= --fonts= --themes= \
+	--install-modules="part_gpt part_msdos fat ntfs search search_fs_file cat echo serial terminal test halt normal configfile memdisk tar" \
+	--modules="part_gpt part_msdos fat ntfs search_fs_file serial" \
+	"boot/grub/grub.cfg=$WORK/standin.cfg"
+export WTGFS_STANDIN_EFI="$WORK/standin.efi" WTGFS_BOOTHIVES="$HERE/mkboothives.py"
 
 # ---------------------------------------------------------------- generator
 cat >"$WORK/gen.py" <<'PYEOF'
@@ -506,14 +535,22 @@ HIVES = [(S32 + '\\config\\SYSTEM', (10 << 20) if LARGE else (2 << 20)),
          (S32 + '\\config\\DEFAULT', 262144),
          (S32 + '\\config\\BCD-Template', 32768),
          ('Users\\Default\\NTUSER.DAT', 262144)]
+BOOT_HIVES = {S32 + '\\config\\BCD-Template': 'bcd-template', S32 + '\\config\\SYSTEM': 'system'}
 for rel, hsize in HIVES:
     hp = P(rel)
     if MKHIVE:
         import subprocess
         T.mkdir(rel.rpartition('\\')[0])
         tmp = os.path.join(os.environ.get('WORK', '/tmp'), 'hive.tmp')
-        subprocess.run([sys.executable, MKHIVE, '--size', str(hsize), '--seed',
+        kind = BOOT_HIVES.get(rel)
+        size_args = ['--bare', '--root', 'NewStoreRoot'] if kind == 'bcd-template' else \
+            ['--size', str(hsize)]
+        subprocess.run([sys.executable, MKHIVE] + size_args + ['--seed',
                         rel.rpartition('\\')[2], tmp], check=True)
+        if kind:
+            # libhivex through Debian's python (python3-hivex)
+            subprocess.run(['/usr/bin/python3', os.environ['WTGFS_BOOTHIVES'], kind, tmp],
+                           check=True)
         with open(tmp, 'rb') as f:
             data = f.read()
         os.unlink(tmp)
@@ -526,8 +563,13 @@ for n in ['SYSTEM.LOG1', 'SYSTEM.LOG2', 'SOFTWARE.LOG1', 'SOFTWARE.LOG2']:
     T.file(S32 + '\\config\\' + n, 0 if n.endswith('2') else 8192)
 T.file('Users\\Default\\NTUSER.DAT.LOG1', 0)
 
-# boot files
-T.file('Windows\\Boot\\EFI\\bootmgfw.efi', 1_900_000 if LARGE else 300_000)
+# boot files: bootmgfw.efi is the stand-in (its filler is still drawn, so
+# every other file keeps its content)
+content('Windows\\Boot\\EFI\\bootmgfw.efi', 1_900_000 if LARGE else 300_000, R)
+with open(os.environ['WTGFS_STANDIN_EFI'], 'rb') as f:
+    T.file('Windows\\Boot\\EFI\\bootmgfw.efi', f.read())
+T.file('Windows\\wtgfs-boot.txt', b'wtgfs test image: the Windows partition\r\n')
+T.meta.append('boot Windows\\Boot\\EFI\\bootmgfw.efi: grub stand-in, prints Windows\\wtgfs-boot.txt')
 T.file('Windows\\Boot\\EFI\\bootmgr.efi', 1_300_000 if LARGE else 200_000)
 T.file('Windows\\Boot\\EFI\\memtest.efi', 1_200_000 if LARGE else 150_000)
 T.file('Windows\\Boot\\PCAT\\bootmgr', 400_000)
