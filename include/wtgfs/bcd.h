@@ -3,7 +3,7 @@
  * UEFI Windows install (DESIGN.md "Flush", item 5), each with its elements
  * already encoded as registry values.  The encoders and the object set are
  * pure code (src/flush/bcd.c); wtg_bcd_write_store() puts them into a hive
- * with libhivex (src/flush/hive.c, the one libhivex user).
+ * with libhivex (src/flush/hive.c, the flush's one libhivex user).
  *
  * Encoding by the element id's format nibble (bits 24-27): 1 device
  * REG_BINARY, 2 string REG_SZ (UTF-16LE with its NUL), 3 object REG_SZ

@@ -1,5 +1,5 @@
 /*
- * The one libhivex user: writes the BCD store a flush puts on the ESP (the
+ * The flush's one libhivex user: writes the BCD store a flush puts on the ESP (the
  * object set of src/flush/bcd.c, starting from the image's BCD-Template as
  * bcdboot does) and makes the WTG changes in the offline SYSTEM hive.
  * Both work on hive files the caller made (copies of the image's hives, or
