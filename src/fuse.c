@@ -992,6 +992,25 @@ static void raise_read_ahead(const char *mountpoint)
 		wtg_debug("cannot raise read-ahead through '%s'", path);
 }
 
+/* @s as the value of a -o option: libfuse (and fusermount3 after it)
+ * splits options at commas and takes a backslash as "the next character
+ * as is", so the fsname reaches the kernel, and /proc/self/mountinfo,
+ * exactly as given.  -1 when it does not fit in @size. */
+static int escape_option(const char *s, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s; s++) {
+		if (o + 3 > size)
+			return -1;
+		if (*s == ',' || *s == '\\')
+			out[o++] = '\\';
+		out[o++] = *s;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
 int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 {
 	struct fs fs = {
@@ -1002,19 +1021,20 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 	    .uid = getuid(),
 	    .gid = getgid(),
 	};
-	char mount_opts[1024];
+	char mount_opts[2 * 4096 + 128];
 	char *argv[8];
 	int argc = 0, ret = -EIO;
 
 	fs.timeout = fs.writable ? RW_TIMEOUT : CACHE_TIMEOUT;
 	pthread_mutex_init(&fs.stale_lock, NULL);
 	pthread_cond_init(&fs.stale_cond, NULL);
-	/* fsname may hold commas: ntfs-3g and others escape them; we cut. */
+	char fsname[2 * 4096];
+	if (escape_option(opt->fsname, fsname, sizeof(fsname)) < 0) {
+		wtg_error("cannot mount '%s': the path is too long", opt->fsname);
+		return -ENAMETOOLONG;
+	}
 	snprintf(mount_opts, sizeof(mount_opts), "%sdefault_permissions,subtype=wtgfs,fsname=%s%s",
-		 fs.writable ? "" : "ro,", opt->fsname, opt->allow_other ? ",allow_other" : "");
-	for (char *p = strstr(mount_opts, "fsname=") + 7; *p; p++)
-		if (*p == ',' && strncmp(p, ",allow_other", 12))
-			*p = '_';
+		 fs.writable ? "" : "ro,", fsname, opt->allow_other ? ",allow_other" : "");
 	argv[argc++] = "wtgfs";
 	argv[argc++] = "-o";
 	argv[argc++] = mount_opts;
