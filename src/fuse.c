@@ -107,7 +107,8 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 		st->st_nlink = ntfs_link_count(in);
 	} else if (wtg_inode_is_dir(in)) {
 		st->st_mode = S_IFDIR | perm;
-		st->st_nlink = 2 + in->nsubdirs;
+		/* removed while open: no links, as on any Linux file system */
+		st->st_nlink = in->nlink || in->ino == WTG_ROOT_INO ? 2 + in->nsubdirs : 0;
 		st->st_size = 4096;
 	} else {
 		const struct wtg_stream *data = wtg_inode_data(in);
@@ -168,7 +169,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * open answers ENOSYS and the kernel stops sending open and release
 	 * (two of the three round trips of reading a small file). */
 	fs->no_open = !fs->writable && conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
-	fs->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
+	fs->no_opendir = !fs->writable && conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	conn->max_write = MAX_REQUEST;
 	conn->max_readahead = MAX_REQUEST;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
@@ -313,18 +314,31 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req);
+
 	lock_shared(req);
 	struct wtg_inode *in = inode_of(req, ino);
 	int err = !in ? ESTALE : !wtg_inode_is_dir(in) ? ENOTDIR : 0;
 	unlock(req);
 	if (err)
 		return (void)fuse_reply_err(req, err);
-	if (fs_of(req)->no_opendir)
+	if (fs->no_opendir)
 		return (void)fuse_reply_err(req, ENOSYS);
+	/* writable: an open directory outlives its name, as an open file does */
+	if (fs->writable && (err = wtg_view_open(fs->view, ino)))
+		return (void)fuse_reply_err(req, -err);
 	/* a writable directory changes: no cached listing */
-	fi->cache_readdir = !fs_of(req)->writable;
-	fi->keep_cache = !fs_of(req)->writable;
-	fuse_reply_open(req, fi);
+	fi->cache_readdir = !fs->writable;
+	fi->keep_cache = !fs->writable;
+	if (fuse_reply_open(req, fi) != 0 && fs->writable)
+		wtg_view_release(fs->view, ino);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	if (fs_of(req)->writable)
+		wtg_view_release(fs_of(req)->view, ino);
+	fuse_reply_err(req, 0);
 }
 
 /* Offsets: 0 ".", 1 "..", 2 + pos the entry at position pos: positions
@@ -343,6 +357,11 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		unlock(req);
 		free(buf);
 		return (void)fuse_reply_err(req, ENOTDIR);
+	}
+	if (dir->nlink == 0 && dir->ino != WTG_ROOT_INO) {
+		unlock(req); /* removed while open: nothing, not even "." */
+		free(buf);
+		return (void)fuse_reply_buf(req, NULL, 0);
 	}
 	uint32_t i = off < 2 ? 0 : wtg_dir_seek(dir->dir, (uint64_t)off - 2);
 	for (off_t o = off < 2 ? off : 2; i < dir->dir->count || o < 2;) {
@@ -961,6 +980,7 @@ static const struct fuse_lowlevel_ops ops = {
     .release = op_release,
     .fsync = op_fsync,
     .opendir = op_opendir,
+    .releasedir = op_releasedir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
     .fsyncdir = op_fsync,

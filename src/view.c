@@ -1051,10 +1051,12 @@ static int check_name(const char *name)
 	return 0;
 }
 
+/* A directory removed while open holds nothing, and takes nothing new. */
 static struct wtg_inode *dir_inode(struct wtg_view *v, uint64_t ino, int *err)
 {
 	struct wtg_inode *d = wtg_view_inode(v, ino);
-	*err = !d ? -ENOENT : !d->dir ? -ENOTDIR : 0;
+	bool removed = d && d->nlink == 0 && d->ino != WTG_ROOT_INO;
+	*err = !d || removed ? -ENOENT : !d->dir ? -ENOTDIR : 0;
 	return *err ? NULL : d;
 }
 
@@ -1095,8 +1097,6 @@ int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum 
 	struct wtg_inode *dir = dir_inode(v, dirino, &ret), *in = NULL;
 	if (dir && wtg_tree_lookup(&v->tree, dir, name, strlen(name)))
 		ret = -EEXIST;
-	if (!ret && dir->gone)
-		ret = -ENOENT;
 	uint32_t sd = WTG_NO_SD;
 	if (!ret)
 		ret = inherit_sd(v, dir, kind == WTG_VIEW_DIR, &sd);
