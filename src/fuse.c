@@ -591,6 +591,8 @@ static bool stream_name_ok(const char *name)
 	return name[0] && !strchr(name, ':') && strlen(name) <= 255;
 }
 
+static void drop_stale(struct fs *fs, fuse_ino_t parent, char *name, bool ok);
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
@@ -615,6 +617,17 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		ret = wtg_view_set_attributes(v, ino, name[18] ? be32toh(a) : a);
 	} else if (!strcmp(name, "system.ntfs_reparse_data")) {
 		ret = wtg_view_set_reparse(v, ino, value, size);
+	} else if (!strcmp(name, "system.wtgfs_name")) {
+		/* a change of case only, which rename(2) cannot ask for */
+		char *spelling, *old;
+		uint64_t dir;
+		if (!size || memchr(value, 0, size))
+			return (void)fuse_reply_err(req, EINVAL);
+		if (!(spelling = strndup(value, size)))
+			return (void)fuse_reply_err(req, ENOMEM);
+		ret = wtg_view_respell(v, ino, spelling, &dir, &old);
+		free(spelling);
+		drop_stale(fs, dir, old, ret == 0);
 	} else if (!strcmp(name, "system.ntfs_dos_name")) {
 		char dos[16];
 		if (size == 0 || size >= sizeof(dos))

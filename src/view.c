@@ -1036,7 +1036,7 @@ static int touch(struct wtg_view *v, struct wtg_inode *in, bool modified)
 /* The inode is gone once it has no name and no handle. */
 static int maybe_gone(struct wtg_view *v, struct wtg_inode *in)
 {
-	if (in->nlink > 0 || in->opens > 0 || in->gone)
+	if (in->nlink > 0 || in->opens > 0 || in->gone || in->ino == WTG_ROOT_INO)
 		return 0;
 	in->gone = true;
 	chunks_drop(v, in->ino, NULL, 0);
@@ -1229,16 +1229,11 @@ static int add_name(struct wtg_view *v, struct wtg_inode *dir, const char *name,
 	return ret;
 }
 
-int wtg_view_rename(struct wtg_view *v, uint64_t dirino, const char *name, uint64_t newdirino,
-		    const char *newname, unsigned flags)
+/* The rename, under the exclusive lock. */
+static int rename_locked(struct wtg_view *v, uint64_t dirino, const char *name,
+			 uint64_t newdirino, const char *newname, unsigned flags)
 {
-	int ret = check_name(newname);
-
-	if (flags & ~(WTG_VIEW_NOREPLACE | WTG_VIEW_EXCHANGE) ||
-	    (flags & WTG_VIEW_NOREPLACE && flags & WTG_VIEW_EXCHANGE))
-		return -EINVAL;
-	if (ret || (ret = begin_change(v)))
-		return ret;
+	int ret = 0;
 	struct wtg_inode *dir = dir_inode(v, dirino, &ret), *newdir = NULL;
 	if (!ret)
 		newdir = dir_inode(v, newdirino, &ret);
@@ -1246,23 +1241,25 @@ int wtg_view_rename(struct wtg_view *v, uint64_t dirino, const char *name, uint6
 	if (!ret && !(src = wtg_tree_lookup(&v->tree, dir, name, strlen(name))))
 		ret = -ENOENT;
 	if (ret)
-		return end_change(v, ret);
+		return ret;
 	struct wtg_inode *in = src->inode;
 	dst = wtg_tree_lookup(&v->tree, newdir, newname, strlen(newname));
 	if (dst == src) {
 		/* the same name, maybe in another case: a case-only rename */
 		if (!strcmp(src->name, newname) || flags & WTG_VIEW_EXCHANGE)
-			return end_change(v, 0);
+			return 0;
+		in->opens++; /* keeps it while it has no name */
 		if (!(ret = drop_name(v, dir, src)))
 			ret = add_name(v, dir, newname, in);
-		return end_change(v, ret);
+		in->opens--;
+		return ret;
 	}
 	if (flags & WTG_VIEW_EXCHANGE) {
 		if (!dst)
-			return end_change(v, -ENOENT);
+			return -ENOENT;
 		struct wtg_inode *other = dst->inode;
 		if ((in->dir && is_ancestor(in, newdir)) || (other->dir && is_ancestor(other, dir)))
-			return end_change(v, -EINVAL);
+			return -EINVAL;
 		char *a = strdup(src->name), *b = strdup(dst->name);
 		/* both names stay taken: link first, then drop the old ones */
 		in->opens++, other->opens++;
@@ -1278,15 +1275,15 @@ int wtg_view_rename(struct wtg_view *v, uint64_t dirino, const char *name, uint6
 		in->opens--, other->opens--;
 		free(a);
 		free(b);
-		return end_change(v, ret);
+		return ret;
 	}
 	if (dst && (flags & WTG_VIEW_NOREPLACE))
-		return end_change(v, -EEXIST);
+		return -EEXIST;
 	if (in->dir && is_ancestor(in, newdir))
-		return end_change(v, -EINVAL);
+		return -EINVAL;
 	if (dst) {
 		if (dst->inode == in)
-			return end_change(v, 0); /* two names of one file: nothing to do */
+			return 0; /* two names of one file: nothing to do */
 		if (in->dir && !dst->inode->dir)
 			ret = -ENOTDIR;
 		else if (!in->dir && dst->inode->dir)
@@ -1296,13 +1293,64 @@ int wtg_view_rename(struct wtg_view *v, uint64_t dirino, const char *name, uint6
 		if (!ret)
 			ret = drop_name(v, newdir, dst);
 		if (ret)
-			return end_change(v, ret);
+			return ret;
 	}
 	in->opens++; /* keeps it while it has no name */
 	ret = drop_name(v, dir, src);
 	if (!ret)
 		ret = add_name(v, newdir, newname, in);
 	in->opens--;
+	return ret;
+}
+
+int wtg_view_rename(struct wtg_view *v, uint64_t dirino, const char *name, uint64_t newdirino,
+		    const char *newname, unsigned flags)
+{
+	int ret = check_name(newname);
+
+	if (flags & ~(WTG_VIEW_NOREPLACE | WTG_VIEW_EXCHANGE) ||
+	    (flags & WTG_VIEW_NOREPLACE && flags & WTG_VIEW_EXCHANGE))
+		return -EINVAL;
+	if (ret || (ret = begin_change(v)))
+		return ret;
+	return end_change(v, rename_locked(v, dirino, name, newdirino, newname, flags));
+}
+
+int wtg_view_respell(struct wtg_view *v, uint64_t ino, const char *name, uint64_t *dir_ret,
+		     char **old_ret)
+{
+	size_t len = strlen(name);
+	int ret = check_name(name);
+
+	*old_ret = NULL;
+	if (ret || (ret = begin_change(v)))
+		return ret;
+	struct wtg_inode *in = wtg_view_inode(v, ino);
+	struct wtg_dentry *de = in ? in->first_name : NULL;
+	for (; de; de = de->alias_next)
+		if (wtg_name_equal_ci(de->name, de->name_len, name, len))
+			break;
+	if (!in)
+		ret = -ENOENT;
+	else if (!de)
+		ret = -EINVAL; /* not a change of case */
+	else if (!(*old_ret = strdup(de->name)))
+		ret = -ENOMEM;
+	if (ret)
+		return end_change(v, ret);
+	else if (wtg_tree_lookup(&v->tree, de->parent, name, len) != de)
+		ret = -EEXIST; /* another file has that spelling */
+	if (ret) {
+		free(*old_ret);
+		*old_ret = NULL;
+		return end_change(v, ret);
+	}
+	*dir_ret = de->parent->ino;
+	ret = rename_locked(v, *dir_ret, *old_ret, *dir_ret, name, 0);
+	if (ret) {
+		free(*old_ret);
+		*old_ret = NULL;
+	}
 	return end_change(v, ret);
 }
 

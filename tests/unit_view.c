@@ -189,6 +189,44 @@ TEST(names_survive_reload)
 	unlink(path);
 }
 
+/* A rename that changes only the case of a name keeps the file, its data
+ * and the delta sound; so does the direct way (respell). */
+TEST(case_only_rename)
+{
+	struct wtg_view *v = open_view(true);
+	struct wtg_inode *f;
+	uint64_t dir;
+	char *old;
+	CHECK(wtg_view_create(v, 1, "foo.txt", WTG_VIEW_FILE, NULL, &f) == 0);
+	uint64_t fino = f->ino;
+	CHECK(wtg_view_write(v, fino, NULL, "hello", 5, 0) == 5);
+	CHECK(wtg_view_sync(v, true) == 0);
+	CHECK(wtg_view_rename(v, 1, "foo.txt", 1, "FOO.txt", 0) == 0);
+	CHECK(lookup(v, 1, "FOO.txt") && !strcmp(wtg_view_inode(v, fino)->first_name->name, "FOO.txt"));
+	CHECK(read_all(v, fino, buf, sizeof(buf)) == 5 && !memcmp(buf, "hello", 5));
+	/* a base file, by rename and by respell */
+	CHECK(wtg_view_rename(v, 2, "big.bin", 2, "Big.bin", 0) == 0);
+	CHECK(wtg_view_respell(v, 3, "BIG.BIN", &dir, &old) == 0);
+	CHECK(dir == 2 && old && !strcmp(old, "Big.bin"));
+	free(old);
+	CHECK(wtg_view_respell(v, 3, "other.bin", &dir, &old) == -EINVAL && !old);
+	CHECK(wtg_view_respell(v, 4, "A.TXT", &dir, &old) == 0 && dir == 1);
+	free(old);
+	CHECK(wtg_view_close(v) == 0);
+
+	v = open_view(false);
+	struct wtg_inode *in = lookup(v, 1, "foo.txt");
+	CHECK(in && in->ino == fino && !strcmp(in->first_name->name, "FOO.txt"));
+	CHECK(read_all(v, fino, buf, sizeof(buf)) == 5 && !memcmp(buf, "hello", 5));
+	in = lookup(v, 2, "big.bin");
+	CHECK(in && in->ino == 3 && !strcmp(in->first_name->name, "BIG.BIN") && in->nlink == 1);
+	CHECK(read_all(v, 3, buf, sizeof(buf)) == BIG_SIZE && buf[1000] == base_byte(1000));
+	in = lookup(v, 1, "a.txt");
+	CHECK(in && in->ino == 4 && !strcmp(in->first_name->name, "A.TXT"));
+	CHECK(wtg_view_close(v) == 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "/tmp/wtgfs-unit-view-%d.delta", (int)getpid());
@@ -196,5 +234,6 @@ int main(void)
 	RUN(truncate_and_extend);
 	RUN(rewrite_as_base_costs_nothing);
 	RUN(names_survive_reload);
+	RUN(case_only_rename);
 	UNIT_EXIT();
 }

@@ -94,6 +94,14 @@ int wtg_view_remove(struct wtg_view *view, uint64_t dir, const char *name, bool 
 int wtg_view_rename(struct wtg_view *view, uint64_t dir, const char *name, uint64_t newdir,
 		    const char *newname, unsigned flags);
 
+/* Changes only the case of a name of @ino: the name equal to @name ignoring
+ * case is spelled @name from now on (-EINVAL when none is).  A rename the
+ * kernel never sends: a lookup of either spelling finds the same file, so
+ * rename(2) sees one file and does nothing.  *dir_ret and *old_ret
+ * (malloc'd) say which name changed. */
+int wtg_view_respell(struct wtg_view *view, uint64_t ino, const char *name, uint64_t *dir_ret,
+		     char **old_ret);
+
 /* Counts open handles: an inode without names lives until the last one. */
 int wtg_view_open(struct wtg_view *view, uint64_t ino);
 /* A close(): what is pending commits, without waiting for the disk, so a
