@@ -137,7 +137,15 @@ static struct wtg_view *view_new(void)
 
 	if (!v)
 		return NULL;
-	pthread_rwlock_init(&v->lock, NULL);
+	/* Writers first: glibc's default lets a stream of readers (each
+	 * holding the lock across the decoding of up to 1 MiB) keep a change
+	 * waiting for as long as they keep coming.  No reader takes the lock
+	 * twice, which writer preference would deadlock. */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&v->lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&v->thread_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

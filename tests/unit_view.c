@@ -4,6 +4,8 @@
  * is applied again to a fresh base, as the next mount does.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -227,6 +229,56 @@ TEST(case_only_rename)
 	unlink(path);
 }
 
+static struct wtg_view *lock_view;
+static atomic_bool writer_done, reader_first;
+
+static void *writer(void *arg)
+{
+	CHECK(wtg_view_write(lock_view, 4, NULL, "w", 1, 0) == 1);
+	atomic_store(&writer_done, true);
+	return NULL;
+}
+
+static void *late_reader(void *arg)
+{
+	wtg_view_lock_shared(lock_view);
+	atomic_store(&reader_first, !atomic_load(&writer_done));
+	wtg_view_unlock(lock_view);
+	return NULL;
+}
+
+static void pause_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, ms % 1000 * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* A change waiting for the lock goes before readers that come after it:
+ * readers that keep coming must not starve it.  The pauses only give the
+ * writer time to queue; a slow machine gets more tries. */
+TEST(writer_not_starved)
+{
+	static const long pauses[] = {50, 200, 1000};
+	bool writer_first = false;
+	lock_view = open_view(true);
+	for (size_t i = 0; i < sizeof(pauses) / sizeof(pauses[0]) && !writer_first; i++) {
+		pthread_t w, r;
+		atomic_store(&writer_done, false);
+		wtg_view_lock_shared(lock_view); /* a reader decoding a long read */
+		pthread_create(&w, NULL, writer, NULL);
+		pause_ms(pauses[i]);
+		pthread_create(&r, NULL, late_reader, NULL);
+		pause_ms(pauses[i]);
+		wtg_view_unlock(lock_view);
+		pthread_join(r, NULL);
+		pthread_join(w, NULL);
+		writer_first = !atomic_load(&reader_first);
+	}
+	CHECK(writer_first);
+	CHECK(wtg_view_close(lock_view) == 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "/tmp/wtgfs-unit-view-%d.delta", (int)getpid());
@@ -235,5 +287,6 @@ int main(void)
 	RUN(rewrite_as_base_costs_nothing);
 	RUN(names_survive_reload);
 	RUN(case_only_rename);
+	RUN(writer_not_starved);
 	UNIT_EXIT();
 }

@@ -12,9 +12,10 @@
  * daemon, durable with the next fsync or within a second), and at least
  * once a second from the view's own thread.
  *
- * Locking: one reader-writer lock.  Readers (lookups, attributes, reads)
- * share it through wtg_view_lock_shared(); every change takes it alone
- * inside the call.  Inodes are never freed while the view is open, so an
+ * Locking: one reader-writer lock that prefers writers, so readers that
+ * keep coming cannot starve a change; a thread must not take it shared
+ * twice.  Readers (lookups, attributes, reads) share it through
+ * wtg_view_lock_shared(); every change takes it alone inside the call.  Inodes are never freed while the view is open, so an
  * inode pointer stays valid (a deleted inode is marked gone).
  *
  * A view without a delta (wtg_view_open_image) is read-only: changes answer
