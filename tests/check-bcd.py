@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""check-bcd.py BCD DISK.json [--no-wtg-tweaks] [--no-template]
+"""check-bcd.py BCD DISK.json [--no-wtg-tweaks] [--no-template] [--description=NAME]
 
 Checks a BCD store a flush wrote against the partition table of its disk
 (DISK.json: `sfdisk -J` of the flushed disk) with libhivex (python3-hivex;
@@ -7,7 +7,8 @@ run with Debian's /usr/bin/python3): exactly the objects bcdboot writes,
 {bootmgr} and {memdiag} on the ESP, the OS loader and resume object on the
 Windows partition (GPT: the partitions' unique GUIDs and the disk GUID in
 mixed-endian order; MBR: the partition's byte offset and the disk
-signature), winload.efi, recovery off unless --no-wtg-tweaks, no template
+signature), winload.efi, the OS loader named NAME (default "Windows 10 Pro",
+the test images' edition), recovery off unless --no-wtg-tweaks, no template
 object or template-only element left, and whether the image's BCD-Template
 was the start (its {dbgsettings} debugport element stays) or not.
 Prints one line per failed check; exit 1 when any failed.
@@ -44,6 +45,10 @@ def main(argv):
     args = [a for a in argv if not a.startswith('--')]
     tweaks = '--no-wtg-tweaks' not in argv
     template = '--no-template' not in argv
+    description = 'Windows 10 Pro'
+    for a in argv:
+        if a.startswith('--description='):
+            description = a.split('=', 1)[1]
     bcd_path, disk_json = args
     table = json.load(open(disk_json))['partitiontable']
     parts = table['partitions']
@@ -125,6 +130,8 @@ def main(argv):
     check(o.get(0x21000001) == win_dev, 'OS loader osdevice is the Windows partition')
     check(sz(o[0x12000002][1]) == '\\Windows\\system32\\winload.efi', 'OS loader path winload.efi')
     check(sz(o[0x22000002][1]) == '\\Windows', 'OS loader systemroot')
+    check(sz(o[0x12000004][1]) == description, 'OS loader description %r, not %r' % (
+        sz(o[0x12000004][1]), description))
     check(sz(o[0x23000003][1]) == resume, 'OS loader resumeobject')
     if tweaks:
         check(o.get(0x16000009) == (3, b'\0'), 'OS loader: recoveryenabled No')

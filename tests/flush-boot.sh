@@ -138,16 +138,17 @@ hivexget "$TMP/SYSTEM" '\Select' Current >/dev/null || fail "the SYSTEM hive los
 "$FB" system "$TMP/NOPARTMGR" 2>"$TMP/err" && fail "a SYSTEM hive without partmgr was accepted"
 grep -q 'no ControlSet001\\Services\\partmgr' "$TMP/err" || fail "wrong message: $(cat "$TMP/err")"
 
-# an image without boot files is refused; one without a BCD-Template gets a fresh store
+# an image without boot files is refused; one without a BCD-Template gets a
+# fresh store, and without a SOFTWARE hive the OS loader is just "Windows"
 d="$TMP/x.delta"
 "$WTGFS" init "$d" "$IMAGE" >/dev/null || fail "wtgfs init failed"
 wtg_mount "$d" "$TMP/m"
-rm "$TMP/m/Windows/System32/config/BCD-Template"
+rm "$TMP/m/Windows/System32/config/BCD-Template" "$TMP/m/Windows/System32/config/SOFTWARE"
 wtg_umount "$TMP/m"
 IMAGE="$d" build_esp gpt "$TMP/gpt.img" "$TMP/nt-esp.img" 512 >/dev/null || fail "ESP without a BCD-Template failed"
 fsck.fat -n "$TMP/nt-esp.img" >/dev/null || fail "fsck.fat -n: ESP without a BCD-Template"
 mcopy -n -i "$TMP/nt-esp.img" ::/EFI/Microsoft/Boot/BCD "$TMP/BCD"
-$CHECK_BCD "$TMP/BCD" "$TMP/gpt.img.json" --no-template || fail "the BCD made without a template is wrong"
+$CHECK_BCD "$TMP/BCD" "$TMP/gpt.img.json" --no-template --description=Windows || fail "the BCD made without a template is wrong"
 wtg_mount "$d" "$TMP/m"
 rm -r "$TMP/m/Windows/Boot/EFI"
 wtg_umount "$TMP/m"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""mkboothives.py bcd-template|system HIVE
+"""mkboothives.py bcd-template|system|software HIVE
 
 Fills hives of the test images with libhivex (python3-hivex, so run it with
 Debian's /usr/bin/python3), starting from a hive tests/mkhive.py wrote:
@@ -13,6 +13,9 @@ Debian's /usr/bin/python3), starting from a hive tests/mkhive.py wrote:
                 does not set, so a test can see that the template was used.
   system        HIVE gets ControlSet001\\Services\\partmgr (Start, Type,
                 ImagePath, Group) without Parameters, as a flush finds it.
+  software      HIVE gets Microsoft\\Windows NT\\CurrentVersion with the
+                edition's name (ProductName "Windows 10 Pro"), EditionID and
+                CurrentBuild, which a flush names the OS loader after.
 """
 import struct
 import sys
@@ -129,12 +132,23 @@ def system(h):
         value('ImagePath', 2, sz('System32\\drivers\\partmgr.sys'))])
 
 
+def software(h):
+    node = h.root()
+    for name in ['Microsoft', 'Windows NT', 'CurrentVersion']:
+        node = child(h, node, name)
+    h.node_set_values(node, [
+        value('ProductName', REG_SZ, sz('Windows 10 Pro')),
+        value('EditionID', REG_SZ, sz('Professional')),
+        value('CurrentBuild', REG_SZ, sz('19045'))])
+
+
 def main(argv):
-    if len(argv) != 2 or argv[0] not in ('bcd-template', 'system'):
+    kinds = {'bcd-template': bcd_template, 'system': system, 'software': software}
+    if len(argv) != 2 or argv[0] not in kinds:
         print(__doc__, file=sys.stderr)
         return 2
     h = hivex.Hivex(argv[1], write=True)
-    (bcd_template if argv[0] == 'bcd-template' else system)(h)
+    kinds[argv[0]](h)
     h.commit(argv[1])
     return 0
 

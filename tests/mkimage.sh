@@ -14,8 +14,9 @@
 # The image boots as far as a flush needs to show: Windows\Boot\EFI\bootmgfw.efi
 # is a stand-in EFI program (grub-mkstandalone) that prints WTGFS-STANDIN-BOOTMGR
 # on the serial port, finds the partition holding \Windows\wtgfs-boot.txt and
-# prints that file; System32\config holds a BCD-Template and a SYSTEM hive with
-# ControlSet001\Services\partmgr, filled with libhivex (tests/mkboothives.py).
+# prints that file; System32\config holds a BCD-Template, a SYSTEM hive with
+# ControlSet001\Services\partmgr and a SOFTWARE hive with the edition's name,
+# filled with libhivex (tests/mkboothives.py).
 # (The stand-in is not byte-for-byte reproducible: grub's memdisk holds mtimes.)
 # Re-running with the same script and SIZE is a no-op (cache).
 # Deterministic (fixed seed). Exit 77 (skip) if not root or a tool is missing.
@@ -535,7 +536,8 @@ HIVES = [(S32 + '\\config\\SYSTEM', (10 << 20) if LARGE else (2 << 20)),
          (S32 + '\\config\\DEFAULT', 262144),
          (S32 + '\\config\\BCD-Template', 32768),
          ('Users\\Default\\NTUSER.DAT', 262144)]
-BOOT_HIVES = {S32 + '\\config\\BCD-Template': 'bcd-template', S32 + '\\config\\SYSTEM': 'system'}
+BOOT_HIVES = {S32 + '\\config\\BCD-Template': 'bcd-template', S32 + '\\config\\SYSTEM': 'system',
+              S32 + '\\config\\SOFTWARE': 'software'}
 for rel, hsize in HIVES:
     hp = P(rel)
     if MKHIVE:

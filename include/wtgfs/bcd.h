@@ -129,5 +129,9 @@ void wtg_bcd_encode_integer(uint64_t v, uint8_t out[8]);
  * when NULL, from an empty hive whose root is "NewStoreRoot".  A kept
  * object keeps the elements it has beyond the ones @bcd sets. */
 int wtg_bcd_write_store(const struct wtg_bcd *bcd, const char *template_path, const char *out);
+/* The string value @name of the key @key ("Microsoft\\Windows NT\\...") in
+ * the hive file @path, as UTF-8 (*@value_ret malloc'ed); -ENOENT when it is
+ * not there.  Logs nothing. */
+int wtg_hive_get_string(const char *path, const char *key, const char *name, char **value_ret);
 
 #endif

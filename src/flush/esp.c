@@ -30,6 +30,8 @@
 #define BOOT_EFI "Windows\\Boot\\EFI"
 #define BOOTMGFW BOOT_EFI "\\bootmgfw.efi"
 #define BCD_TEMPLATE "Windows\\System32\\config\\BCD-Template"
+#define SOFTWARE_HIVE "Windows\\System32\\config\\SOFTWARE"
+#define CURRENT_VERSION "Microsoft\\Windows NT\\CurrentVersion"
 
 /* The inode at @path (backslash-separated from the root), under the view's
  * shared lock; NULL when a component is missing. */
@@ -237,6 +239,25 @@ static int format_fat32(const struct wtg_flush_layout *layout, const char *esp_p
 	return run_tool(argv, NULL);
 }
 
+/* The edition's name for the OS loader ("Windows 10 Pro"): ProductName in
+ * the image's SOFTWARE hive, "Windows" when it has none. */
+static char *edition_name(struct wtg_view *view, const char *stage)
+{
+	char *path = NULL, *name = NULL;
+	if (asprintf(&path, "%s/SOFTWARE", stage) < 0)
+		return NULL;
+	if (!copy_file(view, SOFTWARE_HIVE, path) &&
+	    wtg_hive_get_string(path, CURRENT_VERSION, "ProductName", &name))
+		name = NULL;
+	unlink(path);
+	free(path);
+	if (name && !*name) {
+		free(name);
+		name = NULL;
+	}
+	return name;
+}
+
 static int note_bcd(struct wtg_flush_report *rep, const struct wtg_bcd_params *p)
 {
 	if (!p->recovery_off)
@@ -256,6 +277,7 @@ int wtg_flush_build_esp(struct wtg_view *view, const struct wtg_flush_layout *la
 		return ret;
 	}
 	char *efi = NULL, *msboot = NULL, *fallback = NULL, *bcd_path = NULL, *tmpl = NULL;
+	char *edition = NULL;
 	struct wtg_bcd bcd = {0};
 	int ret = -ENOMEM;
 	if (asprintf(&efi, "%s/EFI", stage) < 0 ||
@@ -300,6 +322,8 @@ int wtg_flush_build_esp(struct wtg_view *view, const struct wtg_flush_layout *la
 	    .layout = layout,
 	    .recovery_off = !opt->no_wtg_tweaks,
 	};
+	edition = edition_name(view, stage);
+	params.description = edition;
 	if ((ret = wtg_bcd_random_key(params.loader_key)) ||
 	    (ret = wtg_bcd_random_key(params.resume_key)) || (ret = wtg_bcd_build(&params, &bcd)))
 		goto out;
@@ -320,6 +344,7 @@ out:
 		wtg_error("cannot build the ESP: out of memory");
 	nftw(stage, remove_one, 16, FTW_DEPTH | FTW_PHYS);
 	wtg_bcd_release(&bcd);
+	free(edition);
 	free(efi);
 	free(msboot);
 	free(fallback);

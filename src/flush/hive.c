@@ -242,6 +242,35 @@ int wtg_bcd_write_store(const struct wtg_bcd *bcd, const char *template_path, co
 	return ret;
 }
 
+int wtg_hive_get_string(const char *path, const char *key, const char *name, char **value_ret)
+{
+	hive_h *h = hivex_open(path, 0);
+	if (!h)
+		return hive_errno();
+	int ret = 0;
+	hive_node_h node = hivex_root(h);
+	char *copy = strdup(key), *save = NULL;
+	if (!copy)
+		ret = -ENOMEM;
+	for (char *part = copy ? strtok_r(copy, "\\", &save) : NULL; part && node;
+	     part = strtok_r(NULL, "\\", &save)) {
+		errno = 0;
+		node = hivex_node_get_child(h, node, part);
+	}
+	free(copy);
+	hive_value_h v = 0;
+	if (!ret && node) {
+		errno = 0;
+		v = hivex_node_get_value(h, node, name);
+	}
+	if (!ret && !v)
+		ret = errno ? -errno : -ENOENT;
+	if (!ret && !(*value_ret = hivex_value_string(h, v)))
+		ret = hive_errno();
+	hivex_close(h);
+	return ret;
+}
+
 int wtg_flush_tweak_system_hive(const char *hive_path, struct wtg_flush_report *rep)
 {
 	static const char *const path[] = {"ControlSet001", "Services", "partmgr"};
