@@ -252,4 +252,65 @@ int wtg_store_verify(struct wtg_store *store, struct wtg_store_report *report);
  * descriptors nothing refers to; *freed_ret counts deleted chunks. */
 int wtg_store_gc(struct wtg_store *store, uint64_t *freed_ret);
 
+/* ---- versions and what changed between them (diff) ---- */
+
+/* A version of the tree: the layer stack from @layer down.  Layer 0 is the
+ * base image alone (an empty stack). */
+struct wtg_store_version {
+	int64_t layer;
+	int64_t *stack; /* ids from the top down */
+	size_t nstack;
+};
+
+/* The version @name names: "base", "HEAD" (the top layer of this open), or
+ * a snapshot; -ENOENT (logged) when there is none of that name. */
+int wtg_store_version_open(struct wtg_store *store, const char *name,
+			   struct wtg_store_version *ver_ret);
+void wtg_store_version_release(struct wtg_store_version *ver);
+/* The name of the nearest snapshot below HEAD, "base" when there is none
+ * (malloc'd): what 'wtgfs diff' compares HEAD with by default. */
+int wtg_store_last_snapshot(struct wtg_store *store, char **name_ret);
+
+enum wtg_store_key { WTG_STORE_KEY_INODE, WTG_STORE_KEY_NAME, WTG_STORE_KEY_STREAM,
+		     WTG_STORE_KEY_EXTENT };
+/* A key a record mentions. */
+struct wtg_store_change {
+	enum wtg_store_key kind;
+	uint64_t ino;	  /* inodes, streams, extents: the inode; names: the directory */
+	const char *name; /* names: the name; streams, extents: the stream ("" unnamed) */
+	uint64_t index;	  /* extents: the chunk slot */
+};
+typedef int (*wtg_store_change_fn)(void *arg, const struct wtg_store_change *change);
+/* Calls @fn for every key that a record of a layer in one of the two stacks
+ * but not in both mentions: the layers on the path @a -> common ancestor ->
+ * @b, read through each table's layer index, so the cost follows the size
+ * of the change, not of the delta or the image.  A key that several of
+ * those layers record comes once per layer.  Only these keys can resolve
+ * differently in @a and @b.  @fn runs under the store's lock: it must not
+ * call the store.  A non-zero return from @fn stops and is returned. */
+int wtg_store_changes(struct wtg_store *store, const struct wtg_store_version *a,
+		      const struct wtg_store_version *b, wtg_store_change_fn fn, void *arg);
+
+/* The lookups above, through the stack of @ver instead of the open one. */
+int wtg_store_get_inode_at(struct wtg_store *store, const struct wtg_store_version *ver,
+			   uint64_t ino, enum wtg_store_state *state_ret,
+			   struct wtg_store_inode *inode_ret);
+int wtg_store_get_name_at(struct wtg_store *store, const struct wtg_store_version *ver,
+			  uint64_t dir, const char *name, enum wtg_store_state *state_ret,
+			  uint64_t *ino_ret);
+int wtg_store_get_stream_at(struct wtg_store *store, const struct wtg_store_version *ver,
+			    uint64_t ino, const char *name, enum wtg_store_state *state_ret,
+			    uint64_t *size_ret);
+int wtg_store_get_extent_at(struct wtg_store *store, const struct wtg_store_version *ver,
+			    uint64_t ino, const char *stream, uint64_t index,
+			    enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN]);
+int wtg_store_list_streams_at(struct wtg_store *store, const struct wtg_store_version *ver,
+			      uint64_t ino, wtg_store_stream_fn fn, void *arg);
+/* Calls @fn once per name that a layer of @ver gives @ino (the topmost
+ * record of its key points at @ino), through an index by inode; the base's
+ * own names are the tree's.  Calls back without the lock. */
+typedef int (*wtg_store_link_fn)(void *arg, uint64_t dir, const char *name);
+int wtg_store_names_of_at(struct wtg_store *store, const struct wtg_store_version *ver,
+			  uint64_t ino, wtg_store_link_fn fn, void *arg);
+
 #endif

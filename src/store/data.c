@@ -200,21 +200,20 @@ int wtg_store_delete_stream(struct wtg_store *st, uint64_t ino, const char *name
 	return r;
 }
 
-int wtg_store_get_stream(struct wtg_store *st, uint64_t ino, const char *name,
-			 enum wtg_store_state *state_ret, uint64_t *size_ret)
+int store_get_stream(struct wtg_store *st, const struct store_stack *stk, uint64_t ino,
+		     const char *name, enum wtg_store_state *state_ret, uint64_t *size_ret)
 {
 	sqlite3_stmt *s;
 
 	*state_ret = WTG_STORE_BASE;
 	*size_ret = 0;
-	pthread_mutex_lock(&st->lock);
 	int r = store_query(st, Q_STREAM_GET, &s);
 	if (r)
-		goto out;
+		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
 	while ((r = store_step(st, s)) == 1) {
-		if (!store_in_stack(st, sqlite3_column_int64(s, 0)))
+		if (!store_stack_has(stk, sqlite3_column_int64(s, 0)))
 			continue;
 		r = 0;
 		if (sqlite3_column_int(s, 2)) {
@@ -226,24 +225,33 @@ int wtg_store_get_stream(struct wtg_store *st, uint64_t ino, const char *name,
 		break;
 	}
 	sqlite3_reset(s);
-out:
+	return r;
+}
+
+int wtg_store_get_stream(struct wtg_store *st, uint64_t ino, const char *name,
+			 enum wtg_store_state *state_ret, uint64_t *size_ret)
+{
+	pthread_mutex_lock(&st->lock);
+	struct store_stack stk = store_stack_of(st);
+	int r = store_get_stream(st, &stk, ino, name, state_ret, size_ret);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
 
 int wtg_store_list_streams(struct wtg_store *st, uint64_t ino, wtg_store_stream_fn fn, void *arg)
 {
-	return store_list(st, Q_STREAM_LIST, ino, true, NULL, fn, arg);
+	return store_list(st, NULL, Q_STREAM_LIST, ino, true, NULL, fn, arg);
 }
 
 /*
  * What slot @index resolves to: the topmost extent row in the stack, unless
  * a stream row above it hides what lies below (deleted, or truncated to
- * fewer chunks than @index + 1).  @below: ignore the working layer's extent
+ * fewer chunks than @index + 1).  @below: ignore the top layer's extent
  * (what the slot would be without it) but not its stream row.
  */
-static int resolve(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,
-		   bool below, enum wtg_store_state *state_ret, uint8_t hash[WTG_STORE_HASH_LEN])
+int store_resolve(struct wtg_store *st, const struct store_stack *stk, uint64_t ino,
+		  const char *stream, uint64_t index, bool below, enum wtg_store_state *state_ret,
+		  uint8_t hash[WTG_STORE_HASH_LEN])
 {
 	enum wtg_store_state state = WTG_STORE_BASE;
 	int64_t found = 0;
@@ -258,7 +266,7 @@ static int resolve(struct wtg_store *st, uint64_t ino, const char *stream, uint6
 	while ((r = store_step(st, s)) == 1) {
 		int64_t layer = sqlite3_column_int64(s, 0);
 		r = 0;
-		if ((below && layer == store_top(st)) || !store_in_stack(st, layer))
+		if ((below && stk->n && layer == stk->ids[0]) || !store_stack_has(stk, layer))
 			continue;
 		found = layer;
 		if (sqlite3_column_type(s, 1) == SQLITE_NULL) {
@@ -287,7 +295,7 @@ static int resolve(struct wtg_store *st, uint64_t ino, const char *stream, uint6
 		r = 0;
 		if (layer <= found)
 			break;
-		if (!store_in_stack(st, layer))
+		if (!store_stack_has(stk, layer))
 			continue;
 		if (sqlite3_column_int(s, 2) || (sqlite3_column_type(s, 3) != SQLITE_NULL &&
 						 (int64_t)index >= sqlite3_column_int64(s, 3))) {
@@ -304,7 +312,8 @@ int wtg_store_get_extent(struct wtg_store *st, uint64_t ino, const char *stream,
 			 enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN])
 {
 	pthread_mutex_lock(&st->lock);
-	int r = resolve(st, ino, stream, index, false, state_ret, hash_ret);
+	struct store_stack stk = store_stack_of(st);
+	int r = store_resolve(st, &stk, ino, stream, index, false, state_ret, hash_ret);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -388,8 +397,9 @@ static int set_extent(struct wtg_store *st, uint64_t ino, const char *stream, ui
 		return -EFBIG;
 	pthread_mutex_lock(&st->lock);
 	int r = store_writable(st);
+	struct store_stack stk = store_stack_of(st);
 	if (!r)
-		r = resolve(st, ino, stream, index, true, &below, below_hash);
+		r = store_resolve(st, &stk, ino, stream, index, true, &below, below_hash);
 	if (r)
 		goto out;
 	if (base ? below == WTG_STORE_BASE

@@ -53,7 +53,8 @@ static const char schema_sql[] =
     "CREATE INDEX names_layer ON names(layer);"
     "CREATE INDEX streams_layer ON streams(layer);"
     "CREATE INDEX extents_layer ON extents(layer, chunk);"
-    "CREATE INDEX extents_chunk ON extents(chunk);";
+    "CREATE INDEX extents_chunk ON extents(chunk);"
+    "CREATE INDEX names_ino ON names(ino);";
 
 /* ---- opening ---- */
 
@@ -292,7 +293,8 @@ static int connect_db(struct wtg_store *st, int flags)
 		 * the WAL themselves */
 		r = store_exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL");
 	if (!r && !st->read_only) /* deltas made before it had this index */
-		r = store_exec(st, "CREATE INDEX IF NOT EXISTS extents_chunk ON extents(chunk)");
+		r = store_exec(st, "CREATE INDEX IF NOT EXISTS extents_chunk ON extents(chunk);"
+				   "CREATE INDEX IF NOT EXISTS names_ino ON names(ino)");
 	return r;
 }
 

@@ -178,19 +178,18 @@ static int inode_row(struct wtg_store *st, sqlite3_stmt *s, int c, struct wtg_st
 	return r;
 }
 
-int wtg_store_get_inode(struct wtg_store *st, uint64_t ino, enum wtg_store_state *state_ret,
-			struct wtg_store_inode *in)
+int store_get_inode(struct wtg_store *st, const struct store_stack *stk, uint64_t ino,
+		    enum wtg_store_state *state_ret, struct wtg_store_inode *in)
 {
 	sqlite3_stmt *s;
 
 	*state_ret = WTG_STORE_BASE;
-	pthread_mutex_lock(&st->lock);
 	int r = store_query(st, Q_INODE_GET, &s);
 	if (r)
-		goto out;
+		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	while ((r = store_step(st, s)) == 1) {
-		if (!store_in_stack(st, sqlite3_column_int64(s, 0)))
+		if (!store_stack_has(stk, sqlite3_column_int64(s, 0)))
 			continue;
 		r = 0;
 		if (sqlite3_column_int(s, 1)) {
@@ -202,7 +201,15 @@ int wtg_store_get_inode(struct wtg_store *st, uint64_t ino, enum wtg_store_state
 		break;
 	}
 	sqlite3_reset(s);
-out:
+	return r;
+}
+
+int wtg_store_get_inode(struct wtg_store *st, uint64_t ino, enum wtg_store_state *state_ret,
+			struct wtg_store_inode *in)
+{
+	pthread_mutex_lock(&st->lock);
+	struct store_stack stk = store_stack_of(st);
+	int r = store_get_inode(st, &stk, ino, state_ret, in);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -307,21 +314,20 @@ int wtg_store_set_name(struct wtg_store *st, uint64_t dir, const char *name, uin
 	return r;
 }
 
-int wtg_store_get_name(struct wtg_store *st, uint64_t dir, const char *name,
-		       enum wtg_store_state *state_ret, uint64_t *ino_ret)
+int store_get_name(struct wtg_store *st, const struct store_stack *stk, uint64_t dir,
+		   const char *name, enum wtg_store_state *state_ret, uint64_t *ino_ret)
 {
 	sqlite3_stmt *s;
 
 	*state_ret = WTG_STORE_BASE;
 	*ino_ret = 0;
-	pthread_mutex_lock(&st->lock);
 	int r = store_query(st, Q_NAME_GET, &s);
 	if (r)
-		goto out;
+		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)dir);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
 	while ((r = store_step(st, s)) == 1) {
-		if (!store_in_stack(st, sqlite3_column_int64(s, 0)))
+		if (!store_stack_has(stk, sqlite3_column_int64(s, 0)))
 			continue;
 		*ino_ret = (uint64_t)sqlite3_column_int64(s, 1);
 		*state_ret = *ino_ret ? WTG_STORE_PRESENT : WTG_STORE_DELETED;
@@ -329,7 +335,15 @@ int wtg_store_get_name(struct wtg_store *st, uint64_t dir, const char *name,
 		break;
 	}
 	sqlite3_reset(s);
-out:
+	return r;
+}
+
+int wtg_store_get_name(struct wtg_store *st, uint64_t dir, const char *name,
+		       enum wtg_store_state *state_ret, uint64_t *ino_ret)
+{
+	pthread_mutex_lock(&st->lock);
+	struct store_stack stk = store_stack_of(st);
+	int r = store_get_name(st, &stk, dir, name, state_ret, ino_ret);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -343,8 +357,8 @@ struct list_row {
 	bool deleted;
 };
 
-static int collect(struct wtg_store *st, int q, uint64_t key, bool streams,
-		   struct list_row **rows_ret, size_t *count_ret)
+static int collect(struct wtg_store *st, const struct store_stack *stk, int q, uint64_t key,
+		   bool streams, struct list_row **rows_ret, size_t *count_ret)
 {
 	struct list_row *rows = NULL;
 	size_t n = 0;
@@ -358,7 +372,7 @@ static int collect(struct wtg_store *st, int q, uint64_t key, bool streams,
 	while ((r = store_step(st, s)) == 1) {
 		const char *name = (const char *)sqlite3_column_text(s, 0);
 		r = 0;
-		if (!name || !store_in_stack(st, sqlite3_column_int64(s, 1)) ||
+		if (!name || !store_stack_has(stk, sqlite3_column_int64(s, 1)) ||
 		    (last && !strcmp(last, name)))
 			continue;
 		struct list_row *p = realloc(rows, (n + 1) * sizeof(*p));
@@ -388,14 +402,15 @@ static int collect(struct wtg_store *st, int q, uint64_t key, bool streams,
 	return 0;
 }
 
-int store_list(struct wtg_store *st, int q, uint64_t key, bool streams, wtg_store_name_fn name_fn,
-	       wtg_store_stream_fn stream_fn, void *arg)
+int store_list(struct wtg_store *st, const struct store_stack *stk, int q, uint64_t key,
+	       bool streams, wtg_store_name_fn name_fn, wtg_store_stream_fn stream_fn, void *arg)
 {
 	struct list_row *rows = NULL;
 	size_t n = 0;
 
 	pthread_mutex_lock(&st->lock);
-	int r = collect(st, q, key, streams, &rows, &n);
+	struct store_stack own = store_stack_of(st);
+	int r = collect(st, stk ? stk : &own, q, key, streams, &rows, &n);
 	pthread_mutex_unlock(&st->lock);
 	for (size_t i = 0; i < n; i++) {
 		if (!r)
@@ -409,5 +424,5 @@ int store_list(struct wtg_store *st, int q, uint64_t key, bool streams, wtg_stor
 
 int wtg_store_list_names(struct wtg_store *st, uint64_t dir, wtg_store_name_fn fn, void *arg)
 {
-	return store_list(st, Q_NAME_LIST, dir, false, fn, NULL, arg);
+	return store_list(st, NULL, Q_NAME_LIST, dir, false, fn, NULL, arg);
 }

@@ -199,18 +199,30 @@ int64_t store_top(const struct wtg_store *st)
 	return st->stack[0];
 }
 
-bool store_in_stack(const struct wtg_store *st, int64_t layer)
+bool store_stack_has(const struct store_stack *stk, int64_t layer)
 {
-	size_t lo = 0, hi = st->nstack;
+	size_t lo = 0, hi = stk->n;
 
 	while (lo < hi) { /* descending */
 		size_t mid = (lo + hi) / 2;
-		if (st->stack[mid] == layer)
+		if (stk->ids[mid] == layer)
 			return true;
-		if (st->stack[mid] > layer)
+		if (stk->ids[mid] > layer)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return false;
+}
+
+struct store_stack store_stack_of(const struct wtg_store *st)
+{
+	return (struct store_stack){st->stack, st->nstack};
+}
+
+bool store_in_stack(const struct wtg_store *st, int64_t layer)
+{
+	struct store_stack stk = store_stack_of(st);
+
+	return store_stack_has(&stk, layer);
 }

@@ -100,6 +100,27 @@ int64_t store_now(void);
 int64_t store_top(const struct wtg_store *st);
 /* True when @layer is in the stack of this store. */
 bool store_in_stack(const struct wtg_store *st, int64_t layer);
+
+/* A layer stack, ids from the top down (they fall along ancestry): the
+ * store's own, or another version's (diff).  Empty: the base alone. */
+struct store_stack {
+	const int64_t *ids;
+	size_t n;
+};
+struct store_stack store_stack_of(const struct wtg_store *st);
+bool store_stack_has(const struct store_stack *stk, int64_t layer);
+/* The lookups of records.c and data.c through the stack @stk. */
+int store_get_inode(struct wtg_store *st, const struct store_stack *stk, uint64_t ino,
+		    enum wtg_store_state *state_ret, struct wtg_store_inode *inode_ret);
+int store_get_name(struct wtg_store *st, const struct store_stack *stk, uint64_t dir,
+		   const char *name, enum wtg_store_state *state_ret, uint64_t *ino_ret);
+int store_get_stream(struct wtg_store *st, const struct store_stack *stk, uint64_t ino,
+		     const char *name, enum wtg_store_state *state_ret, uint64_t *size_ret);
+/* What slot @index resolves to through @stk; @below: without the extent of
+ * the stack's top layer (but with its stream row). */
+int store_resolve(struct wtg_store *st, const struct store_stack *stk, uint64_t ino,
+		  const char *stream, uint64_t index, bool below, enum wtg_store_state *state_ret,
+		  uint8_t hash[WTG_STORE_HASH_LEN]);
 /* Opens a batch when none is open: -EROFS on a read-only store. */
 int store_writable(struct wtg_store *st);
 /* Commits the open batch (and syncs the WAL when @durable). */
@@ -121,9 +142,10 @@ int store_decode_row(struct wtg_store *st, sqlite3_stmt *s, int col, void *buf, 
 /* The first 8 bytes of a key in hex, for messages. */
 void store_hex_short(const uint8_t *hash, char out[17]);
 /* Calls @name_fn (names) or @stream_fn (@streams) once per key of @key that
- * the stack mentions, through statement @q; takes the lock itself and calls
- * back without it, so the callbacks may use the store. */
-int store_list(struct wtg_store *st, int q, uint64_t key, bool streams, wtg_store_name_fn name_fn,
-	       wtg_store_stream_fn stream_fn, void *arg);
+ * the stack @stk (NULL: the store's own) mentions, through statement @q;
+ * takes the lock itself and calls back without it, so the callbacks may use
+ * the store. */
+int store_list(struct wtg_store *st, const struct store_stack *stk, int q, uint64_t key,
+	       bool streams, wtg_store_name_fn name_fn, wtg_store_stream_fn stream_fn, void *arg);
 
 #endif
