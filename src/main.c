@@ -21,6 +21,7 @@ static const struct command commands[] = {
     {"init", cmd_init, "create a delta file bound to a base image"},
     {"log", cmd_log, "show a delta's base, layers and snapshots"},
     {"verify", cmd_verify, "check a delta file end to end"},
+    {"diff", cmd_diff, "show what changed between two versions of a delta"},
 };
 
 static void usage(FILE *f)

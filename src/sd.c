@@ -9,6 +9,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -504,4 +505,182 @@ int wtg_sd_inherit(const uint8_t *parent, size_t len, bool is_dir, uint8_t **chi
 	*child_ret = out;
 	*len_ret = total;
 	return 0;
+}
+
+/* ---- SDDL, for people reading a diff ---- */
+
+/* Well-known SIDs by their SDDL aliases (MS-DTYP 2.4.2.4). */
+static const struct {
+	const char *sid, *alias;
+} sid_aliases[] = {
+    {"S-1-1-0", "WD"},	     {"S-1-3-0", "CO"},	      {"S-1-3-1", "CG"},
+    {"S-1-5-7", "AN"},	     {"S-1-5-11", "AU"},      {"S-1-5-18", "SY"},
+    {"S-1-5-19", "LS"},	     {"S-1-5-20", "NS"},      {"S-1-5-32-544", "BA"},
+    {"S-1-5-32-545", "BU"},  {"S-1-5-32-546", "BG"},  {"S-1-5-32-547", "PU"},
+    {"S-1-5-4", "IU"},	     {"S-1-5-6", "SU"},	      {"S-1-5-2", "NU"},
+    {"S-1-15-2-1", "AC"},    {"S-1-16-4096", "LW"},   {"S-1-16-8192", "ME"},
+    {"S-1-16-12288", "HI"},  {"S-1-16-16384", "SI"},  {"S-1-5-32-555", "RD"},
+};
+
+/* The SID at @p (checked, @len bytes) as SDDL: an alias when it has one. */
+static void sid_text(const uint8_t *p, size_t len, char *buf, size_t size)
+{
+	uint64_t auth = 0;
+	size_t n;
+
+	for (int i = 0; i < 6; i++)
+		auth = auth << 8 | p[2 + i];
+	n = (size_t)snprintf(buf, size, "S-1-%llu", (unsigned long long)auth);
+	for (size_t i = 0; i < p[1] && 8 + 4 * i + 4 <= len && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "-%u", ntfs_get_le32(p + 8 + 4 * i));
+	for (size_t i = 0; i < sizeof(sid_aliases) / sizeof(sid_aliases[0]); i++)
+		if (!strcmp(buf, sid_aliases[i].sid)) {
+			snprintf(buf, size, "%s", sid_aliases[i].alias);
+			return;
+		}
+}
+
+static const char *ace_type_text(uint8_t type)
+{
+	static const char *const names[] = {
+	    [0x00] = "A",   [0x01] = "D",   [0x02] = "AU",  [0x03] = "AL",  [0x05] = "OA",
+	    [0x06] = "OD",  [0x07] = "OU",  [0x08] = "OL",  [0x09] = "XA",  [0x0A] = "XD",
+	    [0x0B] = "ZA",  [0x0D] = "XU",  [0x11] = "ML",  [0x12] = "RA",  [0x13] = "SP",
+	};
+	return type < sizeof(names) / sizeof(names[0]) ? names[type] : NULL;
+}
+
+static void rights_text(uint32_t mask, char *buf, size_t size)
+{
+	static const struct {
+		uint32_t mask;
+		const char *name;
+	} whole[] = {{0x1F01FF, "FA"}, {0x120089, "FR"}, {0x120116, "FW"}, {0x1200A9, "FX"},
+		     {0x10000000, "GA"}, {0x80000000, "GR"}, {0x40000000, "GW"},
+		     {0x20000000, "GX"}, {0xA0000000, "GRGX"}};
+
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
+		if (mask == whole[i].mask) {
+			snprintf(buf, size, "%s", whole[i].name);
+			return;
+		}
+	snprintf(buf, size, "0x%x", mask);
+}
+
+static void guid_text(const uint8_t *g, char *buf, size_t size)
+{
+	snprintf(buf, size, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 ntfs_get_le32(g), ntfs_get_le16(g + 4), ntfs_get_le16(g + 6), g[8], g[9], g[10],
+		 g[11], g[12], g[13], g[14], g[15]);
+}
+
+/* One ACE (checked by acl_parse) as SDDL "(type;flags;rights;guid;guid;sid)". */
+static char *ace_text(const uint8_t *p, size_t size)
+{
+	static const struct {
+		uint8_t bit;
+		const char *name;
+	} flags[] = {{WTG_ACE_OBJECT_INHERIT, "OI"},	  {WTG_ACE_CONTAINER_INHERIT, "CI"},
+		     {WTG_ACE_NO_PROPAGATE_INHERIT, "NP"}, {WTG_ACE_INHERIT_ONLY, "IO"},
+		     {WTG_ACE_INHERITED, "ID"},		  {WTG_ACE_SUCCESSFUL_ACCESS, "SA"},
+		     {WTG_ACE_FAILED_ACCESS, "FA"}};
+	char type[8], fl[24] = "", rights[16], sid[200] = "", og[40] = "", ig[40] = "";
+	const char *t = ace_type_text(p[0]);
+	char *out;
+
+	if (t)
+		snprintf(type, sizeof(type), "%s", t);
+	else
+		snprintf(type, sizeof(type), "0x%02x", p[0]);
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (p[1] & flags[i].bit)
+			strcat(fl, flags[i].name);
+	switch (ace_kind(p[0])) {
+	case ACE_RIGHTS:
+	case ACE_OPAQUE:
+		rights_text(ntfs_get_le32(p + 4), rights, sizeof(rights));
+		sid_text(p + 8, size - 8, sid, sizeof(sid));
+		break;
+	case ACE_OBJECT: {
+		uint32_t oflags = ntfs_get_le32(p + 8);
+		size_t off = sizeof(struct ace_object);
+		rights_text(ntfs_get_le32(p + 4), rights, sizeof(rights));
+		if (oflags & 1) {
+			guid_text(p + off, og, sizeof(og));
+			off += 16;
+		}
+		if (oflags & 2) {
+			guid_text(p + off, ig, sizeof(ig));
+			off += 16;
+		}
+		sid_text(p + off, size - off, sid, sizeof(sid));
+		break;
+	}
+	default:
+		snprintf(rights, sizeof(rights), "?");
+		break;
+	}
+	if (asprintf(&out, "(%s;%s;%s;%s;%s;%s)", type, fl, rights, og, ig, sid) < 0)
+		return NULL;
+	return out;
+}
+
+static int acl_texts(const struct acl_view *acl, char ***list_ret, size_t *count_ret)
+{
+	char **list = NULL;
+	size_t pos = sizeof(struct acl_header);
+
+	*list_ret = NULL;
+	*count_ret = 0;
+	if (!acl->p || !acl->count)
+		return 0;
+	if (!(list = calloc(acl->count, sizeof(*list))))
+		return -ENOMEM;
+	for (unsigned i = 0; i < acl->count; i++) {
+		size_t asize = ntfs_get_le16(acl->p + pos + 2);
+		if (!(list[i] = ace_text(acl->p + pos, asize))) {
+			for (unsigned j = 0; j < i; j++)
+				free(list[j]);
+			free(list);
+			return -ENOMEM;
+		}
+		pos += asize;
+	}
+	*list_ret = list;
+	*count_ret = acl->count;
+	return 0;
+}
+
+int wtg_sd_describe(const uint8_t *sd, size_t len, struct wtg_sd_text *out)
+{
+	struct sd_view v;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (!sd_parse(sd, len, &v))
+		return -EINVAL;
+	out->control = v.control;
+	out->dacl_present = (v.control & WTG_SE_DACL_PRESENT) && v.dacl.p;
+	out->sacl_present = (v.control & WTG_SE_SACL_PRESENT) && v.sacl.p;
+	if (v.owner.p)
+		sid_text(v.owner.p, v.owner.len, out->owner, sizeof(out->owner));
+	if (v.group.p)
+		sid_text(v.group.p, v.group.len, out->group, sizeof(out->group));
+	ret = acl_texts(&v.dacl, &out->dacl, &out->ndacl);
+	if (!ret)
+		ret = acl_texts(&v.sacl, &out->sacl, &out->nsacl);
+	if (ret)
+		wtg_sd_text_release(out);
+	return ret;
+}
+
+void wtg_sd_text_release(struct wtg_sd_text *t)
+{
+	for (size_t i = 0; i < t->ndacl; i++)
+		free(t->dacl[i]);
+	for (size_t i = 0; i < t->nsacl; i++)
+		free(t->sacl[i]);
+	free(t->dacl);
+	free(t->sacl);
+	memset(t, 0, sizeof(*t));
 }

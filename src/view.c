@@ -389,14 +389,14 @@ static int apply_layers(struct wtg_view *v)
 	return ret;
 }
 
-static int open_base(struct wtg_view *v, const char *base_path,
-		     const struct wtg_source_options *opt)
+int wtg_view_load_base(struct wtg_store *store, const char *base_path,
+		       const struct wtg_source_options *opt, struct wtg_tree *tree_ret)
 {
 	struct wtg_store_base want, have;
 	struct wtg_source *src;
 	char spec[PATH_MAX + 16];
 
-	wtg_store_get_base(v->store, &want);
+	wtg_store_get_base(store, &want);
 	const char *path = base_path ? base_path : want.path;
 	if (want.index)
 		snprintf(spec, sizeof(spec), "%s:%u", path, want.index);
@@ -405,7 +405,7 @@ static int open_base(struct wtg_view *v, const char *base_path,
 	if (!base_path && access(path, F_OK) != 0) {
 		wtg_error("cannot find the base of '%s': '%s' is gone (give its new place with "
 			  "--base PATH)",
-			  v->delta_path, path);
+			  wtg_store_path(store), path);
 		return -ENOENT;
 	}
 	int ret = wtg_source_open(spec, opt, &src);
@@ -413,16 +413,28 @@ static int open_base(struct wtg_view *v, const char *base_path,
 		return ret;
 	ret = wtg_view_describe_base(spec, src, &have);
 	if (!ret)
-		ret = wtg_store_check_base(v->store, &have);
-	if (!ret && base_path && strcmp(have.path, want.path))
-		ret = wtg_store_set_base_path(v->store, have.path);
+		ret = wtg_store_check_base(store, &have);
+	if (!ret && base_path && strcmp(have.path, want.path) && wtg_store_writable(store))
+		ret = wtg_store_set_base_path(store, have.path);
 	if (ret) {
 		wtg_source_free(src);
 		return ret;
 	}
-	wtg_tree_init(&v->tree, src);
-	v->base_path = strdup(src->path);
-	return wtg_source_load(src, &v->tree);
+	wtg_tree_init(tree_ret, src);
+	ret = wtg_source_load(src, tree_ret);
+	if (ret)
+		wtg_tree_release(tree_ret);
+	return ret;
+}
+
+static int open_base(struct wtg_view *v, const char *base_path,
+		     const struct wtg_source_options *opt)
+{
+	int ret = wtg_view_load_base(v->store, base_path, opt, &v->tree);
+
+	if (!ret && !(v->base_path = strdup(v->tree.source->path)))
+		ret = -ENOMEM;
+	return ret;
 }
 
 int wtg_view_open_delta(const char *path, const char *base_path,

@@ -75,4 +75,19 @@ int wtg_sd_inherit(const uint8_t *parent, size_t len, bool is_dir, uint8_t **chi
  */
 bool wtg_sd_valid(const uint8_t *sd, size_t len);
 
+/* A security descriptor in SDDL terms (for diff): owner and group as SDDL
+ * SIDs (an alias such as "SY" or "BA" for well-known ones, else
+ * "S-1-5-..."), each ACE as "(type;flags;rights;object;inherited;sid)". */
+struct wtg_sd_text {
+	uint16_t control;
+	char owner[200], group[200]; /* "" when absent */
+	bool dacl_present, sacl_present;
+	char **dacl, **sacl;
+	size_t ndacl, nsacl;
+};
+/* Fills @out (release with wtg_sd_text_release) from a valid SD: -EINVAL
+ * when wtg_sd_valid() would say no, -ENOMEM. */
+int wtg_sd_describe(const uint8_t *sd, size_t len, struct wtg_sd_text *out);
+void wtg_sd_text_release(struct wtg_sd_text *text);
+
 #endif

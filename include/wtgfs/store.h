@@ -78,6 +78,8 @@ int wtg_store_wait_writer(const char *path, int timeout_ms);
 int wtg_store_close(struct wtg_store *store);
 
 const char *wtg_store_path(const struct wtg_store *store);
+/* False for a read-only open. */
+bool wtg_store_writable(const struct wtg_store *store);
 
 /* The base identity recorded at creation. */
 void wtg_store_get_base(const struct wtg_store *store, struct wtg_store_base *base_ret);

@@ -46,6 +46,11 @@ int wtg_view_open_image(const char *spec, const struct wtg_source_options *opt,
  * identity differs (-ESTALE), with one line. */
 int wtg_view_open_delta(const char *path, const char *base_path,
 			const struct wtg_source_options *opt, struct wtg_view **view_ret);
+/* Loads the base of the open delta @store into @tree_ret: the recorded
+ * path, or @base_path (recorded when the store is writable).  Refuses a
+ * base whose identity differs (-ESTALE), with one line. */
+int wtg_view_load_base(struct wtg_store *store, const char *base_path,
+		       const struct wtg_source_options *opt, struct wtg_tree *tree_ret);
 /* A writable view of an open delta over a loaded tree, without checking
  * that the tree is the delta's base (tests and fuzzing).  Takes over both,
  * also when it fails. */

@@ -418,6 +418,11 @@ const char *wtg_store_path(const struct wtg_store *st)
 	return st->path;
 }
 
+bool wtg_store_writable(const struct wtg_store *st)
+{
+	return !st->read_only;
+}
+
 /* ---- creating ---- */
 
 int store_put_meta(struct wtg_store *st, const char *key, int type, int64_t i, const void *p,
