@@ -680,7 +680,8 @@ static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		bool relative;
 		if (wtg_reparse_link_target(s->reparse, s->reparse_len, &relative, target,
 					    sizeof(target)) == 0 &&
-		    asprintf(&s->reparse_target, "%s%s", relative ? "" : "/", target) < 0)
+		    asprintf(&s->reparse_target, "%s%s", relative || target[0] == '/' ? "" : "/",
+			     target) < 0)
 			r = -ENOMEM;
 	}
 	if (r)
