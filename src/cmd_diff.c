@@ -46,7 +46,9 @@ static const char usage[] =
     "  --times         compare creation, write, access and change times too\n"
     "  -q, --quiet     print nothing; only the exit status\n"
     "  --base PATH     where the base image lies, when it moved\n"
-    "  -h, --help      show this help\n";
+    "  -h, --help      show this help\n"
+    "\n"
+    "See 'man wtgfs-diff' for the formats.\n";
 
 enum mode { MODE_TEXT, MODE_NAME_STATUS, MODE_STATUS, MODE_STAT, MODE_JSON, MODE_QUIET };
 
@@ -70,52 +72,11 @@ struct out {
 
 /* ---- strings ---- */
 
-/* @s with every byte that is not part of valid UTF-8 written as "\xHH"
- * (a backslash cannot occur in an NTFS name, so paths stay unambiguous). */
-static char *utf8_escape(const char *s)
-{
-	size_t n = strlen(s);
-	char *out = malloc(n * 4 + 1), *o = out;
-	const unsigned char *p = (const unsigned char *)s;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n;) {
-		unsigned c = p[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-				     : (c & 0xF8) == 0xF0	     ? 4
-								     : 0;
-		bool ok = len && i + len <= n;
-		for (size_t k = 1; ok && k < len; k++)
-			ok = (p[i + k] & 0xC0) == 0x80;
-		if (ok && len > 1) {
-			uint32_t cp = c & (0xFF >> (len + 1));
-			for (size_t k = 1; k < len; k++)
-				cp = cp << 6 | (p[i + k] & 0x3F);
-			ok = cp >= (len == 2 ? 0x80u : len == 3 ? 0x800u : 0x10000u) && cp <= 0x10FFFF &&
-			     (cp < 0xD800 || cp > 0xDFFF);
-		}
-		if (!ok) {
-			o += sprintf(o, "\\x%02X", c);
-			i++;
-			continue;
-		}
-		memcpy(o, p + i, len);
-		o += len;
-		i += len;
-	}
-	*o = 0;
-	return out;
-}
-
+/* A JSON string for text or a name (U+FFFD for bytes that are not UTF-8;
+ * paths also get their exact bytes in "KEY_raw", through cli_json_add_name). */
 static json_object *jstr(const char *s)
 {
-	if (!s)
-		return NULL;
-	char *e = utf8_escape(s);
-	json_object *j = e ? json_object_new_string(e) : NULL;
-	free(e);
-	return j;
+	return s ? cli_json_name(s, NULL) : NULL;
 }
 
 static char *hex(const uint8_t *p, size_t n)
@@ -490,8 +451,11 @@ static json_object *entry_json(const struct out *o, const struct wtg_diff_entry 
 
 	json_object_object_add(j, "type", json_object_new_string("change"));
 	json_object_object_add(j, "status", json_object_new_string(st));
-	json_object_object_add(j, "path", jstr(e->path));
-	json_object_object_add(j, "old_path", jstr(e->old_path));
+	cli_json_add_name(j, "path", e->path);
+	if (e->old_path)
+		cli_json_add_name(j, "old_path", e->old_path);
+	else
+		json_object_object_add(j, "old_path", NULL);
 	json_object_object_add(j, "replaced", json_object_new_boolean(e->replaced));
 	json_object *kinds = json_object_new_array();
 	for (int i = 0; i < WTG_DIFF_KINDS; i++)
@@ -740,10 +704,8 @@ static int print_entry(void *arg, const struct wtg_diff_entry *e)
 			r = hive_diff(o, e, arr);
 			json_object_object_add(j, "hives", arr);
 		}
-		puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN |
-							   JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(j);
-		return r;
+		int w = cli_json_print(j, CLI_JSON_LINE);
+		return r ? r : w;
 	}
 	default:
 		break;
@@ -844,9 +806,9 @@ int cmd_diff(int argc, char **argv)
 	    {"times", no_argument, NULL, OPT_TIMES},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"base", required_argument, NULL, OPT_BASE},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    CLI_OPTIONS_END,
 	};
+	static const struct cli_command cmd = {"diff", usage, "zq", options};
 	struct out o = {.mode = MODE_TEXT};
 	struct wtg_diff_options opt = {0};
 	int c, nmodes = 0;
@@ -858,9 +820,7 @@ int cmd_diff(int argc, char **argv)
 			dashes = i;
 			break;
 		}
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(dashes, argv, "zqh", options, NULL)) != -1) {
+	while ((c = cli_getopt(&cmd, dashes, argv)) != -1) {
 		switch (c) {
 		case OPT_NAME_STATUS:
 			o.mode = MODE_NAME_STATUS;
@@ -894,25 +854,20 @@ int cmd_diff(int argc, char **argv)
 		case OPT_BASE:
 			opt.base_path = optarg;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return 0;
 		default:
-			if (optopt && optopt < 256)
-				return cli_usage_error(usage, "unknown option '-%c'", optopt);
-			return cli_usage_error(usage, "unknown option '%s'", argv[optind - 1]);
+			return cli_getopt_exit(c);
 		}
 	}
 	if (nmodes > 1)
-		return cli_usage_error(usage, "choose one of --name-status, --status, --stat, "
+		return cli_usage_error(&cmd, "choose one of --name-status, --status, --stat, "
 					      "--json and --quiet");
 	if (o.nul && (o.mode == MODE_STAT || o.mode == MODE_JSON))
-		return cli_usage_error(usage, "-z goes with the line formats, not --stat or --json");
+		return cli_usage_error(&cmd, "-z goes with the line formats, not --stat or --json");
 	int nversions = dashes - optind;
 	if (nversions < 1)
-		return cli_usage_error(usage, "DELTA is missing");
+		return cli_usage_error(&cmd, "DELTA is missing");
 	if (nversions > 3)
-		return cli_usage_error(usage, "too many versions: give DELTA [FROM [TO]] (paths go "
+		return cli_usage_error(&cmd, "too many versions: give DELTA [FROM [TO]] (paths go "
 					      "after '--')");
 	const char *delta = argv[optind];
 	opt.from = nversions > 1 ? argv[optind + 1] : NULL;
@@ -928,13 +883,11 @@ int cmd_diff(int argc, char **argv)
 		json_object_object_add(h, "type", json_object_new_string("header"));
 		json_object_object_add(h, "schema", json_object_new_string("wtgfs-diff"));
 		json_object_object_add(h, "version", json_object_new_int(1));
-		json_object_object_add(h, "delta", jstr(delta));
-		json_object_object_add(h, "from", jstr(wtg_diff_from(o.diff)));
-		json_object_object_add(h, "to", jstr(wtg_diff_to(o.diff)));
-		json_object_object_add(h, "times", json_object_new_boolean(o.times));
-		puts(json_object_to_json_string_ext(h, JSON_C_TO_STRING_PLAIN |
-							   JSON_C_TO_STRING_NOSLASHESCAPE));
-		json_object_put(h);
+		cli_json_add_name(h, "delta", delta);
+		cli_json_add_string(h, "from", wtg_diff_from(o.diff));
+		cli_json_add_string(h, "to", wtg_diff_to(o.diff));
+		cli_json_add_bool(h, "times", o.times);
+		cli_json_print(h, CLI_JSON_LINE);
 	}
 	int r = wtg_diff_run(o.diff, print_entry, &o);
 	if (!r && o.mode == MODE_STAT)
