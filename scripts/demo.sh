@@ -44,6 +44,9 @@ run "$wtgfs" mount "$delta" "$mnt"
 run cat "$mnt/WINDOWS/inf/demodriver/DEMO.INF"
 run "$wtgfs" umount "$mnt"
 run "$wtgfs" log "$delta"
+# what the delta changed against the image, as git says it (exit 1: different)
+run "$wtgfs" diff "$delta" base HEAD || [ $? = 1 ]
+run "$wtgfs" diff --status "$delta" base HEAD || [ $? = 1 ]
 run "$wtgfs" verify "$delta"
 echo
 echo "demo done: wtgfs is $wtgfs; the demo images are in $images"

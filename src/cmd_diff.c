@@ -609,8 +609,9 @@ static int hive_item(void *arg, const struct wtg_hive_item *it)
 	return 0;
 }
 
-/* Whether @e is a hive to compare: both versions files, by place or by
- * the regf signature in both. */
+/* Whether @e is a hive to compare: both versions files that start with the
+ * regf signature (the engine marks hives by place; a file there that is
+ * not one is no hive). */
 static bool is_hive(struct out *o, const struct wtg_diff_entry *e)
 {
 	uint8_t *p;
@@ -626,7 +627,7 @@ static bool is_hive(struct out *o, const struct wtg_diff_entry *e)
 		yes = wtg_hive_signature(p, n);
 		free(p);
 	}
-	return yes || e->hive;
+	return yes;
 }
 
 static int hive_diff(struct out *o, const struct wtg_diff_entry *e, json_object *arr)
@@ -642,7 +643,10 @@ static int hive_diff(struct out *o, const struct wtg_diff_entry *e, json_object 
 		r = wtg_hive_diff(e->path, a, na, b, nb, hive_item, &h);
 	free(a);
 	free(b);
-	return r;
+	/* a hive too large or that hivex cannot read is told about, not fatal */
+	if (r == -EFBIG)
+		fprintf(stderr, "wtgfs: '%s': a hive above 1 GiB, not compared\n", e->path);
+	return r == -EFBIG || r == -EINVAL || r == -EIO ? 0 : r;
 }
 
 /* ---- printing ---- */
@@ -746,7 +750,8 @@ static void print_stat(struct out *o)
 	unsigned most = 1;
 	size_t width = 1;
 
-	qsort(o->dirs, o->ndirs, sizeof(*o->dirs), cmp_dir);
+	if (o->ndirs > 1)
+		qsort(o->dirs, o->ndirs, sizeof(*o->dirs), cmp_dir);
 	for (size_t i = 0; i < o->ndirs; i++) {
 		unsigned n = o->dirs[i].added + o->dirs[i].deleted + o->dirs[i].modified;
 		size_t w = strlen(o->dirs[i].dir[0] ? o->dirs[i].dir : ".");

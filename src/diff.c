@@ -141,6 +141,8 @@ static size_t uniq_u64(uint64_t *v, size_t n)
 {
 	size_t k = 0;
 
+	if (n < 2)
+		return n;
 	qsort(v, n, sizeof(*v), cmp_u64);
 	for (size_t i = 0; i < n; i++)
 		if (!k || v[k - 1] != v[i])
@@ -152,6 +154,8 @@ static size_t uniq_names(struct name_key *v, size_t n)
 {
 	size_t k = 0;
 
+	if (n < 2)
+		return n;
 	qsort(v, n, sizeof(*v), cmp_name_key);
 	for (size_t i = 0; i < n; i++) {
 		if (k && !cmp_name_key(&v[k - 1], &v[i]))
@@ -166,6 +170,8 @@ static size_t uniq_streams(struct stream_key *v, size_t n)
 {
 	size_t k = 0;
 
+	if (n < 2)
+		return n;
 	qsort(v, n, sizeof(*v), cmp_stream_key);
 	for (size_t i = 0; i < n; i++) {
 		if (k && !cmp_stream_key(&v[k - 1], &v[i]))
@@ -815,6 +821,12 @@ static int stream_slots(struct wtg_diff *d, uint64_t ino, const char *name, uint
 
 /* ---- comparing two sides ---- */
 
+/* Whether the sorted @v holds @s (bsearch wants a non-NULL array). */
+static bool strv_has(char *const *v, size_t n, const char *s)
+{
+	return n && bsearch(&s, v, n, sizeof(char *), cmp_str);
+}
+
 static bool bytes_differ(const uint8_t *a, uint32_t alen, const uint8_t *b, uint32_t blen)
 {
 	if (!a || !b)
@@ -883,10 +895,10 @@ static int compare(struct wtg_diff *d, struct wtg_diff_entry *e, bool same_inode
 		c |= WTG_DIFF_TIMES;
 	/* hard links, by path */
 	for (size_t i = 0; !r && same_inode && i < o->nlinks; i++)
-		if (!bsearch(&o->links[i], n->links, n->nlinks, sizeof(char *), cmp_str))
+		if (!strv_has(n->links, n->nlinks, o->links[i]))
 			r = strv_push(&e->links_removed, &e->nlinks_removed, o->links[i]);
 	for (size_t i = 0; !r && same_inode && i < n->nlinks; i++)
-		if (!bsearch(&n->links[i], o->links, o->nlinks, sizeof(char *), cmp_str))
+		if (!strv_has(o->links, o->nlinks, n->links[i]))
 			r = strv_push(&e->links_added, &e->nlinks_added, n->links[i]);
 	if (e->nlinks_removed || e->nlinks_added)
 		c |= WTG_DIFF_LINKS;
@@ -1113,7 +1125,7 @@ static int inode_entries(struct wtg_diff *d, struct entries *es, uint64_t ino)
 	/* a name kept: M there; none kept: R from the first old name */
 	const char *kept = NULL;
 	for (size_t i = 0; i < ntp && !kept; i++)
-		if (bsearch(&tp[i], fp, nfp, sizeof(char *), cmp_str))
+		if (strv_has(fp, nfp, tp[i]))
 			kept = tp[i];
 	if (!kept) {
 		e.status = 'R';
@@ -1229,7 +1241,8 @@ int wtg_diff_run(struct wtg_diff *d, wtg_diff_fn fn, void *arg)
 		r = inode_entries(d, &es, inos[i]);
 	if (r)
 		goto out;
-	qsort(es.v, es.n, sizeof(*es.v), cmp_entry);
+	if (es.n > 1)
+		qsort(es.v, es.n, sizeof(*es.v), cmp_entry);
 	size_t k = 0;
 	for (size_t i = 0; i < es.n; i++) {
 		struct wtg_diff_entry *x = &es.v[i], *y = i + 1 < es.n ? &es.v[i + 1] : NULL;
