@@ -195,6 +195,7 @@ TEST(refuses_bad_files)
 	for (uint32_t i = 0; i < 8; i++) { /* a file of several pages to cut */
 		fill(buf, sizeof(buf), i, false);
 		CHECK(wtg_store_put_chunk(st, buf, sizeof(buf), hash) == 0);
+		CHECK(wtg_store_set_extent(st, 9, "", i, hash) == 0);
 	}
 	CHECK(wtg_store_close(st) == 0);
 	char good[128], bad[128];
@@ -258,6 +259,9 @@ TEST(chunks)
 	CHECK(wtg_store_put_chunk(st, a, 100, h2) == 0); /* a short chunk */
 	CHECK(wtg_store_put_chunk(st, a, 0, h2) == 0);
 	CHECK(wtg_store_put_chunk(st, a, sizeof(a) + 1, h2) == -EINVAL);
+	CHECK(wtg_store_set_extent(st, 5, "", 0, ha) == 0);
+	CHECK(wtg_store_set_extent(st, 5, "", 1, hb) == 0);
+	CHECK(wtg_store_set_extent(st, 5, "", 3, h2) == 0);
 	CHECK(wtg_store_commit(st) == 0);
 	CHECK(wtg_store_close(st) == 0);
 
@@ -265,6 +269,7 @@ TEST(chunks)
 	CHECK(wtg_store_get_chunk(st, ha, out, &n) == 0 && n == sizeof(a) && !memcmp(out, a, n));
 	CHECK(wtg_store_get_chunk(st, hb, out, &n) == 0 && n == sizeof(b) && !memcmp(out, b, n));
 	CHECK(wtg_store_put_chunk(st, a, 100, h2) == 0);
+	CHECK(wtg_store_set_extent(st, 5, "", 2, h2) == 0);
 	CHECK(wtg_store_get_chunk(st, h2, out, &n) == 0 && n == 100 && !memcmp(out, a, 100));
 	h2[0] ^= 1;
 	CHECK(wtg_store_get_chunk(st, h2, out, &n) == -ENOENT);
@@ -331,6 +336,9 @@ TEST(layers_and_extents)
 	CHECK(wtg_store_get_extent(st, 7, "", 9, &s, h) == 0 && s == WTG_STORE_DELETED);
 	CHECK(wtg_store_set_stream(st, 7, "", 4 * 65536, false) == 0); /* growing shows nothing */
 	CHECK(wtg_store_get_extent(st, 7, "", 3, &s, h) == 0 && s == WTG_STORE_DELETED);
+	/* the cut released hb, which nothing else named */
+	CHECK(wtg_store_get_chunk(st, hb, out, &got) == -ENOENT);
+	CHECK(wtg_store_put_chunk(st, b, sizeof(b), hb) == 0);
 	CHECK(wtg_store_set_extent(st, 7, "", 3, hb) == 0);
 	CHECK(wtg_store_get_extent(st, 7, "", 3, &s, h) == 0 && s == WTG_STORE_PRESENT);
 	CHECK(!memcmp(h, hb, sizeof(h)));
@@ -441,6 +449,109 @@ TEST(inodes_and_names)
 	CHECK(wtg_store_get_name(st, 1, "Program Files", &s, &ino) == 0 && ino == 42);
 	CHECK(wtg_store_verify(st, NULL) == 0);
 	CHECK(wtg_store_close(st) == 0);
+}
+
+static uint64_t count_chunks(struct wtg_store *st)
+{
+	struct wtg_store_report rep = {0};
+	capture_begin();
+	wtg_store_verify(st, &rep);
+	capture_end();
+	return rep.chunks;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* Data that goes gives its space back: a deleted inode's chunks, a cut
+ * stream's, at once when nothing else names them; an inode and a name only
+ * the working layer ever had leave no record; verify calls a chunk nothing
+ * names a problem; gc shrinks the file. */
+TEST(space_released)
+{
+	struct wtg_store *st = new_delta("space.delta");
+	static uint8_t a[WTG_STORE_CHUNK_SIZE];
+	uint8_t h[4][WTG_STORE_HASH_LEN], x[WTG_STORE_HASH_LEN];
+	struct wtg_store_report rep;
+	struct wtg_store_inode in = {.attributes = 0x20};
+	struct wtg_store_layer *l;
+	enum wtg_store_state s;
+	uint64_t ino, freed;
+	size_t n;
+	bool traceless;
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s", tmp_path("space.delta"));
+	for (int i = 0; i < 4; i++) {
+		fill(a, sizeof(a), 40 + i, false);
+		CHECK(wtg_store_put_chunk(st, a, sizeof(a), h[i]) == 0);
+		CHECK(wtg_store_set_extent(st, 20, "", i, h[i]) == 0);
+	}
+	CHECK(wtg_store_set_stream(st, 20, "", 4 * 65536, true) == 0);
+	CHECK(wtg_store_set_extent(st, 21, "", 0, h[0]) == 0); /* shared with 20 */
+	CHECK(wtg_store_commit(st) == 0 && count_chunks(st) == 4);
+	CHECK(wtg_store_set_stream(st, 20, "", 65536, false) == 0);
+	CHECK(count_chunks(st) == 1);
+	CHECK(wtg_store_delete_inode(st, 20) == 0);
+	CHECK(count_chunks(st) == 1); /* 21 still names it */
+	CHECK(wtg_store_delete_inode(st, 21) == 0);
+	CHECK(count_chunks(st) == 0);
+
+	/* born and gone in the working layer: nothing left */
+	CHECK(wtg_store_set_inode(st, 30, &in) == 0);
+	CHECK(wtg_store_set_name(st, 1, "n.txt", 30) == 0);
+	CHECK(wtg_store_set_stream(st, 30, "", 100, true) == 0);
+	CHECK(wtg_store_put_chunk(st, a, 100, x) == 0 && wtg_store_set_extent(st, 30, "", 0, x) == 0);
+	CHECK(wtg_store_remove_name(st, 1, "n.txt", false) == 0);
+	CHECK(wtg_store_get_name(st, 1, "n.txt", &s, &ino) == 0 && s == WTG_STORE_BASE);
+	CHECK(wtg_store_delete_new_inode(st, 30, &traceless) == 0 && traceless);
+	CHECK(wtg_store_get_inode(st, 30, &s, &in) == 0 && s == WTG_STORE_BASE);
+	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 1);
+	CHECK(l[0].inodes == 2 && l[0].names == 0 && l[0].extents == 0); /* 20 and 21 */
+	wtg_store_layers_free(l, n);
+	CHECK(count_chunks(st) == 0);
+	/* a name the base holds, or a layer below, takes a whiteout */
+	CHECK(wtg_store_remove_name(st, 1, "base.txt", true) == 0);
+	CHECK(wtg_store_get_name(st, 1, "base.txt", &s, &ino) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_set_inode(st, 31, &in) == 0 && wtg_store_set_name(st, 1, "k", 31) == 0);
+	CHECK(wtg_store_snapshot(st, "s", NULL) == 0);
+	CHECK(wtg_store_remove_name(st, 1, "k", false) == 0);
+	CHECK(wtg_store_get_name(st, 1, "k", &s, &ino) == 0 && s == WTG_STORE_DELETED);
+	CHECK(wtg_store_delete_new_inode(st, 31, &traceless) == 0 && !traceless);
+	CHECK(wtg_store_get_inode(st, 31, &s, &in) == 0 && s == WTG_STORE_DELETED);
+
+	/* a chunk nothing names is a problem verify reports, and gc's */
+	CHECK(wtg_store_put_chunk(st, a, 1000, x) == 0 && wtg_store_commit(st) == 0);
+	capture_begin();
+	CHECK(wtg_store_verify(st, &rep) == -EIO && rep.problems == 1);
+	CHECK(capture_end() == 1);
+	CHECK(wtg_store_gc(st, &freed) == 0 && freed == 1);
+	CHECK(wtg_store_verify(st, NULL) == 0);
+
+	/* freed pages are used again, and gc gives them back */
+	for (uint32_t i = 0; i < 200; i++) {
+		fill(a, sizeof(a), 1000 + i, false);
+		CHECK(wtg_store_put_chunk(st, a, sizeof(a), x) == 0);
+		CHECK(wtg_store_set_extent(st, 40, "", i, x) == 0);
+	}
+	CHECK(wtg_store_close(st) == 0);
+	off_t full = file_size(path);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	CHECK(wtg_store_delete_inode(st, 40) == 0 && wtg_store_commit(st) == 0);
+	for (uint32_t i = 0; i < 200; i++) {
+		fill(a, sizeof(a), 2000 + i, false);
+		CHECK(wtg_store_put_chunk(st, a, sizeof(a), x) == 0);
+		CHECK(wtg_store_set_extent(st, 41, "", i, x) == 0);
+	}
+	CHECK(wtg_store_delete_inode(st, 41) == 0 && wtg_store_close(st) == 0);
+	CHECK(file_size(path) < full + full / 4);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	CHECK(wtg_store_gc(st, &freed) == 0 && wtg_store_verify(st, &rep) == 0 && rep.chunks == 0);
+	CHECK(wtg_store_close(st) == 0);
+	CHECK(file_size(path) < full / 4);
 }
 
 TEST(verify_finds_damage)
@@ -669,6 +780,7 @@ int main(int argc, char **argv)
 	RUN(second_writer_refused);
 	RUN(kill_9);
 	RUN(disk_full);
+	RUN(space_released);
 	/* seeds for the fuzz smoke test: WTGFS_KEEP_DELTAS=DIR keeps them */
 	const char *keep = getenv("WTGFS_KEEP_DELTAS");
 	char cmd[512];

@@ -91,16 +91,23 @@ int wtg_store_set_base_path(struct wtg_store *store, const char *path);
 
 /* ---- batches ---- */
 
-/* Starts a batch when none is open (writes start one themselves). */
+/* Starts a batch when none is open (writes start one themselves);
+ * the lost batch's error after one was lost. */
 int wtg_store_begin(struct wtg_store *store);
 /* Commits the open batch durably (a no-op without one).  On failure the
- * batch is rolled back: -ENOSPC when the disk is full, the delta unchanged. */
+ * batch is rolled back and lost (wtg_store_lost): -ENOSPC when the disk is
+ * full, the delta unchanged. */
 int wtg_store_commit(struct wtg_store *store);
 /* Commits the open batch without waiting for the disk: it survives a crash
  * of this process, and the next wtg_store_commit() makes it durable. */
 int wtg_store_commit_nosync(struct wtg_store *store);
 /* Drops the open batch. */
 void wtg_store_rollback_batch(struct wtg_store *store);
+/* The error of a lost batch: SQLite rolled the open batch back by itself
+ * (a full disk while it spilled its cache), or a commit failed.  From then
+ * on every write and commit answers it, so the delta stays at the last good
+ * commit until it is opened again.  0 when no batch was lost. */
+int wtg_store_lost(struct wtg_store *store);
 /* Milliseconds since the open batch began, -1 without one. */
 long wtg_store_batch_age_ms(struct wtg_store *store);
 
@@ -138,8 +145,15 @@ void wtg_store_inode_release(struct wtg_store_inode *inode);
 
 /* Records the whole metadata of @ino in the working layer. */
 int wtg_store_set_inode(struct wtg_store *store, uint64_t ino, const struct wtg_store_inode *inode);
-/* Records that @ino is gone (its last name and handle are). */
+/* Records that @ino is gone (its last name and handle are).  What the
+ * working layer held for its data goes, and so do the chunks nothing else
+ * names. */
 int wtg_store_delete_inode(struct wtg_store *store, uint64_t ino);
+/* The same for an inode the base does not have: when no layer below the
+ * working one holds a record of it (it was born in the working layer),
+ * every record of it goes and none says it is gone; *traceless_ret tells
+ * so (its number may then be used again). */
+int wtg_store_delete_new_inode(struct wtg_store *store, uint64_t ino, bool *traceless_ret);
 /* Fills *inode_ret (to release) when the state is PRESENT. */
 int wtg_store_get_inode(struct wtg_store *store, uint64_t ino, enum wtg_store_state *state_ret,
 			struct wtg_store_inode *inode_ret);
@@ -158,6 +172,10 @@ int wtg_store_get_sd(struct wtg_store *store, const uint8_t hash[WTG_STORE_HASH_
 int wtg_store_set_name(struct wtg_store *store, uint64_t dir, const char *name, uint64_t ino);
 int wtg_store_get_name(struct wtg_store *store, uint64_t dir, const char *name,
 		       enum wtg_store_state *state_ret, uint64_t *ino_ret);
+/* Removes the name: a whiteout when the base holds it (@base_has) or a
+ * layer below the working one does, else the working layer's record goes
+ * and nothing is left (a name only the working layer ever had). */
+int wtg_store_remove_name(struct wtg_store *store, uint64_t dir, const char *name, bool base_has);
 /* Calls @fn once per name of @dir that a layer mentions, topmost record
  * only: ino 0 for a whiteout.  A non-zero return from @fn stops and is
  * returned. */
@@ -193,6 +211,11 @@ int wtg_store_set_extent(struct wtg_store *store, uint64_t ino, const char *stre
  * the base's): a file rewritten as it was costs a row per chunk, no data. */
 int wtg_store_set_extent_base(struct wtg_store *store, uint64_t ino, const char *stream,
 			      uint64_t index);
+/* How many chunk slots of the stream hold data (a chunk, or bytes of the
+ * base, which has @base_slots of them), through the stack: holes and what
+ * a truncation or deletion hides do not count. */
+int wtg_store_stream_usage(struct wtg_store *store, uint64_t ino, const char *stream,
+			   uint64_t base_slots, uint64_t *slots_ret);
 /* PRESENT with *hash_ret set, DELETED for a hole, BASE. */
 int wtg_store_get_extent(struct wtg_store *store, uint64_t ino, const char *stream, uint64_t index,
 			 enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN]);

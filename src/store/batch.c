@@ -2,7 +2,9 @@
  * Batches: one SQLite transaction each, in WAL mode.  A durable commit
  * returns when the WAL is fdatasync'ed; a quick commit survives a crash of
  * the process and reaches the disk with the next durable one.  When SQLite
- * rolls a batch back by itself, the next commit reports it.
+ * rolls a batch back by itself, or a commit fails, the batch is lost and
+ * stays lost: every later write and commit answers its error, so nothing
+ * done after it can be committed on top of a state that lacks it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +27,8 @@ int store_writable(struct wtg_store *st)
 {
 	if (st->read_only)
 		return -EROFS;
+	if (st->batch_lost)
+		return st->batch_lost;
 	if (st->in_batch)
 		return 0;
 	int r = store_exec(st, "BEGIN IMMEDIATE");
@@ -60,7 +64,8 @@ int store_commit_locked(struct wtg_store *st, bool durable)
 {
 	int r = st->batch_lost;
 
-	st->batch_lost = 0;
+	if (r)
+		return r;
 	if (st->in_batch) {
 		st->in_batch = false;
 		int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
@@ -68,6 +73,7 @@ int store_commit_locked(struct wtg_store *st, bool durable)
 			r = store_sql_error(st, rc);
 			if (!sqlite3_get_autocommit(st->db))
 				sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			st->batch_lost = r;
 			return r;
 		}
 		st->unsynced = true;
@@ -107,8 +113,15 @@ void wtg_store_rollback_batch(struct wtg_store *st)
 	if (st->in_batch)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	st->in_batch = false;
-	st->batch_lost = 0;
 	pthread_mutex_unlock(&st->lock);
+}
+
+int wtg_store_lost(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = st->batch_lost;
+	pthread_mutex_unlock(&st->lock);
+	return r;
 }
 
 long wtg_store_batch_age_ms(struct wtg_store *st)

@@ -138,6 +138,22 @@ static int top_stream(struct wtg_store *st, uint64_t ino, const char *name, bool
 	return r < 0 ? r : 0;
 }
 
+/* Runs @q (Q_CHUNK_FREE_CUT, Q_EXTENT_CUT) on the working layer's slots of
+ * the stream from @from on. */
+static int cut_slots(struct wtg_store *st, int q, uint64_t ino, const char *name, int64_t from)
+{
+	sqlite3_stmt *s;
+	int r = store_query(st, q, &s);
+
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, store_top(st));
+	sqlite3_bind_int64(s, 4, from);
+	return store_run(st, s);
+}
+
 static int put_stream(struct wtg_store *st, uint64_t ino, const char *name, uint64_t size,
 		      bool deleted, int64_t keep)
 {
@@ -154,16 +170,14 @@ static int put_stream(struct wtg_store *st, uint64_t ino, const char *name, uint
 	if (keep != INT64_MAX)
 		sqlite3_bind_int64(s, 6, keep);
 	r = store_run(st, s);
-	if (r)
-		return r;
-	r = store_query(st, Q_EXTENT_CUT, &s);
-	if (r)
-		return r;
-	sqlite3_bind_int64(s, 1, (int64_t)ino);
-	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, store_top(st));
-	sqlite3_bind_int64(s, 4, deleted ? 0 : chunks_for(size));
-	return store_run(st, s);
+	/* the slots cut off go, and their chunks with them when nothing else
+	 * names them */
+	int64_t from = deleted ? 0 : chunks_for(size);
+	if (!r)
+		r = cut_slots(st, Q_CHUNK_FREE_CUT, ino, name, from);
+	if (!r)
+		r = cut_slots(st, Q_EXTENT_CUT, ino, name, from);
+	return r;
 }
 
 int wtg_store_set_stream(struct wtg_store *st, uint64_t ino, const char *name, uint64_t size,
@@ -306,6 +320,75 @@ int store_resolve(struct wtg_store *st, const struct store_stack *stk, uint64_t 
 	sqlite3_reset(s);
 	*state_ret = state;
 	return r;
+}
+
+/* A stream row of the stack, for hiding what lies below it. */
+struct stream_row {
+	int64_t layer, keep; /* keep: slots from it on are hidden (0: all) */
+};
+
+int wtg_store_stream_usage(struct wtg_store *st, uint64_t ino, const char *stream,
+			   uint64_t base_slots, uint64_t *slots_ret)
+{
+	struct stream_row rows[64];
+	size_t nrows = 0;
+	int64_t base_keep = INT64_MAX;
+	uint64_t slots = 0, covered = 0;
+	sqlite3_stmt *s;
+
+	pthread_mutex_lock(&st->lock);
+	int r = store_query(st, Q_STREAM_GET, &s);
+	if (r)
+		goto out;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+	while ((r = store_step(st, s)) == 1) {
+		r = 0;
+		int64_t layer = sqlite3_column_int64(s, 0), keep = INT64_MAX;
+		if (!store_in_stack(st, layer))
+			continue;
+		if (sqlite3_column_int(s, 2))
+			keep = 0;
+		else if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			keep = sqlite3_column_int64(s, 3);
+		if (keep < base_keep)
+			base_keep = keep;
+		if (keep != INT64_MAX && nrows < sizeof(rows) / sizeof(rows[0]))
+			rows[nrows++] = (struct stream_row){layer, keep};
+	}
+	sqlite3_reset(s);
+	if (r < 0 || (r = store_query(st, Q_EXTENT_ALL, &s)))
+		goto out;
+	/* the base's slots that show: those below every cut of the stack */
+	uint64_t base_shown = base_keep < 0 || (uint64_t)base_keep > base_slots ? base_slots
+									      : (uint64_t)base_keep;
+	sqlite3_bind_int64(s, 1, (int64_t)ino);
+	sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
+	int64_t last = -1;
+	while ((r = store_step(st, s)) == 1) {
+		int64_t idx = sqlite3_column_int64(s, 0), layer = sqlite3_column_int64(s, 1);
+		r = 0;
+		if (idx == last || !store_in_stack(st, layer))
+			continue;
+		last = idx; /* the topmost row in the stack decides */
+		if ((uint64_t)idx < base_shown)
+			covered++;
+		bool hidden = false;
+		for (size_t i = 0; i < nrows && !hidden; i++)
+			hidden = rows[i].layer > layer && idx >= rows[i].keep;
+		if (hidden || sqlite3_column_type(s, 2) == SQLITE_NULL)
+			continue; /* a hole */
+		if (sqlite3_column_bytes(s, 2) > 0 || (uint64_t)idx < base_slots)
+			slots++; /* a chunk, or the base again */
+	}
+	sqlite3_reset(s);
+	if (r >= 0) {
+		r = 0;
+		*slots_ret = slots + base_shown - covered;
+	}
+out:
+	pthread_mutex_unlock(&st->lock);
+	return r < 0 ? r : 0;
 }
 
 int wtg_store_get_extent(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t index,

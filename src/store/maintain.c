@@ -129,6 +129,12 @@ int wtg_store_verify(struct wtg_store *st, struct wtg_store_report *report)
 			     "an extent refers to a missing chunk", &rep.problems);
 	if (!r)
 		r = problems(st,
+			     "SELECT 'chunk ' || lower(hex(substr(hash, 1, 8))) FROM chunks c"
+			     " WHERE NOT EXISTS (SELECT 1 FROM extents e WHERE e.chunk = c.hash)",
+			     "a chunk that nothing names takes space (run 'wtgfs gc')",
+			     &rep.problems);
+	if (!r)
+		r = problems(st,
 			     "SELECT 'inode ' || ino || ' in layer ' || layer FROM inodes i"
 			     " WHERE sd IS NOT NULL AND NOT EXISTS"
 			     " (SELECT 1 FROM sds WHERE sds.hash = i.sd)",

@@ -114,21 +114,79 @@ int wtg_store_set_inode(struct wtg_store *st, uint64_t ino, const struct wtg_sto
 	return r;
 }
 
-int wtg_store_delete_inode(struct wtg_store *st, uint64_t ino)
+/* Runs the cached statement @q with ?1 = @a and ?2 = @b. */
+static int run_2(struct wtg_store *st, int q, int64_t a, int64_t b)
 {
 	sqlite3_stmt *s;
+	int r = store_query(st, q, &s);
 
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, a);
+	sqlite3_bind_int64(s, 2, b);
+	return store_run(st, s);
+}
+
+/* Drops what the working layer holds for @ino's data (its chunks that
+ * nothing else names go too): garbage once the inode is gone. */
+static int drop_data(struct wtg_store *st, uint64_t ino)
+{
+	int64_t top = store_top(st);
+	int r = run_2(st, Q_CHUNK_FREE_INODE, (int64_t)ino, top);
+
+	if (!r)
+		r = run_2(st, Q_INODE_DEL_EXTENTS, (int64_t)ino, top);
+	if (!r)
+		r = run_2(st, Q_INODE_DEL_STREAMS, (int64_t)ino, top);
+	return r;
+}
+
+int wtg_store_delete_inode(struct wtg_store *st, uint64_t ino)
+{
 	pthread_mutex_lock(&st->lock);
 	int r = set_inode(st, ino, NULL);
-	/* what this layer held for it is garbage now */
-	for (int q = Q_INODE_DEL_EXTENTS; !r && q <= Q_INODE_DEL_STREAMS; q++) {
-		r = store_query(st, q, &s);
-		if (!r) {
-			sqlite3_bind_int64(s, 1, (int64_t)ino);
-			sqlite3_bind_int64(s, 2, store_top(st));
-			r = store_run(st, s);
+	if (!r)
+		r = drop_data(st, ino);
+	r = store_write_failed(st, r);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_delete_new_inode(struct wtg_store *st, uint64_t ino, bool *traceless_ret)
+{
+	sqlite3_stmt *s;
+	bool below = false;
+
+	*traceless_ret = false;
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	if (!r)
+		r = store_query(st, Q_INODE_BELOW, &s);
+	if (!r) {
+		sqlite3_bind_int64(s, 1, (int64_t)ino);
+		while ((r = store_step(st, s)) == 1) {
+			int64_t layer = sqlite3_column_int64(s, 0);
+			r = 0;
+			if (layer != store_top(st) && store_in_stack(st, layer)) {
+				below = true;
+				break;
+			}
 		}
+		sqlite3_reset(s);
 	}
+	if (!r && below) {
+		r = set_inode(st, ino, NULL);
+	} else if (!r) {
+		/* born in the working layer: nothing below knows it, so nothing
+		 * needs to say it is gone */
+		r = run_2(st, Q_INODE_FORGET, (int64_t)ino, store_top(st));
+		if (!r)
+			r = run_2(st, Q_NAME_DEL_DIR, (int64_t)ino, store_top(st));
+	}
+	if (!r)
+		r = drop_data(st, ino);
+	if (!r)
+		*traceless_ret = !below;
 	r = store_write_failed(st, r);
 	pthread_mutex_unlock(&st->lock);
 	return r;
@@ -307,6 +365,44 @@ int wtg_store_set_name(struct wtg_store *st, uint64_t dir, const char *name, uin
 		sqlite3_bind_int64(s, 3, store_top(st));
 		if (ino)
 			sqlite3_bind_int64(s, 4, (int64_t)ino);
+		r = store_run(st, s);
+	}
+	r = store_write_failed(st, r);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_remove_name(struct wtg_store *st, uint64_t dir, const char *name, bool base_has)
+{
+	sqlite3_stmt *s;
+	bool below = base_has;
+
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	if (!r && !(r = store_query(st, Q_NAME_BELOW, &s))) {
+		/* the record below the working layer decides: a name needs a
+		 * whiteout, a whiteout already hides what lies under it */
+		sqlite3_bind_int64(s, 1, (int64_t)dir);
+		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, store_top(st));
+		while ((r = store_step(st, s)) == 1) {
+			r = 0;
+			if (store_in_stack(st, sqlite3_column_int64(s, 0))) {
+				below = sqlite3_column_type(s, 1) != SQLITE_NULL &&
+					sqlite3_column_int64(s, 1) != 0;
+				break;
+			}
+		}
+		sqlite3_reset(s);
+	}
+	if (!r)
+		r = store_query(st, below ? Q_NAME_SET : Q_NAME_DEL, &s);
+	if (!r) {
+		/* a whiteout when something below holds the name, else the
+		 * working layer forgets it had one */
+		sqlite3_bind_int64(s, 1, (int64_t)dir);
+		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, store_top(st));
 		r = store_run(st, s);
 	}
 	r = store_write_failed(st, r);

@@ -50,6 +50,29 @@ const char *const store_query_sql[Q_COUNT] = {
 		     " AND layer = ?4",
     [Q_CHUNK_USED] = "SELECT 1 FROM extents WHERE chunk = ?1 LIMIT 1",
     [Q_CHUNK_DEL] = "DELETE FROM chunks WHERE hash = ?1",
+    [Q_EXTENT_ALL] = "SELECT idx, layer, chunk FROM extents WHERE ino = ?1 AND stream = ?2"
+		     " ORDER BY idx, layer DESC",
+    /* before the working layer's rows of an inode (or of a stream from a
+     * slot on) go: their chunks that no other row names */
+    [Q_CHUNK_FREE_INODE] = "DELETE FROM chunks WHERE hash IN (SELECT chunk FROM extents"
+			   " WHERE ino = ?1 AND layer = ?2 AND length(chunk) > 0)"
+			   " AND NOT EXISTS (SELECT 1 FROM extents e WHERE e.chunk = chunks.hash"
+			   " AND (e.ino != ?1 OR e.layer != ?2))",
+    [Q_CHUNK_FREE_CUT] = "DELETE FROM chunks WHERE hash IN (SELECT chunk FROM extents"
+			 " WHERE ino = ?1 AND stream = ?2 AND layer = ?3 AND idx >= ?4"
+			 " AND length(chunk) > 0) AND NOT EXISTS (SELECT 1 FROM extents e"
+			 " WHERE e.chunk = chunks.hash AND NOT (e.ino = ?1 AND e.stream = ?2"
+			 " AND e.layer = ?3 AND e.idx >= ?4))",
+    /* the layers that hold an inode's records (its own, its streams', the
+     * names in it), from the top */
+    [Q_INODE_BELOW] = "SELECT layer FROM inodes WHERE ino = ?1 UNION"
+		      " SELECT layer FROM streams WHERE ino = ?1 UNION"
+		      " SELECT layer FROM names WHERE dir = ?1 ORDER BY 1 DESC",
+    [Q_INODE_FORGET] = "DELETE FROM inodes WHERE ino = ?1 AND layer = ?2",
+    [Q_NAME_BELOW] = "SELECT layer, ino FROM names WHERE dir = ?1 AND name = ?2 AND layer != ?3"
+		     " ORDER BY layer DESC",
+    [Q_NAME_DEL] = "DELETE FROM names WHERE dir = ?1 AND name = ?2 AND layer = ?3",
+    [Q_NAME_DEL_DIR] = "DELETE FROM names WHERE dir = ?1 AND layer = ?2",
 };
 
 /* ---- errors ---- */
@@ -103,7 +126,8 @@ int store_write_failed(struct wtg_store *st, int err)
 {
 	if (st->in_batch && sqlite3_get_autocommit(st->db)) {
 		st->in_batch = false;
-		st->batch_lost = err;
+		if (!st->batch_lost)
+			st->batch_lost = err ? err : -EIO;
 	}
 	return err;
 }

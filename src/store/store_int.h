@@ -48,6 +48,14 @@ enum {
 	Q_EXTENT_TOP,
 	Q_CHUNK_USED,
 	Q_CHUNK_DEL,
+	Q_EXTENT_ALL,
+	Q_CHUNK_FREE_INODE,
+	Q_CHUNK_FREE_CUT,
+	Q_INODE_BELOW,
+	Q_INODE_FORGET,
+	Q_NAME_BELOW,
+	Q_NAME_DEL,
+	Q_NAME_DEL_DIR,
 	Q_COUNT
 };
 
@@ -67,7 +75,10 @@ struct wtg_store {
 	size_t nstack;
 	bool in_batch;
 	bool unsynced;	/* commits since the WAL was last synced */
-	int batch_lost; /* -errno: SQLite rolled the open batch back */
+	/* -errno: SQLite rolled a batch back by itself, or a commit failed;
+	 * nothing is written or committed after it until the delta is opened
+	 * again, so the file stays at the last good commit */
+	int batch_lost;
 	struct timespec batch_start;
 };
 
