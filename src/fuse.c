@@ -1,9 +1,9 @@
 /*
  * libfuse3 low-level adapter over the tree.
  *
- * fuse_ino_t is the tree's inode number (the root is 1 on both sides).  The
- * view never frees an inode while mounted, so lookups need no counting and
- * forget has nothing to release.  A read-only mount never changes, so the
+ * fuse_ino_t is the tree's inode number (the root is 1 on both sides).  Every
+ * entry given to the kernel counts as a reference of the view's inode, and
+ * forget gives them back: a deleted inode goes once the kernel lets go.  A read-only mount never changes, so the
  * kernel may cache entries, attributes and data for as long as it likes;
  * a writable one changes only through the kernel, which keeps its caches
  * itself, but names differ from lookups in case, so entries age quickly.
@@ -116,7 +116,11 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 		st->st_nlink = ntfs_link_count(in);
 		st->st_size = data ? (off_t)data->size : 0;
 	}
-	st->st_blocks = (st->st_size + 511) / 512;
+	/* what takes space, not the size: a sparse file is small in du, and
+	 * a file of 2^63 - 1 bytes does not overflow */
+	uint64_t used = S_ISREG(st->st_mode) ? wtg_view_allocated(fs->view, in, wtg_inode_data(in))
+					     : (uint64_t)st->st_size;
+	st->st_blocks = (blkcnt_t)(used / 512 + (used % 512 != 0));
 	st->st_atim = ntfs_time_to_timespec(in->atime);
 	st->st_mtim = ntfs_time_to_timespec(in->mtime);
 	st->st_ctim = ntfs_time_to_timespec(in->ctime);
@@ -157,6 +161,7 @@ static void reply_entry(fuse_req_t req, struct wtg_inode *in, int err)
 		return (void)fuse_reply_err(req, -err);
 	lock_shared(req);
 	fill_entry(fs_of(req), in, &e);
+	wtg_view_ref(fs_of(req)->view, in);
 	unlock(req);
 	fuse_reply_entry(req, &e);
 }
@@ -196,7 +201,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else if (!(de = wtg_tree_lookup(fs->tree, dir, name, strlen(name))))
 		err = ENOENT;
 	else
-		fill_entry(fs, de->inode, &e);
+		fill_entry(fs, de->inode, &e), wtg_view_ref(fs->view, de->inode);
 	/* another case of a stored name: the kernel must not keep it, or it
 	 * outlives a change made through the stored case */
 	if (de && strcmp(de->name, name))
@@ -365,7 +370,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 	}
 	uint32_t i = off < 2 ? 0 : wtg_dir_seek(dir->dir, (uint64_t)off - 2);
 	for (off_t o = off < 2 ? off : 2; i < dir->dir->count || o < 2;) {
-		const struct wtg_inode *child;
+		struct wtg_inode *child;
 		const char *name;
 		off_t next;
 		if (o == 0) {
@@ -386,6 +391,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 			struct fuse_entry_param e;
 			fill_entry(fs, child, &e);
 			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
+			/* the kernel takes a reference of each entry but "." and ".." */
+			if (n <= size - used && o >= 2)
+				wtg_view_ref(fs->view, child);
 		} else {
 			struct stat st = {.st_ino = child->ino};
 			fill_stat(fs, child, &st);
@@ -761,6 +769,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return (void)fuse_reply_err(req, -ret);
 	lock_shared(req);
 	fill_entry(fs, in, &e);
+	wtg_view_ref(fs->view, in);
 	unlock(req);
 	fi->fh = 1;
 	if (fuse_reply_create(req, &e, fi) != 0)
@@ -963,11 +972,14 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	fuse_reply_none(req); /* inodes live as long as the mount */
+	wtg_view_forget(fs_of(req)->view, ino, nlookup);
+	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	for (size_t i = 0; i < count; i++)
+		wtg_view_forget(fs_of(req)->view, forgets[i].ino, forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 

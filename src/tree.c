@@ -76,6 +76,24 @@ int wtg_tree_open_image(const char *spec, const struct wtg_source_options *opt,
 	return ret;
 }
 
+static struct wtg_inode *inode_alloc(bool is_dir)
+{
+	struct wtg_inode *inode = calloc(1, sizeof(*inode));
+
+	if (!inode)
+		return NULL;
+	if (is_dir) {
+		inode->dir = calloc(1, sizeof(*inode->dir));
+		if (!inode->dir) {
+			free(inode);
+			return NULL;
+		}
+		inode->attributes = NTFS_ATTR_DIRECTORY;
+	}
+	inode->sd = WTG_NO_SD;
+	return inode;
+}
+
 struct wtg_inode *wtg_tree_new_inode(struct wtg_tree *tree, bool is_dir)
 {
 	struct wtg_inode *inode;
@@ -88,27 +106,32 @@ struct wtg_inode *wtg_tree_new_inode(struct wtg_tree *tree, bool is_dir)
 		tree->inodes = v;
 		tree->cap = cap;
 	}
-	inode = calloc(1, sizeof(*inode));
-	if (!inode)
+	if (!(inode = inode_alloc(is_dir)))
 		return NULL;
-	if (is_dir) {
-		inode->dir = calloc(1, sizeof(*inode->dir));
-		if (!inode->dir) {
-			free(inode);
-			return NULL;
-		}
-		inode->attributes = NTFS_ATTR_DIRECTORY;
-	}
-	inode->sd = WTG_NO_SD;
 	tree->inodes[tree->ninodes++] = inode;
 	inode->ino = tree->ninodes;
 	return inode;
 }
 
+void wtg_tree_free_inode(struct wtg_tree *tree, struct wtg_inode *inode)
+{
+	if (inode->ino >= 1 && inode->ino <= tree->ninodes && tree->inodes[inode->ino - 1] == inode)
+		tree->inodes[inode->ino - 1] = NULL;
+	inode_free(inode);
+}
+
 struct wtg_inode *wtg_tree_new_inode_at(struct wtg_tree *tree, uint64_t ino, bool is_dir)
 {
-	if (ino <= tree->ninodes)
+	if (ino == 0)
 		return NULL;
+	if (ino <= tree->ninodes) {
+		struct wtg_inode *inode = tree->inodes[ino - 1] ? NULL : inode_alloc(is_dir);
+		if (inode) {
+			inode->ino = ino;
+			tree->inodes[ino - 1] = inode;
+		}
+		return inode;
+	}
 	if (ino > tree->cap) {
 		uint64_t cap = tree->cap ? tree->cap : 1024;
 		while (cap < ino)

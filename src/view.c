@@ -53,7 +53,12 @@ struct wtg_view {
 	pid_t pid; /* that opened the store */
 	pthread_rwlock_t lock;
 	uint64_t next_ino;
-	int error; /* a failed commit: the delta holds the last good one */
+	uint64_t base_ninodes; /* inodes the base has: numbers above are the delta's */
+	uint64_t *free_inos;   /* numbers of inodes freed without a trace, to use again */
+	size_t nfree, free_cap;
+	/* a lost batch (a failed commit, or one SQLite rolled back): the delta
+	 * holds the last good commit, and nothing more goes in */
+	int error;
 
 	struct chunk_buf **chunks;
 	size_t nchunks, chunk_buckets;
@@ -169,6 +174,7 @@ static void view_free(struct wtg_view *v)
 	}
 	free(v->chunks);
 	free(v->dirty);
+	free(v->free_inos);
 	free(v->sd_hash);
 	wtg_tree_release(&v->tree);
 	free(v->delta_path);
@@ -244,8 +250,8 @@ static int load_inode(void *arg, const struct wtg_store_record *rec)
 	if (!in) {
 		in = wtg_tree_new_inode_at(t, rec->ino, si->attributes & NTFS_ATTR_DIRECTORY);
 		if (!in)
-			return rec->ino <= t->ninodes ? load_damaged(l, "an inode number is reused", rec->ino)
-						      : -ENOMEM;
+			return rec->ino == 0 ? load_damaged(l, "an inode number is 0", rec->ino)
+					     : -ENOMEM;
 	} else if (!!in->dir != !!(si->attributes & NTFS_ATTR_DIRECTORY)) {
 		return load_damaged(l, "a file became a directory", rec->ino);
 	}
@@ -344,9 +350,12 @@ static int load_stream(void *arg, const struct wtg_store_record *rec)
 	return 0;
 }
 
+static int store_gone(struct wtg_view *v, struct wtg_inode *in);
+
 static int apply_layers(struct wtg_view *v)
 {
 	struct load l = {.v = v};
+	v->base_ninodes = v->tree.ninodes;
 	int ret = wtg_store_each(v->store, WTG_STORE_INODES, load_inode, &l);
 
 	if (!ret)
@@ -373,7 +382,7 @@ static int apply_layers(struct wtg_view *v)
 		struct wtg_inode *in = wtg_tree_inode(&v->tree, l.mentioned[i]);
 		if (in->ino != WTG_ROOT_INO && in->nlink == 0 && !in->gone) {
 			in->gone = true;
-			ret = wtg_store_delete_inode(v->store, in->ino);
+			ret = store_gone(v, in);
 		}
 	}
 	if (!ret)
@@ -614,6 +623,27 @@ static int read_slot(struct wtg_view *v, uint64_t ino, const struct wtg_stream *
 	return 0;
 }
 
+uint64_t wtg_view_allocated(struct wtg_view *v, const struct wtg_inode *in, struct wtg_stream *s)
+{
+	uint64_t slots;
+
+	if (!s)
+		return 0;
+	if (!s->delta || !v->store)
+		return s->base_size < s->size ? s->base_size : s->size;
+	uint64_t cached = __atomic_load_n(&s->usage, __ATOMIC_RELAXED);
+	if (cached) {
+		slots = cached - 1;
+	} else {
+		uint64_t base_slots = s->blob ? s->base_size / CHUNK + (s->base_size % CHUNK != 0) : 0;
+		if (wtg_store_stream_usage(v->store, in->ino, stream_key(s), base_slots, &slots))
+			return s->size; /* cannot tell: all of it */
+		__atomic_store_n(&s->usage, slots + 1, __ATOMIC_RELAXED);
+	}
+	/* a partial last slot counts in full: at most the size */
+	return slots <= s->size / CHUNK ? slots * CHUNK : s->size;
+}
+
 long wtg_view_read(struct wtg_view *v, struct wtg_inode *in, struct wtg_stream *s, void *buf,
 		   size_t size, uint64_t off)
 {
@@ -767,6 +797,7 @@ static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 		return 0;
 	}
 	size_t len = s->size - start < CHUNK ? (size_t)(s->size - start) : CHUNK;
+	s->usage = 0; /* what the delta holds changes */
 	if (same_as_base(v, s, cb, len)) {
 		/* written back as the base has it (a hive rewritten whole, a
 		 * file copied over itself): the slot shows the base, no data */
@@ -867,6 +898,7 @@ static int store_size(struct wtg_view *v, struct wtg_inode *in, struct wtg_strea
 		      uint64_t size, bool fresh)
 {
 	int ret = wtg_store_set_stream(v->store, in->ino, stream_key(s), size, fresh);
+	s->usage = 0;
 	if (!ret)
 		s->stored_size = size;
 	return ret;
@@ -1005,7 +1037,7 @@ int wtg_view_close(struct wtg_view *v)
 				in->gone = true;
 				chunks_drop(v, in->ino, NULL, 0);
 				if (!v->error)
-					wtg_store_delete_inode(v->store, in->ino);
+					store_gone(v, in);
 			}
 		}
 		ret = v->error ? v->error : commit_locked(v, true);
@@ -1032,6 +1064,21 @@ static int begin_change(struct wtg_view *v)
 	return 0;
 }
 
+/* After a failed store call: when the store lost its batch, the view stops
+ * at once, so nothing done after it reaches the delta. */
+static int note_lost(struct wtg_view *v, int ret)
+{
+	int lost;
+
+	if (!ret || v->error || !v->store || !(lost = wtg_store_lost(v->store)))
+		return ret;
+	wtg_error("'%s': cannot store changes (%s); the delta holds what was committed "
+		  "before; unmount and free space",
+		  v->delta_path, strerror(-lost));
+	v->error = lost;
+	return ret;
+}
+
 /* Ends a change: stores chunk buffers when there are too many. */
 static int end_change(struct wtg_view *v, int ret)
 {
@@ -1040,6 +1087,7 @@ static int end_change(struct wtg_view *v, int ret)
 		if (r && !ret)
 			ret = r;
 	}
+	note_lost(v, ret);
 	pthread_rwlock_unlock(&v->lock);
 	return ret;
 }
@@ -1053,6 +1101,15 @@ static int touch(struct wtg_view *v, struct wtg_inode *in, bool modified)
 	return mark_dirty(v, in);
 }
 
+/* Tells the delta that @in is gone: an inode born in the working layer
+ * leaves no record at all. */
+static int store_gone(struct wtg_view *v, struct wtg_inode *in)
+{
+	if (in->ino <= v->base_ninodes)
+		return wtg_store_delete_inode(v->store, in->ino);
+	return wtg_store_delete_new_inode(v->store, in->ino, &in->traceless);
+}
+
 /* The inode is gone once it has no name and no handle. */
 static int maybe_gone(struct wtg_view *v, struct wtg_inode *in)
 {
@@ -1060,7 +1117,51 @@ static int maybe_gone(struct wtg_view *v, struct wtg_inode *in)
 		return 0;
 	in->gone = true;
 	chunks_drop(v, in->ino, NULL, 0);
-	return wtg_store_delete_inode(v->store, in->ino);
+	return store_gone(v, in);
+}
+
+/* A gone inode goes from memory once the kernel holds no reference to it
+ * (and nothing is pending for it); the number of one the delta keeps no
+ * trace of is used again, so churn costs neither memory nor numbers. */
+static void maybe_free(struct wtg_view *v, struct wtg_inode *in)
+{
+	if (!in->gone || in->opens || in->nlookup || in->ino == WTG_ROOT_INO)
+		return;
+	if (in->dirty) {
+		for (size_t i = 0; i < v->ndirty; i++) {
+			if (v->dirty[i] == in) {
+				v->dirty[i] = v->dirty[--v->ndirty];
+				break;
+			}
+		}
+	}
+	if (in->traceless && in->ino > v->base_ninodes) {
+		if (v->nfree == v->free_cap) {
+			size_t cap = v->free_cap ? v->free_cap * 2 : 64;
+			uint64_t *p = realloc(v->free_inos, cap * sizeof(*p));
+			if (p) {
+				v->free_inos = p;
+				v->free_cap = cap;
+			}
+		}
+		if (v->nfree < v->free_cap)
+			v->free_inos[v->nfree++] = in->ino;
+	}
+	wtg_tree_free_inode(&v->tree, in);
+}
+
+/* The number the next new inode gets, and taking it. */
+static uint64_t peek_ino(const struct wtg_view *v)
+{
+	return v->nfree ? v->free_inos[v->nfree - 1] : v->next_ino;
+}
+
+static void take_ino(struct wtg_view *v, uint64_t ino)
+{
+	if (v->nfree && v->free_inos[v->nfree - 1] == ino)
+		v->nfree--;
+	else
+		v->next_ino++;
 }
 
 static int check_name(const char *name)
@@ -1099,11 +1200,75 @@ static int inherit_sd(struct wtg_view *v, struct wtg_inode *parent, bool is_dir,
 	return *id == WTG_NO_SD ? -ENOMEM : 0;
 }
 
+/*
+ * Names change in two steps: first the delta takes the change (name_store,
+ * unname_store), then the tree (name_tree, unname_tree), so that a change
+ * the delta refuses leaves the tree as it was.
+ */
+
+/* Records @name -> @in in @dir; *fresh_ret: the base does not hold that
+ * exact name (no whiteout of it lies in the stack, or @dir is new), so its
+ * removal needs no whiteout for the base's sake. */
+static int name_store(struct wtg_view *v, struct wtg_inode *dir, const char *name,
+		      struct wtg_inode *in, bool *fresh_ret)
+{
+	enum wtg_store_state state = WTG_STORE_BASE;
+	uint64_t old;
+	int ret = 0;
+
+	if (dir->ino <= v->base_ninodes)
+		ret = wtg_store_get_name(v->store, dir->ino, name, &state, &old);
+	*fresh_ret = state == WTG_STORE_BASE;
+	return ret ? ret : wtg_store_set_name(v->store, dir->ino, name, in->ino);
+}
+
+static int name_tree(struct wtg_view *v, struct wtg_inode *dir, const char *name,
+		     struct wtg_inode *in, bool fresh)
+{
+	int ret = wtg_tree_link(&v->tree, dir, name, strlen(name), in);
+
+	if (ret)
+		return ret;
+	struct wtg_dentry *de = in->first_name;
+	while (de->alias_next)
+		de = de->alias_next; /* the new name is the last */
+	de->fresh = fresh;
+	return 0;
+}
+
+static int unname_store(struct wtg_view *v, struct wtg_inode *dir, struct wtg_dentry *de)
+{
+	return wtg_store_remove_name(v->store, dir->ino, de->name, !de->fresh);
+}
+
+/* Removes the name @de of @dir from the tree; the inode goes when it was
+ * the last name and no handle holds it. */
+static int unname_tree(struct wtg_view *v, struct wtg_inode *dir, struct wtg_dentry *de)
+{
+	struct wtg_inode *in = de->inode;
+
+	/* a DOS name belongs to a long name: without certainty which, any
+	 * removal of a name drops it, as a rename on Windows does */
+	if (in->dos_name) {
+		free(in->dos_name);
+		in->dos_name = NULL;
+		in->nlink_extra = 0;
+	}
+	wtg_tree_unlink(&v->tree, dir, de);
+	int ret = touch(v, in, false);
+	if (!ret)
+		ret = touch(v, dir, true);
+	if (!ret)
+		ret = maybe_gone(v, in);
+	return ret;
+}
+
 int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum wtg_view_kind kind,
 		    const char *target, struct wtg_inode **inode_ret)
 {
 	uint8_t *rp = NULL;
 	size_t rplen = 0;
+	bool fresh = false, named = false;
 	int ret = check_name(name);
 
 	if (ret)
@@ -1120,32 +1285,38 @@ int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum 
 	uint32_t sd = WTG_NO_SD;
 	if (!ret)
 		ret = inherit_sd(v, dir, kind == WTG_VIEW_DIR, &sd);
-	if (!ret && !(in = wtg_tree_new_inode_at(&v->tree, v->next_ino, kind == WTG_VIEW_DIR)))
+	uint64_t ino = peek_ino(v);
+	if (!ret && !(in = wtg_tree_new_inode_at(&v->tree, ino, kind == WTG_VIEW_DIR)))
 		ret = -ENOMEM;
+	/* the delta first: the tree shows the name once the delta took it */
+	if (!ret && !(ret = name_store(v, dir, name, in, &fresh)))
+		named = true;
+	if (!ret && kind == WTG_VIEW_FILE)
+		ret = wtg_store_set_stream(v->store, ino, "", 0, true);
+	struct wtg_stream *s = NULL;
+	if (!ret && kind == WTG_VIEW_FILE && !(s = wtg_inode_add_stream(in, NULL, 0, NULL)))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = name_tree(v, dir, name, in, fresh);
 	if (ret) {
+		if (named)
+			wtg_store_remove_name(v->store, dir->ino, name, !fresh);
+		if (in)
+			wtg_tree_free_inode(&v->tree, in);
 		free(rp);
 		return end_change(v, ret);
 	}
-	v->next_ino++;
+	take_ino(v, ino);
+	if (s) {
+		s->delta = true;
+		s->stored_size = 0;
+	}
 	in->sd = sd;
 	in->attributes = kind == WTG_VIEW_DIR ? NTFS_ATTR_DIRECTORY : NTFS_ATTR_ARCHIVE;
 	in->crtime = in->mtime = in->atime = in->ctime = now_ntfs();
 	if (rp)
 		set_reparse(in, rp, (uint32_t)rplen);
-	ret = wtg_tree_link(&v->tree, dir, name, strlen(name), in);
-	if (!ret)
-		ret = mark_dirty(v, in);
-	if (!ret)
-		ret = wtg_store_set_name(v->store, dir->ino, name, in->ino);
-	if (!ret && kind == WTG_VIEW_FILE) {
-		struct wtg_stream *s = wtg_inode_add_stream(in, NULL, 0, NULL);
-		if (!s)
-			ret = -ENOMEM;
-		else
-			s->delta = true;
-		if (!ret)
-			ret = store_size(v, in, s, 0, true);
-	}
+	ret = mark_dirty(v, in);
 	if (!ret)
 		ret = touch(v, dir, true);
 	if (!ret)
@@ -1156,6 +1327,7 @@ int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum 
 int wtg_view_link(struct wtg_view *v, uint64_t ino, uint64_t dirino, const char *name,
 		  struct wtg_inode **inode_ret)
 {
+	bool fresh;
 	int ret = check_name(name);
 
 	if (ret || (ret = begin_change(v)))
@@ -1167,10 +1339,9 @@ int wtg_view_link(struct wtg_view *v, uint64_t ino, uint64_t dirino, const char 
 		ret = -EPERM;
 	else if (!ret && wtg_tree_lookup(&v->tree, dir, name, strlen(name)))
 		ret = -EEXIST;
-	if (!ret)
-		ret = wtg_tree_link(&v->tree, dir, name, strlen(name), in);
-	if (!ret)
-		ret = wtg_store_set_name(v->store, dir->ino, name, in->ino);
+	if (!ret && !(ret = name_store(v, dir, name, in, &fresh)) &&
+	    (ret = name_tree(v, dir, name, in, fresh)))
+		wtg_store_remove_name(v->store, dir->ino, name, !fresh);
 	if (!ret)
 		ret = touch(v, in, false);
 	if (!ret)
@@ -1178,30 +1349,6 @@ int wtg_view_link(struct wtg_view *v, uint64_t ino, uint64_t dirino, const char 
 	if (!ret)
 		*inode_ret = in;
 	return end_change(v, ret);
-}
-
-/* Removes the name @de of @dir, whiteout included. */
-static int drop_name(struct wtg_view *v, struct wtg_inode *dir, struct wtg_dentry *de)
-{
-	struct wtg_inode *in = de->inode;
-	int ret = wtg_store_set_name(v->store, dir->ino, de->name, 0);
-
-	if (ret)
-		return ret;
-	/* a DOS name belongs to a long name: without certainty which, any
-	 * removal of a name drops it, as a rename on Windows does */
-	if (in->dos_name) {
-		free(in->dos_name);
-		in->dos_name = NULL;
-		in->nlink_extra = 0;
-	}
-	wtg_tree_unlink(&v->tree, dir, de);
-	ret = touch(v, in, false);
-	if (!ret)
-		ret = touch(v, dir, true);
-	if (!ret)
-		ret = maybe_gone(v, in);
-	return ret;
 }
 
 int wtg_view_remove(struct wtg_view *v, uint64_t dirino, const char *name, bool want_dir)
@@ -1222,8 +1369,8 @@ int wtg_view_remove(struct wtg_view *v, uint64_t dirino, const char *name, bool 
 		ret = -ENOTEMPTY;
 	else if (!ret && de->inode->ino == WTG_ROOT_INO)
 		ret = -EBUSY;
-	if (!ret)
-		ret = drop_name(v, dir, de);
+	if (!ret && !(ret = unname_store(v, dir, de)))
+		ret = unname_tree(v, dir, de);
 	return end_change(v, ret);
 }
 
@@ -1240,12 +1387,32 @@ static bool is_ancestor(const struct wtg_inode *a, const struct wtg_inode *d)
 	return d != NULL; /* a loop: as if inside, so nothing moves into it */
 }
 
-static int add_name(struct wtg_view *v, struct wtg_inode *dir, const char *name,
-		    struct wtg_inode *in)
+/* Both names stay, each now naming the other's inode: the delta takes the
+ * two records first, then the tree swaps them. */
+static int exchange(struct wtg_view *v, struct wtg_inode *dir, struct wtg_dentry *src,
+		    struct wtg_inode *newdir, struct wtg_dentry *dst)
 {
-	int ret = wtg_tree_link(&v->tree, dir, name, strlen(name), in);
-	if (!ret)
-		ret = wtg_store_set_name(v->store, dir->ino, name, in->ino);
+	struct wtg_inode *in = src->inode, *other = dst->inode;
+	char *a = strdup(src->name), *b = strdup(dst->name);
+	bool afresh = src->fresh, bfresh = dst->fresh;
+	int ret = !a || !b ? -ENOMEM : 0;
+
+	if (!ret && !(ret = wtg_store_set_name(v->store, dir->ino, a, other->ino)) &&
+	    (ret = wtg_store_set_name(v->store, newdir->ino, b, in->ino)))
+		wtg_store_set_name(v->store, dir->ino, a, in->ino);
+	if (!ret) {
+		in->opens++, other->opens++; /* both keep living without a name */
+		ret = unname_tree(v, dir, src);
+		if (!ret)
+			ret = unname_tree(v, newdir, dst);
+		if (!ret)
+			ret = name_tree(v, newdir, b, in, bfresh);
+		if (!ret)
+			ret = name_tree(v, dir, a, other, afresh);
+		in->opens--, other->opens--;
+	}
+	free(a);
+	free(b);
 	return ret;
 }
 
@@ -1268,34 +1435,14 @@ static int rename_locked(struct wtg_view *v, uint64_t dirino, const char *name,
 		/* the same name, maybe in another case: a case-only rename */
 		if (!strcmp(src->name, newname) || flags & WTG_VIEW_EXCHANGE)
 			return 0;
-		in->opens++; /* keeps it while it has no name */
-		if (!(ret = drop_name(v, dir, src)))
-			ret = add_name(v, dir, newname, in);
-		in->opens--;
-		return ret;
-	}
-	if (flags & WTG_VIEW_EXCHANGE) {
+		dst = NULL;
+	} else if (flags & WTG_VIEW_EXCHANGE) {
 		if (!dst)
 			return -ENOENT;
-		struct wtg_inode *other = dst->inode;
-		if ((in->dir && is_ancestor(in, newdir)) || (other->dir && is_ancestor(other, dir)))
+		if ((in->dir && is_ancestor(in, newdir)) ||
+		    (dst->inode->dir && is_ancestor(dst->inode, dir)))
 			return -EINVAL;
-		char *a = strdup(src->name), *b = strdup(dst->name);
-		/* both names stay taken: link first, then drop the old ones */
-		in->opens++, other->opens++;
-		ret = !a || !b ? -ENOMEM : 0;
-		if (!ret)
-			ret = drop_name(v, dir, src);
-		if (!ret)
-			ret = drop_name(v, newdir, dst);
-		if (!ret)
-			ret = add_name(v, newdir, b, in);
-		if (!ret)
-			ret = add_name(v, dir, a, other);
-		in->opens--, other->opens--;
-		free(a);
-		free(b);
-		return ret;
+		return exchange(v, dir, src, newdir, dst);
 	}
 	if (dst && (flags & WTG_VIEW_NOREPLACE))
 		return -EEXIST;
@@ -1305,21 +1452,47 @@ static int rename_locked(struct wtg_view *v, uint64_t dirino, const char *name,
 		if (dst->inode == in)
 			return 0; /* two names of one file: nothing to do */
 		if (in->dir && !dst->inode->dir)
-			ret = -ENOTDIR;
-		else if (!in->dir && dst->inode->dir)
-			ret = -EISDIR;
-		else if (dst->inode->dir && dst->inode->dir->count)
-			ret = -ENOTEMPTY;
-		if (!ret)
-			ret = drop_name(v, newdir, dst);
-		if (ret)
-			return ret;
+			return -ENOTDIR;
+		if (!in->dir && dst->inode->dir)
+			return -EISDIR;
+		if (dst->inode->dir && dst->inode->dir->count)
+			return -ENOTEMPTY;
 	}
+	/* the delta first: the old name, the new one, and the replaced name
+	 * when it is spelled otherwise; what it took is undone if it refuses
+	 * a later step, and the tree changes only once all went in */
+	bool fresh, dst_other = dst && strcmp(dst->name, newname);
+	char *old = strdup(src->name);
+	if (!old)
+		return -ENOMEM;
+	bool src_fresh = src->fresh;
+	int step = 0;
+	if (!(ret = unname_store(v, dir, src)))
+		step = 1;
+	if (!ret && !(ret = name_store(v, newdir, newname, in, &fresh)))
+		step = 2;
+	if (!ret && dst_other)
+		ret = unname_store(v, newdir, dst);
+	if (ret) {
+		if (step == 2)
+			wtg_store_remove_name(v->store, newdir->ino, newname, !fresh);
+		if (step >= 1)
+			wtg_store_set_name(v->store, dir->ino, old, in->ino);
+		free(old);
+		return ret;
+	}
+	/* an exact-spelling target's record was replaced by the new name */
+	if (dst && !dst_other)
+		fresh = dst->fresh;
 	in->opens++; /* keeps it while it has no name */
-	ret = drop_name(v, dir, src);
+	if (dst)
+		ret = unname_tree(v, newdir, dst);
 	if (!ret)
-		ret = add_name(v, newdir, newname, in);
+		ret = unname_tree(v, dir, src);
+	if (!ret && (ret = name_tree(v, newdir, newname, in, fresh)) == -ENOMEM)
+		name_tree(v, dir, old, in, src_fresh);
 	in->opens--;
+	free(old);
 	return ret;
 }
 
@@ -1396,10 +1569,30 @@ int wtg_view_release(struct wtg_view *v, uint64_t ino)
 			ret = maybe_gone(v, in);
 			if (!ret && !in->gone)
 				ret = chunks_store(v, ino);
+			note_lost(v, ret);
 		}
 	}
 	pthread_rwlock_unlock(&v->lock);
 	return ret;
+}
+
+void wtg_view_ref(struct wtg_view *v, struct wtg_inode *in)
+{
+	if (v->store)
+		__atomic_add_fetch(&in->nlookup, 1, __ATOMIC_RELAXED);
+}
+
+void wtg_view_forget(struct wtg_view *v, uint64_t ino, uint64_t n)
+{
+	if (!v->store)
+		return;
+	pthread_rwlock_wrlock(&v->lock);
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, ino);
+	if (in) {
+		in->nlookup -= n < in->nlookup ? n : in->nlookup;
+		maybe_free(v, in);
+	}
+	pthread_rwlock_unlock(&v->lock);
 }
 
 int wtg_view_flush(struct wtg_view *v)

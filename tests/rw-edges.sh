@@ -40,6 +40,37 @@ assert not os.path.exists(f"{m}/gone")
 print("ok")
 PY
 
+echo "== st_blocks: what is stored, no overflow"
+python3 - "$m" <<'PY' || fail "st_blocks does not say what is stored"
+import os, sys
+m = sys.argv[1]
+def blocks(p):
+    return os.stat(p).st_blocks
+# sparse: 1 GiB with one byte written in the middle
+with open(f"{m}/sparse.bin", "wb") as f:
+    f.truncate(1 << 30)
+    f.seek(500 << 20)
+    f.write(b"x")
+b = blocks(f"{m}/sparse.bin")
+assert 0 < b <= 65536 // 512, f"a sparse file of 1 GiB with one byte written takes {b} blocks"
+# dense: every byte counts
+data = os.urandom(300000)
+with open(f"{m}/dense.bin", "wb") as f:
+    f.write(data)
+b = blocks(f"{m}/dense.bin")
+assert b * 512 >= 300000 and b * 512 < 300000 + 65536, f"a 300000-byte file takes {b} blocks"
+# the largest size a file can have
+with open(f"{m}/huge.bin", "wb") as f:
+    f.truncate((1 << 63) - 1)
+st = os.stat(f"{m}/huge.bin")
+assert st.st_size == (1 << 63) - 1 and 0 <= st.st_blocks < 1024, (st.st_size, st.st_blocks)
+# a base file: its bytes
+st = os.stat(f"{m}/Windows/System32/chunks3plus1.bin")
+assert st.st_blocks * 512 >= st.st_size, (st.st_size, st.st_blocks)
+print("ok")
+PY
+du -k "$m/sparse.bin" | awk '$1 > 128 { exit 1 }' || fail "du counts the holes of a sparse file"
+
 echo "== renames that change only the case"
 echo one >"$m/foo.txt"
 # rename(2) sees one file under both spellings and does nothing, as on

@@ -229,6 +229,44 @@ TEST(case_only_rename)
 	unlink(path);
 }
 
+/* A view over a delta that refuses every write (opened read-only): a name
+ * change the delta does not take leaves the tree as it was. */
+TEST(refused_names_leave_the_tree)
+{
+	struct wtg_store_base b = {.size = 1};
+	struct wtg_store_options ro = {.read_only = true};
+	struct wtg_store *st;
+	struct wtg_tree t;
+	struct wtg_view *v = NULL;
+	struct wtg_inode *in;
+
+	CHECK(wtg_store_create(path, &b) == 0);
+	CHECK(wtg_store_open(path, &ro, &st) == 0);
+	base_tree(&t);
+	CHECK(wtg_view_open_tree(st, &t, &v) == 0);
+	if (!v)
+		return;
+	CHECK(wtg_view_create(v, 1, "new.txt", WTG_VIEW_FILE, NULL, &in) == -EROFS);
+	CHECK(lookup(v, 1, "new.txt") == NULL);
+	CHECK(wtg_view_create(v, 1, "newdir", WTG_VIEW_DIR, NULL, &in) == -EROFS);
+	CHECK(lookup(v, 1, "newdir") == NULL);
+	CHECK(wtg_view_link(v, 3, 1, "link.bin", &in) == -EROFS);
+	CHECK(lookup(v, 1, "link.bin") == NULL && wtg_view_inode(v, 3)->nlink == 1);
+	CHECK(wtg_view_rename(v, 1, "a.txt", 2, "moved.txt", 0) == -EROFS);
+	CHECK(lookup(v, 1, "a.txt") && lookup(v, 1, "a.txt")->ino == 4);
+	CHECK(lookup(v, 2, "moved.txt") == NULL);
+	CHECK(wtg_view_rename(v, 1, "a.txt", 2, "big.bin", 0) == -EROFS);
+	CHECK(lookup(v, 2, "big.bin") && lookup(v, 2, "big.bin")->ino == 3);
+	CHECK(wtg_view_rename(v, 1, "a.txt", 2, "big.bin", WTG_VIEW_EXCHANGE) == -EROFS);
+	CHECK(lookup(v, 1, "a.txt")->ino == 4 && lookup(v, 2, "big.bin")->ino == 3);
+	CHECK(wtg_view_rename(v, 1, "a.txt", 1, "A.TXT", 0) == -EROFS);
+	CHECK(!strcmp(wtg_view_inode(v, 4)->first_name->name, "a.txt"));
+	CHECK(wtg_view_remove(v, 1, "a.txt", false) == -EROFS);
+	CHECK(lookup(v, 1, "a.txt") != NULL);
+	wtg_view_close(v);
+	unlink(path);
+}
+
 static struct wtg_view *lock_view;
 static atomic_bool writer_done, reader_first;
 
@@ -288,5 +326,6 @@ int main(void)
 	RUN(names_survive_reload);
 	RUN(case_only_rename);
 	RUN(writer_not_starved);
+	RUN(refused_names_leave_the_tree);
 	UNIT_EXIT();
 }

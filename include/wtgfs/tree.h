@@ -36,6 +36,7 @@ struct wtg_stream {
 	uint64_t base_size;    /* of @blob */
 	bool delta;	       /* a delta holds some of it: read through the view */
 	uint64_t stored_size;  /* the size the delta has for it (delta streams) */
+	uint64_t usage;	       /* a writable view's cache: 1 + slots holding data, 0 unknown */
 };
 
 struct wtg_inode;
@@ -50,6 +51,9 @@ struct wtg_dentry {
 	struct wtg_dentry *bucket_next;
 	struct wtg_dentry *alias_next; /* the inode's next name */
 	char *dos_name; /* the 8.3 name that shortens this one: wtg_dentry_dos_name() */
+	/* a writable view's: the base does not hold this exact name, so its
+	 * removal needs no whiteout for the base's sake */
+	bool fresh;
 };
 
 struct wtg_dir {
@@ -82,9 +86,11 @@ struct wtg_inode {
 	struct wtg_stream *streams; /* the unnamed stream first when present */
 	uint32_t nstreams;
 	/* kept by a writable view */
-	uint32_t opens; /* open file handles */
-	bool dirty;	/* metadata or stream sizes not in the delta yet */
-	bool gone;	/* no name and no handle: deleted */
+	uint32_t opens;	  /* open file and directory handles */
+	uint64_t nlookup; /* the kernel's references (atomic under a shared lock) */
+	bool dirty;	  /* metadata or stream sizes not in the delta yet */
+	bool gone;	  /* no name and no handle: deleted */
+	bool traceless;	  /* gone, and the delta keeps no record of it */
 };
 
 struct wtg_sd {
@@ -123,9 +129,12 @@ struct wtg_inode *wtg_tree_new_inode(struct wtg_tree *tree, bool is_dir);
 int wtg_tree_link(struct wtg_tree *tree, struct wtg_inode *dir, const char *name, size_t len,
 		  struct wtg_inode *child);
 
-/* An inode with the number @ino (above every number in the tree), for
- * inodes a delta created; the numbers between stay empty. */
+/* An inode with the number @ino (above every number in the tree, or one
+ * that is free), for inodes a delta created; the numbers between stay
+ * empty.  NULL when @ino is taken. */
 struct wtg_inode *wtg_tree_new_inode_at(struct wtg_tree *tree, uint64_t ino, bool is_dir);
+/* Frees @inode, which has no names left; its number becomes free. */
+void wtg_tree_free_inode(struct wtg_tree *tree, struct wtg_inode *inode);
 
 /* Removes the name @de from @dir (the inode stays: the caller decides when
  * it is gone).  Counts links and subdirectories down. */

@@ -15,8 +15,10 @@
  * Locking: one reader-writer lock that prefers writers, so readers that
  * keep coming cannot starve a change; a thread must not take it shared
  * twice.  Readers (lookups, attributes, reads) share it through
- * wtg_view_lock_shared(); every change takes it alone inside the call.  Inodes are never freed while the view is open, so an
- * inode pointer stays valid (a deleted inode is marked gone).
+ * wtg_view_lock_shared(); every change takes it alone inside the call.
+ * A deleted inode is marked gone, and freed only once the kernel forgets it
+ * (wtg_view_forget): until then an inode pointer stays valid, and for a
+ * caller that gives no references, as long as the view.
  *
  * A view without a delta (wtg_view_open_image) is read-only: changes answer
  * -EROFS.  All calls return 0 or -errno.
@@ -77,6 +79,10 @@ void wtg_view_unlock(struct wtg_view *view);
 /* ---- reading (under wtg_view_lock_shared) ---- */
 
 struct wtg_inode *wtg_view_inode(struct wtg_view *view, uint64_t ino);
+/* The bytes of @stream that take space: what the delta stores (chunks,
+ * not holes) and the base's bytes it shows, at most the stream's size. */
+uint64_t wtg_view_allocated(struct wtg_view *view, const struct wtg_inode *inode,
+			    struct wtg_stream *stream);
 /* Reads @stream of @inode (named streams too); short only at its end. */
 long wtg_view_read(struct wtg_view *view, struct wtg_inode *inode, struct wtg_stream *stream,
 		   void *buf, size_t size, uint64_t off);
@@ -107,6 +113,12 @@ int wtg_view_rename(struct wtg_view *view, uint64_t dir, const char *name, uint6
  * (malloc'd) say which name changed. */
 int wtg_view_respell(struct wtg_view *view, uint64_t ino, const char *name, uint64_t *dir_ret,
 		     char **old_ret);
+
+/* The kernel's references: one more for each entry it is given (under the
+ * shared lock), @n fewer when it forgets them.  A gone inode is freed once
+ * it has no handle and no reference left. */
+void wtg_view_ref(struct wtg_view *view, struct wtg_inode *inode);
+void wtg_view_forget(struct wtg_view *view, uint64_t ino, uint64_t n);
 
 /* Counts open handles: an inode without names lives until the last one. */
 int wtg_view_open(struct wtg_view *view, uint64_t ino);
