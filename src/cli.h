@@ -67,6 +67,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_flush(int argc, char **argv);
 
 /* One subcommand's argument syntax. */
 struct cli_command {

@@ -22,6 +22,7 @@ static const struct command commands[] = {
     {"log", cmd_log, "show a delta's base, layers and snapshots"},
     {"verify", cmd_verify, "check a delta file end to end"},
     {"diff", cmd_diff, "show what changed between two versions of a delta"},
+    {"flush", cmd_flush, "write a tree to a drive as a bootable Windows To Go disk"},
 };
 
 static void usage(FILE *f)

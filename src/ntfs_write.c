@@ -263,62 +263,13 @@ int wtg_ntfs_umount(ntfs_volume *vol)
 	return ret;
 }
 
-/* ---- mkntfs into a sparse file, copied into place ---- */
+/* ---- mkntfs ---- */
 
-static int copy_extents(int from, int to, uint64_t offset, uint64_t size)
+int wtg_ntfs_mkfs(const char *path, const struct wtg_ntfs_geometry *geo)
 {
-	uint8_t *buf = malloc(PIECE);
-	off_t pos = 0;
-	int ret = 0;
+	char ssz[16], hidden[32], log[] = "/tmp/wtgfs-mkntfs.XXXXXX", *argv[24];
+	int argc = 0, ret = 0, logfd;
 
-	if (!buf)
-		return -ENOMEM;
-	while ((uint64_t)pos < size) {
-		off_t data = lseek(from, pos, SEEK_DATA);
-		if (data < 0)
-			break; /* ENXIO: only a hole is left */
-		off_t hole = lseek(from, data, SEEK_HOLE);
-		if (hole < 0)
-			hole = (off_t)size;
-		for (off_t p = data; p < hole;) {
-			size_t n = (size_t)(hole - p) < PIECE ? (size_t)(hole - p) : PIECE;
-			ssize_t got = pread(from, buf, n, p);
-			if (got <= 0) {
-				ret = got < 0 ? -errno : -EIO;
-				goto out;
-			}
-			if (pwrite(to, buf, (size_t)got, (off_t)offset + p) != got) {
-				ret = -errno;
-				goto out;
-			}
-			p += got;
-		}
-		pos = hole;
-	}
-out:
-	free(buf);
-	return ret;
-}
-
-int wtg_ntfs_mkfs(int fd, uint64_t offset, uint64_t size, const struct wtg_ntfs_geometry *geo)
-{
-	const char *tmpdir = getenv("TMPDIR");
-	char path[4096], ssz[16], hidden[32], *argv[24];
-	int argc = 0, ret, tfd;
-
-	snprintf(path, sizeof(path), "%s/wtgfs-ntfs.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-	tfd = mkstemp(path);
-	if (tfd < 0) {
-		ret = -errno;
-		wtg_error("cannot make a temporary file in '%s': %s", path, strerror(-ret));
-		return ret;
-	}
-	if (ftruncate(tfd, (off_t)size) < 0) {
-		ret = -errno;
-		wtg_error("cannot make a temporary file of %" PRIu64 " bytes: %s", size,
-			  strerror(-ret));
-		goto out;
-	}
 	snprintf(ssz, sizeof(ssz), "%u", geo->sector_size);
 	snprintf(hidden, sizeof(hidden), "%" PRIu64, geo->hidden_sectors);
 	argv[argc++] = "mkntfs";
@@ -339,8 +290,12 @@ int wtg_ntfs_mkfs(int fd, uint64_t offset, uint64_t size, const struct wtg_ntfs_
 		argv[argc++] = "-L";
 		argv[argc++] = (char *)geo->label;
 	}
-	argv[argc++] = path;
+	argv[argc++] = (char *)path;
 	argv[argc] = NULL;
+	/* mkntfs talks on stderr even when all is well: keep it for a failure */
+	logfd = mkstemp(log);
+	if (logfd >= 0)
+		unlink(log);
 	pid_t pid = fork();
 	if (pid < 0) {
 		ret = -errno;
@@ -350,9 +305,9 @@ int wtg_ntfs_mkfs(int fd, uint64_t offset, uint64_t size, const struct wtg_ntfs_
 		int devnull = open("/dev/null", O_WRONLY);
 		if (devnull >= 0)
 			dup2(devnull, STDOUT_FILENO);
+		if (logfd >= 0)
+			dup2(logfd, STDERR_FILENO);
 		execvp("mkntfs", argv);
-		fprintf(stderr, "wtgfs: cannot run 'mkntfs': %s (install ntfs-3g)\n",
-			strerror(errno));
 		_exit(127);
 	}
 	int status;
@@ -362,17 +317,21 @@ int wtg_ntfs_mkfs(int fd, uint64_t offset, uint64_t size, const struct wtg_ntfs_
 			goto out;
 		}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 127)
-			wtg_error("mkntfs failed on a volume of %" PRIu64 " bytes", size);
+		char msg[512] = "";
+		if (logfd >= 0) {
+			ssize_t n = pread(logfd, msg, sizeof(msg) - 1, 0);
+			msg[n > 0 ? n : 0] = '\0';
+			msg[strcspn(msg, "\n")] = '\0';
+		}
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+			wtg_error("cannot run 'mkntfs' (install ntfs-3g)");
+		else
+			wtg_error("mkntfs failed on '%s'%s%s", path, msg[0] ? ": " : "", msg);
 		ret = -EIO;
-		goto out;
 	}
-	ret = copy_extents(tfd, fd, offset, size);
-	if (ret)
-		wtg_error("cannot copy the new NTFS volume into place: %s", strerror(-ret));
 out:
-	close(tfd);
-	unlink(path);
+	if (logfd >= 0)
+		close(logfd);
 	return ret;
 }
 

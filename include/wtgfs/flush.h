@@ -132,4 +132,8 @@ int wtg_flush_run(struct wtg_view *view, struct wtg_flush_target *t,
 		  const struct wtg_flush_options *opt, wtg_flush_progress_fn progress, void *ctx,
 		  struct wtg_flush_layout *layout_ret, struct wtg_flush_report *rep);
 
+/* Removes the flush's temporary files: async-signal-safe, for a handler
+ * of SIGINT or SIGTERM that then exits. */
+void wtg_flush_interrupted(void);
+
 #endif

@@ -32,13 +32,13 @@ struct wtg_ntfs_geometry {
 };
 
 /*
- * Makes an NTFS volume (mkntfs --quick) of @size bytes at @offset of @fd:
- * mkntfs writes into a sparse temporary file of that size, whose written
- * extents are then copied into place.  The boot sector holds the geometry
- * Windows expects (hidden sectors = the partition's start, 255 heads, 63
- * sectors per track, 4 KiB clusters).
+ * Makes an NTFS volume (mkntfs --quick) filling the file or device @path.
+ * The boot sector holds the geometry Windows expects (hidden sectors = the
+ * partition's start, 255 heads, 63 sectors per track, 4 KiB clusters).
+ * (The flush runs it on a sparse temporary file of the partition's size and
+ * copies the written extents into place: mkntfs cannot write at an offset.)
  */
-int wtg_ntfs_mkfs(int fd, uint64_t offset, uint64_t size, const struct wtg_ntfs_geometry *geo);
+int wtg_ntfs_mkfs(const char *path, const struct wtg_ntfs_geometry *geo);
 
 /* Mounts the volume of @size bytes at @offset of @fd read-write (@what names
  * it in messages); -EROFS when libntfs-3g would only mount it read-only. */

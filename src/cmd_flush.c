@@ -1,0 +1,381 @@
+/*
+ * wtgfs flush SOURCE TARGET: the merged tree of a delta (or a bare image)
+ * written to a block device or an image file as a bootable Windows To Go
+ * drive.  The checks, the layout and the writing are src/flush/; this file
+ * asks, shows progress and reports.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "wtgfs/flush.h"
+#include "wtgfs/source.h"
+#include "wtgfs/store.h"
+#include "wtgfs/view.h"
+
+static const char usage[] =
+    "usage: wtgfs flush SOURCE TARGET [--scheme gpt|mbr] [--esp-size N] [--size N]\n"
+    "                   [--label L] [--unattend FILE] [--no-wtg-tweaks] [--verify]\n"
+    "                   [--yes] [--json]\n"
+    "\n"
+    "Writes the merged tree of SOURCE to TARGET as a bootable Windows To Go\n"
+    "drive (UEFI): a partition table, an ESP with the boot files and a BCD,\n"
+    "and an NTFS Windows partition holding every file with all its NTFS\n"
+    "metadata.  SOURCE is DELTA (its working layer), DELTA@SNAP (a snapshot),\n"
+    "IMAGE[:INDEX] (a WIM or ESD image) or DISK[:PART] (the NTFS volume of a\n"
+    "VHDX, VHD or raw disk).  TARGET is a whole block device or an image file\n"
+    "(created when missing).  The delta and its base are only read.\n"
+    "\n"
+    "  --scheme gpt|mbr  partition table (gpt: ESP + MSR + Windows; mbr: an\n"
+    "                    active 350 MB FAT32 system partition + Windows)\n"
+    "  --esp-size N      size of the ESP or system partition (260M / 350MB)\n"
+    "  --size N          make or grow the image file to N bytes (K, M, G)\n"
+    "  --label L         NTFS volume label (Windows)\n"
+    "  --unattend FILE   place FILE as Windows\\Panther\\unattend.xml\n"
+    "  --no-wtg-tweaks   leave SanPolicy and the recovery setting alone\n"
+    "  --verify          read the drive back and compare it with the tree\n"
+    "  -y, --yes         do not ask before overwriting TARGET\n"
+    "  --json            progress and the result as JSON Lines on stdout\n";
+
+static const struct option options[] = {
+    {"scheme", required_argument, NULL, 's'},
+    {"esp-size", required_argument, NULL, 'e'},
+    {"size", required_argument, NULL, 'S'},
+    {"label", required_argument, NULL, 'L'},
+    {"unattend", required_argument, NULL, 'u'},
+    {"no-wtg-tweaks", no_argument, NULL, 'n'},
+    {"verify", no_argument, NULL, 'v'},
+    {"yes", no_argument, NULL, 'y'},
+    {"json", no_argument, NULL, 'j'},
+    CLI_OPTIONS_END,
+};
+
+static const struct cli_command cmd = {"flush", usage, "y", options};
+
+/* ---- interruption ---- */
+
+static volatile sig_atomic_t table_written;
+static const char *target_name = "";
+
+static void put(const char *s)
+{
+	ssize_t n = write(STDERR_FILENO, s, strlen(s));
+	(void)n;
+}
+
+static void on_signal(int sig)
+{
+	wtg_flush_interrupted();
+	put("\nwtgfs: flush interrupted: '");
+	put(target_name);
+	if (table_written)
+		put("' was written in full but not verified; run the same flush again to be sure\n");
+	else
+		put("' has no partition table yet, so it neither boots nor mounts; run the same "
+		    "flush again\n");
+	_exit(128 + sig);
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* ---- progress ---- */
+
+struct show {
+	bool bar, json;
+	struct timespec start, last;
+	const char *last_phase;
+	bool bar_drawn;
+};
+
+static double since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void human(double v, char *buf, size_t size)
+{
+	const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+static void progress(void *ctx, const struct wtg_flush_progress *p)
+{
+	struct show *s = ctx;
+	bool new_phase = s->last_phase != p->phase;
+
+	if (!strcmp(p->phase, "table"))
+		table_written = 1; /* from here on the table may be on the disk */
+	s->last_phase = p->phase;
+	if (s->json) {
+		struct json_object *o = json_object_new_object();
+		cli_json_add_string(o, "type", "progress");
+		cli_json_add_string(o, "phase", p->phase);
+		cli_json_add_u64(o, "bytes", p->bytes_done);
+		cli_json_add_u64(o, "bytes_total", p->bytes_total);
+		cli_json_add_u64(o, "files", p->files_done);
+		cli_json_add_u64(o, "files_total", p->files_total);
+		cli_json_print(o, CLI_JSON_LINE);
+		fflush(stdout);
+		return;
+	}
+	if (!s->bar)
+		return;
+	if (strcmp(p->phase, "tree")) {
+		if (new_phase) {
+			fprintf(stderr, "%s%s...", s->bar_drawn ? "\n" : "", p->phase);
+			s->bar_drawn = true;
+		}
+		return;
+	}
+	double el = since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
+	double frac = p->bytes_total ? (double)p->bytes_done / (double)p->bytes_total : 1;
+	char done[32], total[32], r[32], eta[32] = "--:--";
+	int width = 24, fill = (int)(frac * width + 0.5);
+	human((double)p->bytes_done, done, sizeof(done));
+	human((double)p->bytes_total, total, sizeof(total));
+	human(rate, r, sizeof(r));
+	if (rate > 0 && p->bytes_total >= p->bytes_done) {
+		long left = (long)((double)(p->bytes_total - p->bytes_done) / rate);
+		snprintf(eta, sizeof(eta), "%ld:%02ld", left / 60, left % 60);
+	}
+	fprintf(stderr, "\rtree [%.*s%*s] %3.0f%% %s / %s, %" PRIu64 "/%" PRIu64 " files, %s/s, ETA %s ",
+		fill, "########################", width - fill, "", frac * 100, done, total,
+		p->files_done, p->files_total, r, eta);
+	s->bar_drawn = true;
+}
+
+/* ---- the source ---- */
+
+static int open_source(const char *spec, struct wtg_view **view_ret, char **delta_ret)
+{
+	struct wtg_source_options so = {0};
+	char *at = strrchr(spec, '@');
+
+	*delta_ret = NULL;
+	if (at && access(spec, F_OK) != 0) {
+		char *path = strndup(spec, (size_t)(at - spec));
+		if (!path)
+			return -ENOMEM;
+		if (!wtg_store_is_delta(path)) {
+			fprintf(stderr, "wtgfs: '%s' is not a delta file (DELTA@SNAP needs one)\n",
+				path);
+			free(path);
+			return -EINVAL;
+		}
+		fprintf(stderr, "wtgfs: cannot flush snapshot '%s' of '%s': snapshots are not "
+				"supported yet (flush DELTA for its working layer)\n",
+			at + 1, path);
+		free(path);
+		return -ENOTSUP;
+	}
+	if (access(spec, F_OK) == 0 && wtg_store_is_delta(spec)) {
+		int ret = wtg_view_open_delta(spec, NULL, &so, view_ret);
+		if (!ret && !(*delta_ret = strdup(spec)))
+			ret = -ENOMEM;
+		return ret;
+	}
+	return wtg_view_open_image(spec, &so, view_ret);
+}
+
+/* ---- asking ---- */
+
+static bool confirm(struct wtg_flush_target *t, const char *target)
+{
+	char desc[8192], line[64];
+
+	wtg_flush_target_describe(t, desc, sizeof(desc));
+	fprintf(stderr, "%s\nEverything on '%s' will be overwritten. Type 'yes' to go on: ", desc,
+		target);
+	fflush(stderr);
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	line[strcspn(line, "\n")] = '\0';
+	return !strcmp(line, "yes");
+}
+
+static void print_part(const char *what, const struct wtg_flush_part *p)
+{
+	printf("  %-8s partition %u at %" PRIu64 ", %" PRIu64 " bytes%s%s\n", what, p->number,
+	       p->offset, p->size, p->guid_str[0] ? ", GUID " : "", p->guid_str);
+}
+
+static void json_part(struct json_object *o, const char *key, const struct wtg_flush_part *p)
+{
+	struct json_object *j = json_object_new_object();
+
+	cli_json_add_u64(j, "number", p->number);
+	cli_json_add_u64(j, "offset", p->offset);
+	cli_json_add_u64(j, "size", p->size);
+	cli_json_add_string_or_null(j, "guid", p->guid_str[0] ? p->guid_str : NULL);
+	json_object_object_add(o, key, j);
+}
+
+static void report(bool json, const char *source, const char *target,
+		   const struct wtg_flush_layout *l, const struct wtg_flush_report *rep,
+		   bool verified, double secs)
+{
+	if (json) {
+		struct json_object *o = json_object_new_object(), *ch = json_object_new_array();
+		cli_json_add_string(o, "type", "result");
+		cli_json_add_name(o, "source", source);
+		cli_json_add_name(o, "target", target);
+		cli_json_add_string(o, "scheme", l->scheme == WTG_FLUSH_GPT ? "gpt" : "mbr");
+		cli_json_add_u64(o, "sector_size", l->sector_size);
+		cli_json_add_u64(o, "disk_size", l->disk_size);
+		if (l->scheme == WTG_FLUSH_GPT) {
+			cli_json_add_string(o, "disk_guid", l->disk_guid_str);
+		} else {
+			char sig[16];
+			snprintf(sig, sizeof(sig), "%08" PRIx32, l->mbr_signature);
+			cli_json_add_string(o, "mbr_signature", sig);
+		}
+		json_part(o, "esp", &l->esp);
+		if (l->msr.number)
+			json_part(o, "msr", &l->msr);
+		json_part(o, "windows", &l->windows);
+		for (size_t i = 0; i < rep->nchanges; i++)
+			json_object_array_add(ch, json_object_new_string(rep->changes[i]));
+		json_object_object_add(o, "changes", ch);
+		cli_json_add_bool(o, "verified", verified);
+		json_object_object_add(o, "seconds", json_object_new_double(secs));
+		cli_json_print(o, CLI_JSON_LINE);
+		return;
+	}
+	printf("%s: written from '%s' in %.1f s (%s, %u-byte sectors)%s\n", target, source, secs,
+	       l->scheme == WTG_FLUSH_GPT ? "GPT" : "MBR", l->sector_size,
+	       verified ? ", verified" : "");
+	if (l->scheme == WTG_FLUSH_GPT)
+		printf("  disk GUID %s\n", l->disk_guid_str);
+	else
+		printf("  disk signature %08" PRIx32 "\n", l->mbr_signature);
+	print_part(l->scheme == WTG_FLUSH_GPT ? "ESP" : "system", &l->esp);
+	if (l->msr.number)
+		print_part("MSR", &l->msr);
+	print_part("Windows", &l->windows);
+	for (size_t i = 0; i < rep->nchanges; i++)
+		printf("  change: %s\n", rep->changes[i]);
+}
+
+int cmd_flush(int argc, char **argv)
+{
+	struct wtg_flush_options opt = {.scheme = WTG_FLUSH_GPT};
+	bool yes = false, json = false;
+	int c;
+
+	while ((c = cli_getopt(&cmd, argc, argv)) != -1) {
+		switch (c) {
+		case 's':
+			if (!strcmp(optarg, "gpt"))
+				opt.scheme = WTG_FLUSH_GPT;
+			else if (!strcmp(optarg, "mbr"))
+				opt.scheme = WTG_FLUSH_MBR;
+			else
+				return cli_usage_error(&cmd, "--scheme is gpt or mbr, not '%s'", optarg);
+			break;
+		case 'e':
+			if (!cli_parse_size(optarg, &opt.esp_size) || opt.esp_size < (32u << 20) ||
+			    opt.esp_size > (4ull << 30))
+				return cli_usage_error(&cmd, "--esp-size '%s': give 32M to 4G", optarg);
+			break;
+		case 'S':
+			if (!cli_parse_size(optarg, &opt.size) || !opt.size)
+				return cli_usage_error(&cmd, "--size '%s' is not a size", optarg);
+			break;
+		case 'L':
+			if (!*optarg || strlen(optarg) > 32)
+				return cli_usage_error(&cmd, "--label: 1 to 32 characters");
+			opt.label = optarg;
+			break;
+		case 'u':
+			opt.unattend = optarg;
+			break;
+		case 'n':
+			opt.no_wtg_tweaks = true;
+			break;
+		case 'v':
+			opt.verify = true;
+			break;
+		case 'y':
+			yes = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			return cli_getopt_exit(c);
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage_error(&cmd, "a SOURCE and a TARGET are needed");
+	const char *source = argv[optind], *target = argv[optind + 1];
+	target_name = target;
+
+	struct wtg_view *view;
+	char *delta;
+	if (open_source(source, &view, &delta) < 0)
+		return EXIT_ERROR;
+	const char *sources[] = {wtg_view_base_path(view), delta, NULL};
+	struct wtg_flush_target *t;
+	int ret = wtg_flush_target_open(target, view, &opt, sources, &t);
+	if (ret) {
+		wtg_view_close(view);
+		free(delta);
+		return EXIT_ERROR;
+	}
+	if (!yes) {
+		if (!isatty(STDIN_FILENO)) {
+			fprintf(stderr, "wtgfs: refusing to overwrite '%s' without --yes: standard "
+					"input is not a terminal to ask on\n",
+				target);
+			ret = -EPERM;
+		} else if (!confirm(t, target)) {
+			fprintf(stderr, "wtgfs: flush cancelled; '%s' is unchanged\n", target);
+			ret = -ECANCELED;
+		}
+	}
+	struct wtg_flush_layout layout;
+	struct wtg_flush_report rep = {0};
+	struct show show = {.bar = !json && isatty(STDERR_FILENO), .json = json};
+	if (!ret) {
+		catch_signals();
+		clock_gettime(CLOCK_MONOTONIC, &show.start);
+		ret = wtg_flush_run(view, t, &opt, progress, &show, &layout, &rep);
+		if (show.bar_drawn)
+			fputc('\n', stderr);
+		if (!ret)
+			report(json, source, target, &layout, &rep, opt.verify, since(&show.start));
+		else if (!table_written)
+			fprintf(stderr, "wtgfs: '%s' was not finished: it has no partition table, so it "
+					"neither boots nor mounts; fix the cause and run the flush again\n",
+				target);
+	}
+	wtg_flush_report_release(&rep);
+	wtg_flush_target_close(t);
+	wtg_view_close(view);
+	free(delta);
+	return ret ? EXIT_ERROR : 0;
+}
