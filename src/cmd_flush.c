@@ -130,6 +130,12 @@ static void progress(void *ctx, const struct wtg_flush_progress *p)
 	if (!strcmp(p->phase, "table"))
 		table_written = 1; /* from here on the table may be on the disk */
 	s->last_phase = p->phase;
+	/* within the tree, at most five times a second */
+	if (!new_phase && !strcmp(p->phase, "tree")) {
+		if (since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &s->last);
+	}
 	if (s->json) {
 		struct json_object *o = json_object_new_object();
 		cli_json_add_string(o, "type", "progress");

@@ -337,9 +337,14 @@ out:
 
 /* ---- what the tree holds ---- */
 
-/* The name that owns @inode's DOS name: the one the DOS name shortens. */
+/* The name that owns @inode's DOS name (the one the DOS name shortens),
+ * else the first; *dos_ret the DOS name or NULL.  A DOS name a delta set
+ * is still kept on the inode: it goes with the first name. */
 static const struct wtg_dentry *dos_owner(const struct wtg_inode *inode, const char **dos_ret)
 {
+	for (const struct wtg_dentry *de = inode->first_name; de; de = de->alias_next)
+		if ((*dos_ret = wtg_dentry_dos_name(de)))
+			return de;
 	*dos_ret = inode->dos_name;
 	return inode->first_name;
 }

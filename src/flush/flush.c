@@ -123,11 +123,26 @@ struct run {
 	int nchanged;
 };
 
+/* WTGFS_TEST_KILL_AT=PHASE (or tree@N: after N files) kills the flush
+ * there with SIGKILL: how the tests interrupt it at known points. */
+static void maybe_die(const char *phase, bool counted, uint64_t files)
+{
+	const char *at = getenv("WTGFS_TEST_KILL_AT");
+	size_t n = strlen(phase);
+
+	if (!at || strncmp(at, phase, n))
+		return;
+	if ((!counted && at[n] == '\0') ||
+	    (counted && at[n] == '@' && files >= strtoull(at + n + 1, NULL, 10)))
+		raise(SIGKILL);
+}
+
 static void phase(struct run *r, const char *name)
 {
 	r->p.phase = name;
 	if (r->progress)
 		r->progress(r->ctx, &r->p);
+	maybe_die(name, false, 0);
 }
 
 static void tree_progress(void *ctx, const struct wtg_ntfs_write_stats *done,
@@ -141,6 +156,7 @@ static void tree_progress(void *ctx, const struct wtg_ntfs_write_stats *done,
 	r->p.files_total = total->files + total->dirs;
 	if (r->progress)
 		r->progress(r->ctx, &r->p);
+	maybe_die("tree", true, done->files);
 }
 
 static int make_ntfs(struct run *r, const struct wtg_flush_layout *layout)
@@ -263,7 +279,8 @@ static int write_windows(struct run *r, const struct wtg_flush_layout *layout)
 	if ((ret = wtg_ntfs_mount_fd(r->t->fd, w->offset, w->size, what, &vol)))
 		return ret;
 	phase(r, "tree");
-	struct wtg_ntfs_write_options wo = {.progress = tree_progress, .ctx = r};
+	/* the display throttles itself */
+	struct wtg_ntfs_write_options wo = {.progress = tree_progress, .ctx = r, .interval_ms = 1};
 	struct wtg_ntfs_write_stats st;
 	ret = wtg_ntfs_write_tree(r->view, vol, &wo, &st);
 	if (!ret && !r->opt->no_wtg_tweaks)

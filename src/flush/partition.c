@@ -84,7 +84,10 @@ static int add(struct flush_table *tb, size_t partno, uint64_t start, uint64_t s
 	struct fdisk_context *cxt = tb->cxt;
 	struct fdisk_label *lb = fdisk_get_label(cxt, NULL);
 	unsigned long ss = fdisk_get_sector_size(cxt);
-	struct fdisk_parttype *pt = fdisk_label_get_parttype_from_string(lb, type);
+	/* MBR types are codes ("0c"), GPT types GUIDs */
+	struct fdisk_parttype *pt =
+	    fdisk_is_label(cxt, GPT) ? fdisk_label_get_parttype_from_string(lb, type)
+				     : fdisk_label_get_parttype_from_code(lb, (unsigned)strtoul(type, NULL, 16));
 	struct fdisk_partition *pa = fdisk_new_partition();
 	int ret;
 

@@ -118,15 +118,6 @@ static void compare_inode(struct verify *v, const char *path, struct wtg_inode *
 		differ(v, path, "%s", "reparse data differ");
 	if (!same_bytes(ia->object_id, ia->object_id_len, ib->object_id, ib->object_id_len))
 		differ(v, path, "%s", "object ids differ");
-	/* until DOS names are kept per name, a hard-linked file's DOS name
-	 * cannot be told apart from the name it belongs to */
-	if (ia->nlink == 1 && !wtg_inode_is_dir(ia) &&
-	    !same_bytes(ia->dos_name, ia->dos_name ? strlen(ia->dos_name) : 0, ib->dos_name,
-			ib->dos_name ? strlen(ib->dos_name) : 0))
-		differ(v, path, "%s", "DOS names differ");
-	if (ia->dos_name && wtg_inode_is_dir(ia) &&
-	    (!ib->dos_name || strcmp(ia->dos_name, ib->dos_name)))
-		differ(v, path, "%s", "DOS names differ");
 	if (ia->nlink != ib->nlink)
 		differ(v, path, "%s", "link counts differ");
 	v->files++;
@@ -175,6 +166,10 @@ static int compare_dir(struct verify *v, struct wtg_inode *da, struct wtg_inode 
 			continue;
 		}
 		seen++;
+		const char *da_dos = wtg_dentry_dos_name(de), *db_dos = wtg_dentry_dos_name(hit);
+		if (!same_bytes(da_dos, da_dos ? strlen(da_dos) : 0, db_dos,
+				db_dos ? strlen(db_dos) : 0))
+			differ(v, sub, "%s", "DOS names differ");
 		compare_inode(v, sub, de->inode, hit->inode, is_changed(v, sub));
 		int ret = 0;
 		if (wtg_inode_is_dir(de->inode) && wtg_inode_is_dir(hit->inode))

@@ -1,0 +1,280 @@
+#!/bin/bash
+# wtgfs flush: a delta (WIM- and VHDX-based) and a bare image written to
+# image files and loop devices (512- and 4096-byte sectors), GPT and MBR.
+# Each result is checked by tools nobody here wrote: sfdisk --verify,
+# sgdisk -v, fsck.fat -n on the ESP, ntfsfix -n on the Windows partition,
+# and an ntfs-3g mount of it compared with a wtgfs mount of the source file
+# for file, byte for byte, xattr for xattr.  Then every safety refusal with
+# its message, and flushes killed (SIGKILL) at each phase: no partition
+# table and no signature is left, and a second flush succeeds.  The delta
+# and its base are never changed.
+. "$(dirname "$0")/lib.sh"
+need_root
+need_fuse
+need_tool ntfs-3g python3 sfdisk sgdisk ntfsfix fsck.fat losetup blkid qemu-img jq sha256sum \
+	mkfs.ext4 findmnt lsblk setfattr
+test_images small
+
+CMP="$top_srcdir/tests/compare-trees.py"
+WIM="$IMAGES/lzx.wim"
+LOOPS=""
+cleanup_loops() {
+	for l in $LOOPS; do losetup -d "$l" 2>/dev/null; done
+}
+trap 'cleanup_loops; cleanup' EXIT
+
+# part_range IMG N: "START SIZE" of partition N in bytes
+part_range() {
+	sfdisk -J "$1" | python3 -c "
+import json, sys
+t = json.load(sys.stdin)['partitiontable']
+p = [p for p in t['partitions'] if p['node'].endswith('$2')][0]
+ss = t.get('sectorsize', 512)
+print(p['start'] * ss, p['size'] * ss)"
+}
+
+# loop_part IMG N: a loop device on partition N of the image file IMG
+loop_part() {
+	local range l
+	range=$(part_range "$1" "$2") || return 1
+	set -- "$1" $range
+	l=$(losetup -f --show -r -o "$2" --sizelimit "$3" "$1") || return 1
+	LOOPS="$LOOPS $l"
+	echo "$l"
+}
+
+# check_disk IMG [SCHEME]: the table, the ESP and the NTFS volume are clean
+check_disk() {
+	local img=$1 scheme=${2:-gpt} out
+	out=$(sfdisk --verify "$img" 2>&1) || fail "sfdisk --verify '$img': $out"
+	echo "$out" | grep -q "No errors detected" || fail "sfdisk --verify '$img': $out"
+	if [ "$scheme" = gpt ]; then
+		out=$(sgdisk -v "$img" 2>&1) || fail "sgdisk -v '$img': $out"
+		echo "$out" | grep -q "No problems found" || fail "sgdisk -v '$img': $out"
+	fi
+	local esp win
+	esp=$(loop_part "$img" 1) || fail "no loop device for the ESP of '$img'"
+	out=$(fsck.fat -n "$esp" 2>&1) || fail "fsck.fat -n on the ESP of '$img': $out"
+	losetup -d "$esp"
+	win=$(loop_part "$img" "$([ "$scheme" = gpt ] && echo 3 || echo 2)") ||
+		fail "no loop device for the Windows partition of '$img'"
+	out=$(ntfsfix -n "$win" 2>&1) || fail "ntfsfix -n on '$img': $out"
+	echo "$out" | grep -q "processed successfully" || fail "ntfsfix -n on '$img': $out"
+	WIN_LOOP=$win
+}
+
+# same_tree SOURCE-MOUNT LOOP: the Windows partition equals the source
+same_tree() {
+	local n=$((++NCMP))
+	mkdir -p "$TMP/ntfs$n"
+	ntfs-3g -o ro "$2" "$TMP/ntfs$n" || fail "ntfs-3g cannot mount the flushed partition"
+	MOUNTS="$MOUNTS $TMP/ntfs$n"
+	python3 "$CMP" "$1" "$TMP/ntfs$n" >"$TMP/cmp$n" 2>&1 ||
+		{ cat "$TMP/cmp$n"; fail "the flushed tree differs from '$1'"; }
+	umount "$TMP/ntfs$n"
+	losetup -d "$2"
+	tail -n 1 "$TMP/cmp$n"
+}
+NCMP=0
+
+# ---- a WIM-based delta with a change, to an image file, GPT ----
+"$WTGFS" init "$TMP/d.delta" "$WIM" >/dev/null || fail "init failed"
+wtg_mount "$TMP/d.delta" "$TMP/m"
+mkdir -p "$TMP/m/Windows/System32/drivers" || fail "no drivers directory"
+head -c 300000 /dev/urandom >"$TMP/m/Windows/System32/drivers/injected.sys"
+setfattr -n user.Zone.Identifier -v 0x5b5a6f6e655472616e736665725d "$TMP/m/Windows/System32/drivers/injected.sys"
+wtg_umount "$TMP/m"
+sums_before=$(sha256sum "$TMP/d.delta" "$WIM")
+
+"$WTGFS" flush "$TMP/d.delta" "$TMP/gpt.img" --yes --verify --no-wtg-tweaks --json \
+	>"$TMP/gpt.json" 2>"$TMP/gpt.err" || { cat "$TMP/gpt.err"; fail "flush of the delta failed"; }
+jq -s -e 'map(select(.type == "result")) | length == 1 and .[0].verified and .[0].scheme == "gpt"' "$TMP/gpt.json" >/dev/null ||
+	fail "no JSON result line: $(tail -n 2 "$TMP/gpt.json")"
+jq -s -e 'map(select(.type == "progress" and .phase == "tree")) | length > 0' "$TMP/gpt.json" >/dev/null ||
+	fail "no JSON progress lines"
+[ "$(sha256sum "$TMP/d.delta" "$WIM")" = "$sums_before" ] || fail "the flush changed the delta or its base"
+check_disk "$TMP/gpt.img"
+# the table: types, names, 1 MiB alignment, the ESP's no-drive-letter bit
+sfdisk -J "$TMP/gpt.img" | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["partitiontable"]
+p = t["partitions"]
+assert [q["type"] for q in p] == ["C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+    "E3C9E316-0B5C-4DB8-817D-F92DF00215AE", "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"], p
+assert p[0]["size"] * 512 == 260 << 20 and p[1]["size"] * 512 == 16 << 20, p
+assert all(q["start"] * 512 % (1 << 20) == 0 and q["size"] * 512 % (1 << 20) == 0 for q in p), p
+assert p[0].get("attrs") == "GUID:63", p[0]
+assert len({q["uuid"] for q in p} | {t["id"]}) == 4, p
+' || fail "the GPT is not the layout the flush promises"
+wtg_mount "$TMP/d.delta" "$TMP/m"
+same_tree "$TMP/m" "$WIN_LOOP"
+wtg_umount "$TMP/m"
+
+# a second flush of the same delta: fresh GUIDs, still clean
+id1=$(sfdisk -J "$TMP/gpt.img" | jq -r .partitiontable.id)
+"$WTGFS" flush "$TMP/d.delta" "$TMP/gpt.img" --yes --no-wtg-tweaks >/dev/null 2>&1 || fail "second flush failed"
+id2=$(sfdisk -J "$TMP/gpt.img" | jq -r .partitiontable.id)
+[ "$id1" != "$id2" ] || fail "the second flush kept the disk GUID $id1"
+
+# ---- a bare image, MBR, to an image file of a given size ----
+"$WTGFS" flush "$WIM" "$TMP/mbr.img" --scheme mbr --size 700M --yes --verify --no-wtg-tweaks \
+	>"$TMP/mbr.out" 2>&1 || { cat "$TMP/mbr.out"; fail "MBR flush failed"; }
+[ "$(stat -c %s "$TMP/mbr.img")" = $((700 << 20)) ] || fail "--size 700M was not the file's size"
+check_disk "$TMP/mbr.img" mbr
+sfdisk -J "$TMP/mbr.img" | python3 -c '
+import json, sys
+t = json.load(sys.stdin)["partitiontable"]
+p = t["partitions"]
+assert t["label"] == "dos" and [q["type"] for q in p] == ["c", "7"], p
+assert p[0].get("bootable") is True and not p[1].get("bootable"), p
+assert p[0]["size"] * 512 >= 350 * 1000 * 1000, p
+' || fail "the MBR is not Microsoft's WTG layout"
+wtg_mount "$WIM" "$TMP/w"
+same_tree "$TMP/w" "$WIN_LOOP"
+
+# ---- a loop device with 4096-byte sectors ----
+truncate -s 800M "$TMP/disk4k"
+dev=$(losetup -f --show --sector-size 4096 "$TMP/disk4k") || fail "losetup --sector-size 4096 failed"
+LOOPS="$LOOPS $dev"
+name=${dev#/dev/}
+read -r _ _ _ _ w0 _ </sys/block/"$name"/stat
+"$WTGFS" flush "$WIM" "$dev" --yes --verify --no-wtg-tweaks >"$TMP/4k.out" 2>&1 ||
+	{ cat "$TMP/4k.out"; fail "flush to a 4096-byte-sector loop device failed"; }
+read -r _ _ _ _ w1 _ </sys/block/"$name"/stat
+echo "loop device: $((w1 - w0)) write requests"
+grep -q "4096-byte sectors" "$TMP/4k.out" || fail "the flush did not see 4096-byte sectors: $(cat "$TMP/4k.out")"
+out=$(sfdisk --verify "$dev" 2>&1) && echo "$out" | grep -q "No errors" || fail "sfdisk --verify on $dev: $out"
+out=$(sgdisk -v "$dev" 2>&1) && echo "$out" | grep -q "No problems found" || fail "sgdisk -v on $dev: $out"
+[ "$(sfdisk -J "$dev" | jq .partitiontable.sectorsize)" = 4096 ] || fail "the table on $dev is not in 4096-byte sectors"
+read -r start size < <(part_range "$dev" 3)
+win=$(losetup -f --show -r -o "$start" --sizelimit "$size" "$TMP/disk4k") || fail "losetup of the 4K Windows partition"
+LOOPS="$LOOPS $win"
+out=$(ntfsfix -n "$win" 2>&1) && echo "$out" | grep -q "processed successfully" || fail "ntfsfix -n (4K): $out"
+same_tree "$TMP/w" "$win"
+wtg_umount "$TMP/w"
+
+# ---- a VHDX-based delta ----
+vol_mib=$(($(stat -c %s "$IMAGES/volume.img") / 1048576))
+truncate -s $((vol_mib + 64))M "$TMP/src.img"
+sfdisk -q "$TMP/src.img" <<SF || fail "sfdisk (source disk) failed"
+label: gpt
+size=32M, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+size=16M, type=E3C9E316-0B5C-4DB8-817D-F92DF00215AE
+size=${vol_mib}M, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7
+SF
+read -r start _ < <(part_range "$TMP/src.img" 3)
+dd if="$IMAGES/volume.img" of="$TMP/src.img" bs=1M seek=$((start >> 20)) conv=notrunc,sparse status=none
+qemu-img convert -O vhdx "$TMP/src.img" "$TMP/src.vhdx" || fail "qemu-img convert failed"
+"$WTGFS" init "$TMP/v.delta" "$TMP/src.vhdx" >/dev/null || fail "init on a VHDX failed"
+wtg_mount "$TMP/v.delta" "$TMP/vm"
+echo "from a VHDX delta" >"$TMP/vm/Windows/System32/drivers/vhdx.txt"
+wtg_umount "$TMP/vm"
+"$WTGFS" flush "$TMP/v.delta" "$TMP/vhdx.img" --yes --verify --no-wtg-tweaks >"$TMP/v.out" 2>&1 ||
+	{ cat "$TMP/v.out"; fail "flush of a VHDX-based delta failed"; }
+check_disk "$TMP/vhdx.img"
+wtg_mount "$TMP/v.delta" "$TMP/vm"
+same_tree "$TMP/vm" "$WIN_LOOP"
+wtg_umount "$TMP/vm"
+
+# ---- refusals, each with its message ----
+refuse() { # EXPECTED-TEXT ARGS...: the flush fails, says so, writes nothing
+	local want=$1 rc=0
+	shift
+	"$WTGFS" flush "$@" </dev/null >"$TMP/refuse.out" 2>&1 || rc=$?
+	[ "$rc" = 2 ] || fail "flush $* exited $rc, not 2: $(cat "$TMP/refuse.out")"
+	grep -q -- "$want" "$TMP/refuse.out" || fail "flush $*: expected '$want', got: $(cat "$TMP/refuse.out")"
+	[ "$(wc -l <"$TMP/refuse.out")" = 1 ] || fail "flush $*: more than one line: $(cat "$TMP/refuse.out")"
+}
+cp "$TMP/mbr.img" "$TMP/keep.img"
+sum=$(sha256sum <"$TMP/keep.img")
+refuse "without --yes: standard input is not a terminal" "$WIM" "$TMP/keep.img"
+[ "$(sha256sum <"$TMP/keep.img")" = "$sum" ] || fail "a refused flush changed the target"
+truncate -s 50M "$TMP/small.img"
+refuse "is too small (50.0 MiB), the tree needs at least" "$WIM" "$TMP/small.img" --yes
+refuse "size 60.0 MiB is too small" "$WIM" "$TMP/new.img" --size 60M --yes
+[ ! -e "$TMP/new.img" ] || fail "a refused flush left a new image file behind"
+refuse "it holds '$TMP/d.delta', which this flush reads" "$TMP/d.delta" "$TMP/d.delta" --yes
+refuse "which this flush reads" "$WIM" "$WIM" --yes
+attached=$(losetup -f --show "$TMP/keep.img") || fail "losetup failed"
+LOOPS="$LOOPS $attached"
+refuse "is attached to $attached" "$WIM" "$TMP/keep.img" --yes
+losetup -d "$attached"
+# a mounted device
+truncate -s 64M "$TMP/ext.img"
+mkfs.ext4 -q -F "$TMP/ext.img" || fail "mkfs.ext4 failed"
+extdev=$(losetup -f --show "$TMP/ext.img") || fail "losetup failed"
+LOOPS="$LOOPS $extdev"
+mkdir -p "$TMP/extmnt"
+mount "$extdev" "$TMP/extmnt" || fail "mount of an ext4 loop device failed"
+MOUNTS="$MOUNTS $TMP/extmnt"
+refuse "$extdev is mounted on '$TMP/extmnt'" "$WIM" "$extdev" --yes
+umount "$TMP/extmnt"
+# the disk that holds the running system (without --yes: nothing is written
+# even if the check were missing)
+root_src=$(findmnt -n -o SOURCE /)
+root_dev=$(lsblk -n -d -o PKNAME "$root_src" 2>/dev/null)
+[ -n "$root_dev" ] && root_dev=/dev/$root_dev || root_dev=$root_src
+if [ -b "$root_dev" ]; then
+	refuse "holds the running system" "$WIM" "$root_dev"
+else
+	echo "note: / is not on a block device here: the running-system refusal is left out"
+fi
+# swap
+truncate -s 16M "$TMP/swap.img"
+swapdev=$(losetup -f --show "$TMP/swap.img") && LOOPS="$LOOPS $swapdev"
+if mkswap "$swapdev" >/dev/null 2>&1 && swapon "$swapdev" 2>/dev/null; then
+	refuse "is in use as swap" "$WIM" "$swapdev" --yes
+	swapoff "$swapdev"
+else
+	echo "note: swapon is not allowed here: the swap refusal is left out"
+fi
+refuse "is not a command\|not a block device or a regular file" "$WIM" /dev/null --yes
+rc=0
+"$WTGFS" flush "$WIM" "$TMP/x.img" --scheme apm >"$TMP/usage.out" 2>&1 || rc=$?
+[ "$rc" = 2 ] && head -n 1 "$TMP/usage.out" | grep -q "wtgfs flush: --scheme is gpt or mbr, not 'apm'" ||
+	fail "--scheme apm: $(head -n 1 "$TMP/usage.out")"
+[ ! -e "$TMP/x.img" ] || fail "a bad option created the target"
+
+# ---- killed at each phase: no table, no signature; a second flush works ----
+for at in wipe ntfs tree@1 tree@100 esp sync; do
+	cp "$TMP/mbr.img" "$TMP/kill.img"
+	rc=0
+	WTGFS_TEST_KILL_AT=$at "$WTGFS" flush "$WIM" "$TMP/kill.img" --yes --no-wtg-tweaks \
+		>/dev/null 2>&1 || rc=$?
+	[ "$rc" = 137 ] || fail "the flush killed at '$at' exited $rc, not 137"
+	if [ "$at" = wipe ]; then
+		# killed before the first write: the old disk is untouched
+		cmp -s "$TMP/mbr.img" "$TMP/kill.img" || fail "killed before the wipe, yet the target changed"
+		continue
+	fi
+	if sfdisk -d "$TMP/kill.img" >/dev/null 2>&1; then
+		fail "killed at '$at': '$TMP/kill.img' still has a partition table"
+	fi
+	sig=$(blkid -p -o export "$TMP/kill.img" 2>/dev/null || true)
+	[ -z "$sig" ] || fail "killed at '$at': a signature is left: $sig"
+	leftover=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'wtgfs-flush.*' -newer "$TMP/mbr.img" 2>/dev/null | head -n 1)
+	[ -n "$leftover" ] && rm -f "${TMPDIR:-/tmp}"/wtgfs-flush.* # SIGKILL cannot clean up
+	"$WTGFS" flush "$WIM" "$TMP/kill.img" --yes --no-wtg-tweaks --verify >/dev/null 2>&1 ||
+		fail "the flush after one killed at '$at' failed"
+	out=$(sfdisk --verify "$TMP/kill.img" 2>&1) || fail "after '$at': $out"
+done
+# SIGTERM: the message says what state the disk is in, temporary files go
+rm -f "${TMPDIR:-/tmp}"/wtgfs-flush.*
+"$WTGFS" flush "$IMAGES/none.wim" "$TMP/term.img" --yes --no-wtg-tweaks >/dev/null 2>"$TMP/term.err" &
+pid=$!
+for _ in $(seq 1 100); do
+	ls "${TMPDIR:-/tmp}"/wtgfs-flush.* >/dev/null 2>&1 && break
+	sleep 0.01
+done
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+if [ "$rc" = 143 ]; then
+	grep -q "flush interrupted: '$TMP/term.img' has no partition table yet" "$TMP/term.err" ||
+		fail "the message after SIGTERM: $(cat "$TMP/term.err")"
+	! ls "${TMPDIR:-/tmp}"/wtgfs-flush.* >/dev/null 2>&1 || fail "SIGTERM left temporary files"
+	! sfdisk -d "$TMP/term.img" >/dev/null 2>&1 || fail "after SIGTERM '$TMP/term.img' has a table"
+else
+	echo "note: the flush finished before SIGTERM came (rc $rc)"
+fi
+echo "PASS"
