@@ -132,6 +132,25 @@ assert p[0]["size"] * 512 >= 350 * 1000 * 1000, p
 wtg_mount "$WIM" "$TMP/w"
 same_tree "$TMP/w" "$WIN_LOOP"
 
+# ---- the WTG settings and unattend.xml, verified ----
+printf '<?xml version="1.0"?>\n<unattend/>\n' >"$TMP/unattend.xml"
+"$WTGFS" flush "$WIM" "$TMP/wtg.img" --yes --verify --unattend "$TMP/unattend.xml" >"$TMP/wtg.out" 2>&1 ||
+	{ cat "$TMP/wtg.out"; fail "flush with the WTG settings failed"; }
+grep -q "change: SYSTEM: .*SanPolicy = 4" "$TMP/wtg.out" || fail "the report lacks SanPolicy: $(cat "$TMP/wtg.out")"
+grep -q "change: unattend: .* placed as Windows.Panther.unattend.xml" "$TMP/wtg.out" ||
+	fail "the report lacks unattend.xml: $(cat "$TMP/wtg.out")"
+check_disk "$TMP/wtg.img"
+mkdir -p "$TMP/wtgmnt"
+ntfs-3g -o ro "$WIN_LOOP" "$TMP/wtgmnt" || fail "ntfs-3g cannot mount the WTG partition"
+MOUNTS="$MOUNTS $TMP/wtgmnt"
+cmp -s "$TMP/unattend.xml" "$TMP/wtgmnt/Windows/Panther/unattend.xml" || fail "unattend.xml is not in place"
+if have_tool hivexget; then
+	[ "$(hivexget "$TMP/wtgmnt/Windows/System32/config/SYSTEM" 'ControlSet001\Services\partmgr\Parameters' SanPolicy)" = 4 ] ||
+		fail "SanPolicy is not 4 in the flushed SYSTEM hive"
+fi
+umount "$TMP/wtgmnt"
+losetup -d "$WIN_LOOP"
+
 # ---- a loop device with 4096-byte sectors ----
 truncate -s 800M "$TMP/disk4k"
 dev=$(losetup -f --show --sector-size 4096 "$TMP/disk4k") || fail "losetup --sector-size 4096 failed"
@@ -239,8 +258,9 @@ rc=0
 for at in wipe ntfs tree@1 tree@100 esp sync; do
 	cp "$TMP/mbr.img" "$TMP/kill.img"
 	rc=0
-	WTGFS_TEST_KILL_AT=$at "$WTGFS" flush "$WIM" "$TMP/kill.img" --yes --no-wtg-tweaks \
-		>/dev/null 2>&1 || rc=$?
+	# bash reports the kill on the stderr of the group
+	{ WTGFS_TEST_KILL_AT=$at "$WTGFS" flush "$WIM" "$TMP/kill.img" --yes --no-wtg-tweaks \
+		>/dev/null 2>&1; } 2>/dev/null || rc=$?
 	[ "$rc" = 137 ] || fail "the flush killed at '$at' exited $rc, not 137"
 	if [ "$at" = wipe ]; then
 		# killed before the first write: the old disk is untouched
