@@ -596,22 +596,58 @@ static ntfs_inode *open_mft(struct writer *w, const struct wtg_inode *in)
 	return ntfs_inode_open(w->vol, (MFT_REF)w->mft[in->ino - 1]);
 }
 
-/* Object id, attributes, security descriptor: what is set before data. */
+static int set_attrib(struct writer *w, ntfs_inode *ni, const struct wtg_inode *in, uint32_t mask)
+{
+	/* sparse, reparse and directory bits follow what the inode holds;
+	 * encryption cannot be reproduced without the keys */
+	le32 attrib = cpu_to_le32(in->attributes & mask &
+				  ~(NTFS_ATTR_SPARSE | NTFS_ATTR_ENCRYPTED | NTFS_ATTR_REPARSE_POINT));
+
+	if (ntfs_set_ntfs_attrib(ni, (const char *)&attrib, sizeof(attrib), 0))
+		return fail(w, in, "set the attributes of");
+	return 0;
+}
+
+/* Object id, attributes, security descriptor: what is set before data.  A
+ * directory stays uncompressed until its files exist: libntfs-3g
+ * compresses what is created in a compressed directory. */
 static int set_meta(struct writer *w, ntfs_inode *ni, const struct wtg_inode *in)
 {
+	int ret;
+
 	if (in->object_id_len &&
 	    ntfs_set_ntfs_object_id(ni, (const char *)in->object_id, in->object_id_len, 0))
 		return fail(w, in, "set the object id of");
-	/* sparse, reparse and directory bits follow the inode's attributes;
-	 * encryption cannot be reproduced without the keys */
-	le32 attrib = cpu_to_le32(in->attributes & ~(NTFS_ATTR_SPARSE | NTFS_ATTR_ENCRYPTED |
-						     NTFS_ATTR_REPARSE_POINT));
-	if (ntfs_set_ntfs_attrib(ni, (const char *)&attrib, sizeof(attrib), 0))
-		return fail(w, in, "set the attributes of");
+	if ((ret = set_attrib(w, ni, in, in->dir ? ~NTFS_ATTR_COMPRESSED : ~0u)))
+		return ret;
 	const struct wtg_sd *sd = wtg_tree_sd(w->tree, in->sd);
 	if (sd && ntfs_set_ntfs_acl(&w->scx, ni, (const char *)sd->data, sd->len, 0))
 		return fail(w, in, "set the security descriptor of");
 	return 0;
+}
+
+/* A file with the compressed attribute is created compressed: libntfs-3g
+ * does so in a compressed directory, so its directory is, for a moment. */
+static ntfs_inode *create_in(struct writer *w, ntfs_inode *dir_ni, const struct wtg_inode *in,
+			     ntfschar *name, u8 len)
+{
+	le32 was = 0, now;
+	bool flip = (in->attributes & NTFS_ATTR_COMPRESSED) &&
+		    ntfs_get_ntfs_attrib(dir_ni, (char *)&was, sizeof(was)) == sizeof(was) &&
+		    !(le32_to_cpu(was) & NTFS_ATTR_COMPRESSED);
+
+	if (flip) {
+		now = cpu_to_le32(le32_to_cpu(was) | NTFS_ATTR_COMPRESSED);
+		if (ntfs_set_ntfs_attrib(dir_ni, (const char *)&now, sizeof(now), 0))
+			return NULL;
+	}
+	ntfs_inode *ni = ntfs_create(dir_ni, 0, name, len, S_IFREG);
+	if (flip) {
+		int err = errno;
+		ntfs_set_ntfs_attrib(dir_ni, (const char *)&was, sizeof(was), 0);
+		errno = err;
+	}
+	return ni;
 }
 
 static int set_times(struct writer *w, ntfs_inode *ni, const struct wtg_inode *in)
@@ -832,7 +868,7 @@ static int create_file(struct writer *w, struct wtg_inode *in)
 	ntfs_inode *dir_ni = open_mft(w, owner->parent);
 	if (!dir_ni)
 		return fail(w, owner->parent, "open");
-	ntfs_inode *ni = ntfs_create(dir_ni, 0, uname, (u8)ulen, S_IFREG);
+	ntfs_inode *ni = create_in(w, dir_ni, in, uname, (u8)ulen);
 	if (!ni) {
 		ret = fail(w, in, "create");
 		ntfs_inode_close(dir_ni);
@@ -881,6 +917,8 @@ static int finish_dirs(struct writer *w)
 		if (!ni)
 			return fail(w, in, "open");
 		ret = d == 0 ? set_meta(w, ni, in) : 0;
+		if (!ret && (in->attributes & NTFS_ATTR_COMPRESSED))
+			ret = set_attrib(w, ni, in, ~0u);
 		if (!ret)
 			ret = write_streams(w, ni, in);
 		if (!ret)

@@ -83,6 +83,13 @@ wtg_mount "$TMP/d.delta" "$TMP/m"
 mkdir -p "$TMP/m/Windows/System32/drivers" || fail "no drivers directory"
 head -c 300000 /dev/urandom >"$TMP/m/Windows/System32/drivers/injected.sys"
 setfattr -n user.Zone.Identifier -v 0x5b5a6f6e655472616e736665725d "$TMP/m/Windows/System32/drivers/injected.sys"
+# compressed: a file, and a compressed directory holding a file that is not
+python3 -c 'import sys; sys.stdout.write("compress me " * 40000)' >"$TMP/m/Windows/System32/drivers/packed.bin"
+setfattr -n system.ntfs_attrib_be -v 0x00000820 "$TMP/m/Windows/System32/drivers/packed.bin"
+mkdir "$TMP/m/Windows/Packed"
+setfattr -n system.ntfs_attrib_be -v 0x00000810 "$TMP/m/Windows/Packed"
+echo "plain" >"$TMP/m/Windows/Packed/plain.txt"
+setfattr -n system.ntfs_attrib_be -v 0x00000020 "$TMP/m/Windows/Packed/plain.txt"
 wtg_umount "$TMP/m"
 sums_before=$(sha256sum "$TMP/d.delta" "$WIM")
 
