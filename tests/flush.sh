@@ -235,6 +235,27 @@ mount "$extdev" "$TMP/extmnt" || fail "mount of an ext4 loop device failed"
 MOUNTS="$MOUNTS $TMP/extmnt"
 refuse "$extdev is mounted on '$TMP/extmnt'" "$WIM" "$extdev" --yes
 umount "$TMP/extmnt"
+losetup -d "$extdev"
+# a mounted partition of the target (the node made from sysfs when no udev
+# makes it)
+truncate -s 100M "$TMP/parted.img"
+printf 'label: gpt\nstart=2048, size=100000, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' |
+	sfdisk -q "$TMP/parted.img" || fail "sfdisk failed"
+pdev=$(losetup -f --show -P "$TMP/parted.img") || fail "losetup -P failed"
+LOOPS="$LOOPS $pdev"
+pname=${pdev#/dev/}
+for _ in $(seq 1 50); do [ -e "/sys/block/$pname/${pname}p1/dev" ] && break; sleep 0.1; done
+if [ -e "/sys/block/$pname/${pname}p1/dev" ]; then
+	[ -b "${pdev}p1" ] || mknod "${pdev}p1" b $(tr ':' ' ' <"/sys/block/$pname/${pname}p1/dev")
+	mkfs.ext4 -q -F "${pdev}p1" || fail "mkfs.ext4 on ${pdev}p1 failed"
+	mount "${pdev}p1" "$TMP/extmnt" || fail "mount of ${pdev}p1 failed"
+	refuse "${pname}p1 is mounted on '$TMP/extmnt'" "$WIM" "$pdev" --yes
+	refuse "it is a partition; give the whole disk" "$WIM" "${pdev}p1" --yes
+	umount "$TMP/extmnt"
+else
+	echo "note: the kernel shows no partitions of $pdev: the mounted-partition refusal is left out"
+fi
+losetup -d "$pdev"
 # the disk that holds the running system (without --yes: nothing is written
 # even if the check were missing)
 root_src=$(findmnt -n -o SOURCE /)
