@@ -2,7 +2,8 @@
  * BCD encoding: element value types by format nibble, GUIDs in the on-disk
  * mixed-endian order, the 0x58-byte partition device element for GPT and
  * MBR laid out byte by byte, strings and lists as REG_SZ / REG_MULTI_SZ,
- * and the object set bcdboot writes (DESIGN.md "Flush").
+ * the object set bcdboot writes (DESIGN.md "Flush"), and the least ESP
+ * that can be FAT32.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -232,6 +233,17 @@ TEST(object_set)
 	wtg_bcd_release(&bcd);
 }
 
+TEST(esp_size)
+{
+	CHECK(wtg_flush_check_esp_size(32ull << 20, 512) == -EINVAL);
+	CHECK(wtg_flush_check_esp_size(36ull << 20, 512) == 0);
+	CHECK(wtg_flush_check_esp_size(350ull * 1000 * 1000, 512) == 0);
+	CHECK(wtg_flush_check_esp_size(256ull << 20, 4096) == -EINVAL);
+	CHECK(wtg_flush_check_esp_size(260ull << 20, 4096) == 0);
+	CHECK(wtg_flush_check_esp_size(4ull << 30, 4096) == 0);
+	CHECK(wtg_flush_check_esp_size(260ull << 20, 0) == -EINVAL);
+}
+
 int main(void)
 {
 	RUN(reg_types);
@@ -241,5 +253,6 @@ int main(void)
 	RUN(values);
 	RUN(template_rules);
 	RUN(object_set);
+	RUN(esp_size);
 	UNIT_EXIT();
 }

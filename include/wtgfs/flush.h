@@ -94,6 +94,11 @@ int wtg_flush_build_esp(struct wtg_view *view, const struct wtg_flush_layout *la
 			const struct wtg_flush_options *opt, const char *esp_path,
 			struct wtg_flush_report *rep);
 
+/* -EINVAL (one line: the least size that works) when an ESP of @size bytes
+ * cannot be FAT32 with @sector_size-byte sectors (a FAT32 needs 65525
+ * clusters: 260 MiB with 4096-byte sectors).  Call it before writing. */
+int wtg_flush_check_esp_size(uint64_t size, uint32_t sector_size);
+
 /* The WTG settings in an offline SYSTEM hive, the file @hive_path (a copy of
  * the image's Windows\System32\config\SYSTEM that the caller writes back to
  * the new volume): SanPolicy 4.  Each change noted in @rep. */

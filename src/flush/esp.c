@@ -221,17 +221,39 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
 	return 0;
 }
 
-/* FAT32 as Windows formats an ESP: 4 KiB clusters, smaller only when a
- * small partition would otherwise hold too few clusters for FAT32. */
+/* An ESP is FAT32 as Windows formats one: 4 KiB clusters, smaller only when
+ * a small partition would otherwise hold too few clusters for FAT32. */
+enum { FAT32_MIN_CLUSTERS = 65525 + 1024 }; /* + room for the FATs */
+
+static uint32_t esp_cluster(uint64_t size, uint32_t ss)
+{
+	uint32_t cluster = ss > 4096 ? ss : 4096;
+	while (cluster > ss && size / cluster < FAT32_MIN_CLUSTERS)
+		cluster /= 2;
+	return cluster;
+}
+
+int wtg_flush_check_esp_size(uint64_t size, uint32_t sector_size)
+{
+	if (sector_size && size / esp_cluster(size, sector_size) >= FAT32_MIN_CLUSTERS)
+		return 0;
+	/* fewer clusters make it FAT16 to every reader, firmware included */
+	wtg_error("cannot make the ESP FAT32: %" PRIu64 " MiB hold too few clusters with "
+		  "%" PRIu32 "-byte sectors (at least %" PRIu64 " MiB: use --esp-size)",
+		  size >> 20, sector_size,
+		  ((uint64_t)FAT32_MIN_CLUSTERS * sector_size + (1 << 20) - 1) >> 20);
+	return -EINVAL;
+}
+
 static int format_fat32(const struct wtg_flush_layout *layout, const char *esp_path)
 {
-	enum { FAT32_MIN_CLUSTERS = 65525 + 1024 };
-	uint32_t ss = layout->sector_size, cluster = ss > 4096 ? ss : 4096;
-	while (cluster > ss && layout->esp.size / cluster < FAT32_MIN_CLUSTERS)
-		cluster /= 2;
+	uint32_t ss = layout->sector_size;
+	int ret = wtg_flush_check_esp_size(layout->esp.size, ss);
+	if (ret)
+		return ret;
 	char sector[16], per_cluster[16], hidden[32];
 	snprintf(sector, sizeof(sector), "%" PRIu32, ss);
-	snprintf(per_cluster, sizeof(per_cluster), "%" PRIu32, cluster / ss);
+	snprintf(per_cluster, sizeof(per_cluster), "%" PRIu32, esp_cluster(layout->esp.size, ss) / ss);
 	snprintf(hidden, sizeof(hidden), "%" PRIu64, layout->esp.offset / ss);
 	/* no -n: no volume label (a label has broken booting in the field) */
 	const char *const argv[] = {"mkfs.fat", "-F", "32",   "-S",	sector, "-s",
