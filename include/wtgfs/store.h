@@ -150,9 +150,10 @@ int wtg_store_set_inode(struct wtg_store *store, uint64_t ino, const struct wtg_
  * names. */
 int wtg_store_delete_inode(struct wtg_store *store, uint64_t ino);
 /* The same for an inode the base does not have: when no layer below the
- * working one holds a record of it (it was born in the working layer),
- * every record of it goes and none says it is gone; *traceless_ret tells
- * so (its number may then be used again). */
+ * working one in the stack holds a record of it (it was born in the
+ * working layer), every record of it goes and none says it is gone;
+ * *traceless_ret tells that no layer of the file, in the stack or not,
+ * keeps any record of it (its number may then be used again). */
 int wtg_store_delete_new_inode(struct wtg_store *store, uint64_t ino, bool *traceless_ret);
 /* Fills *inode_ret (to release) when the state is PRESENT. */
 int wtg_store_get_inode(struct wtg_store *store, uint64_t ino, enum wtg_store_state *state_ret,

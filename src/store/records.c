@@ -155,7 +155,7 @@ int wtg_store_delete_inode(struct wtg_store *st, uint64_t ino)
 int wtg_store_delete_new_inode(struct wtg_store *st, uint64_t ino, bool *traceless_ret)
 {
 	sqlite3_stmt *s;
-	bool below = false;
+	bool below = false, elsewhere = false;
 
 	*traceless_ret = false;
 	pthread_mutex_lock(&st->lock);
@@ -163,13 +163,16 @@ int wtg_store_delete_new_inode(struct wtg_store *st, uint64_t ino, bool *tracele
 	if (!r)
 		r = store_query(st, Q_INODE_BELOW, &s);
 	if (!r) {
+		/* below: a layer of the stack knows it; elsewhere: any other
+		 * layer (one a rollback left), whose number must not be reused */
 		sqlite3_bind_int64(s, 1, (int64_t)ino);
 		while ((r = store_step(st, s)) == 1) {
 			int64_t layer = sqlite3_column_int64(s, 0);
 			r = 0;
-			if (layer != store_top(st) && store_in_stack(st, layer)) {
-				below = true;
-				break;
+			if (layer != store_top(st)) {
+				elsewhere = true;
+				if ((below = store_in_stack(st, layer)))
+					break;
 			}
 		}
 		sqlite3_reset(s);
@@ -186,7 +189,7 @@ int wtg_store_delete_new_inode(struct wtg_store *st, uint64_t ino, bool *tracele
 	if (!r)
 		r = drop_data(st, ino);
 	if (!r)
-		*traceless_ret = !below;
+		*traceless_ret = !elsewhere;
 	r = store_write_failed(st, r);
 	pthread_mutex_unlock(&st->lock);
 	return r;
