@@ -39,7 +39,10 @@ static const char usage[] =
     "  -f, --foreground    stay in the foreground\n"
     "  -d, --debug         debug: log every FUSE request (implies -f)\n"
     "  -o, --options LIST  mount options, separated by commas:\n"
-    "      allow_other     let other users see the mount\n"
+    "      allow_other     let other users see the mount (as the modes allow)\n"
+    "      uid=N, gid=N    the owner and group every file shows (default: yours)\n"
+    "      umask=OCT       permission bits no file or directory shows (default 022)\n"
+    "      fmask=OCT, dmask=OCT  the same for files or directories alone\n"
     "      cache=SIZE      decompressed-chunk cache (default 1G; K, M, G suffixes)\n"
     "      threads=N       FUSE worker threads (default: up to 10)\n"
     "      ro              read-only (a bare image always is; a delta refuses it)\n"
@@ -68,6 +71,31 @@ static int parse_options(char *list, struct wtg_mount_options *mo, struct wtg_so
 		} else if (!strcmp(opt, "ro")) {
 			/* a bare image is always read-only; a delta refuses it */
 			ro_asked = true;
+		} else if (!strncmp(opt, "uid=", 4) || !strncmp(opt, "gid=", 4)) {
+			char *end;
+			errno = 0;
+			unsigned long id = strtoul(opt + 4, &end, 10);
+			if (!opt[4] || *end || errno || id >= UINT32_MAX || opt[4] == '-')
+				return cli_usage_error(&cmd, "bad %.3s '%s' (a number)", opt,
+						       opt + 4);
+			if (opt[0] == 'u') {
+				mo->uid = (unsigned)id;
+				mo->uid_set = true;
+			} else {
+				mo->gid = (unsigned)id;
+				mo->gid_set = true;
+			}
+		} else if (!strncmp(opt, "umask=", 6) || !strncmp(opt, "fmask=", 6) ||
+			   !strncmp(opt, "dmask=", 6)) {
+			char *end;
+			unsigned long m = strtoul(opt + 6, &end, 8);
+			if (!opt[6] || *end || m > 0777 || opt[6] == '-')
+				return cli_usage_error(&cmd, "bad %.5s '%s' (octal, at most 777)",
+						       opt, opt + 6);
+			if (opt[0] != 'd')
+				mo->fmask = (unsigned)m;
+			if (opt[0] != 'f')
+				mo->dmask = (unsigned)m;
 		} else if (!strncmp(opt, "cache=", 6)) {
 			if (!cli_parse_size(opt + 6, &v) || v < (1u << 20))
 				return cli_usage_error(&cmd, "bad cache size '%s' (at least 1M)",
@@ -114,7 +142,7 @@ static int check_mountpoint(const char *mnt, char *canon)
 
 int cmd_mount(int argc, char **argv)
 {
-	struct wtg_mount_options mo = {0};
+	struct wtg_mount_options mo = {.fmask = 022, .dmask = 022};
 	struct wtg_source_options so = {0};
 	int ret;
 	char canon[PATH_MAX];

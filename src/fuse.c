@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -72,8 +73,9 @@ struct fs {
 	double timeout;
 	const char *delta_dir; /* statfs of a writable mount: its free space */
 	bool no_open, no_opendir; /* the kernel can open without asking */
-	uid_t uid;
+	uid_t uid; /* every file's owner and group, as ntfs-3g shows them */
 	gid_t gid;
+	mode_t fmask, dmask; /* permission bits files and directories lack */
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -88,8 +90,26 @@ static nlink_t ntfs_link_count(const struct wtg_inode *in)
 	return in->nlink + in->nlink_extra;
 }
 
+/* The permission bits of @in: all, less the write bits when the mount is
+ * read-only or the file has the read-only attribute, less the mount's mask
+ * (ntfs-3g's umask, fmask and dmask: 022 by default, so only the owner
+ * writes). */
+static mode_t perm_of(const struct fs *fs, const struct wtg_inode *in, unsigned type)
+{
+	mode_t perm = 0777;
+
+	if (!fs->writable)
+		perm = type == S_IFDIR ? 0555 : 0444;
+	else if (in->attributes & NTFS_ATTR_READONLY)
+		perm = 0555;
+	return perm & ~(type == S_IFDIR ? fs->dmask : fs->fmask);
+}
+
 static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct stat *st)
 {
+	uint32_t major, minor;
+	unsigned type = wtg_inode_posix_type(in, &major, &minor);
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = in->ino;
 	st->st_uid = fs->uid;
@@ -97,24 +117,22 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 	/* writable: tools like cp size their buffers by it, and a 1 MiB write is
 	 * one request where 128 KiB writes are eight */
 	st->st_blksize = fs->writable ? MAX_REQUEST : 4096;
-	/* writable: what the read-only attribute allows */
-	mode_t perm = !fs->writable ? 0555 : in->attributes & NTFS_ATTR_READONLY ? 0555 : 0777;
-	if (wtg_inode_is_link(in)) {
+	st->st_nlink = ntfs_link_count(in);
+	if (type == S_IFLNK) {
 		char target[4096];
 		long n = wtg_tree_readlink(fs->tree, in, target, sizeof(target));
 		st->st_mode = S_IFLNK | 0777;
 		st->st_size = n > 0 ? n : 0;
-		st->st_nlink = ntfs_link_count(in);
-	} else if (wtg_inode_is_dir(in)) {
-		st->st_mode = S_IFDIR | perm;
+	} else if (type == S_IFDIR) {
+		st->st_mode = S_IFDIR | perm_of(fs, in, type);
 		/* removed while open: no links, as on any Linux file system */
 		st->st_nlink = in->nlink || in->ino == WTG_ROOT_INO ? 2 + in->nsubdirs : 0;
 		st->st_size = 4096;
 	} else {
 		const struct wtg_stream *data = wtg_inode_data(in);
-		st->st_mode = S_IFREG | (fs->writable ? perm : 0444);
-		st->st_nlink = ntfs_link_count(in);
-		st->st_size = data ? (off_t)data->size : 0;
+		st->st_mode = type | perm_of(fs, in, type);
+		st->st_size = type == S_IFREG && data ? (off_t)data->size : 0;
+		st->st_rdev = makedev(major, minor);
 	}
 	/* what takes space, not the size: a sparse file is small in du, and
 	 * a file of 2^63 - 1 bytes does not overflow */
@@ -526,6 +544,11 @@ static long xattr_value(struct fs *fs, struct wtg_inode *in, const char *name, u
 		if (!(src = in->object_id))
 			return -ENODATA;
 		len = in->object_id_len;
+	} else if (!strcmp(name, "system.ntfs_ea")) {
+		uint32_t elen;
+		if (!(src = wtg_inode_ea(in, &elen)))
+			return -ENODATA;
+		len = elen;
 	} else if (!strcmp(name, "system.ntfs_times") || !strcmp(name, "system.ntfs_times_be")) {
 		bool be = name[17] != '\0';
 		put_le64(small, in->crtime, be);
@@ -594,6 +617,40 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	free(buf);
 }
 
+/* True when the caller is in group @gid. */
+static bool in_group(fuse_req_t req, gid_t gid)
+{
+	gid_t groups[64];
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	int n = fuse_req_getgroups(req, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+/* Whether the caller may change @ino's extended attributes: the kernel
+ * checks user.* against the mode itself, but leaves system.* to us.  As
+ * for a chmod: root and the owner; others where the mode lets them
+ * write.  0 or an errno. */
+static int may_change(fuse_req_t req, fuse_ino_t ino)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct fs *fs = fs_of(req);
+
+	if (ctx->uid == 0 || ctx->uid == fs->uid)
+		return 0;
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	mode_t perm = in ? perm_of(fs, in, wtg_inode_posix_type(in, NULL, NULL)) : 0;
+	unlock(req);
+	if (!in)
+		return ESTALE;
+	return perm & (in_group(req, fs->gid) ? 0020 : 0002) ? 0 : EACCES;
+}
+
 static bool stream_name_ok(const char *name)
 {
 	return name[0] && !strchr(name, ':') && strlen(name) <= 255;
@@ -610,6 +667,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 	if (!fs->writable)
 		return (void)fuse_reply_err(req, EROFS);
+	if ((ret = may_change(req, ino)))
+		return (void)fuse_reply_err(req, ret);
 	if (!strncmp(name, "user.", 5)) {
 		if (!stream_name_ok(name + 5))
 			return (void)fuse_reply_err(req, EINVAL);
@@ -645,6 +704,19 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		ret = wtg_view_set_dos_name(v, ino, dos);
 	} else if (!strcmp(name, "system.ntfs_object_id")) {
 		ret = wtg_view_set_object_id(v, ino, value, size);
+	} else if (!strcmp(name, "system.ntfs_ea")) {
+		/* as ntfs-3g: XATTR_REPLACE wants one there; the value is the
+		 * whole $EA, checked as ntfs-3g checks it */
+		lock_shared(req);
+		struct wtg_inode *in = inode_of(req, ino);
+		bool has = in && in->ea;
+		unlock(req);
+		if (flags & XATTR_REPLACE && !has)
+			ret = -ENODATA;
+		else if (flags & XATTR_CREATE && has)
+			ret = -EEXIST;
+		else
+			ret = wtg_view_set_ea(v, ino, value, size);
 	} else if (!strcmp(name, "system.ntfs_times") || !strcmp(name, "system.ntfs_times_be") ||
 		   !strcmp(name, "system.ntfs_crtime") || !strcmp(name, "system.ntfs_crtime_be")) {
 		/* as ntfs-3g: 8, 16, 24 or 32 bytes set crtime, mtime, atime, ctime */
@@ -669,6 +741,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	if (!fs->writable)
 		return (void)fuse_reply_err(req, EROFS);
+	if ((ret = may_change(req, ino)))
+		return (void)fuse_reply_err(req, ret);
 	if (!strncmp(name, "user.", 5))
 		ret = wtg_view_remove_stream(fs->view, ino, name + 5);
 	else if (!strcmp(name, "system.ntfs_reparse_data"))
@@ -677,6 +751,8 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		ret = wtg_view_set_dos_name(fs->view, ino, NULL);
 	else if (!strcmp(name, "system.ntfs_object_id"))
 		ret = wtg_view_set_object_id(fs->view, ino, NULL, 0);
+	else if (!strcmp(name, "system.ntfs_ea"))
+		ret = wtg_view_set_ea(fs->view, ino, NULL, 0);
 	else if (!strncmp(name, "system.ntfs_", 12))
 		ret = -EPERM; /* an NTFS file always has these */
 	else
@@ -782,9 +858,16 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 	if (refuse_ro(req))
 		return;
-	if (!S_ISREG(mode))
-		return (void)fuse_reply_err(req, EPERM); /* NTFS holds no devices or fifos */
-	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_FILE, NULL, &in);
+	struct wtg_view *v = fs_of(req)->view;
+	int ret;
+	if (S_ISREG(mode)) {
+		ret = wtg_view_create(v, parent, name, WTG_VIEW_FILE, NULL, &in);
+		if (!ret && !(mode & 0200))
+			ret = wtg_view_set_attributes(v, in->ino, in->attributes | NTFS_ATTR_READONLY);
+	} else {
+		/* fifos, sockets and devices as WSL stores them */
+		ret = wtg_view_mknod(v, parent, name, (uint32_t)mode, major(rdev), minor(rdev), &in);
+	}
 	reply_entry(req, in, ret);
 }
 
@@ -872,10 +955,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	if (refuse_ro(req))
 		return;
-	if ((to_set & FUSE_SET_ATTR_UID && attr->st_uid != fs->uid) ||
-	    (to_set & FUSE_SET_ATTR_GID && attr->st_gid != fs->gid))
-		return (void)fuse_reply_err(req, EPERM); /* owners are not stored */
+	/* A chown or chgrp succeeds and changes nothing: NTFS keeps no POSIX
+	 * owner, and ntfs-3g does the same by default ("silent"); the kernel
+	 * has refused it already where POSIX would (default_permissions). */
 	if (to_set & FUSE_SET_ATTR_MODE) {
+		/* the owner's write bit is the read-only attribute; the other
+		 * bits are not kept */
 		lock_shared(req);
 		struct wtg_inode *in = inode_of(req, ino);
 		uint32_t a = in ? in->attributes : 0;
@@ -1063,8 +1148,10 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 	    .tree = wtg_view_tree(view),
 	    .writable = wtg_view_writable(view),
 	    .delta_dir = opt->delta_dir,
-	    .uid = getuid(),
-	    .gid = getgid(),
+	    .uid = opt->uid_set ? (uid_t)opt->uid : getuid(),
+	    .gid = opt->gid_set ? (gid_t)opt->gid : getgid(),
+	    .fmask = (mode_t)opt->fmask,
+	    .dmask = (mode_t)opt->dmask,
 	};
 	char mount_opts[2 * 4096 + 128];
 	char *argv[8];

@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "wtgfs/ea.h"
 #include "wtgfs/names.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/reparse.h"
@@ -41,6 +43,7 @@ static void inode_free(struct wtg_inode *inode)
 		free(inode->streams[i].name);
 	free(inode->streams);
 	free(inode->reparse);
+	free(inode->ea);
 	free(inode->object_id);
 	free(inode->dos_name);
 	free(inode);
@@ -453,6 +456,48 @@ bool wtg_inode_is_link(const struct wtg_inode *inode)
 	return (inode->attributes & NTFS_ATTR_REPARSE_POINT) &&
 	       (inode->reparse_tag == NTFS_REPARSE_TAG_SYMLINK ||
 		inode->reparse_tag == NTFS_REPARSE_TAG_MOUNT_POINT);
+}
+
+const uint8_t *wtg_inode_ea(const struct wtg_inode *inode, uint32_t *len_ret)
+{
+	*len_ret = inode->ea ? inode->ea_len : 0;
+	return inode->ea;
+}
+
+unsigned wtg_inode_posix_type(const struct wtg_inode *inode, uint32_t *major_ret,
+			      uint32_t *minor_ret)
+{
+	uint32_t major = 0, minor = 0;
+	unsigned type = S_IFREG;
+
+	if (wtg_inode_is_link(inode))
+		return S_IFLNK; /* junctions too, which are directories */
+	if (inode->dir)
+		return S_IFDIR;
+	if (inode->attributes & NTFS_ATTR_REPARSE_POINT) {
+		switch (inode->reparse_tag) {
+		case NTFS_REPARSE_TAG_LX_FIFO:
+			type = S_IFIFO;
+			break;
+		case NTFS_REPARSE_TAG_AF_UNIX:
+			type = S_IFSOCK;
+			break;
+		case NTFS_REPARSE_TAG_LX_CHR:
+			type = S_IFCHR;
+			break;
+		case NTFS_REPARSE_TAG_LX_BLK:
+			type = S_IFBLK;
+			break;
+		}
+	}
+	if ((type == S_IFCHR || type == S_IFBLK) &&
+	    wtg_ea_wsl_dev(inode->ea, inode->ea_len, &major, &minor) < 0)
+		major = minor = 0;
+	if (major_ret)
+		*major_ret = major;
+	if (minor_ret)
+		*minor_ret = minor;
+	return type;
 }
 
 struct wtg_stream *wtg_inode_data(const struct wtg_inode *inode)

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "wtgfs/ea.h"
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
 #include "wtgfs/names.h"
@@ -259,15 +260,22 @@ static int load_inode(void *arg, const struct wtg_store_record *rec)
 	in->mtime = si->mtime;
 	in->atime = si->atime;
 	in->ctime = si->ctime;
-	uint8_t *rp = NULL, *oid = NULL;
+	uint8_t *rp = NULL, *oid = NULL, *ea = NULL;
 	char *dos = NULL;
 	if ((si->reparse && !(rp = malloc(si->reparse_len ? si->reparse_len : 1))) ||
 	    (si->object_id && !(oid = malloc(si->object_id_len ? si->object_id_len : 1))) ||
+	    (si->ea && !(ea = malloc(si->ea_len ? si->ea_len : 1))) ||
 	    (si->dos_name && !(dos = strdup(si->dos_name)))) {
 		free(rp);
 		free(oid);
+		free(ea);
 		return -ENOMEM;
 	}
+	if (ea)
+		memcpy(ea, si->ea, si->ea_len);
+	free(in->ea);
+	in->ea = ea;
+	in->ea_len = ea ? si->ea_len : 0;
 	if (rp)
 		memcpy(rp, si->reparse, si->reparse_len);
 	set_reparse(in, rp, si->reparse_len);
@@ -915,6 +923,8 @@ static int store_inode(struct wtg_view *v, struct wtg_inode *in)
 	    .object_id = in->object_id,
 	    .object_id_len = in->object_id_len,
 	    .dos_name = in->dos_name,
+	    .ea = in->ea,
+	    .ea_len = in->ea_len,
 	};
 	uint32_t rlen;
 	const uint8_t *rp = wtg_inode_reparse(&v->tree, in, &rlen);
@@ -1263,20 +1273,19 @@ static int unname_tree(struct wtg_view *v, struct wtg_inode *dir, struct wtg_den
 	return ret;
 }
 
-int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum wtg_view_kind kind,
-		    const char *target, struct wtg_inode **inode_ret)
+/* A new inode named @name in @dir: a directory, or a file with an empty
+ * unnamed stream unless @no_data (symlinks); @rp (reparse data) and @ea
+ * are taken over, also on failure. */
+static int create_locked(struct wtg_view *v, uint64_t dirino, const char *name, bool is_dir,
+			 bool no_data, uint32_t attributes, uint8_t *rp, size_t rplen, uint8_t *ea,
+			 size_t ealen, struct wtg_inode **inode_ret)
 {
-	uint8_t *rp = NULL;
-	size_t rplen = 0;
-	bool fresh = false, named = false;
+	bool fresh = false, named = false, data = !is_dir && !no_data;
 	int ret = check_name(name);
 
-	if (ret)
-		return ret;
-	if (kind == WTG_VIEW_SYMLINK && (ret = wtg_reparse_make_symlink(target, &rp, &rplen)))
-		return ret;
-	if ((ret = begin_change(v))) {
+	if (ret || (ret = begin_change(v))) {
 		free(rp);
+		free(ea);
 		return ret;
 	}
 	struct wtg_inode *dir = dir_inode(v, dirino, &ret), *in = NULL;
@@ -1284,17 +1293,17 @@ int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum 
 		ret = -EEXIST;
 	uint32_t sd = WTG_NO_SD;
 	if (!ret)
-		ret = inherit_sd(v, dir, kind == WTG_VIEW_DIR, &sd);
+		ret = inherit_sd(v, dir, is_dir, &sd);
 	uint64_t ino = peek_ino(v);
-	if (!ret && !(in = wtg_tree_new_inode_at(&v->tree, ino, kind == WTG_VIEW_DIR)))
+	if (!ret && !(in = wtg_tree_new_inode_at(&v->tree, ino, is_dir)))
 		ret = -ENOMEM;
 	/* the delta first: the tree shows the name once the delta took it */
 	if (!ret && !(ret = name_store(v, dir, name, in, &fresh)))
 		named = true;
-	if (!ret && kind == WTG_VIEW_FILE)
+	if (!ret && data)
 		ret = wtg_store_set_stream(v->store, ino, "", 0, true);
 	struct wtg_stream *s = NULL;
-	if (!ret && kind == WTG_VIEW_FILE && !(s = wtg_inode_add_stream(in, NULL, 0, NULL)))
+	if (!ret && data && !(s = wtg_inode_add_stream(in, NULL, 0, NULL)))
 		ret = -ENOMEM;
 	if (!ret)
 		ret = name_tree(v, dir, name, in, fresh);
@@ -1304,6 +1313,7 @@ int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum 
 		if (in)
 			wtg_tree_free_inode(&v->tree, in);
 		free(rp);
+		free(ea);
 		return end_change(v, ret);
 	}
 	take_ino(v, ino);
@@ -1312,16 +1322,72 @@ int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum 
 		s->stored_size = 0;
 	}
 	in->sd = sd;
-	in->attributes = kind == WTG_VIEW_DIR ? NTFS_ATTR_DIRECTORY : NTFS_ATTR_ARCHIVE;
+	in->attributes = attributes;
 	in->crtime = in->mtime = in->atime = in->ctime = now_ntfs();
 	if (rp)
 		set_reparse(in, rp, (uint32_t)rplen);
+	in->ea = ea;
+	in->ea_len = ea ? (uint32_t)ealen : 0;
 	ret = mark_dirty(v, in);
 	if (!ret)
 		ret = touch(v, dir, true);
 	if (!ret)
 		*inode_ret = in;
 	return end_change(v, ret);
+}
+
+int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum wtg_view_kind kind,
+		    const char *target, struct wtg_inode **inode_ret)
+{
+	uint8_t *rp = NULL;
+	size_t rplen = 0;
+	int ret = check_name(name);
+
+	if (ret)
+		return ret;
+	if (kind == WTG_VIEW_SYMLINK && (ret = wtg_reparse_make_symlink(target, &rp, &rplen)))
+		return ret;
+	bool is_dir = kind == WTG_VIEW_DIR;
+	return create_locked(v, dirino, name, is_dir, kind == WTG_VIEW_SYMLINK,
+			     is_dir ? NTFS_ATTR_DIRECTORY : NTFS_ATTR_ARCHIVE, rp, rplen, NULL, 0,
+			     inode_ret);
+}
+
+int wtg_view_mknod(struct wtg_view *v, uint64_t dirino, const char *name, uint32_t mode,
+		   uint32_t major, uint32_t minor, struct wtg_inode **inode_ret)
+{
+	uint32_t tag;
+	uint8_t *rp, *ea;
+	size_t ealen;
+
+	switch (mode & S_IFMT) {
+	case S_IFIFO:
+		tag = NTFS_REPARSE_TAG_LX_FIFO;
+		break;
+	case S_IFSOCK:
+		tag = NTFS_REPARSE_TAG_AF_UNIX;
+		break;
+	case S_IFCHR:
+		tag = NTFS_REPARSE_TAG_LX_CHR;
+		break;
+	case S_IFBLK:
+		tag = NTFS_REPARSE_TAG_LX_BLK;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!(rp = calloc(1, sizeof(struct ntfs_reparse_header))))
+		return -ENOMEM;
+	ntfs_put_le32(rp, tag); /* no data after the header, as WSL writes it */
+	int ret = wtg_ea_make_wsl(mode, major, minor, &ea, &ealen);
+	if (ret) {
+		free(rp);
+		return ret;
+	}
+	/* the attributes WSL and ntfs-3g give a special file */
+	return create_locked(v, dirino, name, false, false,
+			     NTFS_ATTR_ARCHIVE | NTFS_ATTR_RECALL_ON_OPEN, rp,
+			     sizeof(struct ntfs_reparse_header), ea, ealen, inode_ret);
 }
 
 int wtg_view_link(struct wtg_view *v, uint64_t ino, uint64_t dirino, const char *name,
@@ -1938,5 +2004,31 @@ int wtg_view_set_object_id(struct wtg_view *v, uint64_t ino, const void *data, s
 	free(in->object_id);
 	in->object_id = copy;
 	in->object_id_len = copy ? (uint32_t)len : 0;
+	return meta_end(v, in, 0);
+}
+
+int wtg_view_set_ea(struct wtg_view *v, uint64_t ino, const void *data, size_t len)
+{
+	uint8_t *copy = NULL;
+	int ret;
+
+	if (data && !wtg_ea_valid(data, len))
+		return -EINVAL;
+	if (data && !(copy = malloc(len)))
+		return -ENOMEM;
+	if (copy)
+		memcpy(copy, data, len);
+	struct wtg_inode *in = meta_begin(v, ino, &ret);
+	if (!in) {
+		free(copy);
+		return ret;
+	}
+	if (!data && !in->ea) {
+		free(copy);
+		return meta_end(v, in, -ENODATA);
+	}
+	free(in->ea);
+	in->ea = copy;
+	in->ea_len = copy ? (uint32_t)len : 0;
 	return meta_end(v, in, 0);
 }

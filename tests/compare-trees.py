@@ -5,7 +5,8 @@ Compare two mounted trees (e.g. a wtgfs mount and an ntfs-3g mount of the
 same image) path by path, never following symlinks:
 
   paths      the set of paths (including the root itself)
-  type       file type (regular, directory, symlink, ...)
+  type       file type (regular, directory, symlink, ...; the number of
+             a device)
   size       size of regular files
   content    contents of regular files, byte for byte (streamed)
   symlink    where each symlink resolves relative to its root (`..` is
@@ -19,7 +20,8 @@ same image) path by path, never following symlinks:
              system.ntfs_reparse_data, system.ntfs_dos_name,
              system.ntfs_times (first 24 bytes: creation, last write, last
              access; the 4th, change time, is set by whoever wrote the
-             tree), system.ntfs_crtime, system.ntfs_object_id, and every
+             tree), system.ntfs_crtime, system.ntfs_object_id,
+             system.ntfs_ea, and every
              name os.listxattr returns on either side (user.* = named
              streams). Missing on both sides is equal; missing on one side
              is a difference.
@@ -51,7 +53,8 @@ KINDS = {'paths', 'type', 'size', 'content', 'symlink', 'nlink', 'links',
          'xattrs', 'times', 'user'}
 SYSTEM_XATTRS = ['system.ntfs_acl', 'system.ntfs_attrib', 'system.ntfs_attrib_be',
                  'system.ntfs_reparse_data', 'system.ntfs_dos_name',
-                 'system.ntfs_times', 'system.ntfs_crtime', 'system.ntfs_object_id']
+                 'system.ntfs_times', 'system.ntfs_crtime', 'system.ntfs_object_id',
+                 'system.ntfs_ea']
 TIME_XATTRS = {'system.ntfs_times', 'system.ntfs_crtime', 'system.ntfs_times_be',
                'system.ntfs_crtime_be'}
 MAX_LINES = 50
@@ -167,6 +170,11 @@ class Cmp:
                         self.content_done.add(key)
         elif fa == stat.S_IFLNK and not self.skipped('symlink'):
             self.compare_symlink(rel)
+        elif fa in (stat.S_IFCHR, stat.S_IFBLK) and sa.st_rdev != sb.st_rdev:
+            if not self.skipped('type'):
+                self.diff(rel, 'device number differs: %d,%d vs %d,%d' % (
+                    os.major(sa.st_rdev), os.minor(sa.st_rdev),
+                    os.major(sb.st_rdev), os.minor(sb.st_rdev)))
         if fa != stat.S_IFDIR and not self.skipped('nlink') and sa.st_nlink != sb.st_nlink:
             self.diff(rel, 'st_nlink differs: %d vs %d' % (sa.st_nlink, sb.st_nlink))
         self.compare_xattrs(rel)

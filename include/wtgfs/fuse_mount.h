@@ -16,6 +16,12 @@ struct wtg_mount_options {
 	bool foreground;
 	bool debug;
 	bool allow_other;
+	/* What every file shows (ntfs-3g's options of the same names): owner
+	 * and group (default: the mounting user's), and the permission bits
+	 * files and directories lack (default 022: only the owner writes). */
+	bool uid_set, gid_set;
+	unsigned uid, gid;
+	unsigned fmask, dmask;
 	unsigned threads;      /* 0: libfuse's default */
 	const char *delta_dir; /* writable: where the delta lies (statfs) */
 };

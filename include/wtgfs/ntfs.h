@@ -19,10 +19,17 @@
 #define NTFS_ATTR_REPARSE_POINT 0x00000400u
 #define NTFS_ATTR_COMPRESSED 0x00000800u
 #define NTFS_ATTR_ENCRYPTED 0x00004000u
+#define NTFS_ATTR_RECALL_ON_OPEN 0x00040000u
 
 #define NTFS_REPARSE_TAG_MOUNT_POINT 0xA0000003u
 #define NTFS_REPARSE_TAG_SYMLINK 0xA000000Cu
 #define NTFS_REPARSE_TAG_WOF 0x80000017u
+/* WSL's special files: an empty reparse point of one of these tags, the
+ * mode in the EA $LXMOD and, for devices, the number in $LXDEV. */
+#define NTFS_REPARSE_TAG_AF_UNIX 0x80000023u
+#define NTFS_REPARSE_TAG_LX_FIFO 0x80000024u
+#define NTFS_REPARSE_TAG_LX_CHR 0x80000025u
+#define NTFS_REPARSE_TAG_LX_BLK 0x80000026u
 #define NTFS_SYMLINK_FLAG_RELATIVE 0x1u
 
 /* A reparse buffer starts with this header; the tag's own data follows. */

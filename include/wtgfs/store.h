@@ -36,7 +36,9 @@
 
 #include "wtgfs/hash.h"
 
-#define WTG_STORE_FORMAT 1 /* PRAGMA user_version this build writes and reads */
+/* PRAGMA user_version this build writes and reads (2: inodes keep their
+ * $EA; a format-1 delta is upgraded by its first writable open) */
+#define WTG_STORE_FORMAT 2
 #define WTG_STORE_CHUNK_SIZE 65536
 #define WTG_STORE_HASH_LEN WTG_SHA256_LEN
 
@@ -140,6 +142,8 @@ struct wtg_store_inode {
 	uint8_t *object_id; /* malloc'd on lookup */
 	uint32_t object_id_len;
 	char *dos_name; /* malloc'd on lookup, NULL when none */
+	uint8_t *ea;	/* the $EA value (wtgfs/ea.h); malloc'd on lookup, NULL: none */
+	uint32_t ea_len;
 };
 void wtg_store_inode_release(struct wtg_store_inode *inode);
 

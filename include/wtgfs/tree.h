@@ -83,6 +83,8 @@ struct wtg_inode {
 	uint32_t object_id_len;
 	uint8_t *object_id;
 	char *dos_name;
+	uint8_t *ea; /* the $EA value (wtgfs/ea.h), NULL when none */
+	uint32_t ea_len;
 	struct wtg_stream *streams; /* the unnamed stream first when present */
 	uint32_t nstreams;
 	/* kept by a writable view */
@@ -176,6 +178,20 @@ bool wtg_inode_is_dir(const struct wtg_inode *inode);
 bool wtg_inode_is_link(const struct wtg_inode *inode);
 struct wtg_stream *wtg_inode_data(const struct wtg_inode *inode);
 struct wtg_stream *wtg_inode_named_stream(const struct wtg_inode *inode, const char *name);
+
+/* The NTFS extended attributes of @inode: the $EA value as NTFS stores
+ * it and system.ntfs_ea shows it (wtgfs/ea.h), NULL when it has none. */
+const uint8_t *wtg_inode_ea(const struct wtg_inode *inode, uint32_t *len_ret);
+
+/*
+ * What @inode is to POSIX, as ntfs-3g and WSL show it: S_IFDIR, S_IFLNK
+ * (symlinks and junctions), S_IFIFO, S_IFCHR, S_IFBLK or S_IFSOCK (WSL's
+ * empty reparse points IO_REPARSE_TAG_LX_FIFO, _LX_CHR, _LX_BLK and
+ * _AF_UNIX), else S_IFREG.  For devices *major_ret and *minor_ret get the
+ * number WSL keeps in the EA $LXDEV (0, 0 without one); either may be NULL.
+ */
+unsigned wtg_inode_posix_type(const struct wtg_inode *inode, uint32_t *major_ret,
+			      uint32_t *minor_ret);
 
 /* The path of @inode's first name from the root ("" for the root). */
 int wtg_tree_path(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,

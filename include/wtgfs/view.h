@@ -97,6 +97,12 @@ enum wtg_view_kind { WTG_VIEW_FILE, WTG_VIEW_DIR, WTG_VIEW_SYMLINK };
  * ignoring case is there. */
 int wtg_view_create(struct wtg_view *view, uint64_t dir, const char *name, enum wtg_view_kind kind,
 		    const char *target, struct wtg_inode **inode_ret);
+/* A special file as WSL stores it: @mode's type (S_IFIFO, S_IFSOCK,
+ * S_IFCHR, S_IFBLK; else -EINVAL) makes an empty reparse point of tag
+ * LX_FIFO, AF_UNIX, LX_CHR or LX_BLK, and the EA $LXMOD keeps @mode,
+ * $LXDEV the device number (@major, @minor) of a device. */
+int wtg_view_mknod(struct wtg_view *view, uint64_t dir, const char *name, uint32_t mode,
+		   uint32_t major, uint32_t minor, struct wtg_inode **inode_ret);
 int wtg_view_link(struct wtg_view *view, uint64_t ino, uint64_t dir, const char *name,
 		  struct wtg_inode **inode_ret);
 /* unlink (@want_dir false) or rmdir (true). */
@@ -150,6 +156,9 @@ int wtg_view_set_reparse(struct wtg_view *view, uint64_t ino, const void *data, 
 /* @name NULL removes the DOS name. */
 int wtg_view_set_dos_name(struct wtg_view *view, uint64_t ino, const char *name);
 int wtg_view_set_object_id(struct wtg_view *view, uint64_t ino, const void *data, size_t len);
+/* Replaces the whole $EA (system.ntfs_ea): -EINVAL unless wtg_ea_valid();
+ * @data NULL removes it (-ENODATA when there is none). */
+int wtg_view_set_ea(struct wtg_view *view, uint64_t ino, const void *data, size_t len);
 
 /* Commits everything pending: durable when @durable (fsync), else safe
  * from a crash of this process only. */

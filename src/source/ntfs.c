@@ -22,6 +22,7 @@
 #include <ntfs-3g/attrib.h>
 #include <ntfs-3g/device.h>
 #include <ntfs-3g/dir.h>
+#include <ntfs-3g/ea.h>
 #include <ntfs-3g/inode.h>
 #include <ntfs-3g/layout.h>
 #include <ntfs-3g/logging.h>
@@ -343,6 +344,11 @@ static int get_reparse(ntfs_inode *ni, char *value, size_t size)
 	return ntfs_get_ntfs_reparse_data(ni, value, size);
 }
 
+static int get_ea(ntfs_inode *ni, char *value, size_t size)
+{
+	return ntfs_get_ntfs_ea(ni, value, size);
+}
+
 static int add_streams(struct ntfs_source *ns, ntfs_inode *ni, struct wtg_inode *inode,
 		       const char *path)
 {
@@ -426,6 +432,8 @@ static int fill_inode(struct ntfs_source *ns, struct wtg_tree *tree, ntfs_inode 
 		memcpy(&tag, inode->reparse, 4);
 		inode->reparse_tag = le32toh(tag);
 	}
+	/* $EA as it stands (ntfs-3g does not check it when reading either) */
+	inode->ea = get_value(get_ea, ni, &inode->ea_len);
 	/* the whole 64-byte $OBJECT_ID value, as ntfs-3g and the WIM source
 	 * show it (the birth and domain ids zero when the volume has none) */
 	uint8_t oid[64] = {0};

@@ -42,7 +42,8 @@ static const char schema_sql[] =
     "CREATE TABLE sds(hash BLOB PRIMARY KEY, data BLOB NOT NULL);"
     "CREATE TABLE inodes(ino INTEGER, layer INTEGER, deleted INTEGER NOT NULL,"
     " attributes INTEGER, sd BLOB, crtime INTEGER, mtime INTEGER, atime INTEGER, ctime INTEGER,"
-    " reparse BLOB, object_id BLOB, dos_name TEXT, PRIMARY KEY(ino, layer)) WITHOUT ROWID;"
+    " reparse BLOB, object_id BLOB, dos_name TEXT, ea BLOB, PRIMARY KEY(ino, layer))"
+    " WITHOUT ROWID;"
     "CREATE TABLE names(dir INTEGER, name TEXT, layer INTEGER, ino INTEGER,"
     " PRIMARY KEY(dir, name, layer)) WITHOUT ROWID;"
     "CREATE TABLE streams(ino INTEGER, name TEXT, layer INTEGER, size INTEGER NOT NULL,"
@@ -151,6 +152,46 @@ static int check_format(struct wtg_store *st)
 	if (ver < 1)
 		return store_damaged(st, "no format version");
 	return 0;
+}
+
+/* True when table @table has column @column. */
+static int has_column(struct wtg_store *st, const char *table, const char *column, bool *yes)
+{
+	sqlite3_stmt *s;
+	int r = store_prepare(st, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", &s);
+
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, column, -1, SQLITE_STATIC);
+	r = store_step(st, s);
+	sqlite3_finalize(s);
+	*yes = r == 1;
+	return r < 0 ? r : 0;
+}
+
+/*
+ * Brings a delta of an older format up to this one.  Format 2 added the
+ * inodes' $EA (inodes.ea): a writer adds the column and records the new
+ * format, so an older wtgfs, which would drop EAs it does not know when it
+ * rewrites an inode, refuses the file; a reader leaves the file alone and
+ * sees the old table through a temporary view with the column empty.
+ */
+static int upgrade_format(struct wtg_store *st)
+{
+	bool has_ea;
+	int r = has_column(st, "inodes", "ea", &has_ea);
+
+	if (r || has_ea)
+		return r;
+	if (st->read_only)
+		return store_exec(st, "CREATE TEMP VIEW inodes AS SELECT *, NULL AS ea FROM"
+				      " main.inodes");
+	r = store_exec(st, "BEGIN IMMEDIATE; ALTER TABLE inodes ADD COLUMN ea BLOB;"
+			   " PRAGMA user_version = 2; COMMIT");
+	if (r && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
 }
 
 static int load_meta(struct wtg_store *st, int64_t *head_ret)
@@ -310,6 +351,8 @@ int wtg_store_after_fork(struct wtg_store *st)
 	st->db = NULL;
 	if (!r)
 		r = connect_db(st, st->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+	if (!r)
+		r = upgrade_format(st); /* a reader's view of an old table is per connection */
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -361,6 +404,8 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		r = connect_db(st, SQLITE_OPEN_READONLY);
 	if (!r)
 		r = check_format(st);
+	if (!r)
+		r = upgrade_format(st);
 	if (!r)
 		r = load_meta(st, &head);
 	if (r)

@@ -70,7 +70,8 @@ void wtg_store_inode_release(struct wtg_store_inode *inode)
 	free(inode->reparse);
 	free(inode->object_id);
 	free(inode->dos_name);
-	inode->reparse = inode->object_id = NULL;
+	free(inode->ea);
+	inode->reparse = inode->object_id = inode->ea = NULL;
 	inode->dos_name = NULL;
 }
 
@@ -102,6 +103,8 @@ static int set_inode(struct wtg_store *st, uint64_t ino, const struct wtg_store_
 					  SQLITE_STATIC);
 		if (in->dos_name)
 			sqlite3_bind_text(s, 12, in->dos_name, -1, SQLITE_STATIC);
+		if (in->ea)
+			sqlite3_bind_blob(s, 13, in->ea, (int)in->ea_len, SQLITE_STATIC);
 	}
 	return store_run(st, s);
 }
@@ -234,6 +237,8 @@ static int inode_row(struct wtg_store *st, sqlite3_stmt *s, int c, struct wtg_st
 		in->dos_name = strdup((const char *)sqlite3_column_text(s, c + 9));
 		r = in->dos_name ? 0 : -ENOMEM;
 	}
+	if (!r)
+		r = copy_blob(s, c + 10, &in->ea, &in->ea_len);
 	if (r)
 		wtg_store_inode_release(in);
 	return r;
@@ -294,7 +299,7 @@ int wtg_store_max_ino(struct wtg_store *st, uint64_t *ino_ret)
 
 static const char *const each_sql[] = {
     [WTG_STORE_INODES] = "SELECT ino, NULL, layer, deleted, attributes, sd, crtime, mtime,"
-			 " atime, ctime, reparse, object_id, dos_name FROM inodes"
+			 " atime, ctime, reparse, object_id, dos_name, ea FROM inodes"
 			 " ORDER BY ino, layer DESC",
     [WTG_STORE_NAMES] = "SELECT dir, name, layer, ino FROM names ORDER BY dir, name, layer DESC",
     [WTG_STORE_STREAMS] = "SELECT ino, name, layer, size, deleted FROM streams"

@@ -22,10 +22,10 @@ const char *const store_query_sql[Q_COUNT] = {
     [Q_SD_PUT] = "INSERT OR IGNORE INTO sds(hash, data) VALUES(?1, ?2)",
     [Q_SD_GET] = "SELECT data FROM sds WHERE hash = ?1",
     [Q_INODE_SET] = "INSERT OR REPLACE INTO inodes(ino, layer, deleted, attributes, sd, crtime,"
-		    " mtime, atime, ctime, reparse, object_id, dos_name)"
-		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+		    " mtime, atime, ctime, reparse, object_id, dos_name, ea)"
+		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [Q_INODE_GET] = "SELECT layer, deleted, attributes, sd, crtime, mtime, atime, ctime, reparse,"
-		    " object_id, dos_name FROM inodes WHERE ino = ?1 ORDER BY layer DESC",
+		    " object_id, dos_name, ea FROM inodes WHERE ino = ?1 ORDER BY layer DESC",
     [Q_INODE_DEL_EXTENTS] = "DELETE FROM extents WHERE ino = ?1 AND layer = ?2",
     [Q_INODE_DEL_STREAMS] = "DELETE FROM streams WHERE ino = ?1 AND layer = ?2",
     [Q_NAME_SET] = "INSERT OR REPLACE INTO names(dir, name, layer, ino) VALUES(?1, ?2, ?3, ?4)",
