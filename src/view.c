@@ -1177,9 +1177,14 @@ static void take_ino(struct wtg_view *v, uint64_t ino)
 static int check_name(const char *name)
 {
 	size_t len = strlen(name);
-	if (!wtg_name_windows_ok(name, len))
-		return -EINVAL;
-	return 0;
+	uint8_t units[2 * 256];
+
+	if (wtg_name_windows_ok(name, len))
+		return 0;
+	/* longer than NTFS's 255 UTF-16 units: what POSIX says for NAME_MAX */
+	if (len > 255 && wtg_utf8_to_utf16le(name, len, units, 255) == -ENAMETOOLONG)
+		return -ENAMETOOLONG;
+	return -EINVAL;
 }
 
 /* A directory removed while open holds nothing, and takes nothing new. */

@@ -14,8 +14,11 @@ it applies the same random operations to the mount and to the model:
 create, write (inside base files, at chunk edges, sparse past the end),
 truncate, rename (over existing names, across directories), unlink
 (also of an open file, read on through its descriptor), link, mkdir, rmdir,
-symlink, user.* xattrs (named streams), fsync, utimens, and writes through
-descriptors held across other operations.  Every operation must end the
+symlink, user.* xattrs (named streams), fsync, utimens, chown (which
+succeeds and changes nothing on the mount), chmod (whose owner write bit
+must come back as the mount's read-only attribute), mkfifo (and renames
+and unlinks of fifos), and writes through descriptors held across other
+operations.  Every operation must end the
 same way on both sides: the same result or the same errno.
 
 Some operations run on the mount only and check what only NTFS does: a
@@ -334,8 +337,10 @@ class Model:
 
     # ------------------------------------------------------------- choices
     def listing(self):
-        """What the model holds now: (dirs incl. roots, files, symlinks, entries)."""
+        """What the model holds now: (dirs incl. roots, files, symlinks);
+        fifos go to self.fifos (no other operation opens them)."""
         dirs, files, links = [], [], []
+        self.fifos = []
         inos = set()
         for r in ROOTS:
             dirs.append(r)
@@ -351,8 +356,10 @@ class Model:
                         stack.append(rel)
                     elif stat.S_ISLNK(st.st_mode):
                         links.append(rel)
-                    else:
+                    elif stat.S_ISREG(st.st_mode):
                         files.append(rel)
+                    else:
+                        self.fifos.append(rel)
         # an inode number gone from the model may come back for a new file
         for d in (self.mtimes, self.nlink_offset):
             for ino in [i for i in d if i not in inos]:
@@ -831,11 +838,52 @@ class Model:
             return '%s of %r succeeded' % (how, bad)
         self.mount_only('badname %s %r' % (how, rel), check)
 
+    def op_chown(self, dirs, files, links):
+        r = self.rng
+        rel = r.choice(files + dirs)
+        uid, gid = r.choice([(1000, 1000), (0, 0), (4242, -1), (-1, 65534)])
+        self.both('chown %r %d:%d' % (rel, uid, gid),
+                  lambda side: os.chown(self.p(side, rel), uid, gid))
+
+    def op_chmod(self, dirs, files, links):
+        if not files:
+            return
+        r = self.rng
+        rel = r.choice(files)
+        mode = r.choice([0o644, 0o444, 0o600, 0o400, 0o755, 0o555, 0o200, 0o000])
+        self.both('chmod %r %o' % (rel, mode), lambda side: os.chmod(self.p(side, rel), mode))
+
+        def check():
+            got = os.lstat(self.p(0, rel)).st_mode
+            if (got & 0o200) != (mode & 0o200):
+                return 'mode %o on the mount after chmod %o: the owner write bit differs' % (
+                    got & 0o7777, mode)
+            return None
+        self.mount_only('chmod-check %r' % rel, check)
+
+    def op_fifo(self, dirs, files, links):
+        r = self.rng
+        c = r.random()
+        fifos = getattr(self, 'fifos', [])
+        if c < 0.6 or not fifos:
+            rel = r.choice(dirs) + '/' + self.newname()
+            if r.random() < 0.1 and files:
+                rel = r.choice(files)  # EEXIST
+            self.both('mkfifo %r' % rel, lambda side: os.mkfifo(self.p(side, rel)))
+        elif c < 0.8:
+            src, dst = r.choice(fifos), r.choice(dirs) + '/' + self.newname()
+            self.both('rename-fifo %r -> %r' % (src, dst),
+                      lambda side: os.rename(self.p(side, src), self.p(side, dst)))
+        else:
+            rel = r.choice(fifos)
+            self.both('unlink-fifo %r' % rel, lambda side: os.unlink(self.p(side, rel)))
+
     OPS = [('create', 10), ('write', 16), ('truncate', 8), ('read', 5), ('rename', 10),
            ('unlink', 5), ('unlink_open', 3), ('link', 5), ('mkdir', 5), ('rmdir', 4),
            ('symlink', 4), ('readlink', 2), ('setxattr', 5), ('getxattr', 3),
            ('removexattr', 2), ('fsync', 3), ('utime', 3), ('hold', 2), ('fdwrite', 5),
-           ('fdread', 2), ('fdclose', 2), ('case', 4), ('badname', 2)]
+           ('fdread', 2), ('fdclose', 2), ('case', 4), ('badname', 2), ('chown', 2),
+           ('chmod', 3), ('fifo', 2)]
 
     def watchdog(self):
         """Kills the daemon when one operation hangs: the kernel then fails

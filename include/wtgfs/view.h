@@ -93,8 +93,8 @@ enum wtg_view_kind { WTG_VIEW_FILE, WTG_VIEW_DIR, WTG_VIEW_SYMLINK };
 
 /* A new file, directory or symlink (@target) named @name in @dir, with the
  * security descriptor its parent passes on and the archive attribute.
- * -EINVAL for a name Windows cannot hold, -EEXIST when a name equal
- * ignoring case is there. */
+ * -EINVAL for a name Windows cannot hold (-ENAMETOOLONG past 255 UTF-16
+ * units), -EEXIST when a name equal ignoring case is there. */
 int wtg_view_create(struct wtg_view *view, uint64_t dir, const char *name, enum wtg_view_kind kind,
 		    const char *target, struct wtg_inode **inode_ret);
 /* A special file as WSL stores it: @mode's type (S_IFIFO, S_IFSOCK,
