@@ -215,6 +215,18 @@ cp "$TMP/mbr.img" "$TMP/keep.img"
 sum=$(sha256sum <"$TMP/keep.img")
 refuse "without --yes: standard input is not a terminal" "$WIM" "$TMP/keep.img"
 [ "$(sha256sum <"$TMP/keep.img")" = "$sum" ] || fail "a refused flush changed the target"
+# asked on a terminal: anything but 'yes' leaves the target alone
+if have_tool script; then
+	echo no | script -qec "'$WTGFS' flush '$WIM' '$TMP/keep.img'" /dev/null >"$TMP/ask.out" 2>&1 &&
+		fail "a flush answered 'no' succeeded"
+	grep -q "image file, .*Everything on '$TMP/keep.img' will be overwritten" <(tr -d '\r' <"$TMP/ask.out" | tr '\n' ' ') ||
+		fail "the question: $(cat "$TMP/ask.out")"
+	grep -q "flush cancelled" "$TMP/ask.out" || fail "no cancel message: $(cat "$TMP/ask.out")"
+	[ "$(sha256sum <"$TMP/keep.img")" = "$sum" ] || fail "a cancelled flush changed the target"
+	echo yes | script -qec "'$WTGFS' flush '$WIM' '$TMP/keep.img' --no-wtg-tweaks" /dev/null >"$TMP/ask.out" 2>&1 ||
+		fail "a flush answered 'yes' failed: $(cat "$TMP/ask.out")"
+	cp "$TMP/mbr.img" "$TMP/keep.img"
+fi
 truncate -s 50M "$TMP/small.img"
 refuse "is too small (50.0 MiB), the tree needs at least" "$WIM" "$TMP/small.img" --yes
 refuse "size 60.0 MiB is too small" "$WIM" "$TMP/new.img" --size 60M --yes

@@ -565,6 +565,11 @@ int wtg_flush_target_describe(const struct wtg_flush_target *t, char *buf, size_
 		if (used < size)
 			used += (size_t)snprintf(buf + used, size - used, "  serial: %s\n",
 						 serial[0] ? serial : "(none)");
+		char back[4096];
+		snprintf(path, sizeof(path), "/sys/class/block/%s/loop/backing_file", t->name);
+		if (used < size && read_line(path, back, sizeof(back)) == 0 && back[0])
+			used += (size_t)snprintf(buf + used, size - used, "  loop device of '%s'\n",
+						 back);
 	} else {
 		used += (size_t)snprintf(buf + used, size - used, "%s: image file, %s (%" PRIu64
 					 " bytes)%s\n",
