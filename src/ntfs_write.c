@@ -17,6 +17,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <pthread.h>
@@ -337,15 +338,37 @@ out:
 
 /* ---- what the tree holds ---- */
 
-/* The name that owns @inode's DOS name (the one the DOS name shortens),
- * else the first; *dos_ret the DOS name or NULL.  A DOS name a delta set
- * is still kept on the inode: it goes with the first name. */
-static const struct wtg_dentry *dos_owner(const struct wtg_inode *inode, const char **dos_ret)
+/* Whether the 8.3 name @dos can shorten @name: its part before '~' (or
+ * before the dot) is the start of @name's letters, ignoring case, spaces
+ * and dots. */
+static bool shortens(const char *dos, const char *name)
+{
+	size_t n = strcspn(dos, "~.");
+
+	for (size_t i = 0; i < n; name++) {
+		if (!*name)
+			return false;
+		if (*name == ' ' || *name == '.')
+			continue;
+		if (toupper((unsigned char)*name) != toupper((unsigned char)dos[i]))
+			return false;
+		i++;
+	}
+	return true;
+}
+
+const struct wtg_dentry *wtg_ntfs_dos_owner(const struct wtg_inode *inode, const char **dos_ret)
 {
 	for (const struct wtg_dentry *de = inode->first_name; de; de = de->alias_next)
 		if ((*dos_ret = wtg_dentry_dos_name(de)))
 			return de;
+	/* a DOS name a delta set is kept on the inode: it goes with the name
+	 * it can shorten */
 	*dos_ret = inode->dos_name;
+	if (inode->dos_name)
+		for (const struct wtg_dentry *de = inode->first_name; de; de = de->alias_next)
+			if (shortens(inode->dos_name, de->name))
+				return de;
 	return inode->first_name;
 }
 
@@ -450,7 +473,7 @@ static int plan(struct writer *w)
 				continue;
 			}
 			w->total.links++;
-			if (dos_owner(in, &dos) != de)
+			if (wtg_ntfs_dos_owner(in, &dos) != de)
 				continue;
 			if ((ret = push(&w->files, &w->nfiles, &fcap, in)))
 				return ret;
@@ -815,7 +838,7 @@ static int create_dirs(struct writer *w)
 	for (size_t d = 1; d < w->ndirs; d++) {
 		struct wtg_inode *in = w->dirs[d];
 		const char *dos;
-		const struct wtg_dentry *owner = dos_owner(in, &dos);
+		const struct wtg_dentry *owner = wtg_ntfs_dos_owner(in, &dos);
 		if (!dos || !owner)
 			continue;
 		ntfs_inode *ni = open_mft(w, in), *dir_ni = open_mft(w, owner->parent);
@@ -856,7 +879,7 @@ static int add_link(struct writer *w, ntfs_inode *ni, struct wtg_inode *in,
 static int create_file(struct writer *w, struct wtg_inode *in)
 {
 	const char *dos;
-	const struct wtg_dentry *owner = dos_owner(in, &dos);
+	const struct wtg_dentry *owner = wtg_ntfs_dos_owner(in, &dos);
 	ntfschar uname[512];
 	long ulen = to_utf16(owner->name, uname, 512);
 	int ret;

@@ -33,16 +33,17 @@
 
 /* Temporary files, removed by wtg_flush_interrupted() from a signal
  * handler too (unlink is async-signal-safe). */
-static char tmp_paths[3][64];
+static char tmp_paths[3][4096];
 static volatile sig_atomic_t tmp_used[3];
 
 static int make_tmp(int slot, uint64_t size)
 {
 	const char *dir = getenv("TMPDIR");
-	char path[64];
+	char path[sizeof(tmp_paths[0])];
 
-	snprintf(path, sizeof(path), "%s/wtgfs-flush.XXXXXX",
-		 dir && *dir && strlen(dir) < 40 ? dir : "/tmp");
+	if (!dir || !*dir || strlen(dir) > sizeof(path) - 32)
+		dir = "/tmp";
+	snprintf(path, sizeof(path), "%s/wtgfs-flush.XXXXXX", dir);
 	int fd = mkstemp(path);
 	if (fd < 0) {
 		int err = errno;

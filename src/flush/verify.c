@@ -17,6 +17,7 @@
 #include "wtgfs/log.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/ntfs_source.h"
+#include "wtgfs/ntfs_write.h"
 #include "wtgfs/source.h"
 #include "wtgfs/tree.h"
 #include "wtgfs/view.h"
@@ -166,7 +167,9 @@ static int compare_dir(struct verify *v, struct wtg_inode *da, struct wtg_inode 
 			continue;
 		}
 		seen++;
-		const char *da_dos = wtg_dentry_dos_name(de), *db_dos = wtg_dentry_dos_name(hit);
+		const char *da_dos, *db_dos = wtg_dentry_dos_name(hit);
+		if (wtg_ntfs_dos_owner(de->inode, &da_dos) != de)
+			da_dos = NULL;
 		if (!same_bytes(da_dos, da_dos ? strlen(da_dos) : 0, db_dos,
 				db_dos ? strlen(db_dos) : 0))
 			differ(v, sub, "%s", "DOS names differ");
