@@ -20,9 +20,15 @@ CMP="$top_srcdir/tests/compare-trees.py"
 export TMPDIR="$TMP/tmp"
 mkdir -p "$TMPDIR"
 WIM="$IMAGES/lzx.wim"
+# Loop devices this test attached and has not detached yet: only those are
+# detached at the end (a number detached once may be another test's now).
 LOOPS=""
 cleanup_loops() {
 	for l in $LOOPS; do losetup -d "$l" 2>/dev/null; done
+}
+unloop() {
+	losetup -d "$1"
+	LOOPS=$(for l in $LOOPS; do [ "$l" = "$1" ] || printf ' %s' "$l"; done)
 }
 trap 'cleanup_loops; cleanup' EXIT
 
@@ -36,14 +42,15 @@ ss = t.get('sectorsize', 512)
 print(p['start'] * ss, p['size'] * ss)"
 }
 
-# loop_part IMG N: a loop device on partition N of the image file IMG
+# loop_part IMG N: LOOP = a loop device on partition N of the image file
+# IMG (not in a subshell: LOOPS must know it)
 loop_part() {
-	local range l
+	local range
+	LOOP=
 	range=$(part_range "$1" "$2") || return 1
 	set -- "$1" $range
-	l=$(losetup -f --show -r -o "$2" --sizelimit "$3" "$1") || return 1
-	LOOPS="$LOOPS $l"
-	echo "$l"
+	LOOP=$(losetup -f --show -r -o "$2" --sizelimit "$3" "$1") || return 1
+	LOOPS="$LOOPS $LOOP"
 }
 
 # check_disk IMG [SCHEME]: the table, the ESP and the NTFS volume are clean
@@ -56,11 +63,13 @@ check_disk() {
 		echo "$out" | grep -q "No problems found" || fail "sgdisk -v '$img': $out"
 	fi
 	local esp win
-	esp=$(loop_part "$img" 1) || fail "no loop device for the ESP of '$img'"
+	loop_part "$img" 1 || fail "no loop device for the ESP of '$img'"
+	esp=$LOOP
 	out=$(fsck.fat -n "$esp" 2>&1) || fail "fsck.fat -n on the ESP of '$img': $out"
-	losetup -d "$esp"
-	win=$(loop_part "$img" "$([ "$scheme" = gpt ] && echo 3 || echo 2)") ||
+	unloop "$esp"
+	loop_part "$img" "$([ "$scheme" = gpt ] && echo 3 || echo 2)" ||
 		fail "no loop device for the Windows partition of '$img'"
+	win=$LOOP
 	out=$(ntfsfix -n "$win" 2>&1) || fail "ntfsfix -n on '$img': $out"
 	echo "$out" | grep -q "processed successfully" || fail "ntfsfix -n on '$img': $out"
 	WIN_LOOP=$win
@@ -77,7 +86,7 @@ same_tree() {
 	python3 "$CMP" "$@" "$src" "$TMP/ntfs$n" >"$TMP/cmp$n" 2>&1 ||
 		{ cat "$TMP/cmp$n"; fail "the flushed tree differs from '$src'"; }
 	umount "$TMP/ntfs$n"
-	losetup -d "$dev"
+	unloop "$dev"
 	tail -n 1 "$TMP/cmp$n"
 }
 NCMP=0
@@ -173,7 +182,7 @@ if have_tool hivexget; then
 		fail "SanPolicy is not 4 in the flushed SYSTEM hive"
 fi
 umount "$TMP/wtgmnt"
-losetup -d "$WIN_LOOP"
+unloop "$WIN_LOOP"
 
 # ---- a loop device with 4096-byte sectors ----
 truncate -s 800M "$TMP/disk4k"
@@ -253,7 +262,7 @@ refuse "which this flush reads" "$WIM" "$WIM" --yes
 attached=$(losetup -f --show "$TMP/keep.img") || fail "losetup failed"
 LOOPS="$LOOPS $attached"
 refuse "is attached to $attached" "$WIM" "$TMP/keep.img" --yes
-losetup -d "$attached"
+unloop "$attached"
 # a mounted device
 truncate -s 64M "$TMP/ext.img"
 mkfs.ext4 -q -F "$TMP/ext.img" || fail "mkfs.ext4 failed"
@@ -264,7 +273,7 @@ mount "$extdev" "$TMP/extmnt" || fail "mount of an ext4 loop device failed"
 MOUNTS="$MOUNTS $TMP/extmnt"
 refuse "$extdev is mounted on '$TMP/extmnt'" "$WIM" "$extdev" --yes
 umount "$TMP/extmnt"
-losetup -d "$extdev"
+unloop "$extdev"
 # a mounted partition of the target (the node made from sysfs when no udev
 # makes it)
 truncate -s 100M "$TMP/parted.img"
@@ -284,7 +293,7 @@ if [ -e "/sys/block/$pname/${pname}p1/dev" ]; then
 else
 	echo "note: the kernel shows no partitions of $pdev: the mounted-partition refusal is left out"
 fi
-losetup -d "$pdev"
+unloop "$pdev"
 # the disk that holds the running system (without --yes: nothing is written
 # even if the check were missing)
 root_src=$(findmnt -n -o SOURCE /)
