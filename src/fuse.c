@@ -322,11 +322,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (stream) { /* read-only: the stream of the open */
 		n = wtg_tree_read(fs->tree, stream, buf, size, (uint64_t)off);
 	} else {
-		lock_shared(req);
-		struct wtg_inode *in = inode_of(req, ino);
-		struct wtg_stream *s = in ? wtg_inode_data(in) : NULL;
-		n = s ? wtg_view_read(fs->view, in, s, buf, size, (uint64_t)off) : 0;
-		unlock(req);
+		n = wtg_view_read_data(fs->view, ino, buf, size, (uint64_t)off);
 	}
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

@@ -684,6 +684,23 @@ long wtg_view_read(struct wtg_view *v, struct wtg_inode *in, struct wtg_stream *
 	return (long)done;
 }
 
+long wtg_view_read_data(struct wtg_view *v, uint64_t ino, void *buf, size_t size, uint64_t off)
+{
+	pthread_rwlock_rdlock(&v->lock);
+	struct wtg_inode *in = wtg_view_inode(v, ino);
+	struct wtg_stream *s = in ? wtg_inode_data(in) : NULL;
+	if (s && !s->delta) {
+		/* only the base's bytes, which never change: decoding them (up
+		 * to 1 MiB of LZX) needs no lock, and no change waits for it */
+		struct wtg_stream base = *s;
+		pthread_rwlock_unlock(&v->lock);
+		return wtg_tree_read(&v->tree, &base, buf, size, off);
+	}
+	long n = s ? wtg_view_read(v, in, s, buf, size, off) : 0;
+	pthread_rwlock_unlock(&v->lock);
+	return n;
+}
+
 static int grow_chunk_table(struct wtg_view *v)
 {
 	size_t nb = v->chunk_buckets ? v->chunk_buckets * 2 : 256;

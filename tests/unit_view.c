@@ -16,10 +16,23 @@
 #include "wtgfs/tree.h"
 #include "wtgfs/view.h"
 
+/* While set, a read of the base waits in the source until it is cleared
+ * (a decoder that takes long). */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static bool hold_reads, read_held;
+
 /* The base's bytes: byte i of a blob is (i * 7 + 3) & 0xff. */
 static int computed_read(struct wtg_source *src, struct wtg_blob *blob, void *buf, size_t size,
 			 uint64_t off)
 {
+	pthread_mutex_lock(&hold_lock);
+	while (hold_reads) {
+		read_held = true;
+		pthread_cond_broadcast(&hold_cond);
+		pthread_cond_wait(&hold_cond, &hold_lock);
+	}
+	pthread_mutex_unlock(&hold_lock);
 	for (size_t i = 0; i < size; i++)
 		((uint8_t *)buf)[i] = (uint8_t)((off + i) * 7 + 3);
 	return 0;
@@ -317,6 +330,57 @@ TEST(writer_not_starved)
 	unlink(path);
 }
 
+static void *slow_reader(void *arg)
+{
+	static uint8_t b[4096];
+	CHECK(wtg_view_read_data(lock_view, 3, b, sizeof(b), 0) == sizeof(b));
+	CHECK(b[10] == base_byte(10));
+	return NULL;
+}
+
+static void *quick_writer(void *arg)
+{
+	CHECK(wtg_view_write(lock_view, 4, NULL, "q", 1, 0) == 1);
+	pthread_mutex_lock(&hold_lock);
+	atomic_store(&writer_done, true);
+	pthread_cond_broadcast(&hold_cond);
+	pthread_mutex_unlock(&hold_lock);
+	return NULL;
+}
+
+/* A change does not wait for a read that decodes bytes of the base: the
+ * read holds no lock while the source works. */
+TEST(base_reads_hold_no_lock)
+{
+	pthread_t r, w;
+	struct timespec until;
+	lock_view = open_view(true);
+	atomic_store(&writer_done, false);
+	hold_reads = true;
+	pthread_create(&r, NULL, slow_reader, NULL);
+	pthread_mutex_lock(&hold_lock);
+	while (!read_held)
+		pthread_cond_wait(&hold_cond, &hold_lock);
+	pthread_mutex_unlock(&hold_lock);
+	pthread_create(&w, NULL, quick_writer, NULL);
+	/* a generous bound, only so that a failure ends */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 20;
+	pthread_mutex_lock(&hold_lock);
+	while (!atomic_load(&writer_done) &&
+	       pthread_cond_timedwait(&hold_cond, &hold_lock, &until) == 0)
+		;
+	bool done = atomic_load(&writer_done);
+	hold_reads = false;
+	pthread_cond_broadcast(&hold_cond);
+	pthread_mutex_unlock(&hold_lock);
+	CHECK(done);
+	pthread_join(r, NULL);
+	pthread_join(w, NULL);
+	CHECK(wtg_view_close(lock_view) == 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "/tmp/wtgfs-unit-view-%d.delta", (int)getpid());
@@ -327,5 +391,6 @@ int main(void)
 	RUN(case_only_rename);
 	RUN(writer_not_starved);
 	RUN(refused_names_leave_the_tree);
+	RUN(base_reads_hold_no_lock);
 	UNIT_EXIT();
 }

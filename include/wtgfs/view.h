@@ -87,6 +87,12 @@ uint64_t wtg_view_allocated(struct wtg_view *view, const struct wtg_inode *inode
 long wtg_view_read(struct wtg_view *view, struct wtg_inode *inode, struct wtg_stream *stream,
 		   void *buf, size_t size, uint64_t off);
 
+/* Reads the unnamed data stream of @ino, taking the shared lock itself and
+ * dropping it while it decodes bytes of the base; 0 bytes when the inode is
+ * gone. */
+long wtg_view_read_data(struct wtg_view *view, uint64_t ino, void *buf, size_t size,
+			uint64_t off);
+
 /* ---- changing (each takes the lock itself) ---- */
 
 enum wtg_view_kind { WTG_VIEW_FILE, WTG_VIEW_DIR, WTG_VIEW_SYMLINK };
