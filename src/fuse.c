@@ -3,13 +3,14 @@
  *
  * fuse_ino_t is the tree's inode number (the root is 1 on both sides).  Every
  * entry given to the kernel counts as a reference of the view's inode, and
- * forget gives them back: a deleted inode goes once the kernel lets go.  A read-only mount never changes, so the
- * kernel may cache entries, attributes and data for as long as it likes;
- * a writable one changes only through the kernel, which keeps its caches
- * itself, but names differ from lookups in case, so entries age quickly.
- * Reads hold the view's shared lock while they use an inode, changes go
- * through the view's calls, and every request is answered exactly once,
- * never under a lock.
+ * forget gives them back: a deleted inode goes once the kernel lets go.  A
+ * read-only mount never changes, so the kernel may cache entries,
+ * attributes and data for as long as it likes; a writable one changes only
+ * through the kernel, which keeps its caches itself, but names differ from
+ * lookups in case, so entries age quickly.  Reads hold the view's shared
+ * lock while they use an inode (but not while they decode the base's
+ * bytes), changes go through the view's calls, and every request is
+ * answered exactly once, never under a lock.
  *
  * NTFS metadata goes out under ntfs-3g's extended attribute names, named
  * streams as user.NAME, so tools that already speak ntfs-3g work unchanged.
@@ -218,8 +219,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = ENOTDIR;
 	else if (!(de = wtg_tree_lookup(fs->tree, dir, name, strlen(name))))
 		err = ENOENT;
-	else
-		fill_entry(fs, de->inode, &e), wtg_view_ref(fs->view, de->inode);
+	else {
+		fill_entry(fs, de->inode, &e);
+		wtg_view_ref(fs->view, de->inode);
+	}
 	/* another case of a stored name: the kernel must not keep it, or it
 	 * outlives a change made through the stored case */
 	if (de && strcmp(de->name, name))
