@@ -13,7 +13,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
-#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,8 +161,10 @@ static int copy_file(struct wtg_view *view, const char *src, const char *dst)
 	return ok ? copy_out(view, in, dst) : -ENOENT;
 }
 
-/* Runs a tool with @env added to the environment, its output kept; on
- * failure logs its last line of errors. */
+/* Runs a tool with @env added to the environment (posix_spawn: the view's
+ * threads make fork() and work in the child unsafe), its output discarded
+ * and its errors kept; on failure logs the last line of its errors.  Finds
+ * the tool in PATH, then in /usr/sbin and /sbin (mkfs.fat lives there). */
 static int run_tool(const char *const argv[], const char *env)
 {
 	char errfile[] = "/tmp/wtgfs-tool.XXXXXX";
@@ -170,43 +172,61 @@ static int run_tool(const char *const argv[], const char *env)
 	if (efd < 0)
 		return -errno;
 	unlink(errfile);
-	pid_t pid = fork();
-	if (pid < 0) {
+
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **envp = calloc(n + 2, sizeof(*envp));
+	posix_spawn_file_actions_t fa;
+	int ret = envp ? posix_spawn_file_actions_init(&fa) : ENOMEM;
+	if (ret) {
+		free(envp);
 		close(efd);
-		return -errno;
+		return -ret;
 	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-		}
-		dup2(efd, 2);
-		if (env)
-			putenv((char *)env);
-		execvp(argv[0], (char *const *)argv);
-		char path[64];
-		snprintf(path, sizeof(path), "/usr/sbin/%s", argv[0]);
-		execv(path, (char *const *)argv);
-		dprintf(2, "%s: not found (install it: scripts/deps.sh)\n", argv[0]);
-		_exit(127);
+	memcpy(envp, environ, n * sizeof(*envp));
+	envp[n] = (char *)env; /* NULL ends the list when there is none */
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, efd, 2);
+
+	pid_t pid;
+	ret = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, envp);
+	static const char *const dirs[] = {"/usr/sbin/", "/sbin/"};
+	for (size_t i = 0; ret == ENOENT && i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "%s%s", dirs[i], argv[0]);
+		ret = posix_spawn(&pid, path, &fa, NULL, (char *const *)argv, envp);
 	}
+	posix_spawn_file_actions_destroy(&fa);
+	free(envp);
+	if (ret) {
+		wtg_error("cannot run %s: %s%s", argv[0], strerror(ret),
+			  ret == ENOENT ? " (install it: scripts/deps.sh)" : "");
+		close(efd);
+		return -ret;
+	}
+
 	int status;
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR) {
+			ret = -errno;
 			close(efd);
-			return -errno;
+			return ret;
 		}
-	int ret = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		char msg[512] = "";
-		ssize_t n = pread(efd, msg, sizeof(msg) - 1, 0);
-		msg[n > 0 ? n : 0] = 0;
-		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-			msg[--n] = 0;
+		struct stat st;
+		off_t from = !fstat(efd, &st) && st.st_size > (off_t)sizeof(msg) - 1
+				 ? st.st_size - (off_t)sizeof(msg) + 1
+				 : 0;
+		ssize_t got = pread(efd, msg, sizeof(msg) - 1, from);
+		msg[got > 0 ? got : 0] = 0;
+		while (got > 0 && (msg[got - 1] == '\n' || msg[got - 1] == ' '))
+			msg[--got] = 0;
 		char *last = strrchr(msg, '\n');
 		wtg_error("%s failed: %s", argv[0], last ? last + 1 : msg[0] ? msg : "no message");
-		ret = WIFEXITED(status) && WEXITSTATUS(status) == 127 ? -ENOENT : -EIO;
+		ret = -EIO;
 	}
 	close(efd);
 	return ret;

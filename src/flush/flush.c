@@ -336,6 +336,8 @@ int wtg_flush_run(struct wtg_view *view, struct wtg_flush_target *t,
 		return ret;
 	if ((ret = flush_table_plan(t, opt, &table, &layout)))
 		return ret;
+	if ((ret = wtg_flush_check_esp_size(layout.esp.size, layout.sector_size)))
+		goto out;
 	if ((ret = flush_target_recheck(t)))
 		goto out;
 	phase(&r, "wipe");
