@@ -21,6 +21,9 @@ ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
 [ -f "$ovmf_code" ] && [ -f "$ovmf_vars" ] || skip "OVMF is not installed (ovmf)"
 test_images small
 
+# the flush's temporary files where no other test's cleanup reaches them
+export TMPDIR="$TMP/tmp"
+mkdir -p "$TMPDIR"
 CHECK_BCD="/usr/bin/python3 $top_srcdir/tests/check-bcd.py"
 export MTOOLS_SKIP_CHECK=1
 WIM="$IMAGES/lzx.wim"

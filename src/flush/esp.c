@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,16 +162,29 @@ static int copy_file(struct wtg_view *view, const char *src, const char *dst)
 	return ok ? copy_out(view, in, dst) : -ENOENT;
 }
 
+/* A template for mkstemp/mkdtemp in $TMPDIR (else /tmp): "DIR/wtgfs-WHAT.XXXXXX". */
+static int tmp_template(char *buf, size_t size, const char *what)
+{
+	const char *dir = getenv("TMPDIR");
+	int n = snprintf(buf, size, "%s/wtgfs-%s.XXXXXX", dir && *dir ? dir : "/tmp", what);
+	return n > 0 && (size_t)n < size ? 0 : -ENAMETOOLONG;
+}
+
 /* Runs a tool with @env added to the environment (posix_spawn: the view's
  * threads make fork() and work in the child unsafe), its output discarded
  * and its errors kept; on failure logs the last line of its errors.  Finds
  * the tool in PATH, then in /usr/sbin and /sbin (mkfs.fat lives there). */
 static int run_tool(const char *const argv[], const char *env)
 {
-	char errfile[] = "/tmp/wtgfs-tool.XXXXXX";
-	int efd = mkostemp(errfile, O_CLOEXEC);
-	if (efd < 0)
-		return -errno;
+	char errfile[PATH_MAX];
+	int efd = -1, err = tmp_template(errfile, sizeof(errfile), "tool");
+	if (!err && (efd = mkostemp(errfile, O_CLOEXEC)) < 0)
+		err = -errno;
+	if (err) {
+		wtg_error("cannot make a temporary file for %s's messages: %s", argv[0],
+			  strerror(-err));
+		return err;
+	}
 	unlink(errfile);
 
 	size_t n = 0;
@@ -312,11 +326,13 @@ int wtg_flush_build_esp(struct wtg_view *view, const struct wtg_flush_layout *la
 			const struct wtg_flush_options *opt, const char *esp_path,
 			struct wtg_flush_report *rep)
 {
-	char stage[] = "/tmp/wtgfs-esp.XXXXXX";
-	if (!mkdtemp(stage)) {
-		int ret = -errno;
-		wtg_error("cannot make a temporary directory: %s", strerror(-ret));
-		return ret;
+	char stage[PATH_MAX];
+	int err = tmp_template(stage, sizeof(stage), "esp");
+	if (!err && !mkdtemp(stage))
+		err = -errno;
+	if (err) {
+		wtg_error("cannot make a temporary directory for the ESP: %s", strerror(-err));
+		return err;
 	}
 	char *efi = NULL, *msboot = NULL, *fallback = NULL, *bcd_path = NULL, *tmpl = NULL;
 	char *edition = NULL;
