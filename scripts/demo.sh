@@ -48,5 +48,10 @@ run "$wtgfs" log "$delta"
 run "$wtgfs" diff "$delta" base HEAD || [ $? = 1 ]
 run "$wtgfs" diff --status "$delta" base HEAD || [ $? = 1 ]
 run "$wtgfs" verify "$delta"
+# the delta's tree as a bootable Windows To Go disk image, read back
+disk=$(mktemp -u /tmp/wtgfs-demo.XXXXXX.img)
+trap 'set +e; "$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt" 2>/dev/null; rm -f "$delta" "$disk"; true' EXIT
+run "$wtgfs" flush "$delta" "$disk" --yes --verify
+run sfdisk -l "$disk"
 echo
 echo "demo done: wtgfs is $wtgfs; the demo images are in $images"
