@@ -119,6 +119,10 @@ jq -s -e 'map(select(.type == "progress" and .phase == "tree")) | length > 0' "$
 	fail "no JSON progress lines"
 [ "$(sha256sum "$TMP/d.delta" "$WIM")" = "$sums_before" ] || fail "the flush changed the delta or its base"
 check_disk "$TMP/gpt.img"
+# the layout the flush reports (and hands the BCD) is the table's
+sfdisk -J "$TMP/gpt.img" | jq -r '.partitiontable | [.id, (.partitions[] | .uuid)] | map(ascii_downcase) | join(" ")' >"$TMP/ids.table"
+jq -s -r 'map(select(.type == "result"))[0] | [.disk_guid, .esp.guid, .msr.guid, .windows.guid] | join(" ")' "$TMP/gpt.json" >"$TMP/ids.json"
+cmp -s "$TMP/ids.table" "$TMP/ids.json" || fail "the reported GUIDs $(cat "$TMP/ids.json") are not the table's $(cat "$TMP/ids.table")"
 # the table: types, names, 1 MiB alignment, the ESP's no-drive-letter bit
 sfdisk -J "$TMP/gpt.img" | python3 -c '
 import json, sys
@@ -256,6 +260,10 @@ fi
 truncate -s 50M "$TMP/small.img"
 refuse "is too small (50.0 MiB), the tree needs at least" "$WIM" "$TMP/small.img" --yes
 refuse "size 60.0 MiB is too small" "$WIM" "$TMP/new.img" --size 60M --yes
+"$WTGFS" flush "$WIM" "$TMP/small.img" --size 600M --yes --no-wtg-tweaks >/dev/null 2>&1 ||
+	fail "--size could not grow an image file"
+[ "$(stat -c %s "$TMP/small.img")" = $((600 << 20)) ] || fail "--size 600M did not grow the image file"
+out=$(sfdisk --verify "$TMP/small.img" 2>&1) || fail "after growing: $out"
 [ ! -e "$TMP/new.img" ] || fail "a refused flush left a new image file behind"
 refuse "it holds '$TMP/d.delta', which this flush reads" "$TMP/d.delta" "$TMP/d.delta" --yes
 refuse "which this flush reads" "$WIM" "$WIM" --yes
