@@ -34,6 +34,7 @@
 #include <ntfs-3g/cache.h>
 #include <ntfs-3g/device.h>
 #include <ntfs-3g/dir.h>
+#include <ntfs-3g/ea.h>
 #include <ntfs-3g/inode.h>
 #include <ntfs-3g/layout.h>
 #include <ntfs-3g/logging.h>
@@ -42,6 +43,7 @@
 #include <ntfs-3g/security.h>
 #include <ntfs-3g/volume.h>
 
+#include "wtgfs/ea.h"
 #include "wtgfs/log.h"
 #include "wtgfs/names.h"
 #include "wtgfs/ntfs.h"
@@ -646,6 +648,17 @@ static int set_meta(struct writer *w, ntfs_inode *ni, const struct wtg_inode *in
 	const struct wtg_sd *sd = wtg_tree_sd(w->tree, in->sd);
 	if (sd && ntfs_set_ntfs_acl(&w->scx, ni, (const char *)sd->data, sd->len, 0))
 		return fail(w, in, "set the security descriptor of");
+	/* $EA (WSL's $LXMOD/$LXDEV, Windows' $KERNEL.PURGE.*): libntfs-3g
+	 * checks it as wtg_ea_valid() does; a base's malformed one is left out */
+	uint32_t ealen;
+	const uint8_t *ea = wtg_inode_ea(in, &ealen);
+	if (ea && !wtg_ea_valid(ea, ealen)) {
+		char path[4096];
+		wtg_warning("'%s': its extended attributes are malformed: left out",
+			    path_of(w, in, path, sizeof(path)));
+	} else if (ea && ntfs_set_ntfs_ea(ni, (const char *)ea, ealen, 0)) {
+		return fail(w, in, "set the extended attributes of");
+	}
 	return 0;
 }
 
@@ -694,6 +707,13 @@ static int set_reparse(struct writer *w, ntfs_inode *ni, const struct wtg_inode 
 	if (!rp) {
 		errno = EIO;
 		return fail(w, in, "read the reparse data for");
+	}
+	/* WSL's special files: libntfs-3g takes their empty reparse points only
+	 * on an inode marked recall-on-open, a flag system.ntfs_attrib cannot
+	 * set (as ntfs-3g's own mknod, set on the inode itself) */
+	if (in->attributes & NTFS_ATTR_RECALL_ON_OPEN) {
+		ni->flags |= FILE_ATTRIBUTE_RECALL_ON_OPEN;
+		NInoSetDirty(ni);
 	}
 	if (ntfs_set_ntfs_reparse_data(ni, (const char *)rp, len, 0))
 		return fail(w, in, "set the reparse data of");

@@ -130,4 +130,9 @@ mkdir -p "$TMP/sd"
 WTGFS_KEEP_SDS="$TMP/sd" "$top_builddir/tests/unit_sd" >"$TMP/unit_sd.log" 2>&1 ||
 	{ tail -20 "$TMP/unit_sd.log"; fail "unit_sd cannot write the SD seeds"; }
 "$fuzz/fuzz_sd" -runs="$((runs * 50))" -seed=1 "$TMP/sd" || fail "fuzz_sd crashed"
+# NTFS $EA values: what ntfs-3g writes for 'mknod c 4 5' and for a fifo
+mkdir -p "$TMP/ea"
+printf '\x14\0\0\0\0\x06\x04\0$LXMOD\0\xa4\x21\0\0\0\x18\0\0\0\0\x06\x08\0$LXDEV\0\x04\0\0\0\x05\0\0\0\0' >"$TMP/ea/chr"
+printf '\x14\0\0\0\0\x06\x04\0$LXMOD\0\xa4\x11\0\0\0' >"$TMP/ea/fifo"
+"$fuzz/fuzz_ea" -runs="$((runs * 100))" -seed=1 "$TMP/ea" || fail "fuzz_ea crashed"
 echo PASS

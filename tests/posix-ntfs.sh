@@ -2,14 +2,15 @@
 # WSL special files and NTFS extended attributes of an NTFS base, as
 # ntfs-3g writes them (-o special_files=wsl, system.ntfs_ea): a read-only
 # mount of the volume, and of a VHDX holding it, shows what ntfs-3g shows
-# (types, device numbers, system.ntfs_ea byte for byte); a delta over it
+# (types, device numbers, system.ntfs_ea byte for byte), and a WIM captured
+# from it what wimlib keeps (the types); a delta over it
 # shows the same, changes EAs and makes special files that read back after
 # a remount, and the base's EAs and special files stay as they were.
 . "$(dirname "$0")/lib.sh"
 
 need_root
 need_fuse
-need_tool mkntfs ntfs-3g getfattr setfattr mknod mkfifo qemu-img
+need_tool mkntfs ntfs-3g getfattr setfattr mknod mkfifo qemu-img wimcapture
 V=$TMP/vol.img
 truncate -s 32M "$V"
 mkntfs -Q -F -L wsl "$V" >/dev/null 2>&1 || fail "mkntfs failed"
@@ -58,6 +59,20 @@ echo "== a VHDX holding the volume"
 qemu-img convert -q -f raw -O vhdx "$V" "$TMP/vol.vhdx" || fail "qemu-img convert failed"
 wtg_mount "$TMP/vol.vhdx" "$M"
 compare "a read-only mount of the VHDX"
+wtg_umount "$M"
+
+echo "== a WIM captured from it"
+# wimlib keeps the reparse points but gives no EAs: the types show, the
+# device numbers (kept in $LXDEV) do not
+wimcapture "$V" "$TMP/vol.wim" >/dev/null 2>&1 || fail "wimcapture failed"
+wtg_mount "$TMP/vol.wim" "$M"
+for x in "dev/fifo:fifo:0,0" "dev/tty0:character special file:0,0" \
+	"dev/sda2:block special file:0,0" "dev/sock:socket:0,0"; do
+	IFS=: read -r n type dev <<<"$x"
+	got=$(stat -c '%F:%Hr,%Lr' "$M/$n")
+	[ "$got" = "$type:$dev" ] || fail "the WIM's $n shows as '$got', want '$type:$dev'"
+done
+getfattr -n system.ntfs_ea "$M/Windows/notepad.exe" >/dev/null 2>&1 && fail "a WIM base shows an EA"
 wtg_umount "$M"
 
 echo "== a delta over it"
