@@ -145,13 +145,26 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 	st->st_ctim = ntfs_time_to_timespec(in->ctime);
 }
 
+/*
+ * A DOS name is a name's, but the kernel asks for extended attributes by
+ * inode: system.ntfs_dos_name answers for the name the file was looked up
+ * by last (wtg_inode_note_name).  So that every path walk to a file whose
+ * names differ there says which name it took, the kernel keeps no entry
+ * for its names and looks each up again; on a writable mount that holds
+ * for every file with several names, which a DOS name may be set on.
+ */
+static bool per_name(const struct fs *fs, const struct wtg_inode *in)
+{
+	return in->nlink > 1 && !in->dir && (fs->writable || wtg_inode_dos_names_vary(in));
+}
+
 static void fill_entry(const struct fs *fs, const struct wtg_inode *in, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = in->ino;
 	e->generation = 1;
 	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
+	e->entry_timeout = per_name(fs, in) ? 0 : fs->timeout;
 	fill_stat(fs, in, &e->attr);
 }
 
@@ -223,6 +236,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fill_entry(fs, de->inode, &e);
 		wtg_view_ref(fs->view, de->inode);
 	}
+	if (de)
+		wtg_inode_note_name(de);
 	/* another case of a stored name: the kernel must not keep it, or it
 	 * outlives a change made through the stored case */
 	if (de && strcmp(de->name, name))
@@ -533,12 +548,14 @@ static long xattr_value(struct fs *fs, struct wtg_inode *in, const char *name, u
 			return -ENODATA;
 		len = rlen;
 	} else if (!strcmp(name, "system.ntfs_dos_name")) {
-		/* As ntfs-3g: the root has no directory to hold a DOS name. */
+		/* As ntfs-3g: the root has no directory to hold a DOS name.
+		 * Another name of the file than the one that owns it has none. */
+		const struct wtg_dentry *de = wtg_inode_current_name(in);
 		if (in->ino == WTG_ROOT_INO)
 			return -EPERM;
-		if (!(src = in->dos_name))
+		if (!de || !(src = wtg_dentry_dos_name(de)))
 			return -ENODATA;
-		len = (long)strlen(in->dos_name);
+		len = (long)strlen(src);
 	} else if (!strcmp(name, "system.ntfs_object_id")) {
 		if (!(src = in->object_id))
 			return -ENODATA;
@@ -657,6 +674,35 @@ static bool stream_name_ok(const char *name)
 
 static void drop_stale(struct fs *fs, fuse_ino_t parent, char *name, bool ok);
 
+/* Sets (@dos NULL: removes) the DOS name of the name @ino was looked up by
+ * last: the one a path walk just took (see per_name). */
+static int set_dos_name(fuse_req_t req, fuse_ino_t ino, const char *dos)
+{
+	struct fs *fs = fs_of(req);
+	uint64_t dir = 0;
+	char *name = NULL;
+	int ret = 0;
+
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, ino);
+	const struct wtg_dentry *de = in ? wtg_inode_current_name(in) : NULL;
+	if (!in)
+		ret = -ESTALE;
+	else if (in->ino == WTG_ROOT_INO)
+		ret = -EPERM; /* as ntfs-3g: no directory holds the root's name */
+	else if (!de)
+		ret = -ENOENT;
+	else if (!(name = strdup(de->name)))
+		ret = -ENOMEM;
+	else
+		dir = de->parent->ino;
+	unlock(req);
+	if (!ret)
+		ret = wtg_view_set_dos_name(fs->view, dir, name, dos);
+	free(name);
+	return ret;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
@@ -700,7 +746,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 			return (void)fuse_reply_err(req, EINVAL);
 		memcpy(dos, value, size);
 		dos[size] = '\0';
-		ret = wtg_view_set_dos_name(v, ino, dos);
+		ret = set_dos_name(req, ino, dos);
 	} else if (!strcmp(name, "system.ntfs_object_id")) {
 		ret = wtg_view_set_object_id(v, ino, value, size);
 	} else if (!strcmp(name, "system.ntfs_ea")) {
@@ -747,7 +793,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	else if (!strcmp(name, "system.ntfs_reparse_data"))
 		ret = wtg_view_set_reparse(fs->view, ino, NULL, 0);
 	else if (!strcmp(name, "system.ntfs_dos_name"))
-		ret = wtg_view_set_dos_name(fs->view, ino, NULL);
+		ret = set_dos_name(req, ino, NULL);
 	else if (!strcmp(name, "system.ntfs_object_id"))
 		ret = wtg_view_set_object_id(fs->view, ino, NULL, 0);
 	else if (!strcmp(name, "system.ntfs_ea"))

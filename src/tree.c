@@ -45,7 +45,6 @@ static void inode_free(struct wtg_inode *inode)
 	free(inode->reparse);
 	free(inode->ea);
 	free(inode->object_id);
-	free(inode->dos_name);
 	free(inode);
 }
 
@@ -273,6 +272,8 @@ void wtg_tree_unlink(struct wtg_tree *tree, struct wtg_inode *dir, struct wtg_de
 		dir->nsubdirs--;
 	/* the DOS name goes with the name it shortens */
 	wtg_dentry_set_dos_name(de, NULL);
+	if (__atomic_load_n(&child->last_name, __ATOMIC_RELAXED) == de)
+		__atomic_store_n(&child->last_name, NULL, __ATOMIC_RELAXED);
 	free(de->name);
 	free(de);
 	(void)tree;
@@ -296,6 +297,33 @@ int wtg_dentry_set_dos_name(struct wtg_dentry *de, const char *dos)
 const char *wtg_dentry_dos_name(const struct wtg_dentry *de)
 {
 	return de->dos_name;
+}
+
+bool wtg_inode_dos_names_vary(const struct wtg_inode *inode)
+{
+	const struct wtg_dentry *first = inode->first_name;
+
+	if (!first)
+		return false;
+	for (const struct wtg_dentry *de = first->alias_next; de; de = de->alias_next)
+		if (!de->dos_name != !first->dos_name ||
+		    (de->dos_name && strcmp(de->dos_name, first->dos_name)))
+			return true;
+	return false;
+}
+
+void wtg_inode_note_name(struct wtg_dentry *de)
+{
+	/* a store only when it changes: most lookups find it noted already */
+	if (__atomic_load_n(&de->inode->last_name, __ATOMIC_RELAXED) != de)
+		__atomic_store_n(&de->inode->last_name, de, __ATOMIC_RELAXED);
+}
+
+struct wtg_dentry *wtg_inode_current_name(const struct wtg_inode *inode)
+{
+	struct wtg_dentry *de = __atomic_load_n(&inode->last_name, __ATOMIC_RELAXED);
+
+	return de ? de : inode->first_name;
 }
 
 void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -204,6 +205,12 @@ int wtg_view_open_image(const char *spec, const struct wtg_source_options *opt,
 }
 
 /* Applying the layer stack to the freshly loaded base tree. */
+/* What a format 1 inode record said of the inode's DOS name ("" none). */
+struct legacy_dos {
+	uint64_t ino;
+	char *dos;
+};
+
 struct load {
 	struct wtg_view *v;
 	uint8_t (*sd_hash)[WTG_STORE_HASH_LEN]; /* per inode record, to fetch after */
@@ -211,6 +218,8 @@ struct load {
 	size_t nsd;
 	uint64_t *mentioned; /* inodes a record names */
 	size_t nmentioned;
+	struct legacy_dos *legacy; /* to carry over to names */
+	size_t nlegacy;
 	int damaged;
 };
 
@@ -261,15 +270,26 @@ static int load_inode(void *arg, const struct wtg_store_record *rec)
 	in->atime = si->atime;
 	in->ctime = si->ctime;
 	uint8_t *rp = NULL, *oid = NULL, *ea = NULL;
-	char *dos = NULL;
 	if ((si->reparse && !(rp = malloc(si->reparse_len ? si->reparse_len : 1))) ||
 	    (si->object_id && !(oid = malloc(si->object_id_len ? si->object_id_len : 1))) ||
-	    (si->ea && !(ea = malloc(si->ea_len ? si->ea_len : 1))) ||
-	    (si->dos_name && !(dos = strdup(si->dos_name)))) {
+	    (si->ea && !(ea = malloc(si->ea_len ? si->ea_len : 1)))) {
 		free(rp);
 		free(oid);
 		free(ea);
 		return -ENOMEM;
+	}
+	if (si->legacy_dos_name) {
+		struct legacy_dos *p = realloc(l->legacy, (l->nlegacy + 1) * sizeof(*p));
+		if (!p || !(p[l->nlegacy].dos = strdup(si->legacy_dos_name))) {
+			if (p)
+				l->legacy = p;
+			free(rp);
+			free(oid);
+			free(ea);
+			return -ENOMEM;
+		}
+		l->legacy = p;
+		p[l->nlegacy++].ino = rec->ino;
 	}
 	if (ea)
 		memcpy(ea, si->ea, si->ea_len);
@@ -285,9 +305,6 @@ static int load_inode(void *arg, const struct wtg_store_record *rec)
 	free(in->object_id);
 	in->object_id = oid;
 	in->object_id_len = oid ? si->object_id_len : 0;
-	free(in->dos_name);
-	in->dos_name = dos;
-	in->nlink_extra = dos ? 1 : 0;
 
 	static const uint8_t none[WTG_STORE_HASH_LEN];
 	if (memcmp(si->sd_hash, none, sizeof(none))) {
@@ -334,8 +351,54 @@ static int load_name(void *arg, const struct wtg_store_record *rec)
 	if (!child || child->gone)
 		return load_damaged(l, "a name points at an inode that does not exist", rec->value);
 	int ret = wtg_tree_link(t, dir, rec->name, len, child);
-	return ret == -EINVAL ? load_damaged(l, "a name cannot appear in a directory", rec->ino)
-			      : ret;
+	if (ret == -EINVAL)
+		return load_damaged(l, "a name cannot appear in a directory", rec->ino);
+	if (!ret && rec->dos_name) {
+		de = wtg_tree_lookup(t, dir, rec->name, len);
+		ret = wtg_dentry_set_dos_name(de, rec->dos_name);
+	}
+	return ret;
+}
+
+static int store_inode(struct wtg_view *v, struct wtg_inode *in);
+
+/*
+ * What a format 1 delta said of an inode's DOS name, carried over to its
+ * names: none ("") drops every name's; a DOS name stays on the name that
+ * has it (the base's owner), else goes to the first name.  A writable view
+ * then records it the new way, per name, and a fresh inode record hides
+ * the old one, so this happens once.
+ */
+static int carry_legacy_dos(struct wtg_view *v, struct load *l)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < l->nlegacy; i++) {
+		struct wtg_inode *in = wtg_tree_inode(&v->tree, l->legacy[i].ino);
+		const char *dos = l->legacy[i].dos[0] ? l->legacy[i].dos : NULL;
+		if (!in || in->gone || !in->first_name || in->ino == WTG_ROOT_INO)
+			continue;
+		struct wtg_dentry *owner = NULL;
+		for (struct wtg_dentry *de = in->first_name; de && dos; de = de->alias_next)
+			if (de->dos_name && !strcmp(de->dos_name, dos)) {
+				owner = de;
+				break;
+			}
+		if (dos && !owner)
+			owner = in->first_name;
+		for (struct wtg_dentry *de = in->first_name; !ret && de; de = de->alias_next) {
+			const char *want = de == owner ? dos : NULL;
+			if (!want == !de->dos_name && (!want || !strcmp(want, de->dos_name)))
+				continue;
+			ret = wtg_dentry_set_dos_name(de, want);
+			if (!ret && v->store)
+				ret = wtg_store_set_name_dos(v->store, de->parent->ino, de->name,
+							     in->ino, want);
+		}
+		if (!ret && v->store)
+			ret = store_inode(v, in);
+	}
+	return ret;
 }
 
 static int load_stream(void *arg, const struct wtg_store_record *rec)
@@ -370,6 +433,8 @@ static int apply_layers(struct wtg_view *v)
 		ret = wtg_store_each(v->store, WTG_STORE_NAMES, load_name, &l);
 	if (!ret)
 		ret = wtg_store_each(v->store, WTG_STORE_STREAMS, load_stream, &l);
+	if (!ret)
+		ret = carry_legacy_dos(v, &l);
 	for (size_t i = 0; !ret && i < l.nsd; i++) {
 		uint8_t *sd;
 		size_t len;
@@ -403,6 +468,9 @@ static int apply_layers(struct wtg_view *v)
 	free(l.sd_hash);
 	free(l.sd_ino);
 	free(l.mentioned);
+	for (size_t i = 0; i < l.nlegacy; i++)
+		free(l.legacy[i].dos);
+	free(l.legacy);
 	return ret;
 }
 
@@ -939,7 +1007,6 @@ static int store_inode(struct wtg_view *v, struct wtg_inode *in)
 	    .ctime = in->ctime,
 	    .object_id = in->object_id,
 	    .object_id_len = in->object_id_len,
-	    .dos_name = in->dos_name,
 	    .ea = in->ea,
 	    .ea_len = in->ea_len,
 	};
@@ -1279,13 +1346,8 @@ static int unname_tree(struct wtg_view *v, struct wtg_inode *dir, struct wtg_den
 {
 	struct wtg_inode *in = de->inode;
 
-	/* a DOS name belongs to a long name: without certainty which, any
-	 * removal of a name drops it, as a rename on Windows does */
-	if (in->dos_name) {
-		free(in->dos_name);
-		in->dos_name = NULL;
-		in->nlink_extra = 0;
-	}
+	/* its DOS name goes with it (the tree drops it), as a rename or a
+	 * removal of the long name on Windows takes the short one along */
 	wtg_tree_unlink(&v->tree, dir, de);
 	int ret = touch(v, in, false);
 	if (!ret)
@@ -1975,32 +2037,46 @@ static bool dos_name_ok(const char *name)
 	return true;
 }
 
-int wtg_view_set_dos_name(struct wtg_view *v, uint64_t ino, const char *name)
+/* True when a name of @dir other than @de is @dos, long or short. */
+static bool dos_name_taken(const struct wtg_tree *t, struct wtg_inode *dir,
+			   const struct wtg_dentry *de, const char *dos)
 {
-	char *copy = NULL;
+	const struct wtg_dentry *same = wtg_tree_lookup(t, dir, dos, strlen(dos));
+
+	if (same && same != de)
+		return true;
+	for (uint32_t i = 0; i < dir->dir->count; i++) {
+		const struct wtg_dentry *o = dir->dir->entries[i];
+		if (o != de && o->dos_name && !strcasecmp(o->dos_name, dos))
+			return true;
+	}
+	return false;
+}
+
+int wtg_view_set_dos_name(struct wtg_view *v, uint64_t dirino, const char *name, const char *dos)
+{
 	int ret;
 
-	if (name && !dos_name_ok(name))
+	if (dos && !dos_name_ok(dos))
 		return -EINVAL;
-	if (name && !(copy = strdup(name)))
-		return -ENOMEM;
-	struct wtg_inode *in = meta_begin(v, ino, &ret);
-	if (!in) {
-		free(copy);
+	if ((ret = begin_change(v)))
 		return ret;
-	}
-	if (in->ino == WTG_ROOT_INO)
-		ret = -EPERM;
-	else if (!name && !in->dos_name)
+	struct wtg_inode *dir = dir_inode(v, dirino, &ret);
+	struct wtg_dentry *de = dir ? wtg_tree_lookup(&v->tree, dir, name, strlen(name)) : NULL;
+	if (dir && !de)
+		ret = -ENOENT;
+	if (ret)
+		return end_change(v, ret);
+	struct wtg_inode *in = de->inode;
+	if (!dos && !de->dos_name)
 		ret = -ENODATA;
-	if (ret) {
-		free(copy);
-		return meta_end(v, in, ret);
-	}
-	free(in->dos_name);
-	in->dos_name = copy;
-	in->nlink_extra = copy ? 1 : 0;
-	return meta_end(v, in, 0);
+	else if (dos && de->dos_name && !strcmp(dos, de->dos_name))
+		ret = 0; /* already so: nothing to record */
+	else if (dos && dos_name_taken(&v->tree, dir, de, dos))
+		ret = -EEXIST;
+	else if (!(ret = wtg_store_set_name_dos(v->store, dir->ino, de->name, in->ino, dos)))
+		ret = wtg_dentry_set_dos_name(de, dos);
+	return meta_end(v, in, ret);
 }
 
 int wtg_view_set_object_id(struct wtg_view *v, uint64_t ino, const void *data, size_t len)

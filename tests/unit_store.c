@@ -122,6 +122,17 @@ static int sql(const char *path, const char *statement)
 	return system(cmd);
 }
 
+/* True when the SQL condition @cond holds in the file (an error otherwise:
+ * abs() of the smallest integer overflows). */
+static bool sql_true(const char *path, const char *cond)
+{
+	char q[512];
+
+	snprintf(q, sizeof(q), "SELECT CASE WHEN %s THEN 1 ELSE abs(-9223372036854775808) END",
+		 cond);
+	return sql(path, q) == 0;
+}
+
 static void copy_file(const char *from, const char *to, off_t len)
 {
 	char buf[65536];
@@ -399,6 +410,20 @@ static int collect_name(void *arg, const char *name, uint64_t ino)
 	return 0;
 }
 
+/* Names with their DOS names: "name=inoDOS;", "-" for a whiteout. */
+static int collect_dos(void *arg, const struct wtg_store_record *rec)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	if (rec->deleted)
+		snprintf(out + n, 256 - n, "%s=-;", rec->name);
+	else
+		snprintf(out + n, 256 - n, "%s=%llu%s;", rec->name, (unsigned long long)rec->value,
+			 rec->dos_name ? rec->dos_name : "");
+	return 0;
+}
+
 TEST(inodes_and_names)
 {
 	struct wtg_store *st = new_delta("inodes.delta");
@@ -418,15 +443,14 @@ TEST(inodes_and_names)
 	CHECK(wtg_store_put_sd(st, sd, sizeof(sd), in.sd_hash) == 0);
 	in.reparse = reparse;
 	in.reparse_len = sizeof(reparse);
-	in.dos_name = "PROGRA~1";
 	CHECK(wtg_store_set_inode(st, 42, &in) == 0);
-	CHECK(wtg_store_set_name(st, 1, "Program Files", 42) == 0);
+	CHECK(wtg_store_set_name_dos(st, 1, "Program Files", 42, "PROGRA~1") == 0);
 	CHECK(wtg_store_set_name(st, 1, "pagefile.sys", 0) == 0);
 	CHECK(wtg_store_snapshot(st, "s", NULL) == 0);
 	CHECK(wtg_store_get_inode(st, 42, &s, &got) == 0 && s == WTG_STORE_PRESENT);
 	CHECK(got.attributes == 0x20 && got.crtime == 1 && got.ctime == 4);
 	CHECK(got.reparse_len == sizeof(reparse) && !memcmp(got.reparse, reparse, sizeof(reparse)));
-	CHECK(!got.object_id && got.dos_name && !strcmp(got.dos_name, "PROGRA~1"));
+	CHECK(!got.object_id && !got.legacy_dos_name);
 	CHECK(wtg_store_get_sd(st, got.sd_hash, &data, &len) == 0 && len == sizeof(sd));
 	CHECK(!memcmp(data, sd, sizeof(sd)));
 	free(data);
@@ -439,6 +463,10 @@ TEST(inodes_and_names)
 	CHECK(wtg_store_get_inode(st, 42, &s, &got) == 0 && s == WTG_STORE_DELETED);
 	CHECK(wtg_store_get_name(st, 1, "Program Files", &s, &ino) == 0 && s == WTG_STORE_DELETED);
 	CHECK(wtg_store_get_name(st, 1, "program files", &s, &ino) == 0 && s == WTG_STORE_BASE);
+	names[0] = '\0';
+	CHECK(wtg_store_each(st, WTG_STORE_NAMES, collect_dos, names) == 0);
+	CHECK(!strcmp(names, "Program Files=-;pagefile.sys=50;"));
+	names[0] = '\0';
 	CHECK(wtg_store_get_name(st, 1, "pagefile.sys", &s, &ino) == 0 && ino == 50);
 	CHECK(wtg_store_list_names(st, 1, collect_name, names) == 0);
 	CHECK(!strcmp(names, "Program Files=0;pagefile.sys=50;"));
@@ -447,6 +475,9 @@ TEST(inodes_and_names)
 	CHECK(wtg_store_get_inode(st, 42, &s, &got) == 0 && s == WTG_STORE_PRESENT);
 	wtg_store_inode_release(&got);
 	CHECK(wtg_store_get_name(st, 1, "Program Files", &s, &ino) == 0 && ino == 42);
+	names[0] = '\0';
+	CHECK(wtg_store_each(st, WTG_STORE_NAMES, collect_dos, names) == 0);
+	CHECK(!strcmp(names, "Program Files=42PROGRA~1;pagefile.sys=-;"));
 	CHECK(wtg_store_verify(st, NULL) == 0);
 	CHECK(wtg_store_close(st) == 0);
 }
@@ -559,6 +590,58 @@ TEST(space_released)
 	CHECK(wtg_store_gc(st, &freed) == 0 && wtg_store_verify(st, &rep) == 0 && rep.chunks == 0);
 	CHECK(wtg_store_close(st) == 0);
 	CHECK(file_size(path) < full / 4);
+}
+
+static int collect_legacy(void *arg, const struct wtg_store_record *rec)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	const char *said = rec->deleted ? "gone" : rec->inode->legacy_dos_name;
+
+	snprintf(out + n, 256 - n, "%llu=%s;", (unsigned long long)rec->ino, said ? said : "-");
+	return 0;
+}
+
+/* A format 1 delta kept DOS names on inode records: it still opens, a
+ * reader sees what it said ("" for none), a writer upgrades it in place. */
+TEST(format1_dos_names)
+{
+	const char *path = tmp_path("format1.delta");
+	struct wtg_store *st = new_delta("format1.delta");
+	struct wtg_store_inode in = {.attributes = 0x20};
+	struct wtg_store_options ro = {.read_only = true}, rw = {0};
+	char got[256] = "";
+
+	CHECK(wtg_store_set_inode(st, 42, &in) == 0);
+	CHECK(wtg_store_set_inode(st, 43, &in) == 0);
+	CHECK(wtg_store_delete_inode(st, 44) == 0);
+	CHECK(wtg_store_set_name(st, 1, "Program Files", 42) == 0);
+	CHECK(wtg_store_close(st) == 0);
+	/* what format 1 wrote: no names.dos_name, the inode's in inodes */
+	CHECK(sql(path, "ALTER TABLE names DROP COLUMN dos_name; ALTER TABLE inodes DROP COLUMN ea;"
+			" UPDATE inodes SET dos_name = 'PROGRA~1' WHERE ino = 42;"
+			" PRAGMA user_version = 1") == 0);
+	CHECK(wtg_store_open(path, &ro, &st) == 0);
+	CHECK(wtg_store_each(st, WTG_STORE_INODES, collect_legacy, got) == 0);
+	CHECK(!strcmp(got, "42=PROGRA~1;43=;44=gone;"));
+	got[0] = '\0';
+	CHECK(wtg_store_each(st, WTG_STORE_NAMES, collect_dos, got) == 0);
+	CHECK(!strcmp(got, "Program Files=42;"));
+	CHECK(wtg_store_close(st) == 0);
+	CHECK(sql_true(path, "(SELECT user_version FROM pragma_user_version) = 1"));
+	CHECK(wtg_store_open(path, &rw, &st) == 0);
+	got[0] = '\0';
+	CHECK(wtg_store_each(st, WTG_STORE_INODES, collect_legacy, got) == 0);
+	CHECK(!strcmp(got, "42=PROGRA~1;43=;44=gone;"));
+	CHECK(wtg_store_set_name_dos(st, 1, "Program Files", 42, "PROGRA~2") == 0);
+	got[0] = '\0';
+	CHECK(wtg_store_each(st, WTG_STORE_NAMES, collect_dos, got) == 0);
+	CHECK(!strcmp(got, "Program Files=42PROGRA~2;"));
+	CHECK(wtg_store_verify(st, NULL) == 0);
+	CHECK(wtg_store_close(st) == 0);
+	CHECK(sql_true(path, "(SELECT user_version FROM pragma_user_version) = 3"));
+	CHECK(sql_true(path, "(SELECT count(*) FROM inodes WHERE dos_name = '') = 1"));
 }
 
 TEST(verify_finds_damage)
@@ -783,6 +866,7 @@ int main(int argc, char **argv)
 	RUN(chunks);
 	RUN(layers_and_extents);
 	RUN(inodes_and_names);
+	RUN(format1_dos_names);
 	RUN(verify_finds_damage);
 	RUN(second_writer_refused);
 	RUN(kill_9);

@@ -37,7 +37,8 @@
 #include "wtgfs/hash.h"
 
 /* PRAGMA user_version this build writes and reads (2: inodes keep their
- * $EA; a format-1 delta is upgraded by its first writable open) */
+ * $EA; 3: DOS names on name records).  An older delta opens: its first
+ * writable open upgrades it in place. */
 #define WTG_STORE_FORMAT 2
 #define WTG_STORE_CHUNK_SIZE 65536
 #define WTG_STORE_HASH_LEN WTG_SHA256_LEN
@@ -141,8 +142,12 @@ struct wtg_store_inode {
 	uint32_t reparse_len;
 	uint8_t *object_id; /* malloc'd on lookup */
 	uint32_t object_id_len;
-	char *dos_name; /* malloc'd on lookup, NULL when none */
-	uint8_t *ea;	/* the $EA value (wtgfs/ea.h); malloc'd on lookup, NULL: none */
+	/* Format 1 kept a DOS name per inode: what such a record said ("" for
+	 * none), for the view to carry over to a name; NULL in every record
+	 * written since (a DOS name is a name's: wtg_store_set_name_dos()).
+	 * malloc'd on lookup. */
+	char *legacy_dos_name;
+	uint8_t *ea; /* the $EA value (wtgfs/ea.h); malloc'd on lookup, NULL: none */
 	uint32_t ea_len;
 };
 void wtg_store_inode_release(struct wtg_store_inode *inode);
@@ -173,8 +178,12 @@ int wtg_store_get_sd(struct wtg_store *store, const uint8_t hash[WTG_STORE_HASH_
 		     uint8_t **data_ret, size_t *len_ret);
 
 /* Names are exact (case-sensitive) strings: case-insensitive matching is
- * the tree's, over the merged view.  @ino 0 records a whiteout. */
+ * the tree's, over the merged view.  @ino 0 records a whiteout.  A name
+ * record holds the name's DOS name too: set_name records it without one. */
 int wtg_store_set_name(struct wtg_store *store, uint64_t dir, const char *name, uint64_t ino);
+/* Records @name -> @ino with the DOS (8.3) name @dos (NULL: none). */
+int wtg_store_set_name_dos(struct wtg_store *store, uint64_t dir, const char *name, uint64_t ino,
+			   const char *dos);
 int wtg_store_get_name(struct wtg_store *store, uint64_t dir, const char *name,
 		       enum wtg_store_state *state_ret, uint64_t *ino_ret);
 /* Removes the name: a whiteout when the base holds it (@base_has) or a
@@ -236,6 +245,8 @@ struct wtg_store_record {
 	uint64_t value;	  /* names: the inode (0: whiteout); streams: the size */
 	bool deleted;	  /* inodes, streams: removed; names: a whiteout */
 	const struct wtg_store_inode *inode; /* inodes not deleted */
+	/* names: the name's DOS name, NULL when none */
+	const char *dos_name;
 };
 /* Calls @fn for every key of @table that a layer of the stack mentions, in
  * key order.  @fn runs under the store's lock: it must not call the store.

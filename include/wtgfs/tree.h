@@ -82,9 +82,10 @@ struct wtg_inode {
 	uint32_t reparse_blob_len;
 	uint32_t object_id_len;
 	uint8_t *object_id;
-	char *dos_name;
 	uint8_t *ea; /* the $EA value (wtgfs/ea.h), NULL when none */
 	uint32_t ea_len;
+	/* the name FUSE reached it by last: wtg_inode_note_name() */
+	struct wtg_dentry *last_name;
 	struct wtg_stream *streams; /* the unnamed stream first when present */
 	uint32_t nstreams;
 	/* kept by a writable view */
@@ -172,6 +173,18 @@ const struct wtg_sd *wtg_tree_sd(const struct wtg_tree *tree, uint32_t id);
  * none.  Only the name a short name shortens has it: the other names of a
  * hard-linked inode have their own or none. */
 const char *wtg_dentry_dos_name(const struct wtg_dentry *de);
+
+/* True when the names of @inode do not all answer the same DOS name (some
+ * have one, some another or none): a question about it asked by inode
+ * number alone, as FUSE asks for extended attributes, needs the name. */
+bool wtg_inode_dos_names_vary(const struct wtg_inode *inode);
+/* Notes @de as the name its inode was reached by last (a FUSE lookup).
+ * The one field of a loaded tree that readers write: atomically, so any
+ * number of threads may note while others read. */
+void wtg_inode_note_name(struct wtg_dentry *de);
+/* The name noted last for @inode while it still exists, else its first
+ * name; NULL when it has none. */
+struct wtg_dentry *wtg_inode_current_name(const struct wtg_inode *inode);
 
 bool wtg_inode_is_dir(const struct wtg_inode *inode);
 /* Symlinks and junctions: shown as POSIX symlinks. */

@@ -159,8 +159,12 @@ int wtg_view_set_attributes(struct wtg_view *view, uint64_t ino, uint32_t attrib
 int wtg_view_set_sd(struct wtg_view *view, uint64_t ino, const void *sd, size_t len);
 /* @data NULL removes the reparse point. */
 int wtg_view_set_reparse(struct wtg_view *view, uint64_t ino, const void *data, size_t len);
-/* @name NULL removes the DOS name. */
-int wtg_view_set_dos_name(struct wtg_view *view, uint64_t ino, const char *name);
+/* Gives the name @name of @dir the DOS (8.3) name @dos; @dos NULL removes
+ * it (-ENODATA when it has none).  A DOS name is a name's, not the inode's:
+ * the file's other names keep theirs, and a rename or removal of @name
+ * drops it.  -EINVAL for what is not an upper-case 8.3 name, -EEXIST when
+ * another name of @dir is @dos, long or short. */
+int wtg_view_set_dos_name(struct wtg_view *view, uint64_t dir, const char *name, const char *dos);
 int wtg_view_set_object_id(struct wtg_view *view, uint64_t ino, const void *data, size_t len);
 /* Replaces the whole $EA (system.ntfs_ea): -EINVAL unless wtg_ea_valid();
  * @data NULL removes it (-ENODATA when there is none). */

@@ -401,12 +401,11 @@ static int add_streams(struct ntfs_source *ns, ntfs_inode *ni, struct wtg_inode 
 }
 
 static int fill_inode(struct ntfs_source *ns, struct wtg_tree *tree, ntfs_inode *ni,
-		      ntfs_inode *dir_ni, struct wtg_inode *inode, const char *path)
+		      struct wtg_inode *inode, const char *path)
 {
 	struct SECURITY_CONTEXT scx = {.vol = ns->vol};
 	le32 attrib;
 	le64 times[4];
-	char dos[64];
 	int ret;
 
 	if (ntfs_get_ntfs_attrib(ni, (char *)&attrib, sizeof(attrib)) == sizeof(attrib))
@@ -441,13 +440,6 @@ static int fill_inode(struct ntfs_source *ns, struct wtg_tree *tree, ntfs_inode 
 	    (inode->object_id = malloc(sizeof(oid)))) {
 		memcpy(inode->object_id, oid, sizeof(oid));
 		inode->object_id_len = sizeof(oid);
-	}
-	if (dir_ni) {
-		int n = ntfs_get_ntfs_dos_name(ni, dir_ni, dos, sizeof(dos) - 1);
-		if (n > 0) {
-			dos[n] = '\0';
-			inode->dos_name = strdup(dos);
-		}
 	}
 	ret = add_streams(ns, ni, inode, path);
 	if (ret < 0)
@@ -558,7 +550,7 @@ static int walk_dir(struct walk *w, struct wtg_inode *dir, uint64_t mft_no, cons
 		m->inode = inode;
 		m->ntfs_links = le16_to_cpu(ni->mrec->link_count);
 		*slot = m;
-		ret = fill_inode(ns, w->tree, ni, dir_ni, inode, child_path);
+		ret = fill_inode(ns, w->tree, ni, inode, child_path);
 		ntfs_inode_close(ni);
 		if (ret == 0) {
 			int r =
@@ -605,7 +597,7 @@ static int ntfs_load(struct wtg_source *src, struct wtg_tree *tree)
 		ret = -EIO;
 		goto out;
 	}
-	ret = fill_inode(ns, tree, ni, NULL, root, "");
+	ret = fill_inode(ns, tree, ni, root, "");
 	ntfs_inode_close(ni);
 	if (ret == 0)
 		ret = walk_dir(&w, root, FILE_root, "", 0);

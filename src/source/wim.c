@@ -847,8 +847,6 @@ static int add_dentry(const struct wimlib_dir_entry *de, void *arg)
 		struct wtg_dentry *d = wtg_tree_lookup(ws->tree, parent, name, strlen(name));
 		if (d && wtg_dentry_set_dos_name(d, de->dos_name) < 0)
 			return ws->load_err = -ENOMEM, 1;
-		if (!inode->dos_name && !(inode->dos_name = strdup(de->dos_name)))
-			return ws->load_err = -ENOMEM, 1;
 	}
 	if (is_dir)
 		ws->dirstack[depth] = inode;

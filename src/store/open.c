@@ -44,7 +44,8 @@ static const char schema_sql[] =
     " attributes INTEGER, sd BLOB, crtime INTEGER, mtime INTEGER, atime INTEGER, ctime INTEGER,"
     " reparse BLOB, object_id BLOB, dos_name TEXT, ea BLOB, PRIMARY KEY(ino, layer))"
     " WITHOUT ROWID;"
-    "CREATE TABLE names(dir INTEGER, name TEXT, layer INTEGER, ino INTEGER,"
+    /* inodes.dos_name: what format 1 and 2 said (see upgrade_dos_names) */
+    "CREATE TABLE names(dir INTEGER, name TEXT, layer INTEGER, ino INTEGER, dos_name TEXT,"
     " PRIMARY KEY(dir, name, layer)) WITHOUT ROWID;"
     "CREATE TABLE streams(ino INTEGER, name TEXT, layer INTEGER, size INTEGER NOT NULL,"
     " deleted INTEGER NOT NULL, keep INTEGER, PRIMARY KEY(ino, name, layer)) WITHOUT ROWID;"
@@ -191,6 +192,56 @@ static int upgrade_format(struct wtg_store *st)
 			   " PRAGMA user_version = 2; COMMIT");
 	if (r && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+/*
+ * Formats 1 and 2 kept a DOS name on the inode record, format 3 keeps it on
+ * the name record (names.dos_name), as NTFS does.  The inodes column stays,
+ * and says what the older format said for the view to carry over to a
+ * name: "" for none, since NULL there means "nothing" in the records
+ * written since.  A writer upgrades the file in place; a reader sees it so
+ * through temporary views (which hide the file's tables).
+ */
+static int upgrade_dos_names(struct wtg_store *st)
+{
+	bool has_dos, has_ea;
+	char sql[512];
+	int64_t ver;
+	int r = has_column(st, "names", "dos_name", &has_dos);
+
+	if (!r)
+		r = store_int_query(st, "PRAGMA user_version", 0, &ver);
+	if (!r && has_dos && ver < WTG_STORE_FORMAT && !st->read_only)
+		r = store_exec(st, "PRAGMA user_version = 3");
+	if (r || has_dos)
+		return r;
+	if (!st->read_only) {
+		r = store_exec(st, "BEGIN IMMEDIATE; ALTER TABLE names ADD COLUMN dos_name TEXT;"
+				   " UPDATE inodes SET dos_name = '' WHERE dos_name IS NULL"
+				   " AND deleted = 0; PRAGMA user_version = 3; COMMIT");
+		if (r && !sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	/* the file's own table, under the view upgrade_format may have made */
+	int64_t n;
+	r = store_int_query(st,
+			    "SELECT count(*) FROM pragma_table_info('inodes', 'main')"
+			    " WHERE name = 'ea'",
+			    0, &n);
+	has_ea = n > 0;
+	if (!r)
+		r = store_exec(st, "DROP VIEW IF EXISTS temp.inodes");
+	snprintf(sql, sizeof(sql),
+		 "CREATE TEMP VIEW names AS SELECT dir, name, layer, ino, NULL AS dos_name"
+		 " FROM main.names;"
+		 " CREATE TEMP VIEW inodes AS SELECT ino, layer, deleted, attributes, sd, crtime,"
+		 " mtime, atime, ctime, reparse, object_id, coalesce(dos_name, '') AS dos_name,"
+		 " %s AS ea FROM main.inodes",
+		 has_ea ? "ea" : "NULL");
+	if (!r)
+		r = store_exec(st, sql);
 	return r;
 }
 
@@ -406,6 +457,8 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		r = check_format(st);
 	if (!r)
 		r = upgrade_format(st);
+	if (!r)
+		r = upgrade_dos_names(st);
 	if (!r)
 		r = load_meta(st, &head);
 	if (r)

@@ -69,10 +69,10 @@ void wtg_store_inode_release(struct wtg_store_inode *inode)
 {
 	free(inode->reparse);
 	free(inode->object_id);
-	free(inode->dos_name);
+	free(inode->legacy_dos_name);
 	free(inode->ea);
 	inode->reparse = inode->object_id = inode->ea = NULL;
-	inode->dos_name = NULL;
+	inode->legacy_dos_name = NULL;
 }
 
 static int set_inode(struct wtg_store *st, uint64_t ino, const struct wtg_store_inode *in)
@@ -101,8 +101,8 @@ static int set_inode(struct wtg_store *st, uint64_t ino, const struct wtg_store_
 		if (in->object_id)
 			sqlite3_bind_blob(s, 11, in->object_id, (int)in->object_id_len,
 					  SQLITE_STATIC);
-		if (in->dos_name)
-			sqlite3_bind_text(s, 12, in->dos_name, -1, SQLITE_STATIC);
+		if (in->legacy_dos_name)
+			sqlite3_bind_text(s, 12, in->legacy_dos_name, -1, SQLITE_STATIC);
 		if (in->ea)
 			sqlite3_bind_blob(s, 13, in->ea, (int)in->ea_len, SQLITE_STATIC);
 	}
@@ -234,8 +234,8 @@ static int inode_row(struct wtg_store *st, sqlite3_stmt *s, int c, struct wtg_st
 	if (!r)
 		r = copy_blob(s, c + 8, &in->object_id, &in->object_id_len);
 	if (!r && sqlite3_column_type(s, c + 9) != SQLITE_NULL) {
-		in->dos_name = strdup((const char *)sqlite3_column_text(s, c + 9));
-		r = in->dos_name ? 0 : -ENOMEM;
+		in->legacy_dos_name = strdup((const char *)sqlite3_column_text(s, c + 9));
+		r = in->legacy_dos_name ? 0 : -ENOMEM;
 	}
 	if (!r)
 		r = copy_blob(s, c + 10, &in->ea, &in->ea_len);
@@ -301,7 +301,8 @@ static const char *const each_sql[] = {
     [WTG_STORE_INODES] = "SELECT ino, NULL, layer, deleted, attributes, sd, crtime, mtime,"
 			 " atime, ctime, reparse, object_id, dos_name, ea FROM inodes"
 			 " ORDER BY ino, layer DESC",
-    [WTG_STORE_NAMES] = "SELECT dir, name, layer, ino FROM names ORDER BY dir, name, layer DESC",
+    [WTG_STORE_NAMES] = "SELECT dir, name, layer, ino, dos_name FROM names"
+			" ORDER BY dir, name, layer DESC",
     [WTG_STORE_STREAMS] = "SELECT ino, name, layer, size, deleted FROM streams"
 			  " ORDER BY ino, name, layer DESC",
 };
@@ -347,6 +348,8 @@ int wtg_store_each(struct wtg_store *st, enum wtg_store_table table, wtg_store_r
 			rec.value = (uint64_t)sqlite3_column_int64(s, 3);
 			rec.deleted = table == WTG_STORE_NAMES ? rec.value == 0
 							       : sqlite3_column_int(s, 4) != 0;
+			if (table == WTG_STORE_NAMES && !rec.deleted)
+				rec.dos_name = (const char *)sqlite3_column_text(s, 4);
 			r = fn(arg, &rec);
 		}
 	}
@@ -361,6 +364,12 @@ int wtg_store_each(struct wtg_store *st, enum wtg_store_table table, wtg_store_r
 
 int wtg_store_set_name(struct wtg_store *st, uint64_t dir, const char *name, uint64_t ino)
 {
+	return wtg_store_set_name_dos(st, dir, name, ino, NULL);
+}
+
+int wtg_store_set_name_dos(struct wtg_store *st, uint64_t dir, const char *name, uint64_t ino,
+			   const char *dos)
+{
 	sqlite3_stmt *s;
 
 	pthread_mutex_lock(&st->lock);
@@ -373,6 +382,8 @@ int wtg_store_set_name(struct wtg_store *st, uint64_t dir, const char *name, uin
 		sqlite3_bind_int64(s, 3, store_top(st));
 		if (ino)
 			sqlite3_bind_int64(s, 4, (int64_t)ino);
+		if (ino && dos)
+			sqlite3_bind_text(s, 5, dos, -1, SQLITE_STATIC);
 		r = store_run(st, s);
 	}
 	r = store_write_failed(st, r);

@@ -28,7 +28,8 @@ const char *const store_query_sql[Q_COUNT] = {
 		    " object_id, dos_name, ea FROM inodes WHERE ino = ?1 ORDER BY layer DESC",
     [Q_INODE_DEL_EXTENTS] = "DELETE FROM extents WHERE ino = ?1 AND layer = ?2",
     [Q_INODE_DEL_STREAMS] = "DELETE FROM streams WHERE ino = ?1 AND layer = ?2",
-    [Q_NAME_SET] = "INSERT OR REPLACE INTO names(dir, name, layer, ino) VALUES(?1, ?2, ?3, ?4)",
+    [Q_NAME_SET] = "INSERT OR REPLACE INTO names(dir, name, layer, ino, dos_name)"
+		   " VALUES(?1, ?2, ?3, ?4, ?5)",
     [Q_NAME_GET] = "SELECT layer, ino FROM names WHERE dir = ?1 AND name = ?2"
 		   " ORDER BY layer DESC",
     [Q_NAME_LIST] = "SELECT name, layer, ino FROM names WHERE dir = ?1 ORDER BY name, layer DESC",
