@@ -615,6 +615,54 @@ static enum wtg_diff_type type_of(uint32_t attributes, uint32_t tag)
 	return attributes & NTFS_ATTR_DIRECTORY ? WTG_DIFF_DIR : WTG_DIFF_FILE;
 }
 
+/* The DOS names of @ino's names in @ver, in the order of its names, joined
+ * by ", "; NULL when none has one.  A DOS name is a name's: the record of
+ * that name says it, or else the base's name does. */
+static int dos_names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, char **dos_ret)
+{
+	struct names ns;
+	char *out = NULL;
+	int r = names_at(d, ver, ino, &ns);
+
+	for (size_t i = 0; !r && i < ns.n; i++) {
+		enum wtg_store_state state;
+		uint64_t now;
+		char *dos = NULL;
+		r = wtg_store_get_name_dos_at(d->store, &ver->v, ns.v[i].dir, ns.v[i].name, &state,
+					      &now, &dos);
+		if (!r && state == WTG_STORE_BASE) {
+			struct wtg_inode *dir = base_inode(d, ns.v[i].dir);
+			size_t len = strlen(ns.v[i].name);
+			struct wtg_dentry *de = NULL;
+			if (dir && dir->dir)
+				de = wtg_tree_lookup(&d->tree, dir, ns.v[i].name, len);
+			/* a record replaces only the name spelled exactly so */
+			const char *b = NULL;
+			if (de && de->name_len == len && !memcmp(de->name, ns.v[i].name, len))
+				b = wtg_dentry_dos_name(de);
+			if (b && !(dos = strdup(b)))
+				r = -ENOMEM;
+		}
+		if (!r && dos) {
+			char *joined;
+			if (asprintf(&joined, "%s%s%s", out ? out : "", out ? ", " : "", dos) < 0)
+				r = -ENOMEM;
+			else {
+				free(out);
+				out = joined;
+			}
+		}
+		free(dos);
+	}
+	names_release(&ns);
+	if (r) {
+		free(out);
+		out = NULL;
+	}
+	*dos_ret = out;
+	return r;
+}
+
 /* The metadata and streams of @ino in @ver (which exists there). */
 static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		     struct wtg_diff_side *s)
@@ -646,8 +694,6 @@ static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		if (!r)
 			r = dup_bytes(&s->object_id, &s->object_id_len, si.object_id,
 				      si.object_id_len);
-		if (!r && si.dos_name && !(s->dos_name = strdup(si.dos_name)))
-			r = -ENOMEM;
 		wtg_store_inode_release(&si);
 	} else if (in) {
 		s->attributes = in->attributes;
@@ -667,9 +713,9 @@ static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		if (!r)
 			r = dup_bytes(&s->object_id, &s->object_id_len, in->object_id,
 				      in->object_id_len);
-		if (!r && in->dos_name && !(s->dos_name = strdup(in->dos_name)))
-			r = -ENOMEM;
 	}
+	if (!r)
+		r = dos_names_at(d, ver, ino, &s->dos_name);
 	/* the base's streams, then what the layers say of them */
 	for (uint32_t i = 0; !r && in && i < in->nstreams; i++)
 		r = side_set_stream(s, in->streams[i].name ? in->streams[i].name : "",

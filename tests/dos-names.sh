@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 need_fuse
-need_tool mkntfs ntfs-3g wimcapture getfattr setfattr sfdisk qemu-img sqlite3
+need_tool mkntfs ntfs-3g wimcapture getfattr setfattr sfdisk qemu-img sqlite3 jq
 
 sxs="Windows/WinSxS/amd64_x"
 long="$sxs/Long File Name With Spaces 000024.mui"
@@ -103,6 +103,14 @@ for img in "$TMP/t.wim" "$TMP/t.vhdx"; do
 	expect_dos "$m" "$long" -
 	expect_dos "$m" "$s32" HL0000~1.MUI
 	wtg_umount "$m"
+	# diff sees the DOS names of the file's names: the base's on the
+	# WinSxS name, now the one on the System32 name
+	rc=0
+	"$WTGFS" diff --json "$d" base HEAD -- Windows/System32 >"$TMP/diff.json" || rc=$?
+	[ "$rc" = 1 ] || fail "diff exited $rc"
+	jq -e -s --arg p "$s32" '[.[] | select(.path == $p)][0].dos_name
+		== {"old": "L0000O~1.MUI", "new": "HL0000~1.MUI"}' "$TMP/diff.json" >/dev/null ||
+		{ cat "$TMP/diff.json"; fail "diff does not show the DOS names moving"; }
 
 	wtg_mount "$d" "$m"
 	expect_dos "$m" "$long" -

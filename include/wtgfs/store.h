@@ -339,6 +339,11 @@ int wtg_store_get_inode_at(struct wtg_store *store, const struct wtg_store_versi
 int wtg_store_get_name_at(struct wtg_store *store, const struct wtg_store_version *ver,
 			  uint64_t dir, const char *name, enum wtg_store_state *state_ret,
 			  uint64_t *ino_ret);
+/* The same, with the name's DOS name (malloc'd; NULL when it has none or
+ * the state is not PRESENT). */
+int wtg_store_get_name_dos_at(struct wtg_store *store, const struct wtg_store_version *ver,
+			      uint64_t dir, const char *name, enum wtg_store_state *state_ret,
+			      uint64_t *ino_ret, char **dos_ret);
 int wtg_store_get_stream_at(struct wtg_store *store, const struct wtg_store_version *ver,
 			    uint64_t ino, const char *name, enum wtg_store_state *state_ret,
 			    uint64_t *size_ret);

@@ -178,10 +178,17 @@ int wtg_store_get_inode_at(struct wtg_store *st, const struct wtg_store_version 
 int wtg_store_get_name_at(struct wtg_store *st, const struct wtg_store_version *v, uint64_t dir,
 			  const char *name, enum wtg_store_state *state_ret, uint64_t *ino_ret)
 {
+	return wtg_store_get_name_dos_at(st, v, dir, name, state_ret, ino_ret, NULL);
+}
+
+int wtg_store_get_name_dos_at(struct wtg_store *st, const struct wtg_store_version *v,
+			      uint64_t dir, const char *name, enum wtg_store_state *state_ret,
+			      uint64_t *ino_ret, char **dos_ret)
+{
 	struct store_stack stk = stack_of_version(v);
 
 	pthread_mutex_lock(&st->lock);
-	int r = store_get_name(st, &stk, dir, name, state_ret, ino_ret);
+	int r = store_get_name(st, &stk, dir, name, state_ret, ino_ret, dos_ret);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -267,7 +274,7 @@ static int collect_links(struct wtg_store *st, const struct store_stack *stk, ui
 		enum wtg_store_state state = WTG_STORE_BASE;
 		uint64_t now = 0;
 		if (r >= 0)
-			r = store_get_name(st, stk, rows[i].dir, rows[i].name, &state, &now);
+			r = store_get_name(st, stk, rows[i].dir, rows[i].name, &state, &now, NULL);
 		if (r >= 0 && state == WTG_STORE_PRESENT && now == ino)
 			rows[kept++] = rows[i];
 		else

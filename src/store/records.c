@@ -430,12 +430,15 @@ int wtg_store_remove_name(struct wtg_store *st, uint64_t dir, const char *name, 
 }
 
 int store_get_name(struct wtg_store *st, const struct store_stack *stk, uint64_t dir,
-		   const char *name, enum wtg_store_state *state_ret, uint64_t *ino_ret)
+		   const char *name, enum wtg_store_state *state_ret, uint64_t *ino_ret,
+		   char **dos_ret)
 {
 	sqlite3_stmt *s;
 
 	*state_ret = WTG_STORE_BASE;
 	*ino_ret = 0;
+	if (dos_ret)
+		*dos_ret = NULL;
 	int r = store_query(st, Q_NAME_GET, &s);
 	if (r)
 		return r;
@@ -447,6 +450,9 @@ int store_get_name(struct wtg_store *st, const struct store_stack *stk, uint64_t
 		*ino_ret = (uint64_t)sqlite3_column_int64(s, 1);
 		*state_ret = *ino_ret ? WTG_STORE_PRESENT : WTG_STORE_DELETED;
 		r = 0;
+		if (dos_ret && *ino_ret && sqlite3_column_type(s, 2) != SQLITE_NULL &&
+		    !(*dos_ret = strdup((const char *)sqlite3_column_text(s, 2))))
+			r = -ENOMEM;
 		break;
 	}
 	sqlite3_reset(s);
@@ -458,7 +464,7 @@ int wtg_store_get_name(struct wtg_store *st, uint64_t dir, const char *name,
 {
 	pthread_mutex_lock(&st->lock);
 	struct store_stack stk = store_stack_of(st);
-	int r = store_get_name(st, &stk, dir, name, state_ret, ino_ret);
+	int r = store_get_name(st, &stk, dir, name, state_ret, ino_ret, NULL);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }

@@ -30,7 +30,7 @@ const char *const store_query_sql[Q_COUNT] = {
     [Q_INODE_DEL_STREAMS] = "DELETE FROM streams WHERE ino = ?1 AND layer = ?2",
     [Q_NAME_SET] = "INSERT OR REPLACE INTO names(dir, name, layer, ino, dos_name)"
 		   " VALUES(?1, ?2, ?3, ?4, ?5)",
-    [Q_NAME_GET] = "SELECT layer, ino FROM names WHERE dir = ?1 AND name = ?2"
+    [Q_NAME_GET] = "SELECT layer, ino, dos_name FROM names WHERE dir = ?1 AND name = ?2"
 		   " ORDER BY layer DESC",
     [Q_NAME_LIST] = "SELECT name, layer, ino FROM names WHERE dir = ?1 ORDER BY name, layer DESC",
     [Q_STREAM_GET] = "SELECT layer, size, deleted, keep FROM streams WHERE ino = ?1 AND name = ?2"

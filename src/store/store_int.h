@@ -124,7 +124,8 @@ bool store_stack_has(const struct store_stack *stk, int64_t layer);
 int store_get_inode(struct wtg_store *st, const struct store_stack *stk, uint64_t ino,
 		    enum wtg_store_state *state_ret, struct wtg_store_inode *inode_ret);
 int store_get_name(struct wtg_store *st, const struct store_stack *stk, uint64_t dir,
-		   const char *name, enum wtg_store_state *state_ret, uint64_t *ino_ret);
+		   const char *name, enum wtg_store_state *state_ret, uint64_t *ino_ret,
+		   char **dos_ret);
 int store_get_stream(struct wtg_store *st, const struct store_stack *stk, uint64_t ino,
 		     const char *name, enum wtg_store_state *state_ret, uint64_t *size_ret);
 /* What slot @index resolves to through @stk; @below: without the extent of
