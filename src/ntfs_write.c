@@ -17,7 +17,6 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ctype.h>
 #include <inttypes.h>
 #include <linux/fs.h>
 #include <pthread.h>
@@ -340,37 +339,12 @@ out:
 
 /* ---- what the tree holds ---- */
 
-/* Whether the 8.3 name @dos can shorten @name: its part before '~' (or
- * before the dot) is the start of @name's letters, ignoring case, spaces
- * and dots. */
-static bool shortens(const char *dos, const char *name)
-{
-	size_t n = strcspn(dos, "~.");
-
-	for (size_t i = 0; i < n; name++) {
-		if (!*name)
-			return false;
-		if (*name == ' ' || *name == '.')
-			continue;
-		if (toupper((unsigned char)*name) != toupper((unsigned char)dos[i]))
-			return false;
-		i++;
-	}
-	return true;
-}
-
 const struct wtg_dentry *wtg_ntfs_dos_owner(const struct wtg_inode *inode, const char **dos_ret)
 {
 	for (const struct wtg_dentry *de = inode->first_name; de; de = de->alias_next)
 		if ((*dos_ret = wtg_dentry_dos_name(de)))
 			return de;
-	/* a DOS name a delta set is kept on the inode: it goes with the name
-	 * it can shorten */
-	*dos_ret = inode->dos_name;
-	if (inode->dos_name)
-		for (const struct wtg_dentry *de = inode->first_name; de; de = de->alias_next)
-			if (shortens(inode->dos_name, de->name))
-				return de;
+	*dos_ret = NULL;
 	return inode->first_name;
 }
 

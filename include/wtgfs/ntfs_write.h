@@ -78,8 +78,8 @@ int wtg_ntfs_write_tree(struct wtg_view *view, struct _ntfs_volume *vol,
 			struct wtg_ntfs_write_stats *stats_ret);
 
 /* The name of @inode that owns its DOS name (*dos_ret, NULL when none):
- * the name the tree gives it, else (a DOS name a delta keeps on the inode)
- * the name it can shorten, else the first. */
+ * the first of its names that has one (wtg_dentry_dos_name()), else the
+ * first name. */
 struct wtg_inode;
 struct wtg_dentry;
 const struct wtg_dentry *wtg_ntfs_dos_owner(const struct wtg_inode *inode, const char **dos_ret);
