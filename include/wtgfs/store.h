@@ -39,7 +39,7 @@
 /* PRAGMA user_version this build writes and reads (2: inodes keep their
  * $EA; 3: DOS names on name records).  An older delta opens: its first
  * writable open upgrades it in place. */
-#define WTG_STORE_FORMAT 2
+#define WTG_STORE_FORMAT 3
 #define WTG_STORE_CHUNK_SIZE 65536
 #define WTG_STORE_HASH_LEN WTG_SHA256_LEN
 

@@ -404,6 +404,8 @@ int wtg_store_after_fork(struct wtg_store *st)
 		r = connect_db(st, st->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
 	if (!r)
 		r = upgrade_format(st); /* a reader's view of an old table is per connection */
+	if (!r)
+		r = upgrade_dos_names(st);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
