@@ -26,9 +26,13 @@ usage_error() { # usage_error CMD TEXT: "wtgfs CMD: TEXT" on one line, then the 
 	[ ! -s "$TMP/out" ] || fail "a usage error wrote to stdout"
 }
 
-# every command: --help and -h on stdout, anywhere among the arguments;
-# the same rules for unknown options and missing values
+# every command 'wtgfs --help' lists: --help and -h on stdout, anywhere
+# among the arguments; the same rules for unknown options and values
+commands=$("$WTGFS" --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }')
 for cmd in info mount umount init log verify; do
+	echo "$commands" | grep -qx "$cmd" || fail "'wtgfs --help' does not list '$cmd'"
+done
+for cmd in $commands; do
 	for h in --help -h; do
 		expect 0 "$WTGFS" "$cmd" $h
 		grep -q "^usage: wtgfs $cmd" "$TMP/out" || fail "'$cmd $h' shows no usage"
