@@ -97,6 +97,17 @@ grep -q "not a WIM" "$TMP/err" || fail "not-a-WIM not said"
 expect 2 "$WTGFS" umount "$TMP"
 one_line_error
 
+# tests/lib.sh: a tool the setup installs but is missing skips a test,
+# and fails it in CI (CI=true)
+printf '. "%s/tests/lib.sh"\nneed_tool wtgfs-no-such-tool\necho reached\n' "$top_srcdir" >"$TMP/need.sh"
+for ci in "" true; do
+	rc=0
+	CI=$ci bash "$TMP/need.sh" >"$TMP/need.out" 2>&1 || rc=$?
+	want=77 && [ "$ci" = true ] && want=1
+	[ "$rc" = "$want" ] || { cat "$TMP/need.out"; fail "need_tool with CI='$ci' exited $rc, not $want"; }
+	grep -q reached "$TMP/need.out" && fail "need_tool let a test go on without its tool"
+done
+
 need_tool wimcapture jq
 mkdir -p "$TMP/src/Dir"
 echo hello >"$TMP/src/Dir/a.txt"

@@ -11,7 +11,7 @@
 need_root
 need_fuse
 need_tool hivexsh setfattr getfattr
-[ -x /usr/bin/python3 ] || skip "/usr/bin/python3 is not installed"
+[ -x /usr/bin/python3 ] || missing "/usr/bin/python3 is not installed"
 test_images small
 
 LAYERS="$top_builddir/tests/delta_layers"

@@ -15,10 +15,10 @@ need_root
 need_fuse
 need_tool sfdisk fsck.fat mcopy mdir mlabel hivexget losetup qemu-system-x86_64 timeout
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import hivex' 2>/dev/null ||
-	skip "python3-hivex is not installed (scripts/deps.sh)"
+	missing "python3-hivex is not installed"
 ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
 ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
-[ -f "$ovmf_code" ] && [ -f "$ovmf_vars" ] || skip "OVMF is not installed (ovmf)"
+[ -f "$ovmf_code" ] && [ -f "$ovmf_vars" ] || missing "OVMF is not installed (ovmf)"
 test_images small
 
 # the flush's temporary files where no other test's cleanup reaches them

@@ -23,15 +23,19 @@ fail() {
 need_root() { [ "$(id -u)" = 0 ] || skip "needs root"; }
 need_fuse() { [ -c /dev/fuse ] || skip "no /dev/fuse on this machine"; }
 
-# need_tool TOOL...: skips the test when a tool is missing.  Every tool a
-# test names comes from a package scripts/deps.sh installs, so in CI
-# (CI=true) a missing one is a broken setup, and the test fails instead of
-# passing quietly as a skip.
+# missing WHAT: something a package of scripts/deps.sh gives is not there
+# (a file, a Python module): the test skips, saying WHAT; in CI (CI=true)
+# that is a broken setup, and the test fails instead of passing quietly.
+missing() {
+	[ "${CI:-}" = true ] && fail "$*, and CI=true (scripts/deps.sh installs it)"
+	skip "$* (scripts/deps.sh installs it)"
+}
+
+# need_tool TOOL...: skips (in CI fails) when a tool is missing; every tool
+# a test names comes from a package scripts/deps.sh installs.
 need_tool() {
 	for t in "$@"; do
-		command -v "$t" >/dev/null 2>&1 && continue
-		[ "${CI:-}" = true ] && fail "'$t' is not installed, and CI=true (scripts/deps.sh installs it)"
-		skip "'$t' is not installed (scripts/deps.sh installs it)"
+		command -v "$t" >/dev/null 2>&1 || missing "'$t' is not installed"
 	done
 }
 
