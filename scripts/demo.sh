@@ -42,12 +42,21 @@ run mv "$mnt/Windows/INF/demo" "$mnt/Windows/INF/DemoDriver"
 run "$wtgfs" umount "$mnt"
 run "$wtgfs" mount "$delta" "$mnt"
 run cat "$mnt/WINDOWS/inf/demodriver/DEMO.INF"
+
+# layers, while mounted: a snapshot, a change gone wrong, a rollback (undoable)
+run "$wtgfs" snapshot "$mnt" driver-in -m "the demo driver injected"
+run rm -r "$mnt/Windows/INF/DemoDriver"
+run sh -c "echo 'broken' >>'$mnt/Windows/System32/drivers/etc/hosts'"
+run ls "$mnt/Windows/INF"
+run "$wtgfs" rollback "$mnt" driver-in
+run ls "$mnt/Windows/INF"
+run tail -n 2 "$mnt/Windows/System32/drivers/etc/hosts"
+run "$wtgfs" log --all "$delta"
 run "$wtgfs" umount "$mnt"
-run "$wtgfs" log "$delta"
 # what the delta changed against the image, as git says it (exit 1: different)
 run "$wtgfs" diff "$delta" base HEAD || [ $? = 1 ]
 run "$wtgfs" diff --status "$delta" base HEAD || [ $? = 1 ]
-run "$wtgfs" verify "$delta"
+run "$wtgfs" verify --base "$delta"
 # the delta's tree as a bootable Windows To Go disk image, read back
 disk=$(mktemp -u /tmp/wtgfs-demo.XXXXXX.img)
 trap 'set +e; "$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt" 2>/dev/null; rm -f "$delta" "$disk"; true' EXIT

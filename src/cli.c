@@ -3,11 +3,16 @@
  * for every command, and JSON output through json-c (see cli.h).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "wtgfs/log.h"
+#include "wtgfs/mountinfo.h"
+#include "wtgfs/store.h"
 
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 {
@@ -242,4 +247,38 @@ void cli_json_add_i64(struct json_object *obj, const char *key, int64_t v)
 void cli_json_add_bool(struct json_object *obj, const char *key, bool v)
 {
 	json_object_object_add(obj, key, json_object_new_boolean(v));
+}
+
+int cli_delta_target(const char *arg, struct wtg_store **store_ret, char *mnt, size_t size)
+{
+	struct wtg_mountinfo mi;
+	struct stat sb;
+	char canon[PATH_MAX];
+
+	*store_ret = NULL;
+	mnt[0] = '\0';
+	if (!realpath(arg, canon)) {
+		wtg_error("cannot open '%s': %s", arg, strerror(errno));
+		return -errno;
+	}
+	/* a mount point: not stat()ed, a hung daemon would hang us */
+	if (wtg_mountinfo_find(canon, &mi)) {
+		if (strcmp(mi.fstype, "fuse.wtgfs")) {
+			wtg_error("'%s' is a mount point, but not of wtgfs", arg);
+			return -EINVAL;
+		}
+		snprintf(mnt, size, "%s", canon);
+		return 0;
+	}
+	if (stat(canon, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		wtg_error("'%s' is a directory, not a delta or a wtgfs mount point", arg);
+		return -EINVAL;
+	}
+	/* a delta some mount holds goes through its daemon */
+	if (wtg_store_is_delta(canon) &&
+	    wtg_mountinfo_find_source("fuse.wtgfs", canon, mnt, size))
+		return 0;
+	mnt[0] = '\0';
+	int ret = wtg_store_open(canon, NULL, store_ret);
+	return ret < 0 ? ret : 0;
 }

@@ -68,6 +68,10 @@ int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_flush(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
+int cmd_squash(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 /* One subcommand's argument syntax. */
 struct cli_command {
@@ -121,6 +125,14 @@ void cli_json_add_name(struct json_object *obj, const char *key, const char *s);
 void cli_json_add_u64(struct json_object *obj, const char *key, uint64_t v);
 void cli_json_add_i64(struct json_object *obj, const char *key, int64_t v);
 void cli_json_add_bool(struct json_object *obj, const char *key, bool v);
+struct wtg_store;
+/* Where DELTA|MNT (@arg) leads, for the commands that work on a mounted
+ * delta too: a wtgfs mount point, or a delta a mount holds, gives that mount
+ * point (canonical) in @mnt, to reach its daemon (wtgfs/control.h);
+ * otherwise the delta is opened for writing in *store_ret.  0, or -errno
+ * after one line. */
+int cli_delta_target(const char *arg, struct wtg_store **store_ret, char *mnt, size_t size);
+
 /* The JSON string for a name of any bytes: U+FFFD for what is not UTF-8. */
 struct json_object *cli_json_name(const char *s, bool *altered_ret);
 

@@ -20,7 +20,7 @@
 static const char usage[] =
     "usage: wtgfs mount IMAGE[:INDEX|:NAME] MNT [-f] [-d] [-o OPTION[,OPTION...]]\n"
     "       wtgfs mount DISK[:PART] MNT [...]\n"
-    "       wtgfs mount DELTA MNT [--base PATH] [...]\n"
+    "       wtgfs mount DELTA MNT [--base PATH] [--at SNAP] [...]\n"
     "\n"
     "Mounts one image of a WIM or ESD file, or the NTFS volume of a disk image\n"
     "(VHDX, VHD, raw; by default the partition that holds \\Windows), a block\n"
@@ -35,6 +35,10 @@ static const char usage[] =
     "once a second.  The base is found where 'wtgfs init' saw it, and must be\n"
     "the same image (checked by its identity).\n"
     "\n"
+    "With --at, a snapshot of the delta mounts read-only, beside a read-write\n"
+    "mount of the same delta or alone.\n"
+    "\n"
+    "      --at SNAP       a read-only view of snapshot SNAP of the delta\n"
     "      --base PATH     the delta's base lies at PATH now (recorded for next time)\n"
     "  -f, --foreground    stay in the foreground\n"
     "  -d, --debug         debug: log every FUSE request (implies -f)\n"
@@ -51,13 +55,14 @@ static const char usage[] =
 
 static const struct option options[] = {
     {"base", required_argument, NULL, 'b'},
+    {"at", required_argument, NULL, 'a'},
     {"foreground", no_argument, NULL, 'f'},
     {"debug", no_argument, NULL, 'd'},
     {"options", required_argument, NULL, 'o'},
     CLI_OPTIONS_END,
 };
 
-/* 'b' has no short spelling: it is only the val of --base */
+/* 'b' and 'a' have no short spelling: only the vals of --base and --at */
 static const struct cli_command cmd = {"mount", usage, "fdo:", options};
 
 static bool ro_asked;
@@ -147,7 +152,7 @@ int cmd_mount(int argc, char **argv)
 	int ret;
 	char canon[PATH_MAX];
 	struct wtg_view *view;
-	const char *base = NULL;
+	const char *base = NULL, *at = NULL;
 
 	int c;
 	while ((c = cli_getopt(&cmd, argc, argv)) != -1) {
@@ -165,6 +170,9 @@ int cmd_mount(int argc, char **argv)
 		case 'b':
 			base = optarg;
 			break;
+		case 'a':
+			at = optarg;
+			break;
 		default:
 			return cli_getopt_exit(c);
 		}
@@ -177,8 +185,8 @@ int cmd_mount(int argc, char **argv)
 	if (mo.debug)
 		wtg_log_set_verbose(true);
 	bool delta = wtg_store_is_delta(pos[0]);
-	char delta_canon[PATH_MAX], delta_dir[PATH_MAX];
-	if (ro_asked && delta) {
+	char delta_canon[PATH_MAX], delta_dir[PATH_MAX], fsname[PATH_MAX + 300];
+	if (ro_asked && delta && !at) {
 		wtg_error("cannot mount '%s' read-only: a delta mounts read-write (mount its base "
 			  "to look without changing anything)",
 			  pos[0]);
@@ -186,6 +194,9 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (base && !delta)
 		return cli_usage_error(&cmd, "--base goes with a delta, and '%s' is not one",
+				       pos[0]);
+	if (at && !delta)
+		return cli_usage_error(&cmd, "--at goes with a delta, and '%s' is not one",
 				       pos[0]);
 	if (check_mountpoint(pos[1], canon) < 0)
 		return EXIT_ERROR;
@@ -205,9 +216,17 @@ int cmd_mount(int argc, char **argv)
 				  pos[0]);
 			return EXIT_ERROR;
 		}
-		ret = wtg_view_open_delta(delta_canon, base, &so, &view);
-		mo.fsname = delta_canon;
-		mo.delta_dir = delta_dir;
+		if (at) {
+			/* another name than the writable mount's: 'wtgfs snapshot
+			 * DELTA' finds that one, and umount waits for no writer */
+			ret = wtg_view_open_at(delta_canon, base, at, &so, &view);
+			snprintf(fsname, sizeof(fsname), "%s@%s", delta_canon, at);
+			mo.fsname = fsname;
+		} else {
+			ret = wtg_view_open_delta(delta_canon, base, &so, &view);
+			mo.fsname = delta_canon;
+			mo.delta_dir = delta_dir;
+		}
 	} else {
 		ret = wtg_view_open_image(pos[0], &so, &view);
 	}

@@ -1,16 +1,28 @@
 /*
- * libfuse3 low-level adapter over the tree.
+ * libfuse3 low-level adapter over a view: a bare image, a snapshot of a
+ * delta (both read-only: the view answers EROFS) or a delta's working tree.
+ * It speaks to the view alone, the same way for all three.
  *
  * fuse_ino_t is the tree's inode number (the root is 1 on both sides).  Every
  * entry given to the kernel counts as a reference of the view's inode, and
  * forget gives them back: a deleted inode goes once the kernel lets go.  A
  * read-only mount never changes, so the kernel may cache entries,
- * attributes and data for as long as it likes; a writable one changes only
- * through the kernel, which keeps its caches itself, but names differ from
- * lookups in case, so entries age quickly.  Reads hold the view's shared
+ * attributes and data for as long as it likes; a writable one changes
+ * through the kernel, which keeps its caches itself (names differ from
+ * lookups in case, so entries age quickly), and through a rollback, after
+ * which the kernel is told what to drop.  Reads hold the view's shared
  * lock while they use an inode (but not while they decode the base's
  * bytes), changes go through the view's calls, and every request is
  * answered exactly once, never under a lock.
+ *
+ * A file handle (fi->fh) carries the view's generation when it was opened
+ * (rollbacks so far) and whether it was opened for writing; reads and
+ * writes through a handle from before a rollback answer ESTALE (a read
+ * already under way when the rollback came ends with the bytes it began
+ * with).
+ *
+ * Snapshot and rollback requests arrive over the control channel
+ * (wtgfs/control.h) and are served on its thread.
  *
  * NTFS metadata goes out under ntfs-3g's extended attribute names, named
  * streams as user.NAME, so tools that already speak ntfs-3g work unchanged.
@@ -31,6 +43,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "wtgfs/control.h"
 #include "wtgfs/fuse_mount.h"
 #include "wtgfs/log.h"
 #include "wtgfs/mountinfo.h"
@@ -69,8 +82,7 @@ struct fs {
 	pthread_cond_t stale_cond;
 	struct stale *stale;
 	bool stale_running, stopping;
-	struct wtg_tree *tree;
-	bool writable;
+	bool writable; /* fixed for the mount: modes, timeouts, "ro" */
 	double timeout;
 	const char *delta_dir; /* statfs of a writable mount: its free space */
 	bool no_open, no_opendir; /* the kernel can open without asking */
@@ -121,7 +133,7 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 	st->st_nlink = ntfs_link_count(in);
 	if (type == S_IFLNK) {
 		char target[4096];
-		long n = wtg_tree_readlink(fs->tree, in, target, sizeof(target));
+		long n = wtg_view_readlink(fs->view, in, target, sizeof(target));
 		st->st_mode = S_IFLNK | 0777;
 		st->st_size = n > 0 ? n : 0;
 	} else if (type == S_IFDIR) {
@@ -230,7 +242,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		err = ESTALE;
 	else if (!wtg_inode_is_dir(dir))
 		err = ENOTDIR;
-	else if (!(de = wtg_tree_lookup(fs->tree, dir, name, strlen(name))))
+	else if (!(de = wtg_view_lookup(fs->view, dir, name)))
 		err = ENOENT;
 	else {
 		fill_entry(fs, de->inode, &e);
@@ -268,37 +280,45 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	lock_shared(req);
 	struct wtg_inode *in = inode_of(req, ino);
-	long n = in ? wtg_tree_readlink(fs_of(req)->tree, in, target, sizeof(target)) : -ESTALE;
+	long n = in ? wtg_view_readlink(fs_of(req)->view, in, target, sizeof(target)) : -ESTALE;
 	unlock(req);
 	if (n < 0)
 		return (void)fuse_reply_err(req, (int)-n);
 	fuse_reply_readlink(req, target);
 }
 
+/* fh: the generation at open, and 1 for a handle opened for writing */
+static uint64_t handle(struct fs *fs, bool writer)
+{
+	return wtg_view_generation(fs->view) << 1 | writer;
+}
+
+static bool handle_stale(struct fs *fs, const struct fuse_file_info *fi)
+{
+	return fi->fh >> 1 != wtg_view_generation(fs->view);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
+	bool writer = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
 
 	lock_shared(req);
 	struct wtg_inode *in = inode_of(req, ino);
 	int err = !in ? ESTALE : wtg_inode_is_dir(in) ? EISDIR : 0;
-	if (!err && !fs->writable)
-		fi->fh = (uintptr_t)wtg_inode_data(in); /* never changes */
 	unlock(req);
 	if (err)
 		return (void)fuse_reply_err(req, err);
-	if (!fs->writable && ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)))
+	if (writer && !fs->writable)
 		return (void)fuse_reply_err(req, EROFS);
 	if (fs->no_open)
 		return (void)fuse_reply_err(req, ENOSYS);
-	if (fs->writable) {
-		int ret = wtg_view_open(fs->view, ino);
-		if (ret)
-			return (void)fuse_reply_err(req, -ret);
-		fi->fh = (fi->flags & O_ACCMODE) != O_RDONLY; /* flush commits these */
-	}
+	int ret = wtg_view_open(fs->view, ino);
+	if (ret)
+		return (void)fuse_reply_err(req, -ret);
+	fi->fh = handle(fs, writer);
 	fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) != 0 && fs->writable)
+	if (fuse_reply_open(req, fi) != 0)
 		wtg_view_release(fs->view, ino); /* the open was interrupted */
 }
 
@@ -327,21 +347,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	/* read-only: fh is the open's stream; writable: a flag */
-	const struct wtg_stream *stream =
-	    fs->writable ? NULL : (const struct wtg_stream *)(uintptr_t)fi->fh;
-	long n;
+	long n = 0;
 
 	if (off < 0)
 		return (void)fuse_reply_buf(req, NULL, 0);
 	void *buf = read_buf(size), *big = NULL;
 	if (!buf && !(buf = big = malloc(size)))
 		return (void)fuse_reply_err(req, ENOMEM);
-	if (stream) { /* read-only: the stream of the open */
-		n = wtg_tree_read(fs->tree, stream, buf, size, (uint64_t)off);
-	} else {
+	if (handle_stale(fs, fi))
+		n = -ESTALE;
+	else /* takes the view's lock itself */
 		n = wtg_view_read_data(fs->view, ino, buf, size, (uint64_t)off);
-	}
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -361,20 +377,19 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return (void)fuse_reply_err(req, err);
 	if (fs->no_opendir)
 		return (void)fuse_reply_err(req, ENOSYS);
-	/* writable: an open directory outlives its name, as an open file does */
-	if (fs->writable && (err = wtg_view_open(fs->view, ino)))
+	/* an open directory outlives its name, as an open file does */
+	if ((err = wtg_view_open(fs->view, ino)))
 		return (void)fuse_reply_err(req, -err);
 	/* a writable directory changes: no cached listing */
 	fi->cache_readdir = !fs->writable;
 	fi->keep_cache = !fs->writable;
-	if (fuse_reply_open(req, fi) != 0 && fs->writable)
+	if (fuse_reply_open(req, fi) != 0)
 		wtg_view_release(fs->view, ino);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (fs_of(req)->writable)
-		wtg_view_release(fs_of(req)->view, ino);
+	wtg_view_release(fs_of(req)->view, ino);
 	fuse_reply_err(req, 0);
 }
 
@@ -459,13 +474,15 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fs *fs = fs_of(req);
-	const struct wtg_tree *t = fs->tree;
 	struct statvfs host;
+	uint64_t data_bytes, inodes;
+
+	wtg_view_counts(fs->view, &data_bytes, &inodes);
 	struct statvfs sv = {
 	    .f_bsize = 4096,
 	    .f_frsize = 4096,
-	    .f_blocks = t->data_bytes / 4096 + t->ninodes,
-	    .f_files = t->ninodes,
+	    .f_blocks = data_bytes / 4096 + inodes,
+	    .f_files = inodes,
 	    .f_namemax = 255,
 	};
 
@@ -530,7 +547,7 @@ static long xattr_value(struct fs *fs, struct wtg_inode *in, const char *name, u
 		return n;
 	}
 	if (!strcmp(name, "system.ntfs_acl")) {
-		const struct wtg_sd *sd = wtg_tree_sd(fs->tree, in->sd);
+		const struct wtg_sd *sd = wtg_view_sd(fs->view, in);
 		if (!sd)
 			return -ENODATA;
 		src = sd->data;
@@ -544,7 +561,7 @@ static long xattr_value(struct fs *fs, struct wtg_inode *in, const char *name, u
 		len = 4;
 	} else if (!strcmp(name, "system.ntfs_reparse_data")) {
 		uint32_t rlen;
-		if (!(src = wtg_inode_reparse(fs->tree, in, &rlen)))
+		if (!(src = wtg_view_reparse(fs->view, in, &rlen)))
 			return -ENODATA;
 		len = rlen;
 	} else if (!strcmp(name, "system.ntfs_dos_name")) {
@@ -710,8 +727,6 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct wtg_view *v = fs->view;
 	int ret;
 
-	if (!fs->writable)
-		return (void)fuse_reply_err(req, EROFS);
 	if ((ret = may_change(req, ino)))
 		return (void)fuse_reply_err(req, ret);
 	if (!strncmp(name, "user.", 5)) {
@@ -784,8 +799,6 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct fs *fs = fs_of(req);
 	int ret;
 
-	if (!fs->writable)
-		return (void)fuse_reply_err(req, EROFS);
 	if ((ret = may_change(req, ino)))
 		return (void)fuse_reply_err(req, ret);
 	if (!strncmp(name, "user.", 5))
@@ -837,9 +850,7 @@ static char *other_case(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	lock_shared(req);
 	struct wtg_inode *dir = inode_of(req, parent);
-	struct wtg_dentry *de = dir && dir->dir ? wtg_tree_lookup(fs_of(req)->tree, dir, name,
-								 strlen(name))
-					    : NULL;
+	struct wtg_dentry *de = dir ? wtg_view_lookup(fs_of(req)->view, dir, name) : NULL;
 	if (de && strcmp(de->name, name))
 		stored = strdup(de->name);
 	unlock(req);
@@ -864,14 +875,6 @@ static void drop_stale(struct fs *fs, fuse_ino_t parent, char *name, bool ok)
 	pthread_mutex_unlock(&fs->stale_lock);
 }
 
-static bool refuse_ro(fuse_req_t req)
-{
-	if (fs_of(req)->writable)
-		return false;
-	fuse_reply_err(req, EROFS);
-	return true;
-}
-
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -879,8 +882,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct wtg_inode *in;
 	struct fuse_entry_param e;
 
-	if (refuse_ro(req))
-		return;
 	int ret = wtg_view_create(fs->view, parent, name, WTG_VIEW_FILE, NULL, &in);
 	if (!ret && !(mode & 0200))
 		ret = wtg_view_set_attributes(fs->view, in->ino, in->attributes | NTFS_ATTR_READONLY);
@@ -892,7 +893,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fill_entry(fs, in, &e);
 	wtg_view_ref(fs->view, in);
 	unlock(req);
-	fi->fh = 1;
+	fi->fh = handle(fs, true);
 	if (fuse_reply_create(req, &e, fi) != 0)
 		wtg_view_release(fs->view, e.ino);
 }
@@ -901,8 +902,6 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct wtg_inode *in = NULL;
 
-	if (refuse_ro(req))
-		return;
 	struct wtg_view *v = fs_of(req)->view;
 	int ret;
 	if (S_ISREG(mode)) {
@@ -920,8 +919,6 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct wtg_inode *in = NULL;
 
-	if (refuse_ro(req))
-		return;
 	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_DIR, NULL, &in);
 	reply_entry(req, in, ret);
 }
@@ -930,8 +927,6 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
 {
 	struct wtg_inode *in = NULL;
 
-	if (refuse_ro(req))
-		return;
 	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_SYMLINK, target, &in);
 	reply_entry(req, in, ret);
 }
@@ -940,16 +935,12 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
 {
 	struct wtg_inode *in = NULL;
 
-	if (refuse_ro(req))
-		return;
 	int ret = wtg_view_link(fs_of(req)->view, ino, parent, name, &in);
 	reply_entry(req, in, ret);
 }
 
 static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
-	if (refuse_ro(req))
-		return;
 	char *stored = other_case(req, parent, name);
 	int ret = wtg_view_remove(fs_of(req)->view, parent, name, dir);
 	drop_stale(fs_of(req), parent, stored, ret == 0);
@@ -971,8 +962,6 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
 	unsigned f = 0;
 
-	if (refuse_ro(req))
-		return;
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return (void)fuse_reply_err(req, EINVAL); /* RENAME_WHITEOUT */
 	if (flags & RENAME_NOREPLACE)
@@ -998,8 +987,6 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int ret = 0;
 
-	if (refuse_ro(req))
-		return;
 	/* A chown or chgrp succeeds and changes nothing: NTFS keeps no POSIX
 	 * owner, and ntfs-3g does the same by default ("silent"); the kernel
 	 * has refused it already where POSIX would (default_permissions). */
@@ -1042,11 +1029,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	if (refuse_ro(req))
-		return;
 	if (off < 0)
 		return (void)fuse_reply_err(req, EINVAL);
-	long n = wtg_view_write(fs_of(req)->view, ino, NULL, buf, size, (uint64_t)off);
+	long n = wtg_view_write_handle(fs_of(req)->view, fi->fh >> 1, ino, NULL, buf, size,
+				       (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -1059,8 +1045,6 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	struct fs *fs = fs_of(req);
 	int ret = 0;
 
-	if (refuse_ro(req))
-		return;
 	if (off < 0 || len <= 0)
 		return (void)fuse_reply_err(req, EINVAL);
 	if (mode & ~FALLOC_FL_KEEP_SIZE)
@@ -1084,14 +1068,12 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	/* fh: 1 for a handle opened for writing (a writable mount) */
-	fuse_reply_err(req, fs->writable && fi->fh == 1 ? -wtg_view_flush(fs->view) : 0);
+	fuse_reply_err(req, fi->fh & 1 ? -wtg_view_flush(fs->view) : 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (fs_of(req)->writable)
-		wtg_view_release(fs_of(req)->view, ino);
+	wtg_view_release(fs_of(req)->view, ino);
 	fuse_reply_err(req, 0);
 }
 
@@ -1148,6 +1130,42 @@ static const struct fuse_lowlevel_ops ops = {
     .fallocate = op_fallocate,
 };
 
+/* ---- snapshot and rollback, from the control channel ---- */
+
+/* Tells the kernel what a rollback changed: names to look up again, and
+ * inodes whose attributes and cached pages are stale.  Without the view's
+ * lock: dropping pages may send requests back to this daemon. */
+static void invalidate(struct fs *fs, const struct wtg_view_changes *c)
+{
+	for (size_t i = 0; i < c->nentries; i++)
+		fuse_lowlevel_notify_inval_entry(fs->se, c->entries[i].dir, c->entries[i].name,
+						 strlen(c->entries[i].name));
+	for (size_t i = 0; i < c->ninodes; i++)
+		fuse_lowlevel_notify_inval_inode(fs->se, c->inodes[i], 0, 0);
+}
+
+static int control(void *arg, const char *op, const char *a, const char *b, char *out,
+		   size_t outsize)
+{
+	struct fs *fs = arg;
+
+	if (!strcmp(op, "snapshot"))
+		return wtg_view_snapshot(fs->view, a, b[0] ? b : NULL);
+	if (!strcmp(op, "rollback")) {
+		struct wtg_view_changes c;
+		char *kept = NULL;
+		int ret = wtg_view_rollback(fs->view, a, &kept, &c);
+		if (ret)
+			return ret;
+		invalidate(fs, &c);
+		snprintf(out, outsize, "%s", kept ? kept : "");
+		free(kept);
+		wtg_view_changes_release(&c);
+		return 0;
+	}
+	return -EOPNOTSUPP;
+}
+
 /* The kernel caps a FUSE mount's read-ahead at 128 KiB unless told through
  * sysfs (root only; otherwise the default stays, which only costs speed). */
 static void raise_read_ahead(const char *mountpoint)
@@ -1190,7 +1208,6 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 {
 	struct fs fs = {
 	    .view = view,
-	    .tree = wtg_view_tree(view),
 	    .writable = wtg_view_writable(view),
 	    .delta_dir = opt->delta_dir,
 	    .uid = opt->uid_set ? (uid_t)opt->uid : getuid(),
@@ -1198,6 +1215,7 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 	    .fmask = (mode_t)opt->fmask,
 	    .dmask = (mode_t)opt->dmask,
 	};
+	struct wtg_control *ctl = NULL;
 	char mount_opts[2 * 4096 + 128];
 	char *argv[8];
 	int argc = 0, ret = -EIO;
@@ -1245,6 +1263,9 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 	ret = -EIO;
 	if (fs.writable && pthread_create(&fs.stale_thread, NULL, stale_thread, &fs) == 0)
 		fs.stale_running = true;
+	struct wtg_mountinfo mi;
+	if (fs.writable && wtg_mountinfo_find(opt->mountpoint, &mi))
+		wtg_control_start(mi.major, mi.minor, control, &fs, &ctl);
 
 	if (opt->threads == 1) {
 		ret = fuse_session_loop(se);
@@ -1268,6 +1289,7 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 		pthread_join(fs.stale_thread, NULL);
 	}
 out_unmount:
+	wtg_control_stop(ctl);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);

@@ -3,12 +3,24 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <syslog.h>
 
 #include "wtgfs/log.h"
 
 static bool use_syslog;
 static bool verbose;
+/* a thread serving a request for another process: its lines go there too */
+static __thread char *capture;
+static __thread size_t capture_size;
+
+void wtg_log_capture(char *buf, size_t size)
+{
+	capture = buf;
+	capture_size = size;
+	if (buf && size)
+		buf[0] = '\0';
+}
 
 void wtg_log_to_syslog(bool on)
 {
@@ -24,13 +36,16 @@ void wtg_log_set_verbose(bool on)
 
 static void vlog(int prio, const char *prefix, const char *fmt, va_list ap)
 {
-	if (use_syslog) {
-		vsyslog(prio, fmt, ap);
-		return;
-	}
 	char line[2048];
 	vsnprintf(line, sizeof(line), fmt, ap);
-	fprintf(stderr, "wtgfs: %s%s\n", prefix, line);
+	if (capture && prio != LOG_DEBUG) {
+		size_t used = strlen(capture);
+		snprintf(capture + used, capture_size - used, "wtgfs: %s%s\n", prefix, line);
+	}
+	if (use_syslog)
+		syslog(prio, "%s%s", prefix, line);
+	else
+		fprintf(stderr, "wtgfs: %s%s\n", prefix, line);
 }
 
 void wtg_error(const char *fmt, ...)

@@ -22,14 +22,15 @@ static void unescape_octal(char *s)
 	*o = '\0';
 }
 
-bool wtg_mountinfo_find(const char *path, struct wtg_mountinfo *info)
+/* Calls @fn with the mount point and facts of each line, in order. */
+static void each_mount(void (*fn)(void *, const char *, const struct wtg_mountinfo *), void *arg)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
-	bool found = false;
+	static __thread char line[8192];
+	struct wtg_mountinfo info;
 
 	if (!f)
-		return false;
+		return;
 	while (fgets(line, sizeof(line), f)) {
 		char *fields[12], *save;
 		int n = 0;
@@ -39,26 +40,75 @@ bool wtg_mountinfo_find(const char *path, struct wtg_mountinfo *info)
 		if (n < 9)
 			continue;
 		unescape_octal(fields[4]);
-		if (strcmp(fields[4], path))
-			continue;
-		/* later lines are mounted on top: the last match wins */
-		found = true;
-		info->fstype[0] = info->source[0] = '\0';
-		if (sscanf(fields[2], "%u:%u", &info->major, &info->minor) != 2)
-			info->major = info->minor = 0;
+		info.fstype[0] = info.source[0] = info.options[0] = '\0';
+		if (sscanf(fields[2], "%u:%u", &info.major, &info.minor) != 2)
+			info.major = info.minor = 0;
 		/* optional fields end with "-", then the type */
 		for (int i = 6; i + 1 < n; i++) {
 			if (!strcmp(fields[i], "-")) {
-				snprintf(info->fstype, sizeof(info->fstype), "%s", fields[i + 1]);
+				snprintf(info.fstype, sizeof(info.fstype), "%s", fields[i + 1]);
 				if (i + 2 < n) {
 					unescape_octal(fields[i + 2]);
-					snprintf(info->source, sizeof(info->source), "%s",
+					snprintf(info.source, sizeof(info.source), "%s",
 						 fields[i + 2]);
 				}
+				if (i + 3 < n)
+					snprintf(info.options, sizeof(info.options), "%s",
+						 fields[i + 3]);
 				break;
 			}
 		}
+		fn(arg, fields[4], &info);
 	}
 	fclose(f);
-	return found;
+}
+
+struct by_path {
+	const char *path;
+	struct wtg_mountinfo *info;
+	bool found;
+};
+
+static void match_path(void *arg, const char *mnt, const struct wtg_mountinfo *info)
+{
+	struct by_path *b = arg;
+
+	/* later lines are mounted on top: the last match wins */
+	if (!strcmp(mnt, b->path)) {
+		*b->info = *info;
+		b->found = true;
+	}
+}
+
+bool wtg_mountinfo_find(const char *path, struct wtg_mountinfo *info)
+{
+	struct by_path b = {path, info, false};
+
+	each_mount(match_path, &b);
+	return b.found;
+}
+
+struct by_source {
+	const char *fstype, *source;
+	char *mnt;
+	size_t size;
+	bool found;
+};
+
+static void match_source(void *arg, const char *mnt, const struct wtg_mountinfo *info)
+{
+	struct by_source *b = arg;
+
+	if (!strcmp(info->fstype, b->fstype) && !strcmp(info->source, b->source)) {
+		snprintf(b->mnt, b->size, "%s", mnt);
+		b->found = true;
+	}
+}
+
+bool wtg_mountinfo_find_source(const char *fstype, const char *source, char *mnt, size_t size)
+{
+	struct by_source b = {fstype, source, mnt, size, false};
+
+	each_mount(match_source, &b);
+	return b.found;
 }

@@ -229,6 +229,88 @@ int wtg_tree_link(struct wtg_tree *tree, struct wtg_inode *dir, const char *name
 	return 0;
 }
 
+static void *dup_bytes(const void *p, size_t len)
+{
+	void *q = malloc(len ? len : 1);
+	if (q && len)
+		memcpy(q, p, len);
+	return q;
+}
+
+/* Copies what describes @src itself (not its names) into a new inode of
+ * @dst at the same number. */
+static struct wtg_inode *clone_inode(struct wtg_tree *dst, const struct wtg_inode *src)
+{
+	struct wtg_inode *in = wtg_tree_new_inode_at(dst, src->ino, src->dir != NULL);
+
+	if (!in)
+		return NULL;
+	in->attributes = src->attributes;
+	in->reparse_tag = src->reparse_tag;
+	in->nlink_extra = src->nlink_extra;
+	in->sd = src->sd;
+	in->crtime = src->crtime;
+	in->mtime = src->mtime;
+	in->atime = src->atime;
+	in->ctime = src->ctime;
+	in->reparse_blob = src->reparse_blob;
+	in->reparse_blob_len = src->reparse_blob_len;
+	if ((src->reparse && !(in->reparse = dup_bytes(src->reparse, src->reparse_len))) ||
+	    (src->object_id && !(in->object_id = dup_bytes(src->object_id, src->object_id_len))) ||
+	    (src->ea && !(in->ea = dup_bytes(src->ea, src->ea_len))))
+		return NULL;
+	in->ea_len = src->ea_len;
+	in->reparse_len = src->reparse_len;
+	in->object_id_len = src->object_id_len;
+	for (uint32_t i = 0; i < src->nstreams; i++) {
+		const struct wtg_stream *s = &src->streams[i];
+		struct wtg_stream *c = wtg_inode_add_stream(in, s->name, s->size, s->blob);
+		if (!c)
+			return NULL;
+		*c = (struct wtg_stream){.name = c->name,
+					 .size = s->size,
+					 .blob = s->blob,
+					 .base_size = s->base_size,
+					 .delta = s->delta,
+					 .stored_size = s->stored_size};
+	}
+	return in;
+}
+
+int wtg_tree_clone(const struct wtg_tree *src, struct wtg_tree *dst)
+{
+	wtg_tree_init(dst, NULL);
+	for (uint64_t i = 0; i < src->ninodes; i++)
+		if (src->inodes[i] && !clone_inode(dst, src->inodes[i]))
+			goto fail;
+	for (uint32_t i = 0; i < src->nsds; i++)
+		if (wtg_tree_intern_sd(dst, src->sds[i].data, src->sds[i].len) != i)
+			goto fail;
+	for (uint64_t i = 0; i < src->ninodes; i++) {
+		const struct wtg_inode *d = src->inodes[i];
+		if (!d || !d->dir)
+			continue;
+		struct wtg_inode *cd = dst->inodes[i];
+		for (uint32_t e = 0; e < d->dir->count; e++) {
+			const struct wtg_dentry *de = d->dir->entries[e];
+			if (wtg_tree_link(dst, cd, de->name, de->name_len,
+					  dst->inodes[de->inode->ino - 1]) < 0)
+				goto fail;
+			struct wtg_dentry *nd = cd->dir->entries[cd->dir->count - 1];
+			nd->pos = de->pos;
+			/* counted already: nlink_extra is copied */
+			if (de->dos_name && !(nd->dos_name = strdup(de->dos_name)))
+				goto fail;
+		}
+		cd->dir->next_pos = d->dir->next_pos;
+	}
+	dst->data_bytes = src->data_bytes;
+	return 0;
+fail:
+	wtg_tree_release(dst);
+	return -ENOMEM;
+}
+
 uint32_t wtg_dir_seek(const struct wtg_dir *dir, uint64_t pos)
 {
 	uint32_t lo = 0, hi = dir->count;

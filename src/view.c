@@ -49,7 +49,13 @@ struct chunk_buf {
 
 struct wtg_view {
 	struct wtg_tree tree;
-	struct wtg_store *store; /* NULL: read-only */
+	/* the base as loaded, before any layer: what a rollback goes back to
+	 * for what the layers it brings say nothing about (writable views) */
+	struct wtg_tree base;
+	bool has_base;
+	bool read_only; /* changes answer EROFS: an image, or a snapshot */
+	uint64_t generation; /* rollbacks so far: handles from before go stale */
+	struct wtg_store *store; /* NULL: a bare image */
 	char *delta_path;
 	char *base_path;
 	pid_t pid; /* that opened the store */
@@ -178,6 +184,8 @@ static void view_free(struct wtg_view *v)
 	free(v->dirty);
 	free(v->free_inos);
 	free(v->sd_hash);
+	if (v->has_base)
+		wtg_tree_release(&v->base);
 	wtg_tree_release(&v->tree);
 	free(v->delta_path);
 	free(v->base_path);
@@ -199,6 +207,7 @@ int wtg_view_open_image(const char *spec, const struct wtg_source_options *opt,
 		free(v);
 		return ret;
 	}
+	v->read_only = true;
 	v->base_path = strdup(v->tree.source->path);
 	*view_ret = v;
 	return 0;
@@ -220,6 +229,8 @@ struct load {
 	size_t nmentioned;
 	struct legacy_dos *legacy; /* to carry over to names */
 	size_t nlegacy;
+	uint64_t *deleted; /* inodes the stack deleted, in order */
+	size_t ndeleted;
 	int damaged;
 };
 
@@ -254,6 +265,11 @@ static int load_inode(void *arg, const struct wtg_store_record *rec)
 	if (rec->deleted) {
 		if (in)
 			in->gone = true;
+		uint64_t *d = realloc(l->deleted, (l->ndeleted + 1) * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		l->deleted = d;
+		d[l->ndeleted++] = rec->ino;
 		return 0;
 	}
 	const struct wtg_store_inode *si = rec->inode;
@@ -401,12 +417,21 @@ static int carry_legacy_dos(struct wtg_view *v, struct load *l)
 	return ret;
 }
 
+static int cmp_ino(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static int load_stream(void *arg, const struct wtg_store_record *rec)
 {
 	struct load *l = arg;
 	struct wtg_inode *in = wtg_tree_inode(&l->v->tree, rec->ino);
 	const char *name = rec->name[0] ? rec->name : NULL;
 
+	if (!in && l->ndeleted &&
+	    bsearch(&rec->ino, l->deleted, l->ndeleted, sizeof(*l->deleted), cmp_ino))
+		return 0; /* a layer below wrote it, a layer above deleted the inode */
 	if (!in)
 		return load_damaged(l, "a stream belongs to no inode", rec->ino);
 	if (rec->deleted) {
@@ -455,10 +480,11 @@ static int apply_layers(struct wtg_view *v)
 		struct wtg_inode *in = wtg_tree_inode(&v->tree, l.mentioned[i]);
 		if (in->ino != WTG_ROOT_INO && in->nlink == 0 && !in->gone) {
 			in->gone = true;
-			ret = store_gone(v, in);
+			if (!v->read_only)
+				ret = store_gone(v, in);
 		}
 	}
-	if (!ret)
+	if (!ret && !v->read_only)
 		ret = wtg_store_commit(v->store);
 	uint64_t max;
 	if (!ret)
@@ -471,6 +497,7 @@ static int apply_layers(struct wtg_view *v)
 	for (size_t i = 0; i < l.nlegacy; i++)
 		free(l.legacy[i].dos);
 	free(l.legacy);
+	free(l.deleted);
 	return ret;
 }
 
@@ -522,22 +549,35 @@ static int open_base(struct wtg_view *v, const char *base_path,
 	return ret;
 }
 
-int wtg_view_open_delta(const char *path, const char *base_path,
-			const struct wtg_source_options *opt, struct wtg_view **view_ret)
+/* Keeps the base as loaded, for rollbacks (writable views only). */
+static int keep_base(struct wtg_view *v)
+{
+	if (v->read_only)
+		return 0;
+	int ret = wtg_tree_clone(&v->tree, &v->base);
+	v->has_base = ret == 0;
+	return ret;
+}
+
+static int open_delta(const char *path, const char *base_path, const char *at,
+		      const struct wtg_source_options *opt, struct wtg_view **view_ret)
 {
 	struct wtg_view *v = view_new();
-	struct wtg_store_options so = {0};
+	struct wtg_store_options so = {.at = at};
 
 	if (!v || !(v->delta_path = strdup(path))) {
 		free(v);
 		return -ENOMEM;
 	}
+	v->read_only = at != NULL;
 	int ret = wtg_store_open(path, &so, &v->store);
 	if (ret) {
 		view_free(v);
 		return ret;
 	}
 	ret = open_base(v, base_path, opt);
+	if (!ret)
+		ret = keep_base(v);
 	if (!ret)
 		ret = apply_layers(v);
 	if (ret) {
@@ -547,6 +587,18 @@ int wtg_view_open_delta(const char *path, const char *base_path,
 	}
 	*view_ret = v;
 	return 0;
+}
+
+int wtg_view_open_delta(const char *path, const char *base_path,
+			const struct wtg_source_options *opt, struct wtg_view **view_ret)
+{
+	return open_delta(path, base_path, NULL, opt, view_ret);
+}
+
+int wtg_view_open_at(const char *path, const char *base_path, const char *snapshot,
+		     const struct wtg_source_options *opt, struct wtg_view **view_ret)
+{
+	return open_delta(path, base_path, snapshot, opt, view_ret);
 }
 
 int wtg_view_open_tree(struct wtg_store *store, struct wtg_tree *tree, struct wtg_view **view_ret)
@@ -563,7 +615,9 @@ int wtg_view_open_tree(struct wtg_store *store, struct wtg_tree *tree, struct wt
 	v->store = store;
 	v->tree = *tree;
 	memset(tree, 0, sizeof(*tree));
-	int ret = apply_layers(v);
+	int ret = keep_base(v);
+	if (!ret)
+		ret = apply_layers(v);
 	if (ret) {
 		wtg_store_close(v->store);
 		view_free(v);
@@ -580,7 +634,38 @@ struct wtg_tree *wtg_view_tree(struct wtg_view *v)
 
 bool wtg_view_writable(const struct wtg_view *v)
 {
-	return v->store != NULL;
+	return !v->read_only;
+}
+
+uint64_t wtg_view_generation(const struct wtg_view *v)
+{
+	return __atomic_load_n(&v->generation, __ATOMIC_ACQUIRE);
+}
+
+struct wtg_dentry *wtg_view_lookup(struct wtg_view *v, struct wtg_inode *dir, const char *name)
+{
+	return dir->dir ? wtg_tree_lookup(&v->tree, dir, name, strlen(name)) : NULL;
+}
+
+long wtg_view_readlink(struct wtg_view *v, const struct wtg_inode *in, char *buf, size_t size)
+{
+	return wtg_tree_readlink(&v->tree, in, buf, size);
+}
+
+const struct wtg_sd *wtg_view_sd(struct wtg_view *v, const struct wtg_inode *in)
+{
+	return wtg_tree_sd(&v->tree, in->sd);
+}
+
+const uint8_t *wtg_view_reparse(struct wtg_view *v, const struct wtg_inode *in, uint32_t *len_ret)
+{
+	return wtg_inode_reparse(&v->tree, in, len_ret);
+}
+
+void wtg_view_counts(struct wtg_view *v, uint64_t *data_bytes_ret, uint64_t *inodes_ret)
+{
+	*data_bytes_ret = v->tree.data_bytes;
+	*inodes_ret = v->tree.ninodes;
 }
 
 const char *wtg_view_base_path(const struct wtg_view *v)
@@ -1057,7 +1142,7 @@ static int commit_locked(struct wtg_view *v, bool durable)
 
 int wtg_view_sync(struct wtg_view *v, bool durable)
 {
-	if (!v->store)
+	if (v->read_only)
 		return 0;
 	pthread_rwlock_wrlock(&v->lock);
 	int ret = commit_locked(v, durable);
@@ -1106,6 +1191,8 @@ int wtg_view_start(struct wtg_view *v)
 			return ret;
 		v->pid = getpid();
 	}
+	if (v->read_only)
+		return 0;
 	if (pthread_create(&v->thread, NULL, commit_thread, v) != 0)
 		return -EAGAIN;
 	v->thread_running = true;
@@ -1123,7 +1210,9 @@ int wtg_view_close(struct wtg_view *v)
 		pthread_mutex_unlock(&v->thread_lock);
 		pthread_join(v->thread, NULL);
 	}
-	if (v->store) {
+	if (v->store && v->read_only) {
+		ret = wtg_store_close(v->store);
+	} else if (v->store) {
 		/* handles the kernel still held at unmount: their inodes go now */
 		for (uint64_t i = 0; i < v->tree.ninodes; i++) {
 			struct wtg_inode *in = v->tree.inodes[i];
@@ -1148,7 +1237,7 @@ int wtg_view_close(struct wtg_view *v)
 /* The exclusive lock, after the checks every change makes. */
 static int begin_change(struct wtg_view *v)
 {
-	if (!v->store)
+	if (v->read_only)
 		return -EROFS;
 	pthread_rwlock_wrlock(&v->lock);
 	if (v->error) {
@@ -1699,6 +1788,12 @@ int wtg_view_respell(struct wtg_view *v, uint64_t ino, const char *name, uint64_
 
 int wtg_view_open(struct wtg_view *v, uint64_t ino)
 {
+	if (v->read_only) { /* nothing is ever unlinked: no count to keep */
+		pthread_rwlock_rdlock(&v->lock);
+		bool there = wtg_view_inode(v, ino) != NULL;
+		pthread_rwlock_unlock(&v->lock);
+		return there ? 0 : -ENOENT;
+	}
 	pthread_rwlock_wrlock(&v->lock);
 	struct wtg_inode *in = wtg_view_inode(v, ino);
 	if (in)
@@ -1711,11 +1806,13 @@ int wtg_view_release(struct wtg_view *v, uint64_t ino)
 {
 	int ret = 0;
 
+	if (v->read_only)
+		return 0;
 	pthread_rwlock_wrlock(&v->lock);
 	struct wtg_inode *in = wtg_tree_inode(&v->tree, ino);
 	if (in && in->opens) {
 		in->opens--;
-		if (v->store && !v->error) {
+		if (!v->read_only && !v->error) {
 			ret = maybe_gone(v, in);
 			if (!ret && !in->gone)
 				ret = chunks_store(v, ino);
@@ -1749,7 +1846,7 @@ int wtg_view_flush(struct wtg_view *v)
 {
 	int ret = 0;
 
-	if (!v->store)
+	if (v->read_only)
 		return 0;
 	pthread_rwlock_wrlock(&v->lock);
 	if (v->error)
@@ -1814,12 +1911,20 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 long wtg_view_write(struct wtg_view *v, uint64_t ino, const char *stream, const void *buf,
 		    size_t size, uint64_t off)
 {
+	return wtg_view_write_handle(v, UINT64_MAX, ino, stream, buf, size, off);
+}
+
+long wtg_view_write_handle(struct wtg_view *v, uint64_t generation, uint64_t ino,
+			   const char *stream, const void *buf, size_t size, uint64_t off)
+{
 	struct wtg_inode *in;
 	struct wtg_stream *s;
 	int ret = begin_change(v);
 
 	if (ret)
 		return ret;
+	if (generation != UINT64_MAX && generation != v->generation)
+		return end_change(v, -ESTALE);
 	ret = file_stream(v, ino, stream, &in, &s);
 	if (!ret)
 		ret = write_locked(v, in, s, buf, size, off);
@@ -2129,4 +2234,591 @@ int wtg_view_set_ea(struct wtg_view *v, uint64_t ino, const void *data, size_t l
 	in->ea = copy;
 	in->ea_len = copy ? (uint32_t)len : 0;
 	return meta_end(v, in, 0);
+}
+
+/* ---- snapshots and rollbacks of a mounted delta ---- */
+
+int wtg_view_snapshot(struct wtg_view *v, const char *name, const char *message)
+{
+	int ret = begin_change(v);
+
+	if (ret)
+		return ret;
+	/* Under the exclusive lock: every change that returned is in memory,
+	 * none is half done, and the commit puts all of it in the layer the
+	 * snapshot seals.  The snapshot's own durable commit syncs the log,
+	 * this one with it: one fdatasync, not two. */
+	ret = commit_locked(v, false);
+	if (!ret)
+		ret = wtg_store_snapshot(v->store, name, message);
+	pthread_rwlock_unlock(&v->lock);
+	return ret;
+}
+
+void wtg_view_changes_release(struct wtg_view_changes *c)
+{
+	for (size_t i = 0; i < c->nentries; i++)
+		free(c->entries[i].name);
+	free(c->entries);
+	free(c->inodes);
+	memset(c, 0, sizeof(*c));
+}
+
+struct reset {
+	struct wtg_view *v;
+	struct wtg_view_changes *c;
+	size_t inodes_cap, entries_cap;
+	struct wtg_store_version head; /* the new stack, for names with their DOS names */
+	uint64_t *rebuilt; /* inodes whose streams reset_inode rebuilt, sorted */
+	size_t nrebuilt;
+	uint64_t *based; /* inodes now as the base has them (sorted at the end) */
+	size_t nbased, based_cap;
+};
+
+static int cmp_u64(const void *a, const void *b);
+
+static int note_based(struct reset *r, uint64_t ino)
+{
+	if (r->nbased == r->based_cap) {
+		size_t cap = r->based_cap ? r->based_cap * 2 : 64;
+		uint64_t *p = realloc(r->based, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		r->based = p;
+		r->based_cap = cap;
+	}
+	r->based[r->nbased++] = ino;
+	return 0;
+}
+
+static int note_inode(struct reset *r, uint64_t ino)
+{
+	struct wtg_view_changes *c = r->c;
+
+	if (c->ninodes && c->inodes[c->ninodes - 1] == ino)
+		return 0;
+	if (c->ninodes == r->inodes_cap) {
+		size_t cap = r->inodes_cap ? r->inodes_cap * 2 : 64;
+		uint64_t *p = realloc(c->inodes, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		c->inodes = p;
+		r->inodes_cap = cap;
+	}
+	c->inodes[c->ninodes++] = ino;
+	return 0;
+}
+
+static int note_entry(struct reset *r, uint64_t dir, const char *name)
+{
+	struct wtg_view_changes *c = r->c;
+
+	if (c->nentries == r->entries_cap) {
+		size_t cap = r->entries_cap ? r->entries_cap * 2 : 64;
+		struct wtg_view_entry *p = realloc(c->entries, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		c->entries = p;
+		r->entries_cap = cap;
+	}
+	if (!(c->entries[c->nentries].name = strdup(name)))
+		return -ENOMEM;
+	c->entries[c->nentries++].dir = dir;
+	return note_inode(r, dir);
+}
+
+static void *copy_of(const void *p, size_t len)
+{
+	void *q = p ? malloc(len ? len : 1) : NULL;
+	if (q && len)
+		memcpy(q, p, len);
+	return q;
+}
+
+static int add_stream_record(void *arg, const char *name, uint64_t size, bool deleted)
+{
+	struct wtg_inode *in = arg;
+	const char *n = name[0] ? name : NULL;
+	struct wtg_stream *s = find_stream(in, n);
+
+	if (deleted) {
+		if (s)
+			wtg_inode_remove_stream(in, n);
+		return 0;
+	}
+	if (!s && !(s = wtg_inode_add_stream(in, n, 0, NULL)))
+		return -ENOMEM;
+	s->size = s->stored_size = size;
+	s->delta = true;
+	s->usage = 0;
+	return 0;
+}
+
+/* Every stream of @in as the base (@b, or none) and the new stack have it:
+ * a deleted inode's records of its streams go with it, so nothing else
+ * says what a rollback must bring back. */
+static int rebuild_streams(struct wtg_view *v, struct wtg_inode *in, const struct wtg_inode *b)
+{
+	while (in->nstreams)
+		wtg_inode_remove_stream(in, in->streams[in->nstreams - 1].name);
+	for (uint32_t i = 0; b && i < b->nstreams; i++) {
+		const struct wtg_stream *bs = &b->streams[i];
+		if (!wtg_inode_add_stream(in, bs->name, bs->size, bs->blob))
+			return -ENOMEM;
+	}
+	return wtg_store_list_streams(v->store, in->ino, add_stream_record, in);
+}
+
+/* The inode @ino as the new stack says, else as the base had it. */
+static int reset_inode(void *arg, uint64_t ino, const char *unused)
+{
+	struct reset *r = arg;
+	struct wtg_view *v = r->v;
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, ino);
+	const struct wtg_inode *b = wtg_tree_inode(&v->base, ino);
+	struct wtg_store_inode si;
+	enum wtg_store_state state;
+	int ret = wtg_store_get_inode(v->store, ino, &state, &si);
+
+	(void)unused;
+	if (ret)
+		return ret;
+	if (state == WTG_STORE_PRESENT) {
+		if (!in && !(in = wtg_tree_new_inode_at(&v->tree, ino,
+							si.attributes & NTFS_ATTR_DIRECTORY))) {
+			wtg_store_inode_release(&si);
+			return -ENOMEM;
+		}
+		uint32_t sd = WTG_NO_SD;
+		static const uint8_t none[WTG_STORE_HASH_LEN];
+		if (memcmp(si.sd_hash, none, sizeof(none))) {
+			uint8_t *data;
+			size_t len;
+			ret = wtg_store_get_sd(v->store, si.sd_hash, &data, &len);
+			if (!ret) {
+				sd = wtg_tree_intern_sd(&v->tree, data, len);
+				free(data);
+				if (sd == WTG_NO_SD)
+					ret = -ENOMEM;
+			}
+		}
+		if (!ret) {
+			in->crtime = si.crtime;
+			in->mtime = si.mtime;
+			in->atime = si.atime;
+			in->ctime = si.ctime;
+			in->sd = sd;
+			set_reparse(in, si.reparse, si.reparse_len); /* takes it */
+			si.reparse = NULL;
+			in->attributes = si.attributes;
+			free(in->object_id);
+			in->object_id = si.object_id;
+			in->object_id_len = si.object_id ? si.object_id_len : 0;
+			si.object_id = NULL;
+			free(in->ea);
+			in->ea = si.ea;
+			in->ea_len = si.ea ? si.ea_len : 0;
+			si.ea = NULL;
+			in->gone = false;
+		}
+		wtg_store_inode_release(&si);
+		/* its streams, also those of layers both stacks share */
+		if (!ret)
+			ret = rebuild_streams(v, in, b);
+		if (ret)
+			return ret;
+	} else if (state == WTG_STORE_BASE && b) {
+		/* freed when its last name went: back as the base has it */
+		if (!in && !(in = wtg_tree_new_inode_at(&v->tree, ino, b->dir != NULL)))
+			return -ENOMEM;
+		uint8_t *rp = b->reparse ? copy_of(b->reparse, b->reparse_len) : NULL;
+		uint8_t *oid = b->object_id ? copy_of(b->object_id, b->object_id_len) : NULL;
+		uint8_t *ea = b->ea ? copy_of(b->ea, b->ea_len) : NULL;
+		if ((b->reparse && !rp) || (b->object_id && !oid) || (b->ea && !ea)) {
+			free(rp);
+			free(oid);
+			free(ea);
+			return -ENOMEM;
+		}
+		free(in->ea);
+		in->ea = ea;
+		in->ea_len = ea ? b->ea_len : 0;
+		set_reparse(in, rp, b->reparse_len);
+		in->reparse_blob = b->reparse_blob;
+		in->reparse_blob_len = b->reparse_blob_len;
+		in->reparse_tag = b->reparse_tag;
+		in->attributes = b->attributes;
+		in->crtime = b->crtime;
+		in->mtime = b->mtime;
+		in->atime = b->atime;
+		in->ctime = b->ctime;
+		in->sd = b->sd;
+		free(in->object_id);
+		in->object_id = oid;
+		in->object_id_len = oid ? b->object_id_len : 0;
+		in->gone = false;
+		if ((ret = note_based(r, ino)) || (ret = rebuild_streams(v, in, b)))
+			return ret;
+	} else if (in) {
+		in->gone = true; /* deleted, or made in what was left */
+	}
+	return in ? note_inode(r, ino) : 0;
+}
+
+/* The stream as the new stack says, else as the base had it. */
+static int reset_stream(void *arg, uint64_t ino, const char *key)
+{
+	struct reset *r = arg;
+	struct wtg_view *v = r->v;
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, ino);
+	const struct wtg_inode *b = wtg_tree_inode(&v->base, ino);
+	const char *name = key[0] ? key : NULL;
+	const struct wtg_stream *bs = b ? find_stream((struct wtg_inode *)b, name) : NULL;
+	enum wtg_store_state state;
+	uint64_t size;
+
+	if (r->nrebuilt && bsearch(&ino, r->rebuilt, r->nrebuilt, sizeof(*r->rebuilt), cmp_u64))
+		return 0; /* all its streams are as the new stack says already */
+	int ret = wtg_store_get_stream(v->store, ino, key, &state, &size);
+
+	if (ret || !in)
+		return ret;
+	if (state == WTG_STORE_DELETED || (state == WTG_STORE_BASE && !bs)) {
+		wtg_inode_remove_stream(in, name);
+		return note_inode(r, ino);
+	}
+	struct wtg_stream *s = find_stream(in, name);
+	if (!s && !(s = wtg_inode_add_stream(in, name, 0, NULL)))
+		return -ENOMEM;
+	s->blob = bs ? bs->blob : NULL;
+	s->base_size = bs ? bs->base_size : 0;
+	s->usage = 0;
+	if (state == WTG_STORE_PRESENT) {
+		s->size = s->stored_size = size;
+		s->delta = true;
+	} else {
+		s->size = bs->size;
+		s->stored_size = 0;
+		s->delta = false;
+	}
+	return note_inode(r, ino);
+}
+
+static int reset_data(void *arg, uint64_t ino, const char *key)
+{
+	(void)key;
+	return note_inode(arg, ino);
+}
+
+/* The name @name of @dir as the new stack says, else as the base had it. */
+static int reset_name(void *arg, uint64_t dirino, const char *name)
+{
+	struct reset *r = arg;
+	struct wtg_view *v = r->v;
+	struct wtg_inode *dir = wtg_tree_inode(&v->tree, dirino);
+	enum wtg_store_state state;
+	uint64_t ino = 0;
+	size_t len = strlen(name);
+	char *rec_dos = NULL;
+	int ret = wtg_store_get_name_dos_at(v->store, &r->head, dirino, name, &state, &ino,
+					    &rec_dos);
+
+	if (ret || !dir || !dir->dir) {
+		free(rec_dos);
+		return ret;
+	}
+	struct wtg_inode *target = NULL;
+	const char *dos = NULL;
+	if (state == WTG_STORE_PRESENT) {
+		target = wtg_tree_inode(&v->tree, ino);
+		dos = rec_dos;
+	} else if (state == WTG_STORE_BASE) {
+		struct wtg_inode *bdir = wtg_tree_inode(&v->base, dirino);
+		struct wtg_dentry *bde = bdir && bdir->dir
+					     ? wtg_tree_lookup(&v->base, bdir, name, len)
+					     : NULL;
+		if (bde && bde->name_len == len && !memcmp(bde->name, name, len)) {
+			target = wtg_tree_inode(&v->tree, bde->inode->ino);
+			dos = wtg_dentry_dos_name(bde);
+		}
+	}
+	struct wtg_dentry *de = wtg_tree_lookup(&v->tree, dir, name, len);
+	if (de && !(de->name_len == len && !memcmp(de->name, name, len)))
+		de = NULL;
+	if (de && de->inode == target) {
+		/* the same name of the same inode: only its DOS name may differ */
+		const char *now = wtg_dentry_dos_name(de);
+		if (!dos == !now && (!dos || !strcmp(dos, now))) {
+			free(rec_dos);
+			return 0;
+		}
+		ret = wtg_dentry_set_dos_name(de, dos);
+		free(rec_dos);
+		if (!ret)
+			ret = note_inode(r, target->ino);
+		return ret ? ret : note_entry(r, dirino, name);
+	}
+	if (de && !(ret = note_inode(r, de->inode->ino)))
+		wtg_tree_unlink(&v->tree, dir, de);
+	if (!ret && target)
+		ret = wtg_tree_link(&v->tree, dir, name, len, target);
+	if (!ret && target && dos)
+		ret = wtg_dentry_set_dos_name(dir->dir->entries[dir->dir->count - 1], dos);
+	free(rec_dos);
+	if (!ret && target)
+		ret = note_inode(r, target->ino);
+	return ret ? ret : note_entry(r, dirino, name);
+}
+
+static int in_set(const int64_t *set, size_t n, int64_t x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == x)
+			return 1;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int wtg_view_rollback(struct wtg_view *v, const char *name, char **kept_ret,
+		      struct wtg_view_changes *changes)
+{
+	struct wtg_view_changes c = {0};
+	struct reset r = {.v = v, .c = &c};
+	int64_t *before = NULL, *after = NULL, *diff = NULL;
+	size_t nbefore = 0, nafter = 0, ndiff = 0;
+	int ret = begin_change(v);
+
+	if (kept_ret)
+		*kept_ret = NULL;
+	if (ret)
+		return ret;
+	if (!v->has_base) {
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
+	ret = commit_locked(v, true);
+	if (!ret)
+		ret = wtg_store_stack(v->store, &before, &nbefore);
+	if (!ret)
+		ret = wtg_store_rollback(v->store, name, kept_ret);
+	if (ret)
+		goto out;
+	/* From here on the delta says the new tree: what fails below leaves
+	 * the mount showing something else, so it stops taking changes. */
+	ret = wtg_store_stack(v->store, &after, &nafter);
+	if (!ret)
+		ret = wtg_store_version_open(v->store, "HEAD", &r.head);
+	if (!ret && !(diff = malloc((nbefore + nafter) * sizeof(*diff) + 1)))
+		ret = -ENOMEM;
+	for (size_t i = 0; !ret && i < nbefore; i++)
+		if (!in_set(after, nafter, before[i]))
+			diff[ndiff++] = before[i];
+	for (size_t i = 0; !ret && i < nafter; i++)
+		if (!in_set(before, nbefore, after[i]))
+			diff[ndiff++] = after[i];
+	/* inodes first (names point at them), names, then streams */
+	if (!ret)
+		ret = wtg_store_each_key(v->store, diff, ndiff, WTG_STORE_KEY_INODES, reset_inode, &r);
+	/* what reset_inode touched so far had its streams rebuilt */
+	if (!ret && c.ninodes && !(r.rebuilt = malloc(c.ninodes * sizeof(*r.rebuilt))))
+		ret = -ENOMEM;
+	if (!ret && c.ninodes) {
+		memcpy(r.rebuilt, c.inodes, c.ninodes * sizeof(*r.rebuilt));
+		r.nrebuilt = c.ninodes;
+		qsort(r.rebuilt, r.nrebuilt, sizeof(*r.rebuilt), cmp_u64);
+	}
+	if (!ret)
+		ret = wtg_store_each_key(v->store, diff, ndiff, WTG_STORE_KEY_NAMES, reset_name, &r);
+	if (!ret)
+		ret = wtg_store_each_key(v->store, diff, ndiff, WTG_STORE_KEY_STREAMS, reset_stream,
+					 &r);
+	if (!ret)
+		ret = wtg_store_each_key(v->store, diff, ndiff, WTG_STORE_KEY_EXTENTS, reset_data,
+					 &r);
+	/* files open across the rollback: the kernel must not serve their old
+	 * pages to a stale handle, which gets ESTALE from here */
+	for (uint64_t i = 0; !ret && i < v->tree.ninodes; i++)
+		if (v->tree.inodes[i] && v->tree.inodes[i]->opens)
+			ret = note_inode(&r, v->tree.inodes[i]->ino);
+	if (!ret && c.ninodes) {
+		qsort(c.inodes, c.ninodes, sizeof(*c.inodes), cmp_u64);
+		size_t n = 0;
+		for (size_t i = 0; i < c.ninodes; i++)
+			if (!n || c.inodes[n - 1] != c.inodes[i])
+				c.inodes[n++] = c.inodes[i];
+		c.ninodes = n;
+		if (r.nbased)
+			qsort(r.based, r.nbased, sizeof(*r.based), cmp_u64);
+		/* an inode is there when a name reaches it; NTFS's separate DOS
+		 * names count as the base or the record has them */
+		for (size_t i = 0; i < n; i++) {
+			struct wtg_inode *in = wtg_tree_inode(&v->tree, c.inodes[i]);
+			if (!in)
+				continue;
+			if (in->ino != WTG_ROOT_INO)
+				in->gone = in->nlink == 0;
+			if (in->gone && !in->opens && !in->nlookup && (!in->dir || !in->dir->count)) {
+				maybe_free(v, in); /* the kernel holds nothing of it */
+				continue;
+			}
+		}
+	}
+	/* numbers freed in the layer left may be taken in the other branch:
+	 * new inodes take numbers above every one the file knows */
+	uint64_t max = 0;
+	v->nfree = 0;
+	if (!ret)
+		ret = wtg_store_max_ino(v->store, &max);
+	if (!ret && max + 1 > v->next_ino)
+		v->next_ino = max + 1;
+	if (ret) {
+		wtg_error("'%s': rolled back to '%s', but the mount cannot show it (%s); unmount "
+			  "and mount again",
+			  v->delta_path, name, strerror(-ret));
+		v->error = -EIO;
+	}
+	__atomic_store_n(&v->generation, v->generation + 1, __ATOMIC_RELEASE);
+out:
+	pthread_rwlock_unlock(&v->lock);
+	free(before);
+	free(after);
+	free(diff);
+	free(r.based);
+	free(r.rebuilt);
+	wtg_store_version_release(&r.head);
+	if (changes && !ret)
+		*changes = c;
+	else
+		wtg_view_changes_release(&c);
+	return ret;
+}
+
+/* ---- what a delta takes from its base ---- */
+
+struct base_check {
+	struct wtg_view *v;
+	uint64_t nbase; /* inode numbers the base has */
+	uint64_t streams, problems;
+	uint8_t *buf;
+};
+
+static int base_problem(struct base_check *c, uint64_t ino, const char *what)
+{
+	char path[1024] = "";
+	struct wtg_inode *in = wtg_tree_inode(&c->v->tree, ino);
+
+	if (in)
+		wtg_tree_path(&c->v->tree, in, path, sizeof(path));
+	if (++c->problems <= 20)
+		wtg_error("'%s': base inode %llu%s%s%s: %s", c->v->delta_path,
+			  (unsigned long long)ino, in ? " ('" : "", path, in ? "')" : "", what);
+	return 0;
+}
+
+/* A record about base inode @ino needs the base to have it. */
+static bool base_has(struct base_check *c, uint64_t ino)
+{
+	return ino > c->nbase || wtg_tree_inode(&c->v->tree, ino) != NULL;
+}
+
+static int check_base_name(void *arg, uint64_t dir, const char *name)
+{
+	struct base_check *c = arg;
+
+	(void)name;
+	return base_has(c, dir) ? 0 : base_problem(c, dir, "a name is in it, but the base has no "
+							 "such directory");
+}
+
+static int check_base_inode(void *arg, uint64_t ino, const char *unused)
+{
+	struct base_check *c = arg;
+
+	(void)unused;
+	return base_has(c, ino) ? 0 : base_problem(c, ino, "a record is about it, but the base "
+							 "does not have it");
+}
+
+/* Reads the base's bytes of a stream a layer builds on, all of them. */
+static int check_base_stream(void *arg, uint64_t ino, const char *key)
+{
+	struct base_check *c = arg;
+	struct wtg_inode *in = wtg_tree_inode(&c->v->tree, ino);
+
+	if (!base_has(c, ino))
+		return check_base_inode(arg, ino, NULL);
+	if (!in)
+		return 0; /* made in the delta */
+	struct wtg_stream *s = find_stream(in, key[0] ? key : NULL);
+	if (!s || !s->blob || s->delta)
+		return 0; /* none in the base, or read already */
+	s->delta = true; /* this tree is ours alone: the mark of a stream read */
+	c->streams++;
+	for (uint64_t off = 0; off < s->base_size;) {
+		long n = wtg_tree_read(&c->v->tree, s, c->buf, CHUNK, off);
+		if (n <= 0) {
+			char what[600];
+			snprintf(what, sizeof(what), "its stream '%s' cannot be read whole (%s)",
+				 key, n < 0 ? strerror((int)-n) : "shorter than it says");
+			return base_problem(c, ino, what);
+		}
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+int wtg_view_verify_base(const char *path, const char *base_path,
+			 const struct wtg_source_options *opt, uint64_t *streams_ret,
+			 uint64_t *problems_ret)
+{
+	struct wtg_view *v = view_new();
+	struct wtg_store_options so = {.read_only = true};
+	struct wtg_store_layer *layers = NULL;
+	int64_t *ids = NULL;
+	size_t n = 0;
+
+	*streams_ret = *problems_ret = 0;
+	if (!v || !(v->delta_path = strdup(path))) {
+		free(v);
+		return -ENOMEM;
+	}
+	v->read_only = true;
+	struct base_check c = {.v = v, .buf = malloc(CHUNK)};
+	int ret = c.buf ? wtg_store_open(path, &so, &v->store) : -ENOMEM;
+	if (!ret)
+		ret = open_base(v, base_path, opt);
+	if (!ret)
+		ret = wtg_store_list_layers(v->store, &layers, &n);
+	if (!ret && !(ids = malloc((n ? n : 1) * sizeof(*ids))))
+		ret = -ENOMEM;
+	for (size_t i = 0; !ret && i < n; i++)
+		ids[i] = layers[i].id;
+	c.nbase = v->tree.ninodes;
+	if (!ret)
+		ret = wtg_store_each_key(v->store, ids, n, WTG_STORE_KEY_NAMES, check_base_name, &c);
+	if (!ret)
+		ret = wtg_store_each_key(v->store, ids, n, WTG_STORE_KEY_INODES, check_base_inode,
+					 &c);
+	if (!ret)
+		ret = wtg_store_each_key(v->store, ids, n, WTG_STORE_KEY_STREAMS, check_base_stream,
+					 &c);
+	if (!ret)
+		ret = wtg_store_each_key(v->store, ids, n, WTG_STORE_KEY_EXTENTS, check_base_stream,
+					 &c);
+	wtg_store_layers_free(layers, n);
+	free(ids);
+	free(c.buf);
+	if (v->store)
+		wtg_store_close(v->store);
+	view_free(v);
+	*streams_ret = c.streams;
+	*problems_ret = c.problems;
+	if (ret)
+		return ret;
+	return c.problems ? -EIO : 0;
 }

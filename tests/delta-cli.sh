@@ -31,7 +31,7 @@ assert d["base"]["index"] == 1 and len(d["base"]["id"]) == 32, d
 assert len(d["layers"]) == 1 and d["layers"][0]["head"] is True, d
 PY
 expect 0 "$WTGFS" log "$d"
-grep -q "layer 1 (HEAD)" "$TMP/out" || fail "log shows no HEAD layer"
+grep -q "HEAD (layer 1)" "$TMP/out" || fail "log shows no HEAD layer"
 
 # refusals
 expect 2 "$WTGFS" init "$d" "$IMAGES/lzx.wim"

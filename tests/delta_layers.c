@@ -21,7 +21,7 @@ int main(int argc, char **argv)
 	if (wtg_store_open(argv[2], &opt, &st))
 		return 1;
 	r = !strcmp(argv[1], "snapshot") ? wtg_store_snapshot(st, argv[3], NULL)
-					 : wtg_store_rollback(st, argv[3]);
+					 : wtg_store_rollback(st, argv[3], NULL);
 	if (wtg_store_close(st) || r) {
 		fprintf(stderr, "delta_layers: %s failed\n", argv[1]);
 		return 1;

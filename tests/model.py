@@ -17,8 +17,13 @@ truncate, rename (over existing names, across directories), unlink
 symlink, user.* xattrs (named streams), fsync, utimens, chown (which
 succeeds and changes nothing on the mount), chmod (whose owner write bit
 must come back as the mount's read-only attribute), mkfifo (and renames
-and unlinks of fifos), and writes through descriptors held across other
-operations.  Every operation must end the
+and unlinks of fifos), writes through descriptors held across other
+operations, and layers: 'wtgfs snapshot' of the mount (the model keeps a
+copy of itself under the snapshot's name, and a read-only --at mount of
+the snapshot must equal that copy) and 'wtgfs rollback' of the mount to a
+snapshot or to a layer an earlier rollback kept (the model becomes the
+copy; the mount must equal it at once, and a descriptor held across the
+rollback must answer ESTALE).  Every operation must end the
 same way on both sides: the same result or the same errno.
 
 Some operations run on the mount only and check what only NTFS does: a
@@ -174,6 +179,9 @@ class Model:
         self.op_started = None    # when the running operation began (watchdog)
         self.hung = None          # the operation the watchdog gave up on
         self.errs = {}            # operation -> count that failed (on both sides)
+        self.snaps = {}           # snapshot or kept layer -> (copy, {rel: (nlink off, mtime)})
+        self.nsnaps = 0
+        self.ncopies = 0
 
     # ------------------------------------------------------------ mounting
     def run_wtgfs(self, *argv, check=True):
@@ -334,6 +342,148 @@ class Model:
             if n.startswith('user.'):
                 os.setxattr(t, n, os.getxattr(s, n, follow_symlinks=False),
                             follow_symlinks=False)
+
+    # -------------------------------------------------------------- layers
+    def file_facts(self, top, offsets, mtimes):
+        """{rel: (nlink offset, utime mtime)} of the files under @top."""
+        out = {}
+        for dirpath, _, filenames in os.walk(top):
+            for n in filenames:
+                full = os.path.join(dirpath, n)
+                st = os.lstat(full)
+                f = (offsets.get(st.st_ino), mtimes.get(st.st_ino))
+                if f != (None, None):
+                    out[os.path.relpath(full, top)] = f
+        return out
+
+    def copy_tree(self, src, dst):
+        """@src to @dst with hard links, symlinks, xattrs and mtimes."""
+        groups = {}
+        os.makedirs(dst)
+        stack = ['.']
+        while stack:
+            rel = stack.pop()
+            sdir, ddir = os.path.join(src, rel), os.path.normpath(os.path.join(dst, rel))
+            self.copy_xattrs(sdir, ddir)
+            for n in sorted(os.listdir(sdir)):
+                s, t = os.path.join(sdir, n), os.path.join(ddir, n)
+                st = os.lstat(s)
+                if stat.S_ISDIR(st.st_mode):
+                    os.mkdir(t)
+                    stack.append(os.path.join(rel, n))
+                elif st.st_ino in groups:  # symlinks have hard links too
+                    os.link(groups[st.st_ino], t, follow_symlinks=False)
+                else:
+                    if stat.S_ISLNK(st.st_mode):
+                        os.symlink(os.readlink(s), t)
+                    elif stat.S_ISFIFO(st.st_mode):
+                        os.mkfifo(t, stat.S_IMODE(st.st_mode))
+                    else:
+                        shutil.copyfile(s, t, follow_symlinks=False)
+                        self.copy_xattrs(s, t)
+                        os.chmod(t, stat.S_IMODE(st.st_mode))
+                        os.utime(t, ns=(st.st_atime_ns, st.st_mtime_ns))
+                    groups[st.st_ino] = t
+
+    def adopt(self, top, facts):
+        """The ino-keyed maps for the files under @top from @facts."""
+        offsets, mtimes = {}, {}
+        for rel, (off, mt) in facts.items():
+            ino = os.lstat(os.path.join(top, rel)).st_ino
+            if off is not None:
+                offsets[ino] = off
+            if mt is not None:
+                mtimes[ino] = mt
+        return offsets, mtimes
+
+    def keep(self, name):
+        self.ncopies += 1
+        copy = os.path.join(self.work, 'snap-%d' % self.ncopies)
+        if os.path.exists(copy):
+            shutil.rmtree(copy)
+        self.copy_tree(self.model, copy)
+        self.snaps[name] = (copy, self.file_facts(self.model, self.nlink_offset, self.mtimes))
+
+    def check_at(self, name):
+        """A read-only mount of snapshot @name equals the model's copy."""
+        copy, facts = self.snaps[name]
+        at = os.path.join(self.work, 'at')
+        os.makedirs(at, exist_ok=True)
+        log = open(self.daemon_log, 'a')
+        proc = subprocess.Popen([self.args.wtgfs, 'mount', '-f', self.delta, at, '--at', name],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        deadline = time.time() + 60
+        while not is_mounted(at):
+            if proc.poll() is not None or time.time() > deadline:
+                raise Mismatch('the --at %s mount did not come up: %s' % (name,
+                                                                          self.daemon_tail()))
+            time.sleep(0.05)
+        saved = (self.roots, self.nlink_offset, self.mtimes)
+        try:
+            self.roots = (at, copy)
+            self.nlink_offset, self.mtimes = self.adopt(copy, facts)
+            self.compare('between --at %s and its copy' % name)
+        finally:
+            self.roots, self.nlink_offset, self.mtimes = saved
+            self.run_wtgfs('umount', at, check=False)
+            if proc.wait(timeout=120) != 0:
+                raise Mismatch('the --at daemon exited with %d' % proc.returncode)
+
+    def op_snapshot(self, dirs, files, links):
+        if self.selftest:
+            return
+        self.nsnaps += 1
+        name = 's%d.%d' % (self.cycle, self.nsnaps)
+        self.trace.append('%s.%s snapshot %s' % (self.cycle, self.opno, name))
+        if self.args.verbose:
+            print(self.trace[-1])
+        self.stats['snapshot'] = self.stats.get('snapshot', 0) + 1
+        self.run_wtgfs('snapshot', self.mnt, name, '-m', 'model op %s' % self.opno)
+        self.keep(name)
+        if self.rng.random() < 0.3:
+            self.check_at(name)
+
+    def op_rollback(self, dirs, files, links):
+        if self.selftest or not self.snaps:
+            return
+        name = self.rng.choice(sorted(self.snaps))
+        self.trace.append('%s.%s rollback %s' % (self.cycle, self.opno, name))
+        if self.args.verbose:
+            print(self.trace[-1])
+        self.stats['rollback'] = self.stats.get('rollback', 0) + 1
+        held = self.held
+        p = self.run_wtgfs('rollback', self.mnt, name)
+        # descriptors from before: stale on the mount, then closed on both sides
+        for fa, fb, rel in held:
+            # a write always reaches the daemon; a read of an empty file
+            # need not (the kernel knows there is nothing to read)
+            for op, what in ((lambda: os.pwrite(fa, b'x', 0), 'writes'),
+                             (lambda: os.pread(fa, 1, 0),
+                              'reads')):
+                try:
+                    got = op()
+                    if what == 'writes' or got:
+                        raise Mismatch('a descriptor of %r held across a rollback still %s' %
+                                       (rel, what))
+                except OSError as e:
+                    if e.errno != errno.ESTALE:
+                        raise Mismatch('a descriptor of %r held across a rollback: %s, '
+                                       'expected ESTALE' % (rel, err_name(e.errno)))
+            os.close(fa)
+            os.close(fb)
+        self.held = []
+        kept = None
+        if "kept as '" in p.stdout:
+            kept = p.stdout.split("kept as '")[1].split("'")[0]
+            self.keep(kept)  # the model as it was: what the kept layer holds
+        copy, facts = self.snaps[name]
+        if name.startswith('abandoned-'):
+            del self.snaps[name]  # it is HEAD again, not kept any more
+        shutil.rmtree(self.model)
+        self.copy_tree(copy, self.model)
+        self.nlink_offset, self.mtimes = self.adopt(self.model, facts)
+        self.compare('right after rollback to %s' % name)
 
     # ------------------------------------------------------------- choices
     def listing(self):
@@ -883,7 +1033,7 @@ class Model:
            ('symlink', 4), ('readlink', 2), ('setxattr', 5), ('getxattr', 3),
            ('removexattr', 2), ('fsync', 3), ('utime', 3), ('hold', 2), ('fdwrite', 5),
            ('fdread', 2), ('fdclose', 2), ('case', 4), ('badname', 2), ('chown', 2),
-           ('chmod', 3), ('fifo', 2)]
+           ('chmod', 3), ('fifo', 2), ('snapshot', 2), ('rollback', 2)]
 
     def watchdog(self):
         """Kills the daemon when one operation hangs: the kernel then fails

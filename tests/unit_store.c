@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -325,12 +326,13 @@ TEST(layers_and_extents)
 	CHECK(wtg_store_set_extent(st, 7, "", 5, NULL) == 0);
 	CHECK(wtg_store_set_extent(st, 7, "", 1, hb) == 0);
 	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 2);
-	CHECK(l[0].head && l[0].extents == 1 && !l[0].snapshot && l[0].sealed == 0);
-	CHECK(!l[1].head && l[1].extents == 5 && l[1].sealed && !strcmp(l[1].snapshot, "one"));
-	CHECK(!strcmp(l[1].message, "four chunks") && l[0].parent == l[1].id);
+	CHECK(l[1].head && l[1].extents == 1 && !l[1].snapshot && l[1].sealed == 0);
+	CHECK(!l[0].head && l[0].extents == 5 && l[0].sealed && !strcmp(l[0].snapshot, "one"));
+	CHECK(!strcmp(l[0].message, "four chunks") && l[1].parent == l[0].id);
+	CHECK(l[0].files == 1 && l[0].in_stack && l[1].in_stack && !l[0].abandoned);
 	wtg_store_layers_free(l, n);
 	CHECK(wtg_store_set_extent(st, 7, "", 1, ha) == 0); /* back as it was: the row goes */
-	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 2 && l[0].extents == 0);
+	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 2 && l[1].extents == 0);
 	wtg_store_layers_free(l, n);
 	/* and hb with it, used by nothing now: a chunk is put before use */
 	static uint8_t out[WTG_STORE_CHUNK_SIZE];
@@ -389,15 +391,21 @@ TEST(layers_and_extents)
 	CHECK(wtg_store_open(tmp_path("layers.delta"), &opt, &at) == -ENOENT);
 	CHECK(capture_end() == 1);
 
-	/* rollback: a new working layer on the snapshot */
-	CHECK(wtg_store_rollback(st, "one") == 0);
+	/* rollback: a new working layer on the snapshot; the old one kept */
+	char *kept = NULL;
+	CHECK(wtg_store_rollback(st, "one", &kept) == 0 && kept);
+	CHECK(kept && !strcmp(kept, "abandoned-2"));
+	free(kept);
 	CHECK(wtg_store_get_extent(st, 7, "", 3, &s, h) == 0 && s == WTG_STORE_PRESENT);
 	CHECK(!memcmp(h, ha, sizeof(h)));
 	CHECK(wtg_store_get_stream(st, 8, "", &s, &v) == 0 && s == WTG_STORE_BASE);
-	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 2);
+	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 3);
+	CHECK(n == 3 && l[1].abandoned && l[1].sealed && !l[1].in_stack && l[2].head);
 	wtg_store_layers_free(l, n);
-	uint64_t freed = 99;
-	CHECK(wtg_store_gc(st, &freed) == 0 && freed == 1); /* hb: only the old HEAD used it */
+	struct wtg_store_gc_report g;
+	CHECK(wtg_store_gc(st, 0, &g) == 0 && g.chunks == 0 && g.layers == 0); /* not expired */
+	CHECK(wtg_store_gc(st, INT64_MAX, &g) == 0 && g.chunks == 1); /* hb: only it used it */
+	CHECK(g.layers == 1 && g.abandoned == 1 && g.records > 0 && g.chunk_bytes > 0);
 	CHECK(wtg_store_verify(st, NULL) == 0);
 	CHECK(wtg_store_close(st) == 0);
 }
@@ -471,7 +479,7 @@ TEST(inodes_and_names)
 	CHECK(wtg_store_list_names(st, 1, collect_name, names) == 0);
 	CHECK(!strcmp(names, "Program Files=0;pagefile.sys=50;"));
 	CHECK(wtg_store_max_ino(st, &ino) == 0 && ino == 50);
-	CHECK(wtg_store_rollback(st, "s") == 0);
+	CHECK(wtg_store_rollback(st, "s", NULL) == 0);
 	CHECK(wtg_store_get_inode(st, 42, &s, &got) == 0 && s == WTG_STORE_PRESENT);
 	wtg_store_inode_release(&got);
 	CHECK(wtg_store_get_name(st, 1, "Program Files", &s, &ino) == 0 && ino == 42);
@@ -510,7 +518,7 @@ TEST(space_released)
 	struct wtg_store_inode in = {.attributes = 0x20};
 	struct wtg_store_layer *l;
 	enum wtg_store_state s;
-	uint64_t ino, freed;
+	uint64_t ino;
 	size_t n;
 	bool traceless;
 	char path[128];
@@ -556,7 +564,7 @@ TEST(space_released)
 	/* a layer a rollback left keeps its records: no deleted row in the
 	 * new stack, but the number is not free */
 	CHECK(wtg_store_set_inode(st, 32, &in) == 0);
-	CHECK(wtg_store_rollback(st, "s") == 0);
+	CHECK(wtg_store_rollback(st, "s", NULL) == 0);
 	CHECK(wtg_store_set_inode(st, 32, &in) == 0);
 	CHECK(wtg_store_delete_new_inode(st, 32, &traceless) == 0 && !traceless);
 	CHECK(wtg_store_get_inode(st, 32, &s, &in) == 0 && s == WTG_STORE_BASE);
@@ -566,7 +574,8 @@ TEST(space_released)
 	capture_begin();
 	CHECK(wtg_store_verify(st, &rep) == -EIO && rep.problems == 1);
 	CHECK(capture_end() == 1);
-	CHECK(wtg_store_gc(st, &freed) == 0 && freed == 1);
+	struct wtg_store_gc_report g;
+	CHECK(wtg_store_gc(st, 0, &g) == 0 && g.chunks == 1);
 	CHECK(wtg_store_verify(st, NULL) == 0);
 
 	/* freed pages are used again, and gc gives them back */
@@ -587,7 +596,8 @@ TEST(space_released)
 	CHECK(wtg_store_delete_inode(st, 41) == 0 && wtg_store_close(st) == 0);
 	CHECK(file_size(path) < full + full / 4);
 	CHECK(wtg_store_open(path, NULL, &st) == 0);
-	CHECK(wtg_store_gc(st, &freed) == 0 && wtg_store_verify(st, &rep) == 0 && rep.chunks == 0);
+	CHECK(wtg_store_gc(st, 0, &g) == 0 && wtg_store_verify(st, &rep) == 0 && rep.chunks == 0);
+	CHECK(g.file_after < g.file_before);
 	CHECK(wtg_store_close(st) == 0);
 	CHECK(file_size(path) < full / 4);
 }
@@ -856,6 +866,184 @@ out:
 		umount(small);
 }
 
+/* What a stack says about the keys the layer tests use, as a string. */
+static void fingerprint(struct wtg_store *st, char *out, size_t size)
+{
+	static const char *const names[] = {"a", "b", "c"};
+	enum wtg_store_state s;
+	uint8_t h[WTG_STORE_HASH_LEN];
+	struct wtg_store_inode in;
+	uint64_t v;
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < 3; i++) {
+		CHECK(wtg_store_get_name(st, 1, names[i], &s, &v) == 0);
+		used += (size_t)snprintf(out + used, size - used, "%s=%d/%llu ", names[i], (int)s,
+					 (unsigned long long)v);
+	}
+	CHECK(wtg_store_get_inode(st, 10, &s, &in) == 0);
+	used += (size_t)snprintf(out + used, size - used, "i=%d/%u ", (int)s,
+				 s == WTG_STORE_PRESENT ? in.attributes : 0);
+	if (s == WTG_STORE_PRESENT)
+		wtg_store_inode_release(&in);
+	CHECK(wtg_store_get_stream(st, 10, "", &s, &v) == 0);
+	used += (size_t)snprintf(out + used, size - used, "s=%d/%llu ", (int)s,
+				 (unsigned long long)v);
+	for (uint64_t x = 0; x < 4; x++) {
+		CHECK(wtg_store_get_extent(st, 10, "", x, &s, h) == 0);
+		used += (size_t)snprintf(out + used, size - used, "e%llu=%d/%02x ",
+					 (unsigned long long)x, (int)s,
+					 s == WTG_STORE_PRESENT ? h[0] : 0);
+	}
+}
+
+static void fingerprint_at(const char *path, const char *at, char *out, size_t size)
+{
+	struct wtg_store_options opt = {.at = at};
+	struct wtg_store *st;
+
+	out[0] = '\0';
+	CHECK(wtg_store_open(path, &opt, &st) == 0);
+	if (st) {
+		fingerprint(st, out, size);
+		wtg_store_close(st);
+	}
+}
+
+TEST(rollback_undo_squash_gc)
+{
+	struct wtg_store *st = new_delta("undo.delta");
+	const char *path = tmp_path("undo.delta");
+	struct wtg_store_inode in = {.attributes = 0x20};
+	static uint8_t a[100], b[200], c[300];
+	uint8_t ha[WTG_STORE_HASH_LEN], hb[WTG_STORE_HASH_LEN], hc[WTG_STORE_HASH_LEN];
+	char fp1[512], fp2[512], fp3[512], fp4[512], now[512];
+	struct wtg_store_layer *l;
+	size_t n;
+	char *kept = NULL;
+
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	memset(c, 'c', sizeof(c));
+	CHECK(wtg_store_put_chunk(st, a, sizeof(a), ha) == 0);
+	CHECK(wtg_store_set_inode(st, 10, &in) == 0);
+	CHECK(wtg_store_set_name(st, 1, "a", 10) == 0);
+	CHECK(wtg_store_set_stream(st, 10, "", 100, true) == 0);
+	CHECK(wtg_store_set_extent(st, 10, "", 0, ha) == 0);
+	fingerprint(st, fp1, sizeof(fp1));
+	CHECK(wtg_store_snapshot(st, "s1", NULL) == 0);
+
+	CHECK(wtg_store_put_chunk(st, b, sizeof(b), hb) == 0);
+	CHECK(wtg_store_set_name(st, 1, "b", 10) == 0);
+	CHECK(wtg_store_set_stream(st, 10, "", 3 * 65536, false) == 0);
+	CHECK(wtg_store_set_extent(st, 10, "", 0, hb) == 0);
+	CHECK(wtg_store_set_extent(st, 10, "", 2, ha) == 0);
+	in.attributes = 0x21;
+	CHECK(wtg_store_set_inode(st, 10, &in) == 0);
+	fingerprint(st, fp2, sizeof(fp2));
+	CHECK(wtg_store_snapshot(st, "s2", NULL) == 0);
+
+	/* a truncation in the middle layer of the range hides slot 2 of s2 */
+	CHECK(wtg_store_put_chunk(st, c, sizeof(c), hc) == 0);
+	CHECK(wtg_store_set_name(st, 1, "a", 0) == 0);
+	CHECK(wtg_store_set_stream(st, 10, "", 10, false) == 0);
+	CHECK(wtg_store_set_stream(st, 10, "", 4 * 65536, false) == 0);
+	CHECK(wtg_store_set_extent(st, 10, "", 1, hc) == 0);
+	fingerprint(st, fp3, sizeof(fp3));
+	CHECK(wtg_store_snapshot(st, "s3", "third") == 0);
+
+	CHECK(wtg_store_set_name(st, 1, "c", 10) == 0);
+	fingerprint(st, fp4, sizeof(fp4));
+	CHECK(wtg_store_commit(st) == 0);
+	CHECK(strcmp(fp1, fp2) && strcmp(fp2, fp3) && strcmp(fp3, fp4));
+
+	/* rollback, then back to what it left: as it was */
+	CHECK(wtg_store_rollback(st, "s1", &kept) == 0 && kept);
+	fingerprint(st, now, sizeof(now));
+	CHECK(!strcmp(now, fp1));
+	CHECK(wtg_store_rollback(st, kept ? kept : "?", NULL) == 0);
+	fingerprint(st, now, sizeof(now));
+	CHECK(!strcmp(now, fp4));
+	free(kept);
+	kept = NULL;
+	/* the empty layer the first rollback opened went; nothing is abandoned */
+	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 4);
+	for (size_t i = 0; i < n; i++)
+		CHECK(!l[i].abandoned && l[i].in_stack);
+	wtg_store_layers_free(l, n);
+	CHECK(wtg_store_verify(st, NULL) == 0);
+
+	/* bad names, a range the wrong way round */
+	capture_begin();
+	CHECK(wtg_store_snapshot(st, "base", NULL) == -EINVAL);
+	CHECK(wtg_store_snapshot(st, "a/b", NULL) == -EINVAL);
+	CHECK(wtg_store_snapshot(st, "x..y", NULL) == -EINVAL);
+	CHECK(wtg_store_squash(st, "s3", "s1", NULL) == -EINVAL);
+	CHECK(wtg_store_rollback(st, "nope", NULL) == -ENOENT);
+	CHECK(capture_end() == 5);
+
+	/* squash s1..s3: s2 goes, s1, s3 and HEAD keep their content */
+	uint64_t merged = 0;
+	CHECK(wtg_store_squash(st, "s1", "s3", &merged) == 0 && merged == 1);
+	fingerprint(st, now, sizeof(now));
+	CHECK(!strcmp(now, fp4));
+	fingerprint_at(path, "s3", now, sizeof(now));
+	CHECK(!strcmp(now, fp3));
+	fingerprint_at(path, "s1", now, sizeof(now));
+	CHECK(!strcmp(now, fp1));
+	CHECK(wtg_store_verify(st, NULL) == 0);
+	CHECK(wtg_store_list_layers(st, &l, &n) == 0 && n == 3);
+	CHECK(n == 3 && !strcmp(l[1].snapshot, "s3") && l[1].parent == l[0].id);
+	wtg_store_layers_free(l, n);
+	/* base..HEAD: one layer */
+	CHECK(wtg_store_squash(st, "base", "HEAD", &merged) == 0 && merged == 2);
+	fingerprint(st, now, sizeof(now));
+	CHECK(!strcmp(now, fp4));
+	CHECK(wtg_store_verify(st, NULL) == 0);
+	struct wtg_store_gc_report g;
+	CHECK(wtg_store_gc(st, INT64_MAX, &g) == 0 && g.layers == 0);
+	fingerprint(st, now, sizeof(now));
+	CHECK(!strcmp(now, fp4));
+	CHECK(wtg_store_close(st) == 0);
+
+	/* a kept layer back as HEAD is older than others: its own rows are
+	 * still the working layer's (a cut stays a cut) */
+	st = new_delta("older.delta");
+	enum wtg_store_state es;
+	uint8_t eh[WTG_STORE_HASH_LEN];
+	CHECK(wtg_store_put_chunk(st, a, sizeof(a), ha) == 0);
+	CHECK(wtg_store_set_stream(st, 10, "", 3 * 65536, true) == 0);
+	CHECK(wtg_store_set_extent(st, 10, "", 0, ha) == 0);
+	CHECK(wtg_store_snapshot(st, "s", NULL) == 0);
+	CHECK(wtg_store_set_stream(st, 10, "", 0, false) == 0);
+	CHECK(wtg_store_rollback(st, "s", &kept) == 0 && kept);
+	CHECK(wtg_store_set_stream(st, 10, "", 5, false) == 0);
+	CHECK(wtg_store_rollback(st, kept ? kept : "?", NULL) == 0);
+	free(kept);
+	kept = NULL;
+	CHECK(wtg_store_set_stream(st, 10, "", 65537, false) == 0);
+	CHECK(wtg_store_get_extent(st, 10, "", 0, &es, eh) == 0 && es == WTG_STORE_DELETED);
+	CHECK(wtg_store_verify(st, NULL) == 0);
+	CHECK(wtg_store_close(st) == 0);
+
+	/* a branch inside the range stops a squash */
+	st = new_delta("branch.delta");
+	CHECK(wtg_store_set_name(st, 1, "a", 10) == 0);
+	CHECK(wtg_store_snapshot(st, "s1", NULL) == 0);
+	CHECK(wtg_store_set_name(st, 1, "b", 10) == 0);
+	CHECK(wtg_store_snapshot(st, "s2", NULL) == 0);
+	CHECK(wtg_store_set_name(st, 1, "c", 10) == 0);
+	CHECK(wtg_store_snapshot(st, "s3", NULL) == 0);
+	CHECK(wtg_store_rollback(st, "s2", NULL) == 0);
+	CHECK(wtg_store_set_name(st, 1, "d", 10) == 0);
+	capture_begin();
+	CHECK(wtg_store_squash(st, "base", "s3", NULL) == -EBUSY);
+	CHECK(capture_end() == 1);
+	CHECK(wtg_store_verify(st, NULL) == 0);
+	CHECK(wtg_store_close(st) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	snprintf(dir, sizeof(dir), "/tmp/wtgfs-unit-store-XXXXXX");
@@ -867,6 +1055,7 @@ int main(int argc, char **argv)
 	RUN(layers_and_extents);
 	RUN(inodes_and_names);
 	RUN(format1_dos_names);
+	RUN(rollback_undo_squash_gc);
 	RUN(verify_finds_damage);
 	RUN(second_writer_refused);
 	RUN(kill_9);

@@ -8,9 +8,13 @@
 #define WTGFS_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 void wtg_log_to_syslog(bool on);
 void wtg_log_set_verbose(bool on);
+/* From now on this thread's errors and warnings are also appended to @buf
+ * (@size bytes, emptied here), one "wtgfs: ..." line each; NULL stops. */
+void wtg_log_capture(char *buf, size_t size);
 
 void wtg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void wtg_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

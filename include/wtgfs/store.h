@@ -257,41 +257,103 @@ int wtg_store_each(struct wtg_store *store, enum wtg_store_table table, wtg_stor
 
 /* ---- layers and snapshots ---- */
 
-/* Seals the working layer as snapshot @name (-EEXIST when taken) and opens
- * a new working layer on it, in one durable transaction (commits the open
- * batch first). */
+/*
+ * Layers form a tree: each has a parent (0: the base).  HEAD, the working
+ * layer, takes the writes and has no children.  A snapshot names a sealed
+ * layer.  A rollback seals HEAD too and keeps it under a name of its own
+ * ("abandoned-N"), listed apart from snapshots, so that rolling back to that
+ * name brings it back as it was; gc drops such layers once they are older
+ * than its expiry and nothing else reaches them.  Names (snapshots and
+ * abandoned layers share one namespace) are 1 to 255 bytes of printable
+ * UTF-8 without '/', not "base" or "HEAD", not starting with '-' and not
+ * holding "..".
+ */
+
+/* True when @name may name a snapshot (the rules above). */
+bool wtg_store_name_ok(const char *name);
+
+/* Seals the working layer as snapshot @name (-EEXIST when taken, -EINVAL
+ * for a bad name) and opens a new working layer on it, in one durable
+ * transaction (commits the open batch first). */
 int wtg_store_snapshot(struct wtg_store *store, const char *name, const char *message);
-/* Abandons the working layer and opens a new one on snapshot @name. */
-int wtg_store_rollback(struct wtg_store *store, const char *name);
+/* Makes the working tree that of @name: a snapshot (a new working layer on
+ * it), or a layer an earlier rollback abandoned (HEAD again, as it was).
+ * The working layer is kept, sealed, under a new name returned in *kept_ret
+ * (malloc'd; NULL @kept_ret: not wanted), unless it holds no record: then
+ * it goes and *kept_ret is NULL.  One durable transaction. */
+int wtg_store_rollback(struct wtg_store *store, const char *name, char **kept_ret);
+
+/* The stack from the top layer down, copied (*layers_ret malloc'd). */
+int wtg_store_stack(struct wtg_store *store, int64_t **layers_ret, size_t *count_ret);
+
+/* What records of @layers (a set of layer ids) are about: calls @fn once
+ * per distinct key of @table, @name NULL for inodes; WTG_STORE_EXTENTS gives
+ * (ino, stream) pairs.  The keys whose state can differ between two stacks
+ * are those of the layers in one and not the other.  @fn runs without the
+ * store's lock, after the query: it may call the store. */
+enum wtg_store_key_table {
+	WTG_STORE_KEY_INODES,
+	WTG_STORE_KEY_NAMES,
+	WTG_STORE_KEY_STREAMS,
+	WTG_STORE_KEY_EXTENTS
+};
+typedef int (*wtg_store_key_fn)(void *arg, uint64_t ino, const char *name);
+int wtg_store_each_key(struct wtg_store *store, const int64_t *layers, size_t nlayers,
+		       enum wtg_store_key_table table, wtg_store_key_fn fn, void *arg);
 
 struct wtg_store_layer {
 	int64_t id, parent;		 /* parent 0: the base */
 	int64_t created;		 /* Unix seconds */
 	int64_t sealed;			 /* Unix seconds, 0 for the working layer */
-	char *snapshot;			 /* NULL when no snapshot names it */
+	char *snapshot;			 /* its name (snapshot or abandoned), or NULL */
 	char *message;			 /* NULL when none */
+	int64_t abandoned;		 /* Unix seconds a rollback left it, 0 if not */
 	uint64_t inodes, names, extents; /* records in the layer */
+	uint64_t files;			 /* inodes a record of the layer is about */
 	uint64_t chunk_bytes;		 /* stored bytes of the chunks its extents use */
 	bool head;			 /* the working layer */
+	bool in_stack;			 /* HEAD or one of its ancestors */
 };
-/* The layers of the stack from the top down to the first. */
+/* Every layer of the file, parents before children (by id). */
 int wtg_store_list_layers(struct wtg_store *store, struct wtg_store_layer **layers_ret,
 			  size_t *count_ret);
 void wtg_store_layers_free(struct wtg_store_layer *layers, size_t count);
+
+/* Merges the layers above @from (a snapshot, or "base" for the first
+ * layer) up to and including @to (a snapshot or "HEAD") into one, which
+ * keeps @to's id and name: every snapshot outside the range keeps its
+ * content; snapshots inside it go.  Refuses (-EBUSY, one line) when a
+ * layer inside the range has a branch growing from it, and -EINVAL when
+ * @from is not below @to. *merged_ret: layers merged away. */
+int wtg_store_squash(struct wtg_store *store, const char *from, const char *to,
+		     uint64_t *merged_ret);
 
 /* ---- maintenance ---- */
 
 struct wtg_store_report {
 	uint64_t layers, chunks, chunk_bytes, stored_bytes, extents, problems;
 };
-/* Checks the SQLite structure, the format, the layer graph, that every
- * chunk decodes to bytes that hash to its key, and that every record refers
- * to what exists.  Each problem is one line; returns 0 when clean, -EIO
- * when not (report filled either way when @report is not NULL). */
+/* Checks the SQLite structure, the format, the layer graph (parents exist
+ * and are older, no loops, HEAD open and childless, names on sealed
+ * layers), that every chunk decodes to bytes that hash to its key, and that
+ * every record refers to what exists.  Each problem is one line; returns 0
+ * when clean, -EIO when not (report filled either way when @report is not
+ * NULL). */
 int wtg_store_verify(struct wtg_store *store, struct wtg_store_report *report);
-/* Deletes layers no snapshot or HEAD reaches, then chunks and security
- * descriptors nothing refers to; *freed_ret counts deleted chunks. */
-int wtg_store_gc(struct wtg_store *store, uint64_t *freed_ret);
+
+struct wtg_store_gc_report {
+	uint64_t layers;     /* layers dropped */
+	uint64_t abandoned;  /* of them, layers a rollback had kept */
+	uint64_t records;    /* inode, name, stream and extent rows dropped */
+	uint64_t chunks;     /* chunks dropped */
+	uint64_t chunk_bytes; /* their stored bytes */
+	uint64_t file_before, file_after; /* bytes of the delta (with its log) */
+};
+/* Drops layers a rollback abandoned before @expire (Unix seconds) that no
+ * snapshot or HEAD reaches, and layers nothing reaches at all, then chunks
+ * and security descriptors nothing refers to, and gives the space back to
+ * the file system (incremental vacuum, log truncated). */
+int wtg_store_gc(struct wtg_store *store, int64_t expire, struct wtg_store_gc_report *report);
 
 /* ---- versions and what changed between them (diff) ---- */
 

@@ -139,6 +139,11 @@ struct wtg_inode *wtg_tree_new_inode_at(struct wtg_tree *tree, uint64_t ino, boo
 /* Frees @inode, which has no names left; its number becomes free. */
 void wtg_tree_free_inode(struct wtg_tree *tree, struct wtg_inode *inode);
 
+/* A copy of @src that shares its base bytes (blobs) but no memory, and has
+ * no source: what the base looked like, kept while @src changes.  Inode
+ * numbers, security descriptor ids and readdir positions are the same. */
+int wtg_tree_clone(const struct wtg_tree *src, struct wtg_tree *dst);
+
 /* Removes the name @de from @dir (the inode stays: the caller decides when
  * it is gone).  Counts links and subdirectories down. */
 void wtg_tree_unlink(struct wtg_tree *tree, struct wtg_inode *dir, struct wtg_dentry *de);

@@ -53,6 +53,11 @@ int wtg_view_open_delta(const char *path, const char *base_path,
  * base whose identity differs (-ESTALE), with one line. */
 int wtg_view_load_base(struct wtg_store *store, const char *base_path,
 		       const struct wtg_source_options *opt, struct wtg_tree *tree_ret);
+/* A read-only view of snapshot @snapshot of the delta @path (beside a
+ * writable mount of it, or alone), over its base (@base_path as above, not
+ * recorded): changes answer -EROFS. */
+int wtg_view_open_at(const char *path, const char *base_path, const char *snapshot,
+		     const struct wtg_source_options *opt, struct wtg_view **view_ret);
 /* A writable view of an open delta over a loaded tree, without checking
  * that the tree is the delta's base (tests and fuzzing).  Takes over both,
  * also when it fails. */
@@ -65,7 +70,10 @@ int wtg_view_start(struct wtg_view *view);
 int wtg_view_close(struct wtg_view *view);
 
 struct wtg_tree *wtg_view_tree(struct wtg_view *view);
+/* False for an image, or a snapshot: every change answers -EROFS. */
 bool wtg_view_writable(const struct wtg_view *view);
+/* Rises with each rollback: a handle opened before is stale. */
+uint64_t wtg_view_generation(const struct wtg_view *view);
 /* Where the base image lies (for /proc/mounts). */
 const char *wtg_view_base_path(const struct wtg_view *view);
 
@@ -83,6 +91,19 @@ struct wtg_inode *wtg_view_inode(struct wtg_view *view, uint64_t ino);
  * not holes) and the base's bytes it shows, at most the stream's size. */
 uint64_t wtg_view_allocated(struct wtg_view *view, const struct wtg_inode *inode,
 			    struct wtg_stream *stream);
+/* The name @name in @dir (an exact match first, then one equal ignoring
+ * case), NULL when none or @dir is not a directory. */
+struct wtg_dentry *wtg_view_lookup(struct wtg_view *view, struct wtg_inode *dir, const char *name);
+/* The POSIX target of a symlink or junction (wtg_tree_readlink). */
+long wtg_view_readlink(struct wtg_view *view, const struct wtg_inode *inode, char *buf,
+		       size_t size);
+/* The security descriptor of @inode, NULL when none. */
+const struct wtg_sd *wtg_view_sd(struct wtg_view *view, const struct wtg_inode *inode);
+/* The full reparse buffer of @inode, NULL when none. */
+const uint8_t *wtg_view_reparse(struct wtg_view *view, const struct wtg_inode *inode,
+				uint32_t *len_ret);
+/* For statfs: bytes of unnamed streams, inode numbers in use. */
+void wtg_view_counts(struct wtg_view *view, uint64_t *data_bytes_ret, uint64_t *inodes_ret);
 /* Reads @stream of @inode (named streams too); short only at its end. */
 long wtg_view_read(struct wtg_view *view, struct wtg_inode *inode, struct wtg_stream *stream,
 		   void *buf, size_t size, uint64_t off);
@@ -143,6 +164,10 @@ int wtg_view_release(struct wtg_view *view, uint64_t ino);
 /* @stream NULL: the unnamed data stream. */
 long wtg_view_write(struct wtg_view *view, uint64_t ino, const char *stream, const void *buf,
 		    size_t size, uint64_t off);
+/* A write through a handle opened at @generation (wtg_view_generation):
+ * -ESTALE when a rollback came since. */
+long wtg_view_write_handle(struct wtg_view *view, uint64_t generation, uint64_t ino,
+			   const char *stream, const void *buf, size_t size, uint64_t off);
 int wtg_view_truncate(struct wtg_view *view, uint64_t ino, const char *stream, uint64_t size);
 /* Replaces the whole named stream @name (a user.* xattr): @flags 1 create
  * only (-EEXIST), 2 replace only (-ENODATA). */
@@ -173,5 +198,44 @@ int wtg_view_set_ea(struct wtg_view *view, uint64_t ino, const void *data, size_
 /* Commits everything pending: durable when @durable (fsync), else safe
  * from a crash of this process only. */
 int wtg_view_sync(struct wtg_view *view, bool durable);
+
+/* Checks what the delta @path takes from its base (found as for
+ * wtg_view_open_delta, @base_path not recorded): that it is the base the
+ * delta was made on, that every base inode a record of any layer names is
+ * there, and that every base stream a layer builds on (records of its size
+ * or its chunks) reads back whole, which for a WIM checks its SHA-1.  One
+ * line per problem; -EIO when there is any.  *streams_ret: streams read. */
+int wtg_view_verify_base(const char *path, const char *base_path,
+			 const struct wtg_source_options *opt, uint64_t *streams_ret,
+			 uint64_t *problems_ret);
+
+/* ---- layers (writable views of a delta) ---- */
+
+/* Seals what the mount shows as snapshot @name: every change that returned
+ * before the call is in it, none that began after it returned, and each
+ * change (a write request, a rename...) wholly in or out.  Durable. */
+int wtg_view_snapshot(struct wtg_view *view, const char *name, const char *message);
+
+/* What a rollback changed, for the caller to tell the kernel's caches. */
+struct wtg_view_entry {
+	uint64_t dir;
+	char *name;
+};
+struct wtg_view_changes {
+	uint64_t *inodes; /* sorted: attributes, data or names changed */
+	size_t ninodes;
+	struct wtg_view_entry *entries; /* names added, removed or repointed */
+	size_t nentries;
+};
+void wtg_view_changes_release(struct wtg_view_changes *changes);
+
+/* Makes the view show snapshot @name (or a layer a rollback left), at once:
+ * commits what is pending, rolls the delta back (wtg_store_rollback, which
+ * keeps the working layer as *kept_ret), then brings every inode, name and
+ * stream the layers in between mention to its new state, in time that grows
+ * with those layers, not with the image.  Handles opened before are stale
+ * (wtg_view_generation).  *changes_ret (release it) lists what changed. */
+int wtg_view_rollback(struct wtg_view *view, const char *name, char **kept_ret,
+		      struct wtg_view_changes *changes_ret);
 
 #endif

@@ -127,12 +127,19 @@ static int top_stream(struct wtg_store *st, uint64_t ino, const char *name, bool
 		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)ino);
 	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-	r = store_step(st, s);
-	if (r == 1 && sqlite3_column_int64(s, 0) == store_top(st)) {
+	/* rows by layer from the newest: the working layer need not be the
+	 * newest (a layer a rollback kept can be HEAD again) */
+	while ((r = store_step(st, s)) == 1) {
+		int64_t layer = sqlite3_column_int64(s, 0);
+		if (layer < store_top(st))
+			break;
+		if (layer > store_top(st))
+			continue;
 		*found = true;
 		*deleted = sqlite3_column_int(s, 2) != 0;
 		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
 			*keep = sqlite3_column_int64(s, 3);
+		break;
 	}
 	sqlite3_reset(s);
 	return r < 0 ? r : 0;

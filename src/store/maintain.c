@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
@@ -118,6 +119,11 @@ int wtg_store_verify(struct wtg_store *st, struct wtg_store_report *report)
 			     "HEAD is not an open layer", &rep.problems);
 	if (!r)
 		r = problems(st,
+			     "SELECT 'layer ' || id FROM layers WHERE parent ="
+			     " (SELECT value FROM meta WHERE key = 'head')",
+			     "HEAD has a layer on top of it", &rep.problems);
+	if (!r)
+		r = problems(st,
 			     "SELECT quote(name) FROM snapshots WHERE layer NOT IN"
 			     " (SELECT id FROM layers WHERE sealed IS NOT NULL)",
 			     "a snapshot's layer is missing or open", &rep.problems);
@@ -164,41 +170,115 @@ out:
 	return rep.problems ? -EIO : 0;
 }
 
-static int gc_fn(struct wtg_store *st, const void *arg, int64_t *top_ret)
+struct gc_args {
+	int64_t expire;
+	struct wtg_store_gc_report *rep;
+};
+
+static int changes(struct wtg_store *st, const char *sql, uint64_t *count)
 {
-	uint64_t *freed = (uint64_t *)arg;
-	int r = store_exec(
-	    st, "CREATE TEMP TABLE live AS WITH RECURSIVE up(id) AS ("
-		" SELECT value FROM meta WHERE key = 'head' UNION SELECT layer FROM snapshots"
-		" UNION SELECT parent FROM layers JOIN up ON layers.id = up.id"
-		"  WHERE parent IS NOT NULL) SELECT id FROM up;"
-		"DELETE FROM inodes WHERE layer NOT IN live;"
-		"DELETE FROM names WHERE layer NOT IN live;"
-		"DELETE FROM streams WHERE layer NOT IN live;"
-		"DELETE FROM extents WHERE layer NOT IN live;"
-		"DELETE FROM layers WHERE id NOT IN live;"
-		"DROP TABLE live;"
-		"DELETE FROM sds WHERE hash NOT IN"
-		" (SELECT sd FROM inodes WHERE sd IS NOT NULL);");
-	if (r)
-		return r;
-	r = store_exec(st, "DELETE FROM chunks WHERE hash NOT IN"
-			   " (SELECT chunk FROM extents WHERE chunk IS NOT NULL)");
-	*freed = (uint64_t)sqlite3_changes(st->db);
-	*top_ret = store_top(st);
+	int r = store_exec(st, sql);
+	if (!r)
+		*count += (uint64_t)sqlite3_changes(st->db);
 	return r;
 }
 
-int wtg_store_gc(struct wtg_store *st, uint64_t *freed_ret)
+static int gc_fn(struct wtg_store *st, const void *arg, int64_t *top_ret)
 {
-	uint64_t freed = 0;
+	const struct gc_args *a = arg;
+	struct wtg_store_gc_report *rep = a->rep;
+	uint64_t dropped = 0;
+	int64_t v = 0;
+	sqlite3_stmt *s;
+	int r = store_prepare(
+	    st,
+	    "CREATE TEMP TABLE live AS WITH RECURSIVE up(id) AS ("
+	    " SELECT value FROM meta WHERE key = 'head'"
+	    " UNION SELECT layer FROM snapshots WHERE abandoned IS NULL OR abandoned >= ?1"
+	    " UNION SELECT parent FROM layers JOIN up ON layers.id = up.id"
+	    "  WHERE parent IS NOT NULL) SELECT id FROM up",
+	    &s);
+
+	*top_ret = store_top(st);
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, a->expire);
+	r = store_run(st, s);
+	sqlite3_finalize(s);
+	if (!r)
+		r = store_int_query(st,
+				    "SELECT count(*) FROM snapshots WHERE layer NOT IN live AND"
+				    " abandoned IS NOT NULL",
+				    0, &v);
+	rep->abandoned = (uint64_t)v;
+	if (!r)
+		r = changes(st, "DELETE FROM inodes WHERE layer NOT IN live", &rep->records);
+	if (!r)
+		r = changes(st, "DELETE FROM names WHERE layer NOT IN live", &rep->records);
+	if (!r)
+		r = changes(st, "DELETE FROM streams WHERE layer NOT IN live", &rep->records);
+	if (!r)
+		r = changes(st, "DELETE FROM extents WHERE layer NOT IN live", &rep->records);
+	if (!r)
+		r = changes(st, "DELETE FROM snapshots WHERE layer NOT IN live", &dropped);
+	if (!r)
+		r = changes(st, "DELETE FROM layers WHERE id NOT IN live", &rep->layers);
+	if (!r)
+		r = store_exec(st, "DROP TABLE live;"
+				   "DELETE FROM sds WHERE hash NOT IN"
+				   " (SELECT sd FROM inodes WHERE sd IS NOT NULL);"
+				   "CREATE TEMP TABLE dead AS SELECT rowid AS id FROM chunks"
+				   " WHERE NOT EXISTS (SELECT 1 FROM extents"
+				   "  WHERE extents.chunk = chunks.hash)");
+	if (!r)
+		r = store_int_query(st, "SELECT coalesce(sum(length(data)), 0) FROM chunks"
+					" WHERE rowid IN dead", 0, &v);
+	rep->chunk_bytes = (uint64_t)v;
+	if (!r)
+		r = changes(st, "DELETE FROM chunks WHERE rowid IN dead", &rep->chunks);
+	if (!r)
+		r = store_exec(st, "DROP TABLE dead");
+	return r;
+}
+
+/* The bytes of the delta and its log. */
+static uint64_t file_bytes(const char *path)
+{
+	char wal[PATH_MAX + 8];
+	struct stat sb;
+	uint64_t n = 0;
+
+	if (stat(path, &sb) == 0)
+		n += (uint64_t)sb.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	if (stat(wal, &sb) == 0)
+		n += (uint64_t)sb.st_size;
+	return n;
+}
+
+int wtg_store_gc(struct wtg_store *st, int64_t expire, struct wtg_store_gc_report *report)
+{
+	struct wtg_store_gc_report rep = {0};
+	struct gc_args a = {expire, &rep};
 
 	pthread_mutex_lock(&st->lock);
-	int r = store_transaction(st, gc_fn, &freed);
+	rep.file_before = file_bytes(st->path);
+	int r = store_views_lock(st, true, "collect");
+	if (r) {
+		pthread_mutex_unlock(&st->lock);
+		return r;
+	}
+	r = store_transaction(st, gc_fn, &a);
+	store_views_unlock(st);
+	/* the free pages go back to the file system, then the log is emptied
+	 * so the file is as small as it says */
 	if (!r)
 		r = store_exec(st, "PRAGMA incremental_vacuum");
+	if (!r)
+		r = store_exec(st, "PRAGMA wal_checkpoint(TRUNCATE)");
+	rep.file_after = file_bytes(st->path);
 	pthread_mutex_unlock(&st->lock);
-	if (freed_ret)
-		*freed_ret = freed;
+	if (report)
+		*report = rep;
 	return r;
 }

@@ -34,8 +34,9 @@ static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE layers(id INTEGER PRIMARY KEY, parent INTEGER, created INTEGER NOT NULL,"
     " sealed INTEGER);"
+    /* abandoned: when a rollback left the layer (NULL: a snapshot) */
     "CREATE TABLE snapshots(name TEXT PRIMARY KEY, layer INTEGER NOT NULL UNIQUE, message TEXT,"
-    " created INTEGER NOT NULL);"
+    " created INTEGER NOT NULL, abandoned INTEGER);"
     /* rowid tables: rows of up to 64 KiB do not belong in a WITHOUT ROWID b-tree */
     "CREATE TABLE chunks(hash BLOB PRIMARY KEY, size INTEGER NOT NULL, codec INTEGER NOT NULL,"
     " data BLOB NOT NULL);"
@@ -155,6 +156,39 @@ static int check_format(struct wtg_store *st)
 	return 0;
 }
 
+/* One byte far past the bytes SQLite locks (around 1 GiB), locked with
+ * open file description locks: they belong to this handle's descriptor,
+ * so they conflict with another handle's in this process too. */
+#define VIEWS_LOCK_BYTE 0x7ffffffffff00000LL
+
+static int views_fcntl(int fd, short type)
+{
+	struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = VIEWS_LOCK_BYTE,
+			   .l_len = 1};
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+int store_views_lock(struct wtg_store *st, bool exclusive, const char *what)
+{
+	int r = views_fcntl(st->fd, exclusive ? F_WRLCK : F_RDLCK);
+
+	if (r == -EAGAIN || r == -EACCES) {
+		if (exclusive)
+			wtg_error("cannot %s '%s': a snapshot of it is mounted with --at (unmount "
+				  "that first)",
+				  what, st->path);
+		else
+			wtg_error("cannot open '%s': %s (try again when it is done)", st->path, what);
+		return -EBUSY;
+	}
+	return r;
+}
+
+void store_views_unlock(struct wtg_store *st)
+{
+	views_fcntl(st->fd, F_UNLCK);
+}
+
 /* True when table @table has column @column. */
 static int has_column(struct wtg_store *st, const char *table, const char *column, bool *yes)
 {
@@ -243,6 +277,22 @@ static int upgrade_dos_names(struct wtg_store *st)
 	if (!r)
 		r = store_exec(st, sql);
 	return r;
+}
+
+/* Deltas made before rollbacks kept what they left lack the column that
+ * marks such layers (any format): a writer adds it, a reader sees it as
+ * NULL through a view of its own (temporary names hide the file's). */
+static int upgrade_snapshots(struct wtg_store *st)
+{
+	bool has;
+	int r = has_column(st, "snapshots", "abandoned", &has);
+
+	if (r || has)
+		return r;
+	if (!st->read_only)
+		return store_exec(st, "ALTER TABLE snapshots ADD COLUMN abandoned INTEGER");
+	return store_exec(st, "CREATE TEMP VIEW snapshots AS SELECT name, layer, message, created,"
+			      " NULL AS abandoned FROM main.snapshots");
 }
 
 static int load_meta(struct wtg_store *st, int64_t *head_ret)
@@ -406,6 +456,8 @@ int wtg_store_after_fork(struct wtg_store *st)
 		r = upgrade_format(st); /* a reader's view of an old table is per connection */
 	if (!r)
 		r = upgrade_dos_names(st);
+	if (!r)
+		r = upgrade_snapshots(st);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -462,12 +514,21 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	if (!r)
 		r = upgrade_dos_names(st);
 	if (!r)
+		r = upgrade_snapshots(st);
+	if (!r)
 		r = load_meta(st, &head);
 	if (r)
 		goto out_free;
 	layer = head;
 	if (opt->at) {
 		r = store_layer_of_snapshot(st, opt->at, &layer);
+		if (r)
+			goto out_free;
+		/* a view of a snapshot lives long: a writer may come meanwhile,
+		 * but not a squash or gc that would drop what it reads */
+		if (alone)
+			flock(st->fd, LOCK_UN);
+		r = store_views_lock(st, false, "it is being squashed or collected");
 		if (r)
 			goto out_free;
 	}

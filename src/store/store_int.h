@@ -140,6 +140,12 @@ int store_commit_locked(struct wtg_store *st, bool durable);
 /* Sets a key of the meta table to an integer, text or blob. */
 int store_put_meta(struct wtg_store *st, const char *key, int type, int64_t i, const void *p,
 		   int len);
+/* Views of a snapshot (opened with @at) hold a lock shared that squash and
+ * gc take alone, so neither drops what a --at mount reads: -EBUSY (logged,
+ * naming @what) when a view is open.  @exclusive false on an @at open;
+ * store_views_unlock() after the work. */
+int store_views_lock(struct wtg_store *st, bool exclusive, const char *what);
+void store_views_unlock(struct wtg_store *st);
 /* Loads the stack from @layer down to the first layer. */
 int store_load_stack(struct wtg_store *st, int64_t layer);
 /* The layer snapshot @name seals: -ENOENT (logged) when none. */
