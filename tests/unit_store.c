@@ -1041,6 +1041,120 @@ TEST(rollback_undo_squash_gc)
 	CHECK(wtg_store_squash(st, "base", "s3", NULL) == -EBUSY);
 	CHECK(capture_end() == 1);
 	CHECK(wtg_store_verify(st, NULL) == 0);
+/* The keys between two versions: the layers on the path FROM -> common
+ * ancestor -> TO, across branches, and lookups through either stack. */
+struct keys {
+	int inodes, names, streams, extents;
+	uint64_t last_ino;
+	char last_name[64];
+};
+
+static int count_key(void *arg, const struct wtg_store_change *c)
+{
+	struct keys *k = arg;
+
+	switch (c->kind) {
+	case WTG_STORE_KEY_INODE: k->inodes++; break;
+	case WTG_STORE_KEY_NAME: k->names++; break;
+	case WTG_STORE_KEY_STREAM: k->streams++; break;
+	case WTG_STORE_KEY_EXTENT: k->extents++; break;
+	}
+	k->last_ino = c->ino;
+	snprintf(k->last_name, sizeof(k->last_name), "%s", c->name ? c->name : "");
+	return 0;
+}
+
+static int count_link(void *arg, uint64_t parent, const char *name)
+{
+	(*(int *)arg)++;
+	return parent == 1 && !strcmp(name, "b") ? 0 : -EINVAL;
+}
+
+TEST(versions_and_changes)
+{
+	struct wtg_store *st = new_delta("versions.delta");
+	struct wtg_store_inode in = {.attributes = 0x20};
+	struct wtg_store_version base, s1, s2, b1, head;
+	static uint8_t a[WTG_STORE_CHUNK_SIZE];
+	uint8_t ha[WTG_STORE_HASH_LEN], h[WTG_STORE_HASH_LEN];
+	enum wtg_store_state state;
+	struct keys k;
+	uint64_t ino, size;
+	char *last;
+	int links;
+
+	CHECK(wtg_store_last_snapshot(st, &last) == 0 && !strcmp(last, "base"));
+	free(last);
+	/* s1: file 100 named "a" with one chunk */
+	fill(a, sizeof(a), 9, true);
+	CHECK(wtg_store_put_chunk(st, a, sizeof(a), ha) == 0);
+	CHECK(wtg_store_set_inode(st, 100, &in) == 0);
+	CHECK(wtg_store_set_name(st, 1, "a", 100) == 0);
+	CHECK(wtg_store_set_stream(st, 100, "", 65536, true) == 0);
+	CHECK(wtg_store_set_extent(st, 100, "", 0, ha) == 0);
+	CHECK(wtg_store_snapshot(st, "s1", NULL) == 0);
+	/* s2: renamed to "b" */
+	CHECK(wtg_store_set_name(st, 1, "a", 0) == 0);
+	CHECK(wtg_store_set_name(st, 1, "b", 100) == 0);
+	CHECK(wtg_store_snapshot(st, "s2", NULL) == 0);
+	CHECK(wtg_store_last_snapshot(st, &last) == 0 && !strcmp(last, "s2"));
+	free(last);
+	/* a branch from s1: the chunk becomes a hole */
+	CHECK(wtg_store_rollback(st, "s1") == 0);
+	CHECK(wtg_store_set_extent(st, 100, "", 0, NULL) == 0);
+	CHECK(wtg_store_snapshot(st, "b1", NULL) == 0);
+
+	CHECK(wtg_store_version_open(st, "base", &base) == 0 && base.nstack == 0);
+	CHECK(wtg_store_version_open(st, "s1", &s1) == 0 && s1.nstack == 1);
+	CHECK(wtg_store_version_open(st, "s2", &s2) == 0 && s2.nstack == 2);
+	CHECK(wtg_store_version_open(st, "b1", &b1) == 0 && b1.nstack == 2);
+	CHECK(wtg_store_version_open(st, "HEAD", &head) == 0 && head.nstack == 3);
+	capture_begin();
+	struct wtg_store_version none;
+	CHECK(wtg_store_version_open(st, "nope", &none) == -ENOENT);
+	CHECK(capture_end() == 1);
+
+	memset(&k, 0, sizeof(k));
+	CHECK(wtg_store_changes(st, &s1, &s1, count_key, &k) == 0);
+	CHECK(k.inodes + k.names + k.streams + k.extents == 0);
+	memset(&k, 0, sizeof(k));
+	CHECK(wtg_store_changes(st, &base, &s1, count_key, &k) == 0);
+	CHECK(k.inodes == 1 && k.names == 1 && k.streams == 1 && k.extents == 1);
+	memset(&k, 0, sizeof(k));
+	CHECK(wtg_store_changes(st, &s1, &s2, count_key, &k) == 0);
+	CHECK(k.inodes == 0 && k.names == 2 && k.streams == 0 && k.extents == 0);
+	/* across the branches: the rename on one side, the hole on the other */
+	memset(&k, 0, sizeof(k));
+	CHECK(wtg_store_changes(st, &s2, &b1, count_key, &k) == 0);
+	CHECK(k.names == 2 && k.extents == 1 && k.last_ino == 100);
+
+	CHECK(wtg_store_get_name_at(st, &s2, 1, "a", &state, &ino) == 0 &&
+	      state == WTG_STORE_DELETED);
+	CHECK(wtg_store_get_name_at(st, &b1, 1, "a", &state, &ino) == 0 &&
+	      state == WTG_STORE_PRESENT && ino == 100);
+	CHECK(wtg_store_get_name_at(st, &base, 1, "a", &state, &ino) == 0 &&
+	      state == WTG_STORE_BASE);
+	CHECK(wtg_store_get_extent_at(st, &s2, 100, "", 0, &state, h) == 0 &&
+	      state == WTG_STORE_PRESENT && !memcmp(h, ha, sizeof(h)));
+	CHECK(wtg_store_get_extent_at(st, &b1, 100, "", 0, &state, h) == 0 &&
+	      state == WTG_STORE_DELETED);
+	CHECK(wtg_store_get_stream_at(st, &b1, 100, "", &state, &size) == 0 &&
+	      state == WTG_STORE_PRESENT && size == 65536);
+	struct wtg_store_inode got;
+	CHECK(wtg_store_get_inode_at(st, &base, 100, &state, &got) == 0 && state == WTG_STORE_BASE);
+	CHECK(wtg_store_get_inode_at(st, &s2, 100, &state, &got) == 0 &&
+	      state == WTG_STORE_PRESENT && got.attributes == 0x20);
+	wtg_store_inode_release(&got);
+	/* the names a layer gave an inode: "b" in s2 (the whiteout hides "a") */
+	links = 0;
+	CHECK(wtg_store_names_of_at(st, &s2, 100, count_link, &links) == 0 && links == 1);
+	links = 0;
+	CHECK(wtg_store_names_of_at(st, &base, 100, count_link, &links) == 0 && links == 0);
+	wtg_store_version_release(&base);
+	wtg_store_version_release(&s1);
+	wtg_store_version_release(&s2);
+	wtg_store_version_release(&b1);
+	wtg_store_version_release(&head);
 	CHECK(wtg_store_close(st) == 0);
 }
 
@@ -1056,6 +1170,7 @@ int main(int argc, char **argv)
 	RUN(inodes_and_names);
 	RUN(format1_dos_names);
 	RUN(rollback_undo_squash_gc);
+	RUN(versions_and_changes);
 	RUN(verify_finds_damage);
 	RUN(second_writer_refused);
 	RUN(kill_9);
