@@ -182,6 +182,8 @@ class Model:
         self.snaps = {}           # snapshot or kept layer -> (copy, {rel: (nlink off, mtime)})
         self.nsnaps = 0
         self.ncopies = 0
+        self.base_state = {}      # the model's roots as the base has them (diff check)
+        self.diffs = 0            # entries of the last 'wtgfs diff base HEAD'
 
     # ------------------------------------------------------------ mounting
     def run_wtgfs(self, *argv, check=True):
@@ -285,6 +287,7 @@ class Model:
         # copy the base roots into the model, keeping hard-link groups
         for r in BASE_ROOTS:
             self.copy_root(r)
+        self.base_state = self.model_state()
         for side in (0, 1):
             os.mkdir(os.path.join(self.roots[side], FRESH))
 
@@ -1150,6 +1153,84 @@ class Model:
                 '\n  ... %d more' % (len(diffs) - 30) if len(diffs) > 30 else ''))
         return len(ta)
 
+    # ---------------------------------------------------------------- diff
+    def model_state(self):
+        """Per path of the model's roots: what a diff can see of it."""
+        state = {}
+        for r in ROOTS:
+            top = os.path.join(self.model, r)
+            if not os.path.isdir(top):
+                continue
+            for dirpath, dirnames, filenames in os.walk(top):
+                for n in dirnames + filenames:
+                    p = os.path.join(dirpath, n)
+                    rel = os.path.relpath(p, self.model)
+                    st = os.lstat(p)
+                    if stat.S_ISLNK(st.st_mode):
+                        state[rel] = ('l', os.readlink(p))
+                        continue
+                    xs = tuple(sorted((x, os.getxattr(p, x, follow_symlinks=False))
+                                      for x in os.listxattr(p, follow_symlinks=False)
+                                      if x.startswith('user.')))
+                    if stat.S_ISDIR(st.st_mode):
+                        state[rel] = ('d', xs)
+                    else:
+                        state[rel] = ('f', st.st_size, digest_path(p), xs)
+            state[r] = ('d', ())
+        return state
+
+    def check_diff(self):
+        """'wtgfs diff base HEAD' of the roots against a diff of the model's
+        copies: every path that differs is in the diff, and what the diff
+        says changed did change."""
+        if self.selftest:
+            return
+        import json
+        p = self.run_wtgfs('diff', '--json', self.delta, 'base', 'HEAD', '--', *ROOTS,
+                           check=False)
+        if p.returncode not in (0, 1):
+            raise Mismatch('wtgfs diff exited %d: %s' % (p.returncode, p.stderr))
+        lines = p.stdout.splitlines()
+        head = json.loads(lines[0])
+        if head.get('schema') != 'wtgfs-diff' or head.get('from') != 'base':
+            raise Mismatch('wtgfs diff: a wrong header: %s' % lines[0])
+        entries = [json.loads(x) for x in lines[1:]]
+        if (p.returncode == 1) != bool(entries):
+            raise Mismatch('wtgfs diff exited %d with %d entries' % (p.returncode, len(entries)))
+        was, now = self.base_state, self.model_state()
+        touched, moved = set(), []
+        for e in entries:
+            touched.add(e['path'])
+            if e['old_path']:
+                touched.add(e['old_path'])
+            for side in ('old', 'new'):
+                if e[side]:
+                    touched.update(e[side]['links'])
+            if e['status'] == 'R' and e['new']['type'] == 'directory':
+                moved += [e['path'] + '/', e['old_path'] + '/']
+        for rel in sorted(set(was) | set(now)):
+            if was.get(rel) == now.get(rel) or rel in touched:
+                continue
+            if any(rel.startswith(m) for m in moved):
+                continue
+            raise Mismatch('wtgfs diff base HEAD does not list %r (was %s, now %s)' %
+                           (rel, short(was.get(rel)), short(now.get(rel))))
+        renamed_from = {e['old_path'] for e in entries if e['status'] == 'R'}
+        for e in entries:
+            rel, st = e['path'], e['status']
+            if st == 'A' and (rel not in now or (rel in was and rel not in renamed_from)):
+                raise Mismatch('wtgfs diff: A %r, but the model %s it' %
+                               (rel, 'had' if rel in was else 'lacks'))
+            if st == 'D' and (rel not in was or rel in now):
+                raise Mismatch('wtgfs diff: D %r, but the model %s it' %
+                               (rel, 'has' if rel in now else 'never had'))
+            if st == 'M' and not e['replaced'] and ({'data', 'size'} & set(e['changed'])):
+                a, b = was.get(rel), now.get(rel)
+                if a and b and a[0] == b[0] == 'f' and a[1:3] == b[1:3]:
+                    raise Mismatch('wtgfs diff: data of %r changed, but the model has the '
+                                   'same bytes' % rel)
+        self.diffs = len(entries)
+
     # ----------------------------------------------------------------- run
     def close_held(self):
         while self.held:
@@ -1179,10 +1260,11 @@ class Model:
                 t0 = time.time()
                 self.umount()
                 self.verify()
+                self.check_diff()
                 self.mount()
                 n = self.compare('after the remount of cycle %d' % self.cycle)
-                print('model.py: cycle %d: %d paths equal; umount, verify, mount %.1f s' %
-                      (self.cycle, n, time.time() - t0))
+                print('model.py: cycle %d: %d paths equal; umount, verify, diff (%d changes), '
+                      'mount %.1f s' % (self.cycle, n, self.diffs, time.time() - t0))
             else:
                 print('model.py: cycle %d: %d paths equal' % (self.cycle, n))
         if not self.selftest:
