@@ -1254,8 +1254,12 @@ int wtg_diff_run(struct wtg_diff *d, wtg_diff_fn fn, void *arg)
 	struct entries es = {0};
 	uint64_t *inos = NULL;
 	size_t nino = 0, cap = 0;
-	int r = wtg_store_changes(d->store, &d->from.v, &d->to.v, collect, d);
+	/* one read transaction: a mount committing beside the diff changes
+	 * nothing it sees, and SQLite takes its shared lock once */
+	int r = wtg_store_read_begin(d->store);
 
+	if (!r)
+		r = wtg_store_changes(d->store, &d->from.v, &d->to.v, collect, d);
 	if (r)
 		goto out;
 	d->ninode_keys = uniq_u64(d->inode_keys, d->ninode_keys);
@@ -1311,6 +1315,7 @@ int wtg_diff_run(struct wtg_diff *d, wtg_diff_fn fn, void *arg)
 		r = fn(arg, e);
 	}
 out:
+	wtg_store_read_end(d->store);
 	for (size_t i = 0; i < es.n; i++)
 		entry_release(&es.v[i]);
 	free(es.v);

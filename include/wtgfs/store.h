@@ -374,6 +374,12 @@ void wtg_store_version_release(struct wtg_store_version *ver);
  * (malloc'd): what 'wtgfs diff' compares HEAD with by default. */
 int wtg_store_last_snapshot(struct wtg_store *store, char **name_ret);
 
+/* On a read-only open: every lookup until wtg_store_read_end() sees the
+ * delta as it was at the first one (one SQLite read transaction), also
+ * while a mount commits beside it.  -EINVAL on a writable open. */
+int wtg_store_read_begin(struct wtg_store *store);
+void wtg_store_read_end(struct wtg_store *store);
+
 enum wtg_store_key { WTG_STORE_KEY_INODE, WTG_STORE_KEY_NAME, WTG_STORE_KEY_STREAM,
 		     WTG_STORE_KEY_EXTENT };
 /* A key a record mentions. */

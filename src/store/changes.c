@@ -108,6 +108,26 @@ int wtg_store_last_snapshot(struct wtg_store *st, char **name_ret)
 	return r;
 }
 
+/* ---- one consistent read ---- */
+
+int wtg_store_read_begin(struct wtg_store *st)
+{
+	if (!st->read_only)
+		return -EINVAL;
+	pthread_mutex_lock(&st->lock);
+	int r = store_exec(st, "BEGIN");
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+void wtg_store_read_end(struct wtg_store *st)
+{
+	pthread_mutex_lock(&st->lock);
+	if (!sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	pthread_mutex_unlock(&st->lock);
+}
+
 /* ---- the keys between two versions ---- */
 
 static const char *const changed_sql[] = {
