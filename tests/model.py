@@ -1169,6 +1169,9 @@ class Model:
                     if stat.S_ISLNK(st.st_mode):
                         state[rel] = ('l', os.readlink(p))
                         continue
+                    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                        state[rel] = ('s', stat.S_IFMT(st.st_mode))  # never opened
+                        continue
                     xs = tuple(sorted((x, os.getxattr(p, x, follow_symlinks=False))
                                       for x in os.listxattr(p, follow_symlinks=False)
                                       if x.startswith('user.')))
@@ -1215,13 +1218,20 @@ class Model:
                 continue
             raise Mismatch('wtgfs diff base HEAD does not list %r (was %s, now %s)' %
                            (rel, short(was.get(rel)), short(now.get(rel))))
-        renamed_from = {e['old_path'] for e in entries if e['status'] == 'R'}
+        # a path another inode left (renamed or unlinked away) or took over
+        left, taken = set(), set()
+        for e in entries:
+            if e['status'] == 'R':
+                left.add(e['old_path'])
+                taken.add(e['path'])
+            left.update(e.get('links', {}).get('removed', []))
+            taken.update(e.get('links', {}).get('added', []))
         for e in entries:
             rel, st = e['path'], e['status']
-            if st == 'A' and (rel not in now or (rel in was and rel not in renamed_from)):
+            if st == 'A' and (rel not in now or (rel in was and rel not in left)):
                 raise Mismatch('wtgfs diff: A %r, but the model %s it' %
                                (rel, 'had' if rel in was else 'lacks'))
-            if st == 'D' and (rel not in was or rel in now):
+            if st == 'D' and (rel not in was or (rel in now and rel not in taken)):
                 raise Mismatch('wtgfs diff: D %r, but the model %s it' %
                                (rel, 'has' if rel in now else 'never had'))
             if st == 'M' and not e['replaced'] and ({'data', 'size'} & set(e['changed'])):
