@@ -1041,6 +1041,9 @@ TEST(rollback_undo_squash_gc)
 	CHECK(wtg_store_squash(st, "base", "s3", NULL) == -EBUSY);
 	CHECK(capture_end() == 1);
 	CHECK(wtg_store_verify(st, NULL) == 0);
+	CHECK(wtg_store_close(st) == 0);
+}
+
 /* The keys between two versions: the layers on the path FROM -> common
  * ancestor -> TO, across branches, and lookups through either stack. */
 struct keys {
@@ -1100,7 +1103,7 @@ TEST(versions_and_changes)
 	CHECK(wtg_store_last_snapshot(st, &last) == 0 && !strcmp(last, "s2"));
 	free(last);
 	/* a branch from s1: the chunk becomes a hole */
-	CHECK(wtg_store_rollback(st, "s1") == 0);
+	CHECK(wtg_store_rollback(st, "s1", NULL) == 0);
 	CHECK(wtg_store_set_extent(st, 100, "", 0, NULL) == 0);
 	CHECK(wtg_store_snapshot(st, "b1", NULL) == 0);
 
