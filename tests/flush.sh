@@ -147,9 +147,27 @@ wtg_mount "$TMP/d.delta" "$TMP/m"
 same_tree "$TMP/m" "$WIN_LOOP" --skip system.ntfs_dos_name
 wtg_umount "$TMP/m"
 
+# a snapshot of the delta: its tree, not the working layer's
+if "$WTGFS" snapshot --help >/dev/null 2>&1; then
+	"$WTGFS" snapshot "$TMP/d.delta" injected -m "a driver" >/dev/null || fail "snapshot failed"
+	wtg_mount "$TMP/d.delta" "$TMP/m"
+	echo "after the snapshot" >"$TMP/m/Windows/System32/drivers/later.txt"
+	wtg_umount "$TMP/m"
+	"$WTGFS" flush "$TMP/d.delta@injected" "$TMP/snap.img" --yes --verify --no-wtg-tweaks >"$TMP/snap.out" 2>&1 ||
+		{ cat "$TMP/snap.out"; fail "flush of a snapshot failed"; }
+	check_disk "$TMP/snap.img"
+	names=$(ntfsls -p /Windows/System32/drivers "$WIN_LOOP" 2>/dev/null)
+	echo "$names" | grep -qx injected.sys || fail "the snapshot's file is not on the drive"
+	! echo "$names" | grep -qx later.txt || fail "a file made after the snapshot is on the drive"
+	unloop "$WIN_LOOP"
+else
+	echo "note: no 'wtgfs snapshot' in this build: the snapshot flush is left out"
+fi
+
 # a second flush of the same delta: fresh GUIDs, still clean
 id1=$(sfdisk -J "$TMP/gpt.img" | jq -r .partitiontable.id)
-"$WTGFS" flush "$TMP/d.delta" "$TMP/gpt.img" --yes --no-wtg-tweaks >/dev/null 2>&1 || fail "second flush failed"
+"$WTGFS" flush "$TMP/d.delta" "$TMP/gpt.img" --yes --no-wtg-tweaks >"$TMP/again.out" 2>&1 ||
+	fail "second flush failed: $(cat "$TMP/again.out")"
 id2=$(sfdisk -J "$TMP/gpt.img" | jq -r .partitiontable.id)
 [ "$id1" != "$id2" ] || fail "the second flush kept the disk GUID $id1"
 
@@ -267,6 +285,7 @@ out=$(sfdisk --verify "$TMP/small.img" 2>&1) || fail "after growing: $out"
 [ ! -e "$TMP/new.img" ] || fail "a refused flush left a new image file behind"
 refuse "it holds '$TMP/d.delta', which this flush reads" "$TMP/d.delta" "$TMP/d.delta" --yes
 refuse "which this flush reads" "$WIM" "$WIM" --yes
+refuse "no snapshot 'nope'" "$TMP/d.delta@nope" "$TMP/nope.img" --yes
 attached=$(losetup -f --show "$TMP/keep.img") || fail "losetup failed"
 LOOPS="$LOOPS $attached"
 refuse "is attached to $attached" "$WIM" "$TMP/keep.img" --yes
