@@ -17,8 +17,6 @@
 #include "wtgfs/flush.h"
 #include "wtgfs/source.h"
 #include "wtgfs/store.h"
-#include "wtgfs/tree.h"
-#include "wtgfs/store.h"
 #include "wtgfs/view.h"
 
 static const char usage[] =
@@ -178,50 +176,6 @@ static void progress(void *ctx, const struct wtg_flush_progress *p)
 
 /* ---- the source ---- */
 
-/* A read-only view of snapshot @snap of the delta @path: the store opened
- * at the snapshot, over its checked base.  (The layers' own call for this,
- * wtg_view_open_at, is not on main yet.) */
-static int open_snapshot(const char *path, const char *snap, struct wtg_view **view_ret)
-{
-	struct wtg_store_options so = {.read_only = true, .at = snap};
-	struct wtg_source_options src_opt = {0};
-	struct wtg_store *store;
-	struct wtg_store_base want, have;
-	struct wtg_source *src;
-	struct wtg_tree tree;
-	char spec[sizeof(want.path) + 16];
-	int ret = wtg_store_open(path, &so, &store);
-
-	if (ret)
-		return ret;
-	wtg_store_get_base(store, &want);
-	if (want.index)
-		snprintf(spec, sizeof(spec), "%s:%u", want.path, want.index);
-	else
-		snprintf(spec, sizeof(spec), "%s", want.path);
-	ret = wtg_source_open(spec, &src_opt, &src);
-	if (ret) {
-		wtg_store_close(store);
-		return ret;
-	}
-	ret = wtg_view_describe_base(spec, src, &have);
-	if (!ret)
-		ret = wtg_store_check_base(store, &have);
-	if (ret) {
-		wtg_source_free(src);
-		wtg_store_close(store);
-		return ret;
-	}
-	wtg_tree_init(&tree, src);
-	ret = wtg_source_load(src, &tree);
-	if (ret) {
-		wtg_tree_release(&tree);
-		wtg_store_close(store);
-		return ret;
-	}
-	return wtg_view_open_tree(store, &tree, view_ret); /* takes both */
-}
-
 static int open_source(const char *spec, struct wtg_view **view_ret, char **delta_ret)
 {
 	struct wtg_source_options so = {0};
@@ -238,7 +192,7 @@ static int open_source(const char *spec, struct wtg_view **view_ret, char **delt
 			free(path);
 			return -EINVAL;
 		}
-		int ret = open_snapshot(path, at + 1, view_ret);
+		int ret = wtg_view_open_at(path, NULL, at + 1, &so, view_ret);
 		if (ret)
 			free(path);
 		else
