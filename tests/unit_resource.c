@@ -299,11 +299,75 @@ TEST(damaged_tables_and_files)
 	close(fd);
 }
 
+/* Sizes and offsets from a hostile file, up to 2^64: each read is refused
+ * (never a read past the chunk table, never a loop that stops advancing). */
+TEST(sizes_near_two_to_the_64)
+{
+	int fd = tmpfd();
+	uint64_t size = 100000;
+	uint8_t *data = test_data(size), *buf = malloc(65536);
+	uint64_t n;
+	uint32_t *sizes;
+	size_t total;
+	uint8_t *chunks =
+	    compress_chunks(WIMLIB_COMPRESSION_TYPE_LZMS, data, size, 32768, &n, &sizes, &total);
+	put(fd, sizes, n * 4, 16);
+	put(fd, chunks, total, (off_t)(16 + n * 4));
+	struct wim_file wf = open_file(fd);
+	wf.pool = wtg_workpool_new(1);
+	/* (usize + cs - 1) / cs wraps to 0 for these, to 1 for the last */
+	const uint64_t usizes[] = {UINT64_MAX, UINT64_MAX - 32766, UINT64_MAX - 32767,
+				   UINT64_MAX - 65535, 1ull << 63, (1ull << 40) + 32768};
+	for (size_t k = 0; k < sizeof(usizes) / sizeof(usizes[0]); k++) {
+		struct wim_solid_header hdr = {
+		    .size = usizes[k], .chunk_size = 32768, .ctype = WIM_CTYPE_LZMS};
+		put(fd, &hdr, sizeof(hdr), 0);
+		const uint64_t offs[] = {0, 1ull << 40, usizes[k] - 65536, 40000};
+		for (size_t o = 0; o < sizeof(offs) / sizeof(offs[0]); o++) {
+			struct wim_resource res;
+			wim_resource_init(&res);
+			res.stored_size = 16 + n * 4 + total;
+			res.size = usizes[k];
+			res.solid = true;
+			/* a whole chunk (decoded straight into the buffer) and a part */
+			CHECK(wim_resource_read(&wf, &res, buf, 32768, offs[o], "test") == -EIO);
+			CHECK(wim_resource_read(&wf, &res, buf, 100, offs[o] + 1, "test") == -EIO);
+			wim_resource_release(&res);
+		}
+	}
+	/* a non-solid table for such a size cannot fit its resource */
+	struct wim_resource res;
+	write_plain(fd, 0, WIM_CTYPE_LZX, data, size, &res);
+	res.size = UINT64_MAX;
+	CHECK(wim_resource_read(&wf, &res, buf, 32768, 1ull << 40, "test") == -EIO);
+	wim_resource_release(&res);
+	/* stored bytes that would start past 2^64 - the read's offset: the
+	 * sum wraps to the start of the file */
+	wim_resource_init(&res);
+	res.offset = UINT64_MAX - 10;
+	res.size = res.stored_size = 100;
+	CHECK(wim_resource_read(&wf, &res, buf, 20, 15, "test") == -EIO);
+	wim_resource_release(&res);
+	write_plain(fd, 0, WIM_CTYPE_LZX, data, size, &res);
+	res.offset = UINT64_MAX - 10;
+	CHECK(wim_resource_read(&wf, &res, buf, 20, 15, "test") == -EIO);
+	wim_resource_release(&res);
+	wtg_workpool_free(wf.pool);
+	wtg_chunk_cache_free(wf.cache);
+	free(chunks);
+	free(sizes);
+	free(data);
+	free(buf);
+	close(fd);
+}
+
 int main(void)
 {
+	alarm(300); /* a read that never returns fails the test, not the suite */
 	RUN(plain_lzx_and_xpress);
 	RUN(eight_byte_chunk_table);
 	RUN(solid_resource);
 	RUN(damaged_tables_and_files);
+	RUN(sizes_near_two_to_the_64);
 	UNIT_EXIT();
 }

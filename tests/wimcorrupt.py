@@ -8,6 +8,8 @@ Usage:
   wimcorrupt.py WIM cycle     DIRPATH [--to ANCESTOR] -o OUT.wim
   wimcorrupt.py WIM flip-data SHA1HEX [OFFSET]  -o OUT.wim
   wimcorrupt.py WIM truncate  BYTES             -o OUT.wim
+  wimcorrupt.py WIM solid-size SIZE             -o OUT.esd
+  wimcorrupt.py WIM move-blob SHA1HEX OFFSET    -o OUT.esd
 
 Common options:
   --image N   image to work on (default 1)
@@ -23,6 +25,12 @@ blob's data (at OFFSET into the blob's uncompressed data, default its
 middle) is flipped; other blobs in that chunk break too.
 
 cycle: --to takes 'parent' or an ancestor path; default the root.
+
+solid-size: writes SIZE (up to 2^64 - 1) as the uncompressed size in the
+header of the first solid resource (wimlib reads the size from there).
+move-blob: sets where a blob in a solid resource starts inside the
+uncompressed resource (its blob table entry's offset) to OFFSET;
+SHA1HEX 'largest' picks the largest such blob.
 
 PATH is a '/'-separated path from the image root ("dir1/abc.txt") or a bare
 name that matches exactly one dentry anywhere in the image.
@@ -504,6 +512,33 @@ def op_flip(wim, args):
              start + rel))
 
 
+def op_solid_size(wim, args):
+    res = [b for b in wim.blobs if b.is_solid_resource]
+    if not res:
+        raise Fail("no solid resource in the WIM")
+    h = res[0].reshdr
+    old = struct.unpack_from("<Q", wim.data, h.offset)[0]
+    struct.pack_into("<Q", wim.data, h.offset, args.size)
+    print("solid resource at %d: header size %d -> %d" % (h.offset, old, args.size))
+
+
+def op_move_blob(wim, args):
+    if args.sha1 == "largest":
+        hits = sorted((b for b in wim.blobs if b.reshdr.flags & RF_SOLID and
+                       not b.is_solid_resource), key=lambda b: -b.reshdr.size)[:1]
+        if hits:
+            args.sha1 = hits[0].hash.hex()
+    else:
+        want = bytes.fromhex(args.sha1)
+        hits = [b for b in wim.blobs if b.hash == want and not b.is_solid_resource]
+    if not hits or not hits[0].reshdr.flags & RF_SOLID:
+        raise Fail("no blob with SHA-1 %s in a solid resource" % args.sha1)
+    b = hits[0]
+    old = b.reshdr.offset
+    struct.pack_into("<Q", wim.data, b.file_off + 8, args.offset)
+    print("blob %s: offset in its solid resource %d -> %d" % (args.sha1, old, args.offset))
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -532,6 +567,11 @@ def parse_args(argv):
     s.add_argument("--bytes", type=int, default=1, help="number of bytes to flip (default 1)")
     s = sub.add_parser("truncate", help="cut the file to BYTES")
     s.add_argument("size", type=lambda x: int(x, 0))
+    s = sub.add_parser("solid-size", help="the first solid resource's header size")
+    s.add_argument("size", type=lambda x: int(x, 0))
+    s = sub.add_parser("move-blob", help="a solid blob's offset in its resource")
+    s.add_argument("sha1")
+    s.add_argument("offset", type=lambda x: int(x, 0))
     sub.add_parser("list", help="print header, blob table and dentry tree")
     # allow -o/--image/-e anywhere on the command line
     a, rest = p.parse_known_args(argv)
@@ -581,7 +621,8 @@ def main(argv):
         if os.path.abspath(args.output) == os.path.abspath(args.wim):
             die("OUT.wim must differ from the input")
         {"rename": op_rename, "dupname": op_dupname, "cycle": op_cycle,
-         "flip-data": op_flip}[args.op](wim, args)
+         "flip-data": op_flip, "solid-size": op_solid_size,
+         "move-blob": op_move_blob}[args.op](wim, args)
         if wim.fix_integrity():
             print("integrity table recomputed")
     except Fail as e:

@@ -52,7 +52,10 @@ static void decompressor_key_init(void)
 	pthread_key_create(&decompressor_key, decompressors_free);
 }
 
-static struct wimlib_decompressor *get_decompressor(int ctype, size_t max_block)
+/* This thread's decompressor for @ctype and chunks up to @max_block bytes:
+ * 0, -ENOMEM, or -EINVAL when wimlib refuses the pair (XPRESS and LZX
+ * chunks are at most 64 KiB and 2 MiB; a header may claim anything). */
+static int get_decompressor(int ctype, size_t max_block, struct wimlib_decompressor **d_ret)
 {
 	struct decompressors *ds;
 	int victim = 0;
@@ -62,25 +65,29 @@ static struct wimlib_decompressor *get_decompressor(int ctype, size_t max_block)
 	if (!ds) {
 		ds = calloc(1, sizeof(*ds));
 		if (!ds)
-			return NULL;
+			return -ENOMEM;
 		pthread_setspecific(decompressor_key, ds);
 	}
 	for (int i = 0; i < DECOMPRESSOR_SLOTS; i++) {
 		if (ds->slot[i].d && ds->slot[i].ctype == ctype &&
-		    ds->slot[i].max_block == max_block)
-			return ds->slot[i].d;
+		    ds->slot[i].max_block == max_block) {
+			*d_ret = ds->slot[i].d;
+			return 0;
+		}
 		if (!ds->slot[i].d)
 			victim = i;
 	}
 	if (ds->slot[victim].d)
 		wimlib_free_decompressor(ds->slot[victim].d);
 	ds->slot[victim].d = NULL;
-	if (wimlib_create_decompressor((enum wimlib_compression_type)ctype, max_block,
-				       &ds->slot[victim].d) != 0)
-		return NULL;
+	int code = wimlib_create_decompressor((enum wimlib_compression_type)ctype, max_block,
+					      &ds->slot[victim].d);
+	if (code != 0)
+		return code == WIMLIB_ERR_NOMEM ? -ENOMEM : -EINVAL;
 	ds->slot[victim].ctype = ctype;
 	ds->slot[victim].max_block = max_block;
-	return ds->slot[victim].d;
+	*d_ret = ds->slot[victim].d;
+	return 0;
 }
 
 /* ---- resources ---- */
@@ -127,10 +134,24 @@ static bool chunk_size_ok(uint32_t cs)
 	return cs >= 4096 && cs <= WIM_MAX_CHUNK_SIZE && (cs & (cs - 1)) == 0;
 }
 
+/* How many chunks of @cs bytes hold @size bytes: (size + cs - 1) / cs
+ * wraps to almost nothing for a size near 2^64. */
+static uint64_t chunk_count(uint64_t size, uint32_t cs)
+{
+	return size / cs + (size % cs != 0);
+}
+
+/* The stored bytes lie inside the file: every offset computed from them
+ * below stays under the file size, far from wrapping. */
+static bool within_file(const struct wim_file *wf, const struct wim_resource *res)
+{
+	return res->offset <= wf->size && res->stored_size <= wf->size - res->offset;
+}
+
 /* Reads and checks the chunk table of a non-solid compressed resource. */
 static int load_table(struct wim_file *wf, struct wim_resource *res, const char *what)
 {
-	uint64_t n = (res->size + res->chunk_size - 1) / res->chunk_size;
+	uint64_t n = chunk_count(res->size, res->chunk_size);
 	unsigned esize = res->size > UINT32_MAX ? 8 : 4;
 	uint64_t tsize = (n - 1) * esize;
 	uint8_t *raw = NULL;
@@ -201,7 +222,9 @@ static int load_solid_table(struct wim_file *wf, struct wim_resource *res, const
 			  what, wf->path, usize, cs, ctype);
 		return -EIO;
 	}
-	uint64_t n = (usize + cs - 1) / cs;
+	/* n chunks of cs bytes cover the size exactly (the last one short),
+	 * and their table fits the resource */
+	uint64_t n = chunk_count(usize, cs);
 	if (n > (res->stored_size - sizeof(hdr)) / 4) {
 		wtg_error("'%s' in '%s': solid chunk table larger than its resource", what,
 			  wf->path);
@@ -251,7 +274,12 @@ static int ensure_table(struct wim_file *wf, struct wim_resource *res, const cha
 
 	pthread_mutex_lock(&res->lock);
 	if (res->table_state == 0) {
-		if (res->solid)
+		if (!within_file(wf, res)) {
+			wtg_error("'%s' in '%s': its resource lies past the end of the file "
+				  "(truncated WIM?)",
+				  what, wf->path);
+			ret = -EIO;
+		} else if (res->solid)
 			ret = load_solid_table(wf, res, what);
 		else if (!chunk_size_ok(res->chunk_size) || !ctype_ok((uint32_t)res->ctype) ||
 			 res->size == 0) {
@@ -299,11 +327,16 @@ static int fill_chunk(void *arg, void *buf, size_t usize)
 				  cf->what, cf->wf->path, cf->index);
 		goto out;
 	}
-	struct wimlib_decompressor *d = get_decompressor(res->ctype, res->chunk_size);
-	if (!d) {
-		ret = -ENOMEM;
-		goto out;
+	struct wimlib_decompressor *d;
+	ret = get_decompressor(res->ctype, res->chunk_size, &d);
+	if (ret == -EINVAL) {
+		if (cf->what)
+			wtg_error("'%s' in '%s': compression %d has no %u-byte chunks", cf->what,
+				  cf->wf->path, res->ctype, res->chunk_size);
+		ret = -EIO;
 	}
+	if (ret < 0)
+		goto out;
 	if (wimlib_decompress(in, ssize, buf, usize, d) != 0) {
 		if (cf->what)
 			wtg_error("'%s' in '%s': chunk %" PRIu64 " does not decompress", cf->what,
@@ -433,7 +466,7 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 	if (size == 0)
 		return 0;
 	if (!res->compressed && !res->solid) {
-		if (res->size != res->stored_size ||
+		if (res->size != res->stored_size || !within_file(wf, res) ||
 		    pread_full(wf, buf, size, res->offset + off) < 0) {
 			wtg_error("'%s' in '%s': cannot read data (truncated WIM?)", what,
 				  wf->path);
@@ -447,6 +480,12 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 
 	while (size) {
 		uint64_t index = off / res->chunk_size;
+		if (index >= res->nchunks) {
+			/* the table was checked to cover res->size: never here */
+			wtg_error("'%s' in '%s': chunk %" PRIu64 " is past the chunk table", what,
+				  wf->path, index);
+			return -EIO;
+		}
 		size_t csize = chunk_usize(res, index);
 		size_t in_chunk = (size_t)(off - index * res->chunk_size);
 		size_t n = csize - in_chunk < size ? csize - in_chunk : size;
@@ -476,6 +515,12 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 		}
 		if (ret < 0)
 			return ret;
+		if (n == 0) {
+			/* no progress would spin forever: refuse rather than hang */
+			wtg_error("'%s' in '%s': chunk %" PRIu64 " holds no data", what, wf->path,
+				  index);
+			return -EIO;
+		}
 		out += n;
 		off += n;
 		size -= n;
