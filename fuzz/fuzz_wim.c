@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t rlen;
 			wtg_inode_reparse(&tree, in, &rlen);
 			if (wtg_inode_is_link(in))
-				wtg_tree_readlink(&tree, in, buf, sizeof(buf));
+				wtg_tree_readlink(&tree, in, NULL, buf, sizeof(buf));
 		}
 		wtg_tree_release(&tree);
 	}

@@ -3,17 +3,18 @@
  * delta (both read-only: the view answers EROFS) or a delta's working tree.
  * It speaks to the view alone, the same way for all three.
  *
- * fuse_ino_t is the tree's inode number (the root is 1 on both sides).  Every
- * entry given to the kernel counts as a reference of the view's inode, and
- * forget gives them back: a deleted inode goes once the kernel lets go.  A
- * read-only mount never changes, so the kernel may cache entries,
- * attributes and data for as long as it likes; a writable one changes
- * through the kernel, which keeps its caches itself (names differ from
- * lookups in case, so entries age quickly), and through a rollback, after
- * which the kernel is told what to drop.  Reads hold the view's shared
- * lock while they use an inode (but not while they decode the base's
- * bytes), changes go through the view's calls, and every request is
- * answered exactly once, never under a lock.
+ * fuse_ino_t is the tree's inode number (the root is 1 on both sides), or
+ * for a symlink with names in several directories an alias per directory
+ * (see ALIAS_NODE).  Every entry given to the kernel counts as a reference
+ * of the view's inode, and forget gives them back: a deleted inode goes
+ * once the kernel lets go.  A read-only mount never changes, so the kernel
+ * may cache entries, attributes and data for as long as it likes; a
+ * writable one changes through the kernel, which keeps its caches itself
+ * (names differ from lookups in case, so entries age quickly), and
+ * through a rollback, after which the kernel is told what to drop.  Reads
+ * hold the view's shared lock while they use an inode (but not while they
+ * decode the base's bytes), changes go through the view's calls, and every
+ * request is answered exactly once, never under a lock.
  *
  * A file handle (fi->fh) carries the view's generation when it was opened
  * (rollbacks so far) and whether it was opened for writing; reads and
@@ -51,6 +52,27 @@
 #include "wtgfs/tree.h"
 #include "wtgfs/view.h"
 
+/*
+ * A symlink's target depends on the directory of the name it is read
+ * through (a relative target climbs from there; an absolute one is shown
+ * relative to it), and FUSE asks readlink per node.  So a link with names
+ * in several directories gets a node of its own for each (inode,
+ * directory): an alias, ALIAS_NODE + its index.  stat shows the inode's
+ * number through every node, so its names stay one file's hard links.  The
+ * inode's own number reads from the directory of its first name.  Once a
+ * name of the inode was removed (a rename removes one, and the kernel's
+ * entry moves to another directory with its node), a node made before reads
+ * the target that stays inside the mount from every name, until the kernel
+ * looks the name up again (the entries of its names are dropped) and gets
+ * a new alias.
+ */
+#define ALIAS_NODE (1ull << 63)
+
+struct alias {
+	uint64_t ino, dir;
+	uint32_t unlinks; /* the inode's when the alias was made */
+};
+
 /* Reads of up to 1 MiB per request (the kernel derives its max_pages from
  * max_write), so one request decodes many chunks. */
 #define MAX_REQUEST (1u << 20)
@@ -85,6 +107,12 @@ struct fs {
 	bool writable; /* fixed for the mount: modes, timeouts, "ro" */
 	double timeout;
 	const char *delta_dir; /* statfs of a writable mount: its free space */
+	/* nodes of symlinks with names in several directories (node_of) */
+	pthread_mutex_t alias_lock;
+	struct alias *aliases;
+	uint64_t naliases, alias_cap;
+	uint64_t *alias_hash; /* index + 1; 0: empty */
+	uint64_t alias_buckets;
 	bool no_open, no_opendir; /* the kernel can open without asking */
 	uid_t uid; /* every file's owner and group, as ntfs-3g shows them */
 	gid_t gid;
@@ -118,7 +146,101 @@ static mode_t perm_of(const struct fs *fs, const struct wtg_inode *in, unsigned 
 	return perm & ~(type == S_IFDIR ? fs->dmask : fs->fmask);
 }
 
-static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct stat *st)
+
+static uint64_t alias_slot(uint64_t ino, uint64_t dir, uint32_t unlinks, uint64_t buckets)
+{
+	uint64_t h = (ino * 0x9E3779B97F4A7C15ull) ^ (dir * 0xC2B2AE3D27D4EB4Full) ^ unlinks;
+	return (h ^ h >> 29) & (buckets - 1);
+}
+
+static bool alias_grow(struct fs *fs)
+{
+	uint64_t nb = fs->alias_buckets ? fs->alias_buckets * 2 : 64;
+	uint64_t *h = calloc(nb, sizeof(*h));
+	struct alias *v = realloc(fs->aliases, nb / 2 * sizeof(*v));
+
+	if (!h || !v) {
+		free(h);
+		if (v)
+			fs->aliases = v;
+		return false;
+	}
+	fs->aliases = v;
+	fs->alias_cap = nb / 2;
+	for (uint64_t i = 0; i < fs->naliases; i++) {
+		const struct alias *a = &v[i];
+		uint64_t b = alias_slot(a->ino, a->dir, a->unlinks, nb);
+		while (h[b])
+			b = (b + 1) & (nb - 1);
+		h[b] = i + 1;
+	}
+	free(fs->alias_hash);
+	fs->alias_hash = h;
+	fs->alias_buckets = nb;
+	return true;
+}
+
+/* The node of @in as reached through its name in @dir (under the shared
+ * lock): its own number, or an alias when its names lie in several
+ * directories and it is a link. */
+static fuse_ino_t node_of(struct fs *fs, const struct wtg_inode *in, const struct wtg_inode *dir)
+{
+	fuse_ino_t node = in->ino;
+
+	if (!dir || !wtg_inode_is_link(in) || wtg_inode_names_in_one_dir(in))
+		return node;
+	pthread_mutex_lock(&fs->alias_lock);
+	if (fs->naliases < fs->alias_cap || alias_grow(fs)) {
+		uint64_t b = alias_slot(in->ino, dir->ino, in->unlinks, fs->alias_buckets);
+		for (;; b = (b + 1) & (fs->alias_buckets - 1)) {
+			uint64_t i = fs->alias_hash[b];
+			if (!i) {
+				fs->aliases[fs->naliases] = (struct alias){
+				    .ino = in->ino, .dir = dir->ino, .unlinks = in->unlinks};
+				fs->alias_hash[b] = ++fs->naliases;
+				node = ALIAS_NODE | (fs->naliases - 1);
+				break;
+			}
+			const struct alias *a = &fs->aliases[i - 1];
+			if (a->ino == in->ino && a->dir == dir->ino && a->unlinks == in->unlinks) {
+				node = ALIAS_NODE | (i - 1);
+				break;
+			}
+		}
+	}
+	/* without memory for an alias: the target that is right from nowhere
+	 * in particular and stays inside from everywhere */
+	pthread_mutex_unlock(&fs->alias_lock);
+	return node;
+}
+
+/* The inode number behind a node; 0 for an alias never made. */
+static uint64_t real_ino(struct fs *fs, fuse_ino_t node)
+{
+	if (!(node & ALIAS_NODE))
+		return node;
+	pthread_mutex_lock(&fs->alias_lock);
+	uint64_t i = node & ~ALIAS_NODE, ino = i < fs->naliases ? fs->aliases[i].ino : 0;
+	pthread_mutex_unlock(&fs->alias_lock);
+	return ino;
+}
+
+/* The directory a link is read from through @node (under the shared
+ * lock); NULL: not known, so the target that stays inside from every name. */
+static const struct wtg_inode *node_dir(struct fs *fs, fuse_ino_t node, const struct wtg_inode *in)
+{
+	if (!(node & ALIAS_NODE))
+		return in->unlinks ? NULL : in->parent;
+	pthread_mutex_lock(&fs->alias_lock);
+	uint64_t i = node & ~ALIAS_NODE;
+	struct alias a = i < fs->naliases ? fs->aliases[i] : (struct alias){0};
+	pthread_mutex_unlock(&fs->alias_lock);
+	return a.ino == in->ino && a.unlinks == in->unlinks ? wtg_view_inode(fs->view, a.dir) : NULL;
+}
+
+/* @node: the node the kernel asks about (an alias of a link, or @in's own
+ * number). */
+static void fill_stat(struct fs *fs, const struct wtg_inode *in, fuse_ino_t node, struct stat *st)
 {
 	uint32_t major, minor;
 	unsigned type = wtg_inode_posix_type(in, &major, &minor);
@@ -133,7 +255,8 @@ static void fill_stat(const struct fs *fs, const struct wtg_inode *in, struct st
 	st->st_nlink = ntfs_link_count(in);
 	if (type == S_IFLNK) {
 		char target[4096];
-		long n = wtg_view_readlink(fs->view, in, target, sizeof(target));
+		long n = wtg_view_readlink(fs->view, in, node_dir(fs, node, in), target,
+					   sizeof(target));
 		st->st_mode = S_IFLNK | 0777;
 		st->st_size = n > 0 ? n : 0;
 	} else if (type == S_IFDIR) {
@@ -170,20 +293,22 @@ static bool per_name(const struct fs *fs, const struct wtg_inode *in)
 	return in->nlink > 1 && !in->dir && (fs->writable || wtg_inode_dos_names_vary(in));
 }
 
-static void fill_entry(const struct fs *fs, const struct wtg_inode *in, struct fuse_entry_param *e)
+/* The entry of @in as reached through its name in @dir. */
+static void fill_entry(struct fs *fs, const struct wtg_inode *in, const struct wtg_inode *dir,
+		       struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->ino = in->ino;
+	e->ino = node_of(fs, in, dir);
 	e->generation = 1;
 	e->attr_timeout = fs->timeout;
 	e->entry_timeout = per_name(fs, in) ? 0 : fs->timeout;
-	fill_stat(fs, in, &e->attr);
+	fill_stat(fs, in, e->ino, &e->attr);
 }
 
 /* Under the shared lock (lock_shared). */
 static struct wtg_inode *inode_of(fuse_req_t req, fuse_ino_t ino)
 {
-	return wtg_view_inode(fs_of(req)->view, ino);
+	return wtg_view_inode(fs_of(req)->view, real_ino(fs_of(req), ino));
 }
 
 static void lock_shared(fuse_req_t req)
@@ -196,15 +321,15 @@ static void unlock(fuse_req_t req)
 	wtg_view_unlock(fs_of(req)->view);
 }
 
-/* Replies with the entry of @in, or the error. */
-static void reply_entry(fuse_req_t req, struct wtg_inode *in, int err)
+/* Replies with the entry of @in as named in directory @parent, or the error. */
+static void reply_entry(fuse_req_t req, struct wtg_inode *in, fuse_ino_t parent, int err)
 {
 	struct fuse_entry_param e;
 
 	if (err)
 		return (void)fuse_reply_err(req, -err);
 	lock_shared(req);
-	fill_entry(fs_of(req), in, &e);
+	fill_entry(fs_of(req), in, inode_of(req, parent), &e);
 	wtg_view_ref(fs_of(req)->view, in);
 	unlock(req);
 	fuse_reply_entry(req, &e);
@@ -245,7 +370,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else if (!(de = wtg_view_lookup(fs->view, dir, name)))
 		err = ENOENT;
 	else {
-		fill_entry(fs, de->inode, &e);
+		fill_entry(fs, de->inode, dir, &e);
 		wtg_view_ref(fs->view, de->inode);
 	}
 	if (de)
@@ -267,7 +392,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	lock_shared(req);
 	struct wtg_inode *in = inode_of(req, ino);
 	if (in)
-		fill_stat(fs_of(req), in, &st);
+		fill_stat(fs_of(req), in, ino, &st);
 	unlock(req);
 	if (!in)
 		return (void)fuse_reply_err(req, ESTALE);
@@ -280,7 +405,9 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	lock_shared(req);
 	struct wtg_inode *in = inode_of(req, ino);
-	long n = in ? wtg_view_readlink(fs_of(req)->view, in, target, sizeof(target)) : -ESTALE;
+	long n = in ? wtg_view_readlink(fs_of(req)->view, in, node_dir(fs_of(req), ino, in), target,
+					sizeof(target))
+		    : -ESTALE;
 	unlock(req);
 	if (n < 0)
 		return (void)fuse_reply_err(req, (int)-n);
@@ -436,14 +563,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 		size_t n;
 		if (plus) {
 			struct fuse_entry_param e;
-			fill_entry(fs, child, &e);
+			fill_entry(fs, child, dir, &e);
 			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
 			/* the kernel takes a reference of each entry but "." and ".." */
 			if (n <= size - used && o >= 2)
 				wtg_view_ref(fs->view, child);
 		} else {
-			struct stat st = {.st_ino = child->ino};
-			fill_stat(fs, child, &st);
+			struct stat st;
+			fill_stat(fs, child, child->ino, &st);
 			n = fuse_add_direntry(req, buf + used, size - used, name, &st, next);
 		}
 		if (n > size - used)
@@ -727,6 +854,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct wtg_view *v = fs->view;
 	int ret;
 
+	ino = real_ino(fs, ino);
 	if ((ret = may_change(req, ino)))
 		return (void)fuse_reply_err(req, ret);
 	if (!strncmp(name, "user.", 5)) {
@@ -799,6 +927,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct fs *fs = fs_of(req);
 	int ret;
 
+	ino = real_ino(fs, ino);
 	if ((ret = may_change(req, ino)))
 		return (void)fuse_reply_err(req, ret);
 	if (!strncmp(name, "user.", 5))
@@ -875,6 +1004,31 @@ static void drop_stale(struct fs *fs, fuse_ino_t parent, char *name, bool ok)
 	pthread_mutex_unlock(&fs->stale_lock);
 }
 
+/* After a name of link @ino came or went: the kernel drops the entries of
+ * all its names, and looks each up again for the node of its directory. */
+static void drop_link_names(fuse_req_t req, uint64_t ino)
+{
+	struct fs *fs = fs_of(req);
+
+	lock_shared(req);
+	struct wtg_inode *in = ino ? wtg_view_inode(fs->view, ino) : NULL;
+	if (in && wtg_inode_is_link(in) && !wtg_inode_names_in_one_dir(in))
+		for (const struct wtg_dentry *de = in->first_name; de; de = de->alias_next)
+			drop_stale(fs, de->parent->ino, strdup(de->name), true);
+	unlock(req);
+}
+
+/* The inode named @name in @parent; 0: none. */
+static uint64_t named_ino(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	lock_shared(req);
+	struct wtg_inode *dir = inode_of(req, parent);
+	struct wtg_dentry *de = dir ? wtg_view_lookup(fs_of(req)->view, dir, name) : NULL;
+	uint64_t ino = de ? de->inode->ino : 0;
+	unlock(req);
+	return ino;
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -890,7 +1044,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	if (ret)
 		return (void)fuse_reply_err(req, -ret);
 	lock_shared(req);
-	fill_entry(fs, in, &e);
+	fill_entry(fs, in, NULL, &e);
 	wtg_view_ref(fs->view, in);
 	unlock(req);
 	fi->fh = handle(fs, true);
@@ -912,7 +1066,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		/* fifos, sockets and devices as WSL stores them */
 		ret = wtg_view_mknod(v, parent, name, (uint32_t)mode, major(rdev), minor(rdev), &in);
 	}
-	reply_entry(req, in, ret);
+	reply_entry(req, in, parent, ret);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -920,7 +1074,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct wtg_inode *in = NULL;
 
 	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_DIR, NULL, &in);
-	reply_entry(req, in, ret);
+	reply_entry(req, in, parent, ret);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -928,22 +1082,27 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
 	struct wtg_inode *in = NULL;
 
 	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_SYMLINK, target, &in);
-	reply_entry(req, in, ret);
+	reply_entry(req, in, parent, ret);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
 	struct wtg_inode *in = NULL;
 
-	int ret = wtg_view_link(fs_of(req)->view, ino, parent, name, &in);
-	reply_entry(req, in, ret);
+	int ret = wtg_view_link(fs_of(req)->view, real_ino(fs_of(req), ino), parent, name, &in);
+	if (!ret)
+		drop_link_names(req, in->ino);
+	reply_entry(req, in, parent, ret);
 }
 
 static void do_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir)
 {
 	char *stored = other_case(req, parent, name);
+	uint64_t ino = named_ino(req, parent, name);
 	int ret = wtg_view_remove(fs_of(req)->view, parent, name, dir);
 	drop_stale(fs_of(req), parent, stored, ret == 0);
+	if (!ret)
+		drop_link_names(req, ino);
 	fuse_reply_err(req, -ret);
 }
 
@@ -969,9 +1128,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	if (flags & RENAME_EXCHANGE)
 		f |= WTG_VIEW_EXCHANGE;
 	char *stored = other_case(req, parent, name), *newstored = other_case(req, newparent, newname);
+	uint64_t ino = named_ino(req, parent, name), other = named_ino(req, newparent, newname);
 	int ret = wtg_view_rename(fs_of(req)->view, parent, name, newparent, newname, f);
 	drop_stale(fs_of(req), parent, stored, ret == 0);
 	drop_stale(fs_of(req), newparent, newstored, ret == 0);
+	if (!ret) {
+		drop_link_names(req, ino);
+		drop_link_names(req, other);
+	}
 	fuse_reply_err(req, -ret);
 }
 
@@ -987,6 +1151,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int ret = 0;
 
+	fuse_ino_t node = ino;
+	ino = real_ino(fs, ino);
 	/* A chown or chgrp succeeds and changes nothing: NTFS keeps no POSIX
 	 * owner, and ntfs-3g does the same by default ("silent"); the kernel
 	 * has refused it already where POSIX would (default_permissions). */
@@ -1019,7 +1185,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	lock_shared(req);
 	struct wtg_inode *in = inode_of(req, ino);
 	if (in)
-		fill_stat(fs, in, &st);
+		fill_stat(fs, in, node, &st);
 	unlock(req);
 	if (!in)
 		return (void)fuse_reply_err(req, ESTALE);
@@ -1084,14 +1250,15 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	wtg_view_forget(fs_of(req)->view, ino, nlookup);
+	wtg_view_forget(fs_of(req)->view, real_ino(fs_of(req), ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
 	for (size_t i = 0; i < count; i++)
-		wtg_view_forget(fs_of(req)->view, forgets[i].ino, forgets[i].nlookup);
+		wtg_view_forget(fs_of(req)->view, real_ino(fs_of(req), forgets[i].ino),
+				forgets[i].nlookup);
 	fuse_reply_none(req);
 }
 
@@ -1222,6 +1389,7 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 
 	fs.timeout = fs.writable ? RW_TIMEOUT : CACHE_TIMEOUT;
 	pthread_mutex_init(&fs.stale_lock, NULL);
+	pthread_mutex_init(&fs.alias_lock, NULL);
 	pthread_cond_init(&fs.stale_cond, NULL);
 	char fsname[2 * 4096];
 	if (escape_option(opt->fsname, fsname, sizeof(fsname)) < 0) {
@@ -1296,5 +1464,8 @@ out_signals:
 out_destroy:
 	fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
+	free(fs.aliases);
+	free(fs.alias_hash);
+	pthread_mutex_destroy(&fs.alias_lock);
 	return ret;
 }

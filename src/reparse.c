@@ -49,13 +49,15 @@ int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char
 	size_t off = ntfs_get_le16(buf + 8), nlen = ntfs_get_le16(buf + 10);
 	if (off > names_len || nlen > names_len - off || (nlen & 1))
 		return -EINVAL;
-	*relative = is_symlink && (ntfs_get_le32(buf + 16) & NTFS_SYMLINK_FLAG_RELATIVE);
-
 	long n = wtg_utf16le_to_utf8(names + off, nlen / 2, tmp, sizeof(tmp));
 	if (n < 0)
 		return (int)n;
 	if (memchr(tmp, '\0', (size_t)n))
 		return -EINVAL;
+	/* Windows resolves a "relative" target that starts with '\' (or is
+	 * a UNC path, "\\server\share") from the root of the link's volume */
+	*relative = is_symlink && (ntfs_get_le32(buf + 16) & NTFS_SYMLINK_FLAG_RELATIVE) &&
+		    tmp[0] != '\\';
 	const char *p = *relative ? tmp : strip_prefix(tmp);
 	size_t plen = strlen(p);
 	if (plen + 1 > size)

@@ -350,6 +350,7 @@ void wtg_tree_unlink(struct wtg_tree *tree, struct wtg_inode *dir, struct wtg_de
 	}
 	child->parent = child->first_name ? child->first_name->parent : NULL;
 	child->nlink--;
+	child->unlinks++;
 	if (child->dir)
 		dir->nsubdirs--;
 	/* the DOS name goes with the name it shortens */
@@ -683,125 +684,156 @@ int wtg_tree_path(const struct wtg_tree *tree, const struct wtg_inode *inode, ch
 	return 0;
 }
 
-/* A relative target is a string, as NTFS keeps it and POSIX reads it: the
- * same components, each name spelled as the tree spells it where the walk
- * from the link's directory finds it (as ntfs-3g shows it).  Like any
- * relative link it may climb above the root (then it leads out of the
- * mount, as on every file system); the link's names do not change it. */
-static long relative_target(const struct wtg_tree *tree, const struct wtg_inode *inode,
-			    const char *target, char *buf, size_t size)
-{
-	const struct wtg_inode *at = inode->parent;
-	size_t o = 0;
+/*
+ * Symlink targets.  Windows resolves a link's target lexically from the
+ * directory of the name it went through and clamps '..' at the volume
+ * root; the kernel resolves ours component by component.  So the text must
+ * never climb above the mount and must leave no '..' after a name (a '..'
+ * after a component that is itself a symlink would climb from wherever that
+ * link leads): a run of '..' no longer than the directory is deep, then
+ * names.  The text depends on the directory it is read from; a caller that
+ * cannot say which (FUSE asks per inode) gets the one from the shallowest
+ * name's directory, which stays inside from every name.
+ */
+struct comp {
+	const struct wtg_inode *inode; /* NULL where the tree has no such name */
+	const char *name;
+	size_t len;
+	bool pushed; /* a name of the target, not a directory above the link */
+};
 
-	for (const char *p = target; *p;) {
-		const char *end = strchr(p, '/');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		const char *name = p;
-		size_t nlen = len;
-		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			at = at && at->ino != WTG_ROOT_INO ? at->parent : NULL;
-		} else if (!(len == 1 && p[0] == '.') && len) {
-			const struct wtg_dentry *de = at ? wtg_tree_lookup(tree, at, p, len) : NULL;
-			if (de) {
-				name = de->name;
-				nlen = de->name_len;
-			}
-			at = de && de->inode->dir ? de->inode : NULL;
-		}
-		if (o + nlen + 2 > size)
+/* The depth of directory @dir below the root (0: the root, or no directory). */
+static int depth_of(const struct wtg_inode *dir)
+{
+	int n = 0;
+
+	for (const struct wtg_inode *i = dir; i && i->ino != WTG_ROOT_INO; i = i->parent)
+		if (++n > MAX_DEPTH)
 			return -ENAMETOOLONG;
-		memcpy(buf + o, name, nlen);
-		o += nlen;
-		p += len;
-		if (*p == '/') {
-			buf[o++] = '/';
-			p++;
-		}
-	}
-	buf[o] = '\0';
-	return o ? (long)o : -EINVAL;
+	return n;
 }
 
-long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,
-		       size_t size)
+bool wtg_inode_names_in_one_dir(const struct wtg_inode *inode)
+{
+	for (const struct wtg_dentry *de = inode->first_name; de; de = de->alias_next)
+		if (de->parent != inode->parent)
+			return false;
+	return true;
+}
+
+/* The directory a link's target is read from when the caller names none
+ * (or one that holds no name of it): the shallowest of its names'. */
+static const struct wtg_inode *link_home(const struct wtg_inode *inode,
+					 const struct wtg_inode *dir)
+{
+	const struct wtg_inode *best = inode->parent;
+	int best_depth = depth_of(best);
+
+	for (const struct wtg_dentry *de = inode->first_name; de; de = de->alias_next) {
+		if (dir && de->parent == dir)
+			return dir;
+		int d = depth_of(de->parent);
+		if (d >= 0 && (best_depth < 0 || d < best_depth)) {
+			best_depth = d;
+			best = de->parent;
+		}
+	}
+	return best;
+}
+
+static int push_name(const struct wtg_tree *tree, struct comp *st, int *n, const char *p,
+		     size_t len)
+{
+	if (*n == MAX_DEPTH)
+		return -ENAMETOOLONG;
+	const struct wtg_inode *dir = *n ? st[*n - 1].inode : wtg_tree_inode(tree, WTG_ROOT_INO);
+	const struct wtg_dentry *de = dir ? wtg_tree_lookup(tree, dir, p, len) : NULL;
+	st[*n] = (struct comp){.inode = de ? de->inode : NULL,
+			       .name = de ? de->name : p,
+			       .len = de ? de->name_len : len,
+			       .pushed = true};
+	(*n)++;
+	return 0;
+}
+
+static int emit(char *buf, size_t size, size_t *o, const char *s, size_t len)
+{
+	if (*o + len + 1 > size)
+		return -ENAMETOOLONG;
+	memcpy(buf + *o, s, len);
+	*o += len;
+	buf[*o] = '\0';
+	return 0;
+}
+
+long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode,
+		       const struct wtg_inode *dir, char *buf, size_t size)
 {
 	char target[4096];
 	bool relative;
-	const struct wtg_inode *from[MAX_DEPTH];
-	/* The target as a stack of components: the tree's inode where the
-	 * component exists, else only the name as the link spells it. */
-	const struct wtg_inode *to[MAX_DEPTH];
-	const char *to_name[MAX_DEPTH];
-	size_t to_len[MAX_DEPTH];
-	int nfrom, nto = 0;
+	struct comp st[MAX_DEPTH];
+	int n = 0, ups = 0, first = 0, ret;
+	size_t o = 0;
 
 	uint32_t rlen;
 	const uint8_t *rp = wtg_inode_is_link(inode) ? wtg_inode_reparse(tree, inode, &rlen) : NULL;
 	if (!rp)
 		return -EINVAL;
-	int ret = wtg_reparse_link_target(rp, rlen, &relative, target, sizeof(target));
+	ret = wtg_reparse_link_target(rp, rlen, &relative, target, sizeof(target));
 	if (ret < 0)
 		return ret;
-	if (relative)
-		return relative_target(tree, inode, target, buf, size);
-	nfrom = ancestry(inode->parent, from);
-	if (nfrom < 0)
-		return nfrom;
-	if (relative) {
-		for (int i = 0; i < nfrom; i++) {
-			to[i] = from[i];
-			to_name[i] = from[i]->first_name->name;
-			to_len[i] = from[i]->first_name->name_len;
-		}
-		nto = nfrom;
-	}
+	if (!target[0])
+		return -EINVAL;
+	const struct wtg_inode *home = link_home(inode, dir);
+	int depth = depth_of(home);
+	if (depth < 0)
+		return depth;
+
+	/* the chain root..home: what a relative target climbs */
+	for (const struct wtg_inode *d = home; d && d->ino != WTG_ROOT_INO; d = d->parent)
+		st[depth - 1 - n++] = (struct comp){.inode = d,
+						    .name = d->first_name->name,
+						    .len = d->first_name->name_len,
+						    .pushed = false};
+	if (!relative)
+		n = 0; /* from the root */
 	for (char *p = target; *p;) {
 		char *end = strchr(p, '/');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len == 0 || (len == 1 && p[0] == '.')) {
-			/* nothing */
-		} else if (len == 2 && p[0] == '.' && p[1] == '.') {
-			if (nto > 0)
-				nto--; /* never above the root */
-		} else {
-			if (nto == MAX_DEPTH)
-				return -ENAMETOOLONG;
-			const struct wtg_inode *dir =
-			    nto ? to[nto - 1] : wtg_tree_inode(tree, WTG_ROOT_INO);
-			const struct wtg_dentry *de =
-			    dir ? wtg_tree_lookup(tree, dir, p, len) : NULL;
-			to[nto] = de ? de->inode : NULL;
-			to_name[nto] = de ? de->name : p;
-			to_len[nto] = de ? de->name_len : len;
-			nto++;
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			if (n > 0)
+				n--; /* at the root: stays there */
+		} else if (len && !(len == 1 && p[0] == '.')) {
+			if ((ret = push_name(tree, st, &n, p, len)) < 0)
+				return ret;
 		}
 		p += len;
 		if (*p == '/')
 			p++;
 	}
-
-	int common = 0;
-	while (common < nfrom && common < nto && from[common] == to[common])
-		common++;
-	size_t o = 0;
-	for (int i = common; i < nfrom; i++) {
-		if (o + 4 > size)
-			return -ENAMETOOLONG;
-		memcpy(buf + o, "../", 3);
-		o += 3;
+	if (relative) {
+		/* the text as the link holds it, normalised: the directories
+		 * above home it climbs, then its names */
+		while (first < n && !st[first].pushed)
+			first++;
+	} else {
+		/* what the path shares with root..home, then up and down */
+		const struct wtg_inode *chain[MAX_DEPTH];
+		for (int k = depth; k > 0; k--)
+			chain[k - 1] = k == depth ? home : chain[k]->parent;
+		while (first < n && first < depth && st[first].inode == chain[first])
+			first++;
 	}
-	for (int i = common; i < nto; i++) {
-		if (o + to_len[i] + 2 > size)
-			return -ENAMETOOLONG;
-		memcpy(buf + o, to_name[i], to_len[i]);
-		o += to_len[i];
-		buf[o++] = '/';
-	}
-	if (o == 0)
-		buf[o++] = '.';
-	else
-		o--; /* the last '/' */
-	buf[o] = '\0';
+	ups = depth - first;
+	buf[0] = '\0';
+	for (int i = 0; i < ups; i++)
+		if ((ret = emit(buf, size, &o, i ? "/.." : "..", i ? 3 : 2)) < 0)
+			return ret;
+	for (int i = first; i < n; i++)
+		if ((ret = emit(buf, size, &o, "/", o ? 1 : 0)) < 0 ||
+		    (ret = emit(buf, size, &o, st[i].name, st[i].len)) < 0)
+			return ret;
+	if (o == 0 && (ret = emit(buf, size, &o, ".", 1)) < 0)
+		return ret;
 	return (long)o;
 }

@@ -647,9 +647,10 @@ struct wtg_dentry *wtg_view_lookup(struct wtg_view *v, struct wtg_inode *dir, co
 	return dir->dir ? wtg_tree_lookup(&v->tree, dir, name, strlen(name)) : NULL;
 }
 
-long wtg_view_readlink(struct wtg_view *v, const struct wtg_inode *in, char *buf, size_t size)
+long wtg_view_readlink(struct wtg_view *v, const struct wtg_inode *in,
+		       const struct wtg_inode *dir, char *buf, size_t size)
 {
-	return wtg_tree_readlink(&v->tree, in, buf, size);
+	return wtg_tree_readlink(&v->tree, in, dir, buf, size);
 }
 
 const struct wtg_sd *wtg_view_sd(struct wtg_view *v, const struct wtg_inode *in)

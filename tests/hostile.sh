@@ -6,9 +6,10 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 need_fuse
-need_tool wimexport python3 timeout
+need_tool wimexport wimcapture ntfs-3g python3 timeout realpath
 test_images small
 corrupt="python3 $top_srcdir/tests/wimcorrupt.py"
+hostile="python3 $top_srcdir/tests/hostile.py"
 m="$TMP/mnt"
 mkdir -p "$m"
 
@@ -74,6 +75,83 @@ mountpoint -q "$m" && [ -d "$m/Windows" ] || { cat "$TMP/daemon.log"; fail "the 
 wtg_umount "$m"
 no_sanitizer_report spin.esd
 echo "ok: spin.esd: $bad files refused, no hang"
+: >"$TMP/daemon.log"
+
+# with_ntfs3g IMAGE CMD...: runs CMD with IMAGE mounted read-write by
+# ntfs-3g at $TMP/n, and waits until ntfs-3g has written the volume.
+with_ntfs3g() {
+	local image=$1 pid rc=0
+	shift
+	mkdir -p "$TMP/n"
+	ntfs-3g -o no_detach "$image" "$TMP/n" 2>>"$TMP/ntfs3g.log" &
+	pid=$!
+	for _ in $(seq 1 200); do
+		mountpoint -q "$TMP/n" && break
+		kill -0 "$pid" 2>/dev/null || fail "ntfs-3g cannot mount '$image'"
+		sleep 0.05
+	done
+	"$@" || rc=$?
+	umount "$TMP/n"
+	wait "$pid" || fail "ntfs-3g exited with an error"
+	[ "$rc" = 0 ] || fail "'$*' failed in an ntfs-3g mount"
+}
+
+# ---- 2, 3, 5. symlink targets that led out of the mount ----
+# Relative targets starting with '\' ('\etc\passwd', '\\etc\passwd' read
+# as '//etc/passwd'), an absolute link with hard links at other depths, '..'
+# runs above the root, a '..' after a link that leads up: written through
+# ntfs-3g into a copy of the test volume, and captured from it into a WIM.
+cp --sparse=always "$IMAGES/volume.img" "$TMP/links.img"
+with_ntfs3g "$TMP/links.img" sh -c "$hostile links '$TMP/n' >'$TMP/links.txt'"
+wimcapture "$TMP/links.img" "$TMP/links.wim" links --compress=LZX >/dev/null 2>&1 ||
+	fail "wimcapture of the crafted volume failed"
+
+# check_links MNT: every crafted link resolves inside MNT, and no read
+# through one shows the host's /etc/passwd.
+check_links() {
+	local root name t r n=0
+	root=$(realpath "$1")
+	while IFS= read -r name; do
+		t=$(bounded readlink "$1/$name") || fail "readlink '$name' failed"
+		r=$(bounded realpath -m "$1/$name")
+		case $r in
+		"$root" | "$root"/*) ;;
+		*) fail "'$name' -> '$t' resolves to '$r', outside the mount" ;;
+		esac
+		if [ -f /etc/passwd ] && bounded cat "$1/$name" 2>/dev/null | cmp -s - /etc/passwd; then
+			fail "'$name' -> '$t' shows the host's /etc/passwd"
+		fi
+		n=$((n + 1))
+	done <"$TMP/links.txt"
+	# what Windows resolves them to, as the mount spells it
+	want() {
+		t=$(readlink "$1/$2")
+		[ "$t" = "$3" ] || fail "readlink '$2' gives '$t', not '$3'"
+	}
+	want "$1" rooted etc/passwd
+	want "$1" hostile/rooted ../etc/passwd
+	want "$1" unc etc/passwd
+	want "$1" hostile/a/unc ../../server/share/etc/passwd
+	# hard links at several depths: each name its own target
+	want "$1" zabs etc/passwd
+	want "$1" hostile/a/abs ../../etc/passwd
+	want "$1" hostile/a/b/c/abs ../../../../etc/passwd
+	want "$1" hostile/a/b/c/uprel ../../../../etc/passwd
+	want "$1" hostile/a/b/up ../../../etc/passwd
+	want "$1" zuprel etc/passwd
+	want "$1" hostile/a/b/via ../../../etc/passwd
+	want "$1" hostile/a/b/rootj ../../..
+	want "$1" hostile/a/b/c/sysj ../../../..
+	echo "ok: $n links resolve inside the mount"
+}
+
+wtg_mount "$TMP/links.img" "$m"
+check_links "$m"
+wtg_umount "$m"
+wtg_mount "$TMP/links.wim" "$m"
+check_links "$m"
+wtg_umount "$m"
+no_sanitizer_report "the crafted links"
 : >"$TMP/daemon.log"
 
 echo PASS

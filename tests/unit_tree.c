@@ -173,16 +173,118 @@ TEST(readlink_targets)
 	char buf[256];
 	build(&f);
 	/* junction from Users/Link: the tree's own spelling */
-	CHECK(wtg_tree_readlink(&f.t, f.junction, buf, sizeof(buf)) > 0);
+	CHECK(wtg_tree_readlink(&f.t, f.junction, f.users, buf, sizeof(buf)) > 0);
 	CHECK(!strcmp(buf, "../Windows/System32"));
-	CHECK(wtg_tree_readlink(&f.t, f.rel, buf, sizeof(buf)) > 0);
+	CHECK(wtg_tree_readlink(&f.t, f.rel, NULL, buf, sizeof(buf)) > 0);
 	CHECK(!strcmp(buf, "../Windows/missing/x"));
-	/* a relative target is the string the link holds, '..' and all */
-	CHECK(wtg_tree_readlink(&f.t, f.evil, buf, sizeof(buf)) > 0);
-	CHECK(!strcmp(buf, "../../../../etc/passwd"));
-	CHECK(wtg_tree_readlink(&f.t, f.file, buf, sizeof(buf)) == -EINVAL);
-	CHECK(wtg_tree_readlink(&f.t, f.junction, buf, 8) == -ENAMETOOLONG);
+	/* a run of '..' stops at the root, as on Windows */
+	CHECK(wtg_tree_readlink(&f.t, f.evil, NULL, buf, sizeof(buf)) > 0);
+	CHECK(!strcmp(buf, "../etc/passwd"));
+	CHECK(wtg_tree_readlink(&f.t, f.file, NULL, buf, sizeof(buf)) == -EINVAL);
+	CHECK(wtg_tree_readlink(&f.t, f.junction, NULL, buf, 8) == -ENAMETOOLONG);
 	wtg_tree_release(&f.t);
+}
+
+/* A symlink (or junction) inode named @name in @dir, to @target. */
+static struct wtg_inode *add_link(struct wtg_tree *t, struct wtg_inode *dir, const char *name,
+				  const char *target, int junction, int relative)
+{
+	uint8_t buf[512];
+	struct wtg_inode *in = wtg_tree_new_inode(t, false);
+	in->attributes |= NTFS_ATTR_REPARSE_POINT;
+	in->reparse_tag = junction ? NTFS_REPARSE_TAG_MOUNT_POINT : NTFS_REPARSE_TAG_SYMLINK;
+	size_t n = make_link(buf, target, junction, relative);
+	in->reparse = malloc(n);
+	memcpy(in->reparse, buf, n);
+	in->reparse_len = (uint32_t)n;
+	CHECK(wtg_tree_link(t, dir, name, strlen(name), in) == 0);
+	return in;
+}
+
+/* readlink of @in through its name in @dir (NULL: any) gives @want. */
+static int readlink_is(struct wtg_tree *t, struct wtg_inode *in, struct wtg_inode *dir,
+		       const char *want)
+{
+	char buf[256];
+	long n = wtg_tree_readlink(t, in, dir, buf, sizeof(buf));
+	if (n < 0 || strcmp(buf, want) || (size_t)n != strlen(want)) {
+		fprintf(stderr, "readlink: got '%s' (%ld), want '%s'\n", n < 0 ? "" : buf, n, want);
+		return 0;
+	}
+	return 1;
+}
+
+/* Targets that led out of the mount: relative ones starting with '\',
+ * '..' runs above the root, '..' after a symlink component, links with
+ * names at several depths. */
+TEST(readlink_stays_inside)
+{
+	struct fixture f;
+	build(&f);
+	struct wtg_tree *t = &f.t;
+	/* Windows resolves these from the volume root */
+	struct wtg_inode *l = add_link(t, f.users, "rooted", "\\etc\\passwd", 0, 1);
+	CHECK(readlink_is(t, l, NULL, "../etc/passwd"));
+	l = add_link(t, f.users, "unc", "\\\\server\\share\\x", 0, 1);
+	CHECK(readlink_is(t, l, NULL, "../server/share/x"));
+	l = add_link(t, f.sys32, "rooted2", "\\windows\\System32\\kernel32.dll", 0, 1);
+	CHECK(readlink_is(t, l, NULL, "kernel32.dll"));
+	/* lexical, as Windows: a name and a '..' cancel, even through a link */
+	struct wtg_inode *s = add_link(t, f.users, "s", "..\\Windows\\System32", 0, 1);
+	CHECK(readlink_is(t, s, NULL, "../Windows/System32"));
+	l = add_link(t, f.users, "via", "s\\..\\..\\..\\x", 0, 1);
+	CHECK(readlink_is(t, l, NULL, "../x"));
+	l = add_link(t, f.users, "dots", ".\\a\\..\\.\\Link", 0, 1);
+	CHECK(readlink_is(t, l, NULL, "Link"));
+	l = add_link(t, f.users, "self", "a\\..", 0, 1);
+	CHECK(readlink_is(t, l, NULL, "."));
+	l = add_link(t, f.users, "back", "..\\USERS\\Link", 0, 1);
+	CHECK(readlink_is(t, l, NULL, "../Users/Link"));
+	l = add_link(t, f.root, "top", "..\\..\\etc", 0, 1);
+	CHECK(readlink_is(t, l, NULL, "etc"));
+	l = add_link(t, f.users, "rootj", "\\??\\C:\\", 1, 0);
+	CHECK(readlink_is(t, l, NULL, ".."));
+	l = add_link(t, f.users, "abs", "\\??\\C:\\..\\..\\Users\\..\\etc", 0, 0);
+	CHECK(readlink_is(t, l, NULL, "../etc"));
+
+	/* names at several depths: each directory its own text; without one,
+	 * the shallowest name's, which stays inside from every name */
+	struct wtg_inode *a = wtg_tree_new_inode(t, true), *b = wtg_tree_new_inode(t, true),
+			 *c = wtg_tree_new_inode(t, true);
+	CHECK(wtg_tree_link(t, f.root, "a", 1, a) == 0);
+	CHECK(wtg_tree_link(t, a, "b", 1, b) == 0);
+	CHECK(wtg_tree_link(t, b, "c", 1, c) == 0);
+	struct wtg_inode *hl = add_link(t, c, "link", "\\??\\C:\\etc\\passwd", 0, 0);
+	CHECK(wtg_tree_link(t, c, "link2", 5, hl) == 0);
+	CHECK(wtg_inode_names_in_one_dir(hl));
+	CHECK(readlink_is(t, hl, NULL, "../../../etc/passwd"));
+	CHECK(wtg_tree_link(t, f.root, "link", 4, hl) == 0);
+	CHECK(!wtg_inode_names_in_one_dir(hl));
+	CHECK(readlink_is(t, hl, c, "../../../etc/passwd"));
+	CHECK(readlink_is(t, hl, f.root, "etc/passwd"));
+	CHECK(readlink_is(t, hl, NULL, "etc/passwd"));
+	CHECK(readlink_is(t, hl, f.users, "etc/passwd")); /* no name there: as NULL */
+	struct wtg_inode *hj = add_link(t, b, "j", "\\??\\C:\\Windows", 1, 0);
+	CHECK(wtg_tree_link(t, f.users, "j", 1, hj) == 0);
+	CHECK(readlink_is(t, hj, b, "../../Windows"));
+	CHECK(readlink_is(t, hj, NULL, "../Windows"));
+	struct wtg_inode *hr = add_link(t, a, "r", "\\", 0, 0);
+	CHECK(wtg_tree_link(t, c, "r", 1, hr) == 0);
+	CHECK(readlink_is(t, hr, c, "../../.."));
+	CHECK(readlink_is(t, hr, NULL, ".."));
+	/* a relative one: its '..' run clamped at each name's depth */
+	struct wtg_inode *hu = add_link(t, c, "up", "..\\..\\..\\..\\x", 0, 1);
+	CHECK(readlink_is(t, hu, NULL, "../../../x"));
+	CHECK(wtg_tree_link(t, a, "up", 2, hu) == 0);
+	CHECK(readlink_is(t, hu, c, "../../../x"));
+	CHECK(readlink_is(t, hu, a, "../x"));
+	CHECK(readlink_is(t, hu, NULL, "../x"));
+	/* the shallow name gone: the deep one decides */
+	CHECK(hu->unlinks == 0);
+	wtg_tree_unlink(t, a, wtg_tree_lookup(t, a, "up", 2));
+	CHECK(hu->unlinks == 1);
+	CHECK(readlink_is(t, hu, NULL, "../../../x"));
+	wtg_tree_release(t);
 }
 
 TEST(security_descriptors_interned)
@@ -208,6 +310,7 @@ int main(void)
 	RUN(links_and_lookup);
 	RUN(dos_name_per_name);
 	RUN(readlink_targets);
+	RUN(readlink_stays_inside);
 	RUN(security_descriptors_interned);
 	UNIT_EXIT();
 }

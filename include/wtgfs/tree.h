@@ -72,6 +72,7 @@ struct wtg_inode {
 	uint32_t attributes;
 	uint32_t reparse_tag;
 	uint32_t nlink;	      /* names in the tree */
+	uint32_t unlinks;     /* names removed since it was loaded (a rename is one) */
 	uint32_t nlink_extra; /* NTFS's count beyond those: separate DOS names */
 	uint32_t nsubdirs;
 	uint32_t sd;
@@ -225,14 +226,23 @@ const uint8_t *wtg_inode_reparse(const struct wtg_tree *tree, const struct wtg_i
 long wtg_tree_read(const struct wtg_tree *tree, const struct wtg_stream *stream, void *buf,
 		   size_t size, uint64_t off);
 
+/* True when every name of @inode is in one directory. */
+bool wtg_inode_names_in_one_dir(const struct wtg_inode *inode);
+
 /*
- * The POSIX symlink target of a symlink or junction: an absolute target
- * (junctions, drive paths) as a path relative to the link's directory that
- * stays inside the tree; a relative one as written; each component spelled
- * as the tree spells it when it exists.  Returns the length written (NUL
- * terminated) or -errno (-EINVAL: not a link or bad reparse data).
+ * The POSIX symlink target of a symlink or junction, as read through its
+ * name in directory @dir: where Windows would resolve it from there, as a
+ * path relative to @dir that stays inside the tree.  A relative target is
+ * normalised ('..' resolved lexically, as Windows does, and clamped at the
+ * root); an absolute one (junctions, drive paths, targets starting with
+ * '\\') leads from @dir to the same place.  Each component is spelled as
+ * the tree spells it when it exists.  @dir NULL, or not holding a name of
+ * @inode: from the directory of its names when they share one, else from
+ * its shallowest name's, so the text leads nowhere outside from any name.
+ * Returns the length written (NUL terminated) or -errno (-EINVAL: not a
+ * link or bad reparse data).
  */
-long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode, char *buf,
-		       size_t size);
+long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode,
+		       const struct wtg_inode *dir, char *buf, size_t size);
 
 #endif

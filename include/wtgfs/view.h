@@ -95,8 +95,8 @@ uint64_t wtg_view_allocated(struct wtg_view *view, const struct wtg_inode *inode
  * case), NULL when none or @dir is not a directory. */
 struct wtg_dentry *wtg_view_lookup(struct wtg_view *view, struct wtg_inode *dir, const char *name);
 /* The POSIX target of a symlink or junction (wtg_tree_readlink). */
-long wtg_view_readlink(struct wtg_view *view, const struct wtg_inode *inode, char *buf,
-		       size_t size);
+long wtg_view_readlink(struct wtg_view *view, const struct wtg_inode *inode,
+		       const struct wtg_inode *dir, char *buf, size_t size);
 /* The security descriptor of @inode, NULL when none. */
 const struct wtg_sd *wtg_view_sd(struct wtg_view *view, const struct wtg_inode *inode);
 /* The full reparse buffer of @inode, NULL when none. */
