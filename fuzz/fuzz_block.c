@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (link(paths[0], paths[1]) < 0)
 		paths[1][0] = '\0';
 	for (int i = 0; i < 2; i++) {
-		if (paths[i][0] && wtg_block_open(paths[i], &dev) == 0) {
+		if (paths[i][0] && wtg_block_open(paths[i], NULL, &dev) == 0) {
 			read_some(dev);
 			wtg_block_free(dev);
 		}

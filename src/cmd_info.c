@@ -11,7 +11,7 @@
 #include "wtgfs/source.h"
 #include "wtgfs/wim.h"
 
-static const char usage[] = "usage: wtgfs info [--json] IMAGE\n"
+static const char usage[] = "usage: wtgfs info [--json] [--parent PATH] IMAGE\n"
 			    "\n"
 			    "Lists the images in a WIM or ESD file: index, name, file and\n"
 			    "directory counts, total bytes, compression and whether it is solid.\n"
@@ -19,10 +19,13 @@ static const char usage[] = "usage: wtgfs info [--json] IMAGE\n"
 			    "with type, start, size, file system, label and whether it holds\n"
 			    "\\Windows.\n"
 			    "\n"
-			    "  --json   one JSON object on one line, for scripts\n";
+			    "  --json          one JSON object on one line, for scripts\n"
+			    "  --parent PATH   the parent of a differencing VHD/VHDX (default:\n"
+			    "                  the file of the name it records, in its own folder)\n";
 
 static const struct option options[] = {
     {"json", no_argument, NULL, 'j'},
+    {"parent", required_argument, NULL, 'p'},
     CLI_OPTIONS_END,
 };
 
@@ -127,11 +130,11 @@ static void print_disk_json(const char *path, const struct wtg_disk_report *r)
 	cli_json_print(o, CLI_JSON_LINE);
 }
 
-static int info_disk(const char *path, bool json)
+static int info_disk(const char *path, const char *parent, bool json)
 {
 	struct wtg_disk_report r;
 
-	if (wtg_disk_image_report(path, &r) < 0)
+	if (wtg_disk_image_report(path, parent, &r) < 0)
 		return EXIT_ERROR;
 	if (json)
 		print_disk_json(path, &r);
@@ -143,7 +146,7 @@ static int info_disk(const char *path, bool json)
 
 int cmd_info(int argc, char **argv)
 {
-	const char *path = NULL;
+	const char *path = NULL, *parent = NULL;
 	bool json = false;
 	struct wtg_wim_info info;
 
@@ -152,6 +155,9 @@ int cmd_info(int argc, char **argv)
 		switch (c) {
 		case 'j':
 			json = true;
+			break;
+		case 'p':
+			parent = optarg;
 			break;
 		default:
 			return cli_getopt_exit(c);
@@ -163,7 +169,11 @@ int cmd_info(int argc, char **argv)
 		return cli_usage_error(&cmd, "one IMAGE at a time");
 	path = argv[optind];
 	if (!wtg_source_is_wim(path) && access(path, F_OK) == 0)
-		return info_disk(path, json);
+		return info_disk(path, parent, json);
+	if (parent)
+		return cli_usage_error(&cmd, "--parent goes with a differencing disk, and '%s' is "
+					     "not one",
+				       path);
 	if (wtg_wim_read_info(path, &info) < 0)
 		return EXIT_ERROR;
 	if (json)

@@ -18,7 +18,7 @@
 
 static const char usage[] =
     "usage: wtgfs init DELTA IMAGE[:INDEX|:NAME]\n"
-    "       wtgfs init DELTA DISK[:PART]\n"
+    "       wtgfs init DELTA DISK[:PART] [--parent PATH]\n"
     "\n"
     "Creates the delta file DELTA bound to one base image: an image of a WIM\n"
     "or ESD file, or the NTFS volume of a VHDX, VHD or raw disk image or a\n"
@@ -28,9 +28,13 @@ static const char usage[] =
     "so it refuses any other base later.  DELTA must not exist yet.\n"
     "\n"
     "Then 'wtgfs mount DELTA MNT' mounts the base read-write, every change\n"
-    "kept in DELTA.\n";
+    "kept in DELTA.\n"
+    "\n"
+    "  --parent PATH   the parent of a differencing VHD/VHDX (default: the file of\n"
+    "                  the name it records, in its own folder)\n";
 
 static const struct option options[] = {
+    {"parent", required_argument, NULL, 'p'},
     CLI_OPTIONS_END,
 };
 
@@ -41,9 +45,13 @@ int cmd_init(int argc, char **argv)
 	struct wtg_source *src;
 	struct wtg_store_base base;
 
-	int c = cli_getopt(&cmd, argc, argv);
-	if (c != -1)
-		return cli_getopt_exit(c);
+	struct wtg_source_options so = {0};
+	int c;
+	while ((c = cli_getopt(&cmd, argc, argv)) != -1) {
+		if (c != 'p')
+			return cli_getopt_exit(c);
+		so.parent = optarg;
+	}
 	if (argc - optind != 2)
 		return cli_usage_error(&cmd, "DELTA and IMAGE are needed");
 	const char *delta = argv[optind], *spec = argv[optind + 1];
@@ -52,7 +60,7 @@ int cmd_init(int argc, char **argv)
 			  delta);
 		return EXIT_ERROR;
 	}
-	if (wtg_source_open(spec, NULL, &src) < 0)
+	if (wtg_source_open(spec, &so, &src) < 0)
 		return EXIT_ERROR;
 	int ret = wtg_view_describe_base(spec, src, &base);
 	if (ret == 0)

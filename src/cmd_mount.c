@@ -19,7 +19,7 @@
 
 static const char usage[] =
     "usage: wtgfs mount IMAGE[:INDEX|:NAME] MNT [-f] [-d] [-o OPTION[,OPTION...]]\n"
-    "       wtgfs mount DISK[:PART] MNT [...]\n"
+    "       wtgfs mount DISK[:PART] MNT [--parent PATH] [...]\n"
     "       wtgfs mount DELTA MNT [--base PATH] [--at SNAP] [...]\n"
     "\n"
     "Mounts one image of a WIM or ESD file, or the NTFS volume of a disk image\n"
@@ -40,6 +40,8 @@ static const char usage[] =
     "\n"
     "      --at SNAP       a read-only view of snapshot SNAP of the delta\n"
     "      --base PATH     the delta's base lies at PATH now (recorded for next time)\n"
+    "      --parent PATH   the parent of a differencing VHD/VHDX (default: the file of\n"
+    "                      the name it records, in its own folder)\n"
     "  -f, --foreground    stay in the foreground\n"
     "  -d, --debug         debug: log every FUSE request (implies -f)\n"
     "  -o, --options LIST  mount options, separated by commas:\n"
@@ -56,13 +58,15 @@ static const char usage[] =
 static const struct option options[] = {
     {"base", required_argument, NULL, 'b'},
     {"at", required_argument, NULL, 'a'},
+    {"parent", required_argument, NULL, 'p'},
     {"foreground", no_argument, NULL, 'f'},
     {"debug", no_argument, NULL, 'd'},
     {"options", required_argument, NULL, 'o'},
     CLI_OPTIONS_END,
 };
 
-/* 'b' and 'a' have no short spelling: only the vals of --base and --at */
+/* 'b', 'a' and 'p' have no short spelling: only the vals of --base, --at
+ * and --parent */
 static const struct cli_command cmd = {"mount", usage, "fdo:", options};
 
 static bool ro_asked;
@@ -173,6 +177,9 @@ int cmd_mount(int argc, char **argv)
 		case 'a':
 			at = optarg;
 			break;
+		case 'p':
+			so.parent = optarg;
+			break;
 		default:
 			return cli_getopt_exit(c);
 		}
@@ -197,6 +204,10 @@ int cmd_mount(int argc, char **argv)
 				       pos[0]);
 	if (at && !delta)
 		return cli_usage_error(&cmd, "--at goes with a delta, and '%s' is not one",
+				       pos[0]);
+	if (so.parent && !delta && wtg_source_is_wim(pos[0]))
+		return cli_usage_error(&cmd, "--parent goes with a differencing disk, and '%s' is a "
+					     "WIM",
 				       pos[0]);
 	if (check_mountpoint(pos[1], canon) < 0)
 		return EXIT_ERROR;

@@ -155,16 +155,18 @@ echo "ok: chain/child.vhd (differencing vhd, parent base.vhd)"
 python3 "$mkdiff" chain/child.vhd chain/up/grandchild.vhd --parent-raw child.raw \
 	--expect grandchild.raw --write $((7 * 512)):"$(printf '77%.0s' $(seq 512))" \
 	$((10 * 1048576 + 4096 + 7 * 512 + 200)):abcdef || fail "mkvhd-diff.py failed on a differencing parent"
-"$cat" chain/up/grandchild.vhd | cmp - grandchild.raw ||
+"$cat" -p chain/child.vhd chain/up/grandchild.vhd | cmp - grandchild.raw ||
 	fail "the second-level differencing VHD does not read back"
-echo "ok: chain/up/grandchild.vhd (differencing vhd, parent ../child.vhd)"
+echo "ok: chain/up/grandchild.vhd (differencing vhd, parent ../child.vhd given with -p)"
+# a parent is looked for in the child's folder only, whatever path it records
+refused chain/up/grandchild.vhd "its parent 'child.vhd' is not a VHD or VHDX file in its folder"
 python3 "$mkdiff" chain/base.vhd chain/wrong-id.vhd --write $((7 * 512)):00 \
 	--parent-id 0123456789abcdef0123456789abcdef || fail "mkvhd-diff.py failed"
 refused chain/wrong-id.vhd "'chain/base.vhd' is not its parent"
 cp dyn.vhd chain/gone.vhd
 python3 "$mkdiff" chain/gone.vhd chain/orphan.vhd --write $((7 * 512)):00 || fail "mkvhd-diff.py failed"
 rm chain/gone.vhd
-refused chain/orphan.vhd "its parent 'gone.vhd' is not there"
+refused chain/orphan.vhd "its parent 'gone.vhd' is not a VHD or VHDX file in its folder (put the parent there, or name it with --parent PATH)"
 # a write to the first sector of a 4 KiB group only (bitmap byte 0x80):
 # libvhdi would read the next seven sectors from the child
 python3 "$mkdiff" chain/base.vhd chain/misread.vhd --write 0:01 || fail "mkvhd-diff.py failed"

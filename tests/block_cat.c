@@ -2,8 +2,8 @@
  * block_cat IMAGE [OFFSET LENGTH]: writes the virtual disk's bytes (all of
  * them, or LENGTH from OFFSET) to stdout through wtg_block_open, for the
  * shell tests to compare with cmp.  "block_cat -i IMAGE" prints the format,
- * size, sector size and identity instead.  Exit 0, or 1 after one line on
- * stderr.
+ * size, sector size and identity instead; "-p PARENT" names a differencing
+ * disk's parent.  Exit 0, or 1 after one line on stderr.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,18 +20,28 @@
 int main(int argc, char **argv)
 {
 	struct wtg_block_dev *dev;
-	bool info = argc > 1 && !strcmp(argv[1], "-i");
-	char **args = argv + info;
-	int nargs = argc - info;
+	const char *parent = NULL;
+	bool info = false;
+	char **args = argv;
+	int nargs = argc;
 	uint64_t off = 0, len;
 	char *buf;
 	int ret;
 
+	while (nargs > 1 && (!strcmp(args[1], "-i") || (!strcmp(args[1], "-p") && nargs > 2))) {
+		if (!strcmp(args[1], "-i")) {
+			info = true;
+			args++, nargs--;
+		} else {
+			parent = args[2];
+			args += 2, nargs -= 2;
+		}
+	}
 	if (nargs != 2 && nargs != 4) {
-		fprintf(stderr, "usage: block_cat [-i] IMAGE [OFFSET LENGTH]\n");
+		fprintf(stderr, "usage: block_cat [-i] [-p PARENT] IMAGE [OFFSET LENGTH]\n");
 		return 2;
 	}
-	if (wtg_block_open(args[1], &dev) < 0)
+	if (wtg_block_open(args[1], parent, &dev) < 0)
 		return 1;
 	if (info) {
 		printf("%s %" PRIu64 " %u %s\n", dev->ops->name, dev->size, dev->sector_size,

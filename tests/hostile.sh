@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 need_fuse
-need_tool wimexport wimcapture ntfs-3g python3 timeout realpath
+need_tool wimexport wimcapture ntfs-3g python3 timeout realpath qemu-img strace
 test_images small
 corrupt="python3 $top_srcdir/tests/wimcorrupt.py"
 hostile="python3 $top_srcdir/tests/hostile.py"
@@ -153,5 +153,46 @@ check_links "$m"
 wtg_umount "$m"
 no_sanitizer_report "the crafted links"
 : >"$TMP/daemon.log"
+
+# ---- 4. differencing VHDs whose recorded parent is any host path ----
+# The parent is the file of the recorded name in the child's folder, or the
+# one given with --parent; the refusal is one message, whether the path
+# the child records exists or not, and no host path is opened.
+mkdir -p "$TMP/vhd/etc" "$TMP/vhd/none" "$TMP/vhd/beside"
+qemu-img create -q -f raw "$TMP/vhd/base.raw" 4M
+seq 1 100000 | dd of="$TMP/vhd/base.raw" conv=notrunc status=none
+qemu-img convert -O vpc -o force_size=on "$TMP/vhd/base.raw" "$TMP/vhd/base.vhd"
+mkdiff="python3 $top_srcdir/tests/mkvhd-diff.py"
+w4k=$(printf '5a%.0s' $(seq 4096)) # a whole 4 KiB group (see block-sources.sh)
+$mkdiff "$TMP/vhd/base.vhd" "$TMP/vhd/etc/child.vhd" --parent-raw "$TMP/vhd/base.raw" \
+	--parent-path /etc/passwd --write "4096:$w4k" --expect "$TMP/vhd/child.raw" >/dev/null || fail "mkvhd-diff.py failed"
+$mkdiff "$TMP/vhd/base.vhd" "$TMP/vhd/none/child.vhd" --parent-raw "$TMP/vhd/base.raw" \
+	--parent-path /nonexistent/passwd --write "4096:$w4k" >/dev/null || fail "mkvhd-diff.py failed"
+$mkdiff "$TMP/vhd/base.vhd" "$TMP/vhd/beside/child.vhd" --parent-raw "$TMP/vhd/base.raw" \
+	--parent-path 'C:\Windows\..\..\etc\passwd' --write "4096:$w4k" >/dev/null || fail "mkvhd-diff.py failed"
+cp /etc/passwd "$TMP/vhd/beside/passwd" # beside the child, but not a VHD
+for d in etc none beside; do
+	rc=0
+	(cd "$TMP/vhd/$d" && strace -f -qq -o "$TMP/vhd/$d.trace" -e trace=file \
+		timeout 60 "$WTGFS" info child.vhd) >/dev/null 2>"$TMP/vhd/$d.err" || rc=$?
+	[ "$rc" = 2 ] || { cat "$TMP/vhd/$d.err"; fail "info of $d/child.vhd: exit $rc"; }
+	[ "$(grep -c . "$TMP/vhd/$d.err")" = 1 ] || { cat "$TMP/vhd/$d.err"; fail "$d: not one line"; }
+	if grep -E '"/(etc|nonexistent)/passwd"' "$TMP/vhd/$d.trace"; then
+		fail "info of $d/child.vhd looked at the host path the child records"
+	fi
+done
+cmp -s "$TMP/vhd/etc.err" "$TMP/vhd/none.err" && cmp -s "$TMP/vhd/etc.err" "$TMP/vhd/beside.err" ||
+	{ head "$TMP"/vhd/*.err; fail "the refusals differ by what lies at the recorded path"; }
+grep -q "its parent 'passwd' is not a VHD or VHDX file in its folder" "$TMP/vhd/etc.err" ||
+	{ cat "$TMP/vhd/etc.err"; fail "the refusal does not say what to do"; }
+echo "ok: $(cat "$TMP/vhd/etc.err")"
+# --parent names it; a file that is not a VHD is refused before libvhdi reads it
+"$top_builddir/tests/block_cat" -p "$TMP/vhd/base.vhd" "$TMP/vhd/etc/child.vhd" |
+	cmp - "$TMP/vhd/child.raw" || fail "the child does not read with --parent"
+rc=0
+"$WTGFS" info --parent /etc/passwd "$TMP/vhd/etc/child.vhd" 2>"$TMP/vhd/given.err" || rc=$?
+[ "$rc" = 2 ] && grep -q "its parent '/etc/passwd' is not a VHD or VHDX file" "$TMP/vhd/given.err" ||
+	{ cat "$TMP/vhd/given.err"; fail "--parent /etc/passwd was not refused as not a VHD"; }
+echo "ok: $(cat "$TMP/vhd/given.err")"
 
 echo PASS

@@ -37,14 +37,17 @@ struct wtg_block_dev {
 /*
  * Opens @path read-only: VHDX by its "vhdxfile" signature, VHD by the
  * "conectix" footer (last 512 bytes), else a raw image or a block device.
- * A differencing disk's parent is found from the recorded parent path
- * (relative to the child's folder, then as recorded, then its last
- * component in the child's folder), opened the same way (at most
- * WTG_BLOCK_MAX_DEPTH deep, no loops), its identifier checked against the
- * child's recorded one, and attached.  A VHDX whose log holds writes not yet
- * replayed is refused.  0 or -errno with one line logged.
+ * A differencing disk's parent is @parent when given (NULL: the file of the
+ * name the child records, in the child's own folder; never where the
+ * recorded path points), refused unless it is a regular file that looks
+ * like a VHD or VHDX, with one message whether or not it exists; opened the
+ * same way (its own parent in its folder; at most WTG_BLOCK_MAX_DEPTH
+ * deep, no loops), its identifier checked against the child's recorded
+ * one, and attached.  @parent for a disk that is not differencing is an
+ * error.  A VHDX whose log holds writes not yet replayed is refused.  0 or
+ * -errno with one line logged.
  */
-int wtg_block_open(const char *path, struct wtg_block_dev **dev_ret);
+int wtg_block_open(const char *path, const char *parent, struct wtg_block_dev **dev_ret);
 
 static inline int wtg_block_pread(struct wtg_block_dev *dev, void *buf, size_t size, uint64_t off)
 {
@@ -61,6 +64,6 @@ void wtg_block_free(struct wtg_block_dev *dev);
 const char *wtg_block_probe(int fd, uint64_t size);
 
 /* The VHD/VHDX backend (src/source/vhd.c), for wtg_block_open. */
-int wtg_vhd_open(const char *path, struct wtg_block_dev **dev_ret);
+int wtg_vhd_open(const char *path, const char *parent, struct wtg_block_dev **dev_ret);
 
 #endif

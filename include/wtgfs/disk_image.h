@@ -14,10 +14,13 @@ struct wtg_source;
 /*
  * Opens the NTFS volume of partition @sel ("2"; NULL: the one NTFS
  * partition that holds \Windows) of the disk image at @path, or the whole
- * image when it has no partition table.  0 or -errno with one logged line
- * (no such partition, not NTFS, several candidates: each listed).
+ * image when it has no partition table; @parent: a differencing disk's
+ * parent (NULL: found beside it; see wtg_block_open).  0 or -errno with one
+ * logged line (no such partition, not NTFS, several candidates: each
+ * listed).
  */
-int wtg_disk_image_open(const char *path, const char *sel, struct wtg_source **src_ret);
+int wtg_disk_image_open(const char *path, const char *sel, const char *parent,
+			struct wtg_source **src_ret);
 
 struct wtg_volume_report {
 	int number;	      /* 0: the whole disk (no partition table) */
@@ -39,7 +42,7 @@ struct wtg_disk_report {
 	int nvols;
 };
 
-int wtg_disk_image_report(const char *path, struct wtg_disk_report *r);
+int wtg_disk_image_report(const char *path, const char *parent, struct wtg_disk_report *r);
 void wtg_disk_report_release(struct wtg_disk_report *r);
 
 #endif

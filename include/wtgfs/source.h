@@ -20,6 +20,7 @@ struct wtg_blob;
 
 struct wtg_source_options {
 	size_t cache_bytes; /* decompressed-chunk cache; 0 picks the default */
+	const char *parent; /* a differencing disk's parent (NULL: beside it) */
 };
 
 struct wtg_source;

@@ -117,7 +117,7 @@ static int raw_open(const char *path, int fd, const struct stat *st, struct wtg_
 	return 0;
 }
 
-int wtg_block_open(const char *path, struct wtg_block_dev **dev_ret)
+int wtg_block_open(const char *path, const char *parent, struct wtg_block_dev **dev_ret)
 {
 	struct stat st;
 	int fd, ret;
@@ -129,6 +129,12 @@ int wtg_block_open(const char *path, struct wtg_block_dev **dev_ret)
 		if (fd >= 0)
 			close(fd);
 		return ret;
+	}
+	if (S_ISBLK(st.st_mode) && parent) {
+		close(fd);
+		wtg_error("cannot open '%s' with the parent '%s': it is not a differencing disk",
+			  path, parent);
+		return -EINVAL;
 	}
 	if (S_ISBLK(st.st_mode)) {
 		ret = raw_open(path, fd, &st, dev_ret);
@@ -148,7 +154,13 @@ int wtg_block_open(const char *path, struct wtg_block_dev **dev_ret)
 	}
 	if (strcmp(wtg_block_probe(fd, (uint64_t)st.st_size), "raw")) {
 		close(fd);
-		return wtg_vhd_open(path, dev_ret);
+		return wtg_vhd_open(path, parent, dev_ret);
+	}
+	if (parent) {
+		close(fd);
+		wtg_error("cannot open '%s' with the parent '%s': it is not a differencing disk",
+			  path, parent);
+		return -EINVAL;
 	}
 	ret = raw_open(path, fd, &st, dev_ret);
 	if (ret < 0)

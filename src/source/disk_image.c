@@ -40,9 +40,10 @@ static void part_release(void *ctx)
 	free(p);
 }
 
-static int open_disk(const char *path, struct wtg_block_dev **dev_ret, struct wtg_disk *disk)
+static int open_disk(const char *path, const char *parent, struct wtg_block_dev **dev_ret,
+		     struct wtg_disk *disk)
 {
-	int ret = wtg_block_open(path, dev_ret);
+	int ret = wtg_block_open(path, parent, dev_ret);
 
 	if (ret < 0)
 		return ret;
@@ -94,13 +95,14 @@ static bool usable(const struct wtg_partition *p)
 	return !p->extended && p->size > 0 && !(!p->gpt && p->mbr_type == 0xEE);
 }
 
-int wtg_disk_image_open(const char *path, const char *sel, struct wtg_source **src_ret)
+int wtg_disk_image_open(const char *path, const char *sel, const char *parent,
+			struct wtg_source **src_ret)
 {
 	struct wtg_block_dev *dev;
 	struct wtg_disk disk;
 	const struct wtg_partition *chosen = NULL;
 	char what[4096];
-	int ret = open_disk(path, &dev, &disk);
+	int ret = open_disk(path, parent, &dev, &disk);
 
 	if (ret < 0)
 		return ret;
@@ -233,11 +235,11 @@ static void report_volume(struct wtg_block_dev *dev, const struct wtg_partition 
 	}
 }
 
-int wtg_disk_image_report(const char *path, struct wtg_disk_report *r)
+int wtg_disk_image_report(const char *path, const char *parent, struct wtg_disk_report *r)
 {
 	struct wtg_block_dev *dev;
 	struct wtg_disk disk;
-	int ret = open_disk(path, &dev, &disk);
+	int ret = open_disk(path, parent, &dev, &disk);
 
 	if (ret < 0)
 		return ret;

@@ -46,7 +46,7 @@ int wtg_source_open(const char *spec, const struct wtg_source_options *opt,
 	if (wtg_source_is_wim(path) || access(path, F_OK) != 0)
 		ret = wtg_wim_source_open(path, sel, opt, src_ret);
 	else
-		ret = wtg_disk_image_open(path, sel, src_ret);
+		ret = wtg_disk_image_open(path, sel, opt ? opt->parent : NULL, src_ret);
 	free(path);
 	free(sel);
 	return ret;

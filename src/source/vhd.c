@@ -6,9 +6,11 @@
  * the disk the caller holds: a parent is reached only through its child's
  * handle, under the child's lock.  libvhdi does not replay the VHDX log, so
  * before it sees a VHDX we read the two headers ourselves and refuse one
- * whose log still holds writes.  A differencing disk's parent is found from
- * the path the child records and bound only if its identifier is the one
- * the child was made from.
+ * whose log still holds writes.  A differencing disk's parent is the file
+ * named on the command line, or the one of the name the child records in
+ * the child's own folder (never the path it records: that may name any host
+ * file), checked to look like a VHD or VHDX before libvhdi reads it, and
+ * bound only if its identifier is the one the child was made from.
  */
 #include <endian.h>
 #include <errno.h>
@@ -263,50 +265,61 @@ static int vhd_pread(struct wtg_block_dev *dev, void *buf, size_t size, uint64_t
 	return ret;
 }
 
-static int vhd_open_chain(const char *path, struct chain *chain, struct vhd_dev **vd_ret);
+static int vhd_open_chain(const char *path, const char *parent, struct chain *chain,
+			  struct vhd_dev **vd_ret);
 
-/* Candidate places for the parent recorded as @recorded by @child. */
-static int parent_candidates(const char *child, const char *recorded, char *cands[3])
+/* A parent candidate as far as we look before libvhdi reads it: a regular
+ * file that starts like a VHDX or ends like a VHD.  Silent: whatever is
+ * wrong, the caller says one thing, so an image cannot learn through us
+ * whether a path exists. */
+static bool looks_like_vhd(const char *path)
 {
-	char *rec = strdup(recorded), *cdir = strdup(child);
-	int n = 0;
+	struct stat st;
 
-	if (!rec || !cdir) {
-		free(rec);
-		free(cdir);
-		return -ENOMEM;
-	}
-	for (char *p = rec; *p; p++)
-		if (*p == '\\')
-			*p = '/';
-	const char *dir = dirname(cdir);
-	const char *base = strrchr(rec, '/') ? strrchr(rec, '/') + 1 : rec;
-	bool windows_abs = rec[0] && rec[1] == ':';
-	const char *rel = rec;
-	while (rel[0] == '.' && rel[1] == '/')
-		rel += 2;
-
-	if (!windows_abs && rel[0] != '/' && asprintf(&cands[n], "%s/%s", dir, rel) >= 0)
-		n++;
-	if (rec[0] == '/' && (cands[n] = strdup(rec)))
-		n++;
-	if (*base && asprintf(&cands[n], "%s/%s", dir, base) >= 0)
-		n++;
-	free(rec);
-	free(cdir);
-	return n;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return false;
+	bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		  strcmp(wtg_block_probe(fd, (uint64_t)st.st_size), "raw") != 0;
+	close(fd);
+	return ok;
 }
 
-/* Opens and attaches the parent of the differencing disk @vd. */
-static int attach_parent(struct vhd_dev *vd, struct chain *chain)
+/* The last component of a recorded parent path ('\' or '/' separated),
+ * with anything unprintable as '?'; NULL when there is none. */
+static char *recorded_name(const char *recorded)
+{
+	const char *base = recorded;
+
+	for (const char *p = recorded; *p; p++)
+		if (*p == '\\' || *p == '/')
+			base = p + 1;
+	if (!*base || !strcmp(base, ".") || !strcmp(base, ".."))
+		return NULL;
+	char *name = strdup(base);
+	for (char *p = name; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7F)
+			*p = '?';
+	return name;
+}
+
+/*
+ * Opens and attaches the parent of the differencing disk @vd: the file
+ * @parent when given (the command line's --parent), else the file of the
+ * recorded name in the child's own folder, nowhere else: the path a child
+ * records is the image's word, and may name any host file.
+ */
+static int attach_parent(struct vhd_dev *vd, const char *parent, struct chain *chain)
 {
 	const char *path = vd->base.path;
 	libvhdi_error_t *err = NULL;
-	uint8_t want[GUID_LEN], have[GUID_LEN];
-	char *recorded = NULL, *cands[3] = {NULL, NULL, NULL}, *mismatch = NULL;
-	char want_s[40], have_s[40] = "";
+	uint8_t want[GUID_LEN];
+	char *recorded = NULL, *name = NULL, *cand = NULL;
+	char want_s[40], have_s[40];
 	size_t len = 0;
-	int ret, n;
+	int ret;
 
 	if (chain->depth >= WTG_BLOCK_MAX_DEPTH) {
 		wtg_error("cannot open '%s': more than %d differencing disks stand on one another",
@@ -316,67 +329,70 @@ static int attach_parent(struct vhd_dev *vd, struct chain *chain)
 	if (libvhdi_file_get_parent_identifier(vd->file, want, sizeof(want), &err) != 1)
 		return vhdi_fail(path, "cannot open", &err, -EINVAL);
 	guid_format(want_s, sizeof(want_s), want);
-	if (libvhdi_file_get_utf8_parent_filename_size(vd->file, &len, &err) != 1 || len < 2 ||
-	    len > 65536) {
-		libvhdi_error_free(&err);
-		wtg_error("cannot open '%s': differencing disk without a parent path", path);
-		return -EINVAL;
-	}
-	recorded = malloc(len);
-	if (!recorded)
-		return -ENOMEM;
-	if (libvhdi_file_get_utf8_parent_filename(vd->file, (uint8_t *)recorded, len, &err) != 1) {
-		ret = vhdi_fail(path, "cannot open", &err, -EINVAL);
-		goto out;
-	}
-	recorded[len - 1] = '\0';
-	n = parent_candidates(path, recorded, cands);
-	if (n < 0) {
-		ret = n;
-		goto out;
-	}
-	ret = -ENOENT;
-	for (int i = 0; i < n; i++) {
-		struct vhd_dev *parent;
-		struct stat st;
-		unsigned depth = chain->depth;
-
-		if (stat(cands[i], &st) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		ret = vhd_open_chain(cands[i], chain, &parent);
-		if (ret < 0)
-			goto out; /* said why */
-		memcpy(have, parent->id, GUID_LEN);
-		if (memcmp(have, want, GUID_LEN)) {
-			if (!mismatch) {
-				mismatch = cands[i];
-				guid_format(have_s, sizeof(have_s), have);
-			}
-			vhd_release(parent);
-			chain->depth = depth;
-			ret = -ESTALE;
-			continue;
+	if (!parent) {
+		if (libvhdi_file_get_utf8_parent_filename_size(vd->file, &len, &err) != 1 ||
+		    len < 2 || len > 65536) {
+			libvhdi_error_free(&err);
+			wtg_error("cannot open '%s': differencing disk without a parent path (name "
+				  "its parent with --parent PATH)",
+				  path);
+			return -EINVAL;
 		}
-		if (libvhdi_file_set_parent_file(vd->file, parent->file, &err) != 1) {
-			ret = vhdi_fail(path, "cannot attach the parent of", &err, -EINVAL);
-			vhd_release(parent);
+		recorded = malloc(len);
+		if (!recorded)
+			return -ENOMEM;
+		if (libvhdi_file_get_utf8_parent_filename(vd->file, (uint8_t *)recorded, len,
+							  &err) != 1) {
+			ret = vhdi_fail(path, "cannot open", &err, -EINVAL);
 			goto out;
 		}
-		vd->parent = parent;
-		ret = 0;
+		recorded[len - 1] = '\0';
+		char *cdir = strdup(path);
+		name = recorded_name(recorded);
+		ret = -ENOMEM;
+		if (!cdir || (name && asprintf(&cand, "%s/%s", dirname(cdir), name) < 0))
+			cand = NULL;
+		free(cdir);
+		if (name && !cand)
+			goto out;
+	} else if (!(cand = strdup(parent))) {
+		ret = -ENOMEM;
 		goto out;
 	}
-	if (mismatch)
+	if (!cand || !looks_like_vhd(cand)) {
+		if (parent)
+			wtg_error("cannot open '%s': its parent '%s' is not a VHD or VHDX file", path,
+				  parent);
+		else
+			wtg_error("cannot open '%s': its parent '%s' is not a VHD or VHDX file in its "
+				  "folder (put the parent there, or name it with --parent PATH)",
+				  path, name ? name : "");
+		ret = -ENOENT;
+		goto out;
+	}
+	struct vhd_dev *pd;
+	ret = vhd_open_chain(cand, NULL, chain, &pd);
+	if (ret < 0)
+		goto out; /* said why */
+	if (memcmp(pd->id, want, GUID_LEN)) {
+		guid_format(have_s, sizeof(have_s), pd->id);
 		wtg_error("cannot open '%s': '%s' is not its parent (identifier %s, the disk was "
 			  "made from %s)",
-			  path, mismatch, have_s, want_s);
-	else
-		wtg_error("cannot open '%s': its parent '%s' is not there (put it beside the "
-			  "child)",
-			  path, recorded);
+			  path, cand, have_s, want_s);
+		vhd_release(pd);
+		ret = -ESTALE;
+		goto out;
+	}
+	if (libvhdi_file_set_parent_file(vd->file, pd->file, &err) != 1) {
+		ret = vhdi_fail(path, "cannot attach the parent of", &err, -EINVAL);
+		vhd_release(pd);
+		goto out;
+	}
+	vd->parent = pd;
+	ret = 0;
 out:
-	for (int i = 0; i < 3; i++)
-		free(cands[i]);
+	free(cand);
+	free(name);
 	free(recorded);
 	return ret;
 }
@@ -458,7 +474,8 @@ out:
 	return ret;
 }
 
-static int vhd_open_chain(const char *path, struct chain *chain, struct vhd_dev **vd_ret)
+static int vhd_open_chain(const char *path, const char *parent, struct chain *chain,
+			  struct vhd_dev **vd_ret)
 {
 	struct vhd_dev *vd;
 	libvhdi_error_t *err = NULL;
@@ -547,9 +564,14 @@ static int vhd_open_chain(const char *path, struct chain *chain, struct vhd_dev 
 			goto fail;
 	}
 	if (disk_type == LIBVHDI_DISK_TYPE_DIFFERENTIAL) {
-		ret = attach_parent(vd, chain);
+		ret = attach_parent(vd, parent, chain);
 		if (ret < 0)
 			goto fail;
+	} else if (parent) {
+		wtg_error("cannot open '%s' with the parent '%s': it is not a differencing disk",
+			  path, parent);
+		ret = -EINVAL;
+		goto fail;
 	}
 	*vd_ret = vd;
 	return 0;
@@ -558,11 +580,11 @@ fail:
 	return ret;
 }
 
-int wtg_vhd_open(const char *path, struct wtg_block_dev **dev_ret)
+int wtg_vhd_open(const char *path, const char *parent, struct wtg_block_dev **dev_ret)
 {
 	struct chain chain = {.depth = 0};
 	struct vhd_dev *vd;
-	int ret = vhd_open_chain(path, &chain, &vd);
+	int ret = vhd_open_chain(path, parent, &chain, &vd);
 
 	if (ret == 0)
 		*dev_ret = &vd->base;
