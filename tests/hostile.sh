@@ -154,6 +154,27 @@ wtg_umount "$m"
 no_sanitizer_report "the crafted links"
 : >"$TMP/daemon.log"
 
+# ---- 6. NTFS names with a NUL character ----
+# Cut at the NUL, 'Z\0ZZ2' was shown as 'Z', and 'Q\0QQ2' as a second 'Q':
+# names written through ntfs-3g, then patched in the volume's bytes.
+cp --sparse=always "$IMAGES/volume.img" "$TMP/nul.img"
+with_ntfs3g "$TMP/nul.img" sh -c "mkdir '$TMP/n/nuldir' && echo 'real Q' >'$TMP/n/nuldir/Q' &&
+	echo other >'$TMP/n/nuldir/QXQQ2' && echo alone >'$TMP/n/nuldir/ZXZZ2'"
+$hostile patch-name "$TMP/nul.img" QXQQ2 'Q\0QQ2' >/dev/null
+$hostile patch-name "$TMP/nul.img" ZXZZ2 'Z\0ZZ2' >/dev/null
+wtg_mount "$TMP/nul.img" "$m"
+names=$(bounded ls -A "$m/nuldir" | tr '\n' ' ')
+[ "$names" = "Q " ] || fail "nuldir shows '$names', not just 'Q'"
+[ "$(bounded cat "$m/nuldir/Q")" = "real Q" ] || fail "nuldir/Q is not the file of that name"
+wtg_umount "$m"
+no_sanitizer_report "names with a NUL"
+for n in 'Q\\0QQ2' 'Z\\0ZZ2'; do
+	grep -q "'nuldir': a name holding a NUL character ('$n'); not shown" "$TMP/daemon.log" ||
+		{ cat "$TMP/daemon.log"; fail "no line names nuldir and the name $n"; }
+done
+echo "ok: $(grep -c "NUL character" "$TMP/daemon.log") names with a NUL refused, each logged"
+: >"$TMP/daemon.log"
+
 # ---- 4. differencing VHDs whose recorded parent is any host path ----
 # The parent is the file of the recorded name in the child's folder, or the
 # one given with --parent; the refusal is one message, whether the path

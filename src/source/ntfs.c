@@ -247,6 +247,8 @@ struct entry_list {
 	size_t ndos;
 	bool root;
 	int err;
+	const char *path; /* the directory's, for messages */
+	uint64_t refused; /* names that cannot be shown */
 };
 
 static int collect(void *arg, const ntfschar *name, const int name_len, const int name_type,
@@ -258,6 +260,28 @@ static int collect(void *arg, const ntfschar *name, const int name_len, const in
 	long n = wtg_utf16le_to_utf8((const uint8_t *)name, (size_t)name_len, buf, sizeof(buf));
 	if (n < 0)
 		return 0;
+	if (memchr(buf, '\0', (size_t)n)) {
+		/* no POSIX name holds a NUL, and cut there it would be another
+		 * name, maybe one the directory has: refuse it, spelled out */
+		char shown[2 * sizeof(buf)];
+		size_t o = 0;
+		for (long i = 0; i < n && o + 3 < sizeof(shown); i++) {
+			unsigned char c = (unsigned char)buf[i];
+			if (c == 0) {
+				shown[o++] = '\\';
+				shown[o++] = '0';
+			} else {
+				shown[o++] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+			}
+		}
+		shown[o] = '\0';
+		if (name_type != FILE_NAME_DOS) {
+			wtg_warning("'%s': a name holding a NUL character ('%s'); not shown",
+				    *l->path ? l->path : "/", shown);
+			l->refused++;
+		}
+		return 0;
+	}
 	if (!strcmp(buf, ".") || !strcmp(buf, ".."))
 		return 0;
 	/* the volume's own files: $MFT, $Bitmap, ..., $Extend */
@@ -482,7 +506,7 @@ static int walk_dir(struct walk *w, struct wtg_inode *dir, uint64_t mft_no, cons
 		    int depth)
 {
 	struct ntfs_source *ns = w->ns;
-	struct entry_list l = {.root = mft_no == FILE_root};
+	struct entry_list l = {.root = mft_no == FILE_root, .path = path};
 	s64 pos = 0;
 	int ret = 0;
 
@@ -499,6 +523,7 @@ static int walk_dir(struct walk *w, struct wtg_inode *dir, uint64_t mft_no, cons
 	}
 	if (ntfs_readdir(dir_ni, &pos, &l, collect) != 0 && !l.err)
 		wtg_warning("'%s': cannot list all of this directory (%s)", path, strerror(errno));
+	ns->skipped += l.refused;
 	if (l.err || (l.err = index_dos_names(&l))) {
 		ret = l.err;
 		goto out;
