@@ -2,7 +2,7 @@
 # Short fuzz runs of every parser of outside bytes (the sanitizer build makes
 # this the ASan + UBSan fuzz check); long runs: bench/fuzz-long.
 . "$(dirname "$0")/lib.sh"
-need_tool wimcapture wimexport
+need_tool wimcapture wimexport python3
 fuzz="${top_builddir:?}/fuzz"
 runs=${WTGFS_FUZZ_RUNS:-400}
 
@@ -16,17 +16,26 @@ wimcapture "$TMP/src" "$TMP/wim/lzx.wim" t --compress=LZX >/dev/null
 wimexport "$TMP/wim/lzx.wim" 1 "$TMP/wim/xpress.wim" --compress=XPRESS >/dev/null
 wimexport "$TMP/wim/lzx.wim" 1 "$TMP/wim/solid.esd" --solid >/dev/null
 wimexport "$TMP/wim/lzx.wim" 1 "$TMP/wim/none.wim" --compress=none >/dev/null
-i=0
-for w in "$TMP"/wim/*; do
-	for kind in 0 1 2 3; do
-		# parameters (see fuzz_resource.c) followed by a real WIM's bytes
-		printf "\\x0$kind\\x0$((i % 4))\\x03\\x00\\xa0\\x86\\x01\\x00\\x00\\x00\\x00\\x00\\x10\\x00\\x00\\x00" >"$TMP/res/$i"
-		cat "$w" >>"$TMP/res/$i"
-		i=$((i + 1))
-	done
-done
-"$fuzz/fuzz_wim" -runs="$runs" -seed=1 "$TMP/wim" || fail "fuzz_wim crashed"
-"$fuzz/fuzz_resource" -runs="$((runs * 10))" -seed=1 "$TMP/res" || fail "fuzz_resource crashed"
+# crafted ones (tests/hostile.sh): a solid header claiming 2^64 - 1 bytes,
+# and 32 KiB solid chunks with a blob moved to 2^40
+corrupt="python3 $top_srcdir/tests/wimcorrupt.py"
+wimexport "$TMP/wim/lzx.wim" 1 "$TMP/s32.esd" --solid --solid-chunk-size=32768 >/dev/null
+$corrupt "$TMP/wim/solid.esd" solid-size 0xFFFFFFFFFFFFFFFF -o "$TMP/wim/huge.esd" >/dev/null
+$corrupt "$TMP/s32.esd" solid-size 0xFFFFFFFFFFFFFFFF -o "$TMP/s32huge.esd" >/dev/null
+$corrupt "$TMP/s32huge.esd" move-blob largest 0x10000000000 -o "$TMP/wim/spin.esd" >/dev/null
+# parameters (see fuzz_resource.c) followed by a real WIM's bytes: generic
+# ones, and ones that read each WIM's own resources, sizes up to 2^64
+python3 "$top_srcdir/tests/hostile.py" resource-seeds "$TMP/res" "$TMP"/wim/* "$TMP/s32.esd" >/dev/null ||
+	fail "cannot write the fuzz_resource seeds"
+"$fuzz/fuzz_wim" -runs="$runs" -seed=1 "$TMP/wim" 2>"$TMP/fuzz_wim.log" ||
+	{ tail -40 "$TMP/fuzz_wim.log"; fail "fuzz_wim crashed"; }
+"$fuzz/fuzz_resource" -runs="$((runs * 10))" -seed=1 "$TMP/res" 2>"$TMP/fuzz_resource.log" ||
+	{ tail -40 "$TMP/fuzz_resource.log"; fail "fuzz_resource crashed"; }
+# Symlink targets: the links tests/hostile.sh writes, as reparse buffers and
+# as targets, and POSIX targets, at several depths (see fuzz_readlink.c).
+python3 "$top_srcdir/tests/hostile.py" readlink-seeds "$TMP/link" >/dev/null ||
+	fail "cannot write the fuzz_readlink seeds"
+"$fuzz/fuzz_readlink" -runs="$((runs * 25))" -seed=1 "$TMP/link" || fail "fuzz_readlink crashed"
 
 # Delta files: the small real deltas unit_store leaves behind when asked
 # (layers and snapshots, inodes and names, chunks raw and compressed).
