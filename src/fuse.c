@@ -58,13 +58,14 @@
  * relative to it), and FUSE asks readlink per node.  So a link with names
  * in several directories gets a node of its own for each (inode,
  * directory): an alias, ALIAS_NODE + its index.  stat shows the inode's
- * number through every node, so its names stay one file's hard links.  The
- * inode's own number reads from the directory of its first name.  Once a
- * name of the inode was removed (a rename removes one, and the kernel's
- * entry moves to another directory with its node), a node made before reads
- * the target that stays inside the mount from every name, until the kernel
- * looks the name up again (the entries of its names are dropped) and gets
- * a new alias.
+ * number through every node, so its names stay one file's hard links.
+ * The inode's own number, given out while its names share the first
+ * name's directory, reads from there.  Once a name of the inode was
+ * removed (a rename removes one, and the kernel's entry moves to another
+ * directory with its node), a node made before reads the target that stays
+ * inside the mount from every name, until the kernel looks the name up
+ * again (the entries of a link's names are dropped whenever one goes) and
+ * gets the node of its directory.
  */
 #define ALIAS_NODE (1ull << 63)
 
@@ -182,13 +183,14 @@ static bool alias_grow(struct fs *fs)
 
 /* The node of @in as reached through its name in @dir (under the shared
  * lock): its own number, or an alias when its names lie in several
- * directories and it is a link. */
+ * directories and it is a link; 0 (a negative entry, or in readdirplus
+ * none) when there is no memory for the alias. */
 static fuse_ino_t node_of(struct fs *fs, const struct wtg_inode *in, const struct wtg_inode *dir)
 {
-	fuse_ino_t node = in->ino;
+	fuse_ino_t node = 0; /* no memory for an alias: no node for the kernel */
 
 	if (!dir || !wtg_inode_is_link(in) || wtg_inode_names_in_one_dir(in))
-		return node;
+		return in->ino;
 	pthread_mutex_lock(&fs->alias_lock);
 	if (fs->naliases < fs->alias_cap || alias_grow(fs)) {
 		uint64_t b = alias_slot(in->ino, dir->ino, in->unlinks, fs->alias_buckets);
@@ -208,8 +210,6 @@ static fuse_ino_t node_of(struct fs *fs, const struct wtg_inode *in, const struc
 			}
 		}
 	}
-	/* without memory for an alias: the target that is right from nowhere
-	 * in particular and stays inside from everywhere */
 	pthread_mutex_unlock(&fs->alias_lock);
 	return node;
 }
@@ -229,6 +229,8 @@ static uint64_t real_ino(struct fs *fs, fuse_ino_t node)
  * lock); NULL: not known, so the target that stays inside from every name. */
 static const struct wtg_inode *node_dir(struct fs *fs, fuse_ino_t node, const struct wtg_inode *in)
 {
+	/* its own number: given out while its names shared the first
+	 * name's directory; only a removal can have moved an entry since */
 	if (!(node & ALIAS_NODE))
 		return in->unlinks ? NULL : in->parent;
 	pthread_mutex_lock(&fs->alias_lock);
@@ -299,6 +301,8 @@ static void fill_entry(struct fs *fs, const struct wtg_inode *in, const struct w
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = node_of(fs, in, dir);
+	if (!e->ino) /* not even a negative entry to keep */
+		return;
 	e->generation = 1;
 	e->attr_timeout = fs->timeout;
 	e->entry_timeout = per_name(fs, in) ? 0 : fs->timeout;
