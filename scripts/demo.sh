@@ -2,7 +2,9 @@
 # The main job on an embedded default: installs what wtgfs needs, builds it,
 # makes a Windows-shaped demo image (tests/mkimage.sh: an NTFS volume laid
 # down through ntfs-3g with real ACLs, attributes, streams, DOS names, a
-# junction and hard links, captured with wimcapture) and mounts it.
+# junction and hard links, captured with wimcapture) and mounts it; then a
+# delta over it: a driver injected, a snapshot, a rollback, a diff, a flush
+# to a disk image with --verify, and a UEFI boot of that disk in QEMU.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -52,6 +54,9 @@ run "$wtgfs" rollback "$mnt" driver-in
 run ls "$mnt/Windows/INF"
 run tail -n 2 "$mnt/Windows/System32/drivers/etc/hosts"
 run "$wtgfs" log --all "$delta"
+# a line the stand-in boot manager of the demo image prints when it boots
+run sh -c "echo 'wtgfs demo: written through the delta, read at boot' >'$mnt/Windows/wtgfs-boot.txt'"
+run "$wtgfs" snapshot "$mnt" bootable -m "a line for the boot check"
 run "$wtgfs" umount "$mnt"
 # what the delta changed against the image, as git says it (exit 1: different)
 run "$wtgfs" diff "$delta" base HEAD || [ $? = 1 ]
@@ -62,5 +67,25 @@ disk=$(mktemp -u /tmp/wtgfs-demo.XXXXXX.img)
 trap 'set +e; "$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt" 2>/dev/null; rm -f "$delta" "$disk"; true' EXIT
 run "$wtgfs" flush "$delta" "$disk" --yes --verify
 run sfdisk -l "$disk"
+# UEFI boot check: QEMU + OVMF (software emulation) boots the disk; the demo
+# image's bootmgfw.efi is a grub stand-in that finds the Windows partition
+# and prints the line the delta wrote there
+ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd
+vars=$(mktemp /tmp/wtgfs-demo.XXXXXX.vars)
+serial=$(mktemp /tmp/wtgfs-demo.XXXXXX.serial)
+trap 'set +e; "$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt" 2>/dev/null; rm -f "$delta" "$disk" "$vars" "$serial"; true' EXIT
+cp /usr/share/OVMF/OVMF_VARS_4M.fd "$vars"
+printf '\n$ qemu-system-x86_64 -machine q35 -accel tcg (OVMF) %s\n' "$disk"
+timeout 300 qemu-system-x86_64 -machine q35 -accel tcg -m 256 -nographic -no-reboot \
+	-drive if=pflash,format=raw,readonly=on,file="$ovmf_code" \
+	-drive if=pflash,format=raw,file="$vars" -drive file="$disk",format=raw,if=virtio \
+	-serial file:"$serial" -monitor none -net none </dev/null >/dev/null 2>&1 || true
+tr -d '\r' <"$serial" | grep -a -e WTGFS-STANDIN -e 'wtgfs demo' || true
+if ! grep -aq 'wtgfs demo: written through the delta' "$serial"; then
+	echo "demo: the flushed disk did not boot to the line the delta wrote (serial log: $serial)" >&2
+	trap - EXIT
+	exit 1
+fi
+echo "booted: the flushed disk's boot manager read the file the delta wrote"
 echo
 echo "demo done: wtgfs is $wtgfs; the demo images are in $images"
