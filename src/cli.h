@@ -72,6 +72,7 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_squash(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* One subcommand's argument syntax. */
 struct cli_command {

@@ -26,6 +26,7 @@ static const struct command commands[] = {
     {"gc", cmd_gc, "drop what nothing keeps and shrink the delta"},
     {"verify", cmd_verify, "check a delta file end to end"},
     {"diff", cmd_diff, "show what changed between two versions of a delta"},
+    {"export", cmd_export, "write a tree or an image as an image of a WIM file"},
     {"flush", cmd_flush, "write a tree to a drive as a bootable Windows To Go disk"},
 };
 

@@ -1,0 +1,91 @@
+/*
+ * Export: a view's merged tree (a delta's working layer, a snapshot, or a
+ * bare VHDX/raw NTFS volume) or a bare WIM/ESD image, written as an image of
+ * a WIM file: a new standalone WIM, or a new image appended to an existing
+ * one whose blobs it shares.  src/export.c is the one file that writes WIMs
+ * through wimlib (source/wim.c only reads).
+ *
+ * A tree goes through the flush's NTFS writer into a sparse temporary NTFS
+ * image (mkntfs on a sparse file in $TMPDIR, else beside OUT.wim; unlinked
+ * as soon as it is open, so nothing is left behind even by SIGKILL), which
+ * wimlib captures in NTFS-3G mode: every NTFS fact the tree holds (security
+ * descriptors, attributes, named streams, reparse points, DOS names, object
+ * ids, hard links, times, sparse files) reaches the WIM.  A bare WIM image
+ * goes through wimlib_export_image (ESD -> WIM, another compression).
+ *
+ * Safety: a new WIM is written to an unnamed file in OUT's directory and
+ * linked as OUT only when complete (refused when OUT exists); an append is
+ * wimlib's in-place append, which writes the new data after the old and
+ * the header last, so an interrupted append leaves the old images as they
+ * were.  The delta and (unless it is the append target) the base are only
+ * read.
+ *
+ * All calls return 0 or -errno with one line logged.
+ */
+#ifndef WTGFS_EXPORT_H
+#define WTGFS_EXPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct wtg_view;
+
+enum wtg_export_compress {
+	WTG_EXPORT_COMPRESS_DEFAULT, /* new WIM: LZX (LZMS solid); append: the WIM's */
+	WTG_EXPORT_COMPRESS_NONE,
+	WTG_EXPORT_COMPRESS_XPRESS,
+	WTG_EXPORT_COMPRESS_LZX,
+	WTG_EXPORT_COMPRESS_LZMS,
+};
+
+/* Where an export stands: phase "tree" (the temporary NTFS volume),
+ * "scan" (wimlib reading it), "write" (the WIM's data), "finish". */
+struct wtg_export_progress {
+	const char *phase;
+	uint64_t bytes_done, bytes_total;
+	uint64_t files_done, files_total;
+};
+typedef void (*wtg_export_progress_fn)(void *ctx, const struct wtg_export_progress *p);
+
+struct wtg_export_options {
+	bool append;
+	const char *name;	 /* NULL: the caller's default */
+	const char *description; /* NULL: none */
+	enum wtg_export_compress compress;
+	bool solid, boot, check;
+	unsigned threads; /* 0: one per CPU */
+	wtg_export_progress_fn progress;
+	void *ctx;
+};
+
+struct wtg_export_result {
+	int image;		     /* the new image's index in OUT */
+	char name[256];		     /* its name */
+	int images;		     /* images OUT holds now */
+	uint64_t size_before, size_after; /* OUT's size (0 before a new WIM) */
+	uint64_t files, dirs, bytes; /* what the tree held (0 for a bare WIM image) */
+	char tmp_dir[4096];	     /* where the temporary NTFS image was ("" for none) */
+	uint64_t tmp_bytes;	     /* the space it took at most */
+};
+
+/* Parses "lzx", "xpress", "lzms", "none": false when unknown. */
+bool wtg_export_parse_compress(const char *s, enum wtg_export_compress *ret);
+
+/* True when @path starts like a WIM or ESD file. */
+bool wtg_export_is_wim(const char *path);
+
+/* Exports the merged tree of @view (read under its shared lock) to @out. */
+int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_export_options *opt,
+		    struct wtg_export_result *res);
+
+/* Exports image @sel ("1", an image name; NULL: the only image) of the WIM
+ * or ESD file @wim to @out through wimlib_export_image.  The name defaults
+ * to the image's own. */
+int wtg_export_wim_image(const char *wim, const char *sel, const char *out,
+			 const struct wtg_export_options *opt, struct wtg_export_result *res);
+
+/* Called from a signal handler: removes what a running export made that
+ * is not yet in place (async-signal-safe). */
+void wtg_export_interrupted(void);
+
+#endif

@@ -1,0 +1,369 @@
+/*
+ * wtgfs export SOURCE OUT.wim: a delta's tree (its working layer or a
+ * snapshot), a bare VHDX/raw NTFS volume, or a WIM/ESD image written as an
+ * image of a WIM file.  The writing is src/export.c; this file opens the
+ * source, shows progress and reports.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "wtgfs/export.h"
+#include "wtgfs/source.h"
+#include "wtgfs/store.h"
+#include "wtgfs/tree.h"
+#include "wtgfs/view.h"
+
+static const char usage[] =
+    "usage: wtgfs export SOURCE OUT.wim [--append] [--name NAME] [--description TEXT]\n"
+    "                    [--compress lzx|xpress|lzms|none] [--solid] [--boot]\n"
+    "                    [--threads N] [--check] [--json]\n"
+    "\n"
+    "Writes the merged tree of SOURCE as an image of a WIM file, with every NTFS\n"
+    "fact it holds.  SOURCE is DELTA (its working layer), DELTA@SNAP (a\n"
+    "snapshot), IMAGE[:INDEX] (an image of a WIM or ESD file, exported as it\n"
+    "is) or DISK[:PART] (the NTFS volume of a VHDX, VHD or raw disk).  Without\n"
+    "--append OUT.wim is a new WIM (refused when it exists); with --append a new\n"
+    "image is added to it, sharing every blob it already holds.  The delta and\n"
+    "its base (unless it is OUT.wim) are only read.  A tree goes through a\n"
+    "sparse temporary NTFS image in $TMPDIR, else beside OUT.wim.\n"
+    "\n"
+    "  --append            add an image to an existing OUT.wim\n"
+    "  --name NAME         the image's name (default: the snapshot's, the\n"
+    "                      delta's file name, or the image's own)\n"
+    "  --description TEXT  the image's description\n"
+    "  --compress TYPE     lzx (default), xpress, lzms or none; an append keeps\n"
+    "                      the WIM's\n"
+    "  --solid             one solid resource (LZMS unless --compress says)\n"
+    "  --boot              mark the new image as the WIM's boot image\n"
+    "  --threads N         compression and reading threads (default: all CPUs)\n"
+    "  --check             write an integrity table\n"
+    "  --json              progress and the result as JSON Lines on stdout\n";
+
+static const struct option options[] = {
+    {"append", no_argument, NULL, 'a'},
+    {"name", required_argument, NULL, 'n'},
+    {"description", required_argument, NULL, 'd'},
+    {"compress", required_argument, NULL, 'c'},
+    {"solid", no_argument, NULL, 's'},
+    {"boot", no_argument, NULL, 'b'},
+    {"threads", required_argument, NULL, 't'},
+    {"check", no_argument, NULL, 'k'},
+    {"json", no_argument, NULL, 'j'},
+    CLI_OPTIONS_END,
+};
+
+static const struct cli_command cmd = {"export", usage, "", options};
+
+/* ---- interruption ---- */
+
+static const char *out_name = "";
+static volatile sig_atomic_t appending;
+
+static void put(const char *s)
+{
+	ssize_t n = write(STDERR_FILENO, s, strlen(s));
+	(void)n;
+}
+
+static void on_signal(int sig)
+{
+	wtg_export_interrupted();
+	put("\nwtgfs: export interrupted: '");
+	put(out_name);
+	put(appending ? "' still holds its earlier images as they were (wimlib writes an append's "
+			"header last)\n"
+		      : "' was not made\n");
+	_exit(128 + sig);
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* ---- progress ---- */
+
+struct show {
+	bool bar, json;
+	struct timespec start, last;
+	const char *last_phase;
+	bool drawn;
+};
+
+static double since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void mib(double v, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.1f MiB", v / 1048576.0);
+}
+
+static void progress(void *ctx, const struct wtg_export_progress *p)
+{
+	struct show *s = ctx;
+	bool new_phase = s->last_phase != p->phase;
+
+	s->last_phase = p->phase;
+	if (!new_phase) {
+		if (since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
+			return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &s->last);
+	if (s->json) {
+		struct json_object *o = json_object_new_object();
+		cli_json_add_string(o, "type", "progress");
+		cli_json_add_string(o, "phase", p->phase);
+		cli_json_add_u64(o, "bytes", p->bytes_done);
+		cli_json_add_u64(o, "bytes_total", p->bytes_total);
+		cli_json_add_u64(o, "files", p->files_done);
+		cli_json_add_u64(o, "files_total", p->files_total);
+		cli_json_print(o, CLI_JSON_LINE);
+		fflush(stdout);
+		return;
+	}
+	if (!s->bar)
+		return;
+	double el = since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
+	double frac = p->bytes_total ? (double)p->bytes_done / (double)p->bytes_total : 0;
+	char done[32], total[32], r[32], eta[32] = "--:--";
+	int width = 24, fill = (int)(frac * width + 0.5);
+	if (frac > 1)
+		frac = 1, fill = width;
+	mib((double)p->bytes_done, done, sizeof(done));
+	mib((double)p->bytes_total, total, sizeof(total));
+	mib(rate, r, sizeof(r));
+	if (rate > 0 && p->bytes_total >= p->bytes_done) {
+		long left = (long)((double)(p->bytes_total - p->bytes_done) / rate);
+		snprintf(eta, sizeof(eta), "%ld:%02ld", left / 60, left % 60);
+	}
+	fprintf(stderr, "\r%-6s [%.*s%*s] %3.0f%% %s / %s, %" PRIu64 "/%" PRIu64 " files, %s/s, ETA %s ",
+		p->phase, fill, "########################", width - fill, "", frac * 100, done, total,
+		p->files_done, p->files_total, r, eta);
+	s->drawn = true;
+}
+
+/* ---- the source ---- */
+
+/* A read-only view of the delta @path at snapshot @at (NULL: HEAD). */
+static int open_delta(const char *path, const char *at, struct wtg_view **view_ret)
+{
+	struct wtg_store_options so = {.read_only = true, .at = at};
+	struct wtg_source_options src = {0};
+	struct wtg_store *st;
+	struct wtg_tree tree;
+	int ret = wtg_store_open(path, &so, &st);
+
+	if (ret)
+		return ret;
+	memset(&tree, 0, sizeof(tree));
+	if ((ret = wtg_view_load_base(st, NULL, &src, &tree))) {
+		wtg_store_close(st);
+		return ret;
+	}
+	return wtg_view_open_tree(st, &tree, view_ret);
+}
+
+/* The file name of @path without its directory and last extension. */
+static char *stem(const char *path)
+{
+	char *copy = strdup(path), *s = NULL;
+
+	if (copy) {
+		s = strdup(basename(copy));
+		char *dot = s ? strrchr(s, '.') : NULL;
+		if (dot && dot != s)
+			*dot = '\0';
+	}
+	free(copy);
+	return s;
+}
+
+static void report(bool json, const char *source, const char *out, const char *name,
+		   const struct wtg_export_result *res, bool append, double secs)
+{
+	if (json) {
+		struct json_object *o = json_object_new_object();
+		cli_json_add_string(o, "type", "result");
+		cli_json_add_name(o, "source", source);
+		cli_json_add_name(o, "wim", out);
+		cli_json_add_name(o, "name", name);
+		cli_json_add_u64(o, "image", (uint64_t)res->image);
+		cli_json_add_bool(o, "append", append);
+		cli_json_add_u64(o, "size_before", res->size_before);
+		cli_json_add_u64(o, "size_after", res->size_after);
+		cli_json_add_u64(o, "files", res->files);
+		cli_json_add_u64(o, "dirs", res->dirs);
+		cli_json_add_u64(o, "bytes", res->bytes);
+		cli_json_add_string_or_null(o, "tmp_dir", res->tmp_dir[0] ? res->tmp_dir : NULL);
+		cli_json_add_u64(o, "tmp_bytes", res->tmp_bytes);
+		json_object_object_add(o, "seconds", json_object_new_double(secs));
+		cli_json_print(o, CLI_JSON_LINE);
+		return;
+	}
+	printf("%s: image %d '%s' %s from '%s' in %.1f s; the WIM is %" PRIu64 " bytes", out,
+	       res->image, name, append ? "appended" : "written", source, secs, res->size_after);
+	if (append)
+		printf(" (grew by %" PRIu64 ")", res->size_after - res->size_before);
+	printf("\n");
+	if (res->tmp_dir[0])
+		printf("  %" PRIu64 " files, %" PRIu64 " directories, %" PRIu64
+		       " bytes through a temporary NTFS image in '%s'\n",
+		       res->files, res->dirs, res->bytes, res->tmp_dir);
+}
+
+int cmd_export(int argc, char **argv)
+{
+	struct wtg_export_options opt = {0};
+	bool json = false;
+	int c;
+
+	while ((c = cli_getopt(&cmd, argc, argv)) != -1) {
+		switch (c) {
+		case 'a':
+			opt.append = true;
+			break;
+		case 'n':
+			if (!*optarg)
+				return cli_usage_error(&cmd, "--name cannot be empty");
+			opt.name = optarg;
+			break;
+		case 'd':
+			opt.description = optarg;
+			break;
+		case 'c':
+			if (!wtg_export_parse_compress(optarg, &opt.compress))
+				return cli_usage_error(
+				    &cmd, "--compress is lzx, xpress, lzms or none, not '%s'", optarg);
+			break;
+		case 's':
+			opt.solid = true;
+			break;
+		case 'b':
+			opt.boot = true;
+			break;
+		case 't': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 1 || n > 256)
+				return cli_usage_error(&cmd, "--threads '%s': give 1 to 256", optarg);
+			opt.threads = (unsigned)n;
+			break;
+		}
+		case 'k':
+			opt.check = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			return cli_getopt_exit(c);
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage_error(&cmd, "a SOURCE and an OUT.wim are needed");
+	const char *source = argv[optind], *out = argv[optind + 1];
+	out_name = out;
+	appending = opt.append;
+
+	struct show show = {.bar = !json && isatty(STDERR_FILENO), .json = json};
+	opt.progress = progress;
+	opt.ctx = &show;
+	clock_gettime(CLOCK_MONOTONIC, &show.start);
+	show.last = show.start;
+
+	struct wtg_export_result res;
+	struct wtg_view *view = NULL;
+	char *path = NULL, *name = NULL;
+	const char *sel = NULL;
+	int ret;
+	bool tree = true;
+	char *at = strrchr(source, '@');
+
+	if (access(source, F_OK) == 0) {
+		path = strdup(source);
+	} else if (at && at > source) {
+		path = strndup(source, (size_t)(at - source));
+		sel = at + 1;
+		if (path && access(path, F_OK) == 0 && !wtg_store_is_delta(path)) {
+			fprintf(stderr, "wtgfs: '%s' is not a delta file (DELTA@SNAP needs one)\n",
+				path);
+			free(path);
+			return EXIT_ERROR;
+		}
+	} else {
+		char *colon = strrchr(source, ':');
+		if (colon && colon > source) {
+			path = strndup(source, (size_t)(colon - source));
+			sel = colon + 1;
+		} else {
+			path = strdup(source);
+		}
+	}
+	if (!path)
+		return EXIT_ERROR;
+	if (access(path, F_OK) != 0) {
+		fprintf(stderr, "wtgfs: cannot open '%s': %s\n", path, strerror(errno));
+		free(path);
+		return EXIT_ERROR;
+	}
+	if (wtg_store_is_delta(path)) {
+		if (sel && source[strlen(path)] != '@') {
+			fprintf(stderr, "wtgfs: '%s' is a delta: name a snapshot as '%s@SNAP'\n", path,
+				path);
+			free(path);
+			return EXIT_ERROR;
+		}
+		ret = open_delta(path, sel, &view);
+		name = sel ? strdup(sel) : stem(path);
+	} else if (wtg_export_is_wim(path)) {
+		tree = false;
+		ret = 0;
+	} else {
+		ret = wtg_view_open_image(source, &(struct wtg_source_options){0}, &view);
+		name = stem(path);
+	}
+	if (ret) {
+		free(path);
+		free(name);
+		return EXIT_ERROR;
+	}
+	if (!opt.name)
+		opt.name = name;
+	catch_signals();
+	if (tree)
+		ret = wtg_export_view(view, out, &opt, &res);
+	else
+		ret = wtg_export_wim_image(path, sel, out, &opt, &res);
+	if (show.drawn)
+		fputc('\n', stderr);
+	if (!ret) {
+		report(json, source, out, res.name, &res, opt.append,
+		       since(&show.start));
+	} else if (opt.append && ret != -EEXIST && ret != -EINVAL && ret != -ENOENT) {
+		fprintf(stderr, "wtgfs: '%s' still holds its earlier images as they were\n", out);
+	}
+	if (view)
+		wtg_view_close(view);
+	free(path);
+	free(name);
+	return ret ? EXIT_ERROR : 0;
+}

@@ -1,0 +1,526 @@
+/*
+ * Export: a tree or a WIM image written as an image of a WIM file.  See
+ * include/wtgfs/export.h for what is promised; this is the one file that
+ * writes WIMs through wimlib.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <wimlib.h>
+
+#include "wtgfs/export.h"
+#include "wtgfs/log.h"
+#include "wtgfs/ntfs_write.h"
+#include "wtgfs/view.h"
+
+/* Paths that exist only while an export runs, for the signal handler. */
+static char tmp_paths[2][PATH_MAX];
+static volatile sig_atomic_t tmp_used[2];
+enum { TMP_NTFS, TMP_WIM };
+
+void wtg_export_interrupted(void)
+{
+	for (int i = 0; i < 2; i++)
+		if (tmp_used[i])
+			unlink(tmp_paths[i]);
+}
+
+static void drop_tmp(int slot)
+{
+	if (tmp_used[slot]) {
+		tmp_used[slot] = 0;
+		unlink(tmp_paths[slot]);
+	}
+}
+
+static void setup(void)
+{
+	static bool ready;
+
+	if (!ready) {
+		wimlib_global_init(0);
+		wimlib_set_print_errors(false);
+		ready = true;
+	}
+}
+
+static int failure(const char *doing, const char *path, int code)
+{
+	wtg_error("cannot %s '%s': %s", doing, path, wimlib_get_error_string(code));
+	switch (code) {
+	case WIMLIB_ERR_NOMEM:
+		return -ENOMEM;
+	case WIMLIB_ERR_OPEN:
+		return -ENOENT;
+	case WIMLIB_ERR_WRITE:
+		return -EIO;
+	case WIMLIB_ERR_IMAGE_NAME_COLLISION:
+		return -EEXIST;
+	case WIMLIB_ERR_ALREADY_LOCKED:
+		return -EBUSY;
+	default:
+		return -EIO;
+	}
+}
+
+bool wtg_export_parse_compress(const char *s, enum wtg_export_compress *ret)
+{
+	static const struct {
+		const char *name;
+		enum wtg_export_compress c;
+	} t[] = {{"none", WTG_EXPORT_COMPRESS_NONE},
+		 {"xpress", WTG_EXPORT_COMPRESS_XPRESS},
+		 {"lzx", WTG_EXPORT_COMPRESS_LZX},
+		 {"lzms", WTG_EXPORT_COMPRESS_LZMS}};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (!strcmp(s, t[i].name)) {
+			*ret = t[i].c;
+			return true;
+		}
+	return false;
+}
+
+bool wtg_export_is_wim(const char *path)
+{
+	char magic[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	ssize_t n = pread(fd, magic, sizeof(magic), 0);
+	close(fd);
+	return n == 8 && (!memcmp(magic, "MSWIM\0\0\0", 8) || !memcmp(magic, "WLPWM\0\0\0", 8));
+}
+
+static enum wimlib_compression_type ctype_of(enum wtg_export_compress c)
+{
+	switch (c) {
+	case WTG_EXPORT_COMPRESS_NONE:
+		return WIMLIB_COMPRESSION_TYPE_NONE;
+	case WTG_EXPORT_COMPRESS_XPRESS:
+		return WIMLIB_COMPRESSION_TYPE_XPRESS;
+	case WTG_EXPORT_COMPRESS_LZMS:
+		return WIMLIB_COMPRESSION_TYPE_LZMS;
+	default:
+		return WIMLIB_COMPRESSION_TYPE_LZX;
+	}
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) ? 0 : (uint64_t)st.st_size;
+}
+
+/* ---- progress ---- */
+
+struct run {
+	const struct wtg_export_options *opt;
+	struct wtg_export_progress p;
+};
+
+/* Tests kill an export midway: WTGFS_TEST_KILL_AT=PHASE@N dies (SIGKILL)
+ * once PHASE has done at least N > 0 bytes. */
+static void maybe_die(const struct wtg_export_progress *p)
+{
+	const char *at = getenv("WTGFS_TEST_KILL_AT");
+	size_t n = strlen(p->phase);
+
+	if (at && !strncmp(at, p->phase, n) && at[n] == '@' && p->bytes_done &&
+	    p->bytes_done >= strtoull(at + n + 1, NULL, 10))
+		raise(SIGKILL);
+}
+
+static void report(struct run *r, const char *phase)
+{
+	r->p.phase = phase;
+	maybe_die(&r->p);
+	if (r->opt->progress)
+		r->opt->progress(r->opt->ctx, &r->p);
+}
+
+static enum wimlib_progress_status wim_progress(enum wimlib_progress_msg msg,
+						union wimlib_progress_info *info, void *ctx)
+{
+	struct run *r = ctx;
+
+	switch (msg) {
+	case WIMLIB_PROGRESS_MSG_SCAN_BEGIN:
+		r->p.bytes_done = 0;
+		r->p.files_done = 0;
+		report(r, "scan");
+		break;
+	case WIMLIB_PROGRESS_MSG_SCAN_DENTRY:
+		if (info->scan.status == WIMLIB_SCAN_DENTRY_OK) {
+			r->p.files_done = info->scan.num_dirs_scanned + info->scan.num_nondirs_scanned;
+			r->p.bytes_done = info->scan.num_bytes_scanned;
+			if ((r->p.files_done & 1023) == 0)
+				report(r, "scan");
+		}
+		break;
+	case WIMLIB_PROGRESS_MSG_WRITE_STREAMS:
+		r->p.bytes_done = info->write_streams.completed_bytes;
+		r->p.bytes_total = info->write_streams.total_bytes;
+		r->p.files_done = info->write_streams.completed_streams;
+		r->p.files_total = info->write_streams.total_streams;
+		report(r, "write");
+		break;
+	case WIMLIB_PROGRESS_MSG_WRITE_METADATA_BEGIN:
+		report(r, "finish");
+		break;
+	default:
+		break;
+	}
+	return WIMLIB_PROGRESS_STATUS_CONTINUE;
+}
+
+static void tree_progress(void *ctx, const struct wtg_ntfs_write_stats *done,
+			  const struct wtg_ntfs_write_stats *total)
+{
+	struct run *r = ctx;
+
+	r->p.bytes_done = done->bytes;
+	r->p.bytes_total = total->bytes;
+	r->p.files_done = done->files + done->dirs;
+	r->p.files_total = total->files + total->dirs;
+	report(r, "tree");
+}
+
+/* ---- the temporary NTFS volume ---- */
+
+/* $TMPDIR, else the directory of @out. */
+static void tmp_dir_for(const char *out, char *dir, size_t size)
+{
+	const char *t = getenv("TMPDIR");
+
+	if (t && *t && strlen(t) < size - 32) {
+		snprintf(dir, size, "%s", t);
+		return;
+	}
+	char *copy = strdup(out);
+	snprintf(dir, size, "%s", copy ? dirname(copy) : ".");
+	free(copy);
+}
+
+/*
+ * Writes the tree of @view into a new sparse NTFS image in @dir; returns an
+ * open descriptor of the (already unlinked) image.  The volume is sized so
+ * that the tree fits with room for its MFT and indexes; only what is
+ * written takes space.
+ */
+static int make_volume(struct wtg_view *view, struct run *r, const char *dir /* < PATH_MAX - 32 */,
+		       struct wtg_export_result *res)
+{
+	struct wtg_ntfs_write_stats total;
+	char *path = tmp_paths[TMP_NTFS];
+
+	wtg_ntfs_write_totals(view, &total);
+	uint64_t files = total.files + total.dirs + total.links;
+	uint64_t need = total.bytes + files * 8192 + (64ull << 20);
+	uint64_t size = need + need / 8 + (256ull << 20);
+	size = (size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+	snprintf(res->tmp_dir, sizeof(res->tmp_dir), "%s", dir);
+	res->tmp_bytes = need;
+	r->p.bytes_total = total.bytes;
+	r->p.files_total = total.files + total.dirs;
+
+	struct statvfs vfs;
+	if (!statvfs(dir, &vfs) && (uint64_t)vfs.f_bavail * vfs.f_frsize < need) {
+		wtg_error("cannot make the temporary NTFS image in '%s': it needs about %" PRIu64
+			  " MiB and %" PRIu64 " MiB are free (set TMPDIR to a roomier directory)",
+			  dir, need >> 20, (uint64_t)vfs.f_bavail * vfs.f_frsize >> 20);
+		return -ENOSPC;
+	}
+	if (strlen(dir) > PATH_MAX - 32) {
+		wtg_error("the temporary directory '%s' has too long a name", dir);
+		return -ENAMETOOLONG;
+	}
+	memcpy(path, dir, strlen(dir));
+	memcpy(path + strlen(dir), "/wtgfs-export.XXXXXX", sizeof("/wtgfs-export.XXXXXX"));
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		int err = errno;
+		wtg_error("cannot make a temporary file in '%s': %s (set TMPDIR to a writable "
+			  "directory)",
+			  dir, strerror(err));
+		return -err;
+	}
+	tmp_used[TMP_NTFS] = 1;
+	int ret = 0;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		ret = -errno;
+		wtg_error("cannot size the temporary NTFS image '%s': %s", path, strerror(-ret));
+	}
+	struct wtg_ntfs_geometry geo = {.sector_size = 512, .hidden_sectors = 0, .label = NULL};
+	if (!ret)
+		ret = wtg_ntfs_mkfs(path, &geo);
+	drop_tmp(TMP_NTFS); /* the descriptor keeps it */
+	struct _ntfs_volume *vol = NULL;
+	if (!ret)
+		ret = wtg_ntfs_mount_fd(fd, 0, size, "the temporary NTFS image", &vol);
+	if (!ret) {
+		report(r, "tree");
+		struct wtg_ntfs_write_options wo = {
+		    .threads = r->opt->threads, .progress = tree_progress, .ctx = r, .interval_ms = 200};
+		struct wtg_ntfs_write_stats st;
+		ret = wtg_ntfs_write_tree(view, vol, &wo, &st);
+		int uret = wtg_ntfs_umount(vol);
+		if (!ret)
+			ret = uret;
+		if (!ret) {
+			res->files = st.files;
+			res->dirs = st.dirs;
+			res->bytes = st.bytes;
+		}
+	}
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* ---- writing the WIM ---- */
+
+static int write_flags(const struct wtg_export_options *opt)
+{
+	int f = WIMLIB_WRITE_FLAG_FSYNC;
+
+	if (opt->check)
+		f |= WIMLIB_WRITE_FLAG_CHECK_INTEGRITY;
+	if (opt->solid)
+		f |= WIMLIB_WRITE_FLAG_SOLID;
+	return f;
+}
+
+/* A new WIMStruct for a new OUT, or OUT opened for an append; refuses
+ * what cannot be done before any work. */
+static int open_target(const char *out, const struct wtg_export_options *opt, WIMStruct **wim_ret)
+{
+	int code;
+
+	setup();
+	if (!opt->append) {
+		if (access(out, F_OK) == 0) {
+			wtg_error("'%s' exists (give --append to add an image to it, or another name)",
+				  out);
+			return -EEXIST;
+		}
+		enum wimlib_compression_type ct =
+		    opt->compress == WTG_EXPORT_COMPRESS_DEFAULT && opt->solid
+			? WIMLIB_COMPRESSION_TYPE_LZMS
+			: ctype_of(opt->compress);
+		if ((code = wimlib_create_new_wim(ct, wim_ret)))
+			return failure("make a new WIM for", out, code);
+		if (opt->solid && opt->compress != WTG_EXPORT_COMPRESS_DEFAULT)
+			wimlib_set_output_pack_compression_type(*wim_ret, ct);
+		return 0;
+	}
+	if (access(out, F_OK) != 0) {
+		wtg_error("cannot append to '%s': %s (drop --append to make a new WIM)", out,
+			  strerror(errno));
+		return -ENOENT;
+	}
+	if ((code = wimlib_open_wim(out, WIMLIB_OPEN_FLAG_WRITE_ACCESS |
+					     WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT,
+				    wim_ret)))
+		return failure("open for appending", out, code);
+	struct wimlib_wim_info wi;
+	wimlib_get_wim_info(*wim_ret, &wi);
+	if (opt->compress != WTG_EXPORT_COMPRESS_DEFAULT &&
+	    (int)ctype_of(opt->compress) != wi.compression_type) {
+		wtg_error("cannot append to '%s' with --compress %s: it is a %s WIM (an append keeps "
+			  "the WIM's compression)",
+			  out, wimlib_get_compression_type_string(ctype_of(opt->compress)),
+			  wimlib_get_compression_type_string(wi.compression_type));
+		wimlib_free(*wim_ret);
+		return -EINVAL;
+	}
+	if (opt->name && wimlib_image_name_in_use(*wim_ret, opt->name)) {
+		wtg_error("'%s' already has an image named '%s' (give another --name)", out,
+			  opt->name);
+		wimlib_free(*wim_ret);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+/* Writes a new OUT: to an unnamed file in OUT's directory, linked as OUT
+ * once complete, so that OUT never exists half written. */
+static int write_new(WIMStruct *wim, const char *out, const struct wtg_export_options *opt)
+{
+	char *copy = strdup(out), *dir;
+	int fd, ret = 0, code;
+	bool named = false;
+
+	if (!copy)
+		return -ENOMEM;
+	dir = dirname(copy);
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		/* no O_TMPFILE here: a named temporary file, removed on failure */
+		snprintf(tmp_paths[TMP_WIM], PATH_MAX, "%s.wtgfs-XXXXXX", out);
+		fd = mkstemp(tmp_paths[TMP_WIM]);
+		if (fd < 0) {
+			ret = -errno;
+			wtg_error("cannot write in '%s': %s", dir, strerror(-ret));
+			free(copy);
+			return ret;
+		}
+		tmp_used[TMP_WIM] = 1;
+		named = true;
+		fchmod(fd, 0644);
+	}
+	if ((code = wimlib_write_to_fd(wim, fd, WIMLIB_ALL_IMAGES, write_flags(opt), opt->threads)))
+		ret = failure("write", out, code);
+	if (!ret) {
+		if (named) {
+			if (link(tmp_paths[TMP_WIM], out) < 0)
+				ret = -errno;
+		} else {
+			char proc[64];
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+			if (linkat(AT_FDCWD, proc, AT_FDCWD, out, AT_SYMLINK_FOLLOW) < 0)
+				ret = -errno;
+		}
+		if (ret == -EEXIST)
+			wtg_error("cannot write '%s': it appeared meanwhile (nothing was changed)",
+				  out);
+		else if (ret)
+			wtg_error("cannot name the new WIM '%s': %s", out, strerror(-ret));
+	}
+	if (named)
+		drop_tmp(TMP_WIM);
+	close(fd);
+	free(copy);
+	return ret;
+}
+
+/* Names, describes and (--boot) marks image @image of @wim, then writes. */
+static int finish(WIMStruct *wim, int image, const char *out, const struct wtg_export_options *opt,
+		  struct run *r, struct wtg_export_result *res)
+{
+	int code;
+
+	if (opt->description &&
+	    (code = wimlib_set_image_property(wim, image, "DESCRIPTION", opt->description)))
+		return failure("describe the new image of", out, code);
+	if (opt->boot) {
+		struct wimlib_wim_info wi = {.boot_index = (uint32_t)image};
+		if ((code = wimlib_set_wim_info(wim, &wi, WIMLIB_CHANGE_BOOT_INDEX)))
+			return failure("mark the boot image of", out, code);
+	}
+	res->image = image;
+	snprintf(res->name, sizeof(res->name), "%s", opt->name ? opt->name : "");
+	res->images = image;
+	res->size_before = opt->append ? file_size(out) : 0;
+	report(r, "write");
+	int ret;
+	if (opt->append) {
+		code = wimlib_overwrite(wim, write_flags(opt), opt->threads);
+		ret = code ? failure("append to", out, code) : 0;
+	} else {
+		ret = write_new(wim, out, opt);
+	}
+	res->size_after = file_size(out);
+	return ret;
+}
+
+int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_export_options *opt,
+		    struct wtg_export_result *res)
+{
+	struct run r = {.opt = opt};
+	WIMStruct *wim;
+	char dir[PATH_MAX], src[64];
+	int ret, code;
+
+	memset(res, 0, sizeof(*res));
+	if (!opt->name || !*opt->name) {
+		wtg_error("the new image of '%s' needs a name", out);
+		return -EINVAL;
+	}
+	if ((ret = open_target(out, opt, &wim)))
+		return ret;
+	tmp_dir_for(out, dir, sizeof(dir));
+	int fd = make_volume(view, &r, dir, res);
+	if (fd < 0) {
+		wimlib_free(wim);
+		return fd;
+	}
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+	wimlib_register_progress_function(wim, wim_progress, &r);
+	code = wimlib_add_image(wim, src, opt->name, NULL, WIMLIB_ADD_FLAG_NTFS);
+	if (code) {
+		ret = failure("capture the temporary NTFS image for", out, code);
+	} else {
+		struct wimlib_wim_info wi;
+		wimlib_get_wim_info(wim, &wi);
+		ret = finish(wim, wi.image_count, out, opt, &r, res);
+	}
+	wimlib_free(wim);
+	close(fd);
+	return ret;
+}
+
+int wtg_export_wim_image(const char *path, const char *sel, const char *out,
+			 const struct wtg_export_options *opt, struct wtg_export_result *res)
+{
+	struct run r = {.opt = opt};
+	WIMStruct *src, *wim;
+	int ret, code;
+
+	memset(res, 0, sizeof(*res));
+	setup();
+	if ((code = wimlib_open_wim(path, WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT, &src)))
+		return failure("open", path, code);
+	struct wimlib_wim_info si;
+	wimlib_get_wim_info(src, &si);
+	int image;
+	if (sel) {
+		image = wimlib_resolve_image(src, sel);
+		if (image == WIMLIB_NO_IMAGE || image == WIMLIB_ALL_IMAGES) {
+			wtg_error("'%s' has no image '%s' (it holds %u; 'wtgfs info' lists them)", path,
+				  sel, si.image_count);
+			wimlib_free(src);
+			return -ENOENT;
+		}
+	} else if (si.image_count == 1) {
+		image = 1;
+	} else {
+		wtg_error("'%s' holds %u images: say which, as '%s:INDEX'", path, si.image_count,
+			  path);
+		wimlib_free(src);
+		return -EINVAL;
+	}
+	const char *name = opt->name ? opt->name : wimlib_get_image_name(src, image);
+	if (!name || !*name)
+		name = "Image";
+	struct wtg_export_options o = *opt;
+	o.name = name;
+	if ((ret = open_target(out, &o, &wim))) {
+		wimlib_free(src);
+		return ret;
+	}
+	wimlib_register_progress_function(wim, wim_progress, &r);
+	code = wimlib_export_image(src, image, wim, name, opt->description, 0);
+	if (code) {
+		ret = failure("export the image of", path, code);
+	} else {
+		struct wimlib_wim_info wi;
+		wimlib_get_wim_info(wim, &wi);
+		ret = finish(wim, wi.image_count, out, &o, &r, res);
+	}
+	wimlib_free(wim);
+	wimlib_free(src);
+	return ret;
+}

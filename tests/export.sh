@@ -1,0 +1,209 @@
+#!/bin/bash
+# wtgfs export: a WIM-based delta (a driver injected, a hive edited), one
+# of its snapshots, a VHDX-based delta and a bare ESD image written as WIM
+# images, new and appended to the delta's own base.  Each result is checked
+# by tools nobody here wrote: wimverify, wiminfo --check, and wimapply in
+# NTFS mode onto a fresh NTFS volume (mkntfs on a file), mounted with
+# ntfs-3g and compared with a wtgfs mount of the source for file, byte for
+# byte, xattr for xattr (security descriptors, attributes, streams, reparse
+# points, DOS names, object ids, link counts).  An append keeps the earlier
+# image as it was and grows the WIM by about the change; an export killed
+# midway leaves OUT.wim as it was; the refusals say why.
+. "$(dirname "$0")/lib.sh"
+need_root
+need_fuse
+need_tool ntfs-3g mkntfs wimapply wiminfo wimverify hivexsh python3 jq sha256sum setfattr \
+	qemu-img sfdisk ntfsls cmp
+test_images small
+
+CMP="$top_srcdir/tests/compare-trees.py"
+LAYERS="$top_builddir/tests/delta_layers"
+export TMPDIR="$TMP/tmp"
+mkdir -p "$TMPDIR"
+cp "$IMAGES/lzx.wim" "$TMP/base.wim"
+BASE="$TMP/base.wim"
+D=Windows/System32/drivers
+
+# applied WIM IMAGE MOUNT [compare-trees options]: applies IMAGE of WIM in
+# NTFS mode onto a fresh NTFS volume and compares it with MOUNT
+NAPPLY=0
+applied() {
+	local wim=$1 image=$2 src=$3 n=$((++NAPPLY))
+	shift 3
+	truncate -s 512M "$TMP/apply$n.img"
+	mkntfs -Q -F "$TMP/apply$n.img" >/dev/null 2>&1 || fail "mkntfs failed"
+	wimapply "$wim" "$image" "$TMP/apply$n.img" >"$TMP/apply$n.out" 2>&1 ||
+		{ cat "$TMP/apply$n.out"; fail "wimapply of '$wim' image $image failed"; }
+	mkdir -p "$TMP/ntfs$n"
+	ntfs-3g -o ro "$TMP/apply$n.img" "$TMP/ntfs$n" || fail "ntfs-3g cannot mount the applied image"
+	MOUNTS="$MOUNTS $TMP/ntfs$n"
+	python3 "$CMP" "$@" "$src" "$TMP/ntfs$n" >"$TMP/cmp$n" 2>&1 ||
+		{ cat "$TMP/cmp$n"; fail "image $image of '$wim' differs from '$src'"; }
+	umount "$TMP/ntfs$n"
+	rm -f "$TMP/apply$n.img"
+	tail -n 1 "$TMP/cmp$n"
+}
+
+wim_clean() {
+	local out
+	out=$(wimverify "$1" 2>&1) || fail "wimverify '$1': $out"
+	out=$(wiminfo --check "$1" 2>&1) || fail "wiminfo --check '$1': $out"
+}
+
+# ---- a WIM-based delta: a driver package injected, a hive edited ----
+"$WTGFS" init "$TMP/d.delta" "$BASE" >/dev/null || fail "init failed"
+wtg_mount "$TMP/d.delta" "$TMP/m"
+mkdir -p "$TMP/m/$D/pkg" || fail "no drivers directory"
+head -c 300000 /dev/urandom >"$TMP/m/$D/injected.sys"
+printf '[Version]\nSignature="$Windows NT$"\n' >"$TMP/m/$D/pkg/injected.inf"
+setfattr -n user.Zone.Identifier -v 0x5b5a6f6e655472616e736665725d "$TMP/m/$D/injected.sys"
+setfattr -n system.ntfs_attrib_be -v 0x00000021 "$TMP/m/$D/pkg/injected.inf"
+echo "linked" >"$TMP/m/$D/Long Linked Name.sys"
+setfattr -n system.ntfs_dos_name -v "LONGLI~1.SYS" "$TMP/m/$D/Long Linked Name.sys"
+ln "$TMP/m/$D/Long Linked Name.sys" "$TMP/m/Windows/Other Long Link Name.sys"
+# a sparse file: a hole, then data
+truncate -s 8M "$TMP/m/$D/sparse.dat"
+echo "tail" | dd of="$TMP/m/$D/sparse.dat" bs=1 seek=$((8 << 20)) conv=notrunc status=none
+printf 'add WtgfsKey\nsetval 1\nHiveName\nstring:changed by wtgfs export\ncommit\n' |
+	hivexsh -w "$TMP/m/Windows/System32/config/SOFTWARE" >"$TMP/hivexsh.out" 2>&1 ||
+	{ cat "$TMP/hivexsh.out"; fail "hivexsh -w failed"; }
+wtg_umount "$TMP/m"
+sums_before=$(sha256sum "$TMP/d.delta" "$BASE")
+
+# ---- a new WIM ----
+"$WTGFS" export "$TMP/d.delta" "$TMP/new.wim" --json >"$TMP/new.json" 2>"$TMP/new.err" ||
+	{ cat "$TMP/new.err"; fail "export of the delta failed"; }
+jq -s -e 'map(select(.type == "result")) | length == 1 and .[0].image == 1 and .[0].name == "d"' \
+	"$TMP/new.json" >/dev/null || fail "no JSON result line: $(tail -n 2 "$TMP/new.json")"
+jq -s -e 'map(select(.type == "progress" and .phase == "tree")) | length > 0' "$TMP/new.json" >/dev/null ||
+	fail "no JSON progress lines"
+[ "$(sha256sum "$TMP/d.delta" "$BASE")" = "$sums_before" ] || fail "the export changed the delta or its base"
+wim_clean "$TMP/new.wim"
+wiminfo "$TMP/new.wim" 1 | grep -q "^File Count: *[1-9]" || fail "the image's XML has no file count"
+ls "$TMPDIR" | grep -q . && fail "the export left files in TMPDIR: $(ls "$TMPDIR")"
+# (ntfs-3g answers EMLINK for the DOS name of a hard-linked file, so trees
+# holding the linked file skip that xattr: ntfsls -x checks it below, and
+# the ESD and VHDX trees compare every DOS name)
+NODOS="--skip system.ntfs_dos_name"
+wtg_mount "$TMP/d.delta" "$TMP/m"
+applied "$TMP/new.wim" 1 "$TMP/m" $NODOS
+wtg_umount "$TMP/m"
+# the DOS name is on the name it shortens, not on the other link
+truncate -s 512M "$TMP/dos.img"
+mkntfs -Q -F "$TMP/dos.img" >/dev/null 2>&1 && wimapply "$TMP/new.wim" 1 "$TMP/dos.img" >/dev/null 2>&1 ||
+	fail "wimapply for the DOS name check failed"
+ntfsls -x -p "/$D" "$TMP/dos.img" 2>/dev/null | grep -qx "LONGLI~1.SYS" ||
+	fail "the DOS name is not on the name it shortens"
+ntfsls -x -p /Windows "$TMP/dos.img" 2>/dev/null | grep -qx "Other Long Link Name.sys" ||
+	fail "the other link of the file got a DOS name"
+rm -f "$TMP/dos.img"
+
+# ---- refusals ----
+expect_fail() {
+	local what=$1 pattern=$2
+	shift 2
+	if "$WTGFS" "$@" >"$TMP/refuse.out" 2>&1; then fail "$what was not refused"; fi
+	head -n 1 "$TMP/refuse.out" | grep -q "$pattern" ||
+		fail "$what: unclear message: $(cat "$TMP/refuse.out")"
+}
+sum_new=$(sha256sum <"$TMP/new.wim")
+expect_fail "an existing OUT without --append" "exists" export "$TMP/d.delta" "$TMP/new.wim"
+[ "$(sha256sum <"$TMP/new.wim")" = "$sum_new" ] || fail "a refused export changed the WIM"
+expect_fail "a bad --compress" "lzx, xpress, lzms or none" export "$TMP/d.delta" "$TMP/x.wim" --compress zip
+expect_fail "a missing snapshot" "nosuch" export "$TMP/d.delta@nosuch" "$TMP/x.wim"
+expect_fail "--append to a missing WIM" "drop --append" export "$TMP/d.delta" "$TMP/x.wim" --append
+expect_fail "--append with another compression" "keeps the WIM's compression" \
+	export "$TMP/d.delta" "$TMP/new.wim" --append --compress xpress --name other
+expect_fail "--append with a name in use" "already has an image named" \
+	export "$TMP/d.delta" "$TMP/new.wim" --append
+[ -e "$TMP/x.wim" ] && fail "a refused export made x.wim"
+[ "$(sha256sum <"$TMP/new.wim")" = "$sum_new" ] || fail "a refused append changed the WIM"
+
+# ---- a snapshot, with HEAD changed after it ----
+"$LAYERS" snapshot "$TMP/d.delta" s1 || fail "snapshot s1"
+wtg_mount "$TMP/d.delta" "$TMP/m"
+echo "after the snapshot" >"$TMP/m/$D/after.txt"
+rm "$TMP/m/$D/pkg/injected.inf"
+wtg_umount "$TMP/m"
+"$WTGFS" export "$TMP/d.delta@s1" "$TMP/snap.wim" >"$TMP/snap.out" 2>&1 ||
+	{ cat "$TMP/snap.out"; fail "export of a snapshot failed"; }
+wiminfo "$TMP/snap.wim" 1 | grep -q "^Name: *s1$" || fail "the snapshot's image is not named after it"
+cp "$TMP/d.delta" "$TMP/r.delta"
+"$LAYERS" rollback "$TMP/r.delta" s1 || fail "rollback of a copy to s1"
+wtg_mount "$TMP/r.delta" "$TMP/r"
+applied "$TMP/snap.wim" 1 "$TMP/r" $NODOS
+wtg_umount "$TMP/r"
+
+# ---- appended to the delta's own base ----
+size0=$(stat -c %s "$BASE")
+wtg_mount "$IMAGES/lzx.wim" "$TMP/w"
+"$WTGFS" export "$TMP/d.delta" "$BASE" --append --name injected --json >"$TMP/app.json" 2>"$TMP/app.err" ||
+	{ cat "$TMP/app.err"; fail "export --append to the base failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | .image == 2 and .append' "$TMP/app.json" >/dev/null ||
+	fail "the append's result: $(tail -n 1 "$TMP/app.json")"
+size1=$(stat -c %s "$BASE")
+grown=$((size1 - size0))
+echo "the base grew by $grown bytes (it was $size0)"
+# the random driver (300000 bytes) must be stored; the rest of the image not again
+[ "$grown" -ge 300000 ] || fail "the WIM grew by $grown bytes: the injected driver is not in it"
+[ "$grown" -le $((300000 + 1500000)) ] || fail "the WIM grew by $grown bytes: more than the change"
+wim_clean "$BASE"
+applied "$BASE" 1 "$TMP/w"
+wtg_umount "$TMP/w"
+wtg_mount "$TMP/d.delta" "$TMP/m"
+applied "$BASE" 2 "$TMP/m" $NODOS
+wtg_umount "$TMP/m"
+
+# ---- an append killed midway leaves the WIM as it was ----
+cp "$BASE" "$TMP/kill.wim"
+size_k=$(stat -c %s "$TMP/kill.wim")
+sum_k=$(sha256sum <"$TMP/kill.wim")
+images_k=$(wiminfo "$TMP/kill.wim" | grep -c '^Index:')
+WTGFS_TEST_KILL_AT=write@1 "$WTGFS" export "$TMP/d.delta" "$TMP/kill.wim" --append --name killed \
+	>/dev/null 2>&1
+rc=$?
+[ "$rc" = 137 ] || fail "the killed export exited $rc, not by SIGKILL"
+[ "$(head -c "$size_k" "$TMP/kill.wim" | sha256sum)" = "$sum_k" ] ||
+	fail "a killed append changed the bytes the WIM had"
+[ "$(wiminfo "$TMP/kill.wim" | grep -c '^Index:')" = "$images_k" ] || fail "a killed append left an image"
+wim_clean "$TMP/kill.wim"
+ls "$TMPDIR" | grep -q . && fail "the killed export left files in TMPDIR: $(ls "$TMPDIR")"
+# and a new WIM killed midway is not there at all
+WTGFS_TEST_KILL_AT=write@1 "$WTGFS" export "$TMP/d.delta" "$TMP/killed-new.wim" >/dev/null 2>&1
+[ -e "$TMP/killed-new.wim" ] && fail "a killed export left a half-written new WIM"
+ls "$TMP" | grep -q "killed-new.wim." && fail "a killed export left a temporary WIM: $(ls "$TMP")"
+
+# ---- a bare ESD image, as an LZX WIM ----
+"$WTGFS" export "$IMAGES/solid.esd:1" "$TMP/esd.wim" --compress lzx >"$TMP/esd.out" 2>&1 ||
+	{ cat "$TMP/esd.out"; fail "export of an ESD image failed"; }
+wiminfo "$TMP/esd.wim" | grep -q "^Compression: *LZX" || fail "the exported ESD image is not LZX"
+wim_clean "$TMP/esd.wim"
+wtg_mount "$IMAGES/solid.esd" "$TMP/e"
+applied "$TMP/esd.wim" 1 "$TMP/e"
+wtg_umount "$TMP/e"
+
+# ---- a VHDX-based delta ----
+vol_mib=$(($(stat -c %s "$IMAGES/volume.img") / 1048576))
+truncate -s $((vol_mib + 64))M "$TMP/src.img"
+sfdisk -q "$TMP/src.img" <<SF || fail "sfdisk (source disk) failed"
+label: gpt
+size=32M, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+size=${vol_mib}M, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7
+SF
+start=$(sfdisk -J "$TMP/src.img" | jq '.partitiontable.partitions[1].start')
+dd if="$IMAGES/volume.img" of="$TMP/src.img" bs=512 seek="$start" conv=notrunc,sparse status=none
+qemu-img convert -O vhdx "$TMP/src.img" "$TMP/src.vhdx" || fail "qemu-img convert failed"
+rm -f "$TMP/src.img"
+"$WTGFS" init "$TMP/v.delta" "$TMP/src.vhdx" >/dev/null || fail "init on a VHDX failed"
+wtg_mount "$TMP/v.delta" "$TMP/vm"
+echo "from a VHDX delta" >"$TMP/vm/$D/vhdx.txt"
+head -c 200000 /dev/urandom >"$TMP/vm/$D/vhdx.sys"
+wtg_umount "$TMP/vm"
+"$WTGFS" export "$TMP/v.delta" "$TMP/vhdx.wim" --compress xpress --check >"$TMP/v.out" 2>&1 ||
+	{ cat "$TMP/v.out"; fail "export of a VHDX-based delta failed"; }
+wim_clean "$TMP/vhdx.wim"
+wtg_mount "$TMP/v.delta" "$TMP/vm"
+applied "$TMP/vhdx.wim" 1 "$TMP/vm"
+wtg_umount "$TMP/vm"
+
+echo "PASS"
