@@ -166,10 +166,13 @@ static void progress(void *ctx, const struct wtg_export_progress *p)
 /* A read-only view of the delta @path at snapshot @at (NULL: HEAD). */
 static int open_delta(const char *path, const char *at, struct wtg_view **view_ret)
 {
-	struct wtg_store_options so = {.read_only = true, .at = at};
+	struct wtg_store_options so = {.read_only = true};
 	struct wtg_source_options src = {0};
 	struct wtg_store *st;
 	struct wtg_tree tree;
+
+	if (at)
+		return wtg_view_open_at(path, NULL, at, &src, view_ret);
 	int ret = wtg_store_open(path, &so, &st);
 
 	if (ret)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <wimlib.h>
 
@@ -406,6 +407,82 @@ static int write_new(WIMStruct *wim, const char *out, const struct wtg_export_op
 	return ret;
 }
 
+/*
+ * The append's guard: wimlib's in-place append marks the header "write in
+ * progress" and writes after the old end; killed midway (even by SIGKILL)
+ * it would leave that mark and the bytes written so far.  A child forked
+ * before the append keeps the old header and size, and puts them back
+ * unless told the append succeeded: OUT.wim is then byte for byte as it
+ * was.  The child does only async-signal-safe calls.
+ */
+#define GUARD_HEADER 4096
+
+struct guard {
+	pid_t pid;
+	int pipe;
+};
+
+static int guard_start(const char *out, struct guard *g)
+{
+	static char header[GUARD_HEADER];
+	int fd = open(out, O_RDWR | O_CLOEXEC), p[2];
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int err = errno;
+		wtg_error("cannot open '%s': %s", out, strerror(err));
+		if (fd >= 0)
+			close(fd);
+		return -err;
+	}
+	ssize_t n = pread(fd, header, sizeof(header), 0);
+	if (n <= 0 || pipe2(p, O_CLOEXEC) < 0) {
+		int err = n < 0 ? errno : EIO;
+		wtg_error("cannot read the header of '%s': %s", out, strerror(err));
+		close(fd);
+		return -err;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int err = errno;
+		wtg_error("cannot start the guard of '%s': %s", out, strerror(err));
+		close(fd);
+		close(p[0]);
+		close(p[1]);
+		return -err;
+	}
+	if (pid == 0) {
+		char c = 0;
+		signal(SIGINT, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		close(p[1]);
+		while (read(p[0], &c, 1) < 0 && errno == EINTR)
+			;
+		if (c != 'k') {
+			/* the append did not finish: the file as it was */
+			if (ftruncate(fd, st.st_size) == 0 && pwrite(fd, header, (size_t)n, 0) == n)
+				fsync(fd);
+		}
+		_exit(0);
+	}
+	close(fd);
+	close(p[0]);
+	g->pid = pid;
+	g->pipe = p[1];
+	return 0;
+}
+
+/* Tells the guard whether the append finished (@keep) and waits for it. */
+static void guard_end(struct guard *g, bool keep)
+{
+	ssize_t w = write(g->pipe, keep ? "k" : "r", 1);
+	(void)w;
+	close(g->pipe);
+	while (waitpid(g->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* Names, describes and (--boot) marks image @image of @wim, then writes. */
 static int finish(WIMStruct *wim, int image, const char *out, const struct wtg_export_options *opt,
 		  struct run *r, struct wtg_export_result *res)
@@ -427,8 +504,12 @@ static int finish(WIMStruct *wim, int image, const char *out, const struct wtg_e
 	report(r, "write");
 	int ret;
 	if (opt->append) {
+		struct guard g = {.pid = -1, .pipe = -1};
+		if ((ret = guard_start(out, &g)))
+			return ret;
 		code = wimlib_overwrite(wim, write_flags(opt), opt->threads);
 		ret = code ? failure("append to", out, code) : 0;
+		guard_end(&g, !ret);
 	} else {
 		ret = write_new(wim, out, opt);
 	}

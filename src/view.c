@@ -524,6 +524,10 @@ int wtg_view_load_base(struct wtg_store *store, const char *base_path,
 	if (ret < 0)
 		return ret;
 	ret = wtg_view_describe_base(spec, src, &have);
+	/* A WIM image is its GUID, index and metadata: images appended to the
+	 * file (wtgfs export --append) change its size, not the image. */
+	if (!ret && !strncmp(src->identity, "wim:", 4))
+		have.size = want.size;
 	if (!ret)
 		ret = wtg_store_check_base(store, &have);
 	if (!ret && base_path && strcmp(have.path, want.path) && wtg_store_writable(store))

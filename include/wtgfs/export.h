@@ -16,9 +16,13 @@
  * Safety: a new WIM is written to an unnamed file in OUT's directory and
  * linked as OUT only when complete (refused when OUT exists); an append is
  * wimlib's in-place append, which writes the new data after the old and
- * the header last, so an interrupted append leaves the old images as they
- * were.  The delta and (unless it is the append target) the base are only
- * read.
+ * the header last.  A guard process forked before it keeps OUT's old
+ * header and size and puts them back unless the append finished, so an
+ * append that fails or is killed (SIGKILL too) leaves OUT byte for byte as
+ * it was.  The delta and (unless it is the append target) the base are
+ * only read.  A delta stays bound to a base WIM that grew by appended
+ * images (a WIM image is its GUID, index and metadata, not the file's
+ * size).
  *
  * All calls return 0 or -errno with one line logged.
  */
