@@ -87,5 +87,10 @@ if ! grep -aq 'wtgfs demo: written through the delta' "$serial"; then
 	exit 1
 fi
 echo "booted: the flushed disk's boot manager read the file the delta wrote"
+# the snapshot back as a WIM image, for DISM or a Windows installer
+wim=$(mktemp -u /tmp/wtgfs-demo.XXXXXX.wim)
+trap 'set +e; "$wtgfs" umount "$mnt" 2>/dev/null; rmdir "$mnt" 2>/dev/null; rm -f "$delta" "$disk" "$vars" "$serial" "$wim"; true' EXIT
+run "$wtgfs" export "$delta@driver-in" "$wim" --compress lzx
+run "$wtgfs" info "$wim"
 echo
 echo "demo done: wtgfs is $wtgfs; the demo images are in $images"
