@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "wtgfs/diff.h"
+#include "wtgfs/ea.h"
 #include "wtgfs/hive_diff.h"
 #include "wtgfs/sd.h"
 
@@ -37,7 +38,8 @@ static const char usage[] =
     "  --name-status   only the code and the path(s)\n"
     "  --status        a column per kind of metadata: c data, s size,\n"
     "                  a attributes, p security descriptor, n named streams,\n"
-    "                  r reparse data, d DOS name, l links, o object id\n"
+    "                  r reparse data, d DOS name, l links, o object id,\n"
+    "                  e extended attributes\n"
     "                  (t times with --times); '.' for unchanged\n"
     "  -z              fields end with NUL, not tab and newline\n"
     "  --stat          a summary per directory, with a bar\n"
@@ -156,6 +158,29 @@ static void line_part(struct line *l, const char *what)
 {
 	line_add(l, "%s%s", l->any ? "; " : "", what);
 	l->any = true;
+}
+
+/* The names of an $EA's entries, "name,name" ("(none)" when it has none;
+ * its size in bytes when it does not parse). */
+static void ea_text(const struct wtg_diff_side *s, struct line *l)
+{
+	if (!s->ea) {
+		line_add(l, "(none)");
+		return;
+	}
+	if (!wtg_ea_valid(s->ea, s->ea_len)) {
+		line_add(l, "(%" PRIu32 " bytes)", s->ea_len);
+		return;
+	}
+	for (uint32_t off = 0, first = 1; off + 8 <= s->ea_len; first = 0) {
+		const uint8_t *e = s->ea + off;
+		uint32_t next = (uint32_t)e[0] | (uint32_t)e[1] << 8 | (uint32_t)e[2] << 16 |
+				(uint32_t)e[3] << 24;
+		line_add(l, "%s%.*s", first ? "" : ",", e[5], (const char *)e + 8);
+		if (!next || next > s->ea_len - off)
+			break;
+		off += next;
+	}
 }
 
 /* ---- the pieces of an entry ---- */
@@ -400,6 +425,12 @@ static void details_text(const struct out *o, const struct wtg_diff_entry *e, st
 		free(x);
 		free(y);
 	}
+	if (c & WTG_DIFF_EA) {
+		line_part(l, "ea ");
+		ea_text(a, l);
+		line_add(l, "->");
+		ea_text(b, l);
+	}
 	if (c & WTG_DIFF_TIMES) {
 		static const char *const names[] = {"crtime", "mtime", "atime", "ctime"};
 		const int64_t ta[] = {a->crtime, a->mtime, a->atime, a->ctime};
@@ -440,7 +471,7 @@ static json_object *side_json(const struct wtg_diff_side *s)
 
 static const char *const kind_names[WTG_DIFF_KINDS] = {
     "data", "size", "attributes", "security", "streams", "reparse", "dos_name", "links",
-    "object_id", "times"};
+    "object_id", "ea", "times"};
 
 static json_object *entry_json(const struct out *o, const struct wtg_diff_entry *e)
 {
@@ -518,6 +549,12 @@ static json_object *entry_json(const struct out *o, const struct wtg_diff_entry 
 		json_object_object_add(x, "old", jhex(a->object_id, a->object_id_len));
 		json_object_object_add(x, "new", jhex(b->object_id, b->object_id_len));
 		json_object_object_add(j, "object_id", x);
+	}
+	if (c & WTG_DIFF_EA) {
+		json_object *x = json_object_new_object();
+		json_object_object_add(x, "old", jhex(a->ea, a->ea_len));
+		json_object_object_add(x, "new", jhex(b->ea, b->ea_len));
+		json_object_object_add(j, "ea", x);
 	}
 	if (c & WTG_DIFF_TIMES) {
 		json_object *x = json_object_new_object();

@@ -531,6 +531,7 @@ static void side_release(struct wtg_diff_side *s)
 	free(s->reparse_target);
 	free(s->dos_name);
 	free(s->object_id);
+	free(s->ea);
 	for (size_t i = 0; i < s->nstreams; i++)
 		free(s->streams[i].name);
 	free(s->streams);
@@ -694,6 +695,8 @@ static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		if (!r)
 			r = dup_bytes(&s->object_id, &s->object_id_len, si.object_id,
 				      si.object_id_len);
+		if (!r)
+			r = dup_bytes(&s->ea, &s->ea_len, si.ea, si.ea_len);
 		wtg_store_inode_release(&si);
 	} else if (in) {
 		s->attributes = in->attributes;
@@ -713,6 +716,10 @@ static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		if (!r)
 			r = dup_bytes(&s->object_id, &s->object_id_len, in->object_id,
 				      in->object_id_len);
+		uint32_t elen = 0;
+		const uint8_t *ea = wtg_inode_ea(in, &elen);
+		if (!r)
+			r = dup_bytes(&s->ea, &s->ea_len, ea, elen);
 	}
 	if (!r)
 		r = dos_names_at(d, ver, ino, &s->dos_name);
@@ -936,6 +943,8 @@ static int compare(struct wtg_diff *d, struct wtg_diff_entry *e, bool same_inode
 		c |= WTG_DIFF_DOS_NAME;
 	if (bytes_differ(o->object_id, o->object_id_len, n->object_id, n->object_id_len))
 		c |= WTG_DIFF_OBJECT_ID;
+	if (bytes_differ(o->ea, o->ea_len, n->ea, n->ea_len))
+		c |= WTG_DIFF_EA;
 	if (d->times && (o->crtime != n->crtime || o->mtime != n->mtime ||
 			 o->atime != n->atime || o->ctime != n->ctime))
 		c |= WTG_DIFF_TIMES;
@@ -974,6 +983,8 @@ static int whole(struct wtg_diff *d, struct wtg_diff_entry *e, const struct wtg_
 		c |= WTG_DIFF_LINKS;
 	if (s->object_id)
 		c |= WTG_DIFF_OBJECT_ID;
+	if (s->ea)
+		c |= WTG_DIFF_EA;
 	if (d->times)
 		c |= WTG_DIFF_TIMES;
 	e->changed = c;
@@ -1413,7 +1424,7 @@ const char *wtg_diff_type_name(enum wtg_diff_type type)
 
 void wtg_diff_status_column(unsigned changed, bool times, char *buf)
 {
-	static const char letters[WTG_DIFF_KINDS] = "csapnrdlot";
+	static const char letters[WTG_DIFF_KINDS] = "csapnrdloet";
 	int n = 0;
 
 	for (int i = 0; i < WTG_DIFF_KINDS; i++) {

@@ -2,7 +2,7 @@
 # wtgfs diff: every kind of change made through a read-write mount shows
 # with its code and what changed (data ranges, size, attributes by name,
 # security descriptor in SDDL, named streams, reparse data, DOS name, hard
-# links, object id, times with --times); --json parsed and checked field by
+# links, object id, extended attributes, times with --times); --json parsed and checked field by
 # field; --hives on a hive edited with hivexsh -w lists exactly the key
 # added, the value changed and the value deleted; a diff across branches
 # after a rollback; the path filter; -z; --stat; a diff beside a running
@@ -50,6 +50,7 @@ getfattr -n system.ntfs_acl -e hex "$m" | sed -n 's/^system.ntfs_acl=//p' >"$TMP
 setfattr -n system.ntfs_acl -v "$(cat "$TMP/rootacl")" "$m/$S/cfg.dll" # SD
 setfattr -n system.ntfs_object_id -v 0x00112233445566778899aabbccddeeff "$m/$S/cfg.dll"
 setfattr -n system.ntfs_dos_name -v "CHUNKS~1.BIN" "$m/$S/chunks3plus1.bin" # DOS name
+setfattr -n system.ntfs_ea -v 0x1000000000030100414243007a000000 "$m/$S/cloudcom.exe" # EA
 ln -s Windows/System32 "$m/sys32link"                         # A symlink
 ln -s Windows "$m/retarget"
 rm "$m/$S/blue.ocx"                                           # D
@@ -72,6 +73,7 @@ D	$S/blue.ocx
 M	$S/bootprint.xml
 M	$S/cfg.dll
 M	$S/chunks3plus1.bin
+M	$S/cloudcom.exe
 M	$S/crypt.dll
 M	$S/drivers/etc/hosts
 M	$S/MRT.exe
@@ -104,6 +106,7 @@ line "$S/cfg.dll" | grep -q 'security owner S-1-5-80-[-0-9]*->SY group S-1-5-80-
 line "$S/cfg.dll" | grep -qF '+(A;OICI;FA;;;BA)' || fail "cfg.dll: no ACE added"
 line "$S/cfg.dll" | grep -qF -- '-(A;;FX;;;BU)' || fail "cfg.dll: no ACE removed"
 line "$S/cfg.dll" | grep -q 'object id (none)->00112233445566778899aabbccddeeff' || fail "cfg.dll oid"
+line "$S/cloudcom.exe" | grep -q 'ea (none)->ABC$' || fail "cloudcom.exe ea: $(line "$S/cloudcom.exe")"
 line "$S/blue.cpl" | grep -q 'replaced; file->directory' || fail "blue.cpl: $(line "$S/blue.cpl")"
 line "$S/MRT.exe" | grep -q '^M.*replaced; data 0-.*size [0-9]*->4' || fail "MRT.exe: $(line "$S/MRT.exe")"
 line "retarget" | grep -q 'symlink -> Windows/System32' || fail "retarget: $(line retarget)"
@@ -122,13 +125,14 @@ grep -q "^M	$S/Mgr.xml	times mtime [-0-9T:.]*Z->2020-01-01T00:00:00.0000000Z" "$
 
 # the status column
 expect_rc 1 "$WTGFS" diff --status "$d" s0
-grep -qx "M cs.......	$S/notepad.exe" "$TMP/out" || fail "status column of notepad.exe"
-grep -qx "M ..a......	$S/auth.sys" "$TMP/out" || fail "status column of auth.sys"
-grep -qx "M ...p....o	$S/cfg.dll" "$TMP/out" || fail "status column of cfg.dll"
-grep -qx "M ....n....	$S/drivers/etc/hosts" "$TMP/out" || fail "status column of hosts"
-grep -qx "M c.....d..	$S/chunks3plus1.bin" "$TMP/out" || fail "status column of chunks3plus1.bin"
-grep -qx "M .......l.	$S/crypt.dll" "$TMP/out" || fail "status column of crypt.dll"
-grep -q "^A ..++.+...	sys32link" "$TMP/out" || fail "status column of an added symlink"
+grep -qx "M cs........	$S/notepad.exe" "$TMP/out" || fail "status column of notepad.exe"
+grep -qx "M ..a.......	$S/auth.sys" "$TMP/out" || fail "status column of auth.sys"
+grep -qx "M ...p....o.	$S/cfg.dll" "$TMP/out" || fail "status column of cfg.dll"
+grep -qx "M ....n.....	$S/drivers/etc/hosts" "$TMP/out" || fail "status column of hosts"
+grep -qx "M c.....d...	$S/chunks3plus1.bin" "$TMP/out" || fail "status column of chunks3plus1.bin"
+grep -qx "M .......l..	$S/crypt.dll" "$TMP/out" || fail "status column of crypt.dll"
+grep -qx "M .........e	$S/cloudcom.exe" "$TMP/out" || fail "status column of cloudcom.exe"
+grep -q "^A ..++.+....	sys32link" "$TMP/out" || fail "status column of an added symlink"
 
 # ---- JSON Lines, field by field
 expect_rc 1 "$WTGFS" diff --json "$d" s0
@@ -168,6 +172,9 @@ assert sec["group"]["new"] == "SY"
 assert "(A;OICI;FA;;;BA)" in sec["dacl_added"] and "(A;;FX;;;BU)" in sec["dacl_removed"]
 assert isinstance(sec["old"], str) and isinstance(sec["new"], str)
 assert s["object_id"] == {"old": None, "new": "00112233445566778899aabbccddeeff"}
+e = by[S + "/cloudcom.exe"]
+assert e["changed"] == ["ea"], e["changed"]
+assert e["ea"] == {"old": None, "new": "1000000000030100414243007a000000"}, e["ea"]
 l = by[S + "/crypt.dll"]
 assert l["links"] == {"added": [S + "/crypt-link.dll"], "removed": []}
 assert sorted(l["new"]["links"]) == sorted(l["old"]["links"] + [S + "/crypt-link.dll"])

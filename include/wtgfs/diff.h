@@ -51,8 +51,9 @@ enum {
 	WTG_DIFF_DOS_NAME = 1u << 6,  /* the 8.3 name */
 	WTG_DIFF_LINKS = 1u << 7,     /* hard links: names of the inode */
 	WTG_DIFF_OBJECT_ID = 1u << 8,
-	WTG_DIFF_TIMES = 1u << 9, /* only with wtg_diff_options.times */
-	WTG_DIFF_KINDS = 10
+	WTG_DIFF_EA = 1u << 9,	  /* NTFS extended attributes ($EA) */
+	WTG_DIFF_TIMES = 1u << 10, /* only with wtg_diff_options.times; the last */
+	WTG_DIFF_KINDS = 11
 };
 
 enum wtg_diff_type { WTG_DIFF_FILE, WTG_DIFF_DIR, WTG_DIFF_SYMLINK, WTG_DIFF_JUNCTION };
@@ -78,6 +79,8 @@ struct wtg_diff_side {
 	char *dos_name;
 	uint8_t *object_id;
 	uint32_t object_id_len;
+	uint8_t *ea; /* the $EA value as system.ntfs_ea shows it, NULL when none */
+	uint32_t ea_len;
 	int64_t crtime, mtime, atime, ctime; /* 100 ns units since 1601 */
 	struct wtg_diff_stream *streams;      /* named streams, by name */
 	size_t nstreams;
@@ -137,8 +140,8 @@ const char *wtg_diff_attribute_name(uint32_t bit);
 const char *wtg_diff_type_name(enum wtg_diff_type type);
 /* The status column: one letter per kind of WTG_DIFF_KINDS, '.' when that
  * kind did not change (the letters: c data, s size, a attributes, p
- * security, n streams, r reparse, d DOS name, l links, o object id, t
- * times); @buf holds WTG_DIFF_KINDS + 1 bytes. */
+ * security, n streams, r reparse, d DOS name, l links, o object id, e
+ * extended attributes, t times); @buf holds WTG_DIFF_KINDS + 1 bytes. */
 void wtg_diff_status_column(unsigned changed, bool times, char *buf);
 
 #endif

@@ -2,7 +2,7 @@
  * --verify: the Windows partition read back through the NTFS source (which
  * loads it into a tree of its own) and compared with the view, path by
  * path: type, attributes, security descriptor, times, reparse data, object
- * id, DOS name, link count and hard-link groups, and every stream byte for
+ * id, extended attributes, DOS name, link count and hard-link groups, and every stream byte for
  * byte.  Paths the flush changed on purpose (the SYSTEM hive, unattend.xml)
  * are compared by existence only.
  */
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "flush_int.h"
+#include "wtgfs/ea.h"
 #include "wtgfs/log.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/ntfs_source.h"
@@ -119,6 +120,14 @@ static void compare_inode(struct verify *v, const char *path, struct wtg_inode *
 		differ(v, path, "%s", "reparse data differ");
 	if (!same_bytes(ia->object_id, ia->object_id_len, ib->object_id, ib->object_id_len))
 		differ(v, path, "%s", "object ids differ");
+	/* a malformed $EA of the base is left out by the writer (with a warning) */
+	uint32_t ea_len = 0, eb_len = 0;
+	const uint8_t *ea = wtg_inode_ea(ia, &ea_len);
+	const uint8_t *eb = wtg_inode_ea(ib, &eb_len);
+	if (ea && !wtg_ea_valid(ea, ea_len))
+		ea = NULL, ea_len = 0;
+	if (!same_bytes(ea, ea ? ea_len : 0, eb, eb ? eb_len : 0))
+		differ(v, path, "%s", "extended attributes differ");
 	if (ia->nlink != ib->nlink)
 		differ(v, path, "%s", "link counts differ");
 	v->files++;
