@@ -49,6 +49,7 @@ static const char usage[] =
     "      uid=N, gid=N    the owner and group every file shows (default: yours)\n"
     "      umask=OCT       permission bits no file or directory shows (default 022)\n"
     "      fmask=OCT, dmask=OCT  the same for files or directories alone\n"
+    "      posix           owners, groups and modes per file, in WSL's EAs\n"
     "      cache=SIZE      decompressed-chunk cache (default 1G; K, M, G suffixes)\n"
     "      threads=N       FUSE worker threads (default: up to 10)\n"
     "      ro              read-only (a bare image always is; a delta refuses it)\n"
@@ -77,6 +78,8 @@ static int parse_options(char *list, struct wtg_mount_options *mo, struct wtg_so
 		uint64_t v;
 		if (!strcmp(opt, "allow_other")) {
 			mo->allow_other = true;
+		} else if (!strcmp(opt, "posix")) {
+			mo->posix = true;
 		} else if (!strcmp(opt, "ro")) {
 			/* a bare image is always read-only; a delta refuses it */
 			ro_asked = true;

@@ -114,3 +114,52 @@ int wtg_ea_wsl_dev(const uint8_t *buf, size_t len, uint32_t *major_ret, uint32_t
 	*minor_ret = ntfs_get_le32(v + 4);
 	return 0;
 }
+
+int wtg_ea_wsl_u32(const uint8_t *buf, size_t len, const char *name, uint32_t *value_ret)
+{
+	const uint8_t *v;
+	size_t vlen;
+
+	if (wtg_ea_find(buf, len, name, &v, &vlen) || vlen != 4)
+		return -ENODATA;
+	*value_ret = ntfs_get_le32(v);
+	return 0;
+}
+
+int wtg_ea_put_u32(const uint8_t *buf, size_t len, const char *const *names,
+		   const uint32_t *values, size_t n, uint8_t **buf_ret, size_t *len_ret)
+{
+	size_t off = 0, next, nl, vl, out = 0;
+	const uint8_t *name, *value;
+
+	if (buf && !wtg_ea_valid(buf, len))
+		return -EINVAL;
+	/* each new entry takes at most 8 + 255 + 1 + 4 bytes */
+	uint8_t *p = malloc((buf ? len : 0) + n * 268 + 1);
+	if (!p)
+		return -ENOMEM;
+	/* the entries kept, in their order, less those replaced */
+	while (buf && entry_at(buf, len, off, &next, &name, &nl, &value, &vl)) {
+		bool replaced = false;
+		for (size_t i = 0; i < n; i++)
+			replaced |= strlen(names[i]) == nl && !memcmp(names[i], name, nl);
+		if (!replaced) {
+			memcpy(p + out, buf + off, next - off);
+			ntfs_put_le32(p + out, (uint32_t)(next - off));
+			out += next - off;
+		}
+		off = next;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint8_t v[4];
+		ntfs_put_le32(v, values[i]);
+		out += put_entry(p + out, names[i], v, sizeof(v));
+	}
+	if (out > WTG_EA_MAX) {
+		free(p);
+		return -ENOSPC;
+	}
+	*buf_ret = p;
+	*len_ret = out;
+	return 0;
+}

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "wtgfs/control.h"
+#include "wtgfs/ea.h"
 #include "wtgfs/fuse_mount.h"
 #include "wtgfs/log.h"
 #include "wtgfs/mountinfo.h"
@@ -118,6 +119,7 @@ struct fs {
 	uid_t uid; /* every file's owner and group, as ntfs-3g shows them */
 	gid_t gid;
 	mode_t fmask, dmask; /* permission bits files and directories lack */
+	bool posix; /* -o posix: owners and modes in WSL's $LXUID/$LXGID/$LXMOD */
 };
 
 static struct fs *fs_of(fuse_req_t req)
@@ -147,6 +149,25 @@ static mode_t perm_of(const struct fs *fs, const struct wtg_inode *in, unsigned 
 	return perm & ~(type == S_IFDIR ? fs->dmask : fs->fmask);
 }
 
+/* -o posix: what WSL's EAs say of @in's owner, group and permission bits
+ * (those it has; the others left as they are). */
+static void posix_of(const struct fs *fs, const struct wtg_inode *in, struct stat *st)
+{
+	uint32_t x;
+
+	if (!fs->posix || !in->ea)
+		return;
+	if (!wtg_ea_wsl_u32(in->ea, in->ea_len, "$LXUID", &x))
+		st->st_uid = x;
+	if (!wtg_ea_wsl_u32(in->ea, in->ea_len, "$LXGID", &x))
+		st->st_gid = x;
+	if (!S_ISLNK(st->st_mode) && !wtg_ea_wsl_u32(in->ea, in->ea_len, "$LXMOD", &x)) {
+		mode_t perm = x & 07777;
+		if (!fs->writable)
+			perm &= ~(mode_t)0222;
+		st->st_mode = (st->st_mode & S_IFMT) | perm;
+	}
+}
 
 static uint64_t alias_slot(uint64_t ino, uint64_t dir, uint32_t unlinks, uint64_t buckets)
 {
@@ -280,6 +301,7 @@ static void fill_stat(struct fs *fs, const struct wtg_inode *in, fuse_ino_t node
 	st->st_atim = ntfs_time_to_timespec(in->atime);
 	st->st_mtim = ntfs_time_to_timespec(in->mtime);
 	st->st_ctim = ntfs_time_to_timespec(in->ctime);
+	posix_of(fs, in, st);
 }
 
 /*
@@ -356,6 +378,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	/* O_TRUNC comes as a size change: one path for both */
 	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+	/* the kernel takes the umask off a new file's mode */
+	conn->want &= ~FUSE_CAP_DONT_MASK;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1033,6 +1057,35 @@ static uint64_t named_ino(fuse_req_t req, fuse_ino_t parent, const char *name)
 	return ino;
 }
 
+/*
+ * -o posix: a new file's owner is the caller, its group the caller's or,
+ * in a set-group-ID directory, the directory's (which a new directory
+ * inherits the bit of), its mode @mode (the kernel took the umask off).
+ * @mode 0: no $LXMOD (symlinks).
+ */
+static int posix_new(fuse_req_t req, uint64_t parent, struct wtg_inode *in, mode_t mode)
+{
+	struct fs *fs = fs_of(req);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	static const char *const names[] = {"$LXUID", "$LXGID", "$LXMOD"};
+	uint32_t values[3] = {ctx->uid, ctx->gid, mode};
+	struct stat pst;
+
+	if (!fs->posix)
+		return 0;
+	lock_shared(req);
+	struct wtg_inode *dir = inode_of(req, parent);
+	if (dir)
+		fill_stat(fs, dir, parent, &pst);
+	unlock(req);
+	if (dir && pst.st_mode & S_ISGID) {
+		values[1] = pst.st_gid;
+		if (S_ISDIR(mode))
+			values[2] |= S_ISGID;
+	}
+	return wtg_view_put_ea_u32(fs->view, in->ino, names, values, mode ? 3 : 2);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -1043,6 +1096,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	int ret = wtg_view_create(fs->view, parent, name, WTG_VIEW_FILE, NULL, &in);
 	if (!ret && !(mode & 0200))
 		ret = wtg_view_set_attributes(fs->view, in->ino, in->attributes | NTFS_ATTR_READONLY);
+	if (!ret)
+		ret = posix_new(req, parent, in, S_IFREG | (mode & 07777));
 	if (!ret)
 		ret = wtg_view_open(fs->view, in->ino);
 	if (ret)
@@ -1070,6 +1125,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		/* fifos, sockets and devices as WSL stores them */
 		ret = wtg_view_mknod(v, parent, name, (uint32_t)mode, major(rdev), minor(rdev), &in);
 	}
+	if (!ret)
+		ret = posix_new(req, parent, in, mode);
 	reply_entry(req, in, parent, ret);
 }
 
@@ -1078,6 +1135,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct wtg_inode *in = NULL;
 
 	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_DIR, NULL, &in);
+	if (!ret)
+		ret = posix_new(req, parent, in, S_IFDIR | (mode & 07777));
 	reply_entry(req, in, parent, ret);
 }
 
@@ -1086,6 +1145,8 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
 	struct wtg_inode *in = NULL;
 
 	int ret = wtg_view_create(fs_of(req)->view, parent, name, WTG_VIEW_SYMLINK, target, &in);
+	if (!ret)
+		ret = posix_new(req, parent, in, 0);
 	reply_entry(req, in, parent, ret);
 }
 
@@ -1159,8 +1220,34 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	ino = real_ino(fs, ino);
 	/* A chown or chgrp succeeds and changes nothing: NTFS keeps no POSIX
 	 * owner, and ntfs-3g does the same by default ("silent"); the kernel
-	 * has refused it already where POSIX would (default_permissions). */
-	if (to_set & FUSE_SET_ATTR_MODE) {
+	 * has refused it already where POSIX would (default_permissions).
+	 * With -o posix, the owner, group and mode go to WSL's EAs. */
+	if (fs->posix && to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_MODE)) {
+		const char *names[3];
+		uint32_t values[3];
+		size_t n = 0;
+		if (to_set & FUSE_SET_ATTR_UID) {
+			names[n] = "$LXUID";
+			values[n++] = attr->st_uid;
+		}
+		if (to_set & FUSE_SET_ATTR_GID) {
+			names[n] = "$LXGID";
+			values[n++] = attr->st_gid;
+		}
+		if (to_set & FUSE_SET_ATTR_MODE) {
+			lock_shared(req);
+			struct wtg_inode *in = inode_of(req, ino);
+			if (in)
+				fill_stat(fs, in, node, &st);
+			unlock(req);
+			if (!in)
+				return (void)fuse_reply_err(req, ESTALE);
+			names[n] = "$LXMOD";
+			values[n++] = (st.st_mode & S_IFMT) | (attr->st_mode & 07777);
+		}
+		ret = wtg_view_put_ea_u32(fs->view, ino, names, values, n);
+	}
+	if (!ret && to_set & FUSE_SET_ATTR_MODE) {
 		/* the owner's write bit is the read-only attribute; the other
 		 * bits are not kept */
 		lock_shared(req);
@@ -1385,6 +1472,7 @@ int wtg_fuse_run(struct wtg_view *view, const struct wtg_mount_options *opt)
 	    .gid = opt->gid_set ? (gid_t)opt->gid : getgid(),
 	    .fmask = (mode_t)opt->fmask,
 	    .dmask = (mode_t)opt->dmask,
+	    .posix = opt->posix,
 	};
 	struct wtg_control *ctl = NULL;
 	char mount_opts[2 * 4096 + 128];

@@ -2241,6 +2241,28 @@ int wtg_view_set_ea(struct wtg_view *v, uint64_t ino, const void *data, size_t l
 	return meta_end(v, in, 0);
 }
 
+int wtg_view_put_ea_u32(struct wtg_view *v, uint64_t ino, const char *const *names,
+			const uint32_t *values, size_t n)
+{
+	int ret;
+	struct wtg_inode *in = meta_begin(v, ino, &ret);
+
+	if (!in)
+		return ret;
+	uint8_t *ea;
+	size_t len;
+	/* a malformed $EA of the base gives way to the new entries alone */
+	bool keep = in->ea && wtg_ea_valid(in->ea, in->ea_len);
+	ret = wtg_ea_put_u32(keep ? in->ea : NULL, keep ? in->ea_len : 0, names, values, n, &ea,
+			     &len);
+	if (!ret) {
+		free(in->ea);
+		in->ea = ea;
+		in->ea_len = (uint32_t)len;
+	}
+	return meta_end(v, in, ret);
+}
+
 /* ---- snapshots and rollbacks of a mounted delta ---- */
 
 int wtg_view_snapshot(struct wtg_view *v, const char *name, const char *message)

@@ -183,6 +183,20 @@ def main():
     case('chmod/write-bit-kept', with_file,
          lambda d, f: (os.chmod(f, 0o444), os.stat(f).st_mode & 0o200, os.chmod(f, 0o644),
                        os.stat(f).st_mode & 0o200)[1::2])
+    case('chmod/mode-kept', with_file, lambda d, f: (os.chmod(f, 0o751), os.stat(f).st_mode & 0o7777)[1])
+    case('chmod/sticky-dir', with_dir, lambda d, s: (os.chmod(s, 0o1777), os.stat(s).st_mode & 0o7777)[1])
+    case('chown/owner-kept', with_file,
+         lambda d, f: (os.chown(f, 1234, 1235), os.stat(f).st_uid, os.stat(f).st_gid)[1:])
+    case('open/creat-mode-kept', None,
+         lambda d, _: (opn(os.path.join(d, 'm'), os.O_CREAT | os.O_WRONLY, 0o640),
+                       os.stat(os.path.join(d, 'm')).st_mode & 0o7777)[1])
+    case('mkdir/mode-kept', None,
+         lambda d, _: (os.mkdir(os.path.join(d, 'm'), 0o711), os.stat(os.path.join(d, 'm')).st_mode & 0o7777)[1])
+    case('mknod/fifo-mode-kept', None,
+         lambda d, _: (os.mkfifo(os.path.join(d, 'p'), 0o620), os.stat(os.path.join(d, 'p')).st_mode & 0o7777)[1])
+    case('open/creat-owner', None,
+         lambda d, _: (opn(os.path.join(d, 'o'), os.O_CREAT | os.O_WRONLY),
+                       os.stat(os.path.join(d, 'o')).st_uid == os.geteuid())[1])
     case('utime/now', with_file, lambda d, f: os.utime(f))
     case('utime/given', with_file,
          lambda d, f: (os.utime(f, (1000000000, 1000000000)), int(os.stat(f).st_mtime))[1])

@@ -57,6 +57,11 @@ for who in root nobody; do
 	wtg_mount "$D" "$M" "${wopts[@]}"
 	run "$TMP/wtgfs-$who.json" $who "$M"
 	wtg_umount "$M"
+	# -o posix: in a directory open to all, as the reference is
+	wtg_mount "$D" "$M" -o posix,allow_other
+	mkdir -p "$M/pub" && chmod 0777 "$M/pub" || fail "cannot make a public directory with -o posix"
+	run "$TMP/posix-$who.json" $who "$M/pub"
+	wtg_umount "$M"
 done
 
 python3 - "$TMP" <<'EOF' || fail "wtgfs misses cases ntfs-3g passes"
@@ -75,6 +80,23 @@ for who in ('root', 'nobody'):
             who, case, ref[case], n3g[case], wtg[case], '  <- worse' if worse else ''))
     print('%s: %d cases; as the reference: ntfs-3g %d, wtgfs %d' % (
         who, len(ref), sum(ref[c] == n3g[c] for c in ref), sum(ref[c] == wtg[c] for c in ref)))
+sys.exit(1 if bad else 0)
+EOF
+
+# -o posix passes what the reference (ext4, tmpfs...) passes, less what NTFS
+# cannot hold (man/wtgfs-mount.1, "-o posix"): none of these cases is one
+python3 - "$TMP" <<'EOF' || fail "-o posix differs from the reference"
+import json, os, sys
+tmp = sys.argv[1]
+bad = 0
+for who in ('root', 'nobody'):
+    ref, px = (json.load(open(os.path.join(tmp, '%s-%s.json' % (k, who)))) for k in ('plain', 'posix'))
+    for case in sorted(ref):
+        if ref[case] != px[case]:
+            bad += 1
+            print('-o posix %-6s %-34s reference=%-18s wtgfs=%s' % (who, case, ref[case], px[case]))
+    print('-o posix, %s: %d cases; as the reference: %d' % (
+        who, len(ref), sum(ref[c] == px[c] for c in ref)))
 sys.exit(1 if bad else 0)
 EOF
 echo "PASS"

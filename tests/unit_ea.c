@@ -106,11 +106,43 @@ TEST(posix_type)
 	CHECK(wtg_inode_posix_type(&in, NULL, NULL) == S_IFREG);
 }
 
+TEST(put_u32)
+{
+	static const char *const ug[] = {"$LXUID", "$LXGID"};
+	static const char *const mod[] = {"$LXMOD"};
+	const uint32_t ugv[] = {1000, 100}, modv[] = {020600};
+	uint8_t *b, *c;
+	size_t n, m;
+	uint32_t x;
+
+	/* from none */
+	CHECK(wtg_ea_put_u32(NULL, 0, ug, ugv, 2, &b, &n) == 0 && wtg_ea_valid(b, n));
+	CHECK(wtg_ea_wsl_u32(b, n, "$LXUID", &x) == 0 && x == 1000);
+	CHECK(wtg_ea_wsl_u32(b, n, "$LXGID", &x) == 0 && x == 100);
+	CHECK(wtg_ea_wsl_u32(b, n, "$LXMOD", &x) == -ENODATA);
+	free(b);
+	/* $LXMOD replaced, $LXDEV kept */
+	CHECK(wtg_ea_put_u32(chr_ea, sizeof(chr_ea), mod, modv, 1, &b, &n) == 0);
+	CHECK(wtg_ea_valid(b, n) && n == sizeof(chr_ea));
+	CHECK(wtg_ea_wsl_u32(b, n, "$LXMOD", &x) == 0 && x == 020600);
+	uint32_t major, minor;
+	CHECK(wtg_ea_wsl_dev(b, n, &major, &minor) == 0 && major == 4 && minor == 5);
+	CHECK(wtg_ea_put_u32(b, n, ug, ugv, 2, &c, &m) == 0 && wtg_ea_valid(c, m));
+	CHECK(wtg_ea_wsl_u32(c, m, "$LXMOD", &x) == 0 && x == 020600);
+	CHECK(wtg_ea_wsl_u32(c, m, "$LXGID", &x) == 0 && x == 100);
+	free(b);
+	free(c);
+	/* a malformed one is refused */
+	CHECK(wtg_ea_put_u32(chr_ea, 19, mod, modv, 1, &b, &n) == -EINVAL);
+	CHECK(wtg_ea_wsl_u32(chr_ea, sizeof(chr_ea), "$LXDEV", &x) == -ENODATA); /* 8 bytes */
+}
+
 int main(void)
 {
 	RUN(valid);
 	RUN(find);
 	RUN(make_wsl);
 	RUN(posix_type);
+	RUN(put_u32);
 	UNIT_EXIT();
 }

@@ -43,4 +43,14 @@ int wtg_ea_make_wsl(uint32_t mode, uint32_t major, uint32_t minor, uint8_t **buf
  * the right size. */
 int wtg_ea_wsl_dev(const uint8_t *buf, size_t len, uint32_t *major_ret, uint32_t *minor_ret);
 
+/* The le32 value of the entry @name ($LXUID, $LXGID, $LXMOD as WSL's DrvFs
+ * "metadata" keeps them): 0, or -ENODATA when @buf has none of 4 bytes. */
+int wtg_ea_wsl_u32(const uint8_t *buf, size_t len, const char *name, uint32_t *value_ret);
+
+/* A new $EA (*buf_ret malloc'd): @buf's entries (NULL: none) in their
+ * order, less those named in @names, then one le32 entry per name with
+ * its value.  -EINVAL when @buf is malformed, -ENOSPC past WTG_EA_MAX. */
+int wtg_ea_put_u32(const uint8_t *buf, size_t len, const char *const *names,
+		   const uint32_t *values, size_t n, uint8_t **buf_ret, size_t *len_ret);
+
 #endif

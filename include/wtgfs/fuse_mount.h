@@ -22,6 +22,10 @@ struct wtg_mount_options {
 	bool uid_set, gid_set;
 	unsigned uid, gid;
 	unsigned fmask, dmask;
+	/* owners, groups and modes per file in WSL's EAs ($LXUID, $LXGID,
+	 * $LXMOD), as DrvFs "metadata" keeps them; files without them show
+	 * the above */
+	bool posix;
 	unsigned threads;      /* 0: libfuse's default */
 	const char *delta_dir; /* writable: where the delta lies (statfs) */
 };

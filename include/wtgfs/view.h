@@ -194,6 +194,10 @@ int wtg_view_set_object_id(struct wtg_view *view, uint64_t ino, const void *data
 /* Replaces the whole $EA (system.ntfs_ea): -EINVAL unless wtg_ea_valid();
  * @data NULL removes it (-ENODATA when there is none). */
 int wtg_view_set_ea(struct wtg_view *view, uint64_t ino, const void *data, size_t len);
+/* Sets le32 entries of the $EA (WSL's $LXUID, $LXGID, $LXMOD), the others
+ * kept: wtg_ea_put_u32() under the lock. */
+int wtg_view_put_ea_u32(struct wtg_view *view, uint64_t ino, const char *const *names,
+			const uint32_t *values, size_t n);
 
 /* Commits everything pending: durable when @durable (fsync), else safe
  * from a crash of this process only. */
