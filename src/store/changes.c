@@ -31,40 +31,9 @@ void wtg_store_version_release(struct wtg_store_version *v)
 /* The stack from @layer down to the first layer (ids fall along ancestry). */
 static int version_of_layer(struct wtg_store *st, int64_t layer, struct wtg_store_version *v)
 {
-	sqlite3_stmt *s;
-	int r = store_prepare(st, "SELECT parent FROM layers WHERE id = ?1", &s);
-
 	memset(v, 0, sizeof(*v));
 	v->layer = layer;
-	if (r)
-		return r;
-	while (layer > 0) {
-		if (v->nstack && layer >= v->stack[v->nstack - 1]) {
-			r = store_damaged(st, "the layers form a loop");
-			break;
-		}
-		int64_t *p = realloc(v->stack, (v->nstack + 1) * sizeof(*p));
-		if (!p) {
-			r = -ENOMEM;
-			break;
-		}
-		v->stack = p;
-		v->stack[v->nstack++] = layer;
-		sqlite3_reset(s);
-		sqlite3_bind_int64(s, 1, layer);
-		r = store_step(st, s);
-		if (r <= 0) {
-			if (r == 0)
-				r = store_damaged(st, "a layer of the stack is missing");
-			break;
-		}
-		layer = sqlite3_column_type(s, 0) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, 0);
-		r = 0;
-	}
-	sqlite3_finalize(s);
-	if (r)
-		wtg_store_version_release(v);
-	return r;
+	return store_read_stack(st, layer, &v->stack, &v->nstack);
 }
 
 int wtg_store_version_open(struct wtg_store *st, const char *name, struct wtg_store_version *v)

@@ -337,27 +337,27 @@ static int load_meta(struct wtg_store *st, int64_t *head_ret)
 	return 0;
 }
 
-/* The stack from @layer down to the first layer. */
-int store_load_stack(struct wtg_store *st, int64_t layer)
+int store_read_stack(struct wtg_store *st, int64_t layer, int64_t **stack_ret, size_t *count_ret)
 {
+	int64_t *stack = NULL;
+	size_t n = 0;
 	sqlite3_stmt *s;
 	int r = store_prepare(st, "SELECT parent FROM layers WHERE id = ?1", &s);
 
 	if (r)
 		return r;
-	st->nstack = 0;
 	while (layer > 0) {
-		if (st->nstack && layer >= st->stack[st->nstack - 1]) {
+		if (n && layer >= stack[n - 1]) {
 			r = store_damaged(st, "the layers form a loop");
 			break;
 		}
-		int64_t *p = realloc(st->stack, (st->nstack + 1) * sizeof(*p));
+		int64_t *p = realloc(stack, (n + 1) * sizeof(*p));
 		if (!p) {
 			r = -ENOMEM;
 			break;
 		}
-		st->stack = p;
-		st->stack[st->nstack++] = layer;
+		stack = p;
+		stack[n++] = layer;
 		sqlite3_reset(s);
 		sqlite3_bind_int64(s, 1, layer);
 		r = store_step(st, s);
@@ -370,9 +370,31 @@ int store_load_stack(struct wtg_store *st, int64_t layer)
 		r = 0;
 	}
 	sqlite3_finalize(s);
-	if (!r && !st->nstack)
-		r = store_damaged(st, "no working layer");
-	return r;
+	if (r) {
+		free(stack);
+		return r;
+	}
+	*stack_ret = stack;
+	*count_ret = n;
+	return 0;
+}
+
+int store_load_stack(struct wtg_store *st, int64_t layer)
+{
+	int64_t *stack;
+	size_t n;
+	int r = store_read_stack(st, layer, &stack, &n);
+
+	if (r)
+		return r;
+	if (!n) {
+		free(stack);
+		return store_damaged(st, "no working layer");
+	}
+	free(st->stack);
+	st->stack = stack;
+	st->nstack = n;
+	return 0;
 }
 
 int store_layer_of_snapshot(struct wtg_store *st, const char *name, int64_t *layer_ret)

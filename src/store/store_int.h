@@ -146,7 +146,10 @@ int store_put_meta(struct wtg_store *st, const char *key, int type, int64_t i, c
  * store_views_unlock() after the work. */
 int store_views_lock(struct wtg_store *st, bool exclusive, const char *what);
 void store_views_unlock(struct wtg_store *st);
-/* Loads the stack from @layer down to the first layer. */
+/* The layer ids from @layer down to the first layer (ids fall along
+ * ancestry), malloc'd; -EIO (logged) for a loop or a missing layer. */
+int store_read_stack(struct wtg_store *st, int64_t layer, int64_t **stack_ret, size_t *count_ret);
+/* Makes the stack from @layer down the store's own; an empty one is damage. */
 int store_load_stack(struct wtg_store *st, int64_t layer);
 /* The layer snapshot @name seals: -ENOENT (logged) when none. */
 int store_layer_of_snapshot(struct wtg_store *st, const char *name, int64_t *layer_ret);
