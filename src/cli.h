@@ -56,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 /* Exit codes: 0 success, 1 "different" (diff), 2 and up errors. */
 #define EXIT_ERROR 2
@@ -136,5 +137,13 @@ int cli_delta_target(const char *arg, struct wtg_store **store_ret, char *mnt, s
 
 /* The JSON string for a name of any bytes: U+FFFD for what is not UTF-8. */
 struct json_object *cli_json_name(const char *s, bool *altered_ret);
+
+/* Writes @s to stderr with write(2): safe in a signal handler. */
+void cli_put_stderr(const char *s);
+/* Runs @handler on SIGINT, SIGTERM and SIGHUP (long work that says, when
+ * interrupted, what state it leaves behind). */
+void cli_catch_signals(void (*handler)(int));
+/* Seconds since @t (CLOCK_MONOTONIC). */
+double cli_seconds_since(const struct timespec *t);
 
 #endif

@@ -67,33 +67,15 @@ static const struct cli_command cmd = {"export", usage, "", options};
 static const char *out_name = "";
 static volatile sig_atomic_t appending;
 
-static void put(const char *s)
-{
-	ssize_t n = write(STDERR_FILENO, s, strlen(s));
-	(void)n;
-}
-
 static void on_signal(int sig)
 {
 	wtg_export_interrupted();
-	put("\nwtgfs: export interrupted: '");
-	put(out_name);
-	put(appending ? "' still holds its earlier images as they were (wimlib writes an append's "
-			"header last)\n"
-		      : "' was not made\n");
+	cli_put_stderr("\nwtgfs: export interrupted: '");
+	cli_put_stderr(out_name);
+	cli_put_stderr(appending ? "' still holds its earlier images as they were (wimlib "
+				   "writes an append's header last)\n"
+				 : "' was not made\n");
 	_exit(128 + sig);
-}
-
-static void catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ---- progress ---- */
@@ -104,13 +86,6 @@ struct show {
 	const char *last_phase;
 	bool drawn;
 };
-
-static double since(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
-}
 
 static void mib(double v, char *buf, size_t size)
 {
@@ -124,7 +99,7 @@ static void progress(void *ctx, const struct wtg_export_progress *p)
 
 	s->last_phase = p->phase;
 	if (!new_phase) {
-		if (since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
+		if (cli_seconds_since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
 			return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &s->last);
@@ -142,7 +117,7 @@ static void progress(void *ctx, const struct wtg_export_progress *p)
 	}
 	if (!s->bar)
 		return;
-	double el = since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
+	double el = cli_seconds_since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
 	double frac = p->bytes_total ? (double)p->bytes_done / (double)p->bytes_total : 0;
 	char done[32], total[32], r[32], eta[32] = "--:--";
 	int width = 24, fill = (int)(frac * width + 0.5);
@@ -351,7 +326,7 @@ int cmd_export(int argc, char **argv)
 	}
 	if (!opt.name)
 		opt.name = name;
-	catch_signals();
+	cli_catch_signals(on_signal);
 	if (tree)
 		ret = wtg_export_view(view, out, &opt, &res);
 	else
@@ -360,7 +335,7 @@ int cmd_export(int argc, char **argv)
 		fputc('\n', stderr);
 	if (!ret) {
 		report(json, source, out, res.name, &res, opt.append,
-		       since(&show.start));
+		       cli_seconds_since(&show.start));
 	} else if (opt.append && ret != -EEXIST && ret != -EINVAL && ret != -ENOENT) {
 		fprintf(stderr, "wtgfs: '%s' still holds its earlier images as they were\n", out);
 	}

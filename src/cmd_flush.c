@@ -63,35 +63,18 @@ static const struct cli_command cmd = {"flush", usage, "y", options};
 static volatile sig_atomic_t table_written;
 static const char *target_name = "";
 
-static void put(const char *s)
-{
-	ssize_t n = write(STDERR_FILENO, s, strlen(s));
-	(void)n;
-}
-
 static void on_signal(int sig)
 {
 	wtg_flush_interrupted();
-	put("\nwtgfs: flush interrupted: '");
-	put(target_name);
+	cli_put_stderr("\nwtgfs: flush interrupted: '");
+	cli_put_stderr(target_name);
 	if (table_written)
-		put("' was written in full but not verified; run the same flush again to be sure\n");
+		cli_put_stderr("' was written in full but not verified; run the same flush again "
+			       "to be sure\n");
 	else
-		put("' has no partition table yet, so it neither boots nor mounts; run the same "
-		    "flush again\n");
+		cli_put_stderr("' has no partition table yet, so it neither boots nor mounts; "
+			       "run the same flush again\n");
 	_exit(128 + sig);
-}
-
-static void catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 }
 
 /* ---- progress ---- */
@@ -102,13 +85,6 @@ struct show {
 	const char *last_phase;
 	bool bar_drawn;
 };
-
-static double since(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
-}
 
 static void human(double v, char *buf, size_t size)
 {
@@ -132,7 +108,7 @@ static void progress(void *ctx, const struct wtg_flush_progress *p)
 	s->last_phase = p->phase;
 	/* within the tree, at most five times a second */
 	if (!new_phase && !strcmp(p->phase, "tree")) {
-		if (since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
+		if (cli_seconds_since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
 			return;
 		clock_gettime(CLOCK_MONOTONIC, &s->last);
 	}
@@ -157,7 +133,7 @@ static void progress(void *ctx, const struct wtg_flush_progress *p)
 		}
 		return;
 	}
-	double el = since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
+	double el = cli_seconds_since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
 	double frac = p->bytes_total ? (double)p->bytes_done / (double)p->bytes_total : 1;
 	char done[32], total[32], r[32], eta[32] = "--:--";
 	int width = 24, fill = (int)(frac * width + 0.5);
@@ -368,13 +344,14 @@ int cmd_flush(int argc, char **argv)
 	struct wtg_flush_report rep = {0};
 	struct show show = {.bar = !json && isatty(STDERR_FILENO), .json = json};
 	if (!ret) {
-		catch_signals();
+		cli_catch_signals(on_signal);
 		clock_gettime(CLOCK_MONOTONIC, &show.start);
 		ret = wtg_flush_run(view, t, &opt, progress, &show, &layout, &rep);
 		if (show.bar_drawn)
 			fputc('\n', stderr);
 		if (!ret)
-			report(json, source, target, &layout, &rep, opt.verify, since(&show.start));
+			report(json, source, target, &layout, &rep, opt.verify,
+			       cli_seconds_since(&show.start));
 		else if (!table_written)
 			fprintf(stderr, "wtgfs: '%s' was not finished: it has no partition table, so it "
 					"neither boots nor mounts; fix the cause and run the flush again\n",
