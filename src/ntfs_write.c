@@ -46,6 +46,7 @@
 #include "wtgfs/log.h"
 #include "wtgfs/names.h"
 #include "wtgfs/ntfs.h"
+#include "wtgfs/ntfs_device.h"
 #include "wtgfs/ntfs_write.h"
 #include "wtgfs/sd.h"
 #include "wtgfs/tree.h"
@@ -57,178 +58,62 @@
 /* ---- the device: a byte range of a file descriptor ---- */
 
 struct fd_range {
+	struct wtg_ntfs_range range;
 	int fd;
-	uint64_t offset, size;
-	int64_t pos;
+	uint64_t offset;
 };
 
-static int dev_open(struct ntfs_device *dev, int flags)
+/* A sparse target reads zeros past its end. */
+static int fd_read(void *ctx, void *buf, size_t size, uint64_t off)
 {
-	NDevSetOpen(dev);
-	if ((flags & O_ACCMODE) == O_RDONLY)
-		NDevSetReadOnly(dev);
-	return 0;
-}
+	struct fd_range *r = ctx;
+	size_t done = 0;
 
-static int dev_close(struct ntfs_device *dev)
-{
-	NDevClearOpen(dev);
-	return 0;
-}
-
-static s64 dev_seek(struct ntfs_device *dev, s64 offset, int whence)
-{
-	struct fd_range *r = dev->d_private;
-	int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? r->pos : (int64_t)r->size;
-
-	if (base + offset < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	r->pos = base + offset;
-	return r->pos;
-}
-
-static s64 clamp(const struct fd_range *r, s64 count, s64 offset)
-{
-	if (offset < 0 || count < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	if ((uint64_t)offset >= r->size)
-		return 0;
-	if ((uint64_t)count > r->size - (uint64_t)offset)
-		count = (s64)(r->size - (uint64_t)offset);
-	return count;
-}
-
-static s64 dev_pread(struct ntfs_device *dev, void *buf, s64 count, s64 offset)
-{
-	struct fd_range *r = dev->d_private;
-	s64 n = clamp(r, count, offset), done = 0;
-
-	while (done < n) {
-		ssize_t got = pread(r->fd, (char *)buf + done, (size_t)(n - done),
-				    (off_t)(r->offset + (uint64_t)offset + (uint64_t)done));
+	while (done < size) {
+		ssize_t got = pread(r->fd, (char *)buf + done, size - done,
+				    (off_t)(r->offset + off + done));
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
-			return -1;
+			return -errno;
 		if (got == 0) {
-			memset((char *)buf + done, 0, (size_t)(n - done));
+			memset((char *)buf + done, 0, size - done);
 			break;
 		}
-		done += got;
+		done += (size_t)got;
 	}
-	return n;
+	return 0;
 }
 
-static s64 dev_pwrite(struct ntfs_device *dev, const void *buf, s64 count, s64 offset)
+static int fd_write(void *ctx, const void *buf, size_t size, uint64_t off)
 {
-	struct fd_range *r = dev->d_private;
-	s64 n = clamp(r, count, offset), done = 0;
+	struct fd_range *r = ctx;
+	size_t done = 0;
 
-	if (n <= 0)
-		return n < 0 ? -1 : (count ? (errno = ENOSPC, -1) : 0);
-	while (done < n) {
-		ssize_t put = pwrite(r->fd, (const char *)buf + done, (size_t)(n - done),
-				     (off_t)(r->offset + (uint64_t)offset + (uint64_t)done));
+	while (done < size) {
+		ssize_t put = pwrite(r->fd, (const char *)buf + done, size - done,
+				     (off_t)(r->offset + off + done));
 		if (put < 0 && errno == EINTR)
 			continue;
-		if (put <= 0)
-			return -1;
-		done += put;
+		if (put < 0)
+			return -errno;
+		if (put == 0)
+			return -EIO;
+		done += (size_t)put;
 	}
-	NDevSetDirty(dev);
-	return n;
-}
-
-static s64 dev_read(struct ntfs_device *dev, void *buf, s64 count)
-{
-	struct fd_range *r = dev->d_private;
-	s64 n = dev_pread(dev, buf, count, r->pos);
-
-	if (n > 0)
-		r->pos += n;
-	return n;
-}
-
-static s64 dev_write(struct ntfs_device *dev, const void *buf, s64 count)
-{
-	struct fd_range *r = dev->d_private;
-	s64 n = dev_pwrite(dev, buf, count, r->pos);
-
-	if (n > 0)
-		r->pos += n;
-	return n;
-}
-
-/* The caller syncs the whole target once at the end. */
-static int dev_sync(struct ntfs_device *dev)
-{
-	NDevClearDirty(dev);
 	return 0;
-}
-
-static int dev_stat(struct ntfs_device *dev, struct stat *st)
-{
-	struct fd_range *r = dev->d_private;
-
-	memset(st, 0, sizeof(*st));
-	st->st_mode = S_IFREG | 0644;
-	st->st_size = (off_t)r->size;
-	return 0;
-}
-
-static int dev_ioctl(struct ntfs_device *dev, unsigned long request, void *argp)
-{
-	struct fd_range *r = dev->d_private;
-
-	switch (request) {
-	case BLKGETSIZE64:
-		*(uint64_t *)argp = r->size;
-		return 0;
-	case BLKGETSIZE:
-		*(unsigned long *)argp = (unsigned long)(r->size / 512);
-		return 0;
-	}
-	errno = ENOTTY;
-	return -1;
-}
-
-static struct ntfs_device_operations fd_range_ops = {
-    .open = dev_open,
-    .close = dev_close,
-    .seek = dev_seek,
-    .read = dev_read,
-    .write = dev_write,
-    .pread = dev_pread,
-    .pwrite = dev_pwrite,
-    .sync = dev_sync,
-    .stat = dev_stat,
-    .ioctl = dev_ioctl,
-};
-
-static void quiet_logging(void)
-{
-	if (getenv("WTGFS_NTFS_DEBUG")) {
-		ntfs_log_set_handler(ntfs_log_handler_stderr);
-		ntfs_log_set_levels(NTFS_LOG_LEVEL_DEBUG | NTFS_LOG_LEVEL_TRACE | NTFS_LOG_LEVEL_VERBOSE | NTFS_LOG_LEVEL_INFO | NTFS_LOG_LEVEL_PERROR | NTFS_LOG_LEVEL_ERROR);
-	} else
-		ntfs_log_set_handler(ntfs_log_handler_null);
 }
 
 int wtg_ntfs_mount_fd(int fd, uint64_t offset, uint64_t size, const char *what,
 		      ntfs_volume **vol_ret)
 {
-	static pthread_once_t quiet = PTHREAD_ONCE_INIT;
 	struct fd_range *r = calloc(1, sizeof(*r));
 
-	pthread_once(&quiet, quiet_logging);
 	if (!r)
 		return -ENOMEM;
-	*r = (struct fd_range){.fd = fd, .offset = offset, .size = size};
-	struct ntfs_device *dev = ntfs_device_alloc(what, 0, &fd_range_ops, r);
+	*r = (struct fd_range){.fd = fd, .offset = offset};
+	r->range = (struct wtg_ntfs_range){.read = fd_read, .write = fd_write, .ctx = r, .size = size};
+	struct ntfs_device *dev = wtg_ntfs_device_new(&r->range, what);
 	if (!dev) {
 		free(r);
 		return -ENOMEM;
@@ -256,7 +141,8 @@ int wtg_ntfs_mount_fd(int fd, uint64_t offset, uint64_t size, const char *what,
 
 int wtg_ntfs_umount(ntfs_volume *vol)
 {
-	struct fd_range *r = vol->dev->d_private;
+	struct wtg_ntfs_range *range = vol->dev->d_private;
+	struct fd_range *r = range->ctx;
 	int ret = ntfs_umount(vol, FALSE) ? -(errno ? errno : EIO) : 0;
 
 	if (ret)

@@ -10,11 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtgfs/ntfs_device.h"
+
 struct wtg_source;
 
-/* Reads @size bytes at @off of the volume (0 is its first byte); 0 or
- * -errno.  Must be safe to call from any thread. */
-typedef int (*wtg_volume_read_fn)(void *ctx, void *buf, size_t size, uint64_t off);
+/* The volume's bytes come from a wtg_volume_read_fn (0 is its first byte),
+ * which must be safe to call from any thread. */
 
 struct wtg_ntfs_volume_info {
 	char label[128];

@@ -1,7 +1,8 @@
 /*
- * The NTFS source: libntfs-3g (the only user of its headers) over a custom
- * device that reads any byte range, so a volume inside a VHDX, a raw disk
- * image or a block device reads the same way.  The whole tree is loaded at
+ * The NTFS source: libntfs-3g's reading side (src/ntfs_write.c is its
+ * writing side) over the device of src/ntfs_device.c, which reads any byte
+ * range, so a volume inside a VHDX, a raw disk image or a block device
+ * reads the same way.  The whole tree is loaded at
  * open, as the WIM source does; data is read per request.
  *
  * libntfs-3g has no locking of its own: one mutex per volume serialises
@@ -33,138 +34,11 @@
 
 #include "wtgfs/log.h"
 #include "wtgfs/names.h"
+#include "wtgfs/ntfs_device.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/ntfs_source.h"
 #include "wtgfs/source.h"
 #include "wtgfs/tree.h"
-
-/* ---- the device: a byte range behind a read function ---- */
-
-struct range {
-	wtg_volume_read_fn read;
-	void *ctx;
-	uint64_t size;
-	int64_t pos;
-};
-
-static int dev_open(struct ntfs_device *dev, int flags)
-{
-	if ((flags & O_ACCMODE) != O_RDONLY) {
-		errno = EROFS;
-		return -1;
-	}
-	NDevSetOpen(dev);
-	NDevSetReadOnly(dev);
-	return 0;
-}
-
-static int dev_close(struct ntfs_device *dev)
-{
-	NDevClearOpen(dev);
-	return 0;
-}
-
-static s64 dev_seek(struct ntfs_device *dev, s64 offset, int whence)
-{
-	struct range *r = dev->d_private;
-	int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? r->pos : (int64_t)r->size;
-
-	if (base + offset < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	r->pos = base + offset;
-	return r->pos;
-}
-
-static s64 dev_pread(struct ntfs_device *dev, void *buf, s64 count, s64 offset)
-{
-	struct range *r = dev->d_private;
-
-	if (offset < 0 || count < 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	if ((uint64_t)offset >= r->size)
-		return 0;
-	if ((uint64_t)count > r->size - (uint64_t)offset)
-		count = (s64)(r->size - (uint64_t)offset);
-	int ret = r->read(r->ctx, buf, (size_t)count, (uint64_t)offset);
-	if (ret < 0) {
-		errno = -ret;
-		return -1;
-	}
-	return count;
-}
-
-static s64 dev_read(struct ntfs_device *dev, void *buf, s64 count)
-{
-	struct range *r = dev->d_private;
-	s64 n = dev_pread(dev, buf, count, r->pos);
-
-	if (n > 0)
-		r->pos += n;
-	return n;
-}
-
-static s64 dev_write(struct ntfs_device *dev, const void *buf, s64 count)
-{
-	errno = EROFS;
-	return -1;
-}
-
-static s64 dev_pwrite(struct ntfs_device *dev, const void *buf, s64 count, s64 offset)
-{
-	errno = EROFS;
-	return -1;
-}
-
-static int dev_sync(struct ntfs_device *dev)
-{
-	return 0;
-}
-
-static int dev_stat(struct ntfs_device *dev, struct stat *st)
-{
-	struct range *r = dev->d_private;
-
-	memset(st, 0, sizeof(*st));
-	st->st_mode = S_IFREG | 0444;
-	st->st_size = (off_t)r->size;
-	return 0;
-}
-
-static int dev_ioctl(struct ntfs_device *dev, unsigned long request, void *argp)
-{
-	struct range *r = dev->d_private;
-
-	switch (request) {
-	case BLKGETSIZE64:
-		*(uint64_t *)argp = r->size;
-		return 0;
-	case BLKGETSIZE:
-		*(unsigned long *)argp = (unsigned long)(r->size / 512);
-		return 0;
-	case BLKSSZGET:
-		*(int *)argp = 512;
-		return 0;
-	}
-	errno = ENOTTY;
-	return -1;
-}
-
-static struct ntfs_device_operations range_ops = {
-    .open = dev_open,
-    .close = dev_close,
-    .seek = dev_seek,
-    .read = dev_read,
-    .write = dev_write,
-    .pread = dev_pread,
-    .pwrite = dev_pwrite,
-    .sync = dev_sync,
-    .stat = dev_stat,
-    .ioctl = dev_ioctl,
-};
 
 bool wtg_ntfs_probe(wtg_volume_read_fn read, void *ctx)
 {
@@ -174,25 +48,15 @@ bool wtg_ntfs_probe(wtg_volume_read_fn read, void *ctx)
 	       boot[510] == 0x55 && boot[511] == 0xAA;
 }
 
-/* libntfs-3g prints to stderr by default; its findings come back as errno
- * and we say them once, in our words. */
-static void quiet_logging(void)
-{
-	ntfs_log_set_handler(ntfs_log_handler_null);
-}
-
 /* Mounts the range read-only; the device belongs to the volume after. */
-static ntfs_volume *mount_range(struct range *r, const char *what)
+static ntfs_volume *mount_range(struct wtg_ntfs_range *r, const char *what)
 {
-	static pthread_once_t quiet = PTHREAD_ONCE_INIT;
-
-	pthread_once(&quiet, quiet_logging);
 	if (!wtg_ntfs_probe(r->read, r->ctx)) {
 		wtg_error("'%s': not an NTFS volume", what);
 		errno = EINVAL;
 		return NULL;
 	}
-	struct ntfs_device *dev = ntfs_device_alloc(what, 0, &range_ops, r);
+	struct ntfs_device *dev = wtg_ntfs_device_new(r, what);
 	if (!dev)
 		return NULL;
 	ntfs_volume *vol = ntfs_device_mount(dev, NTFS_MNT_RDONLY);
@@ -226,7 +90,7 @@ struct mft_map_entry {
 
 struct ntfs_source {
 	struct wtg_source base;
-	struct range range;
+	struct wtg_ntfs_range range;
 	void (*release)(void *ctx);
 	pthread_mutex_t lock;
 	ntfs_volume *vol;
@@ -726,7 +590,7 @@ int wtg_ntfs_source_open(wtg_volume_read_fn read, void *ctx, void (*release)(voi
 		return -ENOMEM;
 	}
 	ns->base.ops = &ntfs_source_ops;
-	ns->range = (struct range){.read = read, .ctx = ctx, .size = size};
+	ns->range = (struct wtg_ntfs_range){.read = read, .ctx = ctx, .size = size};
 	ns->release = release;
 	pthread_mutex_init(&ns->lock, NULL);
 	ns->base.path = strdup(what);
@@ -755,7 +619,7 @@ int wtg_ntfs_source_open(wtg_volume_read_fn read, void *ctx, void (*release)(voi
 int wtg_ntfs_volume_info(wtg_volume_read_fn read, void *ctx, uint64_t size, const char *what,
 			 struct wtg_ntfs_volume_info *info)
 {
-	struct range r = {.read = read, .ctx = ctx, .size = size};
+	struct wtg_ntfs_range r = {.read = read, .ctx = ctx, .size = size};
 
 	memset(info, 0, sizeof(*info));
 	info->size = size;
