@@ -3,6 +3,8 @@
  * for every command, and JSON output through json-c (see cli.h).
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include "cli.h"
 #include "wtgfs/log.h"
 #include "wtgfs/mountinfo.h"
+#include "wtgfs/progress.h"
 #include "wtgfs/store.h"
 
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
@@ -309,4 +312,81 @@ double cli_seconds_since(const struct timespec *t)
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* ---- progress ---- */
+
+void cli_progress_start(struct cli_progress *s, bool json)
+{
+	*s = (struct cli_progress){.json = json, .bar = !json && isatty(STDERR_FILENO)};
+	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	s->last = s->start;
+}
+
+static void mib(double v, char *buf, size_t size)
+{
+	snprintf(buf, size, "%.1f MiB", v / 1048576.0);
+}
+
+static void draw_bar(struct cli_progress *s, const struct wtg_progress *p)
+{
+	double el = cli_seconds_since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
+	double frac = (double)p->bytes_done / (double)p->bytes_total;
+	char done[32], total[32], r[32], eta[32] = "--:--";
+	int width = 24;
+
+	if (frac > 1)
+		frac = 1;
+	int fill = (int)(frac * width + 0.5);
+	mib((double)p->bytes_done, done, sizeof(done));
+	mib((double)p->bytes_total, total, sizeof(total));
+	mib(rate, r, sizeof(r));
+	if (rate > 0 && p->bytes_total >= p->bytes_done) {
+		long left = (long)((double)(p->bytes_total - p->bytes_done) / rate);
+		snprintf(eta, sizeof(eta), "%ld:%02ld", left / 60, left % 60);
+	}
+	fprintf(stderr,
+		"\r%-6s [%.*s%*s] %3.0f%% %s / %s, %" PRIu64 "/%" PRIu64 " files, %s/s, ETA %s ",
+		p->phase, fill, "########################", width - fill, "", frac * 100, done,
+		total, p->files_done, p->files_total, r, eta);
+}
+
+void cli_progress_show(void *ctx, const struct wtg_progress *p)
+{
+	struct cli_progress *s = ctx;
+	bool new_phase = s->phase != p->phase;
+
+	s->phase = p->phase;
+	if (!new_phase && cli_seconds_since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &s->last);
+	if (s->json) {
+		struct json_object *o = json_object_new_object();
+		cli_json_add_string(o, "type", "progress");
+		cli_json_add_string(o, "phase", p->phase);
+		cli_json_add_u64(o, "bytes", p->bytes_done);
+		cli_json_add_u64(o, "bytes_total", p->bytes_total);
+		cli_json_add_u64(o, "files", p->files_done);
+		cli_json_add_u64(o, "files_total", p->files_total);
+		cli_json_print(o, CLI_JSON_LINE);
+		fflush(stdout);
+		return;
+	}
+	if (!s->bar)
+		return;
+	if (p->bytes_total)
+		draw_bar(s, p);
+	else if (new_phase)
+		fprintf(stderr, "%s%s...", s->drawn ? "\n" : "", p->phase);
+	else
+		return;
+	s->drawn = true;
+}
+
+double cli_progress_end(struct cli_progress *s)
+{
+	if (s->drawn)
+		fputc('\n', stderr);
+	s->drawn = false;
+	return cli_seconds_since(&s->start);
 }

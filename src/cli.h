@@ -146,4 +146,25 @@ void cli_catch_signals(void (*handler)(int));
 /* Seconds since @t (CLOCK_MONOTONIC). */
 double cli_seconds_since(const struct timespec *t);
 
+/*
+ * Progress of a long job (flush, export), as the library reports it
+ * (wtgfs/progress.h): with --json one "progress" line per report on
+ * stdout; on a terminal a bar on stderr (bytes, files, rate, time left)
+ * for a phase with a measure and "phase..." for one without; otherwise
+ * nothing.  Within a phase at most five reports a second get through.
+ */
+struct wtg_progress;
+struct cli_progress {
+	bool bar, json;
+	struct timespec start, last;
+	const char *phase;
+	bool drawn; /* the cursor is on a line of ours */
+};
+/* Starts the clock; @json: JSON lines instead of any bar. */
+void cli_progress_start(struct cli_progress *s, bool json);
+/* A wtg_progress_fn: @ctx is the struct cli_progress. */
+void cli_progress_show(void *ctx, const struct wtg_progress *p);
+/* Ends the bar's line, if one is drawn; returns the seconds since start. */
+double cli_progress_end(struct cli_progress *s);
+
 #endif

@@ -78,64 +78,6 @@ static void on_signal(int sig)
 	_exit(128 + sig);
 }
 
-/* ---- progress ---- */
-
-struct show {
-	bool bar, json;
-	struct timespec start, last;
-	const char *last_phase;
-	bool drawn;
-};
-
-static void mib(double v, char *buf, size_t size)
-{
-	snprintf(buf, size, "%.1f MiB", v / 1048576.0);
-}
-
-static void progress(void *ctx, const struct wtg_export_progress *p)
-{
-	struct show *s = ctx;
-	bool new_phase = s->last_phase != p->phase;
-
-	s->last_phase = p->phase;
-	if (!new_phase) {
-		if (cli_seconds_since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
-			return;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &s->last);
-	if (s->json) {
-		struct json_object *o = json_object_new_object();
-		cli_json_add_string(o, "type", "progress");
-		cli_json_add_string(o, "phase", p->phase);
-		cli_json_add_u64(o, "bytes", p->bytes_done);
-		cli_json_add_u64(o, "bytes_total", p->bytes_total);
-		cli_json_add_u64(o, "files", p->files_done);
-		cli_json_add_u64(o, "files_total", p->files_total);
-		cli_json_print(o, CLI_JSON_LINE);
-		fflush(stdout);
-		return;
-	}
-	if (!s->bar)
-		return;
-	double el = cli_seconds_since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
-	double frac = p->bytes_total ? (double)p->bytes_done / (double)p->bytes_total : 0;
-	char done[32], total[32], r[32], eta[32] = "--:--";
-	int width = 24, fill = (int)(frac * width + 0.5);
-	if (frac > 1)
-		frac = 1, fill = width;
-	mib((double)p->bytes_done, done, sizeof(done));
-	mib((double)p->bytes_total, total, sizeof(total));
-	mib(rate, r, sizeof(r));
-	if (rate > 0 && p->bytes_total >= p->bytes_done) {
-		long left = (long)((double)(p->bytes_total - p->bytes_done) / rate);
-		snprintf(eta, sizeof(eta), "%ld:%02ld", left / 60, left % 60);
-	}
-	fprintf(stderr, "\r%-6s [%.*s%*s] %3.0f%% %s / %s, %" PRIu64 "/%" PRIu64 " files, %s/s, ETA %s ",
-		p->phase, fill, "########################", width - fill, "", frac * 100, done, total,
-		p->files_done, p->files_total, r, eta);
-	s->drawn = true;
-}
-
 /* ---- the source ---- */
 
 /* A read-only view of the delta @path at snapshot @at (NULL: HEAD). */
@@ -262,11 +204,10 @@ int cmd_export(int argc, char **argv)
 	out_name = out;
 	appending = opt.append;
 
-	struct show show = {.bar = !json && isatty(STDERR_FILENO), .json = json};
-	opt.progress = progress;
+	struct cli_progress show;
+	cli_progress_start(&show, json);
+	opt.progress = cli_progress_show;
 	opt.ctx = &show;
-	clock_gettime(CLOCK_MONOTONIC, &show.start);
-	show.last = show.start;
 
 	struct wtg_export_result res;
 	struct wtg_view *view = NULL;
@@ -331,11 +272,9 @@ int cmd_export(int argc, char **argv)
 		ret = wtg_export_view(view, out, &opt, &res);
 	else
 		ret = wtg_export_wim_image(path, sel, out, &opt, &res);
-	if (show.drawn)
-		fputc('\n', stderr);
+	double secs = cli_progress_end(&show);
 	if (!ret) {
-		report(json, source, out, res.name, &res, opt.append,
-		       cli_seconds_since(&show.start));
+		report(json, source, out, res.name, &res, opt.append, secs);
 	} else if (opt.append && ret != -EEXIST && ret != -EINVAL && ret != -ENOENT) {
 		fprintf(stderr, "wtgfs: '%s' still holds its earlier images as they were\n", out);
 	}

@@ -77,77 +77,12 @@ static void on_signal(int sig)
 	_exit(128 + sig);
 }
 
-/* ---- progress ---- */
-
-struct show {
-	bool bar, json;
-	struct timespec start, last;
-	const char *last_phase;
-	bool bar_drawn;
-};
-
-static void human(double v, char *buf, size_t size)
+/* Notes when the table may be on the disk, for the message if interrupted. */
+static void progress(void *ctx, const struct wtg_progress *p)
 {
-	const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
-
-static void progress(void *ctx, const struct wtg_flush_progress *p)
-{
-	struct show *s = ctx;
-	bool new_phase = s->last_phase != p->phase;
-
 	if (!strcmp(p->phase, "table"))
-		table_written = 1; /* from here on the table may be on the disk */
-	s->last_phase = p->phase;
-	/* within the tree, at most five times a second */
-	if (!new_phase && !strcmp(p->phase, "tree")) {
-		if (cli_seconds_since(&s->last) < 0.2 && p->bytes_done < p->bytes_total)
-			return;
-		clock_gettime(CLOCK_MONOTONIC, &s->last);
-	}
-	if (s->json) {
-		struct json_object *o = json_object_new_object();
-		cli_json_add_string(o, "type", "progress");
-		cli_json_add_string(o, "phase", p->phase);
-		cli_json_add_u64(o, "bytes", p->bytes_done);
-		cli_json_add_u64(o, "bytes_total", p->bytes_total);
-		cli_json_add_u64(o, "files", p->files_done);
-		cli_json_add_u64(o, "files_total", p->files_total);
-		cli_json_print(o, CLI_JSON_LINE);
-		fflush(stdout);
-		return;
-	}
-	if (!s->bar)
-		return;
-	if (strcmp(p->phase, "tree")) {
-		if (new_phase) {
-			fprintf(stderr, "%s%s...", s->bar_drawn ? "\n" : "", p->phase);
-			s->bar_drawn = true;
-		}
-		return;
-	}
-	double el = cli_seconds_since(&s->start), rate = el > 0 ? (double)p->bytes_done / el : 0;
-	double frac = p->bytes_total ? (double)p->bytes_done / (double)p->bytes_total : 1;
-	char done[32], total[32], r[32], eta[32] = "--:--";
-	int width = 24, fill = (int)(frac * width + 0.5);
-	human((double)p->bytes_done, done, sizeof(done));
-	human((double)p->bytes_total, total, sizeof(total));
-	human(rate, r, sizeof(r));
-	if (rate > 0 && p->bytes_total >= p->bytes_done) {
-		long left = (long)((double)(p->bytes_total - p->bytes_done) / rate);
-		snprintf(eta, sizeof(eta), "%ld:%02ld", left / 60, left % 60);
-	}
-	fprintf(stderr, "\rtree [%.*s%*s] %3.0f%% %s / %s, %" PRIu64 "/%" PRIu64 " files, %s/s, ETA %s ",
-		fill, "########################", width - fill, "", frac * 100, done, total,
-		p->files_done, p->files_total, r, eta);
-	s->bar_drawn = true;
+		table_written = 1;
+	cli_progress_show(ctx, p);
 }
 
 /* ---- the source ---- */
@@ -342,16 +277,14 @@ int cmd_flush(int argc, char **argv)
 	}
 	struct wtg_flush_layout layout;
 	struct wtg_flush_report rep = {0};
-	struct show show = {.bar = !json && isatty(STDERR_FILENO), .json = json};
+	struct cli_progress show;
 	if (!ret) {
 		cli_catch_signals(on_signal);
-		clock_gettime(CLOCK_MONOTONIC, &show.start);
+		cli_progress_start(&show, json);
 		ret = wtg_flush_run(view, t, &opt, progress, &show, &layout, &rep);
-		if (show.bar_drawn)
-			fputc('\n', stderr);
+		double secs = cli_progress_end(&show);
 		if (!ret)
-			report(json, source, target, &layout, &rep, opt.verify,
-			       cli_seconds_since(&show.start));
+			report(json, source, target, &layout, &rep, opt.verify, secs);
 		else if (!table_written)
 			fprintf(stderr, "wtgfs: '%s' was not finished: it has no partition table, so it "
 					"neither boots nor mounts; fix the cause and run the flush again\n",

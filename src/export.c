@@ -127,25 +127,15 @@ static uint64_t file_size(const char *path)
 
 struct run {
 	const struct wtg_export_options *opt;
-	struct wtg_export_progress p;
+	struct wtg_progress p;
 };
-
-/* Tests kill an export midway: WTGFS_TEST_KILL_AT=PHASE@N dies (SIGKILL)
- * once PHASE has done at least N > 0 bytes. */
-static void maybe_die(const struct wtg_export_progress *p)
-{
-	const char *at = getenv("WTGFS_TEST_KILL_AT");
-	size_t n = strlen(p->phase);
-
-	if (at && !strncmp(at, p->phase, n) && at[n] == '@' && p->bytes_done &&
-	    p->bytes_done >= strtoull(at + n + 1, NULL, 10))
-		raise(SIGKILL);
-}
 
 static void report(struct run *r, const char *phase)
 {
+	bool starting = r->p.phase != phase;
+
 	r->p.phase = phase;
-	maybe_die(&r->p);
+	wtg_progress_test_kill(&r->p, starting);
 	if (r->opt->progress)
 		r->opt->progress(r->opt->ctx, &r->p);
 }
@@ -190,10 +180,7 @@ static void tree_progress(void *ctx, const struct wtg_ntfs_write_stats *done,
 {
 	struct run *r = ctx;
 
-	r->p.bytes_done = done->bytes;
-	r->p.bytes_total = total->bytes;
-	r->p.files_done = done->files + done->dirs;
-	r->p.files_total = total->files + total->dirs;
+	wtg_progress_of_tree(&r->p, done, total);
 	report(r, "tree");
 }
 

@@ -32,6 +32,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "wtgfs/progress.h"
+
 struct wtg_view;
 
 enum wtg_export_compress {
@@ -42,14 +44,6 @@ enum wtg_export_compress {
 	WTG_EXPORT_COMPRESS_LZMS,
 };
 
-/* Where an export stands: phase "tree" (the temporary NTFS volume),
- * "scan" (wimlib reading it), "write" (the WIM's data), "finish". */
-struct wtg_export_progress {
-	const char *phase;
-	uint64_t bytes_done, bytes_total;
-	uint64_t files_done, files_total;
-};
-typedef void (*wtg_export_progress_fn)(void *ctx, const struct wtg_export_progress *p);
 
 struct wtg_export_options {
 	bool append;
@@ -58,7 +52,9 @@ struct wtg_export_options {
 	enum wtg_export_compress compress;
 	bool solid, boot, check;
 	unsigned threads; /* 0: one per CPU */
-	wtg_export_progress_fn progress;
+	/* phases: "tree" (the temporary NTFS volume), "scan" (wimlib reading
+	 * it), "write" (the WIM's data), "finish" */
+	wtg_progress_fn progress;
 	void *ctx;
 };
 

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtgfs/progress.h"
+
 struct wtg_view;
 
 enum wtg_flush_scheme { WTG_FLUSH_GPT, WTG_FLUSH_MBR };
@@ -106,14 +108,6 @@ int wtg_flush_tweak_system_hive(const char *hive_path, struct wtg_flush_report *
 
 /* ---- the whole flush (src/flush/flush.c) ---- */
 
-/* Progress, called from the flush's thread at most a few times a second
- * and once at the end of each phase. */
-struct wtg_flush_progress {
-	const char *phase; /* "wipe", "ntfs", "tree", "esp", "table", "sync", "verify" */
-	uint64_t bytes_done, bytes_total; /* stream data of the tree */
-	uint64_t files_done, files_total;
-};
-typedef void (*wtg_flush_progress_fn)(void *ctx, const struct wtg_flush_progress *p);
 
 struct wtg_flush_target;
 
@@ -132,9 +126,11 @@ bool wtg_flush_target_is_device(const struct wtg_flush_target *t);
 void wtg_flush_target_close(struct wtg_flush_target *t);
 
 /* Writes @view to the open target @t.  @layout_ret (may be NULL) gets the
- * layout written. */
+ * layout written.  @progress (may be NULL) hears of phases "wipe", "ntfs",
+ * "tree" (bytes: the tree's stream data), "esp", "table", "sync", "verify",
+ * from the flush's thread, at the start of each and often within "tree". */
 int wtg_flush_run(struct wtg_view *view, struct wtg_flush_target *t,
-		  const struct wtg_flush_options *opt, wtg_flush_progress_fn progress, void *ctx,
+		  const struct wtg_flush_options *opt, wtg_progress_fn progress, void *ctx,
 		  struct wtg_flush_layout *layout_ret, struct wtg_flush_report *rep);
 
 /* Removes the flush's temporary files: async-signal-safe, for a handler

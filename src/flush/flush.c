@@ -116,34 +116,20 @@ struct run {
 	struct wtg_view *view;
 	struct wtg_flush_target *t;
 	const struct wtg_flush_options *opt;
-	wtg_flush_progress_fn progress;
+	wtg_progress_fn progress;
 	void *ctx;
-	struct wtg_flush_progress p;
+	struct wtg_progress p;
 	struct wtg_flush_report *rep;
 	const char *changed[4];
 	int nchanged;
 };
-
-/* WTGFS_TEST_KILL_AT=PHASE (or tree@N: after N files) kills the flush
- * there with SIGKILL: how the tests interrupt it at known points. */
-static void maybe_die(const char *phase, bool counted, uint64_t files)
-{
-	const char *at = getenv("WTGFS_TEST_KILL_AT");
-	size_t n = strlen(phase);
-
-	if (!at || strncmp(at, phase, n))
-		return;
-	if ((!counted && at[n] == '\0') ||
-	    (counted && at[n] == '@' && files >= strtoull(at + n + 1, NULL, 10)))
-		raise(SIGKILL);
-}
 
 static void phase(struct run *r, const char *name)
 {
 	r->p.phase = name;
 	if (r->progress)
 		r->progress(r->ctx, &r->p);
-	maybe_die(name, false, 0);
+	wtg_progress_test_kill(&r->p, true);
 }
 
 static void tree_progress(void *ctx, const struct wtg_ntfs_write_stats *done,
@@ -151,13 +137,10 @@ static void tree_progress(void *ctx, const struct wtg_ntfs_write_stats *done,
 {
 	struct run *r = ctx;
 
-	r->p.bytes_done = done->bytes;
-	r->p.bytes_total = total->bytes;
-	r->p.files_done = done->files + done->dirs;
-	r->p.files_total = total->files + total->dirs;
+	wtg_progress_of_tree(&r->p, done, total);
 	if (r->progress)
 		r->progress(r->ctx, &r->p);
-	maybe_die("tree", true, done->files);
+	wtg_progress_test_kill(&r->p, false);
 }
 
 static int make_ntfs(struct run *r, const struct wtg_flush_layout *layout)
@@ -323,7 +306,7 @@ static int sync_target(struct wtg_flush_target *t)
 }
 
 int wtg_flush_run(struct wtg_view *view, struct wtg_flush_target *t,
-		  const struct wtg_flush_options *opt, wtg_flush_progress_fn progress, void *ctx,
+		  const struct wtg_flush_options *opt, wtg_progress_fn progress, void *ctx,
 		  struct wtg_flush_layout *layout_ret, struct wtg_flush_report *rep)
 {
 	struct run r = {.view = view, .t = t, .opt = opt, .progress = progress, .ctx = ctx,
