@@ -2189,13 +2189,16 @@ int wtg_view_set_dos_name(struct wtg_view *v, uint64_t dirino, const char *name,
 	return meta_end(v, in, ret);
 }
 
-int wtg_view_set_object_id(struct wtg_view *v, uint64_t ino, const void *data, size_t len)
+enum blob { BLOB_OBJECT_ID, BLOB_EA };
+
+/* Replaces the inode's object id or EA with a copy of @data (NULL: removes
+ * it; -ENODATA when there is none to remove). */
+static int set_blob(struct wtg_view *v, uint64_t ino, enum blob which, const void *data,
+		    size_t len)
 {
 	uint8_t *copy = NULL;
 	int ret;
 
-	if (data && (len < 16 || len > 64))
-		return -EINVAL;
 	if (data && !(copy = malloc(len)))
 		return -ENOMEM;
 	if (copy)
@@ -2205,40 +2208,30 @@ int wtg_view_set_object_id(struct wtg_view *v, uint64_t ino, const void *data, s
 		free(copy);
 		return ret;
 	}
-	if (!data && !in->object_id) {
+	uint8_t **blob = which == BLOB_EA ? &in->ea : &in->object_id;
+	uint32_t *blob_len = which == BLOB_EA ? &in->ea_len : &in->object_id_len;
+	if (!data && !*blob) {
 		free(copy);
 		return meta_end(v, in, -ENODATA);
 	}
-	free(in->object_id);
-	in->object_id = copy;
-	in->object_id_len = copy ? (uint32_t)len : 0;
+	free(*blob);
+	*blob = copy;
+	*blob_len = copy ? (uint32_t)len : 0;
 	return meta_end(v, in, 0);
+}
+
+int wtg_view_set_object_id(struct wtg_view *v, uint64_t ino, const void *data, size_t len)
+{
+	if (data && (len < 16 || len > 64))
+		return -EINVAL;
+	return set_blob(v, ino, BLOB_OBJECT_ID, data, len);
 }
 
 int wtg_view_set_ea(struct wtg_view *v, uint64_t ino, const void *data, size_t len)
 {
-	uint8_t *copy = NULL;
-	int ret;
-
 	if (data && !wtg_ea_valid(data, len))
 		return -EINVAL;
-	if (data && !(copy = malloc(len)))
-		return -ENOMEM;
-	if (copy)
-		memcpy(copy, data, len);
-	struct wtg_inode *in = meta_begin(v, ino, &ret);
-	if (!in) {
-		free(copy);
-		return ret;
-	}
-	if (!data && !in->ea) {
-		free(copy);
-		return meta_end(v, in, -ENODATA);
-	}
-	free(in->ea);
-	in->ea = copy;
-	in->ea_len = copy ? (uint32_t)len : 0;
-	return meta_end(v, in, 0);
+	return set_blob(v, ino, BLOB_EA, data, len);
 }
 
 int wtg_view_put_ea_u32(struct wtg_view *v, uint64_t ino, const char *const *names,
