@@ -43,6 +43,7 @@
 #include <ntfs-3g/volume.h>
 
 #include "wtgfs/ea.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
 #include "wtgfs/names.h"
 #include "wtgfs/ntfs.h"
@@ -67,41 +68,15 @@ struct fd_range {
 static int fd_read(void *ctx, void *buf, size_t size, uint64_t off)
 {
 	struct fd_range *r = ctx;
-	size_t done = 0;
 
-	while (done < size) {
-		ssize_t got = pread(r->fd, (char *)buf + done, size - done,
-				    (off_t)(r->offset + off + done));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			return -errno;
-		if (got == 0) {
-			memset((char *)buf + done, 0, size - done);
-			break;
-		}
-		done += (size_t)got;
-	}
-	return 0;
+	return wtg_pread_or_zero(r->fd, buf, size, r->offset + off);
 }
 
 static int fd_write(void *ctx, const void *buf, size_t size, uint64_t off)
 {
 	struct fd_range *r = ctx;
-	size_t done = 0;
 
-	while (done < size) {
-		ssize_t put = pwrite(r->fd, (const char *)buf + done, size - done,
-				     (off_t)(r->offset + off + done));
-		if (put < 0 && errno == EINTR)
-			continue;
-		if (put < 0)
-			return -errno;
-		if (put == 0)
-			return -EIO;
-		done += (size_t)put;
-	}
-	return 0;
+	return wtg_pwrite_all(r->fd, buf, size, r->offset + off);
 }
 
 int wtg_ntfs_mount_fd(int fd, uint64_t offset, uint64_t size, const char *what,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "flush_int.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
 #include "wtgfs/ntfs_write.h"
 #include "wtgfs/view.h"
@@ -101,7 +102,7 @@ static int copy_extents(int from, int to, uint64_t off, uint64_t size)
 				ret = got < 0 ? -errno : -EIO;
 				goto out;
 			}
-			if ((ret = flush_pwrite_all(to, buf, (size_t)got, off + (uint64_t)p)))
+			if ((ret = wtg_pwrite_all(to, buf, (size_t)got, off + (uint64_t)p)))
 				goto out;
 			p += got;
 		}
@@ -185,7 +186,7 @@ static int tweak_system(struct run *r, struct _ntfs_volume *vol)
 		free(data);
 		return fd;
 	}
-	ret = flush_pwrite_all(fd, data, len, 0);
+	ret = wtg_pwrite_all(fd, data, len, 0);
 	free(data);
 	data = NULL;
 	if (!ret)

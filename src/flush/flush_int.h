@@ -48,7 +48,5 @@ void flush_table_free(struct flush_table *table);
 int flush_verify(struct wtg_view *view, struct wtg_flush_target *t,
 		 const struct wtg_flush_layout *layout, const char *const *changed);
 
-/* Writes all of @len bytes at @off of @fd; 0 or -errno. */
-int flush_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
 #endif

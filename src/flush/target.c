@@ -22,6 +22,7 @@
 
 #include "flush_int.h"
 #include "wtgfs/disk.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
 #include "wtgfs/tree.h"
 #include "wtgfs/view.h"
@@ -520,21 +521,8 @@ void wtg_flush_target_close(struct wtg_flush_target *t)
 static int fd_read(void *ctx, void *buf, size_t size, uint64_t off)
 {
 	const struct wtg_flush_target *t = ctx;
-	size_t done = 0;
 
-	while (done < size) {
-		ssize_t n = pread(t->fd, (char *)buf + done, size - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
-			memset((char *)buf + done, 0, size - done);
-			break;
-		}
-		done += (size_t)n;
-	}
-	return 0;
+	return wtg_pread_or_zero(t->fd, buf, size, off);
 }
 
 int wtg_flush_target_describe(const struct wtg_flush_target *t, char *buf, size_t size)
@@ -593,20 +581,6 @@ int wtg_flush_target_describe(const struct wtg_flush_target *t, char *buf, size_
 
 /* ---- the wipe ---- */
 
-int flush_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
 
 static int zero_range(struct wtg_flush_target *t, const uint8_t *zero, uint64_t off, uint64_t len)
 {
@@ -614,7 +588,7 @@ static int zero_range(struct wtg_flush_target *t, const uint8_t *zero, uint64_t 
 		return 0;
 	if (len > t->size - off)
 		len = t->size - off;
-	return flush_pwrite_all(t->fd, zero, (size_t)len, off);
+	return wtg_pwrite_all(t->fd, zero, (size_t)len, off);
 }
 
 int flush_wipe(struct wtg_flush_target *t)

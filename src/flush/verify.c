@@ -15,6 +15,7 @@
 
 #include "flush_int.h"
 #include "wtgfs/ea.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/ntfs_source.h"
@@ -203,18 +204,8 @@ struct part_reader {
 static int part_read(void *ctx, void *buf, size_t size, uint64_t off)
 {
 	const struct part_reader *r = ctx;
-	size_t done = 0;
 
-	while (done < size) {
-		ssize_t n = pread(r->fd, (char *)buf + done, size - done,
-				  (off_t)(r->offset + off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	return wtg_pread_all(r->fd, buf, size, r->offset + off);
 }
 
 int flush_verify(struct wtg_view *view, struct wtg_flush_target *t,

@@ -13,6 +13,7 @@
 #include <wimlib.h>
 
 #include "wtgfs/chunk_cache.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
 #include "wtgfs/wim_resource.h"
 #include "wtgfs/workpool.h"
@@ -107,21 +108,9 @@ void wim_resource_release(struct wim_resource *res)
 
 static int pread_full(struct wim_file *wf, void *buf, size_t size, uint64_t off)
 {
-	uint8_t *p = buf;
-
 	if (off > wf->size || size > wf->size - off)
 		return -EIO;
-	while (size) {
-		ssize_t n = pread(wf->fd, p, size, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -EIO;
-		p += n;
-		size -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return wtg_pread_all(wf->fd, buf, size, off) ? -EIO : 0;
 }
 
 static bool ctype_ok(uint32_t ctype)
