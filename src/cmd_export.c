@@ -80,28 +80,6 @@ static void on_signal(int sig)
 
 /* ---- the source ---- */
 
-/* A read-only view of the delta @path at snapshot @at (NULL: HEAD). */
-static int open_delta(const char *path, const char *at, struct wtg_view **view_ret)
-{
-	struct wtg_store_options so = {.read_only = true};
-	struct wtg_source_options src = {0};
-	struct wtg_store *st;
-	struct wtg_tree tree;
-
-	if (at)
-		return wtg_view_open_at(path, NULL, at, &src, view_ret);
-	int ret = wtg_store_open(path, &so, &st);
-
-	if (ret)
-		return ret;
-	memset(&tree, 0, sizeof(tree));
-	if ((ret = wtg_view_load_base(st, NULL, &src, &tree))) {
-		wtg_store_close(st);
-		return ret;
-	}
-	return wtg_view_open_tree(st, &tree, view_ret);
-}
-
 /* The file name of @path without its directory and last extension. */
 static char *stem(const char *path)
 {
@@ -251,7 +229,7 @@ int cmd_export(int argc, char **argv)
 			free(path);
 			return EXIT_ERROR;
 		}
-		ret = open_delta(path, sel, &view);
+		ret = wtg_view_open_at(path, NULL, sel, &(struct wtg_source_options){0}, &view);
 		name = sel ? strdup(sel) : stem(path);
 	} else if (wtg_export_is_wim(path)) {
 		tree = false;

@@ -111,7 +111,7 @@ static int open_source(const char *spec, struct wtg_view **view_ret, char **delt
 		return ret;
 	}
 	if (access(spec, F_OK) == 0 && wtg_store_is_delta(spec)) {
-		int ret = wtg_view_open_delta(spec, NULL, &so, view_ret);
+		int ret = wtg_view_open_at(spec, NULL, NULL, &so, view_ret);
 		if (!ret && !(*delta_ret = strdup(spec)))
 			ret = -ENOMEM;
 		return ret;

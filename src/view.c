@@ -563,17 +563,17 @@ static int keep_base(struct wtg_view *v)
 	return ret;
 }
 
-static int open_delta(const char *path, const char *base_path, const char *at,
+static int open_delta(const char *path, const char *base_path, const char *at, bool read_only,
 		      const struct wtg_source_options *opt, struct wtg_view **view_ret)
 {
 	struct wtg_view *v = view_new();
-	struct wtg_store_options so = {.at = at};
+	struct wtg_store_options so = {.at = at, .read_only = read_only, .consistent = read_only};
 
 	if (!v || !(v->delta_path = strdup(path))) {
 		free(v);
 		return -ENOMEM;
 	}
-	v->read_only = at != NULL;
+	v->read_only = read_only;
 	int ret = wtg_store_open(path, &so, &v->store);
 	if (ret) {
 		view_free(v);
@@ -596,13 +596,13 @@ static int open_delta(const char *path, const char *base_path, const char *at,
 int wtg_view_open_delta(const char *path, const char *base_path,
 			const struct wtg_source_options *opt, struct wtg_view **view_ret)
 {
-	return open_delta(path, base_path, NULL, opt, view_ret);
+	return open_delta(path, base_path, NULL, false, opt, view_ret);
 }
 
 int wtg_view_open_at(const char *path, const char *base_path, const char *snapshot,
 		     const struct wtg_source_options *opt, struct wtg_view **view_ret)
 {
-	return open_delta(path, base_path, snapshot, opt, view_ret);
+	return open_delta(path, base_path, snapshot, true, opt, view_ret);
 }
 
 int wtg_view_open_tree(struct wtg_store *store, struct wtg_tree *tree, struct wtg_view **view_ret)

@@ -57,6 +57,9 @@ struct wtg_store_base {
 struct wtg_store_options {
 	bool read_only;
 	const char *at; /* read-only view of this snapshot; NULL: HEAD */
+	/* read_only of HEAD: one read transaction from open to close, so all
+	 * reads see the delta as one commit left it */
+	bool consistent;
 };
 
 /* Creates a new delta at @path bound to @base, atomically (written under a

@@ -55,7 +55,10 @@ int wtg_view_load_base(struct wtg_store *store, const char *base_path,
 		       const struct wtg_source_options *opt, struct wtg_tree *tree_ret);
 /* A read-only view of snapshot @snapshot of the delta @path (beside a
  * writable mount of it, or alone), over its base (@base_path as above, not
- * recorded): changes answer -EROFS. */
+ * recorded): changes answer -EROFS.  @snapshot NULL: HEAD, as it stood at
+ * the last commit before this call, however long the view is read (one read
+ * transaction from open to close, so a mount writing meanwhile changes
+ * nothing it sees; the mount's WAL grows until it closes). */
 int wtg_view_open_at(const char *path, const char *base_path, const char *snapshot,
 		     const struct wtg_source_options *opt, struct wtg_view **view_ret);
 /* A writable view of an open delta over a loaded tree, without checking

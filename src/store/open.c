@@ -537,6 +537,8 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		r = upgrade_dos_names(st);
 	if (!r)
 		r = upgrade_snapshots(st);
+	if (!r && st->read_only && opt->consistent && !opt->at)
+		r = store_exec(st, "BEGIN"); /* the snapshot starts with load_meta's read */
 	if (!r)
 		r = load_meta(st, &head);
 	if (r)
@@ -570,6 +572,8 @@ int wtg_store_close(struct wtg_store *st)
 	if (!st)
 		return 0;
 	int r = wtg_store_commit(st);
+	if (st->read_only && st->db && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL); /* a consistent read's */
 	store_free(st);
 	return r;
 }
