@@ -11,7 +11,7 @@ if [ -f config.status ]; then
 	echo "suite: the source tree is configured in place; run 'make distclean' first" >&2
 	exit 2
 fi
-export WTGFS_TEST_IMAGES="$top/build-images"
+export WTGFS_TEST_IMAGES="${WTGFS_TEST_IMAGES:-$top/build-images}"
 status=0
 for variant in check asan; do
 	dir="$top/build-$variant"

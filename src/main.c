@@ -16,7 +16,7 @@ struct command {
 
 static const struct command commands[] = {
     {"info", cmd_info, "list the images in a WIM or the partitions of a disk"},
-    {"mount", cmd_mount, "mount an image read-only as a live NTFS tree"},
+    {"mount", cmd_mount, "mount an image (read-only) or a delta (read-write) as a live NTFS tree"},
     {"umount", cmd_umount, "unmount a wtgfs mount"},
     {"init", cmd_init, "create a delta file bound to a base image"},
     {"log", cmd_log, "show a delta's base, layers and snapshots"},
