@@ -15,7 +15,15 @@ m="$TMP/mnt"
 "$WTGFS" init "$d" "$IMAGES/lzx.wim" >/dev/null || fail "wtgfs init failed"
 wtg_mount "$d" "$m"
 
-# version i: 8 MiB of the byte i, so a torn read shows as two byte values
+# version i: 8 MiB of the byte i, so a torn read shows as two byte values;
+# the first is made durable (fsync commits the mount's batch), so every
+# export of the last commit holds some version
+python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)
+os.write(fd, b"@" * (8 << 20))
+os.fsync(fd)
+os.close(fd)' "$m/f" || fail "writing the first version failed"
 python3 - "$m" "$TMP/stop" <<'PYEOF' &
 import os, sys
 m, stop = sys.argv[1:]
@@ -28,7 +36,6 @@ while not os.path.exists(stop):
 PYEOF
 writer=$!
 trap 'touch "$TMP/stop"; wait $writer 2>/dev/null' EXIT
-while [ ! -e "$m/f" ]; do sleep 0.1; done
 
 for n in 1 2 3 4; do
 	rm -f "$TMP/e.wim"
