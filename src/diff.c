@@ -608,7 +608,7 @@ static int cmp_stream(const void *a, const void *b)
 static enum wtg_diff_type type_of(uint32_t attributes, uint32_t tag)
 {
 	if (attributes & NTFS_ATTR_REPARSE_POINT) {
-		if (tag == NTFS_REPARSE_TAG_SYMLINK)
+		if (tag == NTFS_REPARSE_TAG_SYMLINK || tag == NTFS_REPARSE_TAG_LX_SYMLINK)
 			return WTG_DIFF_SYMLINK;
 		if (tag == NTFS_REPARSE_TAG_MOUNT_POINT)
 			return WTG_DIFF_JUNCTION;

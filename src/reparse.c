@@ -26,16 +26,42 @@ static const char *strip_prefix(const char *p)
 	return p;
 }
 
+/* An LX_SYMLINK's text after its version; @data_len is within the buffer. */
+static int lx_target(const uint8_t *buf, size_t data_len, bool *relative, char *path, size_t size)
+{
+	if (data_len <= 4)
+		return -EINVAL;
+	const uint8_t *text = buf + 8 + 4;
+	size_t n = data_len - 4;
+	if (memchr(text, '\0', n))
+		return -EINVAL;
+	if (n + 1 > size)
+		return -ENAMETOOLONG;
+	memcpy(path, text, n);
+	path[n] = '\0';
+	*relative = path[0] != '/';
+	return 0;
+}
+
+bool wtg_reparse_is_lx_symlink(const uint8_t *buf, size_t len)
+{
+	return len >= 8 && ntfs_get_le32(buf) == NTFS_REPARSE_TAG_LX_SYMLINK;
+}
+
 int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char *path, size_t size)
 {
 	char tmp[4096];
 	size_t hdr = 8 + 8;
 
-	if (len < hdr)
+	if (len < 8)
 		return -EINVAL;
 	uint32_t tag = ntfs_get_le32(buf);
 	size_t data_len = ntfs_get_le16(buf + 4);
 	if (data_len > len - 8)
+		return -EINVAL;
+	if (tag == NTFS_REPARSE_TAG_LX_SYMLINK)
+		return lx_target(buf, data_len, relative, path, size);
+	if (len < hdr)
 		return -EINVAL;
 	bool is_symlink = tag == NTFS_REPARSE_TAG_SYMLINK;
 	if (!is_symlink && tag != NTFS_REPARSE_TAG_MOUNT_POINT)
@@ -117,5 +143,26 @@ int wtg_reparse_make_symlink(const char *target, uint8_t **buf_ret, size_t *len_
 	free(units);
 	*buf_ret = buf;
 	*len_ret = 8 + data_len;
+	return 0;
+}
+
+int wtg_reparse_make_lx_symlink(const char *target, uint8_t **buf_ret, size_t *len_ret)
+{
+	size_t len = strlen(target);
+
+	if (len == 0)
+		return -EINVAL;
+	if (len > REPARSE_MAX - 12)
+		return -ENAMETOOLONG;
+	uint8_t *buf = malloc(12 + len);
+	if (!buf)
+		return -ENOMEM;
+	ntfs_put_le32(buf, NTFS_REPARSE_TAG_LX_SYMLINK);
+	ntfs_put_le16(buf + 4, (uint16_t)(4 + len));
+	ntfs_put_le16(buf + 6, 0);
+	ntfs_put_le32(buf + 8, NTFS_LX_SYMLINK_VERSION);
+	memcpy(buf + 12, target, len);
+	*buf_ret = buf;
+	*len_ret = 12 + len;
 	return 0;
 }

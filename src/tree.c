@@ -255,6 +255,7 @@ static struct wtg_inode *clone_inode(struct wtg_tree *dst, const struct wtg_inod
 	in->ctime = src->ctime;
 	in->reparse_blob = src->reparse_blob;
 	in->reparse_blob_len = src->reparse_blob_len;
+	in->reparse_made_here = src->reparse_made_here;
 	if ((src->reparse && !(in->reparse = dup_bytes(src->reparse, src->reparse_len))) ||
 	    (src->object_id && !(in->object_id = dup_bytes(src->object_id, src->object_id_len))) ||
 	    (src->ea && !(in->ea = dup_bytes(src->ea, src->ea_len))))
@@ -566,7 +567,8 @@ bool wtg_inode_is_link(const struct wtg_inode *inode)
 {
 	return (inode->attributes & NTFS_ATTR_REPARSE_POINT) &&
 	       (inode->reparse_tag == NTFS_REPARSE_TAG_SYMLINK ||
-		inode->reparse_tag == NTFS_REPARSE_TAG_MOUNT_POINT);
+		inode->reparse_tag == NTFS_REPARSE_TAG_MOUNT_POINT ||
+		inode->reparse_tag == NTFS_REPARSE_TAG_LX_SYMLINK);
 }
 
 const uint8_t *wtg_inode_ea(const struct wtg_inode *inode, uint32_t *len_ret)
@@ -766,8 +768,37 @@ static int emit(char *buf, size_t size, size_t *o, const char *s, size_t len)
 	return 0;
 }
 
+/* True when the relative @target climbs above the root from @depth. */
+static bool climbs_out(const char *target, int depth)
+{
+	for (const char *p = target; *p;) {
+		size_t len = strcspn(p, "/");
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			if (--depth < 0)
+				return true;
+		} else if (len && !(len == 1 && p[0] == '.')) {
+			depth++;
+		}
+		p += len + (p[len] == '/');
+	}
+	return false;
+}
+
 long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode,
 		       const struct wtg_inode *dir, char *buf, size_t size)
+{
+	uint32_t rlen;
+	const uint8_t *rp = wtg_inode_is_link(inode) ? wtg_inode_reparse(tree, inode, &rlen) : NULL;
+
+	if (!rp)
+		return -EINVAL;
+	return wtg_tree_link_text(tree, link_home(inode, dir), rp, rlen, inode->reparse_made_here,
+				  buf, size);
+}
+
+long wtg_tree_link_text(const struct wtg_tree *tree, const struct wtg_inode *home,
+			const uint8_t *rp, uint32_t rlen, bool made_here, char *buf,
+			size_t size)
 {
 	char target[4096];
 	bool relative;
@@ -775,19 +806,22 @@ long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inod
 	int n = 0, ups = 0, first = 0, ret;
 	size_t o = 0;
 
-	uint32_t rlen;
-	const uint8_t *rp = wtg_inode_is_link(inode) ? wtg_inode_reparse(tree, inode, &rlen) : NULL;
-	if (!rp)
-		return -EINVAL;
 	ret = wtg_reparse_link_target(rp, rlen, &relative, target, sizeof(target));
 	if (ret < 0)
 		return ret;
 	if (!target[0])
 		return -EINVAL;
-	const struct wtg_inode *home = link_home(inode, dir);
 	int depth = depth_of(home);
 	if (depth < 0)
 		return depth;
+	if (wtg_reparse_is_lx_symlink(rp, rlen) &&
+	    (made_here || (relative && !climbs_out(target, depth)))) {
+		size_t len = strlen(target);
+		if (len + 1 > size)
+			return -ENAMETOOLONG;
+		memcpy(buf, target, len + 1);
+		return (long)len;
+	}
 
 	/* the chain root..home: what a relative target climbs */
 	for (const struct wtg_inode *d = home; d && d->ino != WTG_ROOT_INO; d = d->parent)

@@ -241,12 +241,14 @@ static int load_damaged(struct load *l, const char *what, uint64_t ino)
 	return -EIO;
 }
 
+/* Reparse data from the delta or a change, not the base image. */
 static void set_reparse(struct wtg_inode *in, uint8_t *data, uint32_t len)
 {
 	free(in->reparse);
 	in->reparse = data;
 	in->reparse_len = data ? len : 0;
 	in->reparse_blob = NULL;
+	in->reparse_made_here = true;
 	in->reparse_tag = data && len >= 4 ? (uint32_t)data[0] | (uint32_t)data[1] << 8 |
 						 (uint32_t)data[2] << 16 | (uint32_t)data[3] << 24
 					   : 0;
@@ -1514,6 +1516,29 @@ static int create_locked(struct wtg_view *v, uint64_t dirino, const char *name, 
 	return end_change(v, ret);
 }
 
+/* The reparse data of a new symlink to @target in @dirino: Windows' own
+ * form when it reads back as @target from there (so Windows follows it
+ * too), else WSL's, which keeps the text byte for byte. */
+static int symlink_reparse(struct wtg_view *v, uint64_t dirino, const char *target,
+			   uint8_t **rp, size_t *rplen)
+{
+	char back[4096];
+
+	if (!wtg_reparse_make_symlink(target, rp, rplen)) {
+		pthread_rwlock_rdlock(&v->lock);
+		struct wtg_inode *dir = wtg_view_inode(v, dirino);
+		long n = dir && dir->dir ? wtg_tree_link_text(&v->tree, dir, *rp, (uint32_t)*rplen,
+							     true, back, sizeof(back))
+					 : -ENOENT;
+		pthread_rwlock_unlock(&v->lock);
+		if (n >= 0 && !strcmp(back, target))
+			return 0;
+		free(*rp);
+		*rp = NULL;
+	}
+	return wtg_reparse_make_lx_symlink(target, rp, rplen);
+}
+
 int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum wtg_view_kind kind,
 		    const char *target, struct wtg_inode **inode_ret)
 {
@@ -1523,7 +1548,7 @@ int wtg_view_create(struct wtg_view *v, uint64_t dirino, const char *name, enum 
 
 	if (ret)
 		return ret;
-	if (kind == WTG_VIEW_SYMLINK && (ret = wtg_reparse_make_symlink(target, &rp, &rplen)))
+	if (kind == WTG_VIEW_SYMLINK && (ret = symlink_reparse(v, dirino, target, &rp, &rplen)))
 		return ret;
 	bool is_dir = kind == WTG_VIEW_DIR;
 	return create_locked(v, dirino, name, is_dir, kind == WTG_VIEW_SYMLINK,
@@ -2467,6 +2492,7 @@ static int reset_inode(void *arg, uint64_t ino, const char *unused)
 		in->reparse_blob = b->reparse_blob;
 		in->reparse_blob_len = b->reparse_blob_len;
 		in->reparse_tag = b->reparse_tag;
+		in->reparse_made_here = false;
 		in->attributes = b->attributes;
 		in->crtime = b->crtime;
 		in->mtime = b->mtime;

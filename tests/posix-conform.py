@@ -149,6 +149,19 @@ def main():
     case('symlink/new', None,
          lambda d, _: (os.symlink('target/x', os.path.join(d, 's')), os.readlink(os.path.join(d, 's')))[1])
     case('symlink/exists', with_file, lambda d, f: os.symlink('x', f))
+    # readlink gives back exactly what symlink was given
+    def text_back(d, target):
+        link = os.path.join(d, 's')
+        if target is None:  # an absolute path into this directory
+            target = os.path.join(d, 'x')
+        if isinstance(target, bytes):
+            link = link.encode()
+        os.symlink(target, link)
+        return os.readlink(link) == target
+    for tag, target in (('absolute', '/etc/passwd'), ('dots', 'a/./b//c/'),
+                        ('climb', '../../../../../x'), ('bytes', b'a\xffb'),
+                        ('into-dir', None)):
+        case('symlink/text-' + tag, None, lambda d, _, t=target: text_back(d, t))
     case('symlink/follow', with_file,
          lambda d, f: (os.symlink('f', os.path.join(d, 's')), open(os.path.join(d, 's'), 'rb').read())[1])
     case('symlink/dangling', None,

@@ -214,6 +214,59 @@ static int readlink_is(struct wtg_tree *t, struct wtg_inode *in, struct wtg_inod
 	return 1;
 }
 
+/* A WSL symlink (LX_SYMLINK) named @name in @dir holding @target as is. */
+static struct wtg_inode *add_lx_link(struct wtg_tree *t, struct wtg_inode *dir, const char *name,
+				     const char *target, bool made_here)
+{
+	struct wtg_inode *in = wtg_tree_new_inode(t, false);
+	size_t n;
+	in->attributes |= NTFS_ATTR_REPARSE_POINT;
+	in->reparse_tag = NTFS_REPARSE_TAG_LX_SYMLINK;
+	CHECK(wtg_reparse_make_lx_symlink(target, &in->reparse, &n) == 0);
+	CHECK(wtg_reparse_is_lx_symlink(in->reparse, n));
+	in->reparse_len = (uint32_t)n;
+	in->reparse_made_here = made_here;
+	CHECK(wtg_tree_link(t, dir, name, strlen(name), in) == 0);
+	return in;
+}
+
+/* A WSL link reads back as its text when it stays inside the tree, or was
+ * made through wtgfs; one from an image that would lead out reads as a
+ * Windows link to the same text would. */
+TEST(readlink_posix_links)
+{
+	struct fixture f;
+	build(&f);
+	struct wtg_tree *t = &f.t;
+	struct wtg_inode *l = add_lx_link(t, f.users, "a", "x/./y//z/", false);
+	CHECK(readlink_is(t, l, NULL, "x/./y//z/"));
+	l = add_lx_link(t, f.users, "b", "../windows/../Users", false);
+	CHECK(readlink_is(t, l, NULL, "../windows/../Users"));
+	l = add_lx_link(t, f.users, "out", "../../etc/passwd", false);
+	CHECK(readlink_is(t, l, NULL, "../etc/passwd"));
+	l = add_lx_link(t, f.users, "abs", "/etc/passwd", false);
+	CHECK(readlink_is(t, l, NULL, "../etc/passwd"));
+	l = add_lx_link(t, f.users, "mine", "/etc/passwd", true);
+	CHECK(readlink_is(t, l, NULL, "/etc/passwd"));
+	l = add_lx_link(t, f.users, "mine2", "../../../up", true);
+	CHECK(readlink_is(t, l, NULL, "../../../up"));
+	CHECK(wtg_inode_is_link(l));
+	/* the text as symlink(2) gave it, bytes that are not UTF-8 too */
+	char path[64];
+	bool rel;
+	CHECK(wtg_reparse_link_target(l->reparse, l->reparse_len, &rel, path, sizeof(path)) == 0);
+	CHECK(rel && !strcmp(path, "../../../up"));
+	uint8_t *rp;
+	size_t n;
+	CHECK(wtg_reparse_make_lx_symlink("a\xff\\b", &rp, &n) == 0);
+	CHECK(wtg_reparse_link_target(rp, n, &rel, path, sizeof(path)) == 0);
+	CHECK(!strcmp(path, "a\xff\\b"));
+	CHECK(wtg_reparse_link_target(rp, n - 1, &rel, path, sizeof(path)) == -EINVAL);
+	CHECK(wtg_reparse_link_target(rp, n, &rel, path, 4) == -ENAMETOOLONG);
+	free(rp);
+	wtg_tree_release(&f.t);
+}
+
 /* Targets that led out of the mount: relative ones starting with '\',
  * '..' runs above the root, '..' after a symlink component, links with
  * names at several depths. */
@@ -311,6 +364,7 @@ int main(void)
 	RUN(dos_name_per_name);
 	RUN(readlink_targets);
 	RUN(readlink_stays_inside);
+	RUN(readlink_posix_links);
 	RUN(security_descriptors_interned);
 	UNIT_EXIT();
 }

@@ -30,6 +30,10 @@
 #define NTFS_REPARSE_TAG_LX_FIFO 0x80000024u
 #define NTFS_REPARSE_TAG_LX_CHR 0x80000025u
 #define NTFS_REPARSE_TAG_LX_BLK 0x80000026u
+/* WSL's symbolic link: a le32 version (2), then the POSIX target in UTF-8,
+ * byte for byte as symlink(2) was given it. */
+#define NTFS_REPARSE_TAG_LX_SYMLINK 0xA000001Du
+#define NTFS_LX_SYMLINK_VERSION 2u
 #define NTFS_SYMLINK_FLAG_RELATIVE 0x1u
 
 /* A reparse buffer starts with this header; the tag's own data follows. */

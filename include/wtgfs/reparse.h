@@ -10,13 +10,15 @@
 #include <stdint.h>
 
 /*
- * Parses a full reparse buffer (header included) of tag SYMLINK or
- * MOUNT_POINT.  On success writes the substitute name to @path with '\'
- * turned into '/', without the "\??\C:" style prefix, sets *relative (a
- * relative symlink: resolved from the link's directory; otherwise, and for
- * a relative one whose target starts with '\', from the volume root) and
- * returns 0.  -EINVAL for any other tag or a malformed
- * buffer, -ENAMETOOLONG when @size is too small.
+ * Parses a full reparse buffer (header included) of tag SYMLINK,
+ * MOUNT_POINT or LX_SYMLINK.  On success writes the target to @path and
+ * returns 0: for SYMLINK and MOUNT_POINT the substitute name with '\'
+ * turned into '/', without the "\??\C:" style prefix, *relative set for a
+ * relative symlink (resolved from the link's directory; otherwise, and for
+ * a relative one whose target starts with '\', from the volume root); for
+ * LX_SYMLINK the POSIX text as it is, *relative unless it starts with '/'.
+ * -EINVAL for any other tag or a malformed buffer (a NUL in the target
+ * too), -ENAMETOOLONG when @size is too small.
  */
 int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char *path,
 			    size_t size);
@@ -29,5 +31,9 @@ int wtg_reparse_link_target(const uint8_t *buf, size_t len, bool *relative, char
  * -ENAMETOOLONG when it does not fit a reparse buffer.
  */
 int wtg_reparse_make_symlink(const char *target, uint8_t **buf_ret, size_t *len_ret);
+/* The same as WSL's LX_SYMLINK, which keeps @target byte for byte. */
+int wtg_reparse_make_lx_symlink(const char *target, uint8_t **buf_ret, size_t *len_ret);
+/* True for an LX_SYMLINK buffer: a POSIX target, not a Windows one. */
+bool wtg_reparse_is_lx_symlink(const uint8_t *buf, size_t len);
 
 #endif

@@ -81,6 +81,9 @@ struct wtg_inode {
 	uint32_t reparse_len;
 	struct wtg_blob *reparse_blob; /* not read yet: the source reads it on first use */
 	uint32_t reparse_blob_len;
+	/* the reparse data is the delta's (made through wtgfs), not the image's:
+	 * a POSIX link then reads back as it was made, wherever it leads */
+	bool reparse_made_here;
 	uint32_t object_id_len;
 	uint8_t *object_id;
 	uint8_t *ea; /* the $EA value (wtgfs/ea.h), NULL when none */
@@ -230,7 +233,7 @@ long wtg_tree_read(const struct wtg_tree *tree, const struct wtg_stream *stream,
 bool wtg_inode_names_in_one_dir(const struct wtg_inode *inode);
 
 /*
- * The POSIX symlink target of a symlink or junction, as read through its
+ * The POSIX symlink target of a symlink, junction or WSL link, as read through its
  * name in directory @dir: where Windows would resolve it from there, as a
  * path relative to @dir that stays inside the tree.  A relative target is
  * normalised ('..' resolved lexically, as Windows does, and clamped at the
@@ -244,5 +247,15 @@ bool wtg_inode_names_in_one_dir(const struct wtg_inode *inode);
  */
 long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode,
 		       const struct wtg_inode *dir, char *buf, size_t size);
+/*
+ * What a link with reparse data @rp would read as from directory @home (as
+ * wtg_tree_readlink does).  A POSIX link (LX_SYMLINK, wtgfs/reparse.h)
+ * reads as its text when it is relative and stays inside the tree, or
+ * when @made_here (a link made through wtgfs, wherever it leads);
+ * otherwise as above.
+ */
+long wtg_tree_link_text(const struct wtg_tree *tree, const struct wtg_inode *home,
+			const uint8_t *rp, uint32_t rlen, bool made_here, char *buf,
+			size_t size);
 
 #endif
