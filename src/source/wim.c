@@ -898,6 +898,8 @@ static void wim_free(struct wtg_source *src)
 {
 	struct wim_source *ws = (struct wim_source *)src;
 
+	/* workers may hold chunks and resources: stop them first */
+	wtg_workpool_free(ws->file.pool);
 	if (ws->wim)
 		wimlib_free(ws->wim);
 	for (size_t i = 0; ws->blobs && i < ws->nblob_buckets; i++) {
@@ -920,8 +922,6 @@ static void wim_free(struct wtg_source *src)
 		}
 	}
 	free(ws->resources);
-	/* workers may hold chunks and resources: stop them first */
-	wtg_workpool_free(ws->file.pool);
 	wtg_chunk_cache_free(ws->file.cache);
 	if (ws->file.fd >= 0)
 		close(ws->file.fd);
