@@ -153,46 +153,28 @@ static void check_memory_locked(struct wtg_chunk_cache *c)
 	evict(c);
 }
 
-int wtg_chunk_cache_get(struct wtg_chunk_cache *c, const void *owner, uint64_t index, size_t size,
-			wtg_chunk_fill_fn fill, void *arg, struct wtg_chunk_ref *ref_ret)
+static struct wtg_chunk_entry *lookup(struct wtg_chunk_cache *c, const void *owner,
+				      uint64_t index)
 {
 	struct wtg_chunk_entry *e;
-	int ret;
 
-	pthread_mutex_lock(&c->lock);
-again:
 	for (e = c->buckets[bucket_of(c, owner, index)]; e; e = e->hash_next)
 		if (e->owner == owner && e->index == index)
-			break;
-	if (e) {
-		if (e->state == ENTRY_LOADING) {
-			c->stats.waits++;
-			pthread_cond_wait(&c->filled, &c->lock);
-			goto again; /* the fill may have failed and removed it */
-		}
-		c->stats.hits++;
-		pin(e);
-		pthread_mutex_unlock(&c->lock);
-		*ref_ret = (struct wtg_chunk_ref){.entry = e, .data = e->data, .size = e->size};
-		return 0;
-	}
+			return e;
+	return NULL;
+}
 
-	c->stats.misses++;
-	if (c->probe) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-		if (now.tv_sec != c->checked) {
-			c->checked = now.tv_sec;
-			check_memory_locked(c);
-		}
-	}
-	e = calloc(1, sizeof(*e));
+/* Adds a pinned LOADING entry for a miss; NULL when out of memory. */
+static struct wtg_chunk_entry *insert_loading(struct wtg_chunk_cache *c, const void *owner,
+					      uint64_t index, size_t size)
+{
+	struct wtg_chunk_entry *e = calloc(1, sizeof(*e));
+
 	if (e)
 		e->data = malloc(size ? size : 1);
 	if (!e || !e->data) {
 		free(e);
-		pthread_mutex_unlock(&c->lock);
-		return -ENOMEM;
+		return NULL;
 	}
 	e->owner = owner;
 	e->index = index;
@@ -204,23 +186,125 @@ again:
 	c->buckets[b] = e;
 	c->bytes += size;
 	evict(c);
+	return e;
+}
+
+/* Runs @fill into @e outside the lock and wakes its waiters; a failed fill
+ * leaves nothing behind.  Called and returns with the lock held. */
+static int fill_entry(struct wtg_chunk_cache *c, struct wtg_chunk_entry *e,
+		      wtg_chunk_fill_fn fill, void *arg)
+{
 	pthread_mutex_unlock(&c->lock);
-
-	ret = fill(arg, e->data, size);
-
+	int ret = fill(arg, e->data, e->size);
 	pthread_mutex_lock(&c->lock);
 	if (ret < 0) {
 		hash_remove(c, e);
-		c->bytes -= size;
+		c->bytes -= e->size;
 		free(e->data);
 		free(e);
 	} else {
 		e->state = ENTRY_READY;
-		*ref_ret = (struct wtg_chunk_ref){.entry = e, .data = e->data, .size = e->size};
 	}
 	pthread_cond_broadcast(&c->filled);
-	pthread_mutex_unlock(&c->lock);
 	return ret < 0 ? ret : 0;
+}
+
+static void check_memory_now(struct wtg_chunk_cache *c)
+{
+	struct timespec now;
+
+	if (!c->probe)
+		return;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (now.tv_sec != c->checked) {
+		c->checked = now.tv_sec;
+		check_memory_locked(c);
+	}
+}
+
+int wtg_chunk_cache_get(struct wtg_chunk_cache *c, const void *owner, uint64_t index, size_t size,
+			wtg_chunk_fill_fn fill, void *arg, struct wtg_chunk_ref *ref_ret)
+{
+	struct wtg_chunk_entry *e;
+	int ret;
+
+	pthread_mutex_lock(&c->lock);
+	while ((e = lookup(c, owner, index)) && e->state == ENTRY_LOADING) {
+		c->stats.waits++;
+		pthread_cond_wait(&c->filled, &c->lock);
+		/* look again: the fill may have failed and removed it */
+	}
+	if (e) {
+		c->stats.hits++;
+		pin(e);
+		pthread_mutex_unlock(&c->lock);
+		*ref_ret = (struct wtg_chunk_ref){.entry = e, .data = e->data, .size = e->size};
+		return 0;
+	}
+
+	c->stats.misses++;
+	check_memory_now(c);
+	e = insert_loading(c, owner, index, size);
+	if (!e) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOMEM;
+	}
+	ret = fill_entry(c, e, fill, arg);
+	pthread_mutex_unlock(&c->lock);
+	if (ret == 0)
+		*ref_ret = (struct wtg_chunk_ref){.entry = e, .data = e->data, .size = e->size};
+	return ret;
+}
+
+int wtg_chunk_cache_fill_ahead(struct wtg_chunk_cache *c, const void *owner, uint64_t index,
+			       size_t size, bool may_evict, wtg_chunk_fill_fn fill, void *arg)
+{
+	struct wtg_chunk_entry *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	check_memory_now(c);
+	bool fits = may_evict ? size <= c->effective / 3
+			      : c->bytes <= c->effective && size <= c->effective - c->bytes;
+	if (lookup(c, owner, index) || !fits) {
+		c->stats.ahead_skipped++;
+		goto out;
+	}
+	e = insert_loading(c, owner, index, size);
+	if (!e) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = fill_entry(c, e, fill, arg);
+	if (ret == 0) {
+		c->stats.ahead++;
+		if (--e->pins == 0) {
+			lru_push_front(c, e);
+			evict(c);
+		}
+		ret = 1;
+	}
+out:
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+int wtg_chunk_cache_state(struct wtg_chunk_cache *c, const void *owner, uint64_t index)
+{
+	pthread_mutex_lock(&c->lock);
+	struct wtg_chunk_entry *e = lookup(c, owner, index);
+	int state = !e ? WTG_CHUNK_ABSENT
+		       : e->state == ENTRY_LOADING ? WTG_CHUNK_LOADING : WTG_CHUNK_READY;
+	pthread_mutex_unlock(&c->lock);
+	return state;
+}
+
+size_t wtg_chunk_cache_room(struct wtg_chunk_cache *c)
+{
+	pthread_mutex_lock(&c->lock);
+	size_t room = c->bytes < c->effective ? c->effective - c->bytes : 0;
+	pthread_mutex_unlock(&c->lock);
+	return room;
 }
 
 void wtg_chunk_cache_put(struct wtg_chunk_cache *c, struct wtg_chunk_ref *ref)

@@ -1,5 +1,6 @@
 /* The chunk cache: hits, eviction, failed fills, one fill under contention,
- * the default size and giving memory back when the machine runs short. */
+ * read-ahead fills, the default size and giving memory back when the
+ * machine runs short. */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
@@ -111,6 +112,130 @@ TEST(one_fill_per_chunk_under_contention)
 	wtg_chunk_cache_free(shared);
 }
 
+/* N readers miss on one chunk at once: the first fills it, and its fill
+ * does not end before every other reader has come to wait for it, so a
+ * cache that let a second reader fill too would count more than one. */
+#define SAME_READERS 6
+
+static struct wtg_chunk_cache *same;
+static pthread_barrier_t same_start;
+static int same_fills;
+
+static int fill_when_all_wait(void *arg, void *buf, size_t size)
+{
+	struct wtg_chunk_cache_stats st;
+
+	__atomic_add_fetch(&same_fills, 1, __ATOMIC_RELAXED);
+	/* bounded, so that a broken cache fails the checks instead of hanging */
+	for (int i = 0; i < 20000; i++) {
+		wtg_chunk_cache_get_stats(same, &st);
+		if (st.waits >= SAME_READERS - 1)
+			break;
+		usleep(500);
+	}
+	memset(buf, 0x5a, size);
+	return 0;
+}
+
+static void *same_reader(void *arg)
+{
+	struct wtg_chunk_ref r;
+
+	pthread_barrier_wait(&same_start);
+	if (wtg_chunk_cache_get(same, &shared_owner, 42, 65536, fill_when_all_wait, NULL, &r) != 0)
+		return (void *)1;
+	void *bad = r.data[0] == 0x5a && r.data[65535] == 0x5a ? NULL : (void *)1;
+	wtg_chunk_cache_put(same, &r);
+	return bad;
+}
+
+TEST(one_decode_of_a_chunk_for_n_readers)
+{
+	pthread_t th[SAME_READERS];
+	struct wtg_chunk_cache_stats st;
+
+	same = wtg_chunk_cache_new(1 << 20);
+	same_fills = 0;
+	pthread_barrier_init(&same_start, NULL, SAME_READERS);
+	for (int i = 0; i < SAME_READERS; i++)
+		pthread_create(&th[i], NULL, same_reader, NULL);
+	for (int i = 0; i < SAME_READERS; i++) {
+		void *ret;
+		pthread_join(th[i], &ret);
+		CHECK(ret == NULL);
+	}
+	wtg_chunk_cache_get_stats(same, &st);
+	CHECK(same_fills == 1);
+	CHECK(st.misses == 1 && st.hits == SAME_READERS - 1);
+	CHECK(st.waits >= SAME_READERS - 1);
+	pthread_barrier_destroy(&same_start);
+	wtg_chunk_cache_free(same);
+}
+
+/* A read-ahead and a reader of the same chunk: one fill between them. */
+static void *ahead_filler(void *arg)
+{
+	pthread_barrier_wait(&same_start);
+	return (void *)(intptr_t)wtg_chunk_cache_fill_ahead(same, &shared_owner, 7, 4096, false,
+							    fill_index, (void *)7);
+}
+
+TEST(fill_ahead)
+{
+	struct wtg_chunk_cache *c = wtg_chunk_cache_new(4 * 1024);
+	struct wtg_chunk_cache_stats st;
+	struct wtg_chunk_ref r;
+	int owner;
+
+	fills = 0;
+	/* filled ahead, unpinned: the next get is a hit */
+	CHECK(wtg_chunk_cache_fill_ahead(c, &owner, 0, 1024, false, fill_index, (void *)3) == 1);
+	CHECK(wtg_chunk_cache_state(c, &owner, 0) == WTG_CHUNK_READY);
+	CHECK(wtg_chunk_cache_get(c, &owner, 0, 1024, fill_index, (void *)9, &r) == 0);
+	CHECK(r.data[0] == 3 && fills == 1);
+	/* cached already: skipped */
+	CHECK(wtg_chunk_cache_fill_ahead(c, &owner, 0, 1024, false, fill_index, (void *)9) == 0);
+	wtg_chunk_cache_put(c, &r);
+	CHECK(wtg_chunk_cache_room(c) == 3 * 1024);
+	/* only into free room: nothing is pushed out */
+	CHECK(wtg_chunk_cache_fill_ahead(c, &owner, 1, 2048, false, fill_index, (void *)1) == 1);
+	CHECK(wtg_chunk_cache_fill_ahead(c, &owner, 2, 2048, false, fill_index, (void *)2) == 0);
+	CHECK(wtg_chunk_cache_state(c, &owner, 2) == WTG_CHUNK_ABSENT);
+	CHECK(wtg_chunk_cache_state(c, &owner, 0) == WTG_CHUNK_READY);
+	/* allowed to evict, but only a chunk of at most a third of the limit */
+	CHECK(wtg_chunk_cache_fill_ahead(c, &owner, 2, 2048, true, fill_index, (void *)2) == 0);
+	CHECK(wtg_chunk_cache_fill_ahead(c, &owner, 3, 1024, true, fill_index, (void *)4) == 1);
+	CHECK(wtg_chunk_cache_fill_ahead(c, &owner, 4, 1024, true, fill_index, (void *)4) == 1);
+	CHECK(wtg_chunk_cache_state(c, &owner, 0) == WTG_CHUNK_ABSENT); /* the oldest went */
+	/* a failed fill leaves nothing */
+	CHECK(wtg_chunk_cache_fill_ahead(c, &owner, 5, 64, true, fill_fail, NULL) == -EIO);
+	CHECK(wtg_chunk_cache_state(c, &owner, 5) == WTG_CHUNK_ABSENT);
+	wtg_chunk_cache_get_stats(c, &st);
+	CHECK(st.ahead == 4 && st.ahead_skipped == 3);
+	CHECK(st.bytes <= 4 * 1024);
+	wtg_chunk_cache_free(c);
+
+	/* a read-ahead racing a reader for one chunk: filled once */
+	for (int round = 0; round < 20; round++) {
+		pthread_t th;
+		void *ahead_ret;
+		same = wtg_chunk_cache_new(1 << 20);
+		fills = 0;
+		pthread_barrier_init(&same_start, NULL, 2);
+		pthread_create(&th, NULL, ahead_filler, NULL);
+		pthread_barrier_wait(&same_start);
+		CHECK(wtg_chunk_cache_get(same, &shared_owner, 7, 4096, fill_index, (void *)7, &r) ==
+		      0);
+		CHECK(r.data[4095] == 7);
+		wtg_chunk_cache_put(same, &r);
+		pthread_join(th, &ahead_ret);
+		CHECK(fills == 1);
+		CHECK((intptr_t)ahead_ret == 0 || (intptr_t)ahead_ret == 1);
+		pthread_barrier_destroy(&same_start);
+		wtg_chunk_cache_free(same);
+	}
+}
+
 static struct wtg_memory fake_mem;
 
 static int fake_probe(struct wtg_memory *mem)
@@ -184,5 +309,7 @@ int main(void)
 	RUN(hit_and_evict);
 	RUN(pinned_survive_and_failures_not_cached);
 	RUN(one_fill_per_chunk_under_contention);
+	RUN(one_decode_of_a_chunk_for_n_readers);
+	RUN(fill_ahead);
 	UNIT_EXIT();
 }

@@ -6,7 +6,8 @@
  * cache lock; other threads that want the same chunk meanwhile wait for that
  * one fill instead of decompressing it again (a solid LZMS chunk is 64 MiB).
  * Entries in use are pinned; the least recently used unpinned ones are
- * evicted when the total passes the limit.
+ * evicted when the total passes the limit.  A read-ahead fills a chunk
+ * before anyone asks for it, through the same one-fill-per-chunk rule.
  *
  * A cache may follow the machine's memory (wtg_chunk_cache_follow_memory):
  * then it gives memory back when the machine runs short, and takes it again
@@ -15,6 +16,7 @@
 #ifndef WTGFS_CHUNK_CACHE_H
 #define WTGFS_CHUNK_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,7 +32,11 @@ struct wtg_chunk_ref {
 struct wtg_chunk_cache_stats {
 	uint64_t hits, misses, waits, evictions, bytes, limit;
 	uint64_t effective; /* the limit now: below @limit while memory is short */
+	uint64_t ahead;	    /* chunks filled by wtg_chunk_cache_fill_ahead */
+	uint64_t ahead_skipped; /* read-aheads not made: cached, being filled, or no room */
 };
+
+enum { WTG_CHUNK_ABSENT, WTG_CHUNK_LOADING, WTG_CHUNK_READY };
 
 /* The machine's memory in bytes: what it can spare now (MemAvailable) and
  * what it has (MemTotal). */
@@ -57,6 +63,21 @@ int wtg_chunk_cache_get(struct wtg_chunk_cache *cache, const void *owner, uint64
 			size_t size, wtg_chunk_fill_fn fill, void *arg,
 			struct wtg_chunk_ref *ref_ret);
 void wtg_chunk_cache_put(struct wtg_chunk_cache *cache, struct wtg_chunk_ref *ref);
+
+/* Fills the chunk (@owner, @index) before it is asked for, and leaves it
+ * unpinned, most recently used.  Skipped (returns 0) when the chunk is
+ * cached or being filled already, or when it does not fit: with @may_evict
+ * false it must fit in room no chunk uses; with @may_evict true it may push
+ * out the least recently used chunks, but only when it is at most a third
+ * of the limit (the chunk in use and two ahead fit).  Returns 1 when
+ * filled, or the fill's -errno. */
+int wtg_chunk_cache_fill_ahead(struct wtg_chunk_cache *cache, const void *owner, uint64_t index,
+			       size_t size, bool may_evict, wtg_chunk_fill_fn fill, void *arg);
+
+/* WTG_CHUNK_ABSENT, _LOADING (a fill runs) or _READY, as of now. */
+int wtg_chunk_cache_state(struct wtg_chunk_cache *cache, const void *owner, uint64_t index);
+/* Bytes below the effective limit that no chunk uses, as of now. */
+size_t wtg_chunk_cache_room(struct wtg_chunk_cache *cache);
 
 /* Makes @cache follow memory: at most once a second, a miss compares the
  * available memory with a reserve (a sixteenth of the total, at least
