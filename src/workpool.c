@@ -127,6 +127,25 @@ bool wtg_workpool_submit(struct wtg_workpool *pool, struct wtg_work *work)
 	return true;
 }
 
+bool wtg_workpool_help(struct wtg_workpool *pool)
+{
+	if (!pool)
+		return false;
+	pthread_mutex_lock(&pool->lock);
+	struct wtg_work *w = pool->head;
+	if (w) {
+		pool->head = w->next;
+		if (!pool->head)
+			pool->tail = NULL;
+		pool->queued--;
+		w->state = WORK_RUNNING;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (w)
+		run(pool, w);
+	return w != NULL;
+}
+
 void wtg_workpool_wait(struct wtg_workpool *pool, struct wtg_work *work)
 {
 	pthread_mutex_lock(&pool->lock);

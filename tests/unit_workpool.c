@@ -1,5 +1,7 @@
 /* The work pool: work runs once, waits return after it ran, busy pools
- * hand work back, detached work is freed either way. */
+ * hand work back, a waiting thread can run queued work, detached work is
+ * freed either way. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -83,6 +85,57 @@ TEST(detached_work_freed)
 	CHECK(atomic_load(&n) <= 20);
 }
 
+/* Holds the pool's one worker until released. */
+struct blocker {
+	struct wtg_work work;
+	atomic_int started, release;
+};
+
+static void block_fn(struct wtg_work *w)
+{
+	struct blocker *b = (struct blocker *)w;
+	atomic_store(&b->started, 1);
+	while (!atomic_load(&b->release))
+		usleep(100);
+}
+
+struct where {
+	struct wtg_work work;
+	pthread_t thread;
+	atomic_int ran;
+};
+
+static void where_fn(struct wtg_work *w)
+{
+	struct where *x = (struct where *)w;
+	x->thread = pthread_self();
+	atomic_fetch_add(&x->ran, 1);
+}
+
+TEST(help_runs_queued_work_here)
+{
+	struct wtg_workpool *pool = wtg_workpool_new(1);
+	struct blocker b = {.work.fn = block_fn};
+	struct where w1 = {.work.fn = where_fn}, w2 = {.work.fn = where_fn};
+
+	CHECK(!wtg_workpool_help(NULL));
+	CHECK(wtg_workpool_submit(pool, &b.work));
+	while (!atomic_load(&b.started))
+		usleep(100);
+	CHECK(!wtg_workpool_help(pool)); /* nothing queued: the worker has it */
+	CHECK(wtg_workpool_submit(pool, &w1.work));
+	CHECK(wtg_workpool_submit(pool, &w2.work));
+	CHECK(wtg_workpool_help(pool)); /* the oldest: w1, run by this thread */
+	CHECK(atomic_load(&w1.ran) == 1 && pthread_equal(w1.thread, pthread_self()));
+	CHECK(atomic_load(&w2.ran) == 0);
+	wtg_workpool_wait(pool, &w1.work); /* done already: returns at once */
+	atomic_store(&b.release, 1);
+	wtg_workpool_wait(pool, &w2.work);
+	wtg_workpool_wait(pool, &b.work);
+	CHECK(atomic_load(&w1.ran) == 1 && atomic_load(&w2.ran) == 1);
+	wtg_workpool_free(pool);
+}
+
 TEST(no_pool_means_no_threads)
 {
 	struct counted c = {.work.fn = count_fn};
@@ -95,6 +148,7 @@ int main(void)
 	RUN(submit_and_wait);
 	RUN(full_queue_refuses);
 	RUN(detached_work_freed);
+	RUN(help_runs_queued_work_here);
 	RUN(no_pool_means_no_threads);
 	UNIT_EXIT();
 }

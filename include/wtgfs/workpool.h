@@ -30,6 +30,10 @@ void wtg_workpool_free(struct wtg_workpool *pool);
 /* False when the pool has too much queued already (the caller should run
  * the work itself, or skip read-ahead). */
 bool wtg_workpool_submit(struct wtg_workpool *pool, struct wtg_work *work);
+/* Runs the oldest queued work in this thread, as a worker would: for a
+ * thread about to wait on work a worker has started, so that both cores
+ * stay busy.  False when nothing is queued. */
+bool wtg_workpool_help(struct wtg_workpool *pool);
 /* Returns once @work (not detached) has run, here or on a worker. */
 void wtg_workpool_wait(struct wtg_workpool *pool, struct wtg_work *work);
 
