@@ -255,6 +255,88 @@ TEST(solid_resource)
 	close(fd);
 }
 
+/* Waits (bounded: a broken read-ahead fails the check, never hangs) for a
+ * worker to have decoded chunk @index. */
+static bool becomes_ready(struct wtg_chunk_cache *cache, struct wim_resource *res,
+			  uint64_t index)
+{
+	for (int i = 0; i < 20000; i++) {
+		if (wtg_chunk_cache_state(cache, res, index) == WTG_CHUNK_READY)
+			return true;
+		usleep(500);
+	}
+	return false;
+}
+
+static void write_solid(int fd, const uint8_t *data, uint64_t size, uint32_t csize,
+			struct wim_resource *res)
+{
+	uint64_t n;
+	uint32_t *sizes;
+	size_t total;
+	uint8_t *chunks =
+	    compress_chunks(WIMLIB_COMPRESSION_TYPE_LZMS, data, size, csize, &n, &sizes, &total);
+	struct wim_solid_header hdr = {.size = size, .chunk_size = csize, .ctype = WIM_CTYPE_LZMS};
+	put(fd, &hdr, sizeof(hdr), 0);
+	put(fd, sizes, n * 4, 16);
+	put(fd, chunks, total, (off_t)(16 + n * 4));
+	wim_resource_init(res);
+	res->stored_size = 16 + n * 4 + total;
+	res->size = size;
+	res->solid = true;
+	free(chunks);
+	free(sizes);
+}
+
+/* A miss has the idle worker decode the next chunk; a sequential read has it
+ * decode the next two; every chunk is decoded once in all. */
+TEST(solid_read_ahead)
+{
+	int fd = tmpfd();
+	const uint32_t cs = 65536;
+	uint64_t size = 6 * cs;
+	uint8_t *data = test_data(size);
+	struct wim_resource res;
+	struct wtg_chunk_cache_stats st;
+
+	write_solid(fd, data, size, cs, &res);
+	struct wim_file wf = open_file(fd);
+	wf.pool = wtg_workpool_new(1);
+	/* chunk 0 misses: the worker takes chunk 1 */
+	CHECK(read_matches(&wf, &res, data, 0, 100));
+	CHECK(becomes_ready(wf.cache, &res, 1));
+	CHECK(wtg_chunk_cache_state(wf.cache, &res, 2) == WTG_CHUNK_ABSENT);
+	/* the next read follows on: chunk 2 is read ahead as well */
+	CHECK(read_matches(&wf, &res, data, 100, 100));
+	CHECK(becomes_ready(wf.cache, &res, 2));
+	for (uint64_t off = 200; off < size; off += 16384)
+		CHECK(read_matches(&wf, &res, data, off, off + 16384 < size ? 16384 : size - off));
+	wtg_workpool_free(wf.pool); /* waits for read-aheads still running */
+	wtg_chunk_cache_get_stats(wf.cache, &st);
+	CHECK(st.ahead >= 2);
+	CHECK(st.misses + st.ahead == 6);
+	CHECK(st.evictions == 0);
+	wtg_chunk_cache_free(wf.cache);
+	wim_resource_release(&res);
+
+	/* random reads into a cache with no room left: nothing read ahead, and
+	 * the reads stay right */
+	write_solid(fd, data, size, cs, &res);
+	wf = open_file(fd);
+	wtg_chunk_cache_free(wf.cache);
+	wf.cache = wtg_chunk_cache_new(cs);
+	wf.pool = wtg_workpool_new(1);
+	for (uint64_t i = 0; i < 6; i++)
+		CHECK(read_matches(&wf, &res, data, ((i * 5) % 6) * cs + 1000, 3000));
+	wtg_workpool_free(wf.pool);
+	wtg_chunk_cache_get_stats(wf.cache, &st);
+	CHECK(st.ahead == 0 && st.misses == 6);
+	wtg_chunk_cache_free(wf.cache);
+	wim_resource_release(&res);
+	free(data);
+	close(fd);
+}
+
 TEST(damaged_tables_and_files)
 {
 	int fd = tmpfd();
@@ -367,6 +449,7 @@ int main(void)
 	RUN(plain_lzx_and_xpress);
 	RUN(eight_byte_chunk_table);
 	RUN(solid_resource);
+	RUN(solid_read_ahead);
 	RUN(damaged_tables_and_files);
 	RUN(sizes_near_two_to_the_64);
 	UNIT_EXIT();

@@ -10,6 +10,14 @@
  * size equals its uncompressed size is stored raw.  The chunk table is read
  * and checked once, on first use; chunks go through the shared chunk cache.
  *
+ * Read-ahead (with a work pool, for solid resources and chunks over 1 MiB,
+ * which take long to decode): a read that continues the previous one in its
+ * resource has a worker decode the next two chunks, evicting older ones if
+ * need be; a read that is about to decode a chunk itself has the idle worker
+ * decode the next chunk not cached (wrapping around the resource), but only
+ * into free room in the cache.
+ * Each chunk is decoded once at a time, whoever asks first.
+ *
  * Contract: every function is safe to call from many threads at once; bytes
  * from the file are never trusted (a bad table or chunk gives -EIO and a
  * logged error, never a crash).
@@ -45,6 +53,7 @@ struct wim_file {
 	const char *path; /* for messages */
 	struct wtg_chunk_cache *cache;
 	struct wtg_workpool *pool; /* NULL: every chunk decoded by the reader */
+	unsigned ahead;		   /* read-aheads queued or running (atomic) */
 };
 
 struct wim_resource {
@@ -60,7 +69,7 @@ struct wim_resource {
 	int table_state; /* 0 not read, 1 good, -EIO bad */
 	uint64_t nchunks;
 	uint64_t *chunk_start; /* nchunks + 1 absolute file offsets */
-	uint64_t read_ahead;   /* solid: chunks below this were read ahead */
+	uint64_t last_end;     /* where the last read through the cache ended */
 };
 
 /* Zeroes @res; the caller then fills in where and what it is. */

@@ -398,50 +398,103 @@ static int decode_whole(struct wim_file *wf, struct wim_resource *res, uint64_t 
 	return ret < 0 ? ret : rw.ret;
 }
 
-struct read_ahead_work {
+/* ---- read-ahead ---- */
+
+/* Chunks a sequential read has decoded ahead of it, and read-aheads queued
+ * or running at once: for a sequential read, and for a miss. */
+#define AHEAD_CHUNKS 2
+#define AHEAD_SEQUENTIAL_MAX 2
+#define AHEAD_MISS_MAX 1
+/* How many chunks a miss looks through for one not cached. */
+#define AHEAD_SEARCH_MAX 256
+
+struct ahead_work {
 	struct wtg_work work; /* first */
 	struct wim_file *wf;
 	struct wim_resource *res;
 	uint64_t index;
+	bool sequential;
 };
 
-static void read_ahead_fn(struct wtg_work *w)
+/* A sequential read-ahead is dropped when reads in its resource have since
+ * jumped elsewhere: no read ended within AHEAD_CHUNKS chunks before it. */
+static bool still_wanted(struct wim_resource *res, uint64_t index)
 {
-	struct read_ahead_work *ra = (struct read_ahead_work *)w;
-	struct chunk_fill cf = {.wf = ra->wf, .res = ra->res, .index = ra->index};
-	struct wtg_chunk_ref ref;
-
-	if (wtg_chunk_cache_get(ra->wf->cache, ra->res, ra->index, chunk_usize(ra->res, ra->index),
-				fill_chunk, &cf, &ref) == 0)
-		wtg_chunk_cache_put(ra->wf->cache, &ref);
-	free(ra);
+	pthread_mutex_lock(&res->lock);
+	uint64_t pos = res->last_end / res->chunk_size;
+	pthread_mutex_unlock(&res->lock);
+	return pos <= index && pos + AHEAD_CHUNKS + 1 > index;
 }
 
-/* Solid chunks take long to decode: when chunk @index is read, a worker
- * decodes the next one (once per chunk) while the reader consumes this. */
-static void read_ahead(struct wim_file *wf, struct wim_resource *res, uint64_t index)
+static void ahead_fn(struct wtg_work *w)
 {
-	uint64_t next = index + 1;
+	struct ahead_work *aw = (struct ahead_work *)w;
+	struct chunk_fill cf = {.wf = aw->wf, .res = aw->res, .index = aw->index};
 
-	if (!wf->pool || next >= res->nchunks)
-		return;
-	pthread_mutex_lock(&res->lock);
-	bool go = next >= res->read_ahead;
-	if (go)
-		res->read_ahead = next + 1;
-	pthread_mutex_unlock(&res->lock);
-	if (!go)
-		return;
-	struct read_ahead_work *ra = calloc(1, sizeof(*ra));
-	if (!ra)
-		return;
-	ra->work.fn = read_ahead_fn;
-	ra->work.detached = true;
-	ra->wf = wf;
-	ra->res = res;
-	ra->index = next;
-	if (!wtg_workpool_submit(wf->pool, &ra->work))
-		free(ra);
+	if (!aw->sequential || still_wanted(aw->res, aw->index))
+		wtg_chunk_cache_fill_ahead(aw->wf->cache, aw->res, aw->index,
+					   chunk_usize(aw->res, aw->index), aw->sequential,
+					   fill_chunk, &cf);
+	__atomic_sub_fetch(&aw->wf->ahead, 1, __ATOMIC_RELAXED);
+	free(aw);
+}
+
+static bool submit_ahead(struct wim_file *wf, struct wim_resource *res, uint64_t index,
+			 bool sequential, unsigned max)
+{
+	if (__atomic_add_fetch(&wf->ahead, 1, __ATOMIC_RELAXED) > max)
+		goto refused;
+	struct ahead_work *aw = calloc(1, sizeof(*aw));
+	if (!aw)
+		goto refused;
+	*aw = (struct ahead_work){.work.fn = ahead_fn,
+				  .work.detached = true,
+				  .wf = wf,
+				  .res = res,
+				  .index = index,
+				  .sequential = sequential};
+	if (wtg_workpool_submit(wf->pool, &aw->work))
+		return true;
+	free(aw);
+refused:
+	__atomic_sub_fetch(&wf->ahead, 1, __ATOMIC_RELAXED);
+	return false;
+}
+
+/* Before chunk @index is taken from the cache: a sequential read has the
+ * next AHEAD_CHUNKS chunks decoded on a worker.  A miss (this thread is
+ * about to decode @index) gives the idle worker the next chunk after it
+ * that is not cached, wrapping around: reads that jump about a solid
+ * resource (a tar of the tree, random small files) touch most of its
+ * chunks, so both cores decode; but only into free room in the cache, so
+ * a guess never pushes out a chunk that was read.  When @index is being
+ * decoded elsewhere, this thread runs queued work while it would wait. */
+static void plan_ahead(struct wim_file *wf, struct wim_resource *res, uint64_t index,
+		       bool sequential)
+{
+	struct wtg_chunk_cache *cache = wf->cache;
+	int state = wtg_chunk_cache_state(cache, res, index);
+
+	if (sequential) {
+		for (uint64_t i = index + 1; i <= index + AHEAD_CHUNKS && i < res->nchunks; i++)
+			if (wtg_chunk_cache_state(cache, res, i) == WTG_CHUNK_ABSENT &&
+			    !submit_ahead(wf, res, i, true, AHEAD_SEQUENTIAL_MAX))
+				break;
+	} else if (state == WTG_CHUNK_ABSENT &&
+		   __atomic_load_n(&wf->ahead, __ATOMIC_RELAXED) < AHEAD_MISS_MAX) {
+		uint64_t n = res->nchunks < AHEAD_SEARCH_MAX ? res->nchunks : AHEAD_SEARCH_MAX;
+		for (uint64_t k = 1; k < n; k++) {
+			uint64_t i = (index + k) % res->nchunks;
+			if (wtg_chunk_cache_state(cache, res, i) != WTG_CHUNK_ABSENT)
+				continue;
+			if (wtg_chunk_cache_room(cache) >=
+			    chunk_usize(res, index) + chunk_usize(res, i))
+				submit_ahead(wf, res, i, false, AHEAD_MISS_MAX);
+			break;
+		}
+	}
+	if (state == WTG_CHUNK_LOADING)
+		wtg_workpool_help(wf->pool);
 }
 
 int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, size_t size,
@@ -466,6 +519,14 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 	ret = ensure_table(wf, res, what);
 	if (ret < 0)
 		return ret;
+	bool ahead = wf->pool && (res->solid || res->chunk_size > DIRECT_CHUNK_MAX);
+	bool sequential = false;
+	if (ahead) {
+		pthread_mutex_lock(&res->lock);
+		sequential = off != 0 && off == res->last_end;
+		res->last_end = off + size;
+		pthread_mutex_unlock(&res->lock);
+	}
 
 	while (size) {
 		uint64_t index = off / res->chunk_size;
@@ -493,13 +554,13 @@ int wim_resource_read(struct wim_file *wf, struct wim_resource *res, void *buf, 
 		} else {
 			struct chunk_fill cf = {.wf = wf, .res = res, .index = index, .what = what};
 			struct wtg_chunk_ref ref;
+			if (ahead)
+				plan_ahead(wf, res, index, sequential);
 			ret = wtg_chunk_cache_get(wf->cache, res, index, csize, fill_chunk, &cf,
 						  &ref);
 			if (ret == 0) {
 				memcpy(out, ref.data + in_chunk, n);
 				wtg_chunk_cache_put(wf->cache, &ref);
-				if (res->solid)
-					read_ahead(wf, res, index);
 			}
 		}
 		if (ret < 0)
