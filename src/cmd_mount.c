@@ -50,7 +50,7 @@ static const char usage[] =
     "      umask=OCT       permission bits no file or directory shows (default 022)\n"
     "      fmask=OCT, dmask=OCT  the same for files or directories alone\n"
     "      posix           owners, groups and modes per file, in WSL's EAs\n"
-    "      cache=SIZE      decompressed-chunk cache (default 1G; K, M, G suffixes)\n"
+    "      cache=SIZE      decompressed-chunk cache (default: sized to the image; K, M, G)\n"
     "      threads=N       FUSE worker threads (default: up to 10)\n"
     "      ro              read-only (a bare image always is; a delta refuses it)\n"
     "\n"
