@@ -37,7 +37,13 @@ os.close(fd)
 PYEOF
 writer=$!
 
-last_acked() { tail -n 1 "$TMP/acked" 2>/dev/null || echo -1; }
+# -1 until the writer has logged a record (the log exists but is empty at
+# first: a loaded machine can take longer than the first sleep to write one)
+last_acked() {
+	local l
+	l=$(tail -n 1 "$TMP/acked" 2>/dev/null)
+	echo "${l:--1}"
+}
 for n in 1 2 3 4 5; do
 	sleep 0.3
 	before=$(last_acked)
