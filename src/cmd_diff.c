@@ -648,19 +648,21 @@ static int hive_item(void *arg, const struct wtg_hive_item *it)
 
 /* Whether @e is a hive to compare: both versions files that start with the
  * regf signature (the engine marks hives by place; a file there that is
- * not one is no hive). */
-static bool is_hive(struct out *o, const struct wtg_diff_entry *e)
+ * not one is no hive).  1 yes, 0 no, -errno when a version cannot be read
+ * at all (its base image gone); bad bytes of one only make it no hive. */
+static int is_hive(struct out *o, const struct wtg_diff_entry *e)
 {
 	uint8_t *p;
 	size_t n;
-	bool yes = true;
+	int yes = 1;
 
 	if (!e->old.exists || !e->new.exists || e->old.type != WTG_DIFF_FILE ||
 	    e->new.type != WTG_DIFF_FILE || !(e->changed & (WTG_DIFF_DATA | WTG_DIFF_SIZE)))
-		return false;
+		return 0;
 	for (int side = 0; side < 2 && yes; side++) {
-		if (wtg_diff_read_stream(o->diff, e, side, HIVE_MAX, 4, &p, &n))
-			return false;
+		int r = wtg_diff_read_stream(o->diff, e, side, HIVE_MAX, 4, &p, &n);
+		if (r)
+			return r == -EFBIG || r == -EINVAL || r == -EIO ? 0 : r;
 		yes = wtg_hive_signature(p, n);
 		free(p);
 	}
@@ -740,7 +742,7 @@ static int print_entry(void *arg, const struct wtg_diff_entry *e)
 		return stat_add(o, e);
 	case MODE_JSON: {
 		json_object *j = entry_json(o, e);
-		if (o->hives && is_hive(o, e)) {
+		if (o->hives && (r = is_hive(o, e)) > 0) {
 			json_object *arr = json_object_new_array();
 			r = hive_diff(o, e, arr);
 			json_object_object_add(j, "hives", arr);
@@ -772,7 +774,7 @@ static int print_entry(void *arg, const struct wtg_diff_entry *e)
 	if (details && l.len)
 		field(o, l.s, true);
 	free(l.s);
-	if (o->hives && !o->nul && is_hive(o, e))
+	if (o->hives && !o->nul && (r = is_hive(o, e)) > 0)
 		r = hive_diff(o, e, NULL);
 	return r;
 }

@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "wtgfs/base_index.h"
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
 #include "wtgfs/source.h"
 #include "wtgfs/store.h"
+#include "wtgfs/tree.h"
 #include "wtgfs/view.h"
 
 static const char usage[] =
@@ -40,6 +42,26 @@ static const struct option options[] = {
 
 static const struct cli_command cmd = {"init", usage, "", options};
 
+/* The index of the base's metadata, that diff reads instead of the image:
+ * loads the tree of @src (taken over) once, here. */
+static int index_base(const char *delta, struct wtg_source *src)
+{
+	struct wtg_store_options so = {0};
+	struct wtg_store *st;
+	struct wtg_tree tree;
+
+	wtg_tree_init(&tree, src);
+	int ret = wtg_source_load(src, &tree);
+	if (!ret && !(ret = wtg_store_open(delta, &so, &st))) {
+		ret = wtg_base_index_build(st, &tree);
+		int r = wtg_store_close(st);
+		if (!ret)
+			ret = r;
+	}
+	wtg_tree_release(&tree);
+	return ret;
+}
+
 int cmd_init(int argc, char **argv)
 {
 	struct wtg_source *src;
@@ -65,8 +87,16 @@ int cmd_init(int argc, char **argv)
 	int ret = wtg_view_describe_base(spec, src, &base);
 	if (ret == 0)
 		ret = wtg_store_create(delta, &base);
+	char identity[WTG_IDENTITY_MAX];
+	snprintf(identity, sizeof(identity), "%s", src->identity);
+	if (ret == 0) {
+		ret = index_base(delta, src);
+		if (ret)
+			unlink(delta); /* made here a moment ago: no half-made delta stays */
+		src = NULL;
+	}
 	if (ret == 0)
-		printf("%s: a new delta on '%s' (%s)\n", delta, spec, src->identity);
+		printf("%s: a new delta on '%s' (%s)\n", delta, spec, identity);
 	wtg_source_free(src);
 	return ret < 0 ? EXIT_ERROR : 0;
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtgfs/base_index.h"
 #include "wtgfs/diff.h"
 #include "wtgfs/log.h"
 #include "wtgfs/names.h"
@@ -25,7 +26,6 @@
 #include "wtgfs/reparse.h"
 #include "wtgfs/store.h"
 #include "wtgfs/tree.h"
-#include "wtgfs/view.h"
 
 #define CHUNK WTG_STORE_CHUNK_SIZE
 
@@ -54,7 +54,7 @@ struct version {
 
 struct wtg_diff {
 	struct wtg_store *store;
-	struct wtg_tree tree;
+	struct wtg_base *base; /* the delta's index of its base, or the image loaded */
 	struct version from, to;
 	char *from_name, *to_name;
 	char **paths;
@@ -333,9 +333,7 @@ int wtg_diff_open(const char *delta, const struct wtg_diff_options *opt, struct 
 		free(p);
 	}
 	if (!r)
-		r = wtg_view_load_base(d->store, opt->base_path, opt->source, &d->tree);
-	else
-		wtg_tree_init(&d->tree, NULL);
+		r = wtg_base_open(d->store, opt->base_path, opt->source, &d->base);
 	if (r) {
 		wtg_diff_free(d);
 		return r;
@@ -362,8 +360,7 @@ void wtg_diff_free(struct wtg_diff *d)
 	path_map_release(&d->to.dirs);
 	wtg_store_version_release(&d->from.v);
 	wtg_store_version_release(&d->to.v);
-	if (d->tree.source || d->tree.inodes)
-		wtg_tree_release(&d->tree);
+	wtg_base_free(d->base);
 	if (d->store)
 		wtg_store_close(d->store);
 	strv_free(d->paths, d->npaths);
@@ -385,9 +382,9 @@ const char *wtg_diff_to(const struct wtg_diff *d)
 
 /* ---- resolving in one version ---- */
 
-static struct wtg_inode *base_inode(struct wtg_diff *d, uint64_t ino)
+static int base_inode(struct wtg_diff *d, uint64_t ino, const struct wtg_base_inode **in_ret)
 {
-	return ino <= d->tree.ninodes ? wtg_tree_inode(&d->tree, ino) : NULL;
+	return wtg_base_inode(d->base, ino, in_ret);
 }
 
 /* The inode the name (@dir, @name) holds in @ver, 0 for none. */
@@ -399,14 +396,8 @@ static int name_at(struct wtg_diff *d, struct version *ver, uint64_t dir, const 
 
 	if (r || state != WTG_STORE_BASE)
 		return r;
-	*ino_ret = 0;
-	struct wtg_inode *in = base_inode(d, dir);
-	size_t len = strlen(name);
-	struct wtg_dentry *de = in && in->dir ? wtg_tree_lookup(&d->tree, in, name, len) : NULL;
 	/* a record replaces only the name spelled exactly so */
-	if (de && de->name_len == len && !memcmp(de->name, name, len))
-		*ino_ret = de->inode->ino;
-	return 0;
+	return wtg_base_lookup(d->base, dir, name, ino_ret, NULL);
 }
 
 static int exists_at(struct wtg_diff *d, struct version *ver, uint64_t ino, bool *exists)
@@ -419,7 +410,10 @@ static int exists_at(struct wtg_diff *d, struct version *ver, uint64_t ino, bool
 		return r;
 	if (state == WTG_STORE_PRESENT)
 		wtg_store_inode_release(&si);
-	*exists = state == WTG_STORE_PRESENT || (state == WTG_STORE_BASE && base_inode(d, ino));
+	const struct wtg_base_inode *in = NULL;
+	if (state == WTG_STORE_BASE && (r = base_inode(d, ino, &in)))
+		return r;
+	*exists = state == WTG_STORE_PRESENT || in;
 	return 0;
 }
 
@@ -458,15 +452,15 @@ static int layer_name(void *arg, uint64_t dir, const char *name)
 /* Every name of @ino in @ver. */
 static int names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, struct names *ns)
 {
-	struct wtg_inode *in = base_inode(d, ino);
-	int r = 0;
+	const struct wtg_base_inode *in;
+	int r = base_inode(d, ino, &in);
 
 	memset(ns, 0, sizeof(*ns));
-	for (struct wtg_dentry *de = in ? in->first_name : NULL; !r && de; de = de->alias_next) {
+	for (uint32_t i = 0; !r && in && i < in->nnames; i++) {
 		uint64_t now;
-		r = name_at(d, ver, de->parent->ino, de->name, &now);
+		r = name_at(d, ver, in->names[i].dir, in->names[i].name, &now);
 		if (!r && now == ino)
-			r = names_add(ns, de->parent->ino, de->name);
+			r = names_add(ns, in->names[i].dir, in->names[i].name);
 	}
 	if (!r)
 		r = wtg_store_names_of_at(d->store, &ver->v, ino, layer_name, ns);
@@ -632,16 +626,10 @@ static int dos_names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, c
 		r = wtg_store_get_name_dos_at(d->store, &ver->v, ns.v[i].dir, ns.v[i].name, &state,
 					      &now, &dos);
 		if (!r && state == WTG_STORE_BASE) {
-			struct wtg_inode *dir = base_inode(d, ns.v[i].dir);
-			size_t len = strlen(ns.v[i].name);
-			struct wtg_dentry *de = NULL;
-			if (dir && dir->dir)
-				de = wtg_tree_lookup(&d->tree, dir, ns.v[i].name, len);
 			/* a record replaces only the name spelled exactly so */
 			const char *b = NULL;
-			if (de && de->name_len == len && !memcmp(de->name, ns.v[i].name, len))
-				b = wtg_dentry_dos_name(de);
-			if (b && !(dos = strdup(b)))
+			r = wtg_base_lookup(d->base, ns.v[i].dir, ns.v[i].name, &now, &b);
+			if (!r && b && !(dos = strdup(b)))
 				r = -ENOMEM;
 		}
 		if (!r && dos) {
@@ -668,14 +656,16 @@ static int dos_names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, c
 static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		     struct wtg_diff_side *s)
 {
-	struct wtg_inode *in = base_inode(d, ino);
+	const struct wtg_base_inode *in;
 	struct wtg_store_inode si;
 	enum wtg_store_state state;
-	int r = wtg_store_get_inode_at(d->store, &ver->v, ino, &state, &si);
+	int r = base_inode(d, ino, &in);
 
 	memset(s, 0, sizeof(*s));
 	s->exists = true;
 	s->ino = ino;
+	if (!r)
+		r = wtg_store_get_inode_at(d->store, &ver->v, ino, &state, &si);
 	if (r)
 		return r;
 	if (state == WTG_STORE_PRESENT) {
@@ -704,29 +694,20 @@ static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		s->mtime = in->mtime;
 		s->atime = in->atime;
 		s->ctime = in->ctime;
-		const struct wtg_sd *sd = in->sd != WTG_NO_SD ? wtg_tree_sd(&d->tree, in->sd) : NULL;
-		if (sd)
-			r = dup_bytes(&s->sd, &s->sd_len, sd->data, sd->len);
-		uint32_t rlen = 0;
-		const uint8_t *rp = in->attributes & NTFS_ATTR_REPARSE_POINT
-					? wtg_inode_reparse(&d->tree, in, &rlen)
-					: NULL;
-		if (!r)
-			r = dup_bytes(&s->reparse, &s->reparse_len, rp, rlen);
+		r = dup_bytes(&s->sd, &s->sd_len, in->sd, in->sd_len);
+		if (!r && (in->attributes & NTFS_ATTR_REPARSE_POINT))
+			r = dup_bytes(&s->reparse, &s->reparse_len, in->reparse, in->reparse_len);
 		if (!r)
 			r = dup_bytes(&s->object_id, &s->object_id_len, in->object_id,
 				      in->object_id_len);
-		uint32_t elen = 0;
-		const uint8_t *ea = wtg_inode_ea(in, &elen);
 		if (!r)
-			r = dup_bytes(&s->ea, &s->ea_len, ea, elen);
+			r = dup_bytes(&s->ea, &s->ea_len, in->ea, in->ea_len);
 	}
 	if (!r)
 		r = dos_names_at(d, ver, ino, &s->dos_name);
 	/* the base's streams, then what the layers say of them */
 	for (uint32_t i = 0; !r && in && i < in->nstreams; i++)
-		r = side_set_stream(s, in->streams[i].name ? in->streams[i].name : "",
-				    in->streams[i].size);
+		r = side_set_stream(s, in->streams[i].name, in->streams[i].size);
 	if (!r)
 		r = wtg_store_list_streams_at(d->store, &ver->v, ino, side_stream_record, s);
 	if (!r && s->nstreams > 1)
@@ -1341,8 +1322,6 @@ int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, boo
 {
 	const struct wtg_diff_side *s = new_side ? &e->new : &e->old;
 	struct version *ver = new_side ? &d->to : &d->from;
-	struct wtg_inode *in = base_inode(d, s->ino);
-	struct wtg_stream *bs = in ? wtg_inode_data(in) : NULL;
 	int r = 0;
 
 	*buf_ret = NULL;
@@ -1367,8 +1346,8 @@ int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, boo
 			r = wtg_store_get_chunk(d->store, sl.hash, d->chunk, &got);
 			if (!r)
 				memcpy(buf + off, d->chunk, got < want ? got : want);
-		} else if (sl.state == WTG_STORE_BASE && bs && bs->blob && off < bs->base_size) {
-			long n = wtg_tree_read(&d->tree, bs, buf + off, want, off);
+		} else if (sl.state == WTG_STORE_BASE) {
+			long n = wtg_base_read(d->base, s->ino, "", buf + off, want, off);
 			if (n < 0)
 				r = (int)n;
 		}

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "wtgfs/base_index.h"
 #include "wtgfs/ea.h"
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
@@ -503,8 +504,8 @@ static int apply_layers(struct wtg_view *v)
 	return ret;
 }
 
-int wtg_view_load_base(struct wtg_store *store, const char *base_path,
-		       const struct wtg_source_options *opt, struct wtg_tree *tree_ret)
+int wtg_view_open_base(struct wtg_store *store, const char *base_path,
+		       const struct wtg_source_options *opt, struct wtg_source **src_ret)
 {
 	struct wtg_store_base want, have;
 	struct wtg_source *src;
@@ -538,9 +539,25 @@ int wtg_view_load_base(struct wtg_store *store, const char *base_path,
 		wtg_source_free(src);
 		return ret;
 	}
+	*src_ret = src;
+	return 0;
+}
+
+int wtg_view_load_base(struct wtg_store *store, const char *base_path,
+		       const struct wtg_source_options *opt, struct wtg_tree *tree_ret)
+{
+	struct wtg_source *src;
+	int ret = wtg_view_open_base(store, base_path, opt, &src);
+
+	if (ret)
+		return ret;
 	wtg_tree_init(tree_ret, src);
 	ret = wtg_source_load(src, tree_ret);
 	if (ret)
+		wtg_tree_release(tree_ret);
+	/* a delta older than the index gets one from its first writer */
+	if (!ret && wtg_store_writable(store) && !wtg_store_base_indexed(store) &&
+	    (ret = wtg_base_index_build(store, tree_ret)))
 		wtg_tree_release(tree_ret);
 	return ret;
 }

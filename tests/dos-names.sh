@@ -165,7 +165,7 @@ for round in 1 2; do
 	expect_dos "$m" "$s32" -
 	expect_dos "$m" "Program Files" -
 	wtg_umount "$m"
-	[ "$(sqlite3 "$d" 'PRAGMA user_version')" = 3 ] || fail "round $round: not upgraded"
+	[ "$(sqlite3 "$d" 'PRAGMA user_version')" = 4 ] || fail "round $round: not upgraded"
 done
 [ "$(sqlite3 "$d" "SELECT count(*) FROM names WHERE dos_name = 'NEWFIL~1.TXT'")" = 1 ] ||
 	fail "the carried-over DOS name is not on its name record"

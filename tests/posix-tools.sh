@@ -141,6 +141,6 @@ wtg_mount "$D1" "$M"
 setfattr -n system.ntfs_ea -v 0x1400000000060400244c584d4f4400a411000000 "$M/old.txt" ||
 	fail "an upgraded delta takes no EA"
 wtg_umount "$M"
-[ "$(sqlite3 "$D1" 'PRAGMA user_version')" = 3 ] || fail "a writable open did not upgrade the format"
+[ "$(sqlite3 "$D1" 'PRAGMA user_version')" = 4 ] || fail "a writable open did not upgrade the format"
 "$WTGFS" verify "$D1" >/dev/null || fail "the upgraded delta does not verify"
 echo "PASS"

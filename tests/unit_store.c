@@ -650,7 +650,7 @@ TEST(format1_dos_names)
 	CHECK(!strcmp(got, "Program Files=42PROGRA~2;"));
 	CHECK(wtg_store_verify(st, NULL) == 0);
 	CHECK(wtg_store_close(st) == 0);
-	CHECK(sql_true(path, "(SELECT user_version FROM pragma_user_version) = 3"));
+	CHECK(sql_true(path, "(SELECT user_version FROM pragma_user_version) = 4"));
 	CHECK(sql_true(path, "(SELECT count(*) FROM inodes WHERE dos_name = '') = 1"));
 }
 

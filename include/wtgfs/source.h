@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -36,8 +37,21 @@ struct wtg_source_ops {
 	/* Optional: reads @inode's reparse data from inode->reparse_blob into
 	 * inode->reparse (publishing the pointer last).  0 or -errno. */
 	int (*load_reparse)(struct wtg_source *src, struct wtg_inode *inode);
+	/* Optional, with find_blob: a key that finds @blob again in another
+	 * open of the same image, written to @key (WTG_BLOB_KEY_MAX bytes).
+	 * Returns its length or -errno. */
+	int (*blob_key)(struct wtg_source *src, const struct wtg_blob *blob, uint8_t *key);
+	/* The blob of a key blob_key gave, found without loading the tree (a
+	 * source opened only to read a few streams); owned by the source.
+	 * @path names it in messages.  -ENOENT (logged) when the image has
+	 * none. */
+	int (*find_blob)(struct wtg_source *src, const uint8_t *key, size_t len, const char *path,
+			 struct wtg_blob **blob_ret);
 	void (*free)(struct wtg_source *src);
 };
+
+/* The longest key blob_key writes: 8 + 1 bytes + an NTFS stream name. */
+#define WTG_BLOB_KEY_MAX 528
 
 /*
  * What a delta binds to: the content of the base, not where it lies.  WIM:
@@ -71,6 +85,19 @@ static inline int wtg_source_read(struct wtg_source *src, struct wtg_blob *blob,
 				  size_t size, uint64_t off)
 {
 	return src->ops->read(src, blob, buf, size, off);
+}
+
+/* -ENOTSUP for a source that cannot find its blobs again. */
+static inline int wtg_source_blob_key(struct wtg_source *src, const struct wtg_blob *blob,
+				      uint8_t *key)
+{
+	return src->ops->blob_key ? src->ops->blob_key(src, blob, key) : -ENOTSUP;
+}
+
+static inline int wtg_source_find_blob(struct wtg_source *src, const uint8_t *key, size_t len,
+				       const char *path, struct wtg_blob **blob_ret)
+{
+	return src->ops->find_blob ? src->ops->find_blob(src, key, len, path, blob_ret) : -ENOTSUP;
 }
 
 void wtg_source_free(struct wtg_source *src);

@@ -37,9 +37,9 @@
 #include "wtgfs/hash.h"
 
 /* PRAGMA user_version this build writes and reads (2: inodes keep their
- * $EA; 3: DOS names on name records).  An older delta opens: its first
- * writable open upgrades it in place. */
-#define WTG_STORE_FORMAT 3
+ * $EA; 3: DOS names on name records; 4: an index of the base's metadata).
+ * An older delta opens: its first writable open upgrades it in place. */
+#define WTG_STORE_FORMAT 4
 #define WTG_STORE_CHUNK_SIZE 65536
 #define WTG_STORE_HASH_LEN WTG_SHA256_LEN
 
@@ -357,6 +357,38 @@ struct wtg_store_gc_report {
  * and security descriptors nothing refers to, and gives the space back to
  * the file system (incremental vacuum, log truncated). */
 int wtg_store_gc(struct wtg_store *store, int64_t expire, struct wtg_store_gc_report *report);
+
+/* ---- the index of the base's metadata ---- */
+
+/*
+ * What diff needs of the base image, kept in the delta so that it never
+ * loads the image: packed inode records by inode number, names by
+ * (directory, exact name), security descriptors by id.  The records are
+ * opaque here (wtgfs/base_index.h packs and reads them).  Written once, as
+ * one batch: begin clears the index, the puts fill it, end marks it
+ * complete and commits durably.  Until end, and in a delta older than
+ * format 4 that no writer has opened since, there is no index: lookups
+ * answer -ENOENT and the caller loads the image.
+ */
+bool wtg_store_base_indexed(struct wtg_store *store);
+int wtg_store_base_index_begin(struct wtg_store *store);
+int wtg_store_base_index_put_sd(struct wtg_store *store, uint32_t id, const void *data,
+				size_t len);
+int wtg_store_base_index_put_inode(struct wtg_store *store, uint64_t ino, const void *data,
+				   size_t len);
+int wtg_store_base_index_put_name(struct wtg_store *store, uint64_t dir, const char *name,
+				  size_t len, uint64_t ino);
+int wtg_store_base_index_end(struct wtg_store *store, uint64_t ninodes);
+/* The record of base inode @ino (*data_ret malloc'd): -ENOENT when none. */
+int wtg_store_base_index_inode(struct wtg_store *store, uint64_t ino, uint8_t **data_ret,
+			       size_t *len_ret);
+/* The base's security descriptor @id (*data_ret malloc'd): -ENOENT when none. */
+int wtg_store_base_index_sd(struct wtg_store *store, uint32_t id, uint8_t **data_ret,
+			    size_t *len_ret);
+/* The inode the base's name @name (exactly so spelled) in @dir holds, 0
+ * when none. */
+int wtg_store_base_index_name(struct wtg_store *store, uint64_t dir, const char *name,
+			      uint64_t *ino_ret);
 
 /* ---- versions and what changed between them (diff) ---- */
 

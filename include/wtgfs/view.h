@@ -48,9 +48,14 @@ int wtg_view_open_image(const char *spec, const struct wtg_source_options *opt,
  * identity differs (-ESTALE), with one line. */
 int wtg_view_open_delta(const char *path, const char *base_path,
 			const struct wtg_source_options *opt, struct wtg_view **view_ret);
-/* Loads the base of the open delta @store into @tree_ret: the recorded
- * path, or @base_path (recorded when the store is writable).  Refuses a
- * base whose identity differs (-ESTALE), with one line. */
+/* Opens the base of the open delta @store without loading its tree: the
+ * recorded path, or @base_path (recorded when the store is writable).
+ * Refuses a base whose identity differs (-ESTALE), with one line. */
+int wtg_view_open_base(struct wtg_store *store, const char *base_path,
+		       const struct wtg_source_options *opt, struct wtg_source **src_ret);
+/* Opens the base as wtg_view_open_base() does and loads it into
+ * @tree_ret.  A writable @store without an index of its base (a delta
+ * older than format 4) gets one (wtg_base_index_build). */
 int wtg_view_load_base(struct wtg_store *store, const char *base_path,
 		       const struct wtg_source_options *opt, struct wtg_tree *tree_ret);
 /* A read-only view of snapshot @snapshot of the delta @path (beside a

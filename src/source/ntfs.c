@@ -572,10 +572,61 @@ static void ntfs_free(struct wtg_source *src)
 	free(ns);
 }
 
+/* ---- blobs by key (a source that never loads its tree) ---- */
+
+/* le64 MFT record number, a byte that says WOF, the UTF-16LE stream name. */
+static int ntfs_blob_key(struct wtg_source *src, const struct wtg_blob *blob, uint8_t *key)
+{
+	uint64_t mft = htole64(blob->mft_no);
+	size_t nbytes = (size_t)blob->name_len * sizeof(ntfschar);
+
+	if (9 + nbytes > WTG_BLOB_KEY_MAX)
+		return -ENAMETOOLONG;
+	memcpy(key, &mft, 8);
+	key[8] = blob->wof;
+	if (nbytes)
+		memcpy(key + 9, blob->name, nbytes);
+	return (int)(9 + nbytes);
+}
+
+static int ntfs_find_blob(struct wtg_source *src, const uint8_t *key, size_t len,
+			  const char *path, struct wtg_blob **blob_ret)
+{
+	struct ntfs_source *ns = (struct ntfs_source *)src;
+	uint64_t mft;
+
+	if (len < 9 || (len - 9) % sizeof(ntfschar) || len > WTG_BLOB_KEY_MAX)
+		return -EINVAL;
+	struct wtg_blob *blob = calloc(1, sizeof(*blob));
+	if (!blob || !(blob->path = strdup(path))) {
+		free(blob);
+		return -ENOMEM;
+	}
+	memcpy(&mft, key, 8);
+	blob->mft_no = le64toh(mft);
+	blob->wof = key[8] != 0;
+	blob->name_len = (int)((len - 9) / sizeof(ntfschar));
+	if (blob->name_len && !(blob->name = malloc(len - 9))) {
+		free(blob->path);
+		free(blob);
+		return -ENOMEM;
+	}
+	if (blob->name_len)
+		memcpy(blob->name, key + 9, len - 9);
+	pthread_mutex_lock(&ns->lock);
+	blob->next = ns->blobs;
+	ns->blobs = blob;
+	pthread_mutex_unlock(&ns->lock);
+	*blob_ret = blob;
+	return 0;
+}
+
 static const struct wtg_source_ops ntfs_source_ops = {
     .name = "ntfs",
     .load = ntfs_load,
     .read = ntfs_read,
+    .blob_key = ntfs_blob_key,
+    .find_blob = ntfs_find_blob,
     .free = ntfs_free,
 };
 

@@ -986,11 +986,66 @@ static int open_cache(struct wim_source *ws, const struct wtg_source_options *op
 	return 0;
 }
 
+/* ---- blobs by key (a source that never loads its tree) ---- */
+
+/* A blob's key is its SHA-1: the lookup table finds it again. */
+static int wim_blob_key(struct wtg_source *src, const struct wtg_blob *blob, uint8_t *key)
+{
+	memcpy(key, blob->sha1, WTG_SHA1_LEN);
+	return WTG_SHA1_LEN;
+}
+
+struct blob_search {
+	struct wim_source *ws;
+	const uint8_t *sha1;
+	const char *path;
+	struct wtg_blob *blob;
+};
+
+static int find_sha1(const struct wimlib_resource_entry *re, void *arg)
+{
+	struct blob_search *bs = arg;
+
+	if (re->is_metadata || memcmp(re->sha1_hash, bs->sha1, WTG_SHA1_LEN))
+		return 0;
+	bs->blob = get_blob(bs->ws, re, bs->path);
+	return bs->blob ? 1 : WIMLIB_ERR_NOMEM;
+}
+
+static int wim_find_blob(struct wtg_source *src, const uint8_t *key, size_t len, const char *path,
+			 struct wtg_blob **blob_ret)
+{
+	struct wim_source *ws = (struct wim_source *)src;
+	struct blob_search bs = {.ws = ws, .sha1 = key, .path = path};
+	size_t b;
+
+	if (len != WTG_SHA1_LEN)
+		return -EINVAL;
+	memcpy(&b, key, sizeof(b));
+	b &= ws->nblob_buckets - 1;
+	for (struct wtg_blob *blob = ws->blobs[b]; blob; blob = blob->next)
+		if (!memcmp(blob->sha1, key, WTG_SHA1_LEN)) {
+			*blob_ret = blob;
+			return 0;
+		}
+	int code = ws->wim ? wimlib_iterate_lookup_table(ws->wim, 0, find_sha1, &bs) : 0;
+	if (code == WIMLIB_ERR_NOMEM)
+		return -ENOMEM;
+	if (!bs.blob) {
+		wtg_error("'%s': the data of '%s' is not in the WIM", ws->base.path, path);
+		return -ENOENT;
+	}
+	*blob_ret = bs.blob;
+	return 0;
+}
+
 static const struct wtg_source_ops wim_source_ops = {
     .name = "wim",
     .load = wim_load,
     .read = wim_read,
     .load_reparse = wim_load_reparse,
+    .blob_key = wim_blob_key,
+    .find_blob = wim_find_blob,
     .free = wim_free,
 };
 

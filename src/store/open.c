@@ -30,6 +30,14 @@
 #define HDR_VALID_FOR 92      /* be32 */
 #define HDR_SIZE 100
 
+/* The index of the base's metadata (format 4, base.c): one packed row per
+ * inode, names by (directory, exact name), security descriptors by id. */
+#define BASE_INDEX_SQL                                                                     \
+	"CREATE TABLE IF NOT EXISTS base_inodes(ino INTEGER PRIMARY KEY, data BLOB NOT NULL);" \
+	"CREATE TABLE IF NOT EXISTS base_names(dir INTEGER, name TEXT, ino INTEGER NOT NULL,"  \
+	" PRIMARY KEY(dir, name)) WITHOUT ROWID;"                                            \
+	"CREATE TABLE IF NOT EXISTS base_sds(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE layers(id INTEGER PRIMARY KEY, parent INTEGER, created INTEGER NOT NULL,"
@@ -57,7 +65,8 @@ static const char schema_sql[] =
     "CREATE INDEX streams_layer ON streams(layer);"
     "CREATE INDEX extents_layer ON extents(layer, chunk);"
     "CREATE INDEX extents_chunk ON extents(chunk);"
-    "CREATE INDEX names_ino ON names(ino);";
+    "CREATE INDEX names_ino ON names(ino);"
+    BASE_INDEX_SQL;
 
 /* ---- opening ---- */
 
@@ -246,7 +255,7 @@ static int upgrade_dos_names(struct wtg_store *st)
 
 	if (!r)
 		r = store_int_query(st, "PRAGMA user_version", 0, &ver);
-	if (!r && has_dos && ver < WTG_STORE_FORMAT && !st->read_only)
+	if (!r && has_dos && ver < 3 && !st->read_only)
 		r = store_exec(st, "PRAGMA user_version = 3");
 	if (r || has_dos)
 		return r;
@@ -276,6 +285,23 @@ static int upgrade_dos_names(struct wtg_store *st)
 		 has_ea ? "ea" : "NULL");
 	if (!r)
 		r = store_exec(st, sql);
+	return r;
+}
+
+/* Format 4 keeps an index of the base's metadata (base.c).  A writer adds
+ * its tables to an older delta, empty: the index is built by whoever loads
+ * the base next with the delta open for writing (wtgfs/base_index.h).  A
+ * reader of an older delta has no index and loads the base instead. */
+static int upgrade_base_index(struct wtg_store *st)
+{
+	int64_t ver;
+	int r = store_int_query(st, "PRAGMA user_version", 0, &ver);
+
+	if (r || ver >= 4 || st->read_only)
+		return r;
+	r = store_exec(st, "BEGIN IMMEDIATE; " BASE_INDEX_SQL " PRAGMA user_version = 4; COMMIT");
+	if (r && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
 
@@ -324,6 +350,8 @@ static int load_meta(struct wtg_store *st, int64_t *head_ret)
 		} else if (!strcmp(key, "base_meta_hash") &&
 			   store_column_hash(s, 1, st->base.meta_hash)) {
 			seen |= 16;
+		} else if (!strcmp(key, "base_indexed")) {
+			st->base_indexed = true;
 		} else if (!strcmp(key, "head")) {
 			*head_ret = sqlite3_column_int64(s, 1);
 			seen |= 32;
@@ -480,6 +508,8 @@ int wtg_store_after_fork(struct wtg_store *st)
 		r = upgrade_dos_names(st);
 	if (!r)
 		r = upgrade_snapshots(st);
+	if (!r)
+		r = upgrade_base_index(st);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -539,6 +569,8 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		r = upgrade_snapshots(st);
 	if (!r && st->read_only && opt->consistent && !opt->at)
 		r = store_exec(st, "BEGIN"); /* the snapshot starts with load_meta's read */
+	if (!r)
+		r = upgrade_base_index(st);
 	if (!r)
 		r = load_meta(st, &head);
 	if (r)

@@ -74,6 +74,12 @@ const char *const store_query_sql[Q_COUNT] = {
 		     " ORDER BY layer DESC",
     [Q_NAME_DEL] = "DELETE FROM names WHERE dir = ?1 AND name = ?2 AND layer = ?3",
     [Q_NAME_DEL_DIR] = "DELETE FROM names WHERE dir = ?1 AND layer = ?2",
+    [Q_BASE_INODE_PUT] = "INSERT OR REPLACE INTO base_inodes(ino, data) VALUES(?1, ?2)",
+    [Q_BASE_INODE_GET] = "SELECT data FROM base_inodes WHERE ino = ?1",
+    [Q_BASE_NAME_PUT] = "INSERT OR REPLACE INTO base_names(dir, name, ino) VALUES(?1, ?2, ?3)",
+    [Q_BASE_NAME_GET] = "SELECT ino FROM base_names WHERE dir = ?1 AND name = ?2",
+    [Q_BASE_SD_PUT] = "INSERT OR REPLACE INTO base_sds(id, data) VALUES(?1, ?2)",
+    [Q_BASE_SD_GET] = "SELECT data FROM base_sds WHERE id = ?1",
 };
 
 /* ---- errors ---- */

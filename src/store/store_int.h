@@ -3,7 +3,8 @@
  * nothing else: the handle, the prepared statements, and the helpers every
  * file uses.  The store is split by concern: sql.c (errors, statements),
  * open.c (schema, creating, opening, the base identity), batch.c
- * (transactions and durability), records.c (inodes, names, security
+ * (transactions and durability), base.c (the index of the base's
+ * metadata), records.c (inodes, names, security
  * descriptors, the whole stack at once), data.c (chunks, streams and their
  * extents), layers.c (snapshots, rollback, the layer list) and maintain.c
  * (verify, gc).  Every function here expects the store's lock held unless
@@ -56,6 +57,12 @@ enum {
 	Q_NAME_BELOW,
 	Q_NAME_DEL,
 	Q_NAME_DEL_DIR,
+	Q_BASE_INODE_PUT,
+	Q_BASE_INODE_GET,
+	Q_BASE_NAME_PUT,
+	Q_BASE_NAME_GET,
+	Q_BASE_SD_PUT,
+	Q_BASE_SD_GET,
 	Q_COUNT
 };
 
@@ -80,6 +87,7 @@ struct wtg_store {
 	 * again, so the file stays at the last good commit */
 	int batch_lost;
 	struct timespec batch_start;
+	bool base_indexed; /* the base index is complete (base.c) */
 };
 
 /* An SQLite result code as -errno, logged as one line naming the file. */
