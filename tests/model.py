@@ -31,6 +31,12 @@ lookup with the name in another case reaches the same file, O_CREAT with
 another case opens the existing file, mkdir with another case fails EEXIST,
 and names Windows cannot hold fail EINVAL.
 
+At the end of each cycle, 'wtgfs diff' of base..HEAD, of a layer a
+rollback kept against a snapshot (two branches), and of two more versions
+picked at random (snapshots, kept layers, HEAD, base) must each list what
+a diff of the model's copies of those versions finds, and nothing that
+did not change.
+
 Every --check-every operations, and at the end of each cycle, the two
 trees are compared: names (exact case), types, sizes, content, symlink
 targets, link counts, hard-link groups, user.* xattrs, and the mtime of
@@ -184,6 +190,8 @@ class Model:
         self.ncopies = 0
         self.base_state = {}      # the model's roots as the base has them (diff check)
         self.diffs = 0            # entries of the last 'wtgfs diff base HEAD'
+        self.snap_states = {}     # snapshot or kept layer -> model_state() of its copy
+        self.pair_diffs = []      # the version pairs diffed at the end of the last cycle
 
     # ------------------------------------------------------------ mounting
     def run_wtgfs(self, *argv, check=True):
@@ -406,6 +414,7 @@ class Model:
             shutil.rmtree(copy)
         self.copy_tree(self.model, copy)
         self.snaps[name] = (copy, self.file_facts(self.model, self.nlink_offset, self.mtimes))
+        self.snap_states[name] = self.model_state(copy)
 
     def check_at(self, name):
         """A read-only mount of snapshot @name equals the model's copy."""
@@ -483,6 +492,7 @@ class Model:
         copy, facts = self.snaps[name]
         if name.startswith('abandoned-'):
             del self.snaps[name]  # it is HEAD again, not kept any more
+            del self.snap_states[name]
         shutil.rmtree(self.model)
         self.copy_tree(copy, self.model)
         self.nlink_offset, self.mtimes = self.adopt(self.model, facts)
@@ -1154,17 +1164,19 @@ class Model:
         return len(ta)
 
     # ---------------------------------------------------------------- diff
-    def model_state(self):
-        """Per path of the model's roots: what a diff can see of it."""
+    def model_state(self, tree=None):
+        """Per path of the model's roots (of @tree, a copy of it, when
+        given): what a diff can see of it."""
         state = {}
+        tree = tree or self.model
         for r in ROOTS:
-            top = os.path.join(self.model, r)
+            top = os.path.join(tree, r)
             if not os.path.isdir(top):
                 continue
             for dirpath, dirnames, filenames in os.walk(top):
                 for n in dirnames + filenames:
                     p = os.path.join(dirpath, n)
-                    rel = os.path.relpath(p, self.model)
+                    rel = os.path.relpath(p, tree)
                     st = os.lstat(p)
                     if stat.S_ISLNK(st.st_mode):
                         state[rel] = ('l', os.readlink(p))
@@ -1182,25 +1194,57 @@ class Model:
             state[r] = ('d', ())
         return state
 
-    def check_diff(self):
-        """'wtgfs diff base HEAD' of the roots against a diff of the model's
-        copies: every path that differs is in the diff, and what the diff
-        says changed did change."""
+    def check_pairs(self):
+        """'wtgfs diff' between snapshots (and layers a rollback kept, so
+        across branches, and HEAD) against a diff of the model's copies of
+        them: a pair across a rollback's branch when there is one, and two
+        more picked at random (from an rng of their own, so the operations
+        of the next cycle stay those of the seed)."""
         if self.selftest:
             return
+        rng = random.Random(self.args.seed * 1000 + self.cycle)
+        names = sorted(self.snap_states)
+        pairs = []
+        kept = [n for n in names if n.startswith('abandoned-')]
+        taken = [n for n in names if not n.startswith('abandoned-')]
+        if kept and taken:
+            pairs.append((rng.choice(kept), rng.choice(taken)))
+        versions = names + ['HEAD', 'base']
+        for _ in range(2 if names else 0):
+            pairs.append(tuple(rng.sample(versions, 2)))
+        self.pair_diffs = []
+        for a, b in pairs:
+            if a == b:
+                continue
+            sa = self.base_state if a == 'base' else self.snap_states.get(a, None)
+            sb = self.base_state if b == 'base' else self.snap_states.get(b, None)
+            sa = self.model_state() if a == 'HEAD' else sa
+            sb = self.model_state() if b == 'HEAD' else sb
+            n = self.check_diff(a, b, sa, sb)
+            self.pair_diffs.append('%s..%s %d' % (a, b, n))
+
+    def check_diff(self, frm='base', to='HEAD', was=None, now=None):
+        """'wtgfs diff FROM TO' of the roots against a diff of the model's
+        copies of the two versions (@was, @now; the base and the model
+        itself by default): every path that differs is in the diff, and
+        what the diff says changed did change.  Returns its entries."""
+        if self.selftest:
+            return 0
         import json
-        p = self.run_wtgfs('diff', '--json', self.delta, 'base', 'HEAD', '--', *ROOTS,
-                           check=False)
+        p = self.run_wtgfs('diff', '--json', self.delta, frm, to, '--', *ROOTS, check=False)
         if p.returncode not in (0, 1):
-            raise Mismatch('wtgfs diff exited %d: %s' % (p.returncode, p.stderr))
+            raise Mismatch('wtgfs diff %s %s exited %d: %s' % (frm, to, p.returncode, p.stderr))
         lines = p.stdout.splitlines()
         head = json.loads(lines[0])
-        if head.get('schema') != 'wtgfs-diff' or head.get('from') != 'base':
+        if head.get('schema') != 'wtgfs-diff' or head.get('from') != frm or head.get('to') != to:
             raise Mismatch('wtgfs diff: a wrong header: %s' % lines[0])
         entries = [json.loads(x) for x in lines[1:]]
         if (p.returncode == 1) != bool(entries):
             raise Mismatch('wtgfs diff exited %d with %d entries' % (p.returncode, len(entries)))
-        was, now = self.base_state, self.model_state()
+        if was is None:
+            was = self.base_state
+        if now is None:
+            now = self.model_state()
         touched, moved = set(), []
         for e in entries:
             touched.add(e['path'])
@@ -1216,8 +1260,8 @@ class Model:
                 continue
             if any(rel.startswith(m) for m in moved):
                 continue
-            raise Mismatch('wtgfs diff base HEAD does not list %r (was %s, now %s)' %
-                           (rel, short(was.get(rel)), short(now.get(rel))))
+            raise Mismatch('wtgfs diff %s %s does not list %r (was %s, now %s)' %
+                           (frm, to, rel, short(was.get(rel)), short(now.get(rel))))
         # a path another inode left (renamed or unlinked away) or took over
         left, taken = set(), set()
         for e in entries:
@@ -1237,9 +1281,11 @@ class Model:
             if st == 'M' and not e['replaced'] and ({'data', 'size'} & set(e['changed'])):
                 a, b = was.get(rel), now.get(rel)
                 if a and b and a[0] == b[0] == 'f' and a[1:3] == b[1:3]:
-                    raise Mismatch('wtgfs diff: data of %r changed, but the model has the '
-                                   'same bytes' % rel)
-        self.diffs = len(entries)
+                    raise Mismatch('wtgfs diff %s %s: data of %r changed, but the model has '
+                                   'the same bytes' % (frm, to, rel))
+        if (frm, to) == ('base', 'HEAD'):
+            self.diffs = len(entries)
+        return len(entries)
 
     # ----------------------------------------------------------------- run
     def close_held(self):
@@ -1271,10 +1317,13 @@ class Model:
                 self.umount()
                 self.verify()
                 self.check_diff()
+                self.check_pairs()
                 self.mount()
                 n = self.compare('after the remount of cycle %d' % self.cycle)
-                print('model.py: cycle %d: %d paths equal; umount, verify, diff (%d changes), '
-                      'mount %.1f s' % (self.cycle, n, self.diffs, time.time() - t0))
+                print('model.py: cycle %d: %d paths equal; umount, verify, diff (%d changes; '
+                      '%s), mount %.1f s' % (self.cycle, n, self.diffs,
+                                             ', '.join(self.pair_diffs) or 'no snapshots',
+                                             time.time() - t0))
             else:
                 print('model.py: cycle %d: %d paths equal' % (self.cycle, n))
         if not self.selftest:
