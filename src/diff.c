@@ -47,9 +47,21 @@ struct path_map {
 	size_t cap, count;
 };
 
+/* The names of inodes in one version, by inode: open addressing. */
+struct names;
+static void names_release(struct names *ns);
+struct names_map {
+	uint64_t *keys;
+	struct names **vals;
+	size_t cap, count;
+};
+
+static void names_map_release(struct names_map *m);
+
 struct version {
 	struct wtg_store_version v;
 	struct path_map dirs;
+	struct names_map names; /* each inode's names are looked up once */
 };
 
 struct wtg_diff {
@@ -358,6 +370,8 @@ void wtg_diff_free(struct wtg_diff *d)
 	free(d->inode_keys);
 	path_map_release(&d->from.dirs);
 	path_map_release(&d->to.dirs);
+	names_map_release(&d->from.names);
+	names_map_release(&d->to.names);
 	wtg_store_version_release(&d->from.v);
 	wtg_store_version_release(&d->to.v);
 	wtg_base_free(d->base);
@@ -450,7 +464,7 @@ static int layer_name(void *arg, uint64_t dir, const char *name)
 }
 
 /* Every name of @ino in @ver. */
-static int names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, struct names *ns)
+static int names_compute(struct wtg_diff *d, struct version *ver, uint64_t ino, struct names *ns)
 {
 	const struct wtg_base_inode *in;
 	int r = base_inode(d, ino, &in);
@@ -467,6 +481,79 @@ static int names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, struc
 	if (r)
 		names_release(ns);
 	return r;
+}
+
+static struct names **names_slot(struct names_map *m, uint64_t key)
+{
+	size_t i = mix(key) & (m->cap - 1);
+
+	while (m->keys[i] && m->keys[i] != key)
+		i = (i + 1) & (m->cap - 1);
+	return &m->vals[i];
+}
+
+/* Every name of @ino in @ver, computed once per version (*ns_ret stays
+ * valid as long as the diff). */
+static int names_at(struct wtg_diff *d, struct version *ver, uint64_t ino,
+		    const struct names **ns_ret)
+{
+	struct names_map *m = &ver->names;
+
+	if (m->cap) {
+		for (size_t i = mix(ino) & (m->cap - 1); m->keys[i]; i = (i + 1) & (m->cap - 1))
+			if (m->keys[i] == ino) {
+				*ns_ret = m->vals[i];
+				return 0;
+			}
+	}
+	if ((m->count + 1) * 2 > m->cap) {
+		struct names_map n = {.cap = m->cap ? m->cap * 2 : 256};
+		n.keys = calloc(n.cap, sizeof(*n.keys));
+		n.vals = calloc(n.cap, sizeof(*n.vals));
+		if (!n.keys || !n.vals) {
+			free(n.keys);
+			free(n.vals);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->keys[i]) {
+				size_t j = mix(m->keys[i]) & (n.cap - 1);
+				while (n.keys[j])
+					j = (j + 1) & (n.cap - 1);
+				n.keys[j] = m->keys[i];
+				n.vals[j] = m->vals[i];
+			}
+		n.count = m->count;
+		free(m->keys);
+		free(m->vals);
+		*m = n;
+	}
+	struct names *ns = malloc(sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	int r = names_compute(d, ver, ino, ns);
+	if (r) {
+		free(ns);
+		return r;
+	}
+	struct names **slot = names_slot(m, ino);
+	m->keys[slot - m->vals] = ino;
+	*slot = ns;
+	m->count++;
+	*ns_ret = ns;
+	return 0;
+}
+
+static void names_map_release(struct names_map *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->keys[i]) {
+			names_release(m->vals[i]);
+			free(m->vals[i]);
+		}
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
 }
 
 static int dir_path(struct wtg_diff *d, struct version *ver, uint64_t dir, int depth,
@@ -489,7 +576,7 @@ static int dir_path(struct wtg_diff *d, struct version *ver, uint64_t dir, int d
 		    const char **path_ret)
 {
 	static const char root[] = "";
-	struct names ns;
+	const struct names *ns;
 	char *path = NULL;
 
 	if (dir == WTG_ROOT_INO) {
@@ -504,11 +591,10 @@ static int dir_path(struct wtg_diff *d, struct version *ver, uint64_t dir, int d
 	int r = depth > 4096 ? -ELOOP : names_at(d, ver, dir, &ns);
 	if (r)
 		return r;
-	if (ns.n)
-		r = path_of(d, ver, ns.v[0].dir, ns.v[0].name, depth, &path);
+	if (ns->n)
+		r = path_of(d, ver, ns->v[0].dir, ns->v[0].name, depth, &path);
 	else if (asprintf(&path, "(directory %llu)", (unsigned long long)dir) < 0)
 		r = -ENOMEM;
-	names_release(&ns);
 	if (!r && (r = path_map_put(&ver->dirs, dir, path)))
 		free(path);
 	if (!r)
@@ -615,20 +701,20 @@ static enum wtg_diff_type type_of(uint32_t attributes, uint32_t tag)
  * that name says it, or else the base's name does. */
 static int dos_names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, char **dos_ret)
 {
-	struct names ns;
+	const struct names *ns;
 	char *out = NULL;
 	int r = names_at(d, ver, ino, &ns);
 
-	for (size_t i = 0; !r && i < ns.n; i++) {
+	for (size_t i = 0; !r && i < ns->n; i++) {
 		enum wtg_store_state state;
 		uint64_t now;
 		char *dos = NULL;
-		r = wtg_store_get_name_dos_at(d->store, &ver->v, ns.v[i].dir, ns.v[i].name, &state,
-					      &now, &dos);
+		r = wtg_store_get_name_dos_at(d->store, &ver->v, ns->v[i].dir, ns->v[i].name,
+					      &state, &now, &dos);
 		if (!r && state == WTG_STORE_BASE) {
 			/* a record replaces only the name spelled exactly so */
 			const char *b = NULL;
-			r = wtg_base_lookup(d->base, ns.v[i].dir, ns.v[i].name, &now, &b);
+			r = wtg_base_lookup(d->base, ns->v[i].dir, ns->v[i].name, &now, &b);
 			if (!r && b && !(dos = strdup(b)))
 				r = -ENOMEM;
 		}
@@ -643,7 +729,6 @@ static int dos_names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, c
 		}
 		free(dos);
 	}
-	names_release(&ns);
 	if (r) {
 		free(out);
 		out = NULL;
@@ -1117,7 +1202,7 @@ static int one_sided(struct wtg_diff *d, struct entries *es, uint64_t ino, bool 
 
 static int inode_entries(struct wtg_diff *d, struct entries *es, uint64_t ino)
 {
-	struct names fn = {0}, tn = {0};
+	const struct names *fn, *tn;
 	char **fp = NULL, **tp = NULL;
 	size_t nfp = 0, ntp = 0;
 	bool in_from, in_to;
@@ -1128,9 +1213,9 @@ static int inode_entries(struct wtg_diff *d, struct entries *es, uint64_t ino)
 	if (r || (!in_from && !in_to))
 		return r;
 	if (in_from && !(r = names_at(d, &d->from, ino, &fn)))
-		r = link_paths(d, &d->from, &fn, &fp, &nfp);
+		r = link_paths(d, &d->from, fn, &fp, &nfp);
 	if (!r && in_to && !(r = names_at(d, &d->to, ino, &tn)))
-		r = link_paths(d, &d->to, &tn, &tp, &ntp);
+		r = link_paths(d, &d->to, tn, &tp, &ntp);
 	if (r)
 		goto out;
 	if (ino == WTG_ROOT_INO) { /* the root has no name: "." */
@@ -1203,8 +1288,6 @@ static int inode_entries(struct wtg_diff *d, struct entries *es, uint64_t ino)
 	else
 		entry_release(&e);
 out:
-	names_release(&fn);
-	names_release(&tn);
 	strv_free(fp, nfp);
 	strv_free(tp, ntp);
 	return r;

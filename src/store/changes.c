@@ -228,7 +228,7 @@ static int collect_links(struct wtg_store *st, const struct store_stack *stk, ui
 	struct link_row *rows = NULL;
 	size_t n = 0;
 	sqlite3_stmt *s;
-	int r = store_prepare(st, "SELECT dir, name, layer FROM names WHERE ino = ?1", &s);
+	int r = store_query(st, Q_NAMES_OF_INO, &s);
 
 	if (r)
 		return r;
@@ -256,7 +256,7 @@ static int collect_links(struct wtg_store *st, const struct store_stack *stk, ui
 		}
 		rows[n++].dir = dir;
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s);
 	/* keep the names whose topmost record in the stack is still @ino */
 	size_t kept = 0;
 	for (size_t i = 0; i < n; i++) {

@@ -80,6 +80,7 @@ const char *const store_query_sql[Q_COUNT] = {
     [Q_BASE_NAME_GET] = "SELECT ino FROM base_names WHERE dir = ?1 AND name = ?2",
     [Q_BASE_SD_PUT] = "INSERT OR REPLACE INTO base_sds(id, data) VALUES(?1, ?2)",
     [Q_BASE_SD_GET] = "SELECT data FROM base_sds WHERE id = ?1",
+    [Q_NAMES_OF_INO] = "SELECT dir, name, layer FROM names WHERE ino = ?1",
 };
 
 /* ---- errors ---- */

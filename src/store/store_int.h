@@ -63,6 +63,7 @@ enum {
 	Q_BASE_NAME_GET,
 	Q_BASE_SD_PUT,
 	Q_BASE_SD_GET,
+	Q_NAMES_OF_INO,
 	Q_COUNT
 };
 
