@@ -2676,6 +2676,11 @@ int wtg_view_rollback(struct wtg_view *v, const char *name, char **kept_ret,
 	ret = wtg_store_stack(v->store, &after, &nafter);
 	if (!ret)
 		ret = wtg_store_version_open(v->store, "HEAD", &r.head);
+	/* the lookups below in one transaction (they only read): SQLite takes
+	 * its locks and its view of the log once, not once per key */
+	bool reading = false;
+	if (!ret)
+		reading = (ret = wtg_store_begin(v->store)) == 0;
 	if (!ret && !(diff = malloc((nbefore + nafter) * sizeof(*diff) + 1)))
 		ret = -ENOMEM;
 	for (size_t i = 0; !ret && i < nbefore; i++)
@@ -2737,6 +2742,8 @@ int wtg_view_rollback(struct wtg_view *v, const char *name, char **kept_ret,
 	v->nfree = 0;
 	if (!ret)
 		ret = wtg_store_max_ino(v->store, &max);
+	if (reading)
+		wtg_store_rollback_batch(v->store); /* nothing was written */
 	if (!ret && max + 1 > v->next_ino)
 		v->next_ino = max + 1;
 	if (ret) {
