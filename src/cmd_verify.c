@@ -63,6 +63,10 @@ int cmd_verify(int argc, char **argv)
 	       " stored), %" PRIu64 " extents, %" PRIu64 " problems\n",
 	       path, ret == 0 ? "clean" : "DAMAGED", r.layers, r.chunks, r.chunk_bytes,
 	       r.stored_bytes, r.extents, r.problems);
+	if (ret == 0 && r.journal)
+		printf("%s: %" PRIu64 " small write(s) fsynced before a crash wait in the journal"
+		       " (the next read-write mount folds them in)\n",
+		       path, r.journal);
 	wtg_store_close(store);
 	if (base && ret == 0) {
 		uint64_t streams, problems;

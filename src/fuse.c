@@ -1325,7 +1325,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
-	fuse_reply_err(req, fi->fh & 1 ? -wtg_view_flush(fs->view) : 0);
+	fuse_reply_err(req, fi->fh & 1 ? -wtg_view_flush(fs->view, real_ino(fs, ino)) : 0);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

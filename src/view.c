@@ -8,6 +8,14 @@
  * hash table until a write fills one, the file is closed, there are too
  * many, or a commit comes.  A commit always runs under the exclusive lock,
  * so a batch never holds half an operation.
+ *
+ * A commit that an fsync or the commit thread asks for puts the bytes a
+ * buffer changed into the delta's journal when they are few (a 4 KiB write
+ * into a 64 KiB slot), and keeps the buffer: storing the chunk would hash,
+ * compress and write all 64 KiB, and free the chunk it replaces, for every
+ * fsync.  The buffer goes into its chunk when its file is closed, when it
+ * has changed too much, or at a snapshot, a rollback or the unmount; rows a
+ * crash leaves are folded in when the delta is opened again.
  */
 #include <errno.h>
 #include <limits.h>
@@ -36,6 +44,10 @@
 #define MAX_DIRTY_CHUNKS 1024
 /* The longest a change waits in memory before a commit. */
 #define COMMIT_MS 1000
+/* The most bytes of a buffer one journal row takes, and the most rows one
+ * slot gathers before its buffer goes into a chunk instead. */
+#define JOURNAL_MAX_BYTES (16 << 10)
+#define JOURNAL_MAX_ROWS 8
 
 /* A chunk of a stream that writes changed and the delta does not hold yet. */
 struct chunk_buf {
@@ -45,7 +57,20 @@ struct chunk_buf {
 	uint8_t *data;	   /* CHUNK bytes */
 	uint8_t *orig;	   /* the base's bytes it started from, or NULL */
 	uint32_t orig_len; /* valid bytes of @orig */
+	/* bytes changed since the buffer was last stored or journaled
+	 * (dirty_hi 0: none), and the journal rows the delta holds for it */
+	uint32_t dirty_lo, dirty_hi;
+	uint32_t journaled;
+	/* stored in the open batch in place of journal rows: kept for reads
+	 * until that batch commits, so a lost batch loses none of them */
+	bool held;
 	struct chunk_buf *next;
+};
+
+/* What a commit does with chunk buffers. */
+enum commit_mode {
+	COMMIT_FOLD,	/* each into its chunk */
+	COMMIT_JOURNAL, /* small changes into the journal, the rest into chunks */
 };
 
 struct wtg_view {
@@ -78,6 +103,8 @@ struct wtg_view {
 	uint8_t (*sd_hash)[WTG_STORE_HASH_LEN];
 	uint32_t nsd_put;
 	struct timespec pending_since; /* tv_sec 0: nothing pending */
+	bool journal_used; /* rows went into the journal since the last fold of all */
+	size_t nheld;	   /* buffers held until the batch commits */
 
 	pthread_t thread;
 	bool thread_running, stopping;
@@ -450,6 +477,7 @@ static int load_stream(void *arg, const struct wtg_store_record *rec)
 }
 
 static int store_gone(struct wtg_view *v, struct wtg_inode *in);
+static int replay_journal(struct wtg_view *v);
 
 static int apply_layers(struct wtg_view *v)
 {
@@ -487,6 +515,8 @@ static int apply_layers(struct wtg_view *v)
 				ret = store_gone(v, in);
 		}
 	}
+	if (!ret && !v->read_only)
+		ret = replay_journal(v);
 	if (!ret && !v->read_only)
 		ret = wtg_store_commit(v->store);
 	uint64_t max;
@@ -742,10 +772,26 @@ static void chunk_unlink(struct wtg_view *v, struct chunk_buf *cb)
 		p = &(*p)->next;
 	*p = cb->next;
 	v->nchunks--;
+	if (cb->held)
+		v->nheld--;
 	free(cb->stream);
 	free(cb->data);
 	free(cb->orig);
 	free(cb);
+}
+
+/* Notes that bytes [@lo, @hi) of the buffer changed. */
+static void chunk_dirty(struct chunk_buf *cb, uint32_t lo, uint32_t hi)
+{
+	if (!cb->dirty_hi) {
+		cb->dirty_lo = lo;
+		cb->dirty_hi = hi;
+		return;
+	}
+	if (lo < cb->dirty_lo)
+		cb->dirty_lo = lo;
+	if (hi > cb->dirty_hi)
+		cb->dirty_hi = hi;
 }
 
 /* The base's bytes of slot @index of @s into @buf (CHUNK bytes, zero
@@ -913,6 +959,10 @@ static int chunk_get(struct wtg_view *v, uint64_t ino, const struct wtg_stream *
 	int ret;
 
 	if (cb) {
+		if (cb->held) { /* changed again: to be stored again */
+			cb->held = false;
+			v->nheld--;
+		}
 		*cb_ret = cb;
 		return 0;
 	}
@@ -983,14 +1033,55 @@ static bool same_as_base(struct wtg_view *v, const struct wtg_stream *s, struct 
 	return same;
 }
 
-/* Stores one chunk buffer in the open batch and drops it. */
+/* The live stream a buffer belongs to, NULL when truncated away or
+ * deleted meanwhile. */
+static struct wtg_stream *chunk_stream(struct wtg_view *v, const struct chunk_buf *cb)
+{
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, cb->ino);
+	struct wtg_stream *s = NULL;
+
+	if (in && !in->gone)
+		s = cb->stream[0] ? wtg_inode_named_stream(in, cb->stream) : wtg_inode_data(in);
+	return s && cb->index * CHUNK < s->size ? s : NULL;
+}
+
+/* A buffer now in the open batch: dropped, or held until the batch commits
+ * when it replaced journal rows (which the batch drops). */
+static void chunk_done(struct wtg_view *v, struct chunk_buf *cb, bool had_rows)
+{
+	if (!had_rows)
+		return chunk_unlink(v, cb);
+	cb->held = true;
+	cb->dirty_lo = cb->dirty_hi = 0;
+	v->nheld++;
+}
+
+/* Drops the buffers held for the batch that just committed. */
+static void chunks_release_held(struct wtg_view *v)
+{
+	for (size_t b = 0; v->nheld && b < v->chunk_buckets; b++)
+		for (struct chunk_buf *c = v->chunks[b], *n; c; c = n) {
+			n = c->next;
+			if (c->held)
+				chunk_unlink(v, c);
+		}
+}
+
+/* Stores one chunk buffer in the open batch and drops it, with the journal
+ * rows it replaces. */
 static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 {
 	struct wtg_inode *in = wtg_tree_inode(&v->tree, cb->ino);
 	struct wtg_stream *s = NULL;
 	uint8_t hash[WTG_STORE_HASH_LEN];
+	bool had_rows = cb->journaled > 0;
 	int ret = 0;
 
+	if (cb->held)
+		return 0; /* stored in this batch already */
+	if (had_rows && (ret = wtg_store_journal_drop(v->store, cb->ino, cb->stream, cb->index)))
+		return ret;
+	cb->journaled = 0;
 	if (in && !in->gone)
 		s = cb->stream[0] ? wtg_inode_named_stream(in, cb->stream) : wtg_inode_data(in);
 	uint64_t start = cb->index * CHUNK;
@@ -1005,7 +1096,7 @@ static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 		 * file copied over itself): the slot shows the base, no data */
 		ret = wtg_store_set_extent_base(v->store, cb->ino, cb->stream, cb->index);
 		if (!ret)
-			chunk_unlink(v, cb);
+			chunk_done(v, cb, had_rows);
 		return ret;
 	}
 	if (all_zero(cb->data, len))
@@ -1013,7 +1104,99 @@ static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 	else if (!ret && !(ret = wtg_store_put_chunk(v->store, cb->data, len, hash)))
 		ret = wtg_store_set_extent(v->store, cb->ino, cb->stream, cb->index, hash);
 	if (!ret)
-		chunk_unlink(v, cb);
+		chunk_done(v, cb, had_rows);
+	return ret;
+}
+
+/* Puts the bytes a buffer changed into the journal, and keeps it; stores
+ * it instead when the change or the rows of its slot grew too many. */
+static int chunk_journal(struct wtg_view *v, struct chunk_buf *cb)
+{
+	if (cb->dirty_hi - cb->dirty_lo > JOURNAL_MAX_BYTES || cb->journaled >= JOURNAL_MAX_ROWS ||
+	    !chunk_stream(v, cb))
+		return chunk_store(v, cb);
+	int ret = wtg_store_journal_put(v->store, cb->ino, cb->stream, cb->index, cb->dirty_lo,
+					cb->data + cb->dirty_lo, cb->dirty_hi - cb->dirty_lo);
+	if (ret)
+		return ret;
+	cb->journaled++;
+	cb->dirty_lo = cb->dirty_hi = 0;
+	v->journal_used = true;
+	return 0;
+}
+
+/* Puts every buffer into the open batch as @mode says; the buffers of
+ * @fold_ino (its file is being closed) go into their chunks either way. */
+static int chunks_commit(struct wtg_view *v, enum commit_mode mode, uint64_t fold_ino)
+{
+	for (size_t b = 0; b < v->chunk_buckets; b++) {
+		for (struct chunk_buf *c = v->chunks[b], *n; c; c = n) {
+			n = c->next;
+			int ret;
+			if (c->held)
+				continue;
+			if (mode == COMMIT_FOLD || c->ino == fold_ino)
+				ret = chunk_store(v, c);
+			else if (!c->dirty_hi)
+				continue; /* what it holds is in the journal already */
+			else
+				ret = chunk_journal(v, c);
+			if (ret)
+				return ret;
+		}
+	}
+	if (mode == COMMIT_FOLD && v->journal_used) {
+		/* every buffer is in its chunk: no row of the working layer is
+		 * needed any more (each went with its buffer already) */
+		int ret = wtg_store_journal_clear(v->store);
+		if (ret)
+			return ret;
+		v->journal_used = false;
+	}
+	return 0;
+}
+
+static int chunks_store(struct wtg_view *v, uint64_t ino);
+
+/*
+ * Rows of the journal a crash left (fsynced writes whose buffers never went
+ * into their chunks): each goes over what its slot holds, in order, and the
+ * slots into their chunks, in the batch that drops the rows.  Rows of a
+ * file or a stream gone since, or past its end, are dropped with the rest.
+ */
+static int replay_journal(struct wtg_view *v)
+{
+	struct wtg_store_journal_row *rows;
+	size_t n;
+	int ret = wtg_store_journal_read(v->store, &rows, &n);
+
+	if (ret || !n)
+		return ret;
+	for (size_t i = 0; !ret && i < n; i++) {
+		struct wtg_store_journal_row *row = &rows[i];
+		struct wtg_inode *in = wtg_tree_inode(&v->tree, row->ino);
+		struct wtg_stream *s = NULL;
+		struct chunk_buf *cb;
+		if (in && !in->gone && !in->dir)
+			s = row->stream[0] ? wtg_inode_named_stream(in, row->stream) : wtg_inode_data(in);
+		if (!s || row->index >= s->size / CHUNK + (s->size % CHUNK != 0))
+			continue;
+		s->delta = true;
+		ret = chunk_get(v, row->ino, s, row->index, false, &cb);
+		if (ret)
+			break;
+		memcpy(cb->data + row->off, row->data, row->len);
+		chunk_dirty(cb, 0, CHUNK);
+		if (v->nchunks > MAX_DIRTY_CHUNKS)
+			ret = chunks_store(v, 0);
+	}
+	if (!ret)
+		ret = chunks_store(v, 0);
+	if (!ret)
+		ret = wtg_store_journal_clear(v->store);
+	if (!ret)
+		wtg_debug("'%s': %zu write(s) fsynced before a crash folded in", v->delta_path, n);
+	wtg_store_journal_free(rows, n);
 	return ret;
 }
 
@@ -1135,14 +1318,16 @@ static int store_inode(struct wtg_view *v, struct wtg_inode *in)
 	return ret;
 }
 
-/* Everything pending into the batch, then the commit. */
-static int commit_locked(struct wtg_view *v, bool durable)
+/* Everything pending into the batch (chunk buffers as @mode says, those of
+ * @fold_ino into chunks), then the commit. */
+static int commit_locked(struct wtg_view *v, bool durable, enum commit_mode mode,
+			 uint64_t fold_ino)
 {
 	int ret;
 
 	if (v->error)
 		return v->error;
-	ret = chunks_store(v, 0);
+	ret = chunks_commit(v, mode, fold_ino);
 	while (!ret && v->ndirty) {
 		struct wtg_inode *in = v->dirty[--v->ndirty];
 		in->dirty = false;
@@ -1160,6 +1345,7 @@ static int commit_locked(struct wtg_view *v, bool durable)
 		v->error = ret;
 		return ret;
 	}
+	chunks_release_held(v);
 	v->pending_since.tv_sec = 0;
 	return 0;
 }
@@ -1169,7 +1355,7 @@ int wtg_view_sync(struct wtg_view *v, bool durable)
 	if (v->read_only)
 		return 0;
 	pthread_rwlock_wrlock(&v->lock);
-	int ret = commit_locked(v, durable);
+	int ret = commit_locked(v, durable, COMMIT_JOURNAL, 0);
 	pthread_rwlock_unlock(&v->lock);
 	return ret;
 }
@@ -1197,7 +1383,7 @@ static void *commit_thread(void *arg)
 		long age = wtg_store_batch_age_ms(v->store);
 		if (!v->error && ((v->pending_since.tv_sec && elapsed_ms(&v->pending_since) >= COMMIT_MS) ||
 				  age >= COMMIT_MS))
-			commit_locked(v, true);
+			commit_locked(v, true, COMMIT_JOURNAL, 0);
 		pthread_rwlock_unlock(&v->lock);
 		pthread_mutex_lock(&v->thread_lock);
 	}
@@ -1247,7 +1433,7 @@ int wtg_view_close(struct wtg_view *v)
 					store_gone(v, in);
 			}
 		}
-		ret = v->error ? v->error : commit_locked(v, true);
+		ret = v->error ? v->error : commit_locked(v, true, COMMIT_FOLD, 0);
 		int r2 = wtg_store_close(v->store);
 		if (!ret)
 			ret = r2;
@@ -1289,7 +1475,7 @@ static int note_lost(struct wtg_view *v, int ret)
 /* Ends a change: stores chunk buffers when there are too many. */
 static int end_change(struct wtg_view *v, int ret)
 {
-	if (v->nchunks > MAX_DIRTY_CHUNKS && !v->error) {
+	if (v->nchunks - v->nheld > MAX_DIRTY_CHUNKS && !v->error) {
 		int r = chunks_store(v, 0);
 		if (r && !ret)
 			ret = r;
@@ -1889,7 +2075,7 @@ void wtg_view_forget(struct wtg_view *v, uint64_t ino, uint64_t n)
 	pthread_rwlock_unlock(&v->lock);
 }
 
-int wtg_view_flush(struct wtg_view *v)
+int wtg_view_flush(struct wtg_view *v, uint64_t ino)
 {
 	int ret = 0;
 
@@ -1898,8 +2084,9 @@ int wtg_view_flush(struct wtg_view *v)
 	pthread_rwlock_wrlock(&v->lock);
 	if (v->error)
 		ret = v->error;
-	else if (v->pending_since.tv_sec || wtg_store_batch_age_ms(v->store) >= 0)
-		ret = commit_locked(v, false);
+	else if (v->pending_since.tv_sec || wtg_store_batch_age_ms(v->store) >= 0 ||
+		 v->journal_used)
+		ret = commit_locked(v, false, COMMIT_JOURNAL, ino);
 	pthread_rwlock_unlock(&v->lock);
 	return ret;
 }
@@ -1944,6 +2131,7 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 		if (ret)
 			return ret;
 		memcpy(cb->data + in_slot, buf + done, n);
+		chunk_dirty(cb, (uint32_t)in_slot, (uint32_t)(in_slot + n));
 		done += n;
 		if (pos + n > s->size)
 			s->size = pos + n;
@@ -1998,6 +2186,7 @@ static int truncate_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_
 			if (ret)
 				return ret;
 			memset(cb->data + size % CHUNK, 0, CHUNK - size % CHUNK);
+			chunk_dirty(cb, (uint32_t)(size % CHUNK), CHUNK);
 			free(cb->orig);
 			cb->orig = NULL;
 		}
@@ -2310,7 +2499,7 @@ int wtg_view_snapshot(struct wtg_view *v, const char *name, const char *message)
 	 * none is half done, and the commit puts all of it in the layer the
 	 * snapshot seals.  The snapshot's own durable commit syncs the log,
 	 * this one with it: one fdatasync, not two. */
-	ret = commit_locked(v, false);
+	ret = commit_locked(v, false, COMMIT_FOLD, 0);
 	if (!ret)
 		ret = wtg_store_snapshot(v->store, name, message);
 	pthread_rwlock_unlock(&v->lock);
@@ -2664,7 +2853,7 @@ int wtg_view_rollback(struct wtg_view *v, const char *name, char **kept_ret,
 		ret = -EOPNOTSUPP;
 		goto out;
 	}
-	ret = commit_locked(v, true);
+	ret = commit_locked(v, true, COMMIT_FOLD, 0);
 	if (!ret)
 		ret = wtg_store_stack(v->store, &before, &nbefore);
 	if (!ret)

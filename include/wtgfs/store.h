@@ -37,9 +37,10 @@
 #include "wtgfs/hash.h"
 
 /* PRAGMA user_version this build writes and reads (2: inodes keep their
- * $EA; 3: DOS names on name records; 4: an index of the base's metadata).
- * An older delta opens: its first writable open upgrades it in place. */
-#define WTG_STORE_FORMAT 4
+ * $EA; 3: DOS names on name records; 4: an index of the base's metadata;
+ * 5: the journal of small fsynced writes).  An older delta opens: its first
+ * writable open upgrades it in place. */
+#define WTG_STORE_FORMAT 5
 #define WTG_STORE_CHUNK_SIZE 65536
 #define WTG_STORE_HASH_LEN WTG_SHA256_LEN
 
@@ -128,6 +129,43 @@ int wtg_store_put_chunk(struct wtg_store *store, const void *data, size_t size,
  * size.  -ENOENT when absent, -EIO when damaged. */
 int wtg_store_get_chunk(struct wtg_store *store, const uint8_t hash[WTG_STORE_HASH_LEN], void *buf,
 			size_t *size_ret);
+
+/* ---- the journal: small writes made durable without their chunk ----
+ *
+ * An fsync of a few KiB written into a 64 KiB slot stores the bytes that
+ * changed, not the whole chunk (hashed, compressed, and its old version
+ * freed): a row that says "these bytes go over what slot @index of the
+ * stream holds in the working layer".  The writer folds a slot's rows into
+ * a chunk later (when the file is closed, at a snapshot, at unmount) and
+ * deletes them in the same batch.  Rows a crash leaves are folded in by the
+ * next writable view (wtg_view_open_delta); until then a view applies them
+ * in memory.  Rows only ever belong to the working layer: operations that
+ * change the layers refuse (-EBUSY, logged) while the file holds any. */
+
+struct wtg_store_journal_row {
+	uint64_t ino;
+	char *stream; /* "" for the unnamed one */
+	uint64_t index;
+	uint32_t off, len; /* off + len <= WTG_STORE_CHUNK_SIZE */
+	uint8_t *data;
+};
+
+/* Adds a row for slot @index of the stream in the working layer (part of
+ * the open batch); rows of one slot apply in the order they were added. */
+int wtg_store_journal_put(struct wtg_store *store, uint64_t ino, const char *stream,
+			  uint64_t index, uint32_t off, const void *data, uint32_t len);
+/* Drops the working layer's rows of the slot (its chunk now holds them). */
+int wtg_store_journal_drop(struct wtg_store *store, uint64_t ino, const char *stream,
+			   uint64_t index);
+/* Drops every row of the working layer. */
+int wtg_store_journal_clear(struct wtg_store *store);
+/* The working layer's rows, by stream and slot, in order (malloc'd; free
+ * with wtg_store_journal_free). */
+int wtg_store_journal_read(struct wtg_store *store, struct wtg_store_journal_row **rows_ret,
+			   size_t *count_ret);
+void wtg_store_journal_free(struct wtg_store_journal_row *rows, size_t count);
+/* Rows in the file, of any layer. */
+int wtg_store_journal_count(struct wtg_store *store, uint64_t *count_ret);
 
 /* ---- what layers say ---- */
 
@@ -335,6 +373,7 @@ int wtg_store_squash(struct wtg_store *store, const char *from, const char *to,
 
 struct wtg_store_report {
 	uint64_t layers, chunks, chunk_bytes, stored_bytes, extents, problems;
+	uint64_t journal; /* rows of the journal (writes a crash left unfolded) */
 };
 /* Checks the SQLite structure, the format, the layer graph (parents exist
  * and are older, no loops, HEAD open and childless, names on sealed

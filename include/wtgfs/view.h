@@ -163,9 +163,10 @@ void wtg_view_forget(struct wtg_view *view, uint64_t ino, uint64_t n);
 
 /* Counts open handles: an inode without names lives until the last one. */
 int wtg_view_open(struct wtg_view *view, uint64_t ino);
-/* A close(): what is pending commits, without waiting for the disk, so a
- * closed file survives a crash of the daemon (fsync: of the machine). */
-int wtg_view_flush(struct wtg_view *view);
+/* A close() of @ino: what is pending commits, without waiting for the disk,
+ * so a closed file survives a crash of the daemon (fsync: of the machine);
+ * @ino's data goes into chunks, not the journal. */
+int wtg_view_flush(struct wtg_view *view, uint64_t ino);
 /* The last close of a handle: its data joins the open batch. */
 int wtg_view_release(struct wtg_view *view, uint64_t ino);
 
@@ -208,7 +209,8 @@ int wtg_view_put_ea_u32(struct wtg_view *view, uint64_t ino, const char *const *
 			const uint32_t *values, size_t n);
 
 /* Commits everything pending: durable when @durable (fsync), else safe
- * from a crash of this process only. */
+ * from a crash of this process only.  Small changes to chunk buffers go to
+ * the delta's journal (see wtgfs/store.h), the buffers stay. */
 int wtg_view_sync(struct wtg_view *view, bool durable);
 
 /* Checks what the delta @path takes from its base (found as for

@@ -50,6 +50,8 @@ int store_transaction(struct wtg_store *st, int (*fn)(struct wtg_store *, const 
 	if (st->read_only)
 		return -EROFS;
 	r = store_commit_locked(st, true);
+	if (!r) /* rows of the working layer would end up in another */
+		r = store_journal_empty(st, "change the layers of");
 	if (!r)
 		r = store_writable(st);
 	if (r)

@@ -156,6 +156,17 @@ int wtg_store_verify(struct wtg_store *st, struct wtg_store_report *report)
 		r = problems(st, "SELECT quote(hash) FROM sds WHERE length(hash) != 32",
 			     "a security descriptor's key is not a hash", &rep.problems);
 	if (!r)
+		r = problems(st,
+			     "SELECT 'inode ' || ino || ' stream ' || quote(stream) || ' chunk ' ||"
+			     " idx || ' in layer ' || layer FROM journal WHERE layer !="
+			     " (SELECT value FROM meta WHERE key = 'head') OR off < 0 OR idx < 0"
+			     " OR off + length(data) > 65536",
+			     "a journal row is not of HEAD or does not fit its chunk slot",
+			     &rep.problems);
+	if (!r)
+		r = store_int_query(st, "SELECT count(*) FROM journal", 0, &v);
+	rep.journal = (uint64_t)v;
+	if (!r)
 		r = store_int_query(st, "SELECT count(*) FROM extents", 0, &v);
 	rep.extents = (uint64_t)v;
 	if (!r)

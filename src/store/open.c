@@ -38,6 +38,13 @@
 	" PRIMARY KEY(dir, name)) WITHOUT ROWID;"                                            \
 	"CREATE TABLE IF NOT EXISTS base_sds(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
 
+/* Small fsynced writes not yet folded into their chunk (format 5; see
+ * wtgfs/store.h), keyed so that a slot's rows are one range of the b-tree. */
+#define JOURNAL_SQL                                                                               \
+	"CREATE TABLE journal(layer INTEGER, ino INTEGER, stream TEXT, idx INTEGER, seq INTEGER,"  \
+	" off INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(layer, ino, stream, idx, seq))"   \
+	" WITHOUT ROWID;"
+
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE layers(id INTEGER PRIMARY KEY, parent INTEGER, created INTEGER NOT NULL,"
@@ -66,7 +73,8 @@ static const char schema_sql[] =
     "CREATE INDEX extents_layer ON extents(layer, chunk);"
     "CREATE INDEX extents_chunk ON extents(chunk);"
     "CREATE INDEX names_ino ON names(ino);"
-    BASE_INDEX_SQL;
+    BASE_INDEX_SQL
+    JOURNAL_SQL;
 
 /* ---- opening ---- */
 
@@ -321,6 +329,30 @@ static int upgrade_snapshots(struct wtg_store *st)
 			      " NULL AS abandoned FROM main.snapshots");
 }
 
+/* Format 5 added the journal: a writer adds the table and records the
+ * format, so an older wtgfs, which would not see rows a crash left there,
+ * refuses the file; a reader of an older delta sees an empty one. */
+static int upgrade_journal(struct wtg_store *st)
+{
+	int64_t n;
+	int r = store_int_query(st,
+				"SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
+				" name = 'journal'",
+				0, &n);
+
+	if (r || n)
+		return r;
+	if (st->read_only)
+		return store_exec(st, "CREATE TEMP TABLE journal(layer INTEGER, ino INTEGER,"
+				      " stream TEXT, idx INTEGER, seq INTEGER, off INTEGER NOT NULL,"
+				      " data BLOB NOT NULL, PRIMARY KEY(layer, ino, stream, idx, seq))"
+				      " WITHOUT ROWID");
+	r = store_exec(st, "BEGIN IMMEDIATE; " JOURNAL_SQL " PRAGMA user_version = 5; COMMIT");
+	if (r && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
 static int load_meta(struct wtg_store *st, int64_t *head_ret)
 {
 	sqlite3_stmt *s;
@@ -510,6 +542,8 @@ int wtg_store_after_fork(struct wtg_store *st)
 		r = upgrade_snapshots(st);
 	if (!r)
 		r = upgrade_base_index(st);
+	if (!r)
+		r = upgrade_journal(st);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -571,6 +605,8 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		r = store_exec(st, "BEGIN"); /* the snapshot starts with load_meta's read */
 	if (!r)
 		r = upgrade_base_index(st);
+	if (!r) /* after the base index: it sets the format to 4 */
+		r = upgrade_journal(st);
 	if (!r)
 		r = load_meta(st, &head);
 	if (r)

@@ -141,6 +141,8 @@ static int drop_data(struct wtg_store *st, uint64_t ino)
 		r = run_2(st, Q_INODE_DEL_EXTENTS, (int64_t)ino, top);
 	if (!r)
 		r = run_2(st, Q_INODE_DEL_STREAMS, (int64_t)ino, top);
+	if (!r)
+		r = run_2(st, Q_JOURNAL_DEL_INODE, (int64_t)ino, top);
 	return r;
 }
 

@@ -81,6 +81,13 @@ const char *const store_query_sql[Q_COUNT] = {
     [Q_BASE_SD_PUT] = "INSERT OR REPLACE INTO base_sds(id, data) VALUES(?1, ?2)",
     [Q_BASE_SD_GET] = "SELECT data FROM base_sds WHERE id = ?1",
     [Q_NAMES_OF_INO] = "SELECT dir, name, layer FROM names WHERE ino = ?1",
+    [Q_JOURNAL_PUT] = "INSERT INTO journal(layer, ino, stream, idx, seq, off, data)"
+		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_JOURNAL_DROP] = "DELETE FROM journal WHERE ino = ?1 AND stream = ?2 AND idx = ?3"
+		       " AND layer = ?4",
+    [Q_JOURNAL_CUT] = "DELETE FROM journal WHERE ino = ?1 AND stream = ?2 AND layer = ?3"
+		      " AND idx >= ?4",
+    [Q_JOURNAL_DEL_INODE] = "DELETE FROM journal WHERE ino = ?1 AND layer = ?2",
 };
 
 /* ---- errors ---- */

@@ -64,6 +64,10 @@ enum {
 	Q_BASE_SD_PUT,
 	Q_BASE_SD_GET,
 	Q_NAMES_OF_INO,
+	Q_JOURNAL_PUT,
+	Q_JOURNAL_DROP,
+	Q_JOURNAL_CUT,
+	Q_JOURNAL_DEL_INODE,
 	Q_COUNT
 };
 
@@ -89,6 +93,7 @@ struct wtg_store {
 	int batch_lost;
 	struct timespec batch_start;
 	bool base_indexed; /* the base index is complete (base.c) */
+	int64_t journal_seq; /* the last journal row's sequence number, 0: not read yet */
 };
 
 /* An SQLite result code as -errno, logged as one line naming the file. */
@@ -162,6 +167,9 @@ int store_read_stack(struct wtg_store *st, int64_t layer, int64_t **stack_ret, s
 int store_load_stack(struct wtg_store *st, int64_t layer);
 /* The layer snapshot @name seals: -ENOENT (logged) when none. */
 int store_layer_of_snapshot(struct wtg_store *st, const char *name, int64_t *layer_ret);
+/* -EBUSY (logged, naming @what) when the journal holds rows: what changes
+ * the layers needs them folded into their chunks first. */
+int store_journal_empty(struct wtg_store *st, const char *what);
 /* Runs @fn in a transaction of its own after committing the open batch;
  * reloads the stack from the top layer @fn returns. */
 int store_transaction(struct wtg_store *st, int (*fn)(struct wtg_store *, const void *, int64_t *),
