@@ -515,7 +515,7 @@ static int apply_layers(struct wtg_view *v)
 				ret = store_gone(v, in);
 		}
 	}
-	if (!ret && !v->read_only)
+	if (!ret)
 		ret = replay_journal(v);
 	if (!ret && !v->read_only)
 		ret = wtg_store_commit(v->store);
@@ -1159,10 +1159,13 @@ static int chunks_commit(struct wtg_view *v, enum commit_mode mode, uint64_t fol
 static int chunks_store(struct wtg_view *v, uint64_t ino);
 
 /*
- * Rows of the journal a crash left (fsynced writes whose buffers never went
- * into their chunks): each goes over what its slot holds, in order, and the
- * slots into their chunks, in the batch that drops the rows.  Rows of a
- * file or a stream gone since, or past its end, are dropped with the rest.
+ * Rows of the journal (fsynced writes whose buffers never went into their
+ * chunks: a crash left them, or, for a read-only view of HEAD, the mount
+ * that writes the delta holds them): each goes over what its slot holds,
+ * in order, into a buffer.  A writable view then stores the buffers, in the
+ * batch that drops the rows; a read-only one reads through them.  Rows of
+ * a file or a stream gone since, or past its end, are dropped with the
+ * rest.
  */
 static int replay_journal(struct wtg_view *v)
 {
@@ -1187,14 +1190,14 @@ static int replay_journal(struct wtg_view *v)
 			break;
 		memcpy(cb->data + row->off, row->data, row->len);
 		chunk_dirty(cb, 0, CHUNK);
-		if (v->nchunks > MAX_DIRTY_CHUNKS)
+		if (v->nchunks > MAX_DIRTY_CHUNKS && !v->read_only)
 			ret = chunks_store(v, 0);
 	}
-	if (!ret)
+	if (!ret && !v->read_only)
 		ret = chunks_store(v, 0);
-	if (!ret)
+	if (!ret && !v->read_only)
 		ret = wtg_store_journal_clear(v->store);
-	if (!ret)
+	if (!ret && !v->read_only)
 		wtg_debug("'%s': %zu write(s) fsynced before a crash folded in", v->delta_path, n);
 	wtg_store_journal_free(rows, n);
 	return ret;

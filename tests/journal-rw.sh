@@ -13,6 +13,7 @@ need_root
 need_fuse
 need_tool python3
 need_tool sqlite3
+need_tool wimextract
 test_images small
 
 d="$TMP/j.delta"
@@ -82,14 +83,27 @@ grep -q "wait in the journal" "$TMP/verify" || { cat "$TMP/verify"; fail "verify
 "$WTGFS" snapshot "$d" early 2>"$TMP/err" && fail "a snapshot sealed a layer with journal rows"
 grep -q "not folded in" "$TMP/err" || { cat "$TMP/err"; fail "the refusal does not say why"; }
 
-wtg_mount "$d" "$m"
-python3 - "$m" "$TMP/want" <<'PY' || fail "fsynced writes lost or changed by the kill"
+# check DIR: both files under DIR are as the writer's model says
+check() {
+	python3 - "$1" "$TMP/want" <<'PY'
 import hashlib, sys
 m, want = sys.argv[1], open(sys.argv[2]).read().split()
 for p, w in zip([f"{m}/new.bin", f"{m}/Windows/System32/chunks3plus1.bin"], want):
     got = hashlib.sha256(open(p, "rb").read()).hexdigest()
     assert got == w, (p, got, w)
 PY
+}
+# a read-only view of HEAD (export) reads through the rows
+"$WTGFS" export "$d" "$TMP/out.wim" >/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "export failed"; }
+mkdir -p "$TMP/x/Windows/System32"
+wimextract "$TMP/out.wim" 1 /new.bin --dest-dir="$TMP/x" >/dev/null 2>&1 &&
+	wimextract "$TMP/out.wim" 1 /Windows/System32/chunks3plus1.bin --dest-dir="$TMP/x/Windows/System32" \
+		>/dev/null 2>&1 || fail "cannot extract the exported files"
+check "$TMP/x" || fail "the export lacks writes the journal holds"
+[ "$(sqlite3 "$d" "SELECT count(*) FROM journal")" = "$rows" ] || fail "a read-only view changed the journal"
+
+wtg_mount "$d" "$m"
+check "$m" || fail "fsynced writes lost or changed by the kill"
 [ "$(sqlite3 "$d" "SELECT count(*) FROM journal")" = 0 ] || fail "the mount did not fold the journal in"
 wtg_umount "$m"
 "$WTGFS" verify "$d" >"$TMP/verify" 2>&1 || { cat "$TMP/verify"; fail "verify fails after the fold"; }

@@ -601,12 +601,12 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		r = upgrade_dos_names(st);
 	if (!r)
 		r = upgrade_snapshots(st);
-	if (!r && st->read_only && opt->consistent && !opt->at)
-		r = store_exec(st, "BEGIN"); /* the snapshot starts with load_meta's read */
 	if (!r)
 		r = upgrade_base_index(st);
 	if (!r) /* after the base index: it sets the format to 4 */
 		r = upgrade_journal(st);
+	if (!r && st->read_only && opt->consistent && !opt->at)
+		r = store_exec(st, "BEGIN"); /* the snapshot starts with load_meta's read */
 	if (!r)
 		r = load_meta(st, &head);
 	if (r)
