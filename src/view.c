@@ -1109,11 +1109,16 @@ static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 }
 
 /* Puts the bytes a buffer changed into the journal, and keeps it; stores
- * it instead when the change or the rows of its slot grew too many. */
+ * it instead when that costs little more (the change is a quarter of the
+ * slot or more: a small file, a slot mostly rewritten) or when the rows of
+ * its slot grew too many. */
 static int chunk_journal(struct wtg_view *v, struct chunk_buf *cb)
 {
-	if (cb->dirty_hi - cb->dirty_lo > JOURNAL_MAX_BYTES || cb->journaled >= JOURNAL_MAX_ROWS ||
-	    !chunk_stream(v, cb))
+	struct wtg_stream *s = chunk_stream(v, cb);
+	uint32_t dirty = cb->dirty_hi - cb->dirty_lo;
+
+	if (!s || dirty > JOURNAL_MAX_BYTES || cb->journaled >= JOURNAL_MAX_ROWS ||
+	    (uint64_t)dirty * 4 > s->size - cb->index * CHUNK)
 		return chunk_store(v, cb);
 	int ret = wtg_store_journal_put(v->store, cb->ino, cb->stream, cb->index, cb->dirty_lo,
 					cb->data + cb->dirty_lo, cb->dirty_hi - cb->dirty_lo);

@@ -519,6 +519,10 @@ static int connect_db(struct wtg_store *st, int flags)
 	if (!r && !st->read_only) /* deltas made before it had this index */
 		r = store_exec(st, "CREATE INDEX IF NOT EXISTS extents_chunk ON extents(chunk);"
 				   "CREATE INDEX IF NOT EXISTS names_ino ON names(ino)");
+	if (r) { /* a caller may try again read-only: no connection left open */
+		sqlite3_close(st->db);
+		st->db = NULL;
+	}
 	return r;
 }
 
