@@ -53,7 +53,7 @@ struct wtg_base {
 
 /* ---- records ---- */
 
-static void record_free(struct wtg_base_inode *in)
+void wtg_base_record_free(struct wtg_base_inode *in)
 {
 	if (!in)
 		return;
@@ -154,7 +154,7 @@ static int from_tree(const struct wtg_tree *tree, const struct wtg_inode *t, boo
 		r = dup_bytes(&s->key, &s->key_len, key, (uint32_t)len);
 	}
 	if (r) {
-		record_free(in);
+		wtg_base_record_free(in);
 		return r;
 	}
 	*ret = in;
@@ -321,7 +321,7 @@ static uint8_t *get_bytes(struct reader *rd, uint64_t n, int *err)
 	return q;
 }
 
-static int unpack(const uint8_t *p, size_t len, uint64_t ino, struct wtg_base_inode **ret)
+int wtg_base_record_unpack(const uint8_t *p, size_t len, uint64_t ino, struct wtg_base_inode **ret)
 {
 	struct reader rd = {p, p + len, false};
 	struct wtg_base_inode *in = calloc(1, sizeof(*in));
@@ -392,10 +392,24 @@ static int unpack(const uint8_t *p, size_t len, uint64_t ino, struct wtg_base_in
 	if (!rd.bad && rd.p != rd.end)
 		rd.bad = true;
 	if (rd.bad || err) {
-		record_free(in);
+		wtg_base_record_free(in);
 		return err ? err : -EIO;
 	}
 	*ret = in;
+	return 0;
+}
+
+int wtg_base_record_pack(const struct wtg_base_inode *in, uint8_t **buf_ret, size_t *len_ret)
+{
+	struct buf b = {0};
+	int r = pack(in, &b);
+
+	if (r) {
+		free(b.p);
+		return r;
+	}
+	*buf_ret = b.p;
+	*len_ret = b.len;
 	return 0;
 }
 
@@ -423,7 +437,7 @@ int wtg_base_index_build(struct wtg_store *store, const struct wtg_tree *tree)
 		for (const struct wtg_dentry *de = t->first_name; !r && de; de = de->alias_next)
 			r = wtg_store_base_index_put_name(store, de->parent->ino, de->name,
 							  de->name_len, ino);
-		record_free(in);
+		wtg_base_record_free(in);
 		n++;
 	}
 	if (!r)
@@ -475,7 +489,7 @@ void wtg_base_free(struct wtg_base *b)
 		return;
 	for (size_t i = 0; i < b->cap; i++)
 		if (b->keys[i])
-			record_free(b->vals[i]);
+			wtg_base_record_free(b->vals[i]);
 	free(b->keys);
 	free(b->vals);
 	for (uint32_t i = 0; i < b->nsds; i++)
@@ -615,7 +629,7 @@ int wtg_base_inode(struct wtg_base *b, uint64_t ino, const struct wtg_base_inode
 		if (r == -ENOENT) {
 			r = 0;
 		} else if (!r) {
-			r = unpack(data, len, ino, &in);
+			r = wtg_base_record_unpack(data, len, ino, &in);
 			free(data);
 			if (r == -EIO)
 				wtg_error(
@@ -623,7 +637,7 @@ int wtg_base_inode(struct wtg_base *b, uint64_t ino, const struct wtg_base_inode
 				    "%llu (run 'wtgfs verify')",
 				    wtg_store_path(b->store), (unsigned long long)ino);
 			if (!r && (r = index_sd(b, in))) {
-				record_free(in);
+				wtg_base_record_free(in);
 				in = NULL;
 			}
 		}
@@ -631,7 +645,7 @@ int wtg_base_inode(struct wtg_base *b, uint64_t ino, const struct wtg_base_inode
 	if (!r)
 		r = cache_grow(b);
 	if (r) {
-		record_free(in);
+		wtg_base_record_free(in);
 		return r;
 	}
 	*cache_slot(b, ino, &found) = in;

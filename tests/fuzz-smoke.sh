@@ -2,7 +2,7 @@
 # Short fuzz runs of every parser of outside bytes (the sanitizer build makes
 # this the ASan + UBSan fuzz check); long runs: bench/fuzz-long.
 . "$(dirname "$0")/lib.sh"
-need_tool wimcapture wimexport python3
+need_tool wimcapture wimexport python3 sqlite3
 fuzz="${top_builddir:?}/fuzz"
 runs=${WTGFS_FUZZ_RUNS:-400}
 
@@ -144,4 +144,11 @@ mkdir -p "$TMP/ea"
 printf '\x14\0\0\0\0\x06\x04\0$LXMOD\0\xa4\x21\0\0\0\x18\0\0\0\0\x06\x08\0$LXDEV\0\x04\0\0\0\x05\0\0\0\0' >"$TMP/ea/chr"
 printf '\x14\0\0\0\0\x06\x04\0$LXMOD\0\xa4\x11\0\0\0' >"$TMP/ea/fifo"
 "$fuzz/fuzz_ea" -runs="$((runs * 100))" -seed=1 "$TMP/ea" || fail "fuzz_ea crashed"
+# Base index records: every inode's record of a delta made on the WIM above
+mkdir -p "$TMP/base"
+"$WTGFS" init "$TMP/b.delta" "$TMP/wim/lzx.wim" >/dev/null || fail "wtgfs init for the base seeds failed"
+(cd "$TMP/base" && sqlite3 "$TMP/b.delta" "SELECT writefile('r' || ino, data) FROM base_inodes" >/dev/null) ||
+	fail "cannot write the base record seeds"
+[ "$(ls "$TMP/base" | wc -l)" -gt 5 ] || fail "the delta holds too few base records"
+"$fuzz/fuzz_base_record" -runs="$((runs * 100))" -seed=1 "$TMP/base" || fail "fuzz_base_record crashed"
 echo PASS

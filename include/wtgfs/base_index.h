@@ -68,6 +68,18 @@ struct wtg_base_inode {
 
 struct wtg_base;
 
+/*
+ * The packed form of a record, as the index stores it (the layout is at the
+ * top of src/base_index.c): outside bytes when a delta is read, so unpack
+ * refuses any record that is short, long or malformed (-EIO) and never
+ * reads past @len; a record it accepts packs back to the same bytes.
+ * *ret (its sd and sd_len unset) is freed with wtg_base_record_free.
+ */
+int wtg_base_record_unpack(const uint8_t *p, size_t len, uint64_t ino,
+			   struct wtg_base_inode **ret);
+int wtg_base_record_pack(const struct wtg_base_inode *in, uint8_t **buf_ret, size_t *len_ret);
+void wtg_base_record_free(struct wtg_base_inode *in);
+
 /* Writes the index of @tree, the delta's base as loaded, into the writable
  * @store (replacing any), in one durable batch. */
 int wtg_base_index_build(struct wtg_store *store, const struct wtg_tree *tree);
