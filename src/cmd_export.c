@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "wtgfs/export.h"
+#include "wtgfs/log.h"
 #include "wtgfs/source.h"
 #include "wtgfs/store.h"
 #include "wtgfs/tree.h"
@@ -24,7 +25,7 @@
 static const char usage[] =
     "usage: wtgfs export SOURCE OUT.wim [--append] [--name NAME] [--description TEXT]\n"
     "                    [--compress lzx|xpress|lzms|none] [--solid] [--boot]\n"
-    "                    [--threads N] [--check] [--json]\n"
+    "                    [--threads N] [--check] [--full] [-v] [--json]\n"
     "\n"
     "Writes the merged tree of SOURCE as an image of a WIM file, with every NTFS\n"
     "fact it holds.  SOURCE is DELTA (its working layer), DELTA@SNAP (a\n"
@@ -33,7 +34,10 @@ static const char usage[] =
     "--append OUT.wim is a new WIM (refused when it exists); with --append a new\n"
     "image is added to it, sharing every blob it already holds.  The delta and\n"
     "its base (unless it is OUT.wim) are only read.  A tree goes through a\n"
-    "sparse temporary NTFS image in $TMPDIR, else beside OUT.wim.\n"
+    "sparse temporary NTFS image in $TMPDIR, else beside OUT.wim.  An append of\n"
+    "DELTA[@SNAP] to the delta's own base WIM is incremental: the base image is\n"
+    "copied as the new image and updated with only what changed (a full\n"
+    "capture when the change is large or of a kind it does not handle).\n"
     "\n"
     "  --append            add an image to an existing OUT.wim\n"
     "  --name NAME         the image's name (default: the snapshot's, the\n"
@@ -45,6 +49,8 @@ static const char usage[] =
     "  --boot              mark the new image as the WIM's boot image\n"
     "  --threads N         compression and reading threads (default: all CPUs)\n"
     "  --check             write an integrity table\n"
+    "  --full              capture the whole tree, even for an append to the base\n"
+    "  -v, --verbose       say why an append to the base is not incremental\n"
     "  --json              progress and the result as JSON Lines on stdout\n";
 
 static const struct option options[] = {
@@ -56,11 +62,13 @@ static const struct option options[] = {
     {"boot", no_argument, NULL, 'b'},
     {"threads", required_argument, NULL, 't'},
     {"check", no_argument, NULL, 'k'},
+    {"full", no_argument, NULL, 'f'},
+    {"verbose", no_argument, NULL, 'v'},
     {"json", no_argument, NULL, 'j'},
     CLI_OPTIONS_END,
 };
 
-static const struct cli_command cmd = {"export", usage, "", options};
+static const struct cli_command cmd = {"export", usage, "v", options};
 
 /* ---- interruption ---- */
 
@@ -106,6 +114,13 @@ static void report(bool json, const char *source, const char *out, const char *n
 		cli_json_add_name(o, "name", name);
 		cli_json_add_u64(o, "image", (uint64_t)res->image);
 		cli_json_add_bool(o, "append", append);
+		if (append) {
+			cli_json_add_bool(o, "incremental", res->incremental);
+			if (res->incremental)
+				cli_json_add_u64(o, "changes", res->changes);
+			cli_json_add_string_or_null(o, "full_reason",
+						    res->full_reason[0] ? res->full_reason : NULL);
+		}
 		cli_json_add_u64(o, "size_before", res->size_before);
 		cli_json_add_u64(o, "size_after", res->size_after);
 		cli_json_add_u64(o, "files", res->files);
@@ -122,6 +137,9 @@ static void report(bool json, const char *source, const char *out, const char *n
 	if (append)
 		printf(" (grew by %" PRIu64 ")", res->size_after - res->size_before);
 	printf("\n");
+	if (res->incremental)
+		printf("  incremental: the base image updated with %" PRIu64 " changed paths\n",
+		       res->changes);
 	if (res->tmp_dir[0])
 		printf("  %" PRIu64 " files, %" PRIu64 " directories, %" PRIu64
 		       " bytes through a temporary NTFS image in '%s'\n",
@@ -168,6 +186,12 @@ int cmd_export(int argc, char **argv)
 		}
 		case 'k':
 			opt.check = true;
+			break;
+		case 'f':
+			opt.full = true;
+			break;
+		case 'v':
+			wtg_log_set_verbose(true);
 			break;
 		case 'j':
 			json = true;
@@ -231,6 +255,8 @@ int cmd_export(int argc, char **argv)
 		}
 		ret = wtg_view_open_at(path, NULL, sel, &(struct wtg_source_options){0}, &view);
 		name = sel ? strdup(sel) : stem(path);
+		opt.delta = path;
+		opt.at = sel;
 	} else if (wtg_export_is_wim(path)) {
 		tree = false;
 		ret = 0;

@@ -18,8 +18,11 @@
 #include <unistd.h>
 #include <wimlib.h>
 
+#include "export_plan.h"
 #include "wtgfs/export.h"
 #include "wtgfs/log.h"
+#include "wtgfs/source.h"
+#include "wtgfs/tree.h"
 #include "wtgfs/ntfs_write.h"
 #include "wtgfs/view.h"
 
@@ -207,12 +210,18 @@ static void tmp_dir_for(const char *out, char *dir, size_t size)
  * written takes space.
  */
 static int make_volume(struct wtg_view *view, struct run *r, const char *dir /* < PATH_MAX - 32 */,
-		       struct wtg_export_result *res)
+		       const struct wtg_export_plan *plan, struct wtg_export_result *res)
 {
 	struct wtg_ntfs_write_stats total;
 	char *path = tmp_paths[TMP_NTFS];
+	struct wtg_ntfs_write_options wo = {.threads = r->opt->threads,
+					    .progress = tree_progress,
+					    .ctx = r,
+					    .interval_ms = 200,
+					    .only = plan ? plan->inodes : NULL,
+					    .nonly = plan ? plan->ninodes : 0};
 
-	wtg_ntfs_write_totals(view, &total);
+	wtg_ntfs_write_totals(view, &wo, &total);
 	uint64_t files = total.files + total.dirs + total.links;
 	uint64_t need = total.bytes + files * 8192 + (64ull << 20);
 	uint64_t size = need + need / 8 + (256ull << 20);
@@ -258,8 +267,6 @@ static int make_volume(struct wtg_view *view, struct run *r, const char *dir /* 
 		ret = wtg_ntfs_mount_fd(fd, 0, size, "the temporary NTFS image", &vol);
 	if (!ret) {
 		report(r, "tree");
-		struct wtg_ntfs_write_options wo = {
-		    .threads = r->opt->threads, .progress = tree_progress, .ctx = r, .interval_ms = 200};
 		struct wtg_ntfs_write_stats st;
 		ret = wtg_ntfs_write_tree(view, vol, &wo, &st);
 		int uret = wtg_ntfs_umount(vol);
@@ -504,6 +511,170 @@ static int finish(WIMStruct *wim, int image, const char *out, const struct wtg_e
 	return ret;
 }
 
+/* ---- the incremental append ---- */
+
+static bool same_file(const char *a, const char *b)
+{
+	struct stat x, y;
+
+	return a && b && !stat(a, &x) && !stat(b, &y) && x.st_dev == y.st_dev &&
+	       x.st_ino == y.st_ino;
+}
+
+static int no_increment(struct wtg_export_result *res, const char *fmt, const char *what)
+{
+	snprintf(res->full_reason, sizeof(res->full_reason), fmt, what);
+	return -EAGAIN;
+}
+
+struct metadata_scan {
+	int want, seen;
+	uint8_t sha1[20];
+	bool found;
+};
+
+static int note_metadata(const struct wimlib_resource_entry *re, void *arg)
+{
+	struct metadata_scan *m = arg;
+
+	if (re->is_metadata && ++m->seen == m->want) {
+		memcpy(m->sha1, re->sha1_hash, sizeof(m->sha1));
+		m->found = true;
+	}
+	return 0;
+}
+
+/* True when image @image of @wim is the one @identity ("wim:GUID:INDEX:SHA1",
+ * as source/wim.c makes it) names. */
+static bool is_identity(WIMStruct *wim, int image, const char *identity)
+{
+	struct metadata_scan m = {.want = image};
+	struct wimlib_wim_info wi;
+	char id[256];
+	size_t o;
+
+	wimlib_get_wim_info(wim, &wi);
+	wimlib_iterate_lookup_table(wim, 0, note_metadata, &m);
+	if (!m.found)
+		return false;
+	o = (size_t)snprintf(id, sizeof(id), "wim:");
+	for (int i = 0; i < WIMLIB_GUID_LEN; i++)
+		o += (size_t)snprintf(id + o, sizeof(id) - o, "%02x", wi.guid[i]);
+	o += (size_t)snprintf(id + o, sizeof(id) - o, ":%d:", image);
+	for (size_t i = 0; i < sizeof(m.sha1); i++)
+		o += (size_t)snprintf(id + o, sizeof(id) - o, "%02x", m.sha1[i]);
+	return !strcasecmp(id, identity);
+}
+
+/*
+ * The append to the delta's own base WIM at the cost of the change: the
+ * base image exported into a new index (its blobs shared, nothing copied),
+ * then updated by the plan (src/export_plan.h) with a small NTFS volume of
+ * what changed.  -EAGAIN (res->full_reason) when a full capture must do,
+ * with nothing written.
+ */
+static int export_incremental(struct wtg_view *view, const char *out,
+			      const struct wtg_export_options *opt, struct run *r,
+			      struct wtg_export_result *res)
+{
+	const struct wtg_tree *tree = wtg_view_tree(view);
+	const char *identity = tree->source ? tree->source->identity : "";
+	struct wtg_export_plan plan;
+	WIMStruct *wim = NULL, *base = NULL;
+	char dir[PATH_MAX], src[64];
+	int ret, code, image;
+
+	if (strncmp(identity, "wim:", 4))
+		return no_increment(res, "%s", "the delta's base is not a WIM image");
+	if (!same_file(out, tree->source->path))
+		return no_increment(res, "'%s' is not the delta's base WIM", out);
+	const char *idx = strchr(identity + 4, ':');
+	image = idx ? atoi(idx + 1) : 0;
+	if ((ret = open_target(out, opt, &wim)))
+		return ret;
+	setup();
+	if ((code = wimlib_open_wim(out, WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT, &base))) {
+		ret = failure("open", out, code);
+		goto out_wim;
+	}
+	if (image < 1 || !is_identity(base, image, identity)) {
+		ret = no_increment(res, "image %s of the WIM is not the delta's base any more",
+				   idx ? idx + 1 : "?");
+		goto out_base;
+	}
+	ret = wtg_export_plan_make(view, opt->delta, opt->at, &plan);
+	if (ret == -EAGAIN)
+		snprintf(res->full_reason, sizeof(res->full_reason), "%s", plan.reason);
+	if (ret)
+		goto out_base;
+	tmp_dir_for(out, dir, sizeof(dir));
+	int fd = make_volume(view, r, dir, &plan, res);
+	if (fd < 0) {
+		ret = fd;
+		goto out_plan;
+	}
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
+	wimlib_register_progress_function(wim, wim_progress, r);
+	code = wimlib_export_image(base, image, wim, opt->name, opt->description, 0);
+	if (code) {
+		ret = failure("copy the base image in", out, code);
+		goto out_fd;
+	}
+	/* wimlib updates no image that two WIMStructs share: the copy keeps
+	 * what it needs of the source (wimlib counts its references) */
+	wimlib_free(base);
+	base = NULL;
+	struct wimlib_wim_info wi;
+	wimlib_get_wim_info(wim, &wi);
+	int new_image = (int)wi.image_count;
+	struct wimlib_update_command *cmds = calloc(plan.nops, sizeof(*cmds));
+	if (!cmds) {
+		ret = -ENOMEM;
+		goto out_fd;
+	}
+	for (size_t i = 0; i < plan.nops; i++) {
+		const struct wtg_export_op *op = &plan.ops[i];
+		switch (op->kind) {
+		case WTG_EXPORT_DELETE:
+			cmds[i].op = WIMLIB_UPDATE_OP_DELETE;
+			cmds[i].delete_.wim_path = op->from;
+			cmds[i].delete_.delete_flags = op->recursive ? WIMLIB_DELETE_FLAG_RECURSIVE : 0;
+			break;
+		case WTG_EXPORT_RENAME:
+			cmds[i].op = WIMLIB_UPDATE_OP_RENAME;
+			cmds[i].rename.wim_source_path = op->from;
+			cmds[i].rename.wim_target_path = op->to;
+			break;
+		case WTG_EXPORT_ADD:
+			cmds[i].op = WIMLIB_UPDATE_OP_ADD;
+			cmds[i].add.fs_source_path = src;
+			cmds[i].add.wim_target_path = (char *)"/";
+			cmds[i].add.add_flags = WIMLIB_ADD_FLAG_NTFS;
+			break;
+		}
+	}
+	code = wimlib_update_image(wim, new_image, cmds, plan.nops, 0);
+	free(cmds);
+	if (code) {
+		/* atomic: the image is as exported; nothing is written yet */
+		ret = no_increment(res, "wimlib cannot update the copied image: %s",
+				   wimlib_get_error_string(code));
+		goto out_fd;
+	}
+	res->incremental = true;
+	res->changes = plan.changes;
+	ret = finish(wim, new_image, out, opt, r, res);
+out_fd:
+	close(fd);
+out_plan:
+	wtg_export_plan_release(&plan);
+out_base:
+	wimlib_free(base);
+out_wim:
+	wimlib_free(wim);
+	return ret;
+}
+
 int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_export_options *opt,
 		    struct wtg_export_result *res)
 {
@@ -517,10 +688,24 @@ int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_exp
 		wtg_error("the new image of '%s' needs a name", out);
 		return -EINVAL;
 	}
+	if (opt->append && opt->delta) {
+		if (opt->full) {
+			snprintf(res->full_reason, sizeof(res->full_reason), "--full");
+		} else {
+			ret = export_incremental(view, out, opt, &r, res);
+			if (ret != -EAGAIN)
+				return ret;
+			char why[sizeof(res->full_reason)];
+			memcpy(why, res->full_reason, sizeof(why));
+			memset(res, 0, sizeof(*res));
+			memcpy(res->full_reason, why, sizeof(why));
+			wtg_debug("export: the whole tree is captured: %s", why);
+		}
+	}
 	if ((ret = open_target(out, opt, &wim)))
 		return ret;
 	tmp_dir_for(out, dir, sizeof(dir));
-	int fd = make_volume(view, &r, dir, res);
+	int fd = make_volume(view, &r, dir, NULL, res);
 	if (fd < 0) {
 		wimlib_free(wim);
 		return fd;

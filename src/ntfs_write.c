@@ -234,6 +234,7 @@ struct writer {
 	size_t nfiles;
 	struct wtg_inode **dirs; /* pre-order, the root first */
 	size_t ndirs;
+	uint8_t *mark; /* a subset (opt->only): by inode number, nonzero when written */
 
 	struct job *jobs;
 	size_t njobs, jobs_cap;
@@ -283,6 +284,28 @@ static int push(struct wtg_inode ***v, size_t *n, size_t *cap, struct wtg_inode 
 	return 0;
 }
 
+/* A subset: marks the inodes asked for and every directory that holds one
+ * of their names, up to the root. */
+static int mark_subset(struct writer *w)
+{
+	if (!w->opt || !w->opt->only)
+		return 0;
+	if (!(w->mark = calloc(w->tree->ninodes + 2, 1)))
+		return -ENOMEM;
+	w->mark[WTG_ROOT_INO] = 1;
+	for (size_t i = 0; i < w->opt->nonly; i++) {
+		const struct wtg_inode *in = w->opt->only[i];
+		if (!in || in->ino > w->tree->ninodes)
+			return -EINVAL;
+		w->mark[in->ino] = 1;
+		for (const struct wtg_dentry *de = in->first_name; de; de = de->alias_next)
+			for (const struct wtg_inode *p = de->parent; p && !w->mark[p->ino];
+			     p = p->parent)
+				w->mark[p->ino] = 1;
+	}
+	return 0;
+}
+
 /* The directories in pre-order and the files in the order they are made:
  * by the directory of the name that owns the DOS name (else the first). */
 static int plan(struct writer *w)
@@ -293,6 +316,8 @@ static int plan(struct writer *w)
 
 	if (!root || !root->dir)
 		return -EIO;
+	if ((ret = mark_subset(w)))
+		return ret;
 	if ((ret = push(&w->dirs, &w->ndirs, &dcap, root)))
 		return ret;
 	for (size_t d = 0; d < w->ndirs; d++) {
@@ -301,7 +326,7 @@ static int plan(struct writer *w)
 			struct wtg_dentry *de = dir->entries[i];
 			struct wtg_inode *in = de->inode;
 			const char *dos;
-			if (in->gone)
+			if (in->gone || (w->mark && !w->mark[in->ino]))
 				continue;
 			if (in->dir) {
 				if ((ret = push(&w->dirs, &w->ndirs, &dcap, in)))
@@ -661,7 +686,7 @@ static int create_dirs(struct writer *w)
 		for (uint32_t i = 0; i < parent->dir->count; i++) {
 			struct wtg_inode *in = parent->dir->entries[i]->inode;
 			ntfschar uname[512];
-			if (!in->dir || in->gone)
+			if (!in->dir || in->gone || (w->mark && !w->mark[in->ino]))
 				continue;
 			if (!dir_ni && !(dir_ni = open_mft(w, parent)))
 				return fail(w, parent, "open");
@@ -812,15 +837,17 @@ static int finish_dirs(struct writer *w)
 	return 0;
 }
 
-void wtg_ntfs_write_totals(struct wtg_view *view, struct wtg_ntfs_write_stats *total)
+void wtg_ntfs_write_totals(struct wtg_view *view, const struct wtg_ntfs_write_options *opt,
+			   struct wtg_ntfs_write_stats *total)
 {
-	struct writer w = {.view = view, .tree = wtg_view_tree(view)};
+	struct writer w = {.view = view, .tree = wtg_view_tree(view), .opt = opt};
 
 	memset(total, 0, sizeof(*total));
 	wtg_view_lock_shared(view);
 	if (plan(&w) == 0)
 		*total = w.total;
 	wtg_view_unlock(view);
+	free(w.mark);
 	free(w.files);
 	free(w.dirs);
 	free(w.jobs);
@@ -854,6 +881,7 @@ int wtg_ntfs_write_tree(struct wtg_view *view, ntfs_volume *vol,
 	if (stats_ret)
 		*stats_ret = w.stats;
 	free(w.mft);
+	free(w.mark);
 	free(w.files);
 	free(w.dirs);
 	free(w.jobs);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 struct wtg_view;
+struct wtg_inode;
 struct _ntfs_volume; /* libntfs-3g's ntfs_volume */
 
 struct wtg_ntfs_geometry {
@@ -62,16 +63,24 @@ struct wtg_ntfs_write_options {
 	wtg_ntfs_write_progress_fn progress;
 	void *ctx;
 	unsigned interval_ms; /* 0: 200 */
+	/* NULL: the whole tree.  Else only these inodes (files with every
+	 * name they have, directories) and the directories that hold their
+	 * names, up to the root, each with all its facts; a directory's other
+	 * entries are left out. */
+	struct wtg_inode *const *only;
+	size_t nonly;
 };
 
-/* What the tree holds: the totals a progress display shows. */
-void wtg_ntfs_write_totals(struct wtg_view *view, struct wtg_ntfs_write_stats *total);
+/* What the tree holds (what @opt's subset holds; @opt may be NULL): the
+ * totals a progress display shows. */
+void wtg_ntfs_write_totals(struct wtg_view *view, const struct wtg_ntfs_write_options *opt,
+			   struct wtg_ntfs_write_stats *total);
 
 /*
- * Writes the whole tree of @view (under its shared lock) into the empty
- * volume @vol: directories, then each file by the name that owns its DOS
- * name, its other names, object id, attributes, security descriptor, data,
- * times, and reparse data last.  The root takes the tree's root facts.
+ * Writes the tree of @view (under its shared lock; @opt's subset of it)
+ * into the empty volume @vol: directories, then each file by the name that
+ * owns its DOS name, its other names, object id, attributes, security
+ * descriptor, data, times, and reparse data last.  The root takes the tree's root facts.
  */
 int wtg_ntfs_write_tree(struct wtg_view *view, struct _ntfs_volume *vol,
 			const struct wtg_ntfs_write_options *opt,
