@@ -273,6 +273,12 @@ static int read_entries(struct planner *p)
 		}
 		if (!e->new_exists)
 			continue;
+		if (!strcmp(e->path, ".") || !*e->path) {
+			/* wimlib keeps the image's root: its facts cannot change */
+			if (e->meta)
+				return refuse(p, "%s", "the root directory's own facts changed");
+			continue;
+		}
 		struct wtg_dentry *de = resolve(p, e->path);
 		if (!de)
 			return refuse(p, "'%s' is not in the tree the diff names", e->path);

@@ -224,4 +224,83 @@ wtg_mount "$TMP/v.delta" "$TMP/vm"
 applied "$TMP/vhdx.wim" 1 "$TMP/vm"
 wtg_umount "$TMP/vm"
 
+
+# ---- the incremental append: the base image updated with the change ----
+# (a snapshot of a fresh delta with every kind of change: the new image
+# must equal the snapshot's mount and a full capture of the same snapshot,
+# and cost only the change)
+cp "$IMAGES/lzx.wim" "$TMP/ibase.wim"
+IB="$TMP/ibase.wim"
+S=Windows/System32
+hexattr() { getfattr -h -n "$1" -e hex "$2" 2>/dev/null | sed -n "s/^$1=//p"; }
+"$WTGFS" init "$TMP/i.delta" "$IB" >/dev/null || fail "init (incremental) failed"
+wtg_mount "$TMP/i.delta" "$TMP/im"
+M="$TMP/im"
+mkdir -p "$M/$S/newpkg/sub" && head -c 100000 /dev/urandom >"$M/$S/newpkg/sub/new.sys" ||
+	fail "a file in a new directory"
+echo "modified" >>"$M/$S/api.dll"
+rm "$M/$S/cfg (2).dll" "$M/$S/blue.cpl" # a file; one name of a hard-linked file
+rm -r "$M/Program Files/Windows Sidebar"
+mv "$M/$S/cfg.dll" "$M/Windows/Temp/cfg-moved.dll"
+mv "$M/Program Files/Windows Security/en-US" "$M/Users/en-US-moved"
+setfattr -n system.ntfs_attrib_be -v 0x00000022 "$M/$S/crypt.dll"
+setfattr -n system.ntfs_acl -v "$(hexattr system.ntfs_acl "$M/Windows/notepad.exe")" \
+	"$M/$S/datacfg57.dat" || fail "setting a security descriptor"
+setfattr -n user.Zone.Identifier -v 0x5b5a6f6e655d "$M/$S/d3dd3d.dll"
+setfattr -h -n system.ntfs_reparse_data \
+	-v "$(hexattr system.ntfs_reparse_data "$M/Users/Public/Desktop/hosts")" \
+	"$M/Users/Public/Desktop/readme.txt" || fail "setting reparse data"
+setfattr -n system.ntfs_dos_name -v "DATATA~1.DLL" "$M/$S/datataskview.dll"
+ln "$M/$S/crypt.sys" "$M/Windows/crypt-link.sys"
+# directories whose own facts change: one holding an entry with a DOS
+# name, one with a DOS name of its own, one only touched
+echo "new" >"$M/Program Files/Windows Defender/new.txt"
+echo "new" >"$M/Program Files/new.txt"
+touch -d 2020-01-02 "$M/Windows/Fonts"
+wtg_umount "$TMP/im"
+"$WTGFS" snapshot "$TMP/i.delta" inc >/dev/null || fail "snapshot inc"
+# after the snapshot: a change of the root's own facts
+wtg_mount "$TMP/i.delta" "$TMP/im"
+echo "at the root" >"$TMP/im/rootfile.txt"
+wtg_umount "$TMP/im"
+cp "$IB" "$TMP/ifull.wim"
+isize0=$(stat -c %s "$IB")
+blobs "$IB" >"$TMP/iblobs0"
+"$WTGFS" export "$TMP/i.delta@inc" "$IB" --append --json >"$TMP/inc.json" 2>"$TMP/inc.err" ||
+	{ cat "$TMP/inc.err"; fail "the incremental append failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | .incremental and .image == 2 and .changes > 10' \
+	"$TMP/inc.json" >/dev/null || fail "the append to the base was not incremental: $(tail -n 1 "$TMP/inc.json")"
+"$WTGFS" export "$TMP/i.delta@inc" "$TMP/ifull.wim" --append --json >"$TMP/ifull.json" 2>&1 ||
+	{ cat "$TMP/ifull.json"; fail "the full append failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | (.incremental | not) and (.full_reason | test("not the delta.s base"))' \
+	"$TMP/ifull.json" >/dev/null || fail "an append to a copy of the base: $(tail -n 1 "$TMP/ifull.json")"
+wim_clean "$IB"
+igrown=$(($(stat -c %s "$IB") - isize0))
+echo "the incremental append grew the base by $igrown bytes"
+[ "$igrown" -ge 100000 ] || fail "the WIM grew by $igrown bytes: the new file is not in it"
+[ "$igrown" -le $((100000 + 1048576)) ] || fail "the WIM grew by $igrown bytes: more than the change"
+blobs "$IB" >"$TMP/iblobs1"
+inew=$(comm -13 "$TMP/iblobs0" "$TMP/iblobs1" | wc -l)
+echo "$inew new blobs"
+[ "$inew" -le 8 ] || fail "the incremental append stored $inew blobs"
+wtg_mount "$TMP/i.delta" "$TMP/ir" --at inc
+applied "$IB" 2 "$TMP/ir"
+wtg_umount "$TMP/ir"
+# the same as the full capture, applied side by side
+truncate -s 512M "$TMP/ifull.img"
+mkntfs -Q -F "$TMP/ifull.img" >/dev/null 2>&1 && wimapply "$TMP/ifull.wim" 2 "$TMP/ifull.img" >/dev/null 2>&1 ||
+	fail "wimapply of the full append failed"
+mkdir -p "$TMP/ifn"
+ntfs-3g -o ro "$TMP/ifull.img" "$TMP/ifn" || fail "ntfs-3g cannot mount the full append"
+MOUNTS="$MOUNTS $TMP/ifn"
+applied "$IB" 2 "$TMP/ifn"
+umount "$TMP/ifn"
+rm -f "$TMP/ifull.img" "$TMP/ifull.wim"
+# the root's own facts changed: a full capture, saying why
+"$WTGFS" export "$TMP/i.delta" "$IB" --append --name head --json >"$TMP/iroot.json" 2>&1 ||
+	{ cat "$TMP/iroot.json"; fail "the append of HEAD failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | (.incremental | not) and (.full_reason | test("root"))' \
+	"$TMP/iroot.json" >/dev/null || fail "a change of the root's facts: $(tail -n 1 "$TMP/iroot.json")"
+wim_clean "$IB"
+
 echo "PASS"
