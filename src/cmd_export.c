@@ -34,10 +34,11 @@ static const char usage[] =
     "--append OUT.wim is a new WIM (refused when it exists); with --append a new\n"
     "image is added to it, sharing every blob it already holds.  The delta and\n"
     "its base (unless it is OUT.wim) are only read.  A tree goes through a\n"
-    "sparse temporary NTFS image in $TMPDIR, else beside OUT.wim.  An append of\n"
-    "DELTA[@SNAP] to the delta's own base WIM is incremental: the base image is\n"
-    "copied as the new image and updated with only what changed (a full\n"
-    "capture when the change is large or of a kind it does not handle).\n"
+    "sparse temporary NTFS image in $TMPDIR, else beside OUT.wim.  A delta on a\n"
+    "WIM base is exported incrementally: the base image is copied as the new\n"
+    "image (into the base WIM itself: nothing stored again) and updated with\n"
+    "only what changed (a full capture when the change is large or of a kind\n"
+    "this does not handle).\n"
     "\n"
     "  --append            add an image to an existing OUT.wim\n"
     "  --name NAME         the image's name (default: the snapshot's, the\n"
@@ -49,8 +50,8 @@ static const char usage[] =
     "  --boot              mark the new image as the WIM's boot image\n"
     "  --threads N         compression and reading threads (default: all CPUs)\n"
     "  --check             write an integrity table\n"
-    "  --full              capture the whole tree, even for an append to the base\n"
-    "  -v, --verbose       say why an append to the base is not incremental\n"
+    "  --full              capture the whole tree, never incrementally\n"
+    "  -v, --verbose       say why an export is not incremental\n"
     "  --json              progress and the result as JSON Lines on stdout\n";
 
 static const struct option options[] = {
@@ -114,13 +115,11 @@ static void report(bool json, const char *source, const char *out, const char *n
 		cli_json_add_name(o, "name", name);
 		cli_json_add_u64(o, "image", (uint64_t)res->image);
 		cli_json_add_bool(o, "append", append);
-		if (append) {
-			cli_json_add_bool(o, "incremental", res->incremental);
-			if (res->incremental)
-				cli_json_add_u64(o, "changes", res->changes);
-			cli_json_add_string_or_null(o, "full_reason",
-						    res->full_reason[0] ? res->full_reason : NULL);
-		}
+		cli_json_add_bool(o, "incremental", res->incremental);
+		if (res->incremental)
+			cli_json_add_u64(o, "changes", res->changes);
+		cli_json_add_string_or_null(o, "full_reason",
+					    res->full_reason[0] ? res->full_reason : NULL);
 		cli_json_add_u64(o, "size_before", res->size_before);
 		cli_json_add_u64(o, "size_after", res->size_after);
 		cli_json_add_u64(o, "files", res->files);

@@ -567,11 +567,12 @@ static bool is_identity(WIMStruct *wim, int image, const char *identity)
 }
 
 /*
- * The append to the delta's own base WIM at the cost of the change: the
- * base image exported into a new index (its blobs shared, nothing copied),
- * then updated by the plan (src/export_plan.h) with a small NTFS volume of
- * what changed.  -EAGAIN (res->full_reason) when a full capture must do,
- * with nothing written.
+ * A delta whose base is a WIM image, at the cost of the change: the base
+ * image exported into the target (an append to the base WIM shares its
+ * blobs and writes none of them; a new WIM of the same compression gets
+ * them copied raw, not compressed again), then updated by the plan
+ * (src/export_plan.h) with a small NTFS volume of what changed.  -EAGAIN
+ * (res->full_reason) when a full capture must do, with nothing written.
  */
 static int export_incremental(struct wtg_view *view, const char *out,
 			      const struct wtg_export_options *opt, struct run *r,
@@ -586,15 +587,15 @@ static int export_incremental(struct wtg_view *view, const char *out,
 
 	if (strncmp(identity, "wim:", 4))
 		return no_increment(res, "%s", "the delta's base is not a WIM image");
-	if (!same_file(out, tree->source->path))
+	if (opt->append && !same_file(out, tree->source->path))
 		return no_increment(res, "'%s' is not the delta's base WIM", out);
 	const char *idx = strchr(identity + 4, ':');
 	image = idx ? atoi(idx + 1) : 0;
 	if ((ret = open_target(out, opt, &wim)))
 		return ret;
 	setup();
-	if ((code = wimlib_open_wim(out, WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT, &base))) {
-		ret = failure("open", out, code);
+	if ((code = wimlib_open_wim(tree->source->path, WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT, &base))) {
+		ret = failure("open", tree->source->path, code);
 		goto out_wim;
 	}
 	if (image < 1 || !is_identity(base, image, identity)) {
@@ -688,7 +689,7 @@ int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_exp
 		wtg_error("the new image of '%s' needs a name", out);
 		return -EINVAL;
 	}
-	if (opt->append && opt->delta) {
+	if (opt->delta) {
 		if (opt->full) {
 			snprintf(res->full_reason, sizeof(res->full_reason), "--full");
 		} else {

@@ -73,8 +73,8 @@ sums_before=$(sha256sum "$TMP/d.delta" "$BASE")
 # ---- a new WIM ----
 "$WTGFS" export "$TMP/d.delta" "$TMP/new.wim" --json >"$TMP/new.json" 2>"$TMP/new.err" ||
 	{ cat "$TMP/new.err"; fail "export of the delta failed"; }
-jq -s -e 'map(select(.type == "result")) | length == 1 and .[0].image == 1 and .[0].name == "d"' \
-	"$TMP/new.json" >/dev/null || fail "no JSON result line: $(tail -n 2 "$TMP/new.json")"
+jq -s -e 'map(select(.type == "result")) | length == 1 and .[0].image == 1 and .[0].name == "d" and .[0].incremental' \
+	"$TMP/new.json" >/dev/null || fail "no incremental JSON result line: $(tail -n 2 "$TMP/new.json")"
 jq -s -e 'map(select(.type == "progress" and .phase == "tree")) | length > 0' "$TMP/new.json" >/dev/null ||
 	fail "no JSON progress lines"
 [ "$(sha256sum "$TMP/d.delta" "$BASE")" = "$sums_before" ] || fail "the export changed the delta or its base"
@@ -125,8 +125,11 @@ wtg_mount "$TMP/d.delta" "$TMP/m"
 echo "after the snapshot" >"$TMP/m/$D/after.txt"
 rm "$TMP/m/$D/pkg/injected.inf"
 wtg_umount "$TMP/m"
-"$WTGFS" export "$TMP/d.delta@s1" "$TMP/snap.wim" >"$TMP/snap.out" 2>&1 ||
+# (captured whole: the new WIM above was the incremental export)
+"$WTGFS" export "$TMP/d.delta@s1" "$TMP/snap.wim" --full --json >"$TMP/snap.out" 2>&1 ||
 	{ cat "$TMP/snap.out"; fail "export of a snapshot failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | (.incremental | not) and .full_reason == "--full"' \
+	"$TMP/snap.out" >/dev/null || fail "--full: $(tail -n 1 "$TMP/snap.out")"
 wiminfo "$TMP/snap.wim" 1 | grep -q "^Name: *s1$" || fail "the snapshot's image is not named after it"
 wtg_mount "$TMP/d.delta" "$TMP/r" --at s1
 applied "$TMP/snap.wim" 1 "$TMP/r" $NODOS

@@ -56,8 +56,8 @@ struct wtg_export_options {
 	 * it), "write" (the WIM's data), "finish" */
 	wtg_progress_fn progress;
 	void *ctx;
-	/* the delta and snapshot (NULL: HEAD) the view shows: an append to
-	 * the delta's own base image is then incremental, unless @full */
+	/* the delta and snapshot (NULL: HEAD) the view shows: the export of a
+	 * delta on a WIM base is then incremental, unless @full */
 	const char *delta, *at;
 	bool full;
 };
@@ -67,12 +67,12 @@ struct wtg_export_result {
 	char name[256];		     /* its name */
 	int images;		     /* images OUT holds now */
 	uint64_t size_before, size_after; /* OUT's size (0 before a new WIM) */
-	uint64_t files, dirs, bytes; /* what the tree held (0 for a bare WIM image) */
+	uint64_t files, dirs, bytes; /* what went through the temporary NTFS image */
 	char tmp_dir[4096];	     /* where the temporary NTFS image was ("" for none) */
 	uint64_t tmp_bytes;	     /* the space it took at most */
 	bool incremental;	     /* the base image updated with the change alone */
 	uint64_t changes;	     /* incremental: the changed paths */
-	char full_reason[512];	     /* an append of a delta captured whole: why */
+	char full_reason[512];	     /* a delta captured whole: why */
 };
 
 /* Parses "lzx", "xpress", "lzms", "none": false when unknown. */
