@@ -14,6 +14,7 @@
  * 4. Entries: A/D per name, M/R/T per inode; a D and an A of one path merge.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -326,6 +327,14 @@ int wtg_diff_open(const char *delta, const struct wtg_diff_options *opt, struct 
 		free(d);
 		return r;
 	}
+	/* rows of the journal are data HEAD holds that its records do not show
+	 * yet (a crash, or a mount writing it); diff reads records */
+	uint64_t rows;
+	if (wtg_store_journal_count(d->store, &rows) == 0 && rows)
+		wtg_warning("'%s': %" PRIu64 " small fsynced write(s) wait in its journal and do not "
+			    "show in this diff (a read-write mount folds them in; unmount it, or "
+			    "mount it once)",
+			    delta, rows);
 	if (opt->from)
 		d->from_name = strdup(opt->from);
 	else

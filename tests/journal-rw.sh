@@ -93,6 +93,9 @@ for p, w in zip([f"{m}/new.bin", f"{m}/Windows/System32/chunks3plus1.bin"], want
     assert got == w, (p, got, w)
 PY
 }
+# diff reads records, not the journal: it says so
+"$WTGFS" diff "$d" >/dev/null 2>"$TMP/err"
+grep -q "wait in its journal" "$TMP/err" || { cat "$TMP/err"; fail "diff does not warn of the journal"; }
 # a read-only view of HEAD (export) reads through the rows
 "$WTGFS" export "$d" "$TMP/out.wim" >/dev/null 2>"$TMP/err" || { cat "$TMP/err"; fail "export failed"; }
 mkdir -p "$TMP/x/Windows/System32"
