@@ -211,6 +211,7 @@ int cmd_export(int argc, char **argv)
 	opt.ctx = &show;
 
 	struct wtg_export_result res;
+	struct wtg_export_stamp stamp;
 	struct wtg_view *view = NULL;
 	char *path = NULL, *name = NULL;
 	const char *sel = NULL;
@@ -252,6 +253,8 @@ int cmd_export(int argc, char **argv)
 			free(path);
 			return EXIT_ERROR;
 		}
+		wtg_export_stamp_delta(path, &stamp);
+		opt.stamp = &stamp;
 		ret = wtg_view_open_at(path, NULL, sel, &(struct wtg_source_options){0}, &view);
 		name = sel ? strdup(sel) : stem(path);
 		opt.delta = path;

@@ -22,6 +22,7 @@
 #include "wtgfs/export.h"
 #include "wtgfs/log.h"
 #include "wtgfs/source.h"
+#include "wtgfs/store.h"
 #include "wtgfs/tree.h"
 #include "wtgfs/ntfs_write.h"
 #include "wtgfs/view.h"
@@ -513,6 +514,23 @@ static int finish(WIMStruct *wim, int image, const char *out, const struct wtg_e
 
 /* ---- the incremental append ---- */
 
+void wtg_export_stamp_delta(const char *delta, struct wtg_export_stamp *stamp)
+{
+	char wal[PATH_MAX];
+	struct stat st;
+
+	memset(stamp, 0, sizeof(*stamp));
+	snprintf(wal, sizeof(wal), "%s-wal", delta);
+	/* (an empty log is none: a reader may make one) */
+	for (int i = 0; i < 2; i++)
+		if (!stat(i ? wal : delta, &st) && st.st_size) {
+			stamp->v[3 * i] = st.st_size;
+			stamp->v[3 * i + 1] = st.st_mtim.tv_sec;
+			stamp->v[3 * i + 2] = st.st_mtim.tv_nsec;
+		}
+}
+
+
 static bool same_file(const char *a, const char *b)
 {
 	struct stat x, y;
@@ -566,6 +584,36 @@ static bool is_identity(WIMStruct *wim, int image, const char *identity)
 	return !strcasecmp(id, identity);
 }
 
+/* HEAD as the view shows it is HEAD as the diff reads it: no commit came
+ * since the view was opened, and no journal rows (which the view reads and
+ * the layers' records do not show) wait to be folded in. */
+static int head_still(const struct wtg_export_options *opt, struct wtg_export_result *res)
+{
+	struct wtg_store_options so = {.read_only = true};
+	struct wtg_export_stamp now;
+	struct wtg_store *st;
+	uint64_t rows = 0;
+
+	if (opt->at)
+		return 0;
+	if (!opt->stamp)
+		return no_increment(res, "%s", "HEAD without a stamp of the delta");
+	wtg_export_stamp_delta(opt->delta, &now);
+	if (memcmp(&now, opt->stamp, sizeof(now)))
+		return no_increment(res, "'%s' changed while it was read (a mount writes to it)",
+				    opt->delta);
+	int ret = wtg_store_open(opt->delta, &so, &st);
+	if (ret)
+		return ret;
+	ret = wtg_store_journal_count(st, &rows);
+	wtg_store_close(st);
+	if (ret)
+		return ret;
+	if (rows)
+		return no_increment(res, "'%s' holds journaled writes of a mount", opt->delta);
+	return 0;
+}
+
 /*
  * A delta whose base is a WIM image, at the cost of the change: the base
  * image exported into the target (an append to the base WIM shares its
@@ -608,6 +656,8 @@ static int export_incremental(struct wtg_view *view, const char *out,
 		snprintf(res->full_reason, sizeof(res->full_reason), "%s", plan.reason);
 	if (ret)
 		goto out_base;
+	if ((ret = head_still(opt, res)))
+		goto out_plan;
 	tmp_dir_for(out, dir, sizeof(dir));
 	int fd = make_volume(view, r, dir, &plan, res);
 	if (fd < 0) {

@@ -35,6 +35,7 @@
 #include "wtgfs/progress.h"
 
 struct wtg_view;
+struct wtg_export_stamp;
 
 enum wtg_export_compress {
 	WTG_EXPORT_COMPRESS_DEFAULT, /* new WIM: LZX (LZMS solid); append: the WIM's */
@@ -57,10 +58,20 @@ struct wtg_export_options {
 	wtg_progress_fn progress;
 	void *ctx;
 	/* the delta and snapshot (NULL: HEAD) the view shows: the export of a
-	 * delta on a WIM base is then incremental, unless @full */
+	 * delta on a WIM base is then incremental, unless @full; for HEAD only
+	 * with @stamp, the delta's as it was before the view was opened (a
+	 * commit since, by a mount, and the capture is whole) */
 	const char *delta, *at;
 	bool full;
+	const struct wtg_export_stamp *stamp;
 };
+
+/* What a delta file and its write-ahead log look like on disk: equal
+ * stamps mean no commit came in between. */
+struct wtg_export_stamp {
+	int64_t v[6];
+};
+void wtg_export_stamp_delta(const char *delta, struct wtg_export_stamp *stamp_ret);
 
 struct wtg_export_result {
 	int image;		     /* the new image's index in OUT */
