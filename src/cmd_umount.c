@@ -59,7 +59,12 @@ int cmd_umount(int argc, char **argv)
 		wtg_error("cannot unmount '%s': not a wtgfs mount", mnt);
 		return EXIT_ERROR;
 	}
-	if (umount2(canon, 0) == 0)
+	/* the last references of a process that just closed or exited can
+	 * linger a moment on a loaded machine: give them two seconds */
+	int ret;
+	for (int tries = 0; (ret = umount2(canon, 0)) != 0 && errno == EBUSY && tries < 40; tries++)
+		usleep(50000);
+	if (ret == 0)
 		return wait_for_delta(mnt, mi.source);
 	if (errno == EBUSY) {
 		wtg_error(
