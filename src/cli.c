@@ -18,7 +18,9 @@
 #include "wtgfs/log.h"
 #include "wtgfs/mountinfo.h"
 #include "wtgfs/progress.h"
+#include "wtgfs/source.h"
 #include "wtgfs/store.h"
+#include "wtgfs/view.h"
 
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 {
@@ -389,4 +391,55 @@ double cli_progress_end(struct cli_progress *s)
 		fputc('\n', stderr);
 	s->drawn = false;
 	return cli_seconds_since(&s->start);
+}
+
+/* ---- SOURCE operands ---- */
+
+int cli_source_parse(const char *spec, struct cli_source *src)
+{
+	const char *at = strrchr(spec, '@'), *colon = strrchr(spec, ':');
+	const char *cut = NULL;
+
+	*src = (struct cli_source){.spec = spec};
+	if (access(spec, F_OK) != 0) /* the last of the two: "a@b/disk.vhdx:2" */
+		cut = at > colon ? at : colon;
+	if (cut == spec)
+		cut = NULL;
+	src->path = cut ? strndup(spec, (size_t)(cut - spec)) : strdup(spec);
+	if (!src->path)
+		return -ENOMEM;
+	src->sel = cut ? cut + 1 : NULL;
+	int err = access(src->path, F_OK) ? errno : 0;
+	if (err) {
+		wtg_error("cannot open '%s': %s", src->path, strerror(err));
+		cli_source_release(src);
+		return -err;
+	}
+	src->delta = wtg_store_is_delta(src->path);
+	if (cut && cut == at && !src->delta) {
+		wtg_error("'%s' is not a delta file (DELTA@SNAP needs one)", src->path);
+		cli_source_release(src);
+		return -EINVAL;
+	}
+	if (src->delta && cut && cut != at) {
+		wtg_error("'%s' is a delta: name a snapshot as '%s@SNAP'", src->path, src->path);
+		cli_source_release(src);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cli_source_view(const struct cli_source *src, struct wtg_view **view_ret)
+{
+	struct wtg_source_options so = {0};
+
+	if (src->delta)
+		return wtg_view_open_at(src->path, NULL, src->sel, &so, view_ret);
+	return wtg_view_open_image(src->spec, &so, view_ret);
+}
+
+void cli_source_release(struct cli_source *src)
+{
+	free(src->path);
+	src->path = NULL;
 }

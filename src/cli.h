@@ -128,12 +128,30 @@ void cli_json_add_u64(struct json_object *obj, const char *key, uint64_t v);
 void cli_json_add_i64(struct json_object *obj, const char *key, int64_t v);
 void cli_json_add_bool(struct json_object *obj, const char *key, bool v);
 struct wtg_store;
+struct wtg_view;
 /* Where DELTA|MNT (@arg) leads, for the commands that work on a mounted
  * delta too: a wtgfs mount point, or a delta a mount holds, gives that mount
  * point (canonical) in @mnt, to reach its daemon (wtgfs/control.h);
  * otherwise the delta is opened for writing in *store_ret.  0, or -errno
  * after one line. */
 int cli_delta_target(const char *arg, struct wtg_store **store_ret, char *mnt, size_t size);
+
+/*
+ * A SOURCE operand (flush, export): DELTA (its HEAD), DELTA@SNAP,
+ * IMAGE[:INDEX] (a WIM or ESD) or DISK[:PART].  A file of that whole name
+ * wins over a suffix.  cli_source_parse fills it in or says in one line
+ * what is wrong (-ENOENT, -EINVAL); cli_source_view opens the tree it names
+ * read-only (a delta's HEAD as its last commit left it, also while mounted).
+ */
+struct cli_source {
+	char *path;	 /* the file */
+	const char *sel; /* within @spec: SNAP of a delta, INDEX or PART of an image; NULL none */
+	bool delta;
+	const char *spec;
+};
+int cli_source_parse(const char *spec, struct cli_source *src);
+int cli_source_view(const struct cli_source *src, struct wtg_view **view_ret);
+void cli_source_release(struct cli_source *src);
 
 /* The JSON string for a name of any bytes: U+FFFD for what is not UTF-8. */
 struct json_object *cli_json_name(const char *s, bool *altered_ret);

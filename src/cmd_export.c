@@ -213,49 +213,19 @@ int cmd_export(int argc, char **argv)
 	struct wtg_export_result res;
 	struct wtg_export_stamp stamp;
 	struct wtg_view *view = NULL;
-	char *path = NULL, *name = NULL;
-	const char *sel = NULL;
+	struct cli_source src;
+	char *name = NULL;
 	int ret;
 	bool tree = true;
-	char *at = strrchr(source, '@');
 
-	if (access(source, F_OK) == 0) {
-		path = strdup(source);
-	} else if (at && at > source) {
-		path = strndup(source, (size_t)(at - source));
-		sel = at + 1;
-		if (path && access(path, F_OK) == 0 && !wtg_store_is_delta(path)) {
-			fprintf(stderr, "wtgfs: '%s' is not a delta file (DELTA@SNAP needs one)\n",
-				path);
-			free(path);
-			return EXIT_ERROR;
-		}
-	} else {
-		char *colon = strrchr(source, ':');
-		if (colon && colon > source) {
-			path = strndup(source, (size_t)(colon - source));
-			sel = colon + 1;
-		} else {
-			path = strdup(source);
-		}
-	}
-	if (!path)
+	if (cli_source_parse(source, &src) < 0)
 		return EXIT_ERROR;
-	if (access(path, F_OK) != 0) {
-		fprintf(stderr, "wtgfs: cannot open '%s': %s\n", path, strerror(errno));
-		free(path);
-		return EXIT_ERROR;
-	}
-	if (wtg_store_is_delta(path)) {
-		if (sel && source[strlen(path)] != '@') {
-			fprintf(stderr, "wtgfs: '%s' is a delta: name a snapshot as '%s@SNAP'\n", path,
-				path);
-			free(path);
-			return EXIT_ERROR;
-		}
+	char *path = src.path;
+	const char *sel = src.sel;
+	if (src.delta) {
 		wtg_export_stamp_delta(path, &stamp);
 		opt.stamp = &stamp;
-		ret = wtg_view_open_at(path, NULL, sel, &(struct wtg_source_options){0}, &view);
+		ret = cli_source_view(&src, &view);
 		name = sel ? strdup(sel) : stem(path);
 		opt.delta = path;
 		opt.at = sel;
@@ -263,11 +233,11 @@ int cmd_export(int argc, char **argv)
 		tree = false;
 		ret = 0;
 	} else {
-		ret = wtg_view_open_image(source, &(struct wtg_source_options){0}, &view);
+		ret = cli_source_view(&src, &view);
 		name = stem(path);
 	}
 	if (ret) {
-		free(path);
+		cli_source_release(&src);
 		free(name);
 		return EXIT_ERROR;
 	}
@@ -286,7 +256,7 @@ int cmd_export(int argc, char **argv)
 	}
 	if (view)
 		wtg_view_close(view);
-	free(path);
+	cli_source_release(&src);
 	free(name);
 	return ret ? EXIT_ERROR : 0;
 }

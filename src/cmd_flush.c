@@ -87,38 +87,6 @@ static void progress(void *ctx, const struct wtg_progress *p)
 
 /* ---- the source ---- */
 
-static int open_source(const char *spec, struct wtg_view **view_ret, char **delta_ret)
-{
-	struct wtg_source_options so = {0};
-	char *at = strrchr(spec, '@');
-
-	*delta_ret = NULL;
-	if (at && access(spec, F_OK) != 0) {
-		char *path = strndup(spec, (size_t)(at - spec));
-		if (!path)
-			return -ENOMEM;
-		if (!wtg_store_is_delta(path)) {
-			fprintf(stderr, "wtgfs: '%s' is not a delta file (DELTA@SNAP needs one)\n",
-				path);
-			free(path);
-			return -EINVAL;
-		}
-		int ret = wtg_view_open_at(path, NULL, at + 1, &so, view_ret);
-		if (ret)
-			free(path);
-		else
-			*delta_ret = path;
-		return ret;
-	}
-	if (access(spec, F_OK) == 0 && wtg_store_is_delta(spec)) {
-		int ret = wtg_view_open_at(spec, NULL, NULL, &so, view_ret);
-		if (!ret && !(*delta_ret = strdup(spec)))
-			ret = -ENOMEM;
-		return ret;
-	}
-	return wtg_view_open_image(spec, &so, view_ret);
-}
-
 /* ---- asking ---- */
 
 static bool confirm(struct wtg_flush_target *t, const char *target)
@@ -253,15 +221,19 @@ int cmd_flush(int argc, char **argv)
 	target_name = target;
 
 	struct wtg_view *view;
-	char *delta;
-	if (open_source(source, &view, &delta) < 0)
+	struct cli_source src;
+	if (cli_source_parse(source, &src) < 0)
 		return EXIT_ERROR;
-	const char *sources[] = {wtg_view_base_path(view), delta, NULL};
+	if (cli_source_view(&src, &view) < 0) {
+		cli_source_release(&src);
+		return EXIT_ERROR;
+	}
+	const char *sources[] = {wtg_view_base_path(view), src.delta ? src.path : NULL, NULL};
 	struct wtg_flush_target *t;
 	int ret = wtg_flush_target_open(target, view, &opt, sources, &t);
 	if (ret) {
 		wtg_view_close(view);
-		free(delta);
+		cli_source_release(&src);
 		return EXIT_ERROR;
 	}
 	if (!yes) {
@@ -293,6 +265,6 @@ int cmd_flush(int argc, char **argv)
 	wtg_flush_report_release(&rep);
 	wtg_flush_target_close(t);
 	wtg_view_close(view);
-	free(delta);
+	cli_source_release(&src);
 	return ret ? EXIT_ERROR : 0;
 }
