@@ -467,8 +467,10 @@ refused:
  * that is not cached, wrapping around: reads that jump about a solid
  * resource (a tar of the tree, random small files) touch most of its
  * chunks, so both cores decode; but only into free room in the cache, so
- * a guess never pushes out a chunk that was read.  When @index is being
- * decoded elsewhere, this thread runs queued work while it would wait. */
+ * a guess never pushes out a chunk that was read.  A sequential reader
+ * whose chunk is being decoded elsewhere runs queued work (the chunk after
+ * it, most likely) while it would wait; a reader that jumped does not, as
+ * what is queued may be needed much later, while it needs its chunk now. */
 static void plan_ahead(struct wim_file *wf, struct wim_resource *res, uint64_t index,
 		       bool sequential)
 {
@@ -493,7 +495,7 @@ static void plan_ahead(struct wim_file *wf, struct wim_resource *res, uint64_t i
 			break;
 		}
 	}
-	if (state == WTG_CHUNK_LOADING)
+	if (sequential && state == WTG_CHUNK_LOADING)
 		wtg_workpool_help(wf->pool);
 }
 
