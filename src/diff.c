@@ -63,6 +63,10 @@ struct version {
 	struct wtg_store_version v;
 	struct path_map dirs;
 	struct names_map names; /* each inode's names are looked up once */
+	/* the last inode record looked up: whether it exists, then its side */
+	uint64_t last_ino;
+	enum wtg_store_state last_state;
+	struct wtg_store_inode last;
 };
 
 struct wtg_diff {
@@ -381,6 +385,9 @@ void wtg_diff_free(struct wtg_diff *d)
 	path_map_release(&d->to.dirs);
 	names_map_release(&d->from.names);
 	names_map_release(&d->to.names);
+	for (struct version *v = &d->from; v; v = v == &d->from ? &d->to : NULL)
+		if (v->last_ino && v->last_state == WTG_STORE_PRESENT)
+			wtg_store_inode_release(&v->last);
 	wtg_store_version_release(&d->from.v);
 	wtg_store_version_release(&d->to.v);
 	wtg_base_free(d->base);
@@ -423,16 +430,32 @@ static int name_at(struct wtg_diff *d, struct version *ver, uint64_t dir, const 
 	return wtg_base_lookup(d->base, dir, name, ino_ret, NULL);
 }
 
+/* The topmost record of inode @ino in @ver (kept until the next call). */
+static int inode_at(struct wtg_diff *d, struct version *ver, uint64_t ino,
+		    enum wtg_store_state *state_ret, const struct wtg_store_inode **si_ret)
+{
+	if (ver->last_ino != ino) {
+		if (ver->last_ino && ver->last_state == WTG_STORE_PRESENT)
+			wtg_store_inode_release(&ver->last);
+		ver->last_ino = 0;
+		int r = wtg_store_get_inode_at(d->store, &ver->v, ino, &ver->last_state, &ver->last);
+		if (r)
+			return r;
+		ver->last_ino = ino;
+	}
+	*state_ret = ver->last_state;
+	*si_ret = &ver->last;
+	return 0;
+}
+
 static int exists_at(struct wtg_diff *d, struct version *ver, uint64_t ino, bool *exists)
 {
-	struct wtg_store_inode si;
+	const struct wtg_store_inode *si;
 	enum wtg_store_state state;
-	int r = wtg_store_get_inode_at(d->store, &ver->v, ino, &state, &si);
+	int r = inode_at(d, ver, ino, &state, &si);
 
 	if (r)
 		return r;
-	if (state == WTG_STORE_PRESENT)
-		wtg_store_inode_release(&si);
 	const struct wtg_base_inode *in = NULL;
 	if (state == WTG_STORE_BASE && (r = base_inode(d, ino, &in)))
 		return r;
@@ -480,9 +503,12 @@ static int names_compute(struct wtg_diff *d, struct version *ver, uint64_t ino, 
 
 	memset(ns, 0, sizeof(*ns));
 	for (uint32_t i = 0; !r && in && i < in->nnames; i++) {
-		uint64_t now;
-		r = name_at(d, ver, in->names[i].dir, in->names[i].name, &now);
-		if (!r && now == ino)
+		enum wtg_store_state state;
+		uint64_t now = 0;
+		r = wtg_store_get_name_at(d->store, &ver->v, in->names[i].dir, in->names[i].name,
+					  &state, &now);
+		/* no record: the base's own name, which holds @ino */
+		if (!r && (state == WTG_STORE_BASE || now == ino))
 			r = names_add(ns, in->names[i].dir, in->names[i].name);
 	}
 	if (!r)
@@ -751,7 +777,7 @@ static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 		     struct wtg_diff_side *s)
 {
 	const struct wtg_base_inode *in;
-	struct wtg_store_inode si;
+	const struct wtg_store_inode *si;
 	enum wtg_store_state state;
 	int r = base_inode(d, ino, &in);
 
@@ -759,29 +785,28 @@ static int side_fill(struct wtg_diff *d, struct version *ver, uint64_t ino,
 	s->exists = true;
 	s->ino = ino;
 	if (!r)
-		r = wtg_store_get_inode_at(d->store, &ver->v, ino, &state, &si);
+		r = inode_at(d, ver, ino, &state, &si);
 	if (r)
 		return r;
 	if (state == WTG_STORE_PRESENT) {
 		static const uint8_t none[WTG_STORE_HASH_LEN];
-		s->attributes = si.attributes;
-		s->crtime = si.crtime;
-		s->mtime = si.mtime;
-		s->atime = si.atime;
-		s->ctime = si.ctime;
-		if (memcmp(si.sd_hash, none, sizeof(none))) {
+		s->attributes = si->attributes;
+		s->crtime = si->crtime;
+		s->mtime = si->mtime;
+		s->atime = si->atime;
+		s->ctime = si->ctime;
+		if (memcmp(si->sd_hash, none, sizeof(none))) {
 			size_t len;
-			r = wtg_store_get_sd(d->store, si.sd_hash, &s->sd, &len);
+			r = wtg_store_get_sd(d->store, si->sd_hash, &s->sd, &len);
 			s->sd_len = (uint32_t)len;
 		}
 		if (!r)
-			r = dup_bytes(&s->reparse, &s->reparse_len, si.reparse, si.reparse_len);
+			r = dup_bytes(&s->reparse, &s->reparse_len, si->reparse, si->reparse_len);
 		if (!r)
-			r = dup_bytes(&s->object_id, &s->object_id_len, si.object_id,
-				      si.object_id_len);
+			r = dup_bytes(&s->object_id, &s->object_id_len, si->object_id,
+				      si->object_id_len);
 		if (!r)
-			r = dup_bytes(&s->ea, &s->ea_len, si.ea, si.ea_len);
-		wtg_store_inode_release(&si);
+			r = dup_bytes(&s->ea, &s->ea_len, si->ea, si->ea_len);
 	} else if (in) {
 		s->attributes = in->attributes;
 		s->crtime = in->crtime;

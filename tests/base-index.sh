@@ -1,9 +1,9 @@
 #!/bin/bash
 # The index of the base a delta keeps for diff (format 4): every field of
 # every inode and every name equal to the loaded tree's, on a WIM and on an
-# NTFS volume (tests/base_index_check); a diff of metadata changes that
-# works with the base image moved away (it reads the index, never the
-# image); a delta made before the index (format 3): a read-only diff loads
+# NTFS volume (tests/base_index_check), and verify checks it is whole; a
+# diff of metadata changes that works with the base image moved away (it
+# reads the index, never the image); a delta made before the index (format 3): a read-only diff loads
 # the image and says nothing more, leaves the file as it was, and the first
 # writable open builds the index; data of the base read (--hives) opens
 # the image then, and says so when it is gone.
@@ -25,6 +25,15 @@ for img in lzx.wim solid.esd volume.img; do
 	}
 	echo "ok: $img: $(tail -1 "$TMP/out")"
 done
+
+echo "== verify checks the index"
+"$WTGFS" verify "$TMP/lzx.wim.delta" >/dev/null || fail "verify of a new delta"
+cp "$TMP/lzx.wim.delta" "$TMP/cut.delta"
+sqlite3 "$TMP/cut.delta" "DELETE FROM base_inodes WHERE ino = 5" || fail "cannot cut the index"
+rc=0
+"$WTGFS" verify "$TMP/cut.delta" >/dev/null 2>"$TMP/err" || rc=$?
+[ "$rc" -ge 2 ] || fail "verify of a delta whose index lost a record exited $rc"
+grep -q "the index of the base is incomplete" "$TMP/err" || { cat "$TMP/err"; fail "verify said no word of the index"; }
 
 echo "== diff reads the index, not the image"
 cp "$IMAGES/lzx.wim" "$TMP/base.wim"

@@ -492,6 +492,7 @@ int wtg_store_get_stream_at(struct wtg_store *store, const struct wtg_store_vers
 int wtg_store_get_extent_at(struct wtg_store *store, const struct wtg_store_version *ver,
 			    uint64_t ino, const char *stream, uint64_t index,
 			    enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN]);
+/* (in no particular order of names) */
 int wtg_store_list_streams_at(struct wtg_store *store, const struct wtg_store_version *ver,
 			      uint64_t ino, wtg_store_stream_fn fn, void *arg);
 /* Calls @fn once per name that a layer of @ver gives @ino (the topmost

@@ -213,7 +213,7 @@ int wtg_store_list_streams_at(struct wtg_store *st, const struct wtg_store_versi
 {
 	struct store_stack stk = stack_of_version(v);
 
-	return store_list(st, &stk, Q_STREAM_LIST, ino, true, NULL, fn, arg);
+	return store_list(st, &stk, Q_STREAM_LIST_AT, ino, true, NULL, fn, arg);
 }
 
 struct link_row {

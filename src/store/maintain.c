@@ -155,6 +155,19 @@ int wtg_store_verify(struct wtg_store *st, struct wtg_store_report *report)
 	if (!r)
 		r = problems(st, "SELECT quote(hash) FROM sds WHERE length(hash) != 32",
 			     "a security descriptor's key is not a hash", &rep.problems);
+	/* the index of the base (base.c): as many records as it says, and no
+	 * name of an inode it lacks */
+	if (!r && st->base_indexed)
+		r = problems(st,
+			     "SELECT m.value || ' inodes recorded, ' || (SELECT count(*) FROM"
+			     " base_inodes) || ' there' FROM meta m WHERE m.key = 'base_indexed'"
+			     " AND m.value != (SELECT count(*) FROM base_inodes)",
+			     "the index of the base is incomplete", &rep.problems);
+	if (!r && st->base_indexed)
+		r = problems(st,
+			     "SELECT quote(name) || ' in directory ' || dir FROM base_names n"
+			     " WHERE NOT EXISTS (SELECT 1 FROM base_inodes i WHERE i.ino = n.ino)",
+			     "the index of the base names a missing inode", &rep.problems);
 	if (!r)
 		r = problems(st,
 			     "SELECT 'inode ' || ino || ' stream ' || quote(stream) || ' chunk ' ||"

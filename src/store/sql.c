@@ -88,6 +88,10 @@ const char *const store_query_sql[Q_COUNT] = {
     [Q_JOURNAL_CUT] = "DELETE FROM journal WHERE ino = ?1 AND stream = ?2 AND layer = ?3"
 		      " AND idx >= ?4",
     [Q_JOURNAL_DEL_INODE] = "DELETE FROM journal WHERE ino = ?1 AND layer = ?2",
+    /* Q_STREAM_LIST in reverse name order: the primary key's order read
+     * backwards, without the sort that layer DESC after name ASC needs */
+    [Q_STREAM_LIST_AT] = "SELECT name, layer, size, deleted FROM streams WHERE ino = ?1"
+			 " ORDER BY name DESC, layer DESC",
 };
 
 /* ---- errors ---- */
