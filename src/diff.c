@@ -463,36 +463,58 @@ static int exists_at(struct wtg_diff *d, struct version *ver, uint64_t ino, bool
 	return 0;
 }
 
+/* A name of an inode in one version, and its DOS name when the lookup
+ * that found the name told it already (@dos_known). */
+struct name_entry {
+	uint64_t dir;
+	char *name;
+	bool dos_known;
+	char *dos;
+};
+
 struct names {
-	struct name_key *v;
+	struct name_entry *v;
 	size_t n, cap;
 };
 
 static void names_release(struct names *ns)
 {
-	for (size_t i = 0; i < ns->n; i++)
+	for (size_t i = 0; i < ns->n; i++) {
 		free(ns->v[i].name);
+		free(ns->v[i].dos);
+	}
 	free(ns->v);
 	memset(ns, 0, sizeof(*ns));
 }
 
-static int names_add(struct names *ns, uint64_t dir, const char *name)
+static int names_add(struct names *ns, uint64_t dir, const char *name, bool dos_known,
+		     const char *dos)
 {
 	for (size_t i = 0; i < ns->n; i++)
 		if (ns->v[i].dir == dir && !strcmp(ns->v[i].name, name))
 			return 0;
-	struct name_key k = {dir, strdup(name)};
-	if (!k.name)
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 2;
+		struct name_entry *p = realloc(ns->v, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		ns->v = p;
+		ns->cap = cap;
+	}
+	struct name_entry *e = &ns->v[ns->n];
+	*e = (struct name_entry){dir, strdup(name), dos_known, dos ? strdup(dos) : NULL};
+	if (!e->name || (dos && !e->dos)) {
+		free(e->name);
+		free(e->dos);
 		return -ENOMEM;
-	int r = push((void **)&ns->v, &ns->n, &ns->cap, sizeof(k), &k);
-	if (r)
-		free(k.name);
-	return r;
+	}
+	ns->n++;
+	return 0;
 }
 
 static int layer_name(void *arg, uint64_t dir, const char *name)
 {
-	return names_add(arg, dir, name);
+	return names_add(arg, dir, name, false, NULL);
 }
 
 /* Every name of @ino in @ver. */
@@ -505,11 +527,17 @@ static int names_compute(struct wtg_diff *d, struct version *ver, uint64_t ino, 
 	for (uint32_t i = 0; !r && in && i < in->nnames; i++) {
 		enum wtg_store_state state;
 		uint64_t now = 0;
-		r = wtg_store_get_name_at(d->store, &ver->v, in->names[i].dir, in->names[i].name,
-					  &state, &now);
-		/* no record: the base's own name, which holds @ino */
-		if (!r && (state == WTG_STORE_BASE || now == ino))
-			r = names_add(ns, in->names[i].dir, in->names[i].name);
+		char *dos = NULL;
+		r = wtg_store_get_name_dos_at(d->store, &ver->v, in->names[i].dir,
+					      in->names[i].name, &state, &now, &dos);
+		/* no record: the base's own name, which holds @ino, with the
+		 * base's DOS name; a record of it: the record's */
+		if (!r && state == WTG_STORE_BASE)
+			r = names_add(ns, in->names[i].dir, in->names[i].name, true,
+				      in->names[i].dos);
+		else if (!r && now == ino)
+			r = names_add(ns, in->names[i].dir, in->names[i].name, true, dos);
+		free(dos);
 	}
 	if (!r)
 		r = wtg_store_names_of_at(d->store, &ver->v, ino, layer_name, ns);
@@ -741,11 +769,16 @@ static int dos_names_at(struct wtg_diff *d, struct version *ver, uint64_t ino, c
 	int r = names_at(d, ver, ino, &ns);
 
 	for (size_t i = 0; !r && i < ns->n; i++) {
-		enum wtg_store_state state;
+		enum wtg_store_state state = WTG_STORE_PRESENT;
 		uint64_t now;
 		char *dos = NULL;
-		r = wtg_store_get_name_dos_at(d->store, &ver->v, ns->v[i].dir, ns->v[i].name,
-					      &state, &now, &dos);
+		if (ns->v[i].dos_known) {
+			if (ns->v[i].dos && !(dos = strdup(ns->v[i].dos)))
+				r = -ENOMEM;
+		} else {
+			r = wtg_store_get_name_dos_at(d->store, &ver->v, ns->v[i].dir,
+						      ns->v[i].name, &state, &now, &dos);
+		}
 		if (!r && state == WTG_STORE_BASE) {
 			/* a record replaces only the name spelled exactly so */
 			const char *b = NULL;
