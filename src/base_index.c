@@ -673,7 +673,11 @@ int wtg_base_lookup(struct wtg_base *b, uint64_t dir, const char *name, uint64_t
 		if (de && de->name_len == len && !memcmp(de->name, name, len))
 			*ino_ret = de->inode->ino;
 	} else {
-		r = wtg_store_base_index_name(b->store, dir, name, ino_ret);
+		/* a directory the base does not have holds none of its names */
+		const struct wtg_base_inode *d;
+		r = wtg_base_inode(b, dir, &d);
+		if (!r && d && d->is_dir)
+			r = wtg_store_base_index_name(b->store, dir, name, ino_ret);
 	}
 	if (r || !*ino_ret || !dos_ret)
 		return r;
