@@ -307,7 +307,9 @@ static int upgrade_base_index(struct wtg_store *st)
 
 	if (r || ver >= 4 || st->read_only)
 		return r;
-	r = store_exec(st, "BEGIN IMMEDIATE; " BASE_INDEX_SQL " PRAGMA user_version = 4; COMMIT");
+	/* a mark of an index from before (a file made by hand) names none */
+	r = store_exec(st, "BEGIN IMMEDIATE; " BASE_INDEX_SQL " DELETE FROM meta WHERE key ="
+			   " 'base_indexed'; PRAGMA user_version = 4; COMMIT");
 	if (r && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
@@ -613,6 +615,15 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 		r = store_exec(st, "BEGIN"); /* the snapshot starts with load_meta's read */
 	if (!r)
 		r = load_meta(st, &head);
+	if (!r && st->base_indexed) {
+		/* the mark without its tables (a file made by hand) is no index */
+		int64_t n;
+		r = store_int_query(st,
+				    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
+				    " name IN ('base_inodes', 'base_names', 'base_sds')",
+				    0, &n);
+		st->base_indexed = !r && n == 3;
+	}
 	if (r)
 		goto out_free;
 	layer = head;
