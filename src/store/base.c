@@ -111,18 +111,7 @@ static int get_blob(struct wtg_store *st, int q, uint64_t key, uint8_t **data_re
 	if (r)
 		goto out;
 	sqlite3_bind_int64(s, 1, (int64_t)key);
-	r = store_step(st, s);
-	if (r == 0)
-		r = -ENOENT;
-	if (r == 1) {
-		size_t n = (size_t)sqlite3_column_bytes(s, 0);
-		*data_ret = malloc(n ? n : 1);
-		*len_ret = n;
-		r = *data_ret ? 0 : -ENOMEM;
-		if (!r && n)
-			memcpy(*data_ret, sqlite3_column_blob(s, 0), n);
-	}
-	sqlite3_reset(s);
+	r = store_step_blob(st, s, data_ret, len_ret);
 out:
 	pthread_mutex_unlock(&st->lock);
 	return r;

@@ -46,18 +46,7 @@ int wtg_store_get_sd(struct wtg_store *st, const uint8_t hash[WTG_STORE_HASH_LEN
 	if (r)
 		goto out;
 	store_bind_hash(s, 1, hash);
-	r = store_step(st, s);
-	if (r == 0)
-		r = -ENOENT;
-	if (r == 1) {
-		size_t n = (size_t)sqlite3_column_bytes(s, 0);
-		*data_ret = malloc(n ? n : 1);
-		*len_ret = n;
-		r = *data_ret ? 0 : -ENOMEM;
-		if (!r && n)
-			memcpy(*data_ret, sqlite3_column_blob(s, 0), n);
-	}
-	sqlite3_reset(s);
+	r = store_step_blob(st, s, data_ret, len_ret);
 out:
 	pthread_mutex_unlock(&st->lock);
 	return r;

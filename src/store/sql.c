@@ -199,6 +199,24 @@ int store_step(struct wtg_store *st, sqlite3_stmt *s)
 	return store_sql_error(st, rc);
 }
 
+int store_step_blob(struct wtg_store *st, sqlite3_stmt *s, uint8_t **data_ret, size_t *len_ret)
+{
+	int r = store_step(st, s);
+
+	if (r == 0)
+		r = -ENOENT;
+	if (r == 1) {
+		size_t n = (size_t)sqlite3_column_bytes(s, 0);
+		*data_ret = malloc(n ? n : 1);
+		*len_ret = n;
+		r = *data_ret ? 0 : -ENOMEM;
+		if (!r && n)
+			memcpy(*data_ret, sqlite3_column_blob(s, 0), n);
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
 int store_prepare(struct wtg_store *st, const char *sql, sqlite3_stmt **ret)
 {
 	int rc = sqlite3_prepare_v2(st->db, sql, -1, ret, NULL);

@@ -112,6 +112,10 @@ int store_query(struct wtg_store *st, int id, sqlite3_stmt **ret);
 int store_run(struct wtg_store *st, sqlite3_stmt *s);
 /* sqlite3_step: 1 for a row, 0 when done, or -errno. */
 int store_step(struct wtg_store *st, sqlite3_stmt *s);
+/* Steps the bound @s to its row and copies the blob of its first column
+ * into *data_ret (malloc'd, never NULL on success); resets @s.  0, -ENOENT
+ * without a row, or -errno. */
+int store_step_blob(struct wtg_store *st, sqlite3_stmt *s, uint8_t **data_ret, size_t *len_ret);
 /* A one-off statement (finalize it). */
 int store_prepare(struct wtg_store *st, const char *sql, sqlite3_stmt **ret);
 /* The first column of the first row of @sql with ?1 = @arg, 0 when none. */
