@@ -34,6 +34,19 @@ static void run(struct wtg_workpool *pool, struct wtg_work *work)
 	}
 }
 
+/* The first queued work, out of the queue and running (the lock held). */
+static struct wtg_work *take(struct wtg_workpool *pool)
+{
+	struct wtg_work *w = pool->head;
+
+	pool->head = w->next;
+	if (!pool->head)
+		pool->tail = NULL;
+	pool->queued--;
+	w->state = WORK_RUNNING;
+	return w;
+}
+
 static void *worker(void *arg)
 {
 	struct wtg_workpool *pool = arg;
@@ -44,12 +57,7 @@ static void *worker(void *arg)
 			pthread_cond_wait(&pool->wake, &pool->lock);
 		if (pool->stopping)
 			break;
-		struct wtg_work *w = pool->head;
-		pool->head = w->next;
-		if (!pool->head)
-			pool->tail = NULL;
-		pool->queued--;
-		w->state = WORK_RUNNING;
+		struct wtg_work *w = take(pool);
 		pthread_mutex_unlock(&pool->lock);
 		run(pool, w);
 		pthread_mutex_lock(&pool->lock);
@@ -132,14 +140,7 @@ bool wtg_workpool_help(struct wtg_workpool *pool)
 	if (!pool)
 		return false;
 	pthread_mutex_lock(&pool->lock);
-	struct wtg_work *w = pool->head;
-	if (w) {
-		pool->head = w->next;
-		if (!pool->head)
-			pool->tail = NULL;
-		pool->queued--;
-		w->state = WORK_RUNNING;
-	}
+	struct wtg_work *w = pool->head ? take(pool) : NULL;
 	pthread_mutex_unlock(&pool->lock);
 	if (w)
 		run(pool, w);
