@@ -14,24 +14,12 @@
 #include <unistd.h>
 
 #include "wtgfs/disk.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
 
 static int file_read(void *ctx, void *buf, size_t size, uint64_t off)
 {
-	int fd = *(int *)ctx;
-	size_t done = 0;
-
-	while (done < size) {
-		ssize_t n = pread(fd, (char *)buf + done, size - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
+	return wtg_pread_all(*(int *)ctx, buf, size, off);
 }
 
 static void json_string(const char *s)
