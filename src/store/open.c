@@ -528,6 +528,22 @@ static int connect_db(struct wtg_store *st, int flags)
 	return r;
 }
 
+/* Every upgrade of an older format, in order, on the open connection. */
+static int upgrade(struct wtg_store *st)
+{
+	int r = upgrade_format(st);
+
+	if (!r)
+		r = upgrade_dos_names(st);
+	if (!r)
+		r = upgrade_snapshots(st);
+	if (!r)
+		r = upgrade_base_index(st);
+	if (!r) /* after the base index: it sets the format to 4 */
+		r = upgrade_journal(st);
+	return r;
+}
+
 int wtg_store_after_fork(struct wtg_store *st)
 {
 	pthread_mutex_lock(&st->lock);
@@ -540,16 +556,8 @@ int wtg_store_after_fork(struct wtg_store *st)
 	st->db = NULL;
 	if (!r)
 		r = connect_db(st, st->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
-	if (!r)
-		r = upgrade_format(st); /* a reader's view of an old table is per connection */
-	if (!r)
-		r = upgrade_dos_names(st);
-	if (!r)
-		r = upgrade_snapshots(st);
-	if (!r)
-		r = upgrade_base_index(st);
-	if (!r)
-		r = upgrade_journal(st);
+	if (!r) /* a reader's view of an old table is per connection */
+		r = upgrade(st);
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
@@ -602,15 +610,7 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	if (!r)
 		r = check_format(st);
 	if (!r)
-		r = upgrade_format(st);
-	if (!r)
-		r = upgrade_dos_names(st);
-	if (!r)
-		r = upgrade_snapshots(st);
-	if (!r)
-		r = upgrade_base_index(st);
-	if (!r) /* after the base index: it sets the format to 4 */
-		r = upgrade_journal(st);
+		r = upgrade(st);
 	if (!r && st->read_only && opt->consistent && !opt->at)
 		r = store_exec(st, "BEGIN"); /* the snapshot starts with load_meta's read */
 	if (!r)
