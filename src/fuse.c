@@ -413,16 +413,22 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_entry(req, &e);
 }
 
+/* The attributes of FUSE node @node into @st; false when its inode is gone. */
+static bool stat_of(fuse_req_t req, fuse_ino_t node, struct stat *st)
+{
+	lock_shared(req);
+	struct wtg_inode *in = inode_of(req, node);
+	if (in)
+		fill_stat(fs_of(req), in, node, st);
+	unlock(req);
+	return in != NULL;
+}
+
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
 
-	lock_shared(req);
-	struct wtg_inode *in = inode_of(req, ino);
-	if (in)
-		fill_stat(fs_of(req), in, ino, &st);
-	unlock(req);
-	if (!in)
+	if (!stat_of(req, ino, &st))
 		return (void)fuse_reply_err(req, ESTALE);
 	fuse_reply_attr(req, &st, fs_of(req)->timeout);
 }
@@ -1235,12 +1241,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			values[n++] = attr->st_gid;
 		}
 		if (to_set & FUSE_SET_ATTR_MODE) {
-			lock_shared(req);
-			struct wtg_inode *in = inode_of(req, ino);
-			if (in)
-				fill_stat(fs, in, node, &st);
-			unlock(req);
-			if (!in)
+			if (!stat_of(req, node, &st))
 				return (void)fuse_reply_err(req, ESTALE);
 			names[n] = "$LXMOD";
 			values[n++] = (st.st_mode & S_IFMT) | (attr->st_mode & 07777);
@@ -1273,12 +1274,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	}
 	if (ret)
 		return (void)fuse_reply_err(req, -ret);
-	lock_shared(req);
-	struct wtg_inode *in = inode_of(req, ino);
-	if (in)
-		fill_stat(fs, in, node, &st);
-	unlock(req);
-	if (!in)
+	if (!stat_of(req, node, &st))
 		return (void)fuse_reply_err(req, ESTALE);
 	fuse_reply_attr(req, &st, fs->timeout);
 }
