@@ -402,7 +402,7 @@ int cli_source_parse(const char *spec, struct cli_source *src)
 
 	*src = (struct cli_source){.spec = spec};
 	if (access(spec, F_OK) != 0) /* the last of the two: "a@b/disk.vhdx:2" */
-		cut = at > colon ? at : colon;
+		cut = at && (!colon || at > colon) ? at : colon;
 	if (cut == spec)
 		cut = NULL;
 	src->path = cut ? strndup(spec, (size_t)(cut - spec)) : strdup(spec);
