@@ -29,6 +29,8 @@ python3 "$top_srcdir/tests/hostile.py" resource-seeds "$TMP/res" "$TMP"/wim/* "$
 	fail "cannot write the fuzz_resource seeds"
 "$fuzz/fuzz_wim" -runs="$runs" -seed=1 "$TMP/wim" 2>"$TMP/fuzz_wim.log" ||
 	{ tail -40 "$TMP/fuzz_wim.log"; fail "fuzz_wim crashed"; }
+"$fuzz/fuzz_wim_append" -runs="$runs" -seed=1 "$TMP/wim" 2>"$TMP/fuzz_wim_append.log" ||
+	{ tail -40 "$TMP/fuzz_wim_append.log"; fail "fuzz_wim_append crashed"; }
 "$fuzz/fuzz_resource" -runs="$((runs * 10))" -seed=1 "$TMP/res" 2>"$TMP/fuzz_resource.log" ||
 	{ tail -40 "$TMP/fuzz_resource.log"; fail "fuzz_resource crashed"; }
 # Symlink targets: the links tests/hostile.sh writes, as reparse buffers and

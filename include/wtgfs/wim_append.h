@@ -1,0 +1,130 @@
+/*
+ * The raw WIM appender: a new image added to an existing WIM file at the
+ * cost of what it adds, without wimlib loading, rebuilding and recompressing
+ * the image (src/wim_append.c; src/export.c uses it for `export --append`).
+ *
+ * It reads the header (208 bytes), the blob table (uncompressed, 50-byte
+ * entries) and the XML (UTF-16LE, through libxml2) of the file, every field
+ * checked; writes new blobs and the new image's metadata resource after the
+ * old end of the file, each compressed in the WIM's chunk size, reusing the
+ * stored bytes of a chunk of a base blob (or base metadata resource) that
+ * equals the new chunk at the same index, storing raw a chunk that does not
+ * shrink; then the new blob table (metadata entries first, in image order,
+ * then the blobs by offset, as wimlib writes it), the new XML (the base
+ * image's element copied, its counts, times, name and description set;
+ * TOTALBYTES the XML's offset), fsync, and the new header in one 208-byte
+ * write, fsync.  Until that header write the file reads exactly as before
+ * (only bytes after its old end differ); any error, and a free without a
+ * commit, truncates it back to its old size.
+ *
+ * The file is locked the way wimlib locks it for an in-place append
+ * (flock LOCK_EX|LOCK_NB on the open file), so that the two never write it
+ * at once: -EBUSY when another program holds it.
+ *
+ * What this does not handle (wim_append_unsupported() says why; the caller
+ * falls back to wimlib): solid (ESD) resources, an integrity table, split
+ * and pipable WIMs, a blob table or XML that is not where an append can
+ * follow them, an XML whose images do not match the header.
+ *
+ * All calls return 0 or -errno, logging one line for errors of the file.
+ * Outside bytes are never trusted: a bad header, table, chunk table or XML
+ * is -EINVAL ("corrupt"), never an out-of-bounds access.
+ */
+#ifndef WTGFS_WIM_APPEND_H
+#define WTGFS_WIM_APPEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIM_APPEND_SHA1_LEN 20
+
+struct wim_append;
+
+struct wim_append_info {
+	uint32_t image_count, boot_index, chunk_size;
+	int ctype; /* enum wimlib_compression_type */
+	uint8_t guid[16];
+	uint64_t file_size; /* when opened */
+	uint64_t blobs;	    /* entries in the blob table */
+};
+
+/* What an append wrote, for messages and the tests. */
+struct wim_append_stats {
+	uint64_t blobs_new, blobs_shared;	   /* add_blob: written, already there */
+	uint64_t chunks_compressed, chunks_raw;	   /* new chunks (raw: did not shrink) */
+	uint64_t chunks_reused, bytes_reused;	   /* stored chunks copied from a base */
+	uint64_t meta_chunks, meta_chunks_reused;  /* of the metadata resource */
+	uint64_t bytes_written;			   /* after the old end, all told */
+};
+
+/*
+ * Opens @path for an append: read-write, locked, header, blob table and
+ * XML read and checked.  -EBUSY when another program holds the lock.
+ */
+int wim_append_open(const char *path, struct wim_append **wa_ret);
+/* The same on an open descriptor, read only, without the lock (the fuzz
+ * target; nothing can be written). */
+int wim_append_open_fd(int fd, const char *what, struct wim_append **wa_ret);
+/* Without a commit: truncates the file back to its size when opened. */
+void wim_append_free(struct wim_append *wa);
+
+void wim_append_get_info(const struct wim_append *wa, struct wim_append_info *info);
+/* NULL when the raw append can write this WIM, else why not. */
+const char *wim_append_unsupported(const struct wim_append *wa);
+
+/* Image @image's (1-based) metadata resource: its SHA-1, and its whole
+ * uncompressed bytes (malloc'd, SHA-1 checked). */
+int wim_append_metadata_sha1(const struct wim_append *wa, int image,
+			     uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
+int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret, size_t *len_ret);
+
+/* Reads @len bytes at @off of a new blob's data into @buf: 0 or -errno. */
+typedef int (*wim_append_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);
+
+/*
+ * Adds a blob of @size (> 0) bytes that @read gives, and @refs references
+ * to it; its SHA-1 in @sha1_ret.  A blob the WIM holds already is not
+ * written again.  @base_sha1 (NULL: none) names a blob of the WIM whose
+ * stored chunks are copied for each chunk of the new data equal to it.
+ */
+int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn read, void *ctx,
+			const uint8_t *base_sha1, uint32_t refs,
+			uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
+
+/* True when the blob table holds @sha1 (an old blob or one added). */
+bool wim_append_has_blob(const struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN]);
+/* @n more references to a blob the table holds: -ENOENT when none. */
+int wim_append_ref(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t n);
+
+/*
+ * The new image's metadata resource (@len uncompressed bytes), its chunks
+ * reused from image @base_image's (0: none) where they are equal.
+ */
+int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len, int base_image);
+
+/* The new image's XML element. */
+struct wim_append_image {
+	const char *name;	 /* required, not in use in the WIM */
+	const char *description; /* NULL: the copied element's, if any */
+	int copy_of;		 /* the image whose element is copied (0: none) */
+	uint64_t dir_count, file_count, total_bytes, hard_link_bytes;
+	uint64_t creation_time, last_modification_time; /* NT 100 ns */
+	bool boot;					/* make it the boot image */
+};
+
+/* True when an image of the WIM has the name @name. */
+bool wim_append_name_in_use(const struct wim_append *wa, const char *name);
+
+/*
+ * Writes the blob table, XML and header: after it the WIM holds one image
+ * more (its index: image_count + 1).  Nothing may be added after.
+ */
+int wim_append_commit(struct wim_append *wa, const struct wim_append_image *img);
+
+void wim_append_get_stats(const struct wim_append *wa, struct wim_append_stats *st);
+
+/* NT time now (100 ns since 1601). */
+uint64_t wim_append_nt_now(void);
+
+#endif

@@ -1,0 +1,1324 @@
+/*
+ * The raw WIM appender (see include/wtgfs/wim_append.h): the WIM's header,
+ * blob table and XML read and checked, new resources written after the old
+ * end with the stored chunks of equal base chunks reused, then the new blob
+ * table, XML and header.  The one user of libxml2; wimlib only compresses
+ * and decompresses chunks here.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <wimlib.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlsave.h>
+
+#include "wtgfs/hash.h"
+#include "wtgfs/log.h"
+#include "wtgfs/progress.h"
+#include "wtgfs/wim_append.h"
+
+/* ---- on-disk structures ---- */
+
+struct wim_reshdr_disk {
+	uint8_t stored_size[7]; /* 0x00 le56 */
+	uint8_t flags;		/* 0x07 RESHDR_* */
+	uint64_t offset;	/* 0x08 le64 */
+	uint64_t size;		/* 0x10 le64: uncompressed */
+} __attribute__((packed));
+_Static_assert(sizeof(struct wim_reshdr_disk) == 24, "a resource header is 24 bytes");
+
+struct wim_header_disk {
+	char magic[8];		 /* 0x00 "MSWIM\0\0\0" */
+	uint32_t hdr_size;	 /* 0x08 le32: 208 */
+	uint32_t version;	 /* 0x0C le32 */
+	uint32_t flags;		 /* 0x10 le32 HDR_* */
+	uint32_t chunk_size;	 /* 0x14 le32 */
+	uint8_t guid[16];	 /* 0x18 */
+	uint16_t part_number;	 /* 0x28 le16 */
+	uint16_t total_parts;	 /* 0x2A le16 */
+	uint32_t image_count;	 /* 0x2C le32 */
+	struct wim_reshdr_disk blob_table; /* 0x30 */
+	struct wim_reshdr_disk xml;	   /* 0x48 */
+	struct wim_reshdr_disk boot_metadata; /* 0x60 */
+	uint32_t boot_index;		      /* 0x78 le32 */
+	struct wim_reshdr_disk integrity;     /* 0x7C */
+	uint8_t unused[60];		      /* 0x94 */
+} __attribute__((packed));
+_Static_assert(sizeof(struct wim_header_disk) == 208, "the WIM header is 208 bytes");
+
+struct wim_blob_disk {
+	struct wim_reshdr_disk r; /* 0x00 */
+	uint16_t part_number;	  /* 0x18 le16 */
+	uint32_t refcnt;	  /* 0x1A le32 */
+	uint8_t sha1[20];	  /* 0x1E */
+} __attribute__((packed));
+_Static_assert(sizeof(struct wim_blob_disk) == 50, "a blob table entry is 50 bytes");
+
+#define WIM_HEADER_SIZE 208
+#define WIM_VERSION_DEFAULT 0x10d00u
+#define WIM_VERSION_SOLID 0xe00u
+
+enum {
+	HDR_RESERVED = 0x1,
+	HDR_COMPRESSION = 0x2,
+	HDR_READONLY = 0x4,
+	HDR_SPANNED = 0x8,
+	HDR_RESOURCE_ONLY = 0x10,
+	HDR_METADATA_ONLY = 0x20,
+	HDR_WRITE_IN_PROGRESS = 0x40,
+	HDR_RP_FIX = 0x80,
+	HDR_XPRESS = 0x20000,
+	HDR_LZX = 0x40000,
+	HDR_LZMS = 0x80000,
+	HDR_XPRESS2 = 0x200000,
+};
+
+enum {
+	RESHDR_FREE = 0x01,
+	RESHDR_METADATA = 0x02,
+	RESHDR_COMPRESSED = 0x04,
+	RESHDR_SPANNED = 0x08,
+	RESHDR_SOLID = 0x10,
+};
+
+/* Bounds on what is read into memory. */
+#define MAX_BLOB_TABLE (1ull << 30)
+#define MAX_XML (256ull << 20)
+#define MAX_METADATA (1ull << 31)
+#define MAX_IMAGES 65535u
+
+/* ---- in memory ---- */
+
+struct reshdr {
+	uint64_t stored_size, offset, size;
+	uint8_t flags;
+};
+
+struct blob {
+	struct reshdr r;
+	uint16_t part;
+	uint32_t refcnt;
+	uint8_t sha1[20];
+};
+
+struct wim_append {
+	int fd;
+	char *path;
+	bool writable, locked, committed;
+	struct wim_header_disk hdr;
+	uint32_t chunk_size;
+	int ctype;
+	uint64_t old_size; /* the file's size when opened */
+	uint64_t pos;	   /* where the next resource goes */
+	const char *unsupported;
+
+	struct blob *blobs; /* the old table's entries, then the added blobs */
+	size_t nblobs, cap, nold;
+	uint32_t *index; /* open addressing: blob index + 1 of non-metadata blobs */
+	size_t index_size;
+	size_t *meta; /* blob index of each image's metadata */
+	size_t nmeta;
+	bool have_new_meta;
+	struct blob new_meta;
+
+	xmlDocPtr xml;
+	xmlNodePtr *images; /* the IMAGE elements by index - 1 */
+
+	struct wimlib_compressor *comp;
+	struct wimlib_decompressor *decomp;
+	uint8_t *ubuf, *cbuf, *bbuf; /* chunk_size each */
+	struct wim_append_stats st;
+};
+
+static uint64_t le56(const uint8_t b[7])
+{
+	uint64_t v = 0;
+
+	for (int i = 6; i >= 0; i--)
+		v = v << 8 | b[i];
+	return v;
+}
+
+static void reshdr_get(const struct wim_reshdr_disk *d, struct reshdr *r)
+{
+	r->stored_size = le56(d->stored_size);
+	r->flags = d->flags;
+	r->offset = le64toh(d->offset);
+	r->size = le64toh(d->size);
+}
+
+static void reshdr_put(const struct reshdr *r, struct wim_reshdr_disk *d)
+{
+	for (int i = 0; i < 7; i++)
+		d->stored_size[i] = (uint8_t)(r->stored_size >> (8 * i));
+	d->flags = r->flags;
+	d->offset = htole64(r->offset);
+	d->size = htole64(r->size);
+}
+
+static int corrupt(const struct wim_append *wa, const char *what)
+{
+	wtg_error("cannot append to '%s': corrupt WIM (%s)", wa->path, what);
+	return -EINVAL;
+}
+
+static int pread_full(const struct wim_append *wa, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(wa->fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int err = errno;
+			wtg_error("cannot read '%s': %s", wa->path, strerror(err));
+			return -err;
+		}
+		if (n == 0)
+			return corrupt(wa, "a resource runs past the end of the file");
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int pwrite_full(struct wim_append *wa, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(wa->fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? errno : EIO;
+			wtg_error("cannot write '%s': %s", wa->path, strerror(err));
+			return -err;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* ---- the blob index ---- */
+
+static size_t hash_of(const uint8_t sha1[20], size_t mask)
+{
+	uint64_t h;
+
+	memcpy(&h, sha1, sizeof(h));
+	return (size_t)h & mask;
+}
+
+static int index_build(struct wim_append *wa, size_t want)
+{
+	size_t size = 64;
+
+	while (size < want * 2)
+		size *= 2;
+	uint32_t *idx = calloc(size, sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+	free(wa->index);
+	wa->index = idx;
+	wa->index_size = size;
+	for (size_t i = 0; i < wa->nblobs; i++) {
+		const struct blob *b = &wa->blobs[i];
+		if (b->r.flags & RESHDR_METADATA)
+			continue;
+		size_t h = hash_of(b->sha1, size - 1);
+		for (; idx[h]; h = (h + 1) & (size - 1))
+			if (!memcmp(wa->blobs[idx[h] - 1].sha1, b->sha1, 20))
+				break;
+		if (!idx[h]) /* a duplicate entry: the first one counts, as in wimlib */
+			idx[h] = (uint32_t)(i + 1);
+	}
+	return 0;
+}
+
+static struct blob *find_blob(const struct wim_append *wa, const uint8_t sha1[20])
+{
+	if (!wa->index_size)
+		return NULL;
+	for (size_t h = hash_of(sha1, wa->index_size - 1); wa->index[h];
+	     h = (h + 1) & (wa->index_size - 1))
+		if (!memcmp(wa->blobs[wa->index[h] - 1].sha1, sha1, 20))
+			return &wa->blobs[wa->index[h] - 1];
+	return NULL;
+}
+
+static int push_blob(struct wim_append *wa, const struct blob *b)
+{
+	if (wa->nblobs == wa->cap) {
+		size_t cap = wa->cap ? wa->cap * 2 : 256;
+		struct blob *v = realloc(wa->blobs, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		wa->blobs = v;
+		wa->cap = cap;
+	}
+	wa->blobs[wa->nblobs++] = *b;
+	if (wa->nblobs * 2 > wa->index_size)
+		return index_build(wa, wa->nblobs * 2);
+	if (!(b->r.flags & RESHDR_METADATA)) {
+		size_t h = hash_of(b->sha1, wa->index_size - 1);
+		while (wa->index[h])
+			h = (h + 1) & (wa->index_size - 1);
+		wa->index[h] = (uint32_t)wa->nblobs;
+	}
+	return 0;
+}
+
+/* ---- reading the file ---- */
+
+static int ctype_of_flags(uint32_t flags, int *ctype)
+{
+	uint32_t c = flags & (HDR_XPRESS | HDR_LZX | HDR_LZMS | HDR_XPRESS2);
+
+	if (!(flags & HDR_COMPRESSION)) {
+		*ctype = WIMLIB_COMPRESSION_TYPE_NONE;
+		return c ? -EINVAL : 0;
+	}
+	switch (c) {
+	case HDR_XPRESS:
+		*ctype = WIMLIB_COMPRESSION_TYPE_XPRESS;
+		return 0;
+	case HDR_LZX:
+		*ctype = WIMLIB_COMPRESSION_TYPE_LZX;
+		return 0;
+	case HDR_LZMS:
+		*ctype = WIMLIB_COMPRESSION_TYPE_LZMS;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static bool within(uint64_t off, uint64_t len, uint64_t size)
+{
+	return off <= size && len <= size - off;
+}
+
+static int read_header(struct wim_append *wa)
+{
+	struct wim_header_disk *h = &wa->hdr;
+	int ret;
+
+	if (wa->old_size < WIM_HEADER_SIZE)
+		return corrupt(wa, "shorter than a WIM header");
+	if ((ret = pread_full(wa, h, sizeof(*h), 0)))
+		return ret;
+	if (!memcmp(h->magic, "WLPWM\0\0\0", 8)) {
+		wa->unsupported = "it is a pipable WIM";
+		return 0;
+	}
+	if (memcmp(h->magic, "MSWIM\0\0\0", 8))
+		return corrupt(wa, "no WIM magic");
+	if (le32toh(h->hdr_size) != WIM_HEADER_SIZE)
+		return corrupt(wa, "a header size other than 208");
+	uint32_t version = le32toh(h->version), flags = le32toh(h->flags);
+	if (version != WIM_VERSION_DEFAULT && version != WIM_VERSION_SOLID)
+		return corrupt(wa, "an unknown version");
+	if (ctype_of_flags(flags, &wa->ctype))
+		return corrupt(wa, "contradictory compression flags");
+	if (flags & HDR_XPRESS2)
+		wa->unsupported = "it uses XPRESS2";
+	wa->chunk_size = le32toh(h->chunk_size);
+	if (wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE) {
+		uint32_t cs = wa->chunk_size;
+		if (cs < 4096 || cs > (1u << 26) || (cs & (cs - 1)))
+			return corrupt(wa, "a bad chunk size");
+	} else if (!wa->chunk_size) {
+		wa->chunk_size = 32768;
+	} else if (wa->chunk_size > (1u << 26)) {
+		return corrupt(wa, "a bad chunk size");
+	}
+	if (le16toh(h->total_parts) != 1 || le16toh(h->part_number) != 1 ||
+	    (flags & (HDR_SPANNED | HDR_RESOURCE_ONLY | HDR_METADATA_ONLY)))
+		wa->unsupported = "it is a part of a split WIM";
+	if (flags & HDR_READONLY)
+		wa->unsupported = "it is marked read-only";
+	if (flags & HDR_WRITE_IN_PROGRESS)
+		wa->unsupported = "its header says a write is in progress";
+	uint32_t images = le32toh(h->image_count);
+	if (images > MAX_IMAGES)
+		return corrupt(wa, "too many images");
+	if (le32toh(h->boot_index) > images)
+		return corrupt(wa, "a boot index past the last image");
+
+	struct reshdr bt, xml, integ;
+	reshdr_get(&h->blob_table, &bt);
+	reshdr_get(&h->xml, &xml);
+	reshdr_get(&h->integrity, &integ);
+	if ((bt.flags & RESHDR_COMPRESSED) || bt.stored_size != bt.size || bt.size % 50 ||
+	    bt.size > MAX_BLOB_TABLE || !within(bt.offset, bt.size, wa->old_size))
+		return corrupt(wa, "a bad blob table header");
+	if (bt.size && bt.offset < WIM_HEADER_SIZE)
+		return corrupt(wa, "the blob table overlaps the header");
+	if ((xml.flags & RESHDR_COMPRESSED) || xml.stored_size != xml.size || xml.size % 2 ||
+	    xml.size < 2 || xml.size > MAX_XML || xml.offset < WIM_HEADER_SIZE ||
+	    !within(xml.offset, xml.size, wa->old_size))
+		return corrupt(wa, "a bad XML header");
+	if (bt.size && bt.offset + bt.size > xml.offset)
+		wa->unsupported = "its blob table is not before its XML";
+	if (integ.offset || integ.stored_size)
+		wa->unsupported = "it has an integrity table";
+	wa->pos = wa->old_size;
+	return 0;
+}
+
+static int read_blob_table(struct wim_append *wa)
+{
+	struct reshdr bt;
+	uint32_t images = le32toh(wa->hdr.image_count);
+	int ret;
+
+	reshdr_get(&wa->hdr.blob_table, &bt);
+	size_t n = (size_t)(bt.size / 50);
+	struct wim_blob_disk *d = n ? malloc(n * sizeof(*d)) : NULL;
+	if (n && !d)
+		return -ENOMEM;
+	if (n && (ret = pread_full(wa, d, n * sizeof(*d), bt.offset))) {
+		free(d);
+		return ret;
+	}
+	wa->blobs = malloc((n + 64) * sizeof(*wa->blobs));
+	wa->meta = malloc((images + 1) * sizeof(*wa->meta));
+	if (!wa->blobs || !wa->meta) {
+		free(d);
+		return -ENOMEM;
+	}
+	wa->cap = n + 64;
+	ret = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct blob *b = &wa->blobs[i];
+		reshdr_get(&d[i].r, &b->r);
+		b->part = le16toh(d[i].part_number);
+		b->refcnt = le32toh(d[i].refcnt);
+		memcpy(b->sha1, d[i].sha1, 20);
+		if (b->r.flags & ~(RESHDR_FREE | RESHDR_METADATA | RESHDR_COMPRESSED |
+				   RESHDR_SPANNED | RESHDR_SOLID))
+			ret = corrupt(wa, "unknown resource flags in the blob table");
+		else if (b->r.flags & RESHDR_SOLID)
+			wa->unsupported = "it holds solid resources";
+		else if (b->r.flags & (RESHDR_FREE | RESHDR_SPANNED))
+			wa->unsupported = "its blob table holds free or spanned entries";
+		else if (b->part != 1)
+			wa->unsupported = "its blob table names other parts";
+		else if (!within(b->r.offset, b->r.stored_size, wa->old_size) ||
+			 b->r.offset < WIM_HEADER_SIZE)
+			ret = corrupt(wa, "a blob outside the file");
+		else if (!(b->r.flags & RESHDR_COMPRESSED) && b->r.stored_size != b->r.size)
+			ret = corrupt(wa, "an uncompressed blob of two sizes");
+		else if ((b->r.flags & RESHDR_COMPRESSED) && (!b->r.size || !b->r.stored_size))
+			ret = corrupt(wa, "an empty compressed blob");
+		if (!ret && (b->r.flags & RESHDR_METADATA)) {
+			if (wa->nmeta == images)
+				ret = corrupt(wa, "more metadata resources than images");
+			else
+				wa->meta[wa->nmeta++] = i;
+		}
+	}
+	free(d);
+	if (ret)
+		return ret;
+	wa->nblobs = wa->nold = n;
+	if (wa->nmeta != images && !wa->unsupported)
+		return corrupt(wa, "fewer metadata resources than images");
+	return index_build(wa, n + 64);
+}
+
+/* UTF-16LE (with or without a BOM) to UTF-8; NULL on a bad sequence. */
+static char *utf16_to_utf8(const uint8_t *in, size_t len, size_t *out_len)
+{
+	size_t n = len / 2, o = 0, i = 0;
+	char *out = malloc(n * 3 + 1);
+
+	if (!out)
+		return NULL;
+	if (n && in[0] == 0xFF && in[1] == 0xFE)
+		i = 1;
+	for (; i < n; i++) {
+		uint32_t c = (uint32_t)in[2 * i] | (uint32_t)in[2 * i + 1] << 8;
+		if (c >= 0xD800 && c < 0xDC00) {
+			uint32_t lo = i + 1 < n ? ((uint32_t)in[2 * i + 2] | (uint32_t)in[2 * i + 3] << 8) : 0;
+			if (lo < 0xDC00 || lo >= 0xE000)
+				goto bad;
+			c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+			i++;
+		} else if (c >= 0xDC00 && c < 0xE000) {
+			goto bad;
+		}
+		if (!c)
+			goto bad;
+		if (c < 0x80) {
+			out[o++] = (char)c;
+		} else if (c < 0x800) {
+			out[o++] = (char)(0xC0 | c >> 6);
+			out[o++] = (char)(0x80 | (c & 0x3F));
+		} else if (c < 0x10000) {
+			out[o++] = (char)(0xE0 | c >> 12);
+			out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
+			out[o++] = (char)(0x80 | (c & 0x3F));
+		} else {
+			/* 4 bytes for 2 units: still within n * 3 */
+			out[o++] = (char)(0xF0 | c >> 18);
+			out[o++] = (char)(0x80 | ((c >> 12) & 0x3F));
+			out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
+			out[o++] = (char)(0x80 | (c & 0x3F));
+		}
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+/* UTF-8 (as libxml2 writes it: valid) to UTF-16LE with a BOM. */
+static uint8_t *utf8_to_utf16(const unsigned char *in, size_t len, size_t *out_len)
+{
+	uint8_t *out = malloc(len * 2 + 2);
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	out[o++] = 0xFF;
+	out[o++] = 0xFE;
+	for (size_t i = 0; i < len;) {
+		uint32_t c = in[i];
+		size_t k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+		if (i + k > len)
+			goto bad;
+		if (k == 2)
+			c = (c & 0x1F) << 6 | (in[i + 1] & 0x3F);
+		else if (k == 3)
+			c = (c & 0x0F) << 12 | (uint32_t)(in[i + 1] & 0x3F) << 6 | (in[i + 2] & 0x3F);
+		else if (k == 4)
+			c = (c & 0x07) << 18 | (uint32_t)(in[i + 1] & 0x3F) << 12 |
+			    (uint32_t)(in[i + 2] & 0x3F) << 6 | (in[i + 3] & 0x3F);
+		i += k;
+		if (c >= 0x10000) {
+			c -= 0x10000;
+			uint32_t hi = 0xD800 + (c >> 10), lo = 0xDC00 + (c & 0x3FF);
+			out[o++] = (uint8_t)hi;
+			out[o++] = (uint8_t)(hi >> 8);
+			out[o++] = (uint8_t)lo;
+			out[o++] = (uint8_t)(lo >> 8);
+		} else {
+			out[o++] = (uint8_t)c;
+			out[o++] = (uint8_t)(c >> 8);
+		}
+	}
+	*out_len = o;
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+static bool is_element(xmlNodePtr n, const char *name)
+{
+	return n && n->type == XML_ELEMENT_NODE && !xmlStrcmp(n->name, (const xmlChar *)name);
+}
+
+static xmlNodePtr child(xmlNodePtr n, const char *name)
+{
+	for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
+		if (is_element(c, name))
+			return c;
+	return NULL;
+}
+
+static void xml_quiet(void *ctx, const char *fmt, ...)
+{
+	(void)ctx;
+	(void)fmt;
+}
+
+static int read_xml(struct wim_append *wa)
+{
+	struct reshdr xr;
+	uint32_t images = le32toh(wa->hdr.image_count);
+	int ret;
+
+	reshdr_get(&wa->hdr.xml, &xr);
+	uint8_t *raw = malloc(xr.size);
+	if (!raw)
+		return -ENOMEM;
+	if ((ret = pread_full(wa, raw, xr.size, xr.offset))) {
+		free(raw);
+		return ret;
+	}
+	size_t len;
+	char *text = utf16_to_utf8(raw, xr.size, &len);
+	free(raw);
+	if (!text)
+		return corrupt(wa, "the XML is not UTF-16LE");
+	xmlSetGenericErrorFunc(NULL, xml_quiet);
+	wa->xml = xmlReadMemory(text, (int)len, NULL, "UTF-8",
+				XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	free(text);
+	if (!wa->xml)
+		return corrupt(wa, "the XML does not parse");
+	xmlNodePtr root = xmlDocGetRootElement(wa->xml);
+	if (!is_element(root, "WIM"))
+		return corrupt(wa, "the XML has no WIM element");
+	wa->images = calloc(images + 1, sizeof(*wa->images));
+	if (!wa->images)
+		return -ENOMEM;
+	uint32_t seen = 0;
+	for (xmlNodePtr c = root->children; c; c = c->next) {
+		if (!is_element(c, "IMAGE"))
+			continue;
+		xmlChar *idx = xmlGetProp(c, (const xmlChar *)"INDEX");
+		char *end = NULL;
+		unsigned long v = idx ? strtoul((const char *)idx, &end, 10) : 0;
+		bool good = idx && end && !*end && v == seen + 1 && seen < images;
+		xmlFree(idx);
+		if (!good) {
+			if (!wa->unsupported)
+				wa->unsupported = "its XML does not list its images in order";
+			return 0;
+		}
+		wa->images[seen++] = c;
+	}
+	if (seen != images && !wa->unsupported)
+		wa->unsupported = "its XML does not list every image";
+	return 0;
+}
+
+static int open_common(int fd, const char *what, bool writable, struct wim_append **wa_ret)
+{
+	struct wim_append *wa = calloc(1, sizeof(*wa));
+	struct stat st;
+	int ret;
+
+	if (!wa)
+		return -ENOMEM;
+	wa->fd = fd;
+	wa->writable = writable;
+	if (!(wa->path = strdup(what))) {
+		free(wa);
+		return -ENOMEM;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		wtg_error("cannot stat '%s': %s", what, strerror(-ret));
+		goto fail;
+	}
+	wa->old_size = (uint64_t)st.st_size;
+	if (writable) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			wa->locked = true;
+		} else if (errno == EWOULDBLOCK) {
+			wtg_error("cannot append to '%s': another program is writing it (wait for it "
+				  "to finish)",
+				  what);
+			ret = -EBUSY;
+			goto fail;
+		}
+		/* (no locks on this file system: as wimlib, go on) */
+	}
+	if ((ret = read_header(wa)))
+		goto fail;
+	if (wa->unsupported && !strcmp(wa->unsupported, "it is a pipable WIM")) {
+		*wa_ret = wa;
+		return 0;
+	}
+	if ((ret = read_blob_table(wa)) || (ret = read_xml(wa)))
+		goto fail;
+	*wa_ret = wa;
+	return 0;
+fail:
+	wa->committed = true; /* nothing written: nothing to truncate */
+	wim_append_free(wa);
+	return ret;
+}
+
+int wim_append_open(const char *path, struct wim_append **wa_ret)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		int err = errno;
+		wtg_error("cannot open '%s': %s", path, strerror(err));
+		return -err;
+	}
+	return open_common(fd, path, true, wa_ret);
+}
+
+int wim_append_open_fd(int fd, const char *what, struct wim_append **wa_ret)
+{
+	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (dup_fd < 0)
+		return -errno;
+	return open_common(dup_fd, what, false, wa_ret);
+}
+
+void wim_append_free(struct wim_append *wa)
+{
+	if (!wa)
+		return;
+	if (wa->writable && !wa->committed && wa->pos > wa->old_size) {
+		if (ftruncate(wa->fd, (off_t)wa->old_size) < 0)
+			wtg_warning("cannot truncate '%s' back to %" PRIu64 " bytes: %s", wa->path,
+				    wa->old_size, strerror(errno));
+	}
+	if (wa->locked)
+		flock(wa->fd, LOCK_UN);
+	close(wa->fd);
+	if (wa->comp)
+		wimlib_free_compressor(wa->comp);
+	if (wa->decomp)
+		wimlib_free_decompressor(wa->decomp);
+	if (wa->xml)
+		xmlFreeDoc(wa->xml);
+	free(wa->images);
+	free(wa->ubuf);
+	free(wa->cbuf);
+	free(wa->bbuf);
+	free(wa->blobs);
+	free(wa->index);
+	free(wa->meta);
+	free(wa->path);
+	free(wa);
+}
+
+void wim_append_get_info(const struct wim_append *wa, struct wim_append_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->image_count = le32toh(wa->hdr.image_count);
+	info->boot_index = le32toh(wa->hdr.boot_index);
+	info->chunk_size = wa->chunk_size;
+	info->ctype = wa->ctype;
+	memcpy(info->guid, wa->hdr.guid, sizeof(info->guid));
+	info->file_size = wa->old_size;
+	info->blobs = wa->nold;
+}
+
+const char *wim_append_unsupported(const struct wim_append *wa)
+{
+	return wa->unsupported;
+}
+
+void wim_append_get_stats(const struct wim_append *wa, struct wim_append_stats *st)
+{
+	*st = wa->st;
+}
+
+uint64_t wim_append_nt_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 10000000u + (uint64_t)ts.tv_nsec / 100 + 116444736000000000ull;
+}
+
+bool wim_append_has_blob(const struct wim_append *wa, const uint8_t sha1[20])
+{
+	return find_blob(wa, sha1) != NULL;
+}
+
+int wim_append_ref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)
+{
+	struct blob *b = find_blob(wa, sha1);
+
+	if (!b)
+		return -ENOENT;
+	if (b->refcnt > UINT32_MAX - n)
+		return -EOVERFLOW;
+	b->refcnt += n;
+	return 0;
+}
+
+bool wim_append_name_in_use(const struct wim_append *wa, const char *name)
+{
+	uint32_t images = le32toh(wa->hdr.image_count);
+
+	for (uint32_t i = 0; wa->images && i < images && wa->images[i]; i++) {
+		xmlChar *s = xmlNodeGetContent(child(wa->images[i], "NAME"));
+		bool same = s && !strcmp((const char *)s, name);
+		xmlFree(s);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
+/* ---- chunks ---- */
+
+static int need_codecs(struct wim_append *wa)
+{
+	if (!wa->ubuf && (!(wa->ubuf = malloc(wa->chunk_size)) ||
+			  !(wa->cbuf = malloc(wa->chunk_size)) ||
+			  !(wa->bbuf = malloc(wa->chunk_size))))
+		return -ENOMEM;
+	if (wa->ctype == WIMLIB_COMPRESSION_TYPE_NONE)
+		return 0;
+	if (!wa->comp && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype,
+						  wa->chunk_size, 0, &wa->comp))
+		return -ENOMEM;
+	if (!wa->decomp && wimlib_create_decompressor((enum wimlib_compression_type)wa->ctype,
+						      wa->chunk_size, &wa->decomp))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Where each chunk of a stored resource lies: @start[i] .. @start[i + 1]. */
+struct chunks {
+	uint64_t n;
+	uint64_t *start; /* n + 1 absolute offsets */
+	bool raw;	 /* an uncompressed resource */
+};
+
+static uint64_t chunk_count(uint64_t size, uint32_t cs)
+{
+	return size / cs + (size % cs != 0);
+}
+
+static uint32_t chunk_usize(uint64_t size, uint32_t cs, uint64_t i)
+{
+	uint64_t left = size - i * cs;
+	return left < cs ? (uint32_t)left : cs;
+}
+
+static int load_chunks(struct wim_append *wa, const struct blob *b, struct chunks *c)
+{
+	uint32_t cs = wa->chunk_size;
+	uint64_t n = chunk_count(b->r.size, cs);
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	if (!n || n > (1ull << 32) || !(c->start = malloc((n + 1) * sizeof(*c->start))))
+		return n ? -ENOMEM : 0;
+	c->n = n;
+	if (!(b->r.flags & RESHDR_COMPRESSED)) {
+		c->raw = true;
+		for (uint64_t i = 0; i <= n; i++)
+			c->start[i] = b->r.offset + (i < n ? i * cs : b->r.size);
+		return 0;
+	}
+	unsigned es = b->r.size > UINT32_MAX ? 8 : 4;
+	uint64_t tlen = (n - 1) * es;
+	if (tlen >= b->r.stored_size) {
+		free(c->start);
+		return corrupt(wa, "a chunk table larger than its resource");
+	}
+	uint8_t *t = tlen ? malloc(tlen) : NULL;
+	if (tlen && !t) {
+		free(c->start);
+		return -ENOMEM;
+	}
+	if (tlen && (ret = pread_full(wa, t, tlen, b->r.offset))) {
+		free(t);
+		free(c->start);
+		return ret;
+	}
+	uint64_t data = b->r.offset + tlen, dlen = b->r.stored_size - tlen, prev = 0;
+	c->start[0] = data;
+	ret = 0;
+	for (uint64_t i = 1; i <= n && !ret; i++) {
+		uint64_t off;
+		if (i == n) {
+			off = dlen;
+		} else if (es == 4) {
+			uint32_t v;
+			memcpy(&v, t + (i - 1) * 4, 4);
+			off = le32toh(v);
+		} else {
+			uint64_t v;
+			memcpy(&v, t + (i - 1) * 8, 8);
+			off = le64toh(v);
+		}
+		if (off <= prev || off > dlen || off - prev > chunk_usize(b->r.size, cs, i - 1))
+			ret = corrupt(wa, "a bad chunk table");
+		c->start[i] = data + off;
+		prev = off;
+	}
+	free(t);
+	if (ret) {
+		free(c->start);
+		c->start = NULL;
+	}
+	return ret;
+}
+
+/* Reads chunk @i of @b (its stored bytes @c) uncompressed into @out. */
+static int read_chunk(struct wim_append *wa, const struct blob *b, const struct chunks *c,
+		      uint64_t i, uint8_t *out)
+{
+	uint32_t usize = chunk_usize(b->r.size, wa->chunk_size, i);
+	uint64_t slen = c->start[i + 1] - c->start[i];
+	int ret;
+
+	if (slen == usize)
+		return pread_full(wa, out, usize, c->start[i]);
+	if ((ret = pread_full(wa, wa->cbuf, slen, c->start[i])))
+		return ret;
+	if (!wa->decomp || wimlib_decompress(wa->cbuf, slen, out, usize, wa->decomp))
+		return corrupt(wa, "a chunk does not decompress");
+	return 0;
+}
+
+/* The source of a new resource's bytes. */
+struct source {
+	uint64_t size;
+	wim_append_read_fn read;
+	void *ctx;
+};
+
+/*
+ * Writes a resource of @src at wa->pos, reusing @base's stored chunks
+ * (NULL: none) that equal the new ones; fills @r (offset, sizes, the
+ * COMPRESSED flag) and @sha1.  wa->pos is not moved.
+ */
+static int write_resource(struct wim_append *wa, const struct source *src, const struct blob *base,
+			  struct reshdr *r, uint8_t sha1[20], bool meta)
+{
+	uint32_t cs = wa->chunk_size;
+	uint64_t n = chunk_count(src->size, cs);
+	bool compress = wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE;
+	unsigned es = src->size > UINT32_MAX ? 8 : 4;
+	uint64_t tlen = compress ? (n - 1) * es : 0;
+	struct chunks bc = {0};
+	uint8_t *table = NULL;
+	int ret;
+
+	if ((ret = need_codecs(wa)))
+		return ret;
+	if (compress && base && !(base->r.flags & RESHDR_SOLID) && (ret = load_chunks(wa, base, &bc)))
+		return ret;
+	if (tlen && !(table = malloc(tlen))) {
+		free(bc.start);
+		return -ENOMEM;
+	}
+	struct wtg_sha1 *h = wtg_sha1_new();
+	if (!h) {
+		free(table);
+		free(bc.start);
+		return -ENOMEM;
+	}
+	uint64_t out = wa->pos + tlen, stored = 0;
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t usize = chunk_usize(src->size, cs, i);
+		if ((ret = src->read(src->ctx, wa->ubuf, usize, i * cs)))
+			goto out;
+		wtg_sha1_update(h, wa->ubuf, usize);
+		if (!compress) {
+			/* no chunk table */
+		} else if (i && es == 4) {
+			uint32_t v = htole32((uint32_t)stored);
+			memcpy(table + (i - 1) * 4, &v, 4);
+		} else if (i) {
+			uint64_t v = htole64(stored);
+			memcpy(table + (i - 1) * 8, &v, 8);
+		}
+		const void *put = wa->ubuf;
+		size_t plen = usize;
+		bool reused = false;
+		if (!compress)
+			goto put;
+		if (i < bc.n && chunk_usize(base->r.size, cs, i) == usize) {
+			uint64_t slen = bc.start[i + 1] - bc.start[i];
+			if ((ret = read_chunk(wa, base, &bc, i, wa->bbuf)))
+				goto out;
+			if (!memcmp(wa->bbuf, wa->ubuf, usize)) {
+				/* the stored bytes themselves (in cbuf after read_chunk,
+				 * unless the chunk is raw) */
+				if (slen == usize) {
+					put = wa->bbuf;
+				} else {
+					put = wa->cbuf;
+				}
+				plen = slen;
+				reused = true;
+			}
+		}
+		if (!reused) {
+			size_t csize = wimlib_compress(wa->ubuf, usize, wa->cbuf, usize - 1, wa->comp);
+			if (csize) {
+				put = wa->cbuf;
+				plen = csize;
+				wa->st.chunks_compressed++;
+			} else {
+				wa->st.chunks_raw++;
+			}
+		} else {
+			wa->st.chunks_reused++;
+			wa->st.bytes_reused += plen;
+		}
+		if (meta) {
+			wa->st.meta_chunks++;
+			wa->st.meta_chunks_reused += reused;
+		}
+	put:
+		if ((ret = pwrite_full(wa, put, plen, out + stored)))
+			goto out;
+		stored += plen;
+	}
+	wtg_sha1_final(h, sha1);
+	h = NULL;
+	r->offset = wa->pos;
+	r->size = src->size;
+	if (!compress) {
+		r->stored_size = src->size;
+		r->flags = 0;
+	} else if (tlen + stored >= src->size) {
+		/* it did not shrink: stored whole, uncompressed, as wimlib does */
+		r->stored_size = src->size;
+		r->flags = 0;
+		for (uint64_t i = 0; i < n && !ret; i++) {
+			uint32_t usize = chunk_usize(src->size, cs, i);
+			if (!(ret = src->read(src->ctx, wa->ubuf, usize, i * cs)))
+				ret = pwrite_full(wa, wa->ubuf, usize, wa->pos + i * cs);
+		}
+	} else {
+		r->stored_size = tlen + stored;
+		r->flags = RESHDR_COMPRESSED;
+		if (tlen)
+			ret = pwrite_full(wa, table, tlen, wa->pos);
+	}
+out:
+	if (h)
+		wtg_sha1_free(h);
+	free(table);
+	free(bc.start);
+	return ret;
+}
+
+int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn read, void *ctx,
+			const uint8_t *base_sha1, uint32_t refs, uint8_t sha1_ret[20])
+{
+	struct source src = {.size = size, .read = read, .ctx = ctx};
+	struct blob b = {.part = 1, .refcnt = refs};
+	int ret;
+
+	if (!wa->writable || wa->committed || wa->unsupported || !size)
+		return -EINVAL;
+	const struct blob *base = base_sha1 ? find_blob(wa, base_sha1) : NULL;
+	struct blob base_copy;
+	if (base) {
+		base_copy = *base; /* push_blob may move the table */
+		base = &base_copy;
+	}
+	if ((ret = write_resource(wa, &src, base, &b.r, b.sha1, false)))
+		return ret;
+	memcpy(sha1_ret, b.sha1, 20);
+	if (find_blob(wa, b.sha1)) {
+		wa->st.blobs_shared++;
+		return wim_append_ref(wa, b.sha1, refs);
+	}
+	if ((ret = push_blob(wa, &b)))
+		return ret;
+	wa->pos += b.r.stored_size;
+	wa->st.blobs_new++;
+	wa->st.bytes_written += b.r.stored_size;
+	return 0;
+}
+
+struct membuf {
+	const uint8_t *p;
+	size_t len;
+};
+
+static int read_mem(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	const struct membuf *m = ctx;
+
+	if (off > m->len || len > m->len - off)
+		return -EIO;
+	memcpy(buf, m->p + off, len);
+	return 0;
+}
+
+static const struct blob *image_meta(const struct wim_append *wa, int image)
+{
+	if (image < 1 || (size_t)image > wa->nmeta)
+		return NULL;
+	return &wa->blobs[wa->meta[image - 1]];
+}
+
+int wim_append_metadata_sha1(const struct wim_append *wa, int image, uint8_t sha1_ret[20])
+{
+	const struct blob *b = image_meta(wa, image);
+
+	if (!b)
+		return -ENOENT;
+	memcpy(sha1_ret, b->sha1, 20);
+	return 0;
+}
+
+int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret, size_t *len_ret)
+{
+	const struct blob *b = image_meta(wa, image);
+	struct chunks c;
+	int ret;
+
+	if (!b)
+		return -ENOENT;
+	if (b->r.size > MAX_METADATA)
+		return corrupt(wa, "a metadata resource too large");
+	if ((ret = need_codecs(wa)) || (ret = load_chunks(wa, b, &c)))
+		return ret;
+	uint8_t *buf = malloc(b->r.size ? b->r.size : 1);
+	if (!buf) {
+		free(c.start);
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < c.n && !ret; i++)
+		ret = read_chunk(wa, b, &c, i, buf + i * wa->chunk_size);
+	free(c.start);
+	if (!ret) {
+		uint8_t sha1[20];
+		struct wtg_sha1 *h = wtg_sha1_new();
+		if (!h) {
+			ret = -ENOMEM;
+		} else {
+			wtg_sha1_update(h, buf, b->r.size);
+			wtg_sha1_final(h, sha1);
+			if (memcmp(sha1, b->sha1, 20))
+				ret = corrupt(wa, "a metadata resource does not match its SHA-1");
+		}
+	}
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	*bytes_ret = buf;
+	*len_ret = b->r.size;
+	return 0;
+}
+
+int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len, int base_image)
+{
+	struct membuf m = {.p = bytes, .len = len};
+	struct source src = {.size = len, .read = read_mem, .ctx = &m};
+	struct blob b = {.part = 1, .refcnt = 1};
+	int ret;
+
+	if (!wa->writable || wa->committed || wa->unsupported || wa->have_new_meta || !len)
+		return -EINVAL;
+	const struct blob *base = base_image ? image_meta(wa, base_image) : NULL;
+	if ((ret = write_resource(wa, &src, base, &b.r, b.sha1, true)))
+		return ret;
+	b.r.flags |= RESHDR_METADATA;
+	wa->new_meta = b;
+	wa->have_new_meta = true;
+	wa->pos += b.r.stored_size;
+	wa->st.bytes_written += b.r.stored_size;
+	return 0;
+}
+
+/* ---- the commit ---- */
+
+static int set_text(xmlNodePtr parent, const char *name, const char *text)
+{
+	xmlNodePtr n = child(parent, name);
+
+	if (!n && !(n = xmlNewChild(parent, NULL, (const xmlChar *)name, NULL)))
+		return -ENOMEM;
+	xmlNodeSetContent(n, NULL);
+	xmlNodeAddContent(n, (const xmlChar *)text);
+	return 0;
+}
+
+static int set_number(xmlNodePtr parent, const char *name, uint64_t v)
+{
+	char s[32];
+
+	snprintf(s, sizeof(s), "%" PRIu64, v);
+	return set_text(parent, name, s);
+}
+
+static int set_time(xmlNodePtr parent, const char *name, uint64_t t)
+{
+	char hi[16], lo[16];
+	xmlNodePtr n = child(parent, name);
+
+	if (n) {
+		/* in place, where the copied element had it */
+		while (n->children) {
+			xmlNodePtr c = n->children;
+			xmlUnlinkNode(c);
+			xmlFreeNode(c);
+		}
+	} else if (!(n = xmlNewChild(parent, NULL, (const xmlChar *)name, NULL))) {
+		return -ENOMEM;
+	}
+	snprintf(hi, sizeof(hi), "0x%08" PRIX32, (uint32_t)(t >> 32));
+	snprintf(lo, sizeof(lo), "0x%08" PRIX32, (uint32_t)t);
+	if (set_text(n, "HIGHPART", hi) || set_text(n, "LOWPART", lo))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The new XML document's bytes (UTF-16LE with a BOM), TOTALBYTES @total. */
+static int build_xml(struct wim_append *wa, const struct wim_append_image *img, uint64_t total,
+		     uint8_t **out, size_t *out_len)
+{
+	uint32_t images = le32toh(wa->hdr.image_count);
+	xmlDocPtr doc = xmlCopyDoc(wa->xml, 1);
+	int ret = -ENOMEM;
+
+	if (!doc)
+		return -ENOMEM;
+	xmlNodePtr root = xmlDocGetRootElement(doc), last = NULL, node = NULL;
+	for (xmlNodePtr c = root->children; c; c = c->next)
+		if (is_element(c, "IMAGE")) {
+			last = c;
+			if (img->copy_of >= 1 && (uint32_t)img->copy_of <= images) {
+				xmlChar *idx = xmlGetProp(c, (const xmlChar *)"INDEX");
+				if (idx && strtoul((const char *)idx, NULL, 10) ==
+					       (unsigned long)img->copy_of)
+					node = c;
+				xmlFree(idx);
+			}
+		}
+	node = node ? xmlCopyNode(node, 1) : xmlNewNode(NULL, (const xmlChar *)"IMAGE");
+	if (!node)
+		goto out;
+	if (last ? !xmlAddNextSibling(last, node) : !xmlAddChild(root, node)) {
+		xmlFreeNode(node);
+		goto out;
+	}
+	char idx[16];
+	snprintf(idx, sizeof(idx), "%" PRIu32, images + 1);
+	if (!xmlSetProp(node, (const xmlChar *)"INDEX", (const xmlChar *)idx))
+		goto out;
+	if (set_number(node, "DIRCOUNT", img->dir_count) ||
+	    set_number(node, "FILECOUNT", img->file_count) ||
+	    set_number(node, "TOTALBYTES", img->total_bytes) ||
+	    set_number(node, "HARDLINKBYTES", img->hard_link_bytes) ||
+	    set_time(node, "CREATIONTIME", img->creation_time) ||
+	    set_time(node, "LASTMODIFICATIONTIME", img->last_modification_time) ||
+	    set_text(node, "NAME", img->name) ||
+	    (img->description && set_text(node, "DESCRIPTION", img->description)))
+		goto out;
+	xmlNodePtr tb = child(root, "TOTALBYTES");
+	if (!tb && !(tb = xmlNewChild(root, NULL, (const xmlChar *)"TOTALBYTES", NULL)))
+		goto out;
+	char s[32];
+	snprintf(s, sizeof(s), "%" PRIu64, total);
+	xmlNodeSetContent(tb, NULL);
+	xmlNodeAddContent(tb, (const xmlChar *)s);
+
+	xmlBufferPtr buf = xmlBufferCreate();
+	if (!buf)
+		goto out;
+	xmlSaveCtxtPtr save = xmlSaveToBuffer(buf, "UTF-8", XML_SAVE_NO_DECL);
+	if (!save) {
+		xmlBufferFree(buf);
+		goto out;
+	}
+	xmlSaveDoc(save, doc);
+	xmlSaveClose(save);
+	const xmlChar *text = xmlBufferContent(buf);
+	size_t len = (size_t)xmlBufferLength(buf);
+	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	*out = utf8_to_utf16(text, len, out_len);
+	xmlBufferFree(buf);
+	ret = *out ? 0 : -ENOMEM;
+out:
+	xmlFreeDoc(doc);
+	return ret;
+}
+
+static int put_table(struct wim_append *wa, uint8_t **out, size_t *out_len)
+{
+	size_t n = wa->nblobs + 1, o = 0;
+	struct wim_blob_disk *d = calloc(n, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	/* metadata first, in image order, then the rest in their order (old
+	 * ones by offset as wimlib wrote them, new ones as written) */
+	for (size_t i = 0; i <= wa->nmeta; i++) {
+		const struct blob *b = i < wa->nmeta ? &wa->blobs[wa->meta[i]] : &wa->new_meta;
+		reshdr_put(&b->r, &d[o].r);
+		d[o].part_number = htole16(1);
+		d[o].refcnt = htole32(1);
+		memcpy(d[o].sha1, b->sha1, 20);
+		o++;
+	}
+	for (size_t i = 0; i < wa->nblobs; i++) {
+		const struct blob *b = &wa->blobs[i];
+		if (b->r.flags & RESHDR_METADATA)
+			continue;
+		reshdr_put(&b->r, &d[o].r);
+		d[o].part_number = htole16(b->part);
+		d[o].refcnt = htole32(b->refcnt);
+		memcpy(d[o].sha1, b->sha1, 20);
+		o++;
+	}
+	*out = (uint8_t *)d;
+	*out_len = o * sizeof(*d);
+	return 0;
+}
+
+int wim_append_commit(struct wim_append *wa, const struct wim_append_image *img)
+{
+	uint8_t *table = NULL, *xml = NULL;
+	size_t tlen, xlen;
+	int ret;
+
+	if (!wa->writable || wa->committed || wa->unsupported || !wa->have_new_meta || !img->name)
+		return -EINVAL;
+	if ((ret = put_table(wa, &table, &tlen)))
+		return ret;
+	uint64_t toff = wa->pos, xoff = toff + tlen;
+	if ((ret = pwrite_full(wa, table, tlen, toff)) ||
+	    (ret = build_xml(wa, img, xoff, &xml, &xlen)) ||
+	    (ret = pwrite_full(wa, xml, xlen, xoff)))
+		goto out;
+	wa->pos = xoff + xlen;
+	wa->st.bytes_written += tlen + xlen;
+	if (ftruncate(wa->fd, (off_t)wa->pos) < 0 || fdatasync(wa->fd) < 0) {
+		ret = -errno;
+		wtg_error("cannot write '%s': %s", wa->path, strerror(-ret));
+		goto out;
+	}
+	struct wim_header_disk h = wa->hdr;
+	struct reshdr r = {.stored_size = tlen, .size = tlen, .offset = toff, .flags = RESHDR_METADATA};
+	reshdr_put(&r, &h.blob_table);
+	r = (struct reshdr){.stored_size = xlen, .size = xlen, .offset = xoff,
+			    .flags = RESHDR_METADATA};
+	reshdr_put(&r, &h.xml);
+	h.image_count = htole32(le32toh(wa->hdr.image_count) + 1);
+	if (img->boot) {
+		h.boot_index = h.image_count;
+		reshdr_put(&wa->new_meta.r, &h.boot_metadata);
+	}
+	h.flags = htole32(le32toh(h.flags) & ~(uint32_t)HDR_WRITE_IN_PROGRESS);
+	memset(&h.integrity, 0, sizeof(h.integrity));
+	/* the tests' kill between the data and the header */
+	struct wtg_progress kill_point = {.phase = "append-header"};
+	wtg_progress_test_kill(&kill_point, true);
+	if ((ret = pwrite_full(wa, &h, sizeof(h), 0)))
+		goto out;
+	wa->committed = true; /* the header is out: no truncation from here */
+	if (fsync(wa->fd) < 0) {
+		ret = -errno;
+		wtg_error("cannot sync '%s': %s", wa->path, strerror(-ret));
+	}
+out:
+	free(table);
+	free(xml);
+	return ret;
+}
