@@ -136,6 +136,9 @@ struct wim_append {
 	struct wimlib_compressor *comp;
 	struct wimlib_decompressor *decomp;
 	uint8_t *ubuf, *cbuf, *bbuf; /* chunk_size each */
+	uint8_t *meta_cache; /* the last metadata resource read, and its SHA-1 */
+	size_t meta_cache_len;
+	uint8_t meta_cache_sha1[20];
 	struct wim_append_stats st;
 };
 
@@ -693,6 +696,7 @@ void wim_append_free(struct wim_append *wa)
 	free(wa->ubuf);
 	free(wa->cbuf);
 	free(wa->bbuf);
+	free(wa->meta_cache);
 	free(wa->blobs);
 	free(wa->index);
 	free(wa->meta);
@@ -733,6 +737,16 @@ uint64_t wim_append_nt_now(void)
 bool wim_append_has_blob(const struct wim_append *wa, const uint8_t sha1[20])
 {
 	return find_blob(wa, sha1) != NULL;
+}
+
+int wim_append_blob_size(const struct wim_append *wa, const uint8_t sha1[20], uint64_t *size_ret)
+{
+	const struct blob *b = find_blob(wa, sha1);
+
+	if (!b)
+		return -ENOENT;
+	*size_ret = b->r.size;
+	return 0;
 }
 
 int wim_append_ref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)
@@ -891,6 +905,12 @@ struct source {
 static int write_resource(struct wim_append *wa, const struct source *src, const struct blob *base,
 			  struct reshdr *r, uint8_t sha1[20], bool meta)
 {
+	/* the base metadata's bytes, when wim_append_read_metadata read them */
+	const uint8_t *known = meta && base && wa->meta_cache &&
+				       !memcmp(wa->meta_cache_sha1, base->sha1, 20)
+				   ? wa->meta_cache
+				   : NULL;
+	uint64_t known_len = known ? wa->meta_cache_len : 0;
 	uint32_t cs = wa->chunk_size;
 	uint64_t n = chunk_count(src->size, cs);
 	bool compress = wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE;
@@ -936,9 +956,20 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 			goto put;
 		if (i < bc.n && chunk_usize(base->r.size, cs, i) == usize) {
 			uint64_t slen = bc.start[i + 1] - bc.start[i];
-			if ((ret = read_chunk(wa, base, &bc, i, wa->bbuf)))
-				goto out;
-			if (!memcmp(wa->bbuf, wa->ubuf, usize)) {
+			bool same;
+			if (known && (uint64_t)i * cs + usize <= known_len) {
+				/* the base's bytes are at hand: only the stored chunk
+				 * is read, when equal */
+				same = !memcmp(known + (uint64_t)i * cs, wa->ubuf, usize);
+				if (same && (ret = pread_full(wa, slen == usize ? wa->bbuf : wa->cbuf,
+							      slen, bc.start[i])))
+					goto out;
+			} else {
+				if ((ret = read_chunk(wa, base, &bc, i, wa->bbuf)))
+					goto out;
+				same = !memcmp(wa->bbuf, wa->ubuf, usize);
+			}
+			if (same) {
 				/* the stored bytes themselves (in cbuf after read_chunk,
 				 * unless the chunk is raw) */
 				if (slen == usize) {
@@ -1100,6 +1131,14 @@ int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret,
 		free(buf);
 		return ret;
 	}
+	/* kept for wim_append_set_metadata's comparisons */
+	free(wa->meta_cache);
+	wa->meta_cache = malloc(b->r.size ? b->r.size : 1);
+	if (wa->meta_cache) {
+		memcpy(wa->meta_cache, buf, b->r.size);
+		wa->meta_cache_len = b->r.size;
+		memcpy(wa->meta_cache_sha1, b->sha1, 20);
+	}
 	*bytes_ret = buf;
 	*len_ret = b->r.size;
 	return 0;
@@ -1210,8 +1249,18 @@ static int build_xml(struct wim_append *wa, const struct wim_append_image *img, 
 	    set_text(node, "NAME", img->name) ||
 	    (img->description && set_text(node, "DESCRIPTION", img->description)))
 		goto out;
+	xmlNodePtr desc = img->description ? NULL : child(node, "DESCRIPTION");
+	if (desc) {
+		xmlUnlinkNode(desc);
+		xmlFreeNode(desc);
+	}
+	/* TOTALBYTES last, as wimlib writes it */
 	xmlNodePtr tb = child(root, "TOTALBYTES");
-	if (!tb && !(tb = xmlNewChild(root, NULL, (const xmlChar *)"TOTALBYTES", NULL)))
+	if (tb) {
+		xmlUnlinkNode(tb);
+		xmlFreeNode(tb);
+	}
+	if (!(tb = xmlNewChild(root, NULL, (const xmlChar *)"TOTALBYTES", NULL)))
 		goto out;
 	char s[32];
 	snprintf(s, sizeof(s), "%" PRIu64, total);

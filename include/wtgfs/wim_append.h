@@ -94,6 +94,9 @@ int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn
 
 /* True when the blob table holds @sha1 (an old blob or one added). */
 bool wim_append_has_blob(const struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN]);
+/* The uncompressed size of a blob the table holds: -ENOENT when none. */
+int wim_append_blob_size(const struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN],
+			 uint64_t *size_ret);
 /* @n more references to a blob the table holds: -ENOENT when none. */
 int wim_append_ref(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t n);
 
@@ -106,7 +109,7 @@ int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len
 /* The new image's XML element. */
 struct wim_append_image {
 	const char *name;	 /* required, not in use in the WIM */
-	const char *description; /* NULL: the copied element's, if any */
+	const char *description; /* NULL: none (as wimlib_export_image) */
 	int copy_of;		 /* the image whose element is copied (0: none) */
 	uint64_t dir_count, file_count, total_bytes, hard_link_bytes;
 	uint64_t creation_time, last_modification_time; /* NT 100 ns */
