@@ -1,12 +1,851 @@
 /*
  * WIM metadata resources: a checked parser, a patcher that keeps untouched
- * bytes at their offsets, and the writer (see include/wtgfs/wim_meta.h).
- * First landing: the contract only; the code follows.
+ * bytes at their offsets, and the writer (see include/wtgfs/wim_meta.h for
+ * the format and what moves when).
+ *
+ * The parsed tree is an array of nodes, one per dentry, each with its facts,
+ * where its bytes lie in the parsed resource and how long they are; a name
+ * hash finds a child by (parent, exact name).  Parsing marks every 8-byte
+ * unit a dentry, stream entry or end mark covers: a unit covered twice is a
+ * loop or two lists sharing bytes, refused, which also bounds the work by
+ * the input's size.  The writer starts from the parsed bytes, re-encodes
+ * changed dentries in place when their length holds, and appends every
+ * changed directory list at the end.
  */
+#include <endian.h>
 #include <errno.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
+#include "wtgfs/names.h"
 #include "wtgfs/wim_meta.h"
+
+/* ---- on-disk structures ---- */
+
+struct sd_header {
+	uint32_t total_length; /* 0x00 le32: the table's length, padded to 8 */
+	uint32_t count;	       /* 0x04 le32 */
+			       /* 0x08 le64 size[count], then the descriptors */
+} __attribute__((packed));
+_Static_assert(sizeof(struct sd_header) == 8, "security table header is 8 bytes");
+
+struct dentry_disk {
+	uint64_t length;	   /* 0x00 le64: excludes stream entries; <= 8 ends a list */
+	uint32_t attributes;	   /* 0x08 le32 */
+	uint32_t security_id;	   /* 0x0C le32: 0xFFFFFFFF none */
+	uint64_t subdir_offset;	   /* 0x10 le64: the children's list, 0 none */
+	uint64_t unused_1;	   /* 0x18 */
+	uint64_t unused_2;	   /* 0x20 */
+	uint64_t creation_time;	   /* 0x28 le64 */
+	uint64_t last_access_time; /* 0x30 le64 */
+	uint64_t last_write_time;  /* 0x38 le64 */
+	uint8_t main_hash[20];	   /* 0x40 */
+	uint32_t unknown_0x54;	   /* 0x54 le32 */
+	union {			   /* 0x58 */
+		struct {
+			uint32_t reparse_tag; /* le32 */
+			uint16_t rp_reserved; /* le16 */
+			uint16_t rp_flags;    /* le16 */
+		} __attribute__((packed)) reparse;
+		uint64_t hard_link_group_id; /* le64 */
+	};
+	uint16_t num_extra_streams; /* 0x60 le16 */
+	uint16_t short_name_nbytes; /* 0x62 le16: without the NUL; 0 none */
+	uint16_t name_nbytes;	    /* 0x64 le16: without the NUL; 0 none */
+	/* 0x66: name + NUL, short name + NUL, pad, tagged items */
+} __attribute__((packed));
+_Static_assert(sizeof(struct dentry_disk) == 0x66, "dentry is 102 bytes");
+
+struct stream_disk {
+	uint64_t length;      /* 0x00 le64: the whole entry, padded to 8 */
+	uint64_t reserved;    /* 0x08 */
+	uint8_t hash[20];     /* 0x10 */
+	uint16_t name_nbytes; /* 0x24 le16: without the NUL; 0 unnamed */
+			      /* 0x26: name + NUL */
+} __attribute__((packed));
+_Static_assert(sizeof(struct stream_disk) == 0x26, "stream entry is 38 bytes");
+
+#define ATTR_DIRECTORY 0x10u
+#define ATTR_REPARSE_POINT 0x400u
+#define ATTR_ENCRYPTED 0x4000u
+
+/* wimlib refuses deeper trees */
+#define MAX_DEPTH 16384
+#define NONE UINT32_MAX
+
+/* ---- helpers ---- */
+
+static uint64_t align8(uint64_t v)
+{
+	return (v + 7) & ~(uint64_t)7;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+
+static bool is_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* A directory in the tree's sense (wimlib's): a reparse point is not one. */
+static bool attr_is_dir(uint32_t attributes)
+{
+	return (attributes & (ATTR_DIRECTORY | ATTR_REPARSE_POINT)) == ATTR_DIRECTORY;
+}
+
+/* ---- the model ---- */
+
+/* Blocks of memory that never move: names and arrays the entries point to. */
+struct arena_block {
+	struct arena_block *next;
+	size_t used, size;
+	_Alignas(16) uint8_t data[];
+};
+
+enum {
+	N_REMOVED = 1u << 0, /* gone (with its subtree) */
+	N_FACTS = 1u << 1,   /* facts changed: encode afresh */
+	N_LIST = 1u << 2,    /* its child list changed: write a new one */
+	N_NEW = 1u << 3,     /* not in the parsed bytes */
+};
+
+struct node {
+	struct wim_meta_entry e;
+	uint32_t parent; /* the root's is NONE */
+	uint32_t first_child, last_child, next_sibling, prev_sibling;
+	uint32_t flags;
+	uint32_t name_len; /* of e.name */
+	uint32_t len;	   /* stored bytes (dentry + stream entries); 0 when new */
+	uint64_t off;	   /* of the stored bytes in the parsed resource */
+	uint64_t list_off; /* parsed: the child list's offset (0 none) */
+	uint64_t list_len; /* and length with its end mark */
+};
+
+struct wim_meta {
+	uint8_t *orig; /* the parsed bytes */
+	size_t len;
+	uint64_t root_off; /* = the aligned table length */
+
+	/* security table: parsed descriptors point into orig, added ones into
+	 * the arena */
+	uint32_t nsd, sd_cap;
+	const uint8_t **sd;
+	uint64_t *sd_len;
+	bool sd_added;
+
+	struct node *nodes;
+	uint32_t nnodes, cap;
+	struct slot {
+		uint32_t hash, node; /* NONE: free, TOMB: removed */
+	} * buckets;
+	uint32_t nbuckets, nused, nlive;
+	uint64_t max_link;
+	struct arena_block *arena;
+};
+
+static void *arena_alloc(struct wim_meta *m, size_t size)
+{
+	struct arena_block *b = m->arena;
+
+	size = (size + 15) & ~(size_t)15;
+	if (!b || b->size - b->used < size) {
+		size_t bsize = size > (1u << 20) ? size : (1u << 20);
+		b = malloc(sizeof(*b) + bsize);
+		if (!b)
+			return NULL;
+		b->next = m->arena;
+		b->used = 0;
+		b->size = bsize;
+		m->arena = b;
+	}
+	void *p = b->data + b->used;
+	b->used += size;
+	return p;
+}
+
+static void *arena_dup(struct wim_meta *m, const void *p, size_t n)
+{
+	void *q = arena_alloc(m, n ? n : 1);
+	if (q && n)
+		memcpy(q, p, n);
+	return q;
+}
+
+static char *arena_strdup(struct wim_meta *m, const char *s, size_t n)
+{
+	char *q = arena_alloc(m, n + 1);
+	if (q) {
+		memcpy(q, s, n);
+		q[n] = '\0';
+	}
+	return q;
+}
+
+static uint32_t name_hash(uint32_t parent, const char *name, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ parent;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 0x100000001b3ull;
+	}
+	return (uint32_t)(h ^ h >> 32);
+}
+
+/* The name index: open addressing on (hash, node) pairs, so that a probe
+ * touches a node only when the hash matches; removed slots become
+ * tombstones, counted in nused until the next growth drops them. */
+#define TOMB (NONE - 1)
+
+static int hash_resize(struct wim_meta *m, uint32_t n)
+{
+	struct slot *b = malloc((size_t)n * sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		b[i].node = NONE;
+	for (uint32_t i = 0; i < m->nbuckets; i++) {
+		struct slot s = m->buckets[i];
+		if (s.node >= TOMB)
+			continue;
+		uint32_t j = s.hash & (n - 1);
+		while (b[j].node != NONE)
+			j = (j + 1) & (n - 1);
+		b[j] = s;
+	}
+	free(m->buckets);
+	m->buckets = b;
+	m->nbuckets = n;
+	m->nused = m->nlive;
+	return 0;
+}
+
+/* Room for one more name. */
+static int hash_reserve(struct wim_meta *m)
+{
+	if ((uint64_t)(m->nused + 1) * 2 <= m->nbuckets)
+		return 0;
+	uint64_t n = m->nbuckets ? m->nbuckets : 1024;
+	while ((uint64_t)(m->nlive + 1) * 4 > n)
+		n *= 2;
+	if (n > (1u << 31))
+		return -ENOMEM;
+	return hash_resize(m, (uint32_t)n);
+}
+
+static void hash_insert(struct wim_meta *m, uint32_t i)
+{
+	struct node *nd = &m->nodes[i];
+	uint32_t h = name_hash(nd->parent, nd->e.name, nd->name_len);
+	uint32_t j = h & (m->nbuckets - 1);
+
+	while (m->buckets[j].node != NONE)
+		j = (j + 1) & (m->nbuckets - 1);
+	m->buckets[j] = (struct slot){h, i};
+	m->nused++;
+	m->nlive++;
+}
+
+static uint32_t *hash_find_slot(const struct wim_meta *m, uint32_t parent, const char *name,
+				size_t len)
+{
+	uint32_t h = name_hash(parent, name, len);
+
+	for (uint32_t j = h & (m->nbuckets - 1); m->buckets[j].node != NONE;
+	     j = (j + 1) & (m->nbuckets - 1)) {
+		struct slot *s = &m->buckets[j];
+		if (s->hash != h || s->node == TOMB)
+			continue;
+		const struct node *nd = &m->nodes[s->node];
+		if (nd->parent == parent && nd->name_len == len && !memcmp(nd->e.name, name, len))
+			return &s->node;
+	}
+	return NULL;
+}
+
+static void hash_remove(struct wim_meta *m, uint32_t i)
+{
+	struct node *nd = &m->nodes[i];
+	uint32_t *s = hash_find_slot(m, nd->parent, nd->e.name, nd->name_len);
+
+	if (s && *s == i) {
+		*s = TOMB;
+		m->nlive--;
+	}
+}
+
+static uint32_t find_child(const struct wim_meta *m, uint32_t parent, const char *name, size_t len)
+{
+	const uint32_t *s = hash_find_slot(m, parent, name, len);
+	return s ? *s : NONE;
+}
+
+static int nodes_reserve(struct wim_meta *m, uint64_t want)
+{
+	if (want <= m->cap)
+		return 0;
+	if (want > UINT32_MAX / 2)
+		return -ENOMEM;
+	struct node *n = realloc(m->nodes, (size_t)want * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	m->nodes = n;
+	m->cap = (uint32_t)want;
+	return 0;
+}
+
+/* A new node (zeroed, unlinked); NONE when out of memory. */
+static uint32_t node_new(struct wim_meta *m)
+{
+	if (m->nnodes == m->cap) {
+		uint32_t cap = m->cap ? m->cap * 2 : 1024;
+		struct node *n = realloc(m->nodes, (size_t)cap * sizeof(*n));
+		if (!n || cap <= m->cap)
+			return NONE;
+		m->nodes = n;
+		m->cap = cap;
+	}
+	struct node *nd = &m->nodes[m->nnodes];
+	memset(nd, 0, sizeof(*nd));
+	nd->parent = nd->first_child = nd->last_child = NONE;
+	nd->next_sibling = nd->prev_sibling = NONE;
+	return m->nnodes++;
+}
+
+static void link_last(struct wim_meta *m, uint32_t parent, uint32_t i)
+{
+	struct node *p = &m->nodes[parent], *nd = &m->nodes[i];
+
+	nd->parent = parent;
+	nd->prev_sibling = p->last_child;
+	nd->next_sibling = NONE;
+	if (p->last_child != NONE)
+		m->nodes[p->last_child].next_sibling = i;
+	else
+		p->first_child = i;
+	p->last_child = i;
+}
+
+static void link_before(struct wim_meta *m, uint32_t parent, uint32_t next, uint32_t i)
+{
+	struct node *p = &m->nodes[parent], *nd = &m->nodes[i];
+
+	if (next == NONE) {
+		link_last(m, parent, i);
+		return;
+	}
+	nd->parent = parent;
+	nd->next_sibling = next;
+	nd->prev_sibling = m->nodes[next].prev_sibling;
+	if (nd->prev_sibling != NONE)
+		m->nodes[nd->prev_sibling].next_sibling = i;
+	else
+		p->first_child = i;
+	m->nodes[next].prev_sibling = i;
+}
+
+static void unlink_node(struct wim_meta *m, uint32_t i)
+{
+	struct node *nd = &m->nodes[i], *p = &m->nodes[nd->parent];
+
+	if (nd->prev_sibling != NONE)
+		m->nodes[nd->prev_sibling].next_sibling = nd->next_sibling;
+	else
+		p->first_child = nd->next_sibling;
+	if (nd->next_sibling != NONE)
+		m->nodes[nd->next_sibling].prev_sibling = nd->prev_sibling;
+	else
+		p->last_child = nd->prev_sibling;
+	nd->next_sibling = nd->prev_sibling = NONE;
+}
+
+/* ---- names ---- */
+
+/* UTF-16LE from the resource to a string in the arena: "" for 0 bytes;
+ * NULL with *err set for an embedded NUL (-EINVAL) or no memory. */
+static char *name_from_disk(struct wim_meta *m, const uint8_t *p, size_t nbytes, uint32_t *len_ret,
+			    int *err)
+{
+	size_t units = nbytes / 2, size = units * 3 + 1;
+	char *s;
+	long n;
+
+	for (size_t i = 0; i < units; i++)
+		if (!p[2 * i] && !p[2 * i + 1]) {
+			*err = -EINVAL;
+			return NULL;
+		}
+	s = arena_alloc(m, size);
+	if (!s) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	n = wtg_utf16le_to_utf8(p, units, s, size);
+	if (n < 0) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	/* give back what the conversion did not use */
+	m->arena->used -= ((size + 15) & ~(size_t)15) - (((size_t)n + 16) & ~(size_t)15);
+	if (len_ret)
+		*len_ret = (uint32_t)n;
+	return s;
+}
+
+/* UTF-8 to UTF-16LE into @out (room for 32767 units): the byte count, or
+ * -EINVAL for what no WIM name can be (not UTF-8, a NUL, too long). */
+static long name_to_disk(const char *s, uint8_t *out)
+{
+	size_t len = strlen(s);
+	long n = wtg_utf8_to_utf16le(s, len, out, 32767);
+
+	if (n < 0)
+		return -EINVAL;
+	return n * 2;
+}
+
+/* Collation of sibling names as wimlib keeps them: upper-cased UTF-16 code
+ * units first, then the units themselves. */
+static locale_t collate_locale;
+static pthread_once_t collate_once = PTHREAD_ONCE_INIT;
+
+static void collate_init(void)
+{
+	collate_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+static uint16_t upcase(uint16_t u)
+{
+	if (u < 0x80)
+		return (u >= 'a' && u <= 'z') ? (uint16_t)(u - 32) : u;
+	if ((u >= 0xD800 && u <= 0xDFFF) || !collate_locale)
+		return u;
+	wint_t w = towupper_l((wint_t)u, collate_locale);
+	return w > 0xFFFF ? u : (uint16_t)w;
+}
+
+static int collate(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+	size_t n = an < bn ? an : bn;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i += 2) {
+			uint16_t x = get16(a + i), y = get16(b + i);
+			if (!pass) {
+				x = upcase(x);
+				y = upcase(y);
+			}
+			if (x != y)
+				return x < y ? -1 : 1;
+		}
+		if (an != bn)
+			return an < bn ? -1 : 1;
+	}
+	return 0;
+}
+
+/* ---- parsing ---- */
+
+struct parse {
+	struct wim_meta *m;
+	uint8_t *dentry, *mark; /* a bit per 8-byte unit */
+};
+
+/* Marks [off, off + len) (8-aligned) as a dentry's; -EINVAL when part of it
+ * was read before. */
+static int claim(struct parse *ps, uint64_t off, uint64_t len)
+{
+	for (uint64_t u = off / 8; u < (off + len) / 8; u++) {
+		uint8_t bit = (uint8_t)(1u << (u % 8));
+		if ((ps->dentry[u / 8] | ps->mark[u / 8]) & bit)
+			return -EINVAL;
+		ps->dentry[u / 8] |= bit;
+	}
+	return 0;
+}
+
+/* An end mark at @off: lists may share one (empty directories), but no
+ * dentry may hold it, or patching the dentry would change the list. */
+static int claim_mark(struct parse *ps, uint64_t off)
+{
+	uint64_t u = off / 8;
+	uint8_t bit = (uint8_t)(1u << (u % 8));
+
+	if (ps->dentry[u / 8] & bit)
+		return -EINVAL;
+	ps->mark[u / 8] |= bit;
+	return 0;
+}
+
+static int parse_security(struct wim_meta *m)
+{
+	const uint8_t *b = m->orig;
+	uint64_t total, count, pos;
+
+	if (m->len < 8)
+		return -EINVAL;
+	total = align8(get32(b));
+	if (total == 0)
+		total = 8;
+	count = get32(b + 4);
+	if (total > m->len || count > (total - 8) / 8)
+		return -EINVAL;
+	m->root_off = total;
+	m->nsd = m->sd_cap = (uint32_t)count;
+	m->sd = calloc(count ? count : 1, sizeof(*m->sd));
+	m->sd_len = calloc(count ? count : 1, sizeof(*m->sd_len));
+	if (!m->sd || !m->sd_len)
+		return -ENOMEM;
+	pos = 8 + 8 * count;
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t size = get64(b + 8 + 8 * i);
+		if (size > UINT32_MAX || size > total - pos)
+			return -EINVAL;
+		m->sd[i] = b + pos;
+		m->sd_len[i] = size;
+		pos += size;
+	}
+	return 0;
+}
+
+/* Reads the tagged items in [p, end): the object id apart, the rest raw. */
+static int parse_tagged(struct wim_meta *m, struct wim_meta_entry *e, const uint8_t *p,
+			const uint8_t *end)
+{
+	const uint8_t *start = p, *oid_item = NULL;
+	size_t oid_full = 0;
+
+	while (p < end) {
+		if (end - p < 8)
+			return -EINVAL;
+		uint32_t tag = get32(p), len = get32(p + 4);
+		uint64_t full = 8 + align8(len);
+		if (full > (uint64_t)(end - p))
+			return -EINVAL;
+		if (!oid_item && tag == WIM_META_TAG_OBJECT_ID && len >= 16) {
+			oid_item = p;
+			oid_full = (size_t)full;
+			e->object_id = p + 8;
+			e->object_id_len = len;
+		}
+		p += full;
+	}
+	size_t total = (size_t)(end - start);
+	if (total == oid_full)
+		return 0;
+	if (!oid_item) {
+		e->tagged = start;
+		e->tagged_len = total;
+		return 0;
+	}
+	/* the others, without the object id's item */
+	uint8_t *t = arena_alloc(m, total - oid_full);
+	if (!t)
+		return -ENOMEM;
+	size_t before = (size_t)(oid_item - start);
+	memcpy(t, start, before);
+	memcpy(t + before, oid_item + oid_full, total - before - oid_full);
+	e->tagged = t;
+	e->tagged_len = total - oid_full;
+	return 0;
+}
+
+/* The stream entries after a dentry at [off, m->len): fills the entry's
+ * streams as wimlib assigns them (unnamed: the reparse stream first for a
+ * reparse point, then the data stream; the dentry's own hash counts unless
+ * it is zero); returns their length, or -errno. */
+static int64_t parse_streams(struct wim_meta *m, struct wim_meta_entry *e, const uint8_t *main_hash,
+			     unsigned count, uint64_t off)
+{
+	const uint8_t *b = m->orig;
+	struct wim_meta_stream *named = NULL;
+	bool found_reparse = false, found_data = false;
+	bool reparse = e->attributes & ATTR_REPARSE_POINT;
+	bool encrypted = e->attributes & ATTR_ENCRYPTED;
+	uint64_t pos = off;
+	size_t nnamed = 0;
+	int err = 0;
+
+	if (count) {
+		named = arena_alloc(m, count * sizeof(*named));
+		if (!named)
+			return -ENOMEM;
+	}
+	for (unsigned i = 0; i <= count; i++) {
+		const uint8_t *hash = main_hash;
+		const char *name = NULL;
+		if (i > 0) {
+			if (m->len - pos < sizeof(struct stream_disk))
+				return -EINVAL;
+			const uint8_t *s = b + pos;
+			uint64_t len = align8(get64(s));
+			uint16_t nbytes = get16(s + 0x24);
+			if (len < sizeof(struct stream_disk) || len > m->len - pos ||
+			    (nbytes & 1) || sizeof(struct stream_disk) + (uint64_t)nbytes > len)
+				return -EINVAL;
+			hash = s + 0x10;
+			if (nbytes) {
+				name = name_from_disk(m, s + 0x26, nbytes, NULL, &err);
+				if (!name)
+					return err;
+			}
+			pos += len;
+		}
+		if (name) {
+			named[nnamed].name = name;
+			memcpy(named[nnamed].hash, hash, WIM_META_HASH_LEN);
+			nnamed++;
+		} else if (i != 0 || !is_zero(hash, WIM_META_HASH_LEN)) {
+			if (encrypted) {
+				if (!found_data && !is_zero(hash, WIM_META_HASH_LEN)) {
+					memcpy(e->hash, hash, WIM_META_HASH_LEN);
+					found_data = true;
+				}
+			} else if (reparse && !found_reparse) {
+				memcpy(e->reparse_hash, hash, WIM_META_HASH_LEN);
+				found_reparse = true;
+			} else if (!found_data) {
+				memcpy(e->hash, hash, WIM_META_HASH_LEN);
+				found_data = true;
+			}
+		}
+	}
+	e->streams = named;
+	e->nstreams = nnamed;
+	return (int64_t)(pos - off);
+}
+
+/* Reads the dentry at @off into a new node: its index, NONE at an end mark
+ * (*ret 0), or NONE with *ret the error. */
+static uint32_t parse_dentry(struct parse *ps, uint64_t off, int *ret)
+{
+	struct wim_meta *m = ps->m;
+	const uint8_t *b = m->orig;
+	uint64_t length;
+	int err = 0;
+
+	*ret = -EINVAL;
+	if (off % 8 || off > m->len || m->len - off < 8)
+		return NONE;
+	length = align8(get64(b + off));
+	if (length <= 8) {
+		*ret = claim_mark(ps, off);
+		return NONE;
+	}
+	if (length < sizeof(struct dentry_disk) || length > m->len - off)
+		return NONE;
+	const uint8_t *d = b + off;
+	uint16_t short_nbytes = get16(d + 0x62), name_nbytes = get16(d + 0x64);
+	uint64_t need = sizeof(struct dentry_disk) + (name_nbytes ? name_nbytes + 2u : 0) +
+			(short_nbytes ? short_nbytes + 2u : 0);
+	if ((short_nbytes | name_nbytes) & 1 || length < need)
+		return NONE;
+
+	uint32_t i = node_new(m);
+	if (i == NONE) {
+		*ret = -ENOMEM;
+		return NONE;
+	}
+	struct node *nd = &m->nodes[i];
+	struct wim_meta_entry *e = &nd->e;
+	e->attributes = get32(d + 0x08);
+	e->security_id = (int32_t)get32(d + 0x0C);
+	nd->list_off = get64(d + 0x10);
+	e->creation_time = get64(d + 0x28);
+	e->last_access_time = get64(d + 0x30);
+	e->last_write_time = get64(d + 0x38);
+	e->unknown_0x54 = get32(d + 0x54);
+	if (e->attributes & ATTR_REPARSE_POINT) {
+		e->reparse_tag = get32(d + 0x58);
+		e->rp_reserved = get16(d + 0x5C);
+		e->rp_flags = get16(d + 0x5E);
+	} else {
+		e->hard_link_group_id = get64(d + 0x58);
+	}
+	if (e->security_id < -1 || (e->security_id >= 0 && (uint32_t)e->security_id >= m->nsd))
+		return NONE;
+
+	const uint8_t *p = d + sizeof(struct dentry_disk);
+	e->name = "";
+	if (name_nbytes) {
+		e->name = name_from_disk(m, p, name_nbytes, &nd->name_len, &err);
+		if (!e->name)
+			goto bad;
+		p += name_nbytes + 2;
+	}
+	if (short_nbytes) {
+		e->dos_name = name_from_disk(m, p, short_nbytes, NULL, &err);
+		if (!e->dos_name)
+			goto bad;
+		p += short_nbytes + 2;
+	}
+	p = b + align8((uint64_t)(p - b));
+	if (p < d + length) {
+		err = parse_tagged(m, e, p, d + length);
+		if (err)
+			goto bad;
+	}
+	int64_t slen = parse_streams(m, e, d + 0x40, get16(d + 0x60), off + length);
+	if (slen < 0) {
+		err = (int)slen;
+		goto bad;
+	}
+	if (length + (uint64_t)slen > UINT32_MAX)
+		goto bad;
+	nd->off = off;
+	nd->len = (uint32_t)(length + (uint64_t)slen);
+	err = claim(ps, off, nd->len);
+	if (err)
+		goto bad;
+	*ret = 0;
+	return i;
+bad:
+	*ret = err ? err : -EINVAL;
+	return NONE;
+}
+
+static bool bad_child_name(const struct node *nd)
+{
+	return nd->name_len == 0 || !strcmp(nd->e.name, ".") || !strcmp(nd->e.name, "..") ||
+	       strchr(nd->e.name, '/');
+}
+
+/* Reads the children of directory @dir (its list at list_off). */
+static int parse_list(struct parse *ps, uint32_t dir)
+{
+	struct wim_meta *m = ps->m;
+	uint64_t off = m->nodes[dir].list_off, start = off;
+	int ret;
+
+	for (;;) {
+		uint32_t i = parse_dentry(ps, off, &ret);
+		if (i == NONE) {
+			if (ret)
+				return ret;
+			m->nodes[dir].list_len = off + 8 - start;
+			return 0;
+		}
+		struct node *nd = &m->nodes[i];
+		off += nd->len;
+		if (bad_child_name(nd))
+			return -EINVAL;
+		if (!attr_is_dir(nd->e.attributes) && nd->list_off)
+			return -EINVAL;
+		if (!(nd->e.attributes & ATTR_REPARSE_POINT) &&
+		    nd->e.hard_link_group_id > m->max_link)
+			m->max_link = nd->e.hard_link_group_id;
+		if ((ret = hash_reserve(m)) < 0)
+			return ret;
+		nd->parent = dir;
+		if (find_child(m, dir, nd->e.name, nd->name_len) != NONE)
+			return -EINVAL; /* the same exact name twice */
+		link_last(m, dir, i);
+		hash_insert(m, i);
+	}
+}
+
+static int parse_tree(struct parse *ps)
+{
+	struct wim_meta *m = ps->m;
+	int ret;
+	uint32_t root = parse_dentry(ps, m->root_off, &ret);
+
+	if (root == NONE)
+		return ret ? ret : -EINVAL; /* an image without a root */
+	struct node *r = &m->nodes[root];
+	if (r->name_len || r->e.dos_name || !attr_is_dir(r->e.attributes))
+		return -EINVAL;
+	if (!(r->e.attributes & ATTR_REPARSE_POINT) && r->e.hard_link_group_id > m->max_link)
+		m->max_link = r->e.hard_link_group_id;
+	/* the end mark after the root belongs to it */
+	if (m->len - r->off - r->len < 8 || (ret = claim_mark(ps, r->off + r->len)) < 0)
+		return -EINVAL;
+	/* room for as many dentries as the bytes can hold, so that neither
+	 * array grows while parsing */
+	uint64_t most = (m->len - m->root_off) / sizeof(struct dentry_disk) + 1, n = 1024;
+	while (n < most * 2 && n < (1u << 30))
+		n *= 2;
+	if ((ret = hash_resize(m, (uint32_t)n)) < 0 || (ret = nodes_reserve(m, most + 1)) < 0)
+		return ret;
+
+	/* breadth first, each directory's depth checked as its list is read */
+	uint32_t *depth = NULL;
+	size_t depth_cap = 0;
+	for (uint32_t i = 0; i < m->nnodes; i++) {
+		struct node *nd = &m->nodes[i];
+		if (!nd->list_off)
+			continue;
+		uint32_t dd = i == root ? 0 : depth[i] + 1;
+		if (dd >= MAX_DEPTH) {
+			ret = -EINVAL;
+			break;
+		}
+		uint32_t first = m->nnodes;
+		ret = parse_list(ps, i);
+		if (ret)
+			break;
+		if (m->nnodes > depth_cap) {
+			size_t cap = depth_cap ? depth_cap : 1024;
+			while (cap < m->nnodes)
+				cap *= 2;
+			uint32_t *d = realloc(depth, cap * sizeof(*d));
+			if (!d) {
+				ret = -ENOMEM;
+				break;
+			}
+			depth = d;
+			depth_cap = cap;
+		}
+		for (uint32_t c = first; c < m->nnodes; c++)
+			depth[c] = dd;
+	}
+	free(depth);
+	return ret;
+}
 
 void wim_meta_entry_init(struct wim_meta_entry *e)
 {
@@ -16,86 +855,837 @@ void wim_meta_entry_init(struct wim_meta_entry *e)
 
 int wim_meta_parse(const void *bytes, size_t len, struct wim_meta **ret)
 {
-	(void)bytes, (void)len;
+	struct wim_meta *m = calloc(1, sizeof(*m));
+	struct parse ps = {.m = m};
+	int err = -ENOMEM;
+
 	*ret = NULL;
-	return -ENOSYS;
+	if (!m)
+		return -ENOMEM;
+	pthread_once(&collate_once, collate_init);
+	m->orig = malloc(len ? len : 1);
+	ps.dentry = calloc(len / 64 + 1, 1);
+	ps.mark = calloc(len / 64 + 1, 1);
+	if (!m->orig || !ps.dentry || !ps.mark)
+		goto fail;
+	memcpy(m->orig, bytes, len);
+	m->len = len;
+	err = parse_security(m);
+	if (!err)
+		err = parse_tree(&ps);
+	if (err)
+		goto fail;
+	free(ps.dentry);
+	free(ps.mark);
+	*ret = m;
+	return 0;
+fail:
+	free(ps.dentry);
+	free(ps.mark);
+	wim_meta_free(m);
+	return err;
 }
 
 void wim_meta_free(struct wim_meta *m)
 {
-	(void)m;
+	if (!m)
+		return;
+	while (m->arena) {
+		struct arena_block *b = m->arena;
+		m->arena = b->next;
+		free(b);
+	}
+	free(m->orig);
+	free(m->sd);
+	free(m->sd_len);
+	free(m->nodes);
+	free(m->buckets);
+	free(m);
 }
+
+/* ---- security table ---- */
 
 uint32_t wim_meta_sd_count(const struct wim_meta *m)
 {
-	(void)m;
-	return 0;
+	return m->nsd;
 }
 
 int wim_meta_sd_get(const struct wim_meta *m, uint32_t id, const void **sd, size_t *len)
 {
-	(void)m, (void)id, (void)sd, (void)len;
-	return -ENOSYS;
+	if (id >= m->nsd)
+		return -ENOENT;
+	*sd = m->sd[id];
+	*len = (size_t)m->sd_len[id];
+	return 0;
 }
 
 int wim_meta_sd_find(const struct wim_meta *m, const void *sd, size_t len)
 {
-	(void)m, (void)sd, (void)len;
-	return -ENOSYS;
+	for (uint32_t i = 0; i < m->nsd; i++)
+		if (m->sd_len[i] == len && !memcmp(m->sd[i], sd, len))
+			return (int)i;
+	return -ENOENT;
 }
 
 int wim_meta_sd_add(struct wim_meta *m, const void *sd, size_t len)
 {
-	(void)m, (void)sd, (void)len;
-	return -ENOSYS;
+	int id = wim_meta_sd_find(m, sd, len);
+
+	if (id >= 0)
+		return id;
+	if (!len || len > UINT32_MAX || m->nsd >= 0x7FFFFFFF)
+		return -EINVAL;
+	if (m->nsd == m->sd_cap) {
+		uint32_t cap = m->sd_cap ? m->sd_cap * 2 : 16;
+		const uint8_t **s = realloc(m->sd, cap * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		m->sd = s;
+		uint64_t *l = realloc(m->sd_len, cap * sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		m->sd_len = l;
+		m->sd_cap = cap;
+	}
+	const uint8_t *copy = arena_dup(m, sd, len);
+	if (!copy)
+		return -ENOMEM;
+	m->sd[m->nsd] = copy;
+	m->sd_len[m->nsd] = len;
+	m->sd_added = true;
+	return (int)m->nsd++;
+}
+
+/* ---- paths ---- */
+
+/* The node at @path, or NONE with *err -ENOENT / -ENOTDIR / -EINVAL. */
+static uint32_t lookup(const struct wim_meta *m, const char *path, int *err)
+{
+	uint32_t cur = 0;
+
+	if (!path) {
+		*err = -EINVAL;
+		return NONE;
+	}
+	while (*path) {
+		const char *slash = strchr(path, '/');
+		size_t n = slash ? (size_t)(slash - path) : strlen(path);
+		if (!n) {
+			*err = -EINVAL;
+			return NONE;
+		}
+		if (!attr_is_dir(m->nodes[cur].e.attributes)) {
+			*err = -ENOTDIR;
+			return NONE;
+		}
+		cur = find_child(m, cur, path, n);
+		if (cur == NONE) {
+			*err = -ENOENT;
+			return NONE;
+		}
+		path += n;
+		if (*path == '/' && !*++path) {
+			*err = -EINVAL;
+			return NONE;
+		}
+	}
+	return cur;
 }
 
 int wim_meta_get(const struct wim_meta *m, const char *path, struct wim_meta_entry *out)
 {
-	(void)m, (void)path, (void)out;
-	return -ENOSYS;
+	int err;
+	uint32_t i = lookup(m, path, &err);
+
+	if (i == NONE)
+		return err;
+	*out = m->nodes[i].e;
+	return 0;
+}
+
+/* ---- encoding ---- */
+
+struct enc {
+	uint8_t name[65536], dos[65536];
+	long name_n, dos_n;
+	uint64_t dentry_len; /* the length field */
+	uint64_t total;	     /* with the stream entries */
+	bool extra;	     /* streams in entries, not in the dentry */
+	size_t nextra;
+};
+
+static bool tagged_ok(const uint8_t *p, size_t len)
+{
+	if (len % 8)
+		return false;
+	while (len) {
+		if (len < 8)
+			return false;
+		uint64_t full = 8 + align8(get32(p + 4));
+		if (full > len)
+			return false;
+		p += full;
+		len -= (size_t)full;
+	}
+	return true;
+}
+
+static uint64_t stream_len(size_t name_nbytes)
+{
+	return align8(sizeof(struct stream_disk) + (name_nbytes ? name_nbytes + 2 : 0));
+}
+
+/* Checks @e and computes its encoding's lengths (wimlib 1.13's layout). */
+static int enc_prepare(const struct wim_meta_entry *e, bool root, struct enc *x)
+{
+	uint8_t tmp[65536];
+	bool reparse = e->attributes & ATTR_REPARSE_POINT;
+
+	x->name_n = root ? 0 : name_to_disk(e->name, x->name);
+	if (x->name_n < 0 || (!root && x->name_n == 0))
+		return -EINVAL;
+	x->dos_n = 0;
+	if (e->dos_name) {
+		x->dos_n = name_to_disk(e->dos_name, x->dos);
+		if (x->dos_n <= 0)
+			return -EINVAL;
+	}
+	if (e->object_id && (e->object_id_len < 16 || e->object_id_len > 0xFFFF))
+		return -EINVAL;
+	if ((e->tagged_len && !e->tagged) || !tagged_ok(e->tagged, e->tagged_len))
+		return -EINVAL;
+	x->dentry_len = align8(sizeof(struct dentry_disk) + (x->name_n ? x->name_n + 2 : 0) +
+			       (x->dos_n ? x->dos_n + 2 : 0));
+	if (e->object_id)
+		x->dentry_len += 8 + align8(e->object_id_len);
+	x->dentry_len += e->tagged_len;
+	x->total = x->dentry_len;
+	if (e->nstreams > 0xFFFD || (e->nstreams && !e->streams))
+		return -EINVAL;
+	x->extra = !(e->attributes & ATTR_ENCRYPTED) && (reparse || e->nstreams);
+	x->nextra = 0;
+	if (x->extra) {
+		x->nextra = (reparse ? 2 : 1) + e->nstreams;
+		x->total += (reparse ? 2 : 1) * stream_len(0);
+		for (size_t i = 0; i < e->nstreams; i++) {
+			long n = e->streams[i].name ? name_to_disk(e->streams[i].name, tmp) : -1;
+			if (n <= 0)
+				return -EINVAL;
+			x->total += stream_len((size_t)n);
+		}
+	}
+	if (x->total > UINT32_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+static uint8_t *put_stream(uint8_t *p, const uint8_t *hash, const uint8_t *name, size_t nbytes)
+{
+	uint64_t len = stream_len(nbytes);
+
+	memset(p, 0, len);
+	put64(p, len);
+	memcpy(p + 0x10, hash, WIM_META_HASH_LEN);
+	put16(p + 0x24, (uint16_t)nbytes);
+	if (nbytes)
+		memcpy(p + 0x26, name, nbytes);
+	return p + len;
+}
+
+/* Writes @e's dentry with @subdir at @p (x->total bytes, zeroed first). */
+static void enc_write(const struct wim_meta_entry *e, const struct enc *x, uint64_t subdir,
+		      uint8_t *p)
+{
+	static const uint8_t zero[WIM_META_HASH_LEN];
+	uint8_t tmp[65536];
+	uint8_t *d = p;
+
+	memset(p, 0, x->total);
+	put64(d, x->dentry_len);
+	put32(d + 0x08, e->attributes);
+	put32(d + 0x0C, (uint32_t)e->security_id);
+	put64(d + 0x10, subdir);
+	put64(d + 0x28, e->creation_time);
+	put64(d + 0x30, e->last_access_time);
+	put64(d + 0x38, e->last_write_time);
+	memcpy(d + 0x40, x->extra ? zero : e->hash, WIM_META_HASH_LEN);
+	put32(d + 0x54, e->unknown_0x54);
+	if (e->attributes & ATTR_REPARSE_POINT) {
+		put32(d + 0x58, e->reparse_tag);
+		put16(d + 0x5C, e->rp_reserved);
+		put16(d + 0x5E, e->rp_flags);
+	} else {
+		put64(d + 0x58, e->hard_link_group_id);
+	}
+	put16(d + 0x60, (uint16_t)x->nextra);
+	put16(d + 0x62, (uint16_t)x->dos_n);
+	put16(d + 0x64, (uint16_t)x->name_n);
+	p += sizeof(struct dentry_disk);
+	if (x->name_n) {
+		memcpy(p, x->name, (size_t)x->name_n);
+		p += x->name_n + 2;
+	}
+	if (x->dos_n) {
+		memcpy(p, x->dos, (size_t)x->dos_n);
+		p += x->dos_n + 2;
+	}
+	p = d + align8((uint64_t)(p - d));
+	if (e->object_id) {
+		put32(p, WIM_META_TAG_OBJECT_ID);
+		put32(p + 4, (uint32_t)e->object_id_len);
+		memcpy(p + 8, e->object_id, e->object_id_len);
+		p += 8 + align8(e->object_id_len);
+	}
+	if (e->tagged_len) {
+		memcpy(p, e->tagged, e->tagged_len);
+		p += e->tagged_len;
+	}
+	if (!x->extra)
+		return;
+	if (e->attributes & ATTR_REPARSE_POINT)
+		p = put_stream(p, e->reparse_hash, NULL, 0);
+	p = put_stream(p, e->hash, NULL, 0);
+	for (size_t i = 0; i < e->nstreams; i++) {
+		long n = name_to_disk(e->streams[i].name, tmp);
+		p = put_stream(p, e->streams[i].hash, tmp, (size_t)n);
+	}
+}
+
+/* ---- changes ---- */
+
+/* A deep copy of @e's strings and arrays into the arena. */
+static int entry_copy(struct wim_meta *m, const struct wim_meta_entry *e, const char *name,
+		      struct wim_meta_entry *out)
+{
+	*out = *e;
+	out->name = arena_strdup(m, name, strlen(name));
+	out->dos_name = e->dos_name ? arena_strdup(m, e->dos_name, strlen(e->dos_name)) : NULL;
+	if (!out->name || (e->dos_name && !out->dos_name))
+		return -ENOMEM;
+	if (e->object_id && !(out->object_id = arena_dup(m, e->object_id, e->object_id_len)))
+		return -ENOMEM;
+	if (e->tagged_len && !(out->tagged = arena_dup(m, e->tagged, e->tagged_len)))
+		return -ENOMEM;
+	if (!e->tagged_len)
+		out->tagged = NULL;
+	if (e->nstreams) {
+		struct wim_meta_stream *s = arena_alloc(m, e->nstreams * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		for (size_t i = 0; i < e->nstreams; i++) {
+			s[i] = e->streams[i];
+			s[i].name = arena_strdup(m, s[i].name, strlen(s[i].name));
+			if (!s[i].name)
+				return -ENOMEM;
+		}
+		out->streams = s;
+	} else {
+		out->streams = NULL;
+	}
+	return 0;
+}
+
+static int check_entry(const struct wim_meta *m, const struct wim_meta_entry *e, bool root,
+		       struct enc *x)
+{
+	if (e->security_id < -1 || (e->security_id >= 0 && (uint32_t)e->security_id >= m->nsd))
+		return -EINVAL;
+	return enc_prepare(e, root, x);
+}
+
+static struct enc *enc_new(void)
+{
+	return malloc(sizeof(struct enc));
+}
+
+static bool has_live_children(const struct wim_meta *m, uint32_t i)
+{
+	return m->nodes[i].first_child != NONE;
 }
 
 int wim_meta_set(struct wim_meta *m, const char *path, const struct wim_meta_entry *e)
 {
-	(void)m, (void)path, (void)e;
-	return -ENOSYS;
+	int err;
+	uint32_t i = lookup(m, path, &err);
+
+	if (i == NONE)
+		return err;
+	struct node *nd = &m->nodes[i];
+	bool root = nd->parent == NONE;
+	if (e->name && strcmp(e->name, nd->e.name))
+		return -EINVAL;
+	if (attr_is_dir(nd->e.attributes) && !attr_is_dir(e->attributes) && has_live_children(m, i))
+		return -EISDIR;
+	if (!attr_is_dir(nd->e.attributes) && attr_is_dir(e->attributes))
+		return -ENOTDIR;
+	if (root && !attr_is_dir(e->attributes))
+		return -EISDIR;
+	struct wim_meta_entry copy = *e;
+	copy.name = nd->e.name;
+	struct enc *x = enc_new();
+	if (!x)
+		return -ENOMEM;
+	err = check_entry(m, &copy, root, x);
+	uint64_t total = x->total;
+	free(x);
+	if (err)
+		return err;
+	struct wim_meta_entry n;
+	err = entry_copy(m, &copy, nd->e.name, &n);
+	if (err)
+		return err;
+	nd = &m->nodes[i];
+	n.name = nd->e.name; /* the node's own, which the hash knows */
+	nd->e = n;
+	nd->flags |= N_FACTS;
+	if (!root && !(nd->flags & N_NEW) && total != nd->len)
+		m->nodes[nd->parent].flags |= N_LIST;
+	if (!(e->attributes & ATTR_REPARSE_POINT) && e->hard_link_group_id > m->max_link)
+		m->max_link = e->hard_link_group_id;
+	return 0;
+}
+
+/* Where a new child named @name (UTF-16LE) goes among @dir's children:
+ * before the first one that collates after it. */
+static uint32_t sorted_position(const struct wim_meta *m, uint32_t dir, const uint8_t *name,
+				size_t nbytes)
+{
+	uint8_t *tmp = malloc(65536);
+	uint32_t c = m->nodes[dir].first_child;
+
+	if (!tmp)
+		return NONE;
+	for (; c != NONE; c = m->nodes[c].next_sibling) {
+		long n = name_to_disk(m->nodes[c].e.name, tmp);
+		if (n >= 0 && collate(name, (size_t)nbytes, tmp, (size_t)n) < 0)
+			break;
+	}
+	free(tmp);
+	return c;
+}
+
+static int check_name(const char *name)
+{
+	if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	return 0;
+}
+
+static void place(struct wim_meta *m, uint32_t dir, uint32_t i, const uint8_t *name, size_t nbytes)
+{
+	link_before(m, dir, sorted_position(m, dir, name, nbytes), i);
+	hash_insert(m, i);
+	m->nodes[dir].flags |= N_LIST;
+}
+
+/* How deep @i lies (the root: 0). */
+static uint32_t depth_of(const struct wim_meta *m, uint32_t i)
+{
+	uint32_t d = 0;
+
+	while (m->nodes[i].parent != NONE) {
+		i = m->nodes[i].parent;
+		d++;
+	}
+	return d;
+}
+
+/* How many levels the subtree at @top has below it. */
+static uint32_t height_of(const struct wim_meta *m, uint32_t top)
+{
+	uint32_t i = top, d = 0, most = 0;
+
+	for (;;) {
+		if (m->nodes[i].first_child != NONE) {
+			i = m->nodes[i].first_child;
+			if (++d > most)
+				most = d;
+			continue;
+		}
+		while (i != top && m->nodes[i].next_sibling == NONE) {
+			i = m->nodes[i].parent;
+			d--;
+		}
+		if (i == top)
+			return most;
+		i = m->nodes[i].next_sibling;
+	}
 }
 
 int wim_meta_add(struct wim_meta *m, const char *dir, const struct wim_meta_entry *e)
 {
-	(void)m, (void)dir, (void)e;
-	return -ENOSYS;
+	int err;
+	uint32_t d = lookup(m, dir, &err);
+
+	if (d == NONE)
+		return err;
+	if (!attr_is_dir(m->nodes[d].e.attributes))
+		return -ENOTDIR;
+	if ((err = check_name(e->name)) < 0)
+		return err;
+	if (depth_of(m, d) + 1 >= MAX_DEPTH)
+		return -EINVAL;
+	if (find_child(m, d, e->name, strlen(e->name)) != NONE)
+		return -EEXIST;
+	struct enc *x = enc_new();
+	if (!x)
+		return -ENOMEM;
+	err = check_entry(m, e, false, x);
+	if (err) {
+		free(x);
+		return err;
+	}
+	if ((err = hash_reserve(m)) < 0) {
+		free(x);
+		return err;
+	}
+	uint32_t i = node_new(m);
+	if (i == NONE) {
+		free(x);
+		return -ENOMEM;
+	}
+	err = entry_copy(m, e, e->name, &m->nodes[i].e);
+	if (err) {
+		m->nnodes--;
+		free(x);
+		return err;
+	}
+	struct node *nd = &m->nodes[i];
+	nd->name_len = (uint32_t)strlen(nd->e.name);
+	nd->flags = N_NEW | N_FACTS | (attr_is_dir(e->attributes) ? N_LIST : 0);
+	nd->parent = d;
+	place(m, d, i, x->name, (size_t)x->name_n);
+	free(x);
+	if (!(e->attributes & ATTR_REPARSE_POINT) && e->hard_link_group_id > m->max_link)
+		m->max_link = e->hard_link_group_id;
+	return 0;
+}
+
+static void remove_subtree(struct wim_meta *m, uint32_t top)
+{
+	/* iterative: down the first children, then siblings, up again */
+	uint32_t i = top;
+
+	for (;;) {
+		struct node *nd = &m->nodes[i];
+		if (nd->first_child != NONE) {
+			i = nd->first_child;
+			continue;
+		}
+		uint32_t parent = nd->parent, next = nd->next_sibling;
+		hash_remove(m, i);
+		unlink_node(m, i);
+		nd->flags |= N_REMOVED;
+		if (i == top)
+			return;
+		i = next != NONE ? next : parent;
+	}
 }
 
 int wim_meta_remove(struct wim_meta *m, const char *path)
 {
-	(void)m, (void)path;
-	return -ENOSYS;
+	int err;
+	uint32_t i = lookup(m, path, &err);
+
+	if (i == NONE)
+		return err;
+	if (m->nodes[i].parent == NONE)
+		return -EINVAL;
+	m->nodes[m->nodes[i].parent].flags |= N_LIST;
+	remove_subtree(m, i);
+	return 0;
 }
 
 int wim_meta_rename(struct wim_meta *m, const char *from, const char *to)
 {
-	(void)m, (void)from, (void)to;
-	return -ENOSYS;
+	int err;
+	uint32_t i = lookup(m, from, &err);
+
+	if (i == NONE)
+		return err;
+	if (m->nodes[i].parent == NONE || !to)
+		return -EINVAL;
+	if ((err = hash_reserve(m)) < 0)
+		return err;
+	const char *slash = strrchr(to, '/');
+	const char *base = slash ? slash + 1 : to;
+	char *dir = strndup(to, slash ? (size_t)(slash - to) : 0);
+	if (!dir)
+		return -ENOMEM;
+	uint32_t d = lookup(m, dir, &err);
+	free(dir);
+	if (d == NONE)
+		return err;
+	if (!attr_is_dir(m->nodes[d].e.attributes))
+		return -ENOTDIR;
+	if ((err = check_name(base)) < 0)
+		return err;
+	for (uint32_t a = d; a != NONE; a = m->nodes[a].parent)
+		if (a == i)
+			return -EINVAL;
+	if ((uint64_t)depth_of(m, d) + 1 + height_of(m, i) >= MAX_DEPTH)
+		return -EINVAL;
+	if (find_child(m, d, base, strlen(base)) != NONE)
+		return -EEXIST;
+	uint8_t *u16 = malloc(65536);
+	if (!u16)
+		return -ENOMEM;
+	long n = name_to_disk(base, u16);
+	char *name = n > 0 ? arena_strdup(m, base, strlen(base)) : NULL;
+	if (!name) {
+		free(u16);
+		return n > 0 ? -ENOMEM : -EINVAL;
+	}
+	struct node *nd = &m->nodes[i];
+	hash_remove(m, i);
+	m->nodes[nd->parent].flags |= N_LIST;
+	unlink_node(m, i);
+	nd->e.name = name;
+	nd->name_len = (uint32_t)strlen(name);
+	nd->flags |= N_FACTS;
+	nd->parent = d;
+	place(m, d, i, u16, (size_t)n);
+	free(u16);
+	return 0;
 }
 
 uint64_t wim_meta_max_link_group(const struct wim_meta *m)
 {
-	(void)m;
+	return m->max_link;
+}
+
+/* ---- walk ---- */
+
+int wim_meta_walk(const struct wim_meta *m,
+		  int (*fn)(void *arg, const char *path, const struct wim_meta_entry *e), void *arg)
+{
+	size_t cap = 4096, plen = 0;
+	char *path = malloc(cap);
+	uint32_t i = 0;
+	int ret;
+
+	if (!path)
+		return -ENOMEM;
+	path[0] = '\0';
+	ret = fn(arg, path, &m->nodes[0].e);
+	/* pre-order without recursion: the path grows going down and is cut
+	 * back at each parent's length going up */
+	while (!ret) {
+		const struct node *nd = &m->nodes[i];
+		uint32_t next;
+		if (nd->first_child != NONE) {
+			next = nd->first_child;
+		} else {
+			while (i != 0 && m->nodes[i].next_sibling == NONE) {
+				i = m->nodes[i].parent;
+				/* drop the last component */
+				while (plen && path[plen - 1] != '/')
+					plen--;
+				if (plen)
+					plen--;
+			}
+			if (i == 0)
+				break;
+			next = m->nodes[i].next_sibling;
+			while (plen && path[plen - 1] != '/')
+				plen--;
+			if (plen)
+				plen--;
+		}
+		const struct node *c = &m->nodes[next];
+		size_t need = plen + 1 + c->name_len + 1;
+		if (need > cap) {
+			while (cap < need)
+				cap *= 2;
+			char *p = realloc(path, cap);
+			if (!p) {
+				ret = -ENOMEM;
+				break;
+			}
+			path = p;
+		}
+		if (plen)
+			path[plen++] = '/';
+		memcpy(path + plen, c->e.name, c->name_len);
+		plen += c->name_len;
+		path[plen] = '\0';
+		i = next;
+		ret = fn(arg, path, &c->e);
+	}
+	free(path);
+	return ret;
+}
+
+/* ---- writing ---- */
+
+struct out {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static int out_reserve(struct out *o, size_t n)
+{
+	if (o->cap - o->len >= n)
+		return 0;
+	size_t cap = o->cap ? o->cap : 4096;
+	while (cap - o->len < n) {
+		if (cap > SIZE_MAX / 2)
+			return -ENOMEM;
+		cap *= 2;
+	}
+	uint8_t *b = realloc(o->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	o->buf = b;
+	o->cap = cap;
 	return 0;
 }
 
-int wim_meta_walk(const struct wim_meta *m,
-		  int (*fn)(void *arg, const char *path, const struct wim_meta_entry *e),
-		  void *arg)
+/* The security table as it is now. */
+static uint64_t sd_table_len(const struct wim_meta *m)
 {
-	(void)m, (void)fn, (void)arg;
-	return -ENOSYS;
+	uint64_t n = 8 + 8 * (uint64_t)m->nsd;
+
+	for (uint32_t i = 0; i < m->nsd; i++)
+		n += m->sd_len[i];
+	return align8(n);
 }
+
+static void sd_table_write(const struct wim_meta *m, uint8_t *p)
+{
+	uint64_t total = sd_table_len(m);
+	uint8_t *q = p + 8 + 8 * (uint64_t)m->nsd;
+
+	memset(p, 0, total);
+	put32(p, (uint32_t)total);
+	put32(p + 4, m->nsd);
+	for (uint32_t i = 0; i < m->nsd; i++) {
+		put64(p + 8 + 8 * (uint64_t)i, m->sd_len[i]);
+		memcpy(q, m->sd[i], m->sd_len[i]);
+		q += m->sd_len[i];
+	}
+}
+
+struct wplan {
+	uint64_t *pos;	  /* where each node's dentry goes */
+	uint64_t *subdir; /* each node's new subdir offset */
+	uint32_t *elen;	  /* each node's encoded length */
+	uint8_t *moved;	  /* each node's dentry written anew (relocated/changed) */
+};
 
 int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 {
-	(void)m, (void)bytes, (void)len;
-	return -ENOSYS;
+	struct wplan w = {0};
+	struct out o = {0};
+	struct enc *x = enc_new();
+	uint32_t n = m->nnodes;
+	int err = -ENOMEM;
+
+	*bytes = NULL;
+	*len = 0;
+	w.pos = calloc(n, sizeof(*w.pos));
+	w.subdir = calloc(n, sizeof(*w.subdir));
+	w.elen = calloc(n, sizeof(*w.elen));
+	w.moved = calloc(n, 1);
+	if (!x || !w.pos || !w.subdir || !w.elen || !w.moved)
+		goto out;
+
+	/* the encoded length of every changed dentry */
+	for (uint32_t i = 0; i < n; i++) {
+		struct node *nd = &m->nodes[i];
+		w.pos[i] = nd->off;
+		w.subdir[i] = nd->list_off;
+		w.elen[i] = nd->len;
+		if ((nd->flags & N_REMOVED) || !(nd->flags & N_FACTS))
+			continue;
+		err = enc_prepare(&nd->e, nd->parent == NONE, x);
+		if (err)
+			goto out;
+		w.elen[i] = (uint32_t)x->total;
+	}
+
+	/* the start: the security table and the root */
+	uint64_t root_off = m->sd_added ? sd_table_len(m) : m->root_off;
+	uint64_t old_end = m->root_off + m->nodes[0].len + 8;
+	uint64_t new_end = root_off + w.elen[0] + 8;
+	if (new_end > old_end) {
+		/* lists under the grown start move out of its way */
+		for (uint32_t i = 1; i < n; i++) {
+			struct node *nd = &m->nodes[i];
+			if (!(nd->flags & N_REMOVED) && nd->list_off && nd->list_off < new_end &&
+			    nd->list_off + nd->list_len > old_end)
+				nd->flags |= N_LIST;
+		}
+		if (m->nodes[0].list_off && m->nodes[0].list_off < new_end)
+			m->nodes[0].flags |= N_LIST;
+	}
+
+	/* the new lists go after the old bytes and after the grown start */
+	uint64_t tail = align8(m->len) > new_end ? align8(m->len) : new_end;
+	if ((err = out_reserve(&o, tail)) < 0)
+		goto out;
+	o.len = tail;
+	memcpy(o.buf, m->orig, m->len);
+	memset(o.buf + m->len, 0, o.len - m->len);
+
+	/* new lists at the end, in node order */
+	w.pos[0] = root_off;
+	for (uint32_t d = 0; d < n; d++) {
+		struct node *dn = &m->nodes[d];
+		if ((dn->flags & N_REMOVED) || !attr_is_dir(dn->e.attributes)) {
+			w.subdir[d] = 0;
+			continue;
+		}
+		if (!(dn->flags & N_LIST))
+			continue;
+		w.subdir[d] = o.len;
+		uint64_t size = 8;
+		for (uint32_t c = dn->first_child; c != NONE; c = m->nodes[c].next_sibling) {
+			w.pos[c] = o.len + size - 8;
+			w.moved[c] = 1;
+			size += w.elen[c];
+		}
+		if ((err = out_reserve(&o, size)) < 0)
+			goto out;
+		memset(o.buf + o.len, 0, size);
+		o.len += size;
+	}
+
+	/* every dentry that is new, changed, moved or points elsewhere now */
+	if (m->sd_added)
+		sd_table_write(m, o.buf);
+	for (uint32_t i = 0; i < n; i++) {
+		struct node *nd = &m->nodes[i];
+		if (nd->flags & N_REMOVED)
+			continue;
+		bool root = i == 0;
+		bool redo = (nd->flags & N_FACTS) || w.moved[i] || (root && w.pos[0] != nd->off);
+		if (!redo && w.subdir[i] == nd->list_off)
+			continue;
+		uint8_t *p = o.buf + w.pos[i];
+		if (nd->flags & N_FACTS) {
+			err = enc_prepare(&nd->e, root, x);
+			if (err)
+				goto out;
+			enc_write(&nd->e, x, w.subdir[i], p);
+		} else {
+			if (redo)
+				memmove(p, m->orig + nd->off, nd->len);
+			put64(p + 0x10, w.subdir[i]);
+		}
+		if (root)
+			memset(p + w.elen[0], 0, 8);
+	}
+	*bytes = o.buf;
+	*len = o.len;
+	o.buf = NULL;
+	err = 0;
+out:
+	free(o.buf);
+	free(x);
+	free(w.pos);
+	free(w.subdir);
+	free(w.elen);
+	free(w.moved);
+	return err;
 }

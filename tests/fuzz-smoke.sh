@@ -33,6 +33,18 @@ python3 "$top_srcdir/tests/hostile.py" resource-seeds "$TMP/res" "$TMP"/wim/* "$
 	{ tail -40 "$TMP/fuzz_wim_append.log"; fail "fuzz_wim_append crashed"; }
 "$fuzz/fuzz_resource" -runs="$((runs * 10))" -seed=1 "$TMP/res" 2>"$TMP/fuzz_resource.log" ||
 	{ tail -40 "$TMP/fuzz_resource.log"; fail "fuzz_resource crashed"; }
+# WIM metadata resources: those of the WIM above (a hard link, a symlink),
+# of one captured with UNIX data (tagged items), and the small test image's
+# (security descriptors, DOS names, object ids, named streams) when built.
+mkdir -p "$TMP/meta"
+wimcapture "$TMP/src" "$TMP/unix.wim" t --unix-data >/dev/null
+dump="$top_builddir/tests/wim_meta_dump"
+"$dump" "$TMP/wim/lzx.wim" 1 "$TMP/meta/lzx" && "$dump" "$TMP/unix.wim" 1 "$TMP/meta/unix" ||
+	fail "cannot write the fuzz_wim_meta seeds"
+if [ -f "$WTGFS_TEST_IMAGES/small/lzx.wim" ]; then
+	"$dump" "$WTGFS_TEST_IMAGES/small/lzx.wim" 1 "$TMP/meta/small" || fail "cannot read the small image"
+fi
+"$fuzz/fuzz_wim_meta" -runs="$((runs * 5))" -seed=1 "$TMP/meta" || fail "fuzz_wim_meta crashed"
 # Symlink targets: the links tests/hostile.sh writes, as reparse buffers and
 # as targets, and POSIX targets, at several depths (see fuzz_readlink.c).
 python3 "$top_srcdir/tests/hostile.py" readlink-seeds "$TMP/link" >/dev/null ||

@@ -10,6 +10,7 @@ Usage:
   wimcorrupt.py WIM truncate  BYTES             -o OUT.wim
   wimcorrupt.py WIM solid-size SIZE             -o OUT.esd
   wimcorrupt.py WIM move-blob SHA1HEX OFFSET    -o OUT.esd
+  wimcorrupt.py WIM set-metadata FILE           -o OUT.wim
 
 Common options:
   --image N   image to work on (default 1)
@@ -31,6 +32,11 @@ header of the first solid resource (wimlib reads the size from there).
 move-blob: sets where a blob in a solid resource starts inside the
 uncompressed resource (its blob table entry's offset) to OFFSET;
 SHA1HEX 'largest' picks the largest such blob.
+set-metadata: not a fault: the image's metadata resource becomes FILE's
+bytes (an uncompressed metadata resource, as wim_meta writes them), stored
+uncompressed after the end of the file, its blob table entry (and the boot
+entry of the header) pointing there with FILE's SHA-1; refused for a WIM with
+an integrity table.
 
 PATH is a '/'-separated path from the image root ("dir1/abc.txt") or a bare
 name that matches exactly one dentry anywhere in the image.
@@ -539,6 +545,25 @@ def op_move_blob(wim, args):
     print("blob %s: offset in its solid resource %d -> %d" % (args.sha1, old, args.offset))
 
 
+def op_set_metadata(wim, args):
+    try:
+        with open(args.file, "rb") as f:
+            new = f.read()
+    except OSError as e:
+        raise Fail("cannot read %s: %s" % (args.file, e.strerror))
+    if wim.integ.offset:
+        raise Fail("the WIM has an integrity table, which would not cover the new resource")
+    blob = wim.metadata_blob(args.image)
+    r = blob.reshdr
+    r.size, r.flags, r.offset, r.usize = len(new), RF_METADATA, len(wim.data), len(new)
+    wim.data += new
+    wim.data[blob.file_off:blob.file_off + 24] = r.pack()
+    wim.write_blob_hash(blob, hashlib.sha1(new).digest())
+    if wim.boot_idx == args.image:
+        wim.data[H_BOOT_META:H_BOOT_META + 24] = r.pack()
+    print("image %d: metadata resource of %d bytes at %d" % (args.image, len(new), r.offset))
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -572,6 +597,8 @@ def parse_args(argv):
     s = sub.add_parser("move-blob", help="a solid blob's offset in its resource")
     s.add_argument("sha1")
     s.add_argument("offset", type=lambda x: int(x, 0))
+    s = sub.add_parser("set-metadata", help="the image's metadata resource from FILE")
+    s.add_argument("file")
     sub.add_parser("list", help="print header, blob table and dentry tree")
     # allow -o/--image/-e anywhere on the command line
     a, rest = p.parse_known_args(argv)
@@ -622,7 +649,7 @@ def main(argv):
             die("OUT.wim must differ from the input")
         {"rename": op_rename, "dupname": op_dupname, "cycle": op_cycle,
          "flip-data": op_flip, "solid-size": op_solid_size,
-         "move-blob": op_move_blob}[args.op](wim, args)
+         "move-blob": op_move_blob, "set-metadata": op_set_metadata}[args.op](wim, args)
         if wim.fix_integrity():
             print("integrity table recomputed")
     except Fail as e:

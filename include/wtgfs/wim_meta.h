@@ -56,8 +56,8 @@ struct wim_meta;
 
 /* A named data stream. */
 struct wim_meta_stream {
-	const char *name;		     /* UTF-8/WTF-8, never empty */
-	uint8_t hash[WIM_META_HASH_LEN];     /* SHA-1 of the data; all zero: empty */
+	const char *name;		 /* UTF-8/WTF-8, never empty */
+	uint8_t hash[WIM_META_HASH_LEN]; /* SHA-1 of the data; all zero: empty */
 };
 
 /* The facts one dentry (one name of an inode) holds. */

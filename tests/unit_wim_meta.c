@@ -1,0 +1,961 @@
+/*
+ * wim_meta against wimlib: parsing real metadata resources and writing them
+ * back unchanged gives the same bytes; every dentry's facts from the walk
+ * equal wimlib_iterate_dir_tree's; re-encoding each dentry from its facts
+ * gives its bytes; each change, written and parsed again, gives the tree a
+ * model predicts while untouched bytes stay where they were; bad inputs are
+ * -EINVAL.
+ *
+ *   unit_wim_meta                 all of it on a WIM wimlib captures here
+ *   unit_wim_meta WIM...          all of it on each WIM's first image
+ *   unit_wim_meta --patch WIM OUT writes WIM's metadata after the model's
+ *                                 changes to OUT (for tests/wim-meta.sh)
+ *   unit_wim_meta --same NEW.wim META
+ *                                 wimlib's view of NEW.wim equals the walk of
+ *                                 the metadata bytes in META
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "unit.h"
+#include "wim_meta_read.h"
+#include "wtgfs/hash.h"
+#include "wtgfs/wim_meta.h"
+
+#define REPARSE 0x400u
+/* snprintf into an array, checked */
+#define FMT(buf, ...) CHECK(snprintf(buf, sizeof(buf), __VA_ARGS__) < (int)sizeof(buf))
+#define DIRECTORY 0x10u
+
+/* ---- one line of facts per dentry, the same from both sides ---- */
+
+struct fact {
+	char *path;
+	char *line;	/* everything but the link group */
+	uint64_t group; /* 0: none */
+};
+
+struct facts {
+	struct fact *v;
+	size_t n, cap;
+};
+
+static void facts_add(struct facts *f, const char *path, const char *line, uint64_t group)
+{
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 1024;
+		f->v = realloc(f->v, f->cap * sizeof(*f->v));
+	}
+	f->v[f->n++] = (struct fact){strdup(path), strdup(line), group};
+}
+
+static void facts_free(struct facts *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->v[i].path);
+		free(f->v[i].line);
+	}
+	free(f->v);
+	memset(f, 0, sizeof(*f));
+}
+
+static int fact_cmp(const void *a, const void *b)
+{
+	const struct fact *x = a, *y = b;
+	return strcmp(x->path, y->path);
+}
+
+/* Sorted lines "path|line|link=first path of the group" (groups of one
+ * name have no link: wimlib numbers those its own way). */
+static char **facts_final(struct facts *f)
+{
+	qsort(f->v, f->n, sizeof(*f->v), fact_cmp);
+	char **out = calloc(f->n + 1, sizeof(*out));
+	for (size_t i = 0; i < f->n; i++) {
+		const char *first = NULL;
+		size_t members = 0;
+		if (f->v[i].group)
+			for (size_t j = 0; j < f->n; j++)
+				if (f->v[j].group == f->v[i].group) {
+					if (!first)
+						first = f->v[j].path;
+					members++;
+				}
+		size_t len =
+		    strlen(f->v[i].path) + strlen(f->v[i].line) + (first ? strlen(first) : 0) + 16;
+		out[i] = malloc(len);
+		snprintf(out[i], len, "%s|%s|link=%s", f->v[i].path, f->v[i].line,
+			 members > 1 ? first : "-");
+	}
+	return out;
+}
+
+static bool same_facts(struct facts *a, struct facts *b, const char *what)
+{
+	bool same = a->n == b->n;
+	char **x = facts_final(a), **y = facts_final(b);
+	size_t shown = 0;
+
+	if (!same)
+		fprintf(stderr, "%s: %zu entries against %zu\n", what, a->n, b->n);
+	for (size_t i = 0; i < a->n && i < b->n; i++)
+		if (strcmp(x[i], y[i])) {
+			same = false;
+			if (shown++ < 5)
+				fprintf(stderr, "%s:\n  %s\n  %s\n", what, x[i], y[i]);
+		}
+	for (size_t i = 0; i < a->n; i++)
+		free(x[i]);
+	for (size_t i = 0; i < b->n; i++)
+		free(y[i]);
+	free(x);
+	free(y);
+	return same;
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+	out[2 * n] = '\0';
+}
+
+struct line {
+	char *buf;
+	size_t len, cap;
+};
+
+static void addf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void addf(struct line *l, const char *fmt, ...)
+{
+	va_list ap;
+	for (;;) {
+		va_start(ap, fmt);
+		int n = vsnprintf(l->buf + l->len, l->cap - l->len, fmt, ap);
+		va_end(ap);
+		if ((size_t)n < l->cap - l->len) {
+			l->len += (size_t)n;
+			return;
+		}
+		l->cap = l->cap * 2 + (size_t)n + 64;
+		l->buf = realloc(l->buf, l->cap);
+	}
+}
+
+/* The common part: attributes, SD, times, reparse tag, DOS name, object id
+ * (64 bytes as wimlib gives it), UNIX data, the unnamed stream and the
+ * named ones. */
+static void common_line(struct line *l, uint32_t attr, const void *sd, size_t sdlen,
+			const uint64_t t[3], uint32_t tag, const char *dos, const uint8_t oid[64],
+			const char *unix_data, const uint8_t *unnamed)
+{
+	char h[41], o[129];
+	uint8_t sha[20];
+
+	l->len = 0;
+	addf(l, "attr=%x", attr);
+	if (sd && sdlen) {
+		struct wtg_sha1 *c = wtg_sha1_new();
+		wtg_sha1_update(c, sd, sdlen);
+		wtg_sha1_final(c, sha);
+		hex(sha, 20, h);
+		addf(l, " sd=%s", h);
+	} else {
+		addf(l, " sd=-");
+	}
+	addf(l, " t=%" PRIu64 ",%" PRIu64 ",%" PRIu64, t[0], t[1], t[2]);
+	if (attr & REPARSE)
+		addf(l, " tag=%x", tag);
+	addf(l, " dos=%s", dos && *dos ? dos : "-");
+	hex(oid, 64, o);
+	addf(l, " oid=%s", o);
+	addf(l, " unix=%s", unix_data);
+	hex(unnamed, 20, h);
+	addf(l, " s=%s", h);
+}
+
+/* ---- wimlib's side ---- */
+
+static uint64_t nt_time(const struct wimlib_timespec *ts, int32_t high)
+{
+	int64_t sec = (int64_t)((uint64_t)(uint32_t)high << 32 | (uint32_t)ts->tv_sec);
+	if (sizeof(ts->tv_sec) >= 8)
+		sec = (int64_t)ts->tv_sec;
+	return (uint64_t)(sec + 11644473600ll) * 10000000u + (uint64_t)ts->tv_nsec / 100;
+}
+
+static int wimlib_fact(const struct wimlib_dir_entry *de, void *arg)
+{
+	struct facts *f = arg;
+	struct line l = {0};
+	uint64_t t[3] = {nt_time(&de->creation_time, de->creation_time_high),
+			 nt_time(&de->last_write_time, de->last_write_time_high),
+			 nt_time(&de->last_access_time, de->last_access_time_high)};
+	char unix_data[64] = "-";
+	const char *path = de->full_path;
+
+	if (de->unix_mode)
+		FMT(unix_data, "%u:%u:%o:%u", de->unix_uid, de->unix_gid, de->unix_mode,
+		    de->unix_rdev);
+	common_line(&l, de->attributes, de->security_descriptor, de->security_descriptor_size, t,
+		    de->reparse_tag, de->dos_name, (const uint8_t *)&de->object_id, unix_data,
+		    de->streams[0].resource.sha1_hash);
+	for (uint32_t i = 1; i <= de->num_named_streams; i++) {
+		char h[41];
+		hex(de->streams[i].resource.sha1_hash, 20, h);
+		addf(&l, " %s=%s", de->streams[i].stream_name, h);
+	}
+	while (*path == '/')
+		path++;
+	facts_add(f, path, l.buf, de->num_links > 1 ? de->hard_link_group_id + 1 : 0);
+	free(l.buf);
+	return 0;
+}
+
+static int wimlib_facts(const char *wim_path, struct facts *f)
+{
+	WIMStruct *wim;
+	int code = wimlib_open_wim(wim_path, 0, &wim);
+	if (code)
+		return -EIO;
+	code = wimlib_iterate_dir_tree(wim, 1, "", WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE,
+				       wimlib_fact, f);
+	wimlib_free(wim);
+	return code ? -EIO : 0;
+}
+
+/* ---- ours ---- */
+
+static void entry_line(const struct wim_meta *m, const struct wim_meta_entry *e, struct line *l)
+{
+	const void *sd = NULL;
+	size_t sdlen = 0;
+	uint8_t oid[64] = {0};
+	char unix_data[64] = "-";
+	uint64_t t[3] = {e->creation_time, e->last_write_time, e->last_access_time};
+
+	if (e->security_id >= 0)
+		CHECK(wim_meta_sd_get(m, (uint32_t)e->security_id, &sd, &sdlen) == 0);
+	if (e->object_id)
+		memcpy(oid, e->object_id, e->object_id_len < 64 ? e->object_id_len : 64);
+	for (size_t off = 0; off + 8 <= e->tagged_len;) {
+		uint32_t tag, len;
+		memcpy(&tag, e->tagged + off, 4);
+		memcpy(&len, e->tagged + off + 4, 4);
+		if (tag == 0x337DD873 && len >= 16) {
+			uint32_t u[4];
+			memcpy(u, e->tagged + off + 8, 16);
+			FMT(unix_data, "%u:%u:%o:%u", u[0], u[1], u[2], u[3]);
+			break;
+		}
+		off += 8 + ((len + 7) & ~7u);
+	}
+	common_line(l, e->attributes, sd, sdlen, t, e->reparse_tag, e->dos_name, oid, unix_data,
+		    (e->attributes & REPARSE) ? e->reparse_hash : e->hash);
+	for (size_t i = 0; i < e->nstreams; i++) {
+		char h[41];
+		hex(e->streams[i].hash, 20, h);
+		addf(l, " %s=%s", e->streams[i].name, h);
+	}
+}
+
+struct walk_arg {
+	const struct wim_meta *m;
+	struct facts *f;
+};
+
+static int our_fact(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	struct walk_arg *w = arg;
+	struct line l = {0};
+
+	entry_line(w->m, e, &l);
+	facts_add(w->f, path, l.buf, (e->attributes & REPARSE) ? 0 : e->hard_link_group_id);
+	free(l.buf);
+	return 0;
+}
+
+static void our_facts(const struct wim_meta *m, struct facts *f)
+{
+	struct walk_arg w = {m, f};
+	CHECK(wim_meta_walk(m, our_fact, &w) == 0);
+}
+
+/* ---- re-encoding: a dentry set with its own facts keeps its bytes ---- */
+
+struct all_paths {
+	char **v;
+	struct wim_meta_entry *e;
+	size_t n, cap;
+};
+
+static int collect(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	struct all_paths *a = arg;
+	if (a->n == a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 1024;
+		a->v = realloc(a->v, a->cap * sizeof(*a->v));
+		a->e = realloc(a->e, a->cap * sizeof(*a->e));
+	}
+	a->e[a->n] = *e;
+	a->v[a->n++] = strdup(path);
+	return 0;
+}
+
+static void paths_free(struct all_paths *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+	free(a->e);
+	memset(a, 0, sizeof(*a));
+}
+
+static void check_reencode(const uint8_t *buf, size_t len)
+{
+	struct wim_meta *m;
+	struct all_paths a = {0};
+	void *out;
+	size_t olen;
+
+	CHECK(wim_meta_parse(buf, len, &m) == 0);
+	CHECK(wim_meta_walk(m, collect, &a) == 0);
+	for (size_t i = 0; i < a.n; i++) {
+		struct wim_meta_entry e = a.e[i];
+		CHECK(wim_meta_set(m, a.v[i], &e) == 0);
+	}
+	CHECK(wim_meta_write(m, &out, &olen) == 0);
+	CHECK(olen == len && !memcmp(out, buf, len));
+	if (olen == len) {
+		size_t diff = 0;
+		for (size_t i = 0; i < len; i++)
+			diff += ((const uint8_t *)out)[i] != buf[i];
+		if (diff)
+			fprintf(stderr, "re-encoded: %zu bytes differ\n", diff);
+	} else {
+		fprintf(stderr, "re-encoded: %zu bytes, not %zu\n", olen, len);
+	}
+	free(out);
+	paths_free(&a);
+	wim_meta_free(m);
+}
+
+/* ---- the model of changes ---- */
+
+static void model_set(const struct wim_meta *m, struct facts *f, const char *path,
+		      const struct wim_meta_entry *e)
+{
+	struct line l = {0};
+	entry_line(m, e, &l);
+	for (size_t i = 0; i < f->n; i++)
+		if (!strcmp(f->v[i].path, path)) {
+			free(f->v[i].line);
+			f->v[i].line = strdup(l.buf);
+			f->v[i].group = (e->attributes & REPARSE) ? 0 : e->hard_link_group_id;
+		}
+	free(l.buf);
+}
+
+static void model_add(const struct wim_meta *m, struct facts *f, const char *dir,
+		      const struct wim_meta_entry *e)
+{
+	struct line l = {0};
+	char path[4096];
+	FMT(path, "%s%s%s", dir, *dir ? "/" : "", e->name);
+	entry_line(m, e, &l);
+	facts_add(f, path, l.buf, (e->attributes & REPARSE) ? 0 : e->hard_link_group_id);
+	free(l.buf);
+}
+
+static bool under(const char *path, const char *top)
+{
+	size_t n = strlen(top);
+	return !strcmp(path, top) || (!strncmp(path, top, n) && path[n] == '/');
+}
+
+static void model_remove(struct facts *f, const char *top)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		if (under(f->v[i].path, top)) {
+			free(f->v[i].path);
+			free(f->v[i].line);
+		} else {
+			f->v[o++] = f->v[i];
+		}
+	}
+	f->n = o;
+}
+
+static void model_rename(struct facts *f, const char *from, const char *to)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (under(f->v[i].path, from)) {
+			char *p = malloc(strlen(to) + strlen(f->v[i].path) + 1);
+			sprintf(p, "%s%s", to, f->v[i].path + strlen(from));
+			free(f->v[i].path);
+			f->v[i].path = p;
+		}
+}
+
+/* Picks targets from the tree: two files in one directory, one in another,
+ * a directory below the root. */
+struct pick {
+	char dir1[4096], dir2[4096], file1[4096], file2[4096], file3[4096], subdir[4096];
+	struct wim_meta_entry fe;
+	struct all_paths files;
+};
+
+static int pick_cb(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	struct pick *p = arg;
+	bool dir = (e->attributes & (DIRECTORY | REPARSE)) == DIRECTORY;
+
+	if (!*path)
+		return 0;
+	if (dir && !p->subdir[0] && strchr(path, '/'))
+		FMT(p->subdir, "%s", path);
+	if (dir || (e->attributes & REPARSE) || e->nstreams || e->hard_link_group_id)
+		return 0;
+	return collect(&p->files, path, e);
+}
+
+static size_t dir_len(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? (size_t)(slash - path) : 0;
+}
+
+static void pick(struct wim_meta *m, struct pick *p)
+{
+	struct all_paths *f = &p->files;
+
+	CHECK(wim_meta_walk(m, pick_cb, p) == 0);
+	for (size_t i = 0; i + 1 < f->n && !p->file1[0]; i++)
+		for (size_t j = i + 1; j < f->n; j++)
+			if (dir_len(f->v[i]) == dir_len(f->v[j]) &&
+			    !strncmp(f->v[i], f->v[j], dir_len(f->v[i]))) {
+				FMT(p->file1, "%s", f->v[i]);
+				FMT(p->file2, "%s", f->v[j]);
+				FMT(p->dir1, "%.*s", (int)dir_len(f->v[i]), f->v[i]);
+				p->fe = f->e[i];
+				break;
+			}
+	for (size_t i = 0; i < f->n && p->file1[0]; i++)
+		if (dir_len(f->v[i]) != strlen(p->dir1) ||
+		    strncmp(f->v[i], p->dir1, strlen(p->dir1))) {
+			FMT(p->file3, "%s", f->v[i]);
+			FMT(p->dir2, "%.*s", (int)dir_len(f->v[i]), f->v[i]);
+			break;
+		}
+}
+
+static size_t bytes_differing(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	size_t d = 0;
+	for (size_t i = 0; i < n; i++)
+		d += a[i] != b[i];
+	return d;
+}
+
+/* Writes @m, parses the result again and compares its walk with @model. */
+static struct wim_meta *rewrite(struct wim_meta *m, struct facts *model, const char *what,
+				void **out, size_t *olen)
+{
+	struct wim_meta *m2 = NULL;
+	struct facts got = {0};
+
+	CHECK(wim_meta_write(m, out, olen) == 0);
+	CHECK(wim_meta_parse(*out, *olen, &m2) == 0);
+	if (!m2)
+		return NULL;
+	our_facts(m2, &got);
+	CHECK(same_facts(model, &got, what));
+	facts_free(&got);
+	return m2;
+}
+
+/* The changes: each kind once, on targets picked from the tree.  Returns
+ * the final bytes in *out (for --patch). */
+static void check_changes(const uint8_t *buf, size_t len, void **final, size_t *final_len)
+{
+	struct wim_meta *m;
+	struct facts model = {0};
+	struct pick p = {0};
+	void *out;
+	size_t olen;
+	char path[8192];
+
+	CHECK(wim_meta_parse(buf, len, &m) == 0);
+	our_facts(m, &model);
+	pick(m, &p);
+	CHECK(p.file1[0] && p.file2[0] && p.file3[0] && p.subdir[0]);
+	if (!p.file1[0] || !p.file2[0] || !p.file3[0] || !p.subdir[0])
+		fprintf(stderr, "picked '%s' '%s' '%s' '%s'\n", p.file1, p.file2, p.file3,
+			p.subdir);
+	if (!p.file1[0] || !p.file2[0] || !p.file3[0] || !p.subdir[0])
+		goto out;
+
+	/* 1. same length: in place, nothing else moves */
+	struct wim_meta_entry e;
+	CHECK(wim_meta_get(m, p.file1, &e) == 0);
+	e.last_write_time += 12345;
+	e.attributes ^= 0x1; /* READONLY */
+	CHECK(wim_meta_set(m, p.file1, &e) == 0);
+	model_set(m, &model, p.file1, &e);
+	struct wim_meta *m2 = rewrite(m, &model, "set in place", &out, &olen);
+	CHECK(olen == len);
+	CHECK(olen != len || bytes_differing(out, buf, len) <= 16);
+	CHECK(olen != len || bytes_differing(out, buf, len) > 0);
+	free(out);
+	wim_meta_free(m2);
+
+	/* 2. a longer DOS name and a new named stream: the list moves */
+	CHECK(wim_meta_get(m, p.file2, &e) == 0);
+	/* the data of blobs the WIM has, so that wimlib can apply the result */
+	struct wim_meta_stream s[2] = {{"extra:stream", {0}}, {"Zone.Identifier", {0}}};
+	memcpy(s[0].hash, p.fe.hash, 20);
+	e.streams = s;
+	e.nstreams = 2;
+	e.dos_name = "LONGERDO.SNM";
+	CHECK(wim_meta_set(m, p.file2, &e) == 0);
+	model_set(m, &model, p.file2, &e);
+	m2 = rewrite(m, &model, "set longer", &out, &olen);
+	CHECK(olen > len);
+	CHECK(olen < len || bytes_differing(out, buf, len) < 4096);
+	free(out);
+	wim_meta_free(m2);
+
+	/* 3. a new file, with a name that is not valid UTF-16 (an unpaired
+	 * surrogate), an object id, a link group (the DOS name goes on a file
+	 * of one name below: ntfs-3g shows none on a file of several) */
+	struct wim_meta_entry n;
+	static const uint8_t oid[64] = {0xAB, 0xCD, 1,	2,  3,	4,  5,	6, 7,
+					8,    9,    10, 11, 12, 13, 14, 15};
+	wim_meta_entry_init(&n);
+	n.name = "new \xed\xa0\x80 file.txt";
+	n.attributes = 0x20;
+	n.security_id = p.fe.security_id;
+	n.creation_time = n.last_access_time = n.last_write_time = 132000000000000000ull;
+	memcpy(n.hash, p.fe.hash, 20);
+	n.object_id = oid;
+	n.object_id_len = 64;
+	n.hard_link_group_id = wim_meta_max_link_group(m) + 1;
+	CHECK(wim_meta_add(m, p.dir1, &n) == 0);
+	model_add(m, &model, p.dir1, &n);
+	CHECK(wim_meta_add(m, p.dir1, &n) == -EEXIST);
+	/* a second name of it */
+	n.name = "new link.txt";
+	CHECK(wim_meta_add(m, p.dir2, &n) == 0);
+	model_add(m, &model, p.dir2, &n);
+	CHECK(wim_meta_max_link_group(m) == n.hard_link_group_id);
+
+	/* 4. a new directory with children, one of them a directory */
+	struct wim_meta_entry d;
+	wim_meta_entry_init(&d);
+	d.name = "New Dir";
+	d.dos_name = "NEWDIR~1";
+	d.attributes = DIRECTORY;
+	d.security_id = p.fe.security_id;
+	d.creation_time = 1;
+	CHECK(wim_meta_add(m, p.dir2, &d) == 0);
+	model_add(m, &model, p.dir2, &d);
+	FMT(path, "%s%sNew Dir", p.dir2, *p.dir2 ? "/" : "");
+	d.name = "sub";
+	d.dos_name = NULL;
+	CHECK(wim_meta_add(m, path, &d) == 0);
+	model_add(m, &model, path, &d);
+	wim_meta_entry_init(&n);
+	n.name = "child.bin";
+	n.dos_name = "CHILD~1.BIN";
+	n.security_id = p.fe.security_id;
+	n.attributes = 0x80;
+	memcpy(n.hash, p.fe.hash, 20);
+	CHECK(wim_meta_add(m, path, &n) == 0);
+	model_add(m, &model, path, &n);
+	CHECK(wim_meta_add(m, p.file3, &n) == -ENOTDIR);
+	CHECK(wim_meta_add(m, "no/such/dir", &n) == -ENOENT);
+	n.name = "bad/name";
+	CHECK(wim_meta_add(m, path, &n) == -EINVAL);
+	n.name = "..";
+	CHECK(wim_meta_add(m, path, &n) == -EINVAL);
+	m2 = rewrite(m, &model, "add", &out, &olen);
+	free(out);
+	wim_meta_free(m2);
+
+	/* 5. rename across directories, a directory too; remove a file and a
+	 * subtree */
+	char to[8192];
+	const char *base = strrchr(p.file3, '/') ? strrchr(p.file3, '/') + 1 : p.file3;
+	FMT(to, "%s/moved %s", path, base);
+	CHECK(wim_meta_rename(m, p.file3, to) == 0);
+	model_rename(&model, p.file3, to);
+	CHECK(wim_meta_rename(m, p.dir2, path) == -EINVAL || !*p.dir2);
+	CHECK(wim_meta_rename(m, p.file1, p.file2) == -EEXIST);
+	FMT(to, "%s renamed", p.subdir);
+	CHECK(wim_meta_rename(m, p.subdir, to) == 0);
+	model_rename(&model, p.subdir, to);
+	if (!strncmp(p.file1, p.subdir, strlen(p.subdir)) && p.file1[strlen(p.subdir)] == '/') {
+		/* file1 lay inside: follow it */
+		FMT(path, "%s%s", to, p.file1 + strlen(p.subdir));
+		FMT(p.file1, "%s", path);
+	}
+	CHECK(wim_meta_remove(m, p.file1) == 0);
+	model_remove(&model, p.file1);
+	CHECK(wim_meta_remove(m, to) == 0);
+	model_remove(&model, to);
+	CHECK(wim_meta_remove(m, to) == -ENOENT);
+	CHECK(wim_meta_remove(m, "") == -EINVAL);
+	m2 = rewrite(m, &model, "rename and remove", &out, &olen);
+	free(out);
+	wim_meta_free(m2);
+
+	/* 6. a new security descriptor: the table grows, the root moves */
+	const void *sd;
+	size_t sdlen;
+	uint32_t nsd = wim_meta_sd_count(m);
+	/* a minimal self-relative descriptor (a NULL DACL) when there is none */
+	static const uint8_t null_dacl[20] = {1, 0, 0x04, 0x80};
+	sd = null_dacl;
+	sdlen = sizeof(null_dacl);
+	if (nsd)
+		CHECK(wim_meta_sd_get(m, 0, &sd, &sdlen) == 0);
+	/* a new one that stays valid for libntfs-3g: other control flags
+	 * (auto-inherited, protected) */
+	uint8_t *sd2 = malloc(sdlen);
+	memcpy(sd2, sd, sdlen);
+	if (nsd) {
+		CHECK(wim_meta_sd_find(m, sd2, sdlen) == 0);
+		CHECK(wim_meta_sd_add(m, sd2, sdlen) == 0);
+	}
+	for (int flip = 0; flip < 3 && wim_meta_sd_find(m, sd2, sdlen) >= 0; flip++) {
+		sd2[3] ^= (uint8_t)(flip & 1 ? 0x10 : 0x04);
+		CHECK(sdlen >= 4);
+	}
+	CHECK(wim_meta_sd_find(m, sd2, sdlen) == -ENOENT);
+	int id = wim_meta_sd_add(m, sd2, sdlen);
+	CHECK(id == (int)nsd);
+	CHECK(wim_meta_sd_count(m) == nsd + 1);
+	CHECK(wim_meta_sd_add(m, sd2, sdlen) == id);
+	CHECK(wim_meta_sd_add(m, sd2, 0) == -EINVAL);
+	CHECK(wim_meta_get(m, p.file2, &e) == 0);
+	e.security_id = id;
+	CHECK(wim_meta_set(m, p.file2, &e) == 0);
+	model_set(m, &model, p.file2, &e);
+	CHECK(wim_meta_get(m, "", &e) == 0);
+	e.security_id = id;
+	CHECK(wim_meta_set(m, "", &e) == 0);
+	model_set(m, &model, "", &e);
+	free(sd2);
+	e.security_id = (int32_t)wim_meta_sd_count(m);
+	CHECK(wim_meta_set(m, p.file2, &e) == -EINVAL);
+	m2 = rewrite(m, &model, "new SD", &out, &olen);
+	/* writing twice gives the same */
+	void *again;
+	size_t alen;
+	CHECK(wim_meta_write(m, &again, &alen) == 0);
+	CHECK(alen == olen && !memcmp(again, out, olen));
+	free(again);
+	/* the second generation patches the first */
+	if (m2) {
+		CHECK(wim_meta_get(m2, p.file2, &e) == 0);
+		e.last_access_time++;
+		CHECK(wim_meta_set(m2, p.file2, &e) == 0);
+		model_set(m2, &model, p.file2, &e);
+		void *out2;
+		size_t olen2;
+		struct wim_meta *m3 = rewrite(m2, &model, "second generation", &out2, &olen2);
+		CHECK(olen2 == olen && bytes_differing(out2, out, olen) <= 8);
+		wim_meta_free(m3);
+		free(out2);
+		wim_meta_free(m2);
+	}
+	if (final) {
+		*final = out;
+		*final_len = olen;
+	} else {
+		free(out);
+	}
+out:
+	paths_free(&p.files);
+	facts_free(&model);
+	wim_meta_free(m);
+}
+
+/* ---- bad input ---- */
+
+static uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void wr16(uint8_t *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+
+static int parse_copy(const uint8_t *buf, size_t len)
+{
+	/* an exact copy so that ASan sees a read past the end */
+	uint8_t *c = malloc(len ? len : 1);
+	struct wim_meta *m = NULL;
+	memcpy(c, buf, len);
+	int ret = wim_meta_parse(c, len, &m);
+	CHECK((ret == 0) == (m != NULL));
+	wim_meta_free(m);
+	free(c);
+	return ret;
+}
+
+static void check_bad(const uint8_t *buf, size_t len)
+{
+	uint8_t *b = malloc(len);
+	uint64_t root = ((uint64_t)(uint32_t)rd64(buf) + 7) & ~7ull;
+	/* truncated anywhere */
+	for (size_t k = 0; k < len; k += (k < 512 ? 1 : len / 97 + 1))
+		CHECK(parse_copy(buf, k) == -EINVAL);
+	CHECK(parse_copy(buf, len - 8) == -EINVAL);
+	CHECK(parse_copy(buf, len - 1) == -EINVAL);
+
+#define MUTATE(stmt)                                                                               \
+	do {                                                                                       \
+		memcpy(b, buf, len);                                                               \
+		stmt;                                                                              \
+		CHECK(parse_copy(b, len) == -EINVAL);                                              \
+	} while (0)
+	/* a security table longer than the resource, absurd counts and sizes */
+	MUTATE(wr32(b, (uint32_t)len + 8));
+	MUTATE(wr32(b + 4, 0xFFFFFFFF));
+	MUTATE(wr32(b + 4, (uint32_t)(root / 8)));
+	MUTATE(wr64(b + 8, 0xFFFFFFFFFFull));
+	MUTATE(wr64(b + 8, root));
+	/* the root: a length past the end, unaligned and out of range lists */
+	MUTATE(wr64(b + root, len));
+	MUTATE(wr64(b + root, 1ull << 63));
+	MUTATE(wr64(b + root + 0x10, len));
+	MUTATE(wr64(b + root + 0x10, rd64(buf + root + 0x10) + 4));
+	MUTATE(wr64(b + root + 0x10, 0xFFFFFFFFFFFFFFF8ull));
+	MUTATE(wr32(b + root + 0x08, 0x20)); /* the root is no directory */
+	/* the root's list pointing at the root itself, or at the table */
+	MUTATE(wr64(b + root + 0x10, root));
+	MUTATE(wr64(b + root + 0x10, 8));
+	uint64_t first = rd64(buf + root + 0x10);
+	/* the first child: odd name lengths, absurd stream counts, a bad id */
+	MUTATE(wr16(b + first + 0x64, (uint16_t)(*(uint16_t *)(buf + first + 0x64) | 1)));
+	MUTATE(wr16(b + first + 0x62, 1));
+	MUTATE(wr16(b + first + 0x62, 0xFFFE));
+	MUTATE(wr16(b + first + 0x60, 0xFFFF));
+	MUTATE(wr32(b + first + 0x0C, 0x7FFFFFFF));
+	MUTATE(wr64(b + first, 0x60));
+	MUTATE(wr16(b + first + 0x66, 0)); /* an embedded NUL */
+	/* a directory's list looping back: to the root's list, into itself */
+	for (uint64_t off = first; off + 8 <= len;) {
+		uint64_t l = (rd64(buf + off) + 7) & ~7ull;
+		if (l <= 8)
+			break;
+		uint32_t attr;
+		memcpy(&attr, buf + off + 8, 4);
+		if ((attr & (DIRECTORY | REPARSE)) == DIRECTORY && rd64(buf + off + 0x10)) {
+			MUTATE(wr64(b + off + 0x10, first));
+			MUTATE(wr64(b + off + 0x10, off));
+			break;
+		}
+		uint16_t ns;
+		memcpy(&ns, buf + off + 0x60, 2);
+		off += l;
+		for (unsigned i = 0; i < ns; i++)
+			off += (rd64(buf + off) + 7) & ~7ull;
+	}
+	/* a file with children */
+	for (uint64_t off = first; off + 8 <= len;) {
+		uint64_t l = (rd64(buf + off) + 7) & ~7ull;
+		if (l <= 8)
+			break;
+		uint32_t attr;
+		memcpy(&attr, buf + off + 8, 4);
+		if (!(attr & DIRECTORY)) {
+			MUTATE(wr64(b + off + 0x10, first));
+			break;
+		}
+		uint16_t ns;
+		memcpy(&ns, buf + off + 0x60, 2);
+		off += l;
+		for (unsigned i = 0; i < ns; i++)
+			off += (rd64(buf + off) + 7) & ~7ull;
+	}
+#undef MUTATE
+	free(b);
+}
+
+/* ---- one WIM ---- */
+
+static void check_wim(const char *path)
+{
+	uint8_t *buf;
+	size_t len;
+	struct wim_meta *m;
+	struct facts mine = {0}, theirs = {0};
+	void *out;
+	size_t olen;
+
+	printf("# %s\n", path);
+	CHECK(read_wim_metadata(path, 1, &buf, &len) == 0);
+	if (!buf)
+		return;
+	CHECK(wim_meta_parse(buf, len, &m) == 0);
+	if (!m) {
+		free(buf);
+		return;
+	}
+	CHECK(wim_meta_write(m, &out, &olen) == 0);
+	CHECK(olen == len && !memcmp(out, buf, len));
+	free(out);
+	our_facts(m, &mine);
+	CHECK(wimlib_facts(path, &theirs) == 0);
+	CHECK(same_facts(&mine, &theirs, "walk against wimlib"));
+	facts_free(&mine);
+	facts_free(&theirs);
+	wim_meta_free(m);
+	check_reencode(buf, len);
+	check_changes(buf, len, NULL, NULL);
+	check_bad(buf, len);
+	free(buf);
+}
+
+/* ---- a WIM captured here ---- */
+
+static void put_file(const char *path, const char *data)
+{
+	FILE *f = fopen(path, "w");
+	fputs(data, f);
+	fclose(f);
+}
+
+static char *capture_here(char *tmpl)
+{
+	char p[4096], wim[4096];
+	WIMStruct *w;
+
+	CHECK(mkdtemp(tmpl) != NULL);
+	FMT(p, "%s/src", tmpl);
+	mkdir(p, 0755);
+#define P(s) (snprintf(p, sizeof(p), "%s/src/%s", tmpl, s), p)
+	mkdir(P("dir"), 0755);
+	mkdir(P("dir/deeper"), 0755);
+	mkdir(P("empty"), 0755);
+	mkdir(P("other"), 0755);
+	put_file(P("a.txt"), "hello\n");
+	put_file(P("b.txt"), "bb\n");
+	put_file(P("dir/b.txt"), "b\n");
+	put_file(P("dir/c.txt"), "c\n");
+	put_file(P("dir/deeper/d.txt"), "d\n");
+	put_file(P("other/e.txt"), "e\n");
+	put_file(P("other/Zeta.txt"), "z\n");
+	put_file(P("other/alpha.txt"), "a\n");
+	put_file(P("A name long enough to need many bytes in UTF-16 \xc3\xa9\xe2\x82\xac.txt"), "");
+	char target[4096];
+	FMT(target, "%s/src/a.txt", tmpl);
+	CHECK(link(target, P("dir/link.txt")) == 0);
+	CHECK(symlink("../a.txt", P("dir/sym")) == 0);
+#undef P
+	FMT(p, "%s/src", tmpl);
+	FMT(wim, "%s/here.wim", tmpl);
+	CHECK(wimlib_create_new_wim(WIMLIB_COMPRESSION_TYPE_LZX, &w) == 0);
+	CHECK(wimlib_add_image(w, p, "t", NULL, WIMLIB_ADD_FLAG_UNIX_DATA) == 0);
+	CHECK(wimlib_write(w, wim, WIMLIB_ALL_IMAGES, 0, 1) == 0);
+	wimlib_free(w);
+	return strdup(wim);
+}
+
+static int patch_mode(const char *wim, const char *out_path)
+{
+	uint8_t *buf;
+	size_t len;
+	void *out = NULL;
+	size_t olen = 0;
+
+	if (read_wim_metadata(wim, 1, &buf, &len) < 0) {
+		fprintf(stderr, "unit_wim_meta: cannot read '%s'\n", wim);
+		return 2;
+	}
+	check_changes(buf, len, &out, &olen);
+	FILE *f = fopen(out_path, "wb");
+	if (!out || !f || fwrite(out, 1, olen, f) != olen || fclose(f))
+		return 2;
+	free(out);
+	free(buf);
+	return unit_failures ? 1 : 0;
+}
+
+static int same_mode(const char *wim, const char *meta)
+{
+	FILE *f = fopen(meta, "rb");
+	struct stat st;
+	struct wim_meta *m;
+	struct facts mine = {0}, theirs = {0};
+
+	if (!f || fstat(fileno(f), &st) < 0)
+		return 2;
+	uint8_t *buf = malloc((size_t)st.st_size + 1);
+	if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+		return 2;
+	fclose(f);
+	CHECK(wim_meta_parse(buf, (size_t)st.st_size, &m) == 0);
+	if (!m)
+		return 1;
+	our_facts(m, &mine);
+	CHECK(wimlib_facts(wim, &theirs) == 0);
+	CHECK(same_facts(&mine, &theirs, "patched walk against wimlib"));
+	printf("%zu entries alike\n", mine.n);
+	facts_free(&mine);
+	facts_free(&theirs);
+	wim_meta_free(m);
+	free(buf);
+	return unit_failures ? 1 : 0;
+}
+
+static const char *here_wim;
+
+TEST(here)
+{
+	check_wim(here_wim);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	wimlib_global_init(0);
+	if (argc == 4 && !strcmp(argv[1], "--patch"))
+		return patch_mode(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "--same"))
+		return same_mode(argv[2], argv[3]);
+	if (argc > 1) {
+		for (int i = 1; i < argc; i++)
+			check_wim(argv[i]);
+		UNIT_EXIT();
+	}
+	char tmpl[] = "/tmp/unit_wim_meta-XXXXXX";
+	here_wim = capture_here(tmpl);
+	RUN(here);
+	char cmd[4200];
+	FMT(cmd, "rm -rf '%s'", tmpl);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", tmpl);
+	UNIT_EXIT();
+}
