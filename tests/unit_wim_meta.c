@@ -13,8 +13,10 @@
  *   unit_wim_meta --same NEW.wim META
  *                                 wimlib's view of NEW.wim equals the walk of
  *                                 the metadata bytes in META
+ *   unit_wim_meta --bench WIM [N] figures for bench/wim-meta (best of N)
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -930,6 +932,159 @@ static int same_mode(const char *wim, const char *meta)
 	return unit_failures ? 1 : 0;
 }
 
+/* ---- --bench: figures for bench/wim-meta ---- */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int count_cb(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	(void)path;
+	(void)e;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static int wimlib_count_cb(const struct wimlib_dir_entry *de, void *arg)
+{
+	(void)de;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* The two directories with the most files (not the root). */
+struct big_dirs {
+	struct all_paths files;
+	char a[4096], b[4096];
+};
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void find_big_dirs(struct wim_meta *m, struct big_dirs *d)
+{
+	struct pick p = {0};
+	size_t best[2] = {0, 0};
+
+	CHECK(wim_meta_walk(m, pick_cb, &p) == 0);
+	d->files = p.files;
+	char **dirs = calloc(d->files.n + 1, sizeof(*dirs));
+	for (size_t i = 0; i < d->files.n; i++)
+		dirs[i] = strndup(d->files.v[i], dir_len(d->files.v[i]));
+	qsort(dirs, d->files.n, sizeof(*dirs), str_cmp);
+	for (size_t i = 0; i < d->files.n;) {
+		size_t j = i;
+		while (j < d->files.n && !strcmp(dirs[j], dirs[i]))
+			j++;
+		if (*dirs[i] && j - i > best[0]) {
+			best[1] = best[0];
+			memcpy(d->b, d->a, sizeof(d->a));
+			best[0] = j - i;
+			FMT(d->a, "%s", dirs[i]);
+		} else if (*dirs[i] && j - i > best[1]) {
+			best[1] = j - i;
+			FMT(d->b, "%s", dirs[i]);
+		}
+		i = j;
+	}
+	for (size_t i = 0; i < d->files.n; i++)
+		free(dirs[i]);
+	free(dirs);
+}
+
+static int bench_mode(const char *wim, int reps)
+{
+	uint8_t *buf;
+	size_t len, n = 0, wn = 0;
+	struct wim_meta *m = NULL;
+	double t, parse = 1e9, walk = 1e9, write = 1e9, wl = 1e9;
+	void *out;
+	size_t olen;
+
+	if (read_wim_metadata(wim, 1, &buf, &len) < 0)
+		return 2;
+	for (int r = 0; r < reps; r++) {
+		wim_meta_free(m);
+		t = now_ms();
+		CHECK(wim_meta_parse(buf, len, &m) == 0);
+		parse = fmin(parse, now_ms() - t);
+		n = 0;
+		t = now_ms();
+		CHECK(wim_meta_walk(m, count_cb, &n) == 0);
+		walk = fmin(walk, now_ms() - t);
+		t = now_ms();
+		CHECK(wim_meta_write(m, &out, &olen) == 0);
+		write = fmin(write, now_ms() - t);
+		CHECK(olen == len && !memcmp(out, buf, len));
+		free(out);
+		/* the peer: wimlib loading the same metadata and walking it */
+		WIMStruct *w;
+		t = now_ms();
+		CHECK(wimlib_open_wim(wim, 0, &w) == 0);
+		wn = 0;
+		CHECK(wimlib_iterate_dir_tree(w, 1, "", WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE,
+					      wimlib_count_cb, &wn) == 0);
+		wimlib_free(w);
+		wl = fmin(wl, now_ms() - t);
+	}
+	CHECK(n == wn);
+	printf("%s: metadata %zu bytes, %zu dentries\n", wim, len, n);
+	printf("parse %.1f ms, walk %.1f ms, write unchanged %.1f ms (identical bytes)\n", parse,
+	       walk, write);
+	printf("wimlib open + iterate_dir_tree %.1f ms: %.1fx ours (parse + walk)\n", wl,
+	       wl / (parse + walk));
+
+	/* 100 files in two directories: 50 changed in place (new data, new
+	 * times), 50 new ones (the list moves) */
+	struct big_dirs d = {0};
+	find_big_dirs(m, &d);
+	CHECK(d.a[0] && d.b[0]);
+	t = now_ms();
+	size_t changed = 0, added = 0;
+	for (size_t i = 0; i < d.files.n && changed < 50; i++) {
+		if (dir_len(d.files.v[i]) != strlen(d.a) || strncmp(d.files.v[i], d.a, strlen(d.a)))
+			continue;
+		struct wim_meta_entry e;
+		CHECK(wim_meta_get(m, d.files.v[i], &e) == 0);
+		e.hash[0] ^= 0xFF;
+		e.last_write_time += 10000000;
+		CHECK(wim_meta_set(m, d.files.v[i], &e) == 0);
+		changed++;
+	}
+	for (; added < 50; added++) {
+		struct wim_meta_entry e;
+		char name[64];
+		wim_meta_entry_init(&e);
+		FMT(name, "oem%zu.inf", added);
+		e.name = name;
+		e.attributes = 0x20;
+		e.hash[0] = (uint8_t)added;
+		CHECK(wim_meta_add(m, d.b, &e) == 0);
+	}
+	CHECK(wim_meta_write(m, &out, &olen) == 0);
+	double patch = now_ms() - t;
+	size_t chunks = len / 32768, same = 0;
+	for (size_t c = 0; c < chunks; c++)
+		same += !memcmp((uint8_t *)out + c * 32768, buf + c * 32768, 32768);
+	printf("%zu files changed in '%s', %zu added to '%s': patch + write %.1f ms, "
+	       "%zu bytes (+%zu), %zu of %zu whole 32 KiB chunks unchanged (%.1f%%)\n",
+	       changed, d.a, added, d.b, patch, olen, olen - len, same, chunks,
+	       chunks ? 100.0 * same / chunks : 100.0);
+	/* most chunks unchanged (a tiny resource has too few to say) */
+	CHECK(chunks < 64 || same * 10 >= chunks * 9);
+	free(out);
+	paths_free(&d.files);
+	wim_meta_free(m);
+	free(buf);
+	return unit_failures ? 1 : 0;
+}
+
 static const char *here_wim;
 
 TEST(here)
@@ -945,6 +1100,8 @@ int main(int argc, char **argv)
 		return patch_mode(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "--same"))
 		return same_mode(argv[2], argv[3]);
+	if (argc >= 3 && !strcmp(argv[1], "--bench"))
+		return bench_mode(argv[2], argc > 3 ? atoi(argv[3]) : 5);
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)
 			check_wim(argv[i]);
