@@ -15,6 +15,7 @@
  *                                 the metadata bytes in META
  *   unit_wim_meta --bench WIM [N] figures for bench/wim-meta (best of N)
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -287,6 +288,67 @@ static void our_facts(const struct wim_meta *m, struct facts *f)
 	CHECK(wim_meta_walk(m, our_fact, &w) == 0);
 }
 
+/* ---- sibling order: wimlib's collation (upper case first), checked on
+ * ASCII names ---- */
+
+struct order {
+	char *last[64];
+	size_t pairs, bad;
+};
+
+static bool ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	return true;
+}
+
+static int collate_ascii(const char *a, const char *b)
+{
+	for (size_t i = 0;; i++) {
+		int x = toupper((unsigned char)a[i]), y = toupper((unsigned char)b[i]);
+		if (x != y || !x)
+			return x - y ? x - y : strcmp(a, b);
+	}
+}
+
+static int order_cb(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	struct order *o = arg;
+	size_t depth = 0;
+
+	if (!*path)
+		return 0;
+	for (const char *p = path; *p; p++)
+		depth += *p == '/';
+	if (depth >= 63)
+		return 0;
+	if (o->last[depth] && ascii(o->last[depth]) && ascii(e->name)) {
+		o->pairs++;
+		if (collate_ascii(o->last[depth], e->name) >= 0 && o->bad++ < 3)
+			fprintf(stderr, "out of order: '%s' before '%s'\n", o->last[depth],
+				e->name);
+	}
+	free(o->last[depth]);
+	o->last[depth] = strdup(e->name);
+	for (size_t d = depth + 1; d < 64 && o->last[d]; d++) {
+		free(o->last[d]);
+		o->last[d] = NULL;
+	}
+	return 0;
+}
+
+static void check_order(const struct wim_meta *m)
+{
+	struct order o = {0};
+
+	CHECK(wim_meta_walk(m, order_cb, &o) == 0);
+	CHECK(o.pairs > 0 && o.bad == 0);
+	for (size_t d = 0; d < 64; d++)
+		free(o.last[d]);
+}
+
 /* ---- re-encoding: a dentry set with its own facts keeps its bytes ---- */
 
 struct all_paths {
@@ -477,6 +539,7 @@ static struct wim_meta *rewrite(struct wim_meta *m, struct facts *model, const c
 		return NULL;
 	our_facts(m2, &got);
 	CHECK(same_facts(model, &got, what));
+	check_order(m2);
 	facts_free(&got);
 	return m2;
 }
@@ -831,6 +894,7 @@ static void check_wim(const char *path)
 	our_facts(m, &mine);
 	CHECK(wimlib_facts(path, &theirs) == 0);
 	CHECK(same_facts(&mine, &theirs, "walk against wimlib"));
+	check_order(m);
 	facts_free(&mine);
 	facts_free(&theirs);
 	wim_meta_free(m);

@@ -119,7 +119,11 @@ int wim_meta_sd_add(struct wim_meta *m, const void *sd, size_t len);
 
 int wim_meta_get(const struct wim_meta *m, const char *path, struct wim_meta_entry *out);
 
-/* Replaces every fact of the dentry at @path with @e's (@e->name must be
+/* An inode's facts live in each of its names (dentries): set them on every
+ * name.  wimlib takes a group's facts from its first name and links names
+ * only when their unnamed data hashes agree and none is a directory.
+ *
+ * Replaces every fact of the dentry at @path with @e's (@e->name must be
  * NULL or its current name: renames go through wim_meta_rename).  A
  * directory with children stays one (-EISDIR when @e drops DIRECTORY); a
  * file does not become a directory (-ENOTDIR).  @e's strings and arrays are
