@@ -55,7 +55,7 @@ struct dentry_disk {
 	uint16_t num_extra_streams; /* 0x60 le16 */
 	uint16_t short_name_nbytes; /* 0x62 le16: without the NUL; 0 none */
 	uint16_t name_nbytes;	    /* 0x64 le16: without the NUL; 0 none */
-	/* 0x66: name + NUL, short name + NUL, pad, tagged items */
+				    /* 0x66: name + NUL, short name + NUL, pad, tagged items */
 } __attribute__((packed));
 _Static_assert(sizeof(struct dentry_disk) == 0x66, "dentry is 102 bytes");
 
@@ -175,6 +175,7 @@ struct wim_meta {
 	const uint8_t **sd;
 	uint64_t *sd_len;
 	bool sd_added;
+	bool changed; /* since parsing */
 
 	struct node *nodes;
 	uint32_t nnodes, cap;
@@ -610,6 +611,8 @@ static int64_t parse_streams(struct wim_meta *m, struct wim_meta_entry *e, const
 	size_t nnamed = 0;
 	int err = 0;
 
+	if (count > (m->len - off) / sizeof(struct stream_disk))
+		return -EINVAL;
 	if (count) {
 		named = arena_alloc(m, count * sizeof(*named));
 		if (!named)
@@ -953,6 +956,7 @@ int wim_meta_sd_add(struct wim_meta *m, const void *sd, size_t len)
 	m->sd[m->nsd] = copy;
 	m->sd_len[m->nsd] = len;
 	m->sd_added = true;
+	m->changed = true;
 	return (int)m->nsd++;
 }
 
@@ -1238,6 +1242,7 @@ int wim_meta_set(struct wim_meta *m, const char *path, const struct wim_meta_ent
 	n.name = nd->e.name; /* the node's own, which the hash knows */
 	nd->e = n;
 	nd->flags |= N_FACTS;
+	m->changed = true;
 	if (!root && !(nd->flags & N_NEW) && total != nd->len)
 		m->nodes[nd->parent].flags |= N_LIST;
 	if (!(e->attributes & ATTR_REPARSE_POINT) && e->hard_link_group_id > m->max_link)
@@ -1273,6 +1278,7 @@ static int check_name(const char *name)
 
 static void place(struct wim_meta *m, uint32_t dir, uint32_t i, const uint8_t *name, size_t nbytes)
 {
+	m->changed = true;
 	link_before(m, dir, sorted_position(m, dir, name, nbytes), i);
 	hash_insert(m, i);
 	m->nodes[dir].flags |= N_LIST;
@@ -1392,6 +1398,7 @@ int wim_meta_remove(struct wim_meta *m, const char *path)
 	if (m->nodes[i].parent == NONE)
 		return -EINVAL;
 	m->nodes[m->nodes[i].parent].flags |= N_LIST;
+	m->changed = true;
 	remove_subtree(m, i);
 	return 0;
 }
@@ -1583,6 +1590,15 @@ int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 
 	*bytes = NULL;
 	*len = 0;
+	if (!m->changed) {
+		free(x);
+		*bytes = malloc(m->len ? m->len : 1);
+		if (!*bytes)
+			return -ENOMEM;
+		memcpy(*bytes, m->orig, m->len);
+		*len = m->len;
+		return 0;
+	}
 	w.pos = calloc(n, sizeof(*w.pos));
 	w.subdir = calloc(n, sizeof(*w.subdir));
 	w.elen = calloc(n, sizeof(*w.elen));
@@ -1602,6 +1618,8 @@ int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 		if (err)
 			goto out;
 		w.elen[i] = (uint32_t)x->total;
+		if (nd->parent != NONE && !(nd->flags & N_NEW) && w.elen[i] != nd->len)
+			m->nodes[nd->parent].flags |= N_LIST;
 	}
 
 	/* the start: the security table and the root */
