@@ -1206,5 +1206,6 @@ int main(int argc, char **argv)
 	FMT(cmd, "rm -rf '%s'", tmpl);
 	if (system(cmd))
 		fprintf(stderr, "cannot remove %s\n", tmpl);
+	free((char *)here_wim);
 	UNIT_EXIT();
 }
