@@ -805,6 +805,30 @@ static int parse_copy(const uint8_t *buf, size_t len)
 	return ret;
 }
 
+/* The offset of the first directory with children (@dir) or the first
+ * file in the list at @off; 0 when there is none. */
+static uint64_t first_in_list(const uint8_t *buf, size_t len, uint64_t off, bool dir)
+{
+	while (off + 0x66 <= len) {
+		uint64_t l = (rd64(buf + off) + 7) & ~7ull;
+		uint32_t attr;
+		uint16_t ns;
+		if (l <= 8)
+			break;
+		memcpy(&attr, buf + off + 8, 4);
+		uint64_t sub = rd64(buf + off + 0x10);
+		if (dir ? (attr & (DIRECTORY | REPARSE)) == DIRECTORY && sub && sub + 8 <= len &&
+			      rd64(buf + sub) > 8
+			: !(attr & DIRECTORY))
+			return off;
+		memcpy(&ns, buf + off + 0x60, 2);
+		off += l;
+		for (unsigned i = 0; i < ns && off + 8 <= len; i++)
+			off += (rd64(buf + off) + 7) & ~7ull;
+	}
+	return 0;
+}
+
 static void check_bad(const uint8_t *buf, size_t len)
 {
 	uint8_t *b = malloc(len);
@@ -847,40 +871,22 @@ static void check_bad(const uint8_t *buf, size_t len)
 	MUTATE(wr64(b + first, 0x60));
 	MUTATE(wr16(b + first + 0x66, 0)); /* an embedded NUL */
 	/* a directory's list looping back: to the root's list, into itself */
-	for (uint64_t off = first; off + 8 <= len;) {
-		uint64_t l = (rd64(buf + off) + 7) & ~7ull;
-		if (l <= 8)
-			break;
-		uint32_t attr;
-		memcpy(&attr, buf + off + 8, 4);
-		if ((attr & (DIRECTORY | REPARSE)) == DIRECTORY && rd64(buf + off + 0x10)) {
-			MUTATE(wr64(b + off + 0x10, first));
-			MUTATE(wr64(b + off + 0x10, off));
-			break;
-		}
-		uint16_t ns;
-		memcpy(&ns, buf + off + 0x60, 2);
-		off += l;
-		for (unsigned i = 0; i < ns; i++)
-			off += (rd64(buf + off) + 7) & ~7ull;
+	uint64_t dir = first_in_list(buf, len, first, true);
+	CHECK(dir);
+	if (dir) {
+		MUTATE(wr64(b + dir + 0x10, first));
+		MUTATE(wr64(b + dir + 0x10, dir));
 	}
 	/* a file with children */
-	for (uint64_t off = first; off + 8 <= len;) {
-		uint64_t l = (rd64(buf + off) + 7) & ~7ull;
-		if (l <= 8)
-			break;
-		uint32_t attr;
-		memcpy(&attr, buf + off + 8, 4);
-		if (!(attr & DIRECTORY)) {
-			MUTATE(wr64(b + off + 0x10, first));
-			break;
-		}
-		uint16_t ns;
-		memcpy(&ns, buf + off + 0x60, 2);
-		off += l;
-		for (unsigned i = 0; i < ns; i++)
-			off += (rd64(buf + off) + 7) & ~7ull;
+	uint64_t file = 0;
+	for (uint64_t list = first; !file && list;) {
+		file = first_in_list(buf, len, list, false);
+		uint64_t d = first_in_list(buf, len, list, true);
+		list = d ? rd64(buf + d + 0x10) : 0;
 	}
+	CHECK(file);
+	if (file)
+		MUTATE(wr64(b + file + 0x10, first));
 #undef MUTATE
 	free(b);
 }
