@@ -23,6 +23,20 @@
 
 /* ---- batches ---- */
 
+/* Runs the prepared BEGIN or COMMIT: an SQLite result code. */
+static int run_end(struct wtg_store *st, int id)
+{
+	if (!st->q[id]) {
+		int rc = sqlite3_prepare_v3(st->db, store_query_sql[id], -1,
+					    SQLITE_PREPARE_PERSISTENT, &st->q[id], NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	int rc = sqlite3_step(st->q[id]);
+	sqlite3_reset(st->q[id]);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int store_writable(struct wtg_store *st)
 {
 	if (st->read_only)
@@ -31,28 +45,30 @@ int store_writable(struct wtg_store *st)
 		return st->batch_lost;
 	if (st->in_batch)
 		return 0;
-	int r = store_exec(st, "BEGIN IMMEDIATE");
+	int r = run_end(st, Q_BEGIN);
 	if (r)
-		return r;
+		return store_sql_error(st, r);
 	st->in_batch = true;
 	clock_gettime(CLOCK_MONOTONIC, &st->batch_start);
 	return 0;
 }
 
-/* Makes every committed transaction durable: they are all in the WAL. */
+/* Makes every committed transaction durable: they are all in the WAL.  Its
+ * descriptor stays open while the connection is (SQLite removes the file
+ * only when the last connection closes). */
 static int sync_wal(struct wtg_store *st)
 {
-	char path[PATH_MAX + 8];
-
 	if (!st->unsynced)
 		return 0;
-	snprintf(path, sizeof(path), "%s-wal", st->path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : store_write_failed(st, -errno);
-	int r = fdatasync(fd) < 0 ? -errno : 0;
-	close(fd);
-	if (r) {
+	if (st->wal_fd < 0) {
+		char path[PATH_MAX + 8];
+		snprintf(path, sizeof(path), "%s-wal", st->path);
+		st->wal_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (st->wal_fd < 0)
+			return errno == ENOENT ? 0 : store_write_failed(st, -errno);
+	}
+	if (fdatasync(st->wal_fd) < 0) {
+		int r = -errno;
 		wtg_error("'%s': cannot sync its log: %s", st->path, strerror(-r));
 		return r;
 	}
@@ -68,7 +84,7 @@ int store_commit_locked(struct wtg_store *st, bool durable)
 		return r;
 	if (st->in_batch) {
 		st->in_batch = false;
-		int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+		int rc = run_end(st, Q_COMMIT);
 		if (rc != SQLITE_OK) {
 			r = store_sql_error(st, rc);
 			if (!sqlite3_get_autocommit(st->db))

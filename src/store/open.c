@@ -482,6 +482,8 @@ static void store_free(struct wtg_store *st)
 {
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(st->q[i]);
+	if (st->wal_fd >= 0)
+		close(st->wal_fd);
 	if (st->db)
 		sqlite3_close(st->db);
 	if (st->fd >= 0)
@@ -554,6 +556,9 @@ int wtg_store_after_fork(struct wtg_store *st)
 	}
 	sqlite3_close(st->db);
 	st->db = NULL;
+	if (st->wal_fd >= 0) /* the next connection's log may be another file */
+		close(st->wal_fd);
+	st->wal_fd = -1;
 	if (!r)
 		r = connect_db(st, st->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
 	if (!r) /* a reader's view of an old table is per connection */
@@ -576,6 +581,7 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	if (!st)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
+	st->wal_fd = -1;
 	st->read_only = opt->read_only || opt->at;
 	st->path = strdup(path);
 	st->codec = wtg_chunk_codec_new();

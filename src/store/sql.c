@@ -92,6 +92,9 @@ const char *const store_query_sql[Q_COUNT] = {
      * backwards, without the sort that layer DESC after name ASC needs */
     [Q_STREAM_LIST_AT] = "SELECT name, layer, size, deleted FROM streams WHERE ino = ?1"
 			 " ORDER BY name DESC, layer DESC",
+    /* a batch's ends, prepared once: every fsync runs both */
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
 };
 
 /* ---- errors ---- */

@@ -69,6 +69,8 @@ enum {
 	Q_JOURNAL_CUT,
 	Q_JOURNAL_DEL_INODE,
 	Q_STREAM_LIST_AT,
+	Q_BEGIN,
+	Q_COMMIT,
 	Q_COUNT
 };
 
@@ -78,6 +80,7 @@ struct wtg_store {
 	char *path;
 	sqlite3 *db;
 	int fd; /* holds the writer's flock; closed after SQLite */
+	int wal_fd; /* the WAL, for durable commits: -1 until the first */
 	bool read_only;
 	pthread_mutex_t lock;
 	struct wtg_chunk_codec *codec;
