@@ -21,9 +21,17 @@ const char *const store_query_sql[Q_COUNT] = {
     [Q_CHUNK_GET] = "SELECT size, codec, data FROM chunks WHERE hash = ?1",
     [Q_SD_PUT] = "INSERT OR IGNORE INTO sds(hash, data) VALUES(?1, ?2)",
     [Q_SD_GET] = "SELECT data FROM sds WHERE hash = ?1",
-    [Q_INODE_SET] = "INSERT OR REPLACE INTO inodes(ino, layer, deleted, attributes, sd, crtime,"
+    /* an upsert, not a REPLACE: changing a record in place leaves the
+     * layer index alone (REPLACE deletes the row and its index entries and
+     * inserts them again: one more page in every commit of an fsync) */
+    [Q_INODE_SET] = "INSERT INTO inodes(ino, layer, deleted, attributes, sd, crtime,"
 		    " mtime, atime, ctime, reparse, object_id, dos_name, ea)"
-		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+		    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+		    " ON CONFLICT(ino, layer) DO UPDATE SET deleted = excluded.deleted,"
+		    " attributes = excluded.attributes, sd = excluded.sd, crtime = excluded.crtime,"
+		    " mtime = excluded.mtime, atime = excluded.atime, ctime = excluded.ctime,"
+		    " reparse = excluded.reparse, object_id = excluded.object_id,"
+		    " dos_name = excluded.dos_name, ea = excluded.ea",
     [Q_INODE_GET] = "SELECT layer, deleted, attributes, sd, crtime, mtime, atime, ctime, reparse,"
 		    " object_id, dos_name, ea FROM inodes WHERE ino = ?1 ORDER BY layer DESC",
     [Q_INODE_DEL_EXTENTS] = "DELETE FROM extents WHERE ino = ?1 AND layer = ?2",
@@ -35,8 +43,9 @@ const char *const store_query_sql[Q_COUNT] = {
     [Q_NAME_LIST] = "SELECT name, layer, ino FROM names WHERE dir = ?1 ORDER BY name, layer DESC",
     [Q_STREAM_GET] = "SELECT layer, size, deleted, keep FROM streams WHERE ino = ?1 AND name = ?2"
 		     " ORDER BY layer DESC",
-    [Q_STREAM_SET] = "INSERT OR REPLACE INTO streams(ino, name, layer, size, deleted, keep)"
-		     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_STREAM_SET] = "INSERT INTO streams(ino, name, layer, size, deleted, keep)"
+		     " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(ino, name, layer) DO UPDATE"
+		     " SET size = excluded.size, deleted = excluded.deleted, keep = excluded.keep",
     [Q_STREAM_LIST] = "SELECT name, layer, size, deleted FROM streams WHERE ino = ?1"
 		      " ORDER BY name, layer DESC",
     [Q_EXTENT_GET] = "SELECT layer, chunk FROM extents WHERE ino = ?1 AND stream = ?2"
