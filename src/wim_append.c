@@ -902,8 +902,21 @@ struct source {
  * (NULL: none) that equal the new ones; fills @r (offset, sizes, the
  * COMPRESSED flag) and @sha1.  wa->pos is not moved.
  */
+/* True when no range of @h (sorted) meets [@off, @off + @len). */
+static bool outside(const struct wim_append_range *h, size_t n, uint64_t off, uint64_t len)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (h[i].offset >= off + len)
+			return true;
+		if (h[i].offset + h[i].length > off)
+			return false;
+	}
+	return true;
+}
+
 static int write_resource(struct wim_append *wa, const struct source *src, const struct blob *base,
-			  struct reshdr *r, uint8_t sha1[20], bool meta)
+			  struct reshdr *r, uint8_t sha1[20], bool meta,
+			  const struct wim_append_range *hint, size_t nhint)
 {
 	/* the base metadata's bytes, when wim_append_read_metadata read them */
 	const uint8_t *known = meta && base && wa->meta_cache &&
@@ -957,7 +970,13 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 		if (i < bc.n && chunk_usize(base->r.size, cs, i) == usize) {
 			uint64_t slen = bc.start[i + 1] - bc.start[i];
 			bool same;
-			if (known && (uint64_t)i * cs + usize <= known_len) {
+			if (hint && outside(hint, nhint, (uint64_t)i * cs, usize)) {
+				/* the caller knows these bytes are the base's */
+				same = true;
+				if ((ret = pread_full(wa, slen == usize ? wa->bbuf : wa->cbuf, slen,
+						      bc.start[i])))
+					goto out;
+			} else if (known && (uint64_t)i * cs + usize <= known_len) {
 				/* the base's bytes are at hand: only the stored chunk
 				 * is read, when equal */
 				same = !memcmp(known + (uint64_t)i * cs, wa->ubuf, usize);
@@ -1036,6 +1055,14 @@ out:
 int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn read, void *ctx,
 			const uint8_t *base_sha1, uint32_t refs, uint8_t sha1_ret[20])
 {
+	return wim_append_add_blob_ranges(wa, size, read, ctx, base_sha1, NULL, 0, refs, sha1_ret);
+}
+
+int wim_append_add_blob_ranges(struct wim_append *wa, uint64_t size, wim_append_read_fn read,
+			       void *ctx, const uint8_t *base_sha1,
+			       const struct wim_append_range *changed, size_t nchanged,
+			       uint32_t refs, uint8_t sha1_ret[20])
+{
 	struct source src = {.size = size, .read = read, .ctx = ctx};
 	struct blob b = {.part = 1, .refcnt = refs};
 	int ret;
@@ -1048,7 +1075,8 @@ int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn
 		base_copy = *base; /* push_blob may move the table */
 		base = &base_copy;
 	}
-	if ((ret = write_resource(wa, &src, base, &b.r, b.sha1, false)))
+	if ((ret = write_resource(wa, &src, base, &b.r, b.sha1, false, base ? changed : NULL,
+				  nchanged)))
 		return ret;
 	memcpy(sha1_ret, b.sha1, 20);
 	if (find_blob(wa, b.sha1)) {
@@ -1154,7 +1182,7 @@ int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len
 	if (!wa->writable || wa->committed || wa->unsupported || wa->have_new_meta || !len)
 		return -EINVAL;
 	const struct blob *base = base_image ? image_meta(wa, base_image) : NULL;
-	if ((ret = write_resource(wa, &src, base, &b.r, b.sha1, true)))
+	if ((ret = write_resource(wa, &src, base, &b.r, b.sha1, true, NULL, 0)))
 		return ret;
 	b.r.flags |= RESHDR_METADATA;
 	wa->new_meta = b;

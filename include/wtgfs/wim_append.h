@@ -92,6 +92,18 @@ int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn
 			const uint8_t *base_sha1, uint32_t refs,
 			uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
 
+/* A byte range of a new blob that may differ from its base blob. */
+struct wim_append_range {
+	uint64_t offset, length;
+};
+/* The same, told where the data may differ from @base_sha1's (@changed,
+ * sorted, not overlapping): a chunk outside every range is the base's, its
+ * stored bytes copied without decompressing them to compare. */
+int wim_append_add_blob_ranges(struct wim_append *wa, uint64_t size, wim_append_read_fn read,
+			       void *ctx, const uint8_t *base_sha1,
+			       const struct wim_append_range *changed, size_t nchanged,
+			       uint32_t refs, uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
+
 /* True when the blob table holds @sha1 (an old blob or one added). */
 bool wim_append_has_blob(const struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN]);
 /* The uncompressed size of a blob the table holds: -ENOENT when none. */
