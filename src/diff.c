@@ -1467,8 +1467,9 @@ out:
 
 /* ---- reading a version of a stream (hives) ---- */
 
-int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, bool new_side,
-			 uint64_t max, uint64_t prefix, uint8_t **buf_ret, size_t *len_ret)
+static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, bool new_side,
+			    const char *name, uint64_t max, uint64_t prefix, uint8_t **buf_ret,
+			    size_t *len_ret)
 {
 	const struct wtg_diff_side *s = new_side ? &e->new : &e->old;
 	struct version *ver = new_side ? &d->to : &d->from;
@@ -1478,7 +1479,17 @@ int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, boo
 	*len_ret = 0;
 	if (!s->exists)
 		return -ENOENT;
-	uint64_t size = s->size < prefix ? s->size : prefix;
+	uint64_t full = s->size;
+	if (*name) {
+		const struct wtg_diff_stream *ns = NULL;
+		for (size_t i = 0; i < s->nstreams && !ns; i++)
+			if (!strcmp(s->streams[i].name, name))
+				ns = &s->streams[i];
+		if (!ns)
+			return -ENOENT;
+		full = ns->size;
+	}
+	uint64_t size = full < prefix ? full : prefix;
 	if (size > max || size > SIZE_MAX)
 		return -EFBIG;
 	uint8_t *buf = calloc(1, size ? size : 1);
@@ -1488,7 +1499,7 @@ int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, boo
 		struct slot sl;
 		uint64_t off = i * CHUNK;
 		size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-		r = slot_at(d, ver, s->ino, "", i, &sl);
+		r = slot_at(d, ver, s->ino, name, i, &sl);
 		if (r)
 			break;
 		if (sl.state == WTG_STORE_PRESENT) {
@@ -1497,7 +1508,7 @@ int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, boo
 			if (!r)
 				memcpy(buf + off, d->chunk, got < want ? got : want);
 		} else if (sl.state == WTG_STORE_BASE) {
-			long n = wtg_base_read(d->base, s->ino, "", buf + off, want, off);
+			long n = wtg_base_read(d->base, s->ino, name, buf + off, want, off);
 			if (n < 0)
 				r = (int)n;
 		}
@@ -1509,6 +1520,18 @@ int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, boo
 	*buf_ret = buf;
 	*len_ret = (size_t)size;
 	return 0;
+}
+
+int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, bool new_side,
+			 uint64_t max, uint64_t prefix, uint8_t **buf_ret, size_t *len_ret)
+{
+	return read_side_stream(d, e, new_side, "", max, prefix, buf_ret, len_ret);
+}
+
+int wtg_diff_read_named_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, bool new_side,
+			       const char *name, uint64_t max, uint8_t **buf_ret, size_t *len_ret)
+{
+	return read_side_stream(d, e, new_side, name, max, UINT64_MAX, buf_ret, len_ret);
 }
 
 /* ---- names for people ---- */

@@ -133,6 +133,12 @@ int wtg_diff_run(struct wtg_diff *diff, wtg_diff_fn fn, void *arg);
 int wtg_diff_read_stream(struct wtg_diff *diff, const struct wtg_diff_entry *entry, bool new_side,
 			 uint64_t max, uint64_t prefix, uint8_t **buf_ret, size_t *len_ret);
 
+/* The whole named stream @name of an entry of @diff, as wtg_diff_read_stream
+ * reads the unnamed one; -ENOENT when that side has no such stream. */
+int wtg_diff_read_named_stream(struct wtg_diff *diff, const struct wtg_diff_entry *entry,
+			       bool new_side, const char *name, uint64_t max, uint8_t **buf_ret,
+			       size_t *len_ret);
+
 /* The name of a FILE_ATTRIBUTE_* bit ("readonly", "hidden" ...), NULL for
  * a bit without one. */
 const char *wtg_diff_attribute_name(uint32_t bit);
