@@ -120,6 +120,20 @@ static void report(bool json, const char *source, const char *out, const char *n
 			cli_json_add_u64(o, "changes", res->changes);
 		cli_json_add_string_or_null(o, "full_reason",
 					    res->full_reason[0] ? res->full_reason : NULL);
+		cli_json_add_bool(o, "raw", res->raw);
+		cli_json_add_bool(o, "tree", !!res->tree_reason[0]);
+		cli_json_add_string_or_null(o, "tree_reason",
+					    res->tree_reason[0] ? res->tree_reason : NULL);
+		cli_json_add_string_or_null(o, "raw_reason",
+					    res->raw_reason[0] ? res->raw_reason : NULL);
+		if (res->raw) {
+			const struct wim_append_stats *st = &res->raw_stats;
+			cli_json_add_u64(o, "blobs_new", st->blobs_new);
+			cli_json_add_u64(o, "chunks_compressed", st->chunks_compressed + st->chunks_raw);
+			cli_json_add_u64(o, "chunks_reused", st->chunks_reused);
+			cli_json_add_u64(o, "metadata_chunks", st->meta_chunks);
+			cli_json_add_u64(o, "metadata_chunks_reused", st->meta_chunks_reused);
+		}
 		cli_json_add_u64(o, "size_before", res->size_before);
 		cli_json_add_u64(o, "size_after", res->size_after);
 		cli_json_add_u64(o, "files", res->files);
@@ -137,8 +151,14 @@ static void report(bool json, const char *source, const char *out, const char *n
 		printf(" (grew by %" PRIu64 ")", res->size_after - res->size_before);
 	printf("\n");
 	if (res->incremental)
-		printf("  incremental: the base image updated with %" PRIu64 " changed paths\n",
-		       res->changes);
+		printf("  incremental: the base image updated with %" PRIu64 " changed paths%s\n",
+		       res->changes, res->raw ? ", written by wtgfs's own appender" : " by wimlib");
+	if (res->raw)
+		printf("  %" PRIu64 " new blobs; %" PRIu64 " chunks compressed, %" PRIu64
+		       " reused from the base\n",
+		       res->raw_stats.blobs_new,
+		       res->raw_stats.chunks_compressed + res->raw_stats.chunks_raw,
+		       res->raw_stats.chunks_reused);
 	if (res->tmp_dir[0])
 		printf("  %" PRIu64 " files, %" PRIu64 " directories, %" PRIu64
 		       " bytes through a temporary NTFS image in '%s'\n",
@@ -222,10 +242,13 @@ int cmd_export(int argc, char **argv)
 		return EXIT_ERROR;
 	char *path = src.path;
 	const char *sel = src.sel;
+	/* an append to the delta's own base: first without the view (no tree
+	 * of the base loaded), which may say it needs it */
+	bool later = src.delta && opt.append && !opt.full;
 	if (src.delta) {
 		wtg_export_stamp_delta(path, &stamp);
 		opt.stamp = &stamp;
-		ret = cli_source_view(&src, &view);
+		ret = later ? 0 : cli_source_view(&src, &view);
 		name = sel ? strdup(sel) : stem(path);
 		opt.delta = path;
 		opt.at = sel;
@@ -244,7 +267,17 @@ int cmd_export(int argc, char **argv)
 	if (!opt.name)
 		opt.name = name;
 	cli_catch_signals(on_signal);
-	if (tree)
+	if (later) {
+		ret = wtg_export_delta_append(out, &opt, &res);
+		if (ret == -EAGAIN) {
+			char why[sizeof(res.tree_reason)];
+			snprintf(why, sizeof(why), "%s", res.raw_reason);
+			ret = cli_source_view(&src, &view);
+			if (!ret)
+				ret = wtg_export_view(view, out, &opt, &res);
+			memcpy(res.tree_reason, why, sizeof(why));
+		}
+	} else if (tree)
 		ret = wtg_export_view(view, out, &opt, &res);
 	else
 		ret = wtg_export_wim_image(path, sel, out, &opt, &res);

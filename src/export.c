@@ -412,12 +412,7 @@ static int write_new(WIMStruct *wim, const char *out, const struct wtg_export_op
  */
 #define GUARD_HEADER 4096
 
-struct guard {
-	pid_t pid;
-	int pipe;
-};
-
-static int guard_start(const char *out, struct guard *g)
+int wtg_export_guard_start(const char *out, struct wtg_export_guard *g)
 {
 	static char header[GUARD_HEADER];
 	int fd = open(out, O_RDWR | O_CLOEXEC), p[2];
@@ -469,7 +464,7 @@ static int guard_start(const char *out, struct guard *g)
 }
 
 /* Tells the guard whether the append finished (@keep) and waits for it. */
-static void guard_end(struct guard *g, bool keep)
+void wtg_export_guard_end(struct wtg_export_guard *g, bool keep)
 {
 	ssize_t w = write(g->pipe, keep ? "k" : "r", 1);
 	(void)w;
@@ -499,12 +494,12 @@ static int finish(WIMStruct *wim, int image, const char *out, const struct wtg_e
 	report(r, "write");
 	int ret;
 	if (opt->append) {
-		struct guard g = {.pid = -1, .pipe = -1};
-		if ((ret = guard_start(out, &g)))
+		struct wtg_export_guard g = {.pid = -1, .pipe = -1};
+		if ((ret = wtg_export_guard_start(out, &g)))
 			return ret;
 		code = wimlib_overwrite(wim, write_flags(opt), opt->threads);
 		ret = code ? failure("append to", out, code) : 0;
-		guard_end(&g, !ret);
+		wtg_export_guard_end(&g, !ret);
 	} else {
 		ret = write_new(wim, out, opt);
 	}
@@ -531,7 +526,7 @@ void wtg_export_stamp_delta(const char *delta, struct wtg_export_stamp *stamp)
 }
 
 
-static bool same_file(const char *a, const char *b)
+bool wtg_export_same_file(const char *a, const char *b)
 {
 	struct stat x, y;
 
@@ -587,7 +582,7 @@ static bool is_identity(WIMStruct *wim, int image, const char *identity)
 /* HEAD as the view shows it is HEAD as the diff reads it: no commit came
  * since the view was opened, and no journal rows (which the view reads and
  * the layers' records do not show) wait to be folded in. */
-static int head_still(const struct wtg_export_options *opt, struct wtg_export_result *res)
+int wtg_export_head_still(const struct wtg_export_options *opt, struct wtg_export_result *res)
 {
 	struct wtg_store_options so = {.read_only = true};
 	struct wtg_export_stamp now;
@@ -635,7 +630,7 @@ static int export_incremental(struct wtg_view *view, const char *out,
 
 	if (strncmp(identity, "wim:", 4))
 		return no_increment(res, "%s", "the delta's base is not a WIM image");
-	if (opt->append && !same_file(out, tree->source->path))
+	if (opt->append && !wtg_export_same_file(out, tree->source->path))
 		return no_increment(res, "'%s' is not the delta's base WIM", out);
 	const char *idx = strchr(identity + 4, ':');
 	image = idx ? atoi(idx + 1) : 0;
@@ -656,7 +651,7 @@ static int export_incremental(struct wtg_view *view, const char *out,
 		snprintf(res->full_reason, sizeof(res->full_reason), "%s", plan.reason);
 	if (ret)
 		goto out_base;
-	if ((ret = head_still(opt, res)))
+	if ((ret = wtg_export_head_still(opt, res)))
 		goto out_plan;
 	tmp_dir_for(out, dir, sizeof(dir));
 	int fd = make_volume(view, r, dir, &plan, res);
@@ -743,13 +738,22 @@ int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_exp
 		if (opt->full) {
 			snprintf(res->full_reason, sizeof(res->full_reason), "--full");
 		} else {
+			ret = wtg_export_raw_append(view, out, opt, res);
+			if (ret != -EAGAIN)
+				return ret;
+			char raw_why[sizeof(res->raw_reason)];
+			memcpy(raw_why, res->raw_reason, sizeof(raw_why));
+			memset(res, 0, sizeof(*res));
+			memcpy(res->raw_reason, raw_why, sizeof(raw_why));
 			ret = export_incremental(view, out, opt, &r, res);
 			if (ret != -EAGAIN)
 				return ret;
 			char why[sizeof(res->full_reason)];
 			memcpy(why, res->full_reason, sizeof(why));
+			memcpy(raw_why, res->raw_reason, sizeof(raw_why));
 			memset(res, 0, sizeof(*res));
 			memcpy(res->full_reason, why, sizeof(why));
+			memcpy(res->raw_reason, raw_why, sizeof(raw_why));
 			wtg_debug("export: the whole tree is captured: %s", why);
 		}
 	}

@@ -68,4 +68,32 @@ int wtg_export_plan_make(struct wtg_view *view, const char *delta, const char *a
 			 struct wtg_export_plan *plan);
 void wtg_export_plan_release(struct wtg_export_plan *plan);
 
+/* ---- shared with src/export_append.c (the raw append) ---- */
+
+struct wtg_export_options;
+struct wtg_export_result;
+
+/*
+ * The incremental append by the raw appender: the base image's metadata
+ * patched with the change (wtg_diff), the changed data as new blobs, the
+ * rest shared, without wimlib.  -EAGAIN, with res->raw_reason, before
+ * anything is written when it cannot (the caller goes the wimlib way);
+ * other -errno on errors (logged).  WTGFS_EXPORT_RAW=0 in the environment
+ * skips it (the tests' way to force the wimlib path).
+ */
+int wtg_export_raw_append(struct wtg_view *view, const char *out,
+			  const struct wtg_export_options *opt, struct wtg_export_result *res);
+
+/* src/export.c's: the same file (device and inode); HEAD still as the view
+ * shows it (-EAGAIN, res->full_reason, when not); the guard process that
+ * puts back OUT's old header and size unless told the append finished. */
+bool wtg_export_same_file(const char *a, const char *b);
+int wtg_export_head_still(const struct wtg_export_options *opt, struct wtg_export_result *res);
+struct wtg_export_guard {
+	int pid;
+	int pipe;
+};
+int wtg_export_guard_start(const char *out, struct wtg_export_guard *g);
+void wtg_export_guard_end(struct wtg_export_guard *g, bool keep);
+
 #endif

@@ -142,8 +142,11 @@ blobs "$BASE" >"$TMP/blobs0"
 wtg_mount "$IMAGES/lzx.wim" "$TMP/w"
 "$WTGFS" export "$TMP/d.delta" "$BASE" --append --name injected --json >"$TMP/app.json" 2>"$TMP/app.err" ||
 	{ cat "$TMP/app.err"; fail "export --append to the base failed"; }
-jq -s -e 'map(select(.type == "result"))[0] | .image == 2 and .append' "$TMP/app.json" >/dev/null ||
-	fail "the append's result: $(tail -n 1 "$TMP/app.json")"
+jq -s -e 'map(select(.type == "result"))[0] | .image == 2 and .append and .raw' "$TMP/app.json" >/dev/null ||
+	fail "the append's result (not by the raw appender): $(tail -n 1 "$TMP/app.json")"
+# (the DOS name of a hard-linked file: which name owns it, the tree says)
+jq -s -e 'map(select(.type == "result"))[0] | .tree and (.tree_reason | test("DOS name"))' \
+	"$TMP/app.json" >/dev/null || fail "the append did not load the tree: $(tail -n 1 "$TMP/app.json")"
 size1=$(stat -c %s "$BASE")
 grown=$((size1 - size0))
 echo "the base grew by $grown bytes (it was $size0)"
@@ -271,8 +274,11 @@ isize0=$(stat -c %s "$IB")
 blobs "$IB" >"$TMP/iblobs0"
 "$WTGFS" export "$TMP/i.delta@inc" "$IB" --append --json >"$TMP/inc.json" 2>"$TMP/inc.err" ||
 	{ cat "$TMP/inc.err"; fail "the incremental append failed"; }
-jq -s -e 'map(select(.type == "result"))[0] | .incremental and .image == 2 and .changes > 10' \
-	"$TMP/inc.json" >/dev/null || fail "the append to the base was not incremental: $(tail -n 1 "$TMP/inc.json")"
+jq -s -e 'map(select(.type == "result"))[0] | .incremental and .raw and .image == 2 and .changes > 10' \
+	"$TMP/inc.json" >/dev/null || fail "the append to the base was not raw: $(tail -n 1 "$TMP/inc.json")"
+# (every kind of change, from the diff alone: the base's tree not loaded)
+jq -s -e 'map(select(.type == "result"))[0] | (.tree | not)' "$TMP/inc.json" >/dev/null ||
+	fail "the raw append loaded the base's tree: $(tail -n 1 "$TMP/inc.json")"
 "$WTGFS" export "$TMP/i.delta@inc" "$TMP/ifull.wim" --append --json >"$TMP/ifull.json" 2>&1 ||
 	{ cat "$TMP/ifull.json"; fail "the full append failed"; }
 jq -s -e 'map(select(.type == "result"))[0] | (.incremental | not) and (.full_reason | test("not the delta.s base"))' \
@@ -298,13 +304,89 @@ ntfs-3g -o ro "$TMP/ifull.img" "$TMP/ifn" || fail "ntfs-3g cannot mount the full
 MOUNTS="$MOUNTS $TMP/ifn"
 applied "$IB" 2 "$TMP/ifn"
 umount "$TMP/ifn"
+# the XML's counts are the full capture's
+for f in "Directory Count" "File Count" "Total Bytes" "Hard Link Bytes"; do
+	[ "$(wiminfo "$IB" 2 | grep "^$f:")" = "$(wiminfo "$TMP/ifull.wim" 2 | grep "^$f:")" ] ||
+		fail "the raw append's $f is not the full capture's: $(wiminfo "$IB" 2 | grep "^$f:")"
+done
 rm -f "$TMP/ifull.img" "$TMP/ifull.wim"
-# the root's own facts changed: a full capture, saying why
+# wimlib keeps using the result: the image exported to another WIM applies
+wimexport "$IB" 2 "$TMP/iexported.wim" >/dev/null || fail "wimexport of the raw-appended image failed"
+wim_clean "$TMP/iexported.wim"
+wtg_mount "$TMP/i.delta" "$TMP/ir" --at inc
+applied "$TMP/iexported.wim" 1 "$TMP/ir"
+wtg_umount "$TMP/ir"
+rm -f "$TMP/iexported.wim"
+# the root's own facts changed, appended on top of the raw append
 "$WTGFS" export "$TMP/i.delta" "$IB" --append --name head --json >"$TMP/iroot.json" 2>&1 ||
 	{ cat "$TMP/iroot.json"; fail "the append of HEAD failed"; }
-jq -s -e 'map(select(.type == "result"))[0] | (.incremental | not) and (.full_reason | test("root"))' \
+jq -s -e 'map(select(.type == "result"))[0] | .raw and .image == 3' \
 	"$TMP/iroot.json" >/dev/null || fail "a change of the root's facts: $(tail -n 1 "$TMP/iroot.json")"
 wim_clean "$IB"
+wiminfo "$IB" | grep -q "^Image Count: *3$" || fail "the second raw append did not make image 3"
+wtg_mount "$TMP/i.delta" "$TMP/ir"
+applied "$IB" 3 "$TMP/ir"
+wtg_umount "$TMP/ir"
+# the wimlib path, forced: the same tree
+WTGFS_EXPORT_RAW=0 "$WTGFS" export "$TMP/i.delta@inc" "$IB" --append --name by-wimlib --json \
+	>"$TMP/iwimlib.json" 2>&1 || { cat "$TMP/iwimlib.json"; fail "the wimlib append failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | .incremental and (.raw | not) and (.raw_reason | test("WTGFS_EXPORT_RAW"))' \
+	"$TMP/iwimlib.json" >/dev/null || fail "the forced wimlib path: $(tail -n 1 "$TMP/iwimlib.json")"
+wim_clean "$IB"
+wtg_mount "$TMP/i.delta" "$TMP/ir" --at inc
+applied "$IB" 4 "$TMP/ir"
+wtg_umount "$TMP/ir"
+# --check: wimlib's way (an integrity table), saying why
+cp "$IMAGES/lzx.wim" "$TMP/cbase.wim"
+"$WTGFS" init "$TMP/c.delta" "$TMP/cbase.wim" >/dev/null || fail "init (check) failed"
+wtg_mount "$TMP/c.delta" "$TMP/im"
+echo "checked" >"$TMP/im/Windows/checked.txt"
+wtg_umount "$TMP/im"
+"$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name checked --check --json \
+	>"$TMP/icheck.json" 2>&1 || { cat "$TMP/icheck.json"; fail "the append with --check failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | .incremental and (.raw | not) and (.raw_reason | test("--check"))' \
+	"$TMP/icheck.json" >/dev/null || fail "--check: $(tail -n 1 "$TMP/icheck.json")"
+wim_clean "$TMP/cbase.wim"
+# ... and a WIM with an integrity table stays wimlib's
+wtg_mount "$TMP/c.delta" "$TMP/im"
+echo "checked again" >"$TMP/im/Windows/checked2.txt"
+wtg_umount "$TMP/im"
+"$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name integrity --json \
+	>"$TMP/iinteg.json" 2>&1 || { cat "$TMP/iinteg.json"; fail "the append to a WIM with an integrity table failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | (.raw | not) and (.raw_reason | test("integrity"))' \
+	"$TMP/iinteg.json" >/dev/null || fail "an integrity table: $(tail -n 1 "$TMP/iinteg.json")"
+wim_clean "$TMP/cbase.wim"
+# killed between the data and the header: the WIM as it was, for wimlib too
+wtg_mount "$TMP/i.delta" "$TMP/im"
+head -c 200000 /dev/urandom >"$TMP/im/Windows/killed-raw.sys"
+wtg_umount "$TMP/im"
+cp "$IB" "$TMP/ikill.wim"
+sum_k=$(sha256sum <"$IB")
+images_k=$(wiminfo "$IB" | grep -c '^Index:')
+for at in append-header write@1; do
+	WTGFS_TEST_KILL_AT=$at "$WTGFS" export "$TMP/i.delta" "$IB" --append --name killed >/dev/null 2>&1
+	rc=$?
+	[ "$rc" = 137 ] || fail "the raw append killed at $at exited $rc, not by SIGKILL"
+	for _ in $(seq 1 100); do
+		[ "$(sha256sum <"$IB")" = "$sum_k" ] && break
+		sleep 0.1
+	done
+	[ "$(sha256sum <"$IB")" = "$sum_k" ] || fail "a raw append killed at $at changed the WIM"
+	[ "$(wiminfo "$IB" | grep -c '^Index:')" = "$images_k" ] || fail "a killed raw append left an image"
+	wim_clean "$IB"
+done
+# a WIM another program is appending to (holding wimlib's lock): refused,
+# not written
+"${top_builddir:?}/tests/wim_append_check" hold "$IB" 30 >"$TMP/hold.out" &
+holder=$!
+for _ in $(seq 50); do grep -q locked "$TMP/hold.out" 2>/dev/null && break; sleep 0.1; done
+"$WTGFS" export "$TMP/i.delta" "$IB" --append --name locked >"$TMP/locked.out" 2>&1
+rc=$?
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+[ "$rc" != 0 ] || fail "an append to a locked WIM was not refused"
+grep -q "another program is writing it" "$TMP/locked.out" || fail "unclear refusal: $(cat "$TMP/locked.out")"
+[ "$(sha256sum <"$IB")" = "$sum_k" ] || fail "a refused append changed the locked WIM"
 # journal rows a killed mount left (a small fsynced write): the view reads
 # them, the layers' records need not show them: HEAD is captured whole, and
 # the export holds the write

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "wtgfs/progress.h"
+#include "wtgfs/wim_append.h"
 
 struct wtg_view;
 struct wtg_export_stamp;
@@ -82,6 +83,10 @@ struct wtg_export_result {
 	char tmp_dir[4096];	     /* where the temporary NTFS image was ("" for none) */
 	uint64_t tmp_bytes;	     /* the space it took at most */
 	bool incremental;	     /* the base image updated with the change alone */
+	bool raw;		     /* ... by the raw appender (wtgfs/wim_append.h) */
+	char raw_reason[512];	     /* an incremental append that is not raw: why */
+	struct wim_append_stats raw_stats;
+	char tree_reason[512];	     /* an append that loaded the base's tree: why */
 	uint64_t changes;	     /* incremental: the changed paths */
 	char full_reason[512];	     /* a delta captured whole: why */
 };
@@ -95,6 +100,17 @@ bool wtg_export_is_wim(const char *path);
 /* Exports the merged tree of @view (read under its shared lock) to @out. */
 int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_export_options *opt,
 		    struct wtg_export_result *res);
+
+/*
+ * The incremental --append of the delta @opt->delta (@opt->at) to its own
+ * base WIM @out, without a view: every fact of the change from the diff's
+ * entries and stream reads, nothing of the base's tree loaded, so that the
+ * cost does not grow with the image (src/export_append.c).  -EAGAIN, with
+ * res->raw_reason and nothing written, for what it does not handle: the
+ * caller then opens the view for wtg_export_view.
+ */
+int wtg_export_delta_append(const char *out, const struct wtg_export_options *opt,
+			    struct wtg_export_result *res);
 
 /* Exports image @sel ("1", an image name; NULL: the only image) of the WIM
  * or ESD file @wim to @out through wimlib_export_image.  The name defaults

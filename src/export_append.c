@@ -1,0 +1,1267 @@
+/*
+ * The raw incremental append (see src/export_plan.h): a delta's change
+ * written into the base WIM as a new image at the cost of the change, with
+ * the raw appender (wtgfs/wim_append.h) and the metadata patcher
+ * (wtgfs/wim_meta.h), not wimlib.  The base image's metadata resource is
+ * patched with what the layers changed (wtg_diff), each changed inode's
+ * facts taken from the view as wimlib's NTFS-3G capture would store them;
+ * changed streams are written as new blobs (chunks equal to the base
+ * blob's reused), unchanged ones shared.  -EAGAIN, with the reason, before
+ * anything is written, for what it does not handle: the caller then goes
+ * the wimlib way.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "export_plan.h"
+#include "wtgfs/diff.h"
+#include "wtgfs/export.h"
+#include "wtgfs/hash.h"
+#include "wtgfs/log.h"
+#include "wtgfs/source.h"
+#include "wtgfs/store.h"
+#include "wtgfs/tree.h"
+#include "wtgfs/view.h"
+#include "wtgfs/wim_append.h"
+#include "wtgfs/wim_meta.h"
+
+#define ATTR_DIRECTORY 0x10u
+#define ATTR_REPARSE 0x400u
+
+/* Marks, by inode number */
+enum {
+	M_DONE = 1,	/* its names are in the image */
+	M_SUBTREE = 2,	/* a directory added with all it holds */
+	M_IN_PLACE = 4, /* a file whose one name is set where it is */
+};
+
+struct ent {
+	char status;
+	bool replaced, meta, old_exists, old_dir, new_exists;
+	char *path, *old_path, *tmp;
+	char **old_links;
+	size_t nold;
+	/* the diff way: the new side's facts, as the image stores them */
+	bool new_dir, in_place, has_facts;
+	char **links; /* all its names */
+	size_t nlinks;
+	struct wim_meta_entry fe;
+	struct wim_meta_stream *fstreams;
+	char *dos_name;
+	uint8_t *object_id;
+};
+
+struct rp_fact {
+	uint8_t hash[20];
+	uint16_t rp_flags;
+};
+
+struct raw {
+	struct wtg_view *view;
+	struct wtg_tree *tree;
+	struct wim_append *wa;
+	struct wim_meta *m;
+	const struct wtg_export_options *opt;
+	struct wtg_export_result *res;
+	struct wtg_progress p;
+	struct ent *ents;
+	size_t nents, ents_cap;
+	uint8_t *mark;
+	uint64_t *group; /* a hard-linked inode's link group id, 0: none yet */
+	uint64_t next_group;
+	struct rp_fact *rps;
+	size_t nrps, rps_cap;
+	uint64_t tmp_n;
+	struct wim_append_info info;
+	struct wtg_export_guard guard;
+	bool guarded;
+	struct wtg_diff *diff; /* the diff way: read while its entries come */
+	/* the walk of the new image */
+	uint64_t dirs, files, total, hardlink;
+	uint64_t *seen_groups;
+	size_t nseen, seen_cap;
+};
+
+static int refuse(struct raw *r, const char *fmt, const char *what)
+{
+	snprintf(r->res->raw_reason, sizeof(r->res->raw_reason), fmt, what);
+	return -EAGAIN;
+}
+
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 64;
+	void *p = realloc(*v, c * size);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
+}
+
+static void report(struct raw *r, const char *phase)
+{
+	bool starting = r->p.phase != phase;
+
+	r->p.phase = phase;
+	wtg_progress_test_kill(&r->p, starting);
+	if (r->opt->progress)
+		r->opt->progress(r->opt->ctx, &r->p);
+}
+
+/* ---- the diff ---- */
+
+static int collect(void *arg, const struct wtg_diff_entry *e)
+{
+	struct raw *r = arg;
+	const unsigned facts = WTG_DIFF_ATTRIBUTES | WTG_DIFF_SECURITY | WTG_DIFF_STREAMS |
+			       WTG_DIFF_REPARSE | WTG_DIFF_DOS_NAME | WTG_DIFF_OBJECT_ID |
+			       WTG_DIFF_EA;
+
+	if (grow((void **)&r->ents, &r->ents_cap, r->nents, sizeof(*r->ents)))
+		return -ENOMEM;
+	struct ent *n = &r->ents[r->nents++];
+	memset(n, 0, sizeof(*n));
+	n->status = e->status;
+	n->replaced = e->replaced;
+	n->meta = (e->changed & facts) || e->old.crtime != e->new.crtime ||
+		  e->old.mtime != e->new.mtime || e->old.atime != e->new.atime;
+	n->old_exists = e->old.exists;
+	n->old_dir = (e->old.attributes & ATTR_DIRECTORY) && !(e->old.attributes & ATTR_REPARSE);
+	n->new_exists = e->new.exists;
+	n->path = strdup(e->path);
+	n->old_path = e->old_path ? strdup(e->old_path) : NULL;
+	if (!n->path || (e->old_path && !n->old_path))
+		return -ENOMEM;
+	if (e->old.exists && e->old.nlinks) {
+		if (!(n->old_links = calloc(e->old.nlinks, sizeof(char *))))
+			return -ENOMEM;
+		for (size_t i = 0; i < e->old.nlinks; i++, n->nold++)
+			if (!(n->old_links[i] = strdup(e->old.links[i])))
+				return -ENOMEM;
+	}
+	return 0;
+}
+
+static void free_ents(struct raw *r)
+{
+	for (size_t i = 0; i < r->nents; i++) {
+		free(r->ents[i].path);
+		free(r->ents[i].old_path);
+		free(r->ents[i].tmp);
+		for (size_t k = 0; k < r->ents[i].nold; k++)
+			free(r->ents[i].old_links[k]);
+		free(r->ents[i].old_links);
+		for (size_t k = 0; k < r->ents[i].nlinks; k++)
+			free(r->ents[i].links[k]);
+		free(r->ents[i].links);
+		for (size_t k = 0; k < r->ents[i].fe.nstreams; k++)
+			free((char *)r->ents[i].fstreams[k].name);
+		free(r->ents[i].fstreams);
+		free(r->ents[i].dos_name);
+		free(r->ents[i].object_id);
+	}
+	free(r->ents);
+}
+
+/* ---- the view ---- */
+
+static bool dirlike(const struct wtg_inode *in)
+{
+	return in->dir && !(in->attributes & ATTR_REPARSE);
+}
+
+static struct wtg_dentry *resolve(struct raw *r, const char *rel)
+{
+	struct wtg_inode *dir = wtg_view_inode(r->view, WTG_ROOT_INO);
+	struct wtg_dentry *de = NULL;
+	char *copy = strdup(rel), *save = NULL;
+
+	if (!copy)
+		return NULL;
+	for (char *c = strtok_r(copy, "/", &save); c && dir; c = strtok_r(NULL, "/", &save)) {
+		de = wtg_view_lookup(r->view, dir, c);
+		dir = de && !de->inode->gone ? de->inode : NULL;
+		if (!dir)
+			de = NULL;
+	}
+	free(copy);
+	return de;
+}
+
+/* The path of directory @in ("" for the root), in the image's terms. */
+static int dir_path(struct raw *r, const struct wtg_inode *in, char *buf, size_t size)
+{
+	if (in->ino == WTG_ROOT_INO) {
+		buf[0] = '\0';
+		return 0;
+	}
+	return wtg_tree_path(r->tree, in, buf, size) < 0 ? -ENAMETOOLONG : 0;
+}
+
+struct view_src {
+	struct raw *r;
+	struct wtg_inode *in;
+	struct wtg_stream *s;
+};
+
+static int read_view(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct view_src *v = ctx;
+
+	while (len) {
+		long n = wtg_view_read(v->r->view, v->in, v->s, buf, len, off);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		buf = (uint8_t *)buf + n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+struct mem_src {
+	const uint8_t *p;
+};
+
+static int read_mem(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	memcpy(buf, ((struct mem_src *)ctx)->p + off, len);
+	return 0;
+}
+
+/* The SHA-1 of stream @s of @in: the base blob's when unchanged, else the
+ * bytes written as a new blob (the base blob's chunks reused). */
+static int stream_hash(struct raw *r, struct wtg_inode *in, struct wtg_stream *s, uint8_t hash[20])
+{
+	uint8_t key[WTG_BLOB_KEY_MAX];
+	const uint8_t *base = NULL;
+
+	memset(hash, 0, 20);
+	if (!s->size)
+		return 0;
+	if (s->blob && wtg_source_blob_key(r->tree->source, s->blob, key) == 20) {
+		if (!s->delta && s->size == s->base_size) {
+			memcpy(hash, key, 20);
+			return wim_append_has_blob(r->wa, hash)
+				   ? 0
+				   : refuse(r, "%s", "a blob of the base image is not in the WIM");
+		}
+		base = key;
+	}
+	struct view_src v = {.r = r, .in = in, .s = s};
+	int ret = wim_append_add_blob(r->wa, s->size, read_view, &v, base, 0, hash);
+	if (!ret) {
+		r->p.files_done++;
+		r->p.bytes_done += s->size;
+		report(r, "write");
+	}
+	return ret;
+}
+
+static uint16_t rp_flags_of(const struct raw *r, const uint8_t hash[20], bool *found)
+{
+	for (size_t i = 0; i < r->nrps; i++)
+		if (!memcmp(r->rps[i].hash, hash, 20)) {
+			*found = true;
+			return r->rps[i].rp_flags;
+		}
+	*found = false;
+	return 0;
+}
+
+/* What an inode's dentries hold, but the names. */
+struct facts {
+	struct wim_meta_entry e;
+	struct wim_meta_stream *streams;
+	char **names;
+};
+
+static void facts_release(struct facts *f)
+{
+	free(f->streams);
+	free(f->names);
+}
+
+static int facts_of(struct raw *r, struct wtg_inode *in, struct facts *f)
+{
+	int ret;
+
+	memset(f, 0, sizeof(*f));
+	wim_meta_entry_init(&f->e);
+	if (in->ea)
+		return refuse(r, "%s", "a changed file has extended attributes");
+	f->e.attributes = in->attributes;
+	if (in->dir && !(in->attributes & ATTR_REPARSE))
+		f->e.attributes |= ATTR_DIRECTORY;
+	const struct wtg_sd *sd = wtg_view_sd(r->view, in);
+	if (sd) {
+		int id = wim_meta_sd_find(r->m, sd->data, sd->len);
+		if (id == -ENOENT)
+			id = wim_meta_sd_add(r->m, sd->data, sd->len);
+		if (id < 0)
+			return id;
+		f->e.security_id = id;
+	}
+	f->e.creation_time = (uint64_t)in->crtime;
+	f->e.last_access_time = (uint64_t)in->atime;
+	f->e.last_write_time = (uint64_t)in->mtime;
+	if (in->attributes & ATTR_REPARSE) {
+		uint32_t len;
+		const uint8_t *rp = wtg_view_reparse(r->view, in, &len);
+		if (!rp || len < 8)
+			return refuse(r, "%s", "a changed reparse point has no reparse data");
+		if (in->nlink > 1)
+			return refuse(r, "%s", "a hard-linked reparse point changed");
+		f->e.reparse_tag = (uint32_t)rp[0] | (uint32_t)rp[1] << 8 | (uint32_t)rp[2] << 16 |
+				   (uint32_t)rp[3] << 24;
+		f->e.rp_reserved = (uint16_t)(rp[6] | rp[7] << 8);
+		if (len > 8) {
+			struct mem_src ms = {.p = rp + 8};
+			if ((ret = wim_append_add_blob(r->wa, len - 8, read_mem, &ms, NULL, 0,
+						       f->e.reparse_hash)))
+				return ret;
+		}
+		/* the base's fixups of the same data (wimlib's --rpfix), else
+		 * none for a new one */
+		bool found;
+		f->e.rp_flags = rp_flags_of(r, f->e.reparse_hash, &found);
+		if (!found)
+			return refuse(r, "%s", "new reparse data (wimlib's reparse-point fixups)");
+	} else if (in->nlink > 1) {
+		if (!r->group[in->ino])
+			r->group[in->ino] = ++r->next_group;
+		f->e.hard_link_group_id = r->group[in->ino];
+	}
+	size_t named = 0;
+	for (uint32_t i = 0; i < in->nstreams; i++)
+		named += in->streams[i].name != NULL;
+	if (named && !(f->streams = calloc(named, sizeof(*f->streams))))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < in->nstreams; i++) {
+		struct wtg_stream *s = &in->streams[i];
+		if (!s->name) {
+			if ((ret = stream_hash(r, in, s, f->e.hash)))
+				return ret;
+			continue;
+		}
+		struct wim_meta_stream *ms = &f->streams[f->e.nstreams++];
+		ms->name = s->name;
+		if ((ret = stream_hash(r, in, s, ms->hash)))
+			return ret;
+	}
+	f->e.streams = f->streams;
+	if (in->object_id_len) {
+		f->e.object_id = in->object_id;
+		f->e.object_id_len = in->object_id_len;
+	}
+	return 0;
+}
+
+static int meta_fail(struct raw *r, const char *doing, const char *path, int ret)
+{
+	if (ret == -ENOMEM)
+		return ret;
+	snprintf(r->res->raw_reason, sizeof(r->res->raw_reason),
+		 "cannot %s '%s' in the image's metadata: %s", doing, path, strerror(-ret));
+	return -EAGAIN;
+}
+
+/* Adds the name @de of @in (facts @f) in its directory. */
+static int add_name(struct raw *r, const struct wtg_dentry *de, struct facts *f)
+{
+	char dir[8192];
+	int ret;
+
+	if ((ret = dir_path(r, de->parent, dir, sizeof(dir))))
+		return ret;
+	f->e.name = de->name;
+	f->e.dos_name = wtg_dentry_dos_name(de);
+	ret = wim_meta_add(r->m, dir, &f->e);
+	return ret ? meta_fail(r, "add", de->name, ret) : 0;
+}
+
+/* A new directory @de, with all it holds, from the view. */
+static int add_subtree(struct raw *r, struct wtg_dentry *de)
+{
+	struct wtg_inode *in = de->inode;
+	struct facts f;
+	int ret;
+
+	if ((ret = facts_of(r, in, &f)))
+		goto out;
+	if ((ret = add_name(r, de, &f)))
+		goto out;
+	r->mark[in->ino] |= M_DONE | M_SUBTREE;
+	for (uint32_t i = 0; i < in->dir->count && !ret; i++) {
+		struct wtg_dentry *c = in->dir->entries[i];
+		if (c->inode->gone)
+			continue;
+		if (dirlike(c->inode)) {
+			ret = add_subtree(r, c);
+		} else {
+			struct facts cf;
+			if (!(ret = facts_of(r, c->inode, &cf)))
+				ret = add_name(r, c, &cf);
+			facts_release(&cf);
+		}
+	}
+out:
+	facts_release(&f);
+	return ret;
+}
+
+/* ---- the change, into the metadata ---- */
+
+static size_t depth(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == '/';
+	return n;
+}
+
+static int cmp_old_deepest(const void *a, const void *b)
+{
+	const struct ent *x = *(struct ent *const *)a, *y = *(struct ent *const *)b;
+	size_t dx = depth(x->old_path), dy = depth(y->old_path);
+	return dx < dy ? 1 : dx > dy ? -1 : 0;
+}
+
+static int cmp_new_shallowest(const void *a, const void *b)
+{
+	const struct ent *x = *(struct ent *const *)a, *y = *(struct ent *const *)b;
+	size_t dx = depth(x->path), dy = depth(y->path);
+	return dx < dy ? -1 : dx > dy;
+}
+
+static bool is_root(const char *path)
+{
+	return !*path || !strcmp(path, ".");
+}
+
+/* @path with the renamed directory it lies in (moved aside) replaced by
+ * where it lies now; malloc'd. */
+static char *now_at(struct raw *r, const char *path)
+{
+	const struct ent *best = NULL;
+	size_t blen = 0;
+
+	for (size_t i = 0; i < r->nents; i++) {
+		const struct ent *e = &r->ents[i];
+		if (!e->tmp)
+			continue;
+		size_t n = strlen(e->old_path);
+		if (n > blen && !strncmp(path, e->old_path, n) && (path[n] == '/' || !path[n])) {
+			best = e;
+			blen = n;
+		}
+	}
+	if (!best)
+		return strdup(path);
+	char *s = malloc(strlen(best->tmp) + strlen(path + blen) + 1);
+	if (s)
+		sprintf(s, "%s%s", best->tmp, path + blen);
+	return s;
+}
+
+static int apply_change(struct raw *r)
+{
+	struct ent **v = calloc(r->nents + 1, sizeof(*v));
+	size_t nv = 0;
+	int ret = 0;
+
+	if (!v)
+		return -ENOMEM;
+	/* 1. files: every old name out, but a file changed where it is */
+	for (size_t i = 0; i < r->nents && !ret; i++) {
+		struct ent *e = &r->ents[i];
+		if (!e->old_exists || e->old_dir)
+			continue;
+		struct wtg_dentry *de = e->new_exists && !e->replaced ? resolve(r, e->path) : NULL;
+		if (de && !dirlike(de->inode) && e->nold > 0) {
+			/* the base's link group of a hard-linked file */
+			struct wim_meta_entry old;
+			if (!wim_meta_get(r->m, e->old_links[0], &old) && old.hard_link_group_id &&
+			    de->inode->nlink > 1)
+				r->group[de->inode->ino] = old.hard_link_group_id;
+		}
+		if (de && e->status == 'M' && e->nold == 1 && de->inode->nlink == 1 &&
+		    !dirlike(de->inode) && !strcmp(e->old_links[0], e->path)) {
+			r->mark[de->inode->ino] |= M_IN_PLACE;
+			continue;
+		}
+		for (size_t k = 0; k < e->nold && !ret; k++) {
+			int x = wim_meta_remove(r->m, e->old_links[k]);
+			if (x && x != -ENOENT)
+				ret = meta_fail(r, "remove", e->old_links[k], x);
+		}
+	}
+	/* 2. renamed directories aside, deepest first */
+	for (size_t i = 0; i < r->nents; i++)
+		if (r->ents[i].old_exists && r->ents[i].old_dir && r->ents[i].status == 'R' &&
+		    !r->ents[i].replaced && r->ents[i].old_path)
+			v[nv++] = &r->ents[i];
+	if (nv)
+		qsort(v, nv, sizeof(*v), cmp_old_deepest);
+	for (size_t i = 0; i < nv && !ret; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "wtgfs:tmp:%" PRIu64, ++r->tmp_n);
+		int x = wim_meta_rename(r->m, v[i]->old_path, name);
+		if (x)
+			ret = meta_fail(r, "move", v[i]->old_path, x);
+		else if (!(v[i]->tmp = strdup(name)))
+			ret = -ENOMEM;
+	}
+	/* 3. directories that went */
+	for (size_t i = 0; i < r->nents && !ret; i++) {
+		struct ent *e = &r->ents[i];
+		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced;
+		if (!e->old_exists || !e->old_dir || !(e->status == 'D' || fresh))
+			continue;
+		if (is_root(e->path)) {
+			ret = refuse(r, "%s", "the root directory was replaced");
+			break;
+		}
+		char *at = now_at(r, e->path);
+		if (!at) {
+			ret = -ENOMEM;
+			break;
+		}
+		int x = wim_meta_remove(r->m, at);
+		if (x && x != -ENOENT)
+			ret = meta_fail(r, "remove", at, x);
+		free(at);
+	}
+	/* 4. directories that are, parents first */
+	nv = 0;
+	for (size_t i = 0; i < r->nents; i++)
+		if (r->ents[i].new_exists)
+			v[nv++] = &r->ents[i];
+	if (nv)
+		qsort(v, nv, sizeof(*v), cmp_new_shallowest);
+	for (size_t i = 0; i < nv && !ret; i++) {
+		struct ent *e = v[i];
+		bool root = is_root(e->path);
+		struct wtg_dentry *de = root ? NULL : resolve(r, e->path);
+		struct wtg_inode *in = root ? wtg_view_inode(r->view, WTG_ROOT_INO) : de ? de->inode : NULL;
+		if (!in) {
+			ret = refuse(r, "'%s' is not in the tree the diff names", e->path);
+			break;
+		}
+		if (!dirlike(in) || (r->mark[in->ino] & M_DONE))
+			continue;
+		if (!root && (r->mark[de->parent->ino] & M_SUBTREE)) {
+			r->mark[in->ino] |= M_DONE;
+			continue;
+		}
+		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced ||
+			     (e->old_exists && !e->old_dir);
+		if (fresh) {
+			ret = add_subtree(r, de);
+			continue;
+		}
+		if (e->tmp) {
+			int x = wim_meta_rename(r->m, e->tmp, e->path);
+			if (x) {
+				ret = meta_fail(r, "move back", e->path, x);
+				break;
+			}
+		}
+		struct facts f;
+		if (!(ret = facts_of(r, in, &f))) {
+			f.e.name = root ? "" : de->name;
+			f.e.dos_name = root ? NULL : wtg_dentry_dos_name(de);
+			int x = wim_meta_set(r->m, root ? "" : e->path, &f.e);
+			if (x)
+				ret = meta_fail(r, "update", e->path, x);
+		}
+		facts_release(&f);
+		r->mark[in->ino] |= M_DONE;
+	}
+	/* 5. files, with every name */
+	for (size_t i = 0; i < nv && !ret; i++) {
+		struct ent *e = v[i];
+		if (is_root(e->path))
+			continue;
+		struct wtg_dentry *de = resolve(r, e->path);
+		if (!de) {
+			ret = refuse(r, "'%s' is not in the tree the diff names", e->path);
+			break;
+		}
+		struct wtg_inode *in = de->inode;
+		if (dirlike(in) || (r->mark[in->ino] & M_DONE))
+			continue;
+		struct facts f;
+		if ((ret = facts_of(r, in, &f))) {
+			facts_release(&f);
+			break;
+		}
+		if (r->mark[in->ino] & M_IN_PLACE) {
+			f.e.name = de->name;
+			f.e.dos_name = wtg_dentry_dos_name(de);
+			int x = wim_meta_set(r->m, e->path, &f.e);
+			if (x)
+				ret = meta_fail(r, "update", e->path, x);
+		} else {
+			for (const struct wtg_dentry *n = in->first_name; n && !ret; n = n->alias_next)
+				if (!(r->mark[n->parent->ino] & M_SUBTREE))
+					ret = add_name(r, n, &f);
+		}
+		facts_release(&f);
+		r->mark[in->ino] |= M_DONE;
+	}
+	free(v);
+	return ret;
+}
+
+/* ---- the new image's counts and references ---- */
+
+static int note_rp(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	struct raw *r = arg;
+	static const uint8_t zero[20];
+
+	(void)path;
+	if (!(e->attributes & ATTR_REPARSE) || !memcmp(e->reparse_hash, zero, 20))
+		return 0;
+	bool found;
+	rp_flags_of(r, e->reparse_hash, &found);
+	if (found)
+		return 0;
+	if (grow((void **)&r->rps, &r->rps_cap, r->nrps, sizeof(*r->rps)))
+		return -ENOMEM;
+	memcpy(r->rps[r->nrps].hash, e->reparse_hash, 20);
+	r->rps[r->nrps++].rp_flags = e->rp_flags;
+	return 0;
+}
+
+static int ref_one(struct raw *r, const uint8_t hash[20], uint64_t *size)
+{
+	static const uint8_t zero[20];
+	uint64_t n;
+
+	if (!memcmp(hash, zero, 20))
+		return 0;
+	if (wim_append_blob_size(r->wa, hash, &n) || wim_append_ref(r->wa, hash, 1))
+		return refuse(r, "%s", "the image references a blob the WIM does not hold");
+	*size += n;
+	return 0;
+}
+
+static int count(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	struct raw *r = arg;
+	uint64_t size = 0;
+	int ret;
+
+	(void)path;
+	if ((e->attributes & ATTR_DIRECTORY) && !(e->attributes & ATTR_REPARSE))
+		r->dirs++;
+	else
+		r->files++;
+	if ((ret = ref_one(r, e->hash, &size)) || (ret = ref_one(r, e->reparse_hash, &size)))
+		return ret;
+	for (size_t i = 0; i < e->nstreams; i++)
+		if ((ret = ref_one(r, e->streams[i].hash, &size)))
+			return ret;
+	r->total += size;
+	if (e->hard_link_group_id && !(e->attributes & ATTR_REPARSE)) {
+		/* a set of the groups seen (open addressing, kept under half full) */
+		if (r->nseen * 2 >= r->seen_cap) {
+			size_t cap = r->seen_cap ? r->seen_cap * 2 : 1024;
+			uint64_t *v = calloc(cap, sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			for (size_t i = 0; i < r->seen_cap; i++)
+				if (r->seen_groups[i]) {
+					size_t h = (size_t)(r->seen_groups[i] * 0x9E3779B97F4A7C15ull) & (cap - 1);
+					while (v[h])
+						h = (h + 1) & (cap - 1);
+					v[h] = r->seen_groups[i];
+				}
+			free(r->seen_groups);
+			r->seen_groups = v;
+			r->seen_cap = cap;
+		}
+		size_t h = (size_t)(e->hard_link_group_id * 0x9E3779B97F4A7C15ull) & (r->seen_cap - 1);
+		for (; r->seen_groups[h]; h = (h + 1) & (r->seen_cap - 1))
+			if (r->seen_groups[h] == e->hard_link_group_id) {
+				r->hardlink += size;
+				return 0;
+			}
+		r->seen_groups[h] = e->hard_link_group_id;
+		r->nseen++;
+	}
+	return 0;
+}
+
+/* ---- the whole ---- */
+
+static int check_identity(struct raw *r, const char *identity, int *image_ret)
+{
+	struct wim_append_info info;
+	char id[256];
+	uint8_t sha1[20];
+	size_t o;
+
+	wim_append_get_info(r->wa, &info);
+	const char *idx = strchr(identity + 4, ':');
+	int image = idx ? atoi(idx + 1) : 0;
+	if (image < 1 || (uint32_t)image > info.image_count ||
+	    wim_append_metadata_sha1(r->wa, image, sha1))
+		return refuse(r, "%s", "the WIM does not hold the delta's base image");
+	o = (size_t)snprintf(id, sizeof(id), "wim:");
+	for (int i = 0; i < 16; i++)
+		o += (size_t)snprintf(id + o, sizeof(id) - o, "%02x", info.guid[i]);
+	o += (size_t)snprintf(id + o, sizeof(id) - o, ":%d:", image);
+	for (int i = 0; i < 20; i++)
+		o += (size_t)snprintf(id + o, sizeof(id) - o, "%02x", sha1[i]);
+	if (strcasecmp(id, identity))
+		return refuse(r, "%s", "image of the WIM is not the delta's base any more");
+	*image_ret = image;
+	return 0;
+}
+
+static int raw_begin(struct raw *r, const char *out, const char *identity, int *image_ret);
+static int raw_finish(struct raw *r, const char *out, int image);
+static int raw_end(struct raw *r, int ret);
+
+/* ---- the diff way: no view, no tree of the base ---- */
+
+static bool in_list(char **v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return true;
+	return false;
+}
+
+/* The base image's entry of the old side of @e (NULL: none). */
+static bool old_entry(struct raw *r, const struct ent *n, struct wim_meta_entry *old)
+{
+	const char *path = n->old_dir ? (n->old_path ? n->old_path : n->path)
+		      : n->nold ? n->old_links[0]
+				: NULL;
+	return n->old_exists && !n->replaced && path && !wim_meta_get(r->m, path, old);
+}
+
+/* Reads stream @name ("" unnamed) of the new side and writes it as a blob,
+ * the old side's blob @base (NULL: none) giving chunks to reuse. */
+static int side_blob(struct raw *r, const struct wtg_diff_entry *e, const char *name,
+		     const uint8_t *base, uint8_t hash[20])
+{
+	/* the diff's ranges of the unnamed stream: the rest is the base's */
+	struct wim_append_range *changed = NULL;
+	if (!*name && e->nranges) {
+		if (!(changed = calloc(e->nranges, sizeof(*changed))))
+			return -ENOMEM;
+		for (size_t i = 0; i < e->nranges; i++)
+			changed[i] = (struct wim_append_range){e->ranges[i].offset, e->ranges[i].length};
+	}
+	uint8_t *buf;
+	size_t len;
+	static const uint8_t zero[20];
+	int ret = *name ? wtg_diff_read_named_stream(r->diff, e, true, name, 1ull << 30, &buf, &len)
+			: wtg_diff_read_stream(r->diff, e, true, 1ull << 30, UINT64_MAX, &buf, &len);
+
+	if (ret) {
+		free(changed);
+		return ret == -EFBIG ? refuse(r, "%s", "a changed stream over 1 GiB") : ret;
+	}
+	memset(hash, 0, 20);
+	if (len) {
+		struct mem_src ms = {.p = buf};
+		bool has_base = base && memcmp(base, zero, 20);
+		ret = wim_append_add_blob_ranges(r->wa, len, read_mem, &ms, has_base ? base : NULL,
+						 changed, *name ? 0 : e->nranges, 0, hash);
+		r->p.files_done++;
+		r->p.bytes_done += len;
+		if (!ret)
+			report(r, "write");
+	}
+	free(buf);
+	free(changed);
+	return ret;
+}
+
+static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent *n)
+{
+	const struct wtg_diff_side *s = &e->new;
+	struct wim_meta_entry *fe = &n->fe, old;
+	bool have_old = old_entry(r, n, &old);
+	int ret;
+
+	wim_meta_entry_init(fe);
+	if (s->ea)
+		return refuse(r, "%s", "a changed file has extended attributes");
+	n->new_dir = s->type == WTG_DIFF_DIR;
+	fe->attributes = s->attributes | (n->new_dir ? ATTR_DIRECTORY : 0);
+	if (s->sd) {
+		int id = wim_meta_sd_find(r->m, s->sd, s->sd_len);
+		if (id == -ENOENT)
+			id = wim_meta_sd_add(r->m, s->sd, s->sd_len);
+		if (id < 0)
+			return id;
+		fe->security_id = id;
+	}
+	fe->creation_time = (uint64_t)s->crtime;
+	fe->last_access_time = (uint64_t)s->atime;
+	fe->last_write_time = (uint64_t)s->mtime;
+	if (s->nlinks && !(n->links = calloc(s->nlinks, sizeof(char *))))
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nlinks; i++, n->nlinks++)
+		if (!(n->links[i] = strdup(s->links[i])))
+			return -ENOMEM;
+	if (s->dos_name) {
+		if (s->nlinks > 1)
+			return refuse(r, "%s", "a hard-linked file with a DOS name changed");
+		if (!(n->dos_name = strdup(s->dos_name)))
+			return -ENOMEM;
+		fe->dos_name = n->dos_name;
+	}
+	if (s->attributes & ATTR_REPARSE) {
+		if (!s->reparse || s->reparse_len < 8)
+			return refuse(r, "%s", "a changed reparse point has no reparse data");
+		if (s->nlinks > 1)
+			return refuse(r, "%s", "a hard-linked reparse point changed");
+		const uint8_t *rp = s->reparse;
+		fe->reparse_tag = (uint32_t)rp[0] | (uint32_t)rp[1] << 8 | (uint32_t)rp[2] << 16 |
+				  (uint32_t)rp[3] << 24;
+		fe->rp_reserved = (uint16_t)(rp[6] | rp[7] << 8);
+		if (s->reparse_len > 8) {
+			struct mem_src ms = {.p = rp + 8};
+			if ((ret = wim_append_add_blob(r->wa, s->reparse_len - 8, read_mem, &ms, NULL,
+						       0, fe->reparse_hash)))
+				return ret;
+		}
+		bool found;
+		fe->rp_flags = rp_flags_of(r, fe->reparse_hash, &found);
+		if (!found)
+			return refuse(r, "%s", "new reparse data (wimlib's reparse-point fixups)");
+	} else if (s->nlinks > 1 && !n->new_dir) {
+		fe->hard_link_group_id = have_old && old.hard_link_group_id ? old.hard_link_group_id
+									    : ++r->next_group;
+	}
+	if (s->object_id_len) {
+		if (!(n->object_id = malloc(s->object_id_len)))
+			return -ENOMEM;
+		memcpy(n->object_id, s->object_id, s->object_id_len);
+		fe->object_id = n->object_id;
+		fe->object_id_len = s->object_id_len;
+	}
+	/* the unnamed stream: the base's blob when the bytes did not change */
+	if (!n->new_dir && s->size) {
+		if (have_old && !(e->changed & (WTG_DIFF_DATA | WTG_DIFF_SIZE)) &&
+		    !(old.attributes & ATTR_DIRECTORY))
+			memcpy(fe->hash, old.hash, 20);
+		else if ((ret = side_blob(r, e, "", have_old ? old.hash : NULL, fe->hash)))
+			return ret;
+	}
+	if (s->nstreams && !(n->fstreams = calloc(s->nstreams, sizeof(*n->fstreams))))
+		return -ENOMEM;
+	for (size_t i = 0; i < s->nstreams; i++) {
+		const struct wtg_diff_stream *ds = &s->streams[i];
+		struct wim_meta_stream *ms = &n->fstreams[fe->nstreams];
+		if (!*ds->name)
+			continue;
+		if (!(ms->name = strdup(ds->name)))
+			return -ENOMEM;
+		fe->nstreams++;
+		const uint8_t *base = NULL;
+		if (have_old)
+			for (size_t k = 0; k < old.nstreams; k++)
+				if (!strcmp(old.streams[k].name, ds->name))
+					base = old.streams[k].hash;
+		bool changed = in_list(e->streams_added, e->nstreams_added, ds->name) ||
+			       in_list(e->streams_changed, e->nstreams_changed, ds->name);
+		if (!ds->size)
+			continue;
+		if (base && !changed)
+			memcpy(ms->hash, base, 20);
+		else if ((ret = side_blob(r, e, ds->name, base, ms->hash)))
+			return ret;
+	}
+	fe->streams = n->fstreams;
+	n->has_facts = true;
+	return 0;
+}
+
+static int collect_side(void *arg, const struct wtg_diff_entry *e)
+{
+	struct raw *r = arg;
+	int ret = collect(arg, e);
+
+	if (ret || !e->new.exists)
+		return ret;
+	return side_facts(r, e, &r->ents[r->nents - 1]);
+}
+
+/* "a/b/c" -> "a/b" and "c" (in @buf). */
+static const char *split(const char *path, char *dir, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return slash ? slash + 1 : path;
+}
+
+static int add_at(struct raw *r, struct ent *n, const char *path)
+{
+	char dir[8192];
+
+	n->fe.name = split(path, dir, sizeof(dir));
+	int x = wim_meta_add(r->m, dir, &n->fe);
+	return x ? meta_fail(r, "add", path, x) : 0;
+}
+
+static int apply_diff(struct raw *r)
+{
+	struct ent **v = calloc(r->nents + 1, sizeof(*v));
+	size_t nv = 0;
+	int ret = 0;
+
+	if (!v)
+		return -ENOMEM;
+	/* 1. files: every old name out, but a file changed where it is */
+	for (size_t i = 0; i < r->nents && !ret; i++) {
+		struct ent *e = &r->ents[i];
+		if (!e->old_exists || e->old_dir)
+			continue;
+		if (e->new_exists && !e->new_dir && !e->replaced && e->status == 'M' &&
+		    e->nold == 1 && e->nlinks == 1 && !strcmp(e->old_links[0], e->path) &&
+		    !strcmp(e->links[0], e->path)) {
+			e->in_place = true;
+			continue;
+		}
+		for (size_t k = 0; k < e->nold && !ret; k++) {
+			int x = wim_meta_remove(r->m, e->old_links[k]);
+			if (x && x != -ENOENT)
+				ret = meta_fail(r, "remove", e->old_links[k], x);
+		}
+	}
+	/* 2. renamed directories aside, deepest first */
+	for (size_t i = 0; i < r->nents; i++)
+		if (r->ents[i].old_exists && r->ents[i].old_dir && r->ents[i].status == 'R' &&
+		    !r->ents[i].replaced && r->ents[i].old_path)
+			v[nv++] = &r->ents[i];
+	if (nv)
+		qsort(v, nv, sizeof(*v), cmp_old_deepest);
+	for (size_t i = 0; i < nv && !ret; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "wtgfs:tmp:%" PRIu64, ++r->tmp_n);
+		int x = wim_meta_rename(r->m, v[i]->old_path, name);
+		if (x)
+			ret = meta_fail(r, "move", v[i]->old_path, x);
+		else if (!(v[i]->tmp = strdup(name)))
+			ret = -ENOMEM;
+	}
+	/* 3. directories that went */
+	for (size_t i = 0; i < r->nents && !ret; i++) {
+		struct ent *e = &r->ents[i];
+		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced;
+		if (!e->old_exists || !e->old_dir || !(e->status == 'D' || fresh))
+			continue;
+		if (is_root(e->path)) {
+			ret = refuse(r, "%s", "the root directory was replaced");
+			break;
+		}
+		char *at = now_at(r, e->path);
+		if (!at) {
+			ret = -ENOMEM;
+			break;
+		}
+		int x = wim_meta_remove(r->m, at);
+		if (x && x != -ENOENT)
+			ret = meta_fail(r, "remove", at, x);
+		free(at);
+	}
+	/* 4. directories that are, parents first; then files, every name */
+	nv = 0;
+	for (size_t i = 0; i < r->nents; i++)
+		if (r->ents[i].new_exists && r->ents[i].has_facts)
+			v[nv++] = &r->ents[i];
+	if (nv)
+		qsort(v, nv, sizeof(*v), cmp_new_shallowest);
+	for (int pass = 0; pass < 2 && !ret; pass++)
+		for (size_t i = 0; i < nv && !ret; i++) {
+			struct ent *e = v[i];
+			if (e->new_dir != (pass == 0))
+				continue;
+			if (is_root(e->path)) {
+				e->fe.name = "";
+				e->fe.dos_name = NULL;
+				int x = wim_meta_set(r->m, "", &e->fe);
+				if (x)
+					ret = meta_fail(r, "update", "/", x);
+				continue;
+			}
+			if (!e->new_dir && !e->in_place) {
+				for (size_t k = 0; k < e->nlinks && !ret; k++)
+					ret = add_at(r, e, e->links[k]);
+				continue;
+			}
+			bool fresh = e->new_dir && (e->status == 'A' || e->status == 'T' ||
+						    e->replaced || (e->old_exists && !e->old_dir));
+			if (fresh) {
+				ret = add_at(r, e, e->path);
+				continue;
+			}
+			if (e->tmp) {
+				int x = wim_meta_rename(r->m, e->tmp, e->path);
+				if (x) {
+					ret = meta_fail(r, "move back", e->path, x);
+					break;
+				}
+			}
+			char dir[8192];
+			e->fe.name = split(e->path, dir, sizeof(dir));
+			int x = wim_meta_set(r->m, e->path, &e->fe);
+			if (x)
+				ret = meta_fail(r, "update", e->path, x);
+		}
+	free(v);
+	return ret;
+}
+
+/* The identity string ("wim:GUID:INDEX:SHA1", as source/wim.c makes it)
+ * of the image of @out the delta @base recorded, checked against its hash. */
+static int raw_begin_identity(struct raw *r, const char *out, const struct wtg_store_base *base,
+			      char *id, size_t size)
+{
+	struct wim_append *wa;
+	struct wim_append_info info;
+	uint8_t sha1[20], hash[WTG_SHA256_LEN];
+	int fd = open(out, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return refuse(r, "%s", "the WIM cannot be opened");
+	int ret = wim_append_open_fd(fd, out, &wa);
+	close(fd);
+	if (ret)
+		return refuse(r, "%s", "the WIM cannot be read here");
+	wim_append_get_info(wa, &info);
+	ret = base->index < 1 || base->index > info.image_count ||
+	      wim_append_metadata_sha1(wa, (int)base->index, sha1);
+	wim_append_free(wa);
+	if (ret)
+		return refuse(r, "%s", "the WIM does not hold the delta's base image");
+	size_t o = (size_t)snprintf(id, size, "wim:");
+	for (int i = 0; i < 16; i++)
+		o += (size_t)snprintf(id + o, size - o, "%02x", info.guid[i]);
+	o += (size_t)snprintf(id + o, size - o, ":%" PRIu32 ":", base->index);
+	for (int i = 0; i < 20; i++)
+		o += (size_t)snprintf(id + o, size - o, "%02x", sha1[i]);
+	wtg_sha256(id, strlen(id), hash);
+	if (memcmp(hash, base->meta_hash, sizeof(hash)))
+		return refuse(r, "%s", "image of the WIM is not the delta's base any more");
+	return 0;
+}
+
+int wtg_export_delta_append(const char *out, const struct wtg_export_options *opt,
+			    struct wtg_export_result *res)
+{
+	struct raw r = {.opt = opt, .res = res, .guard = {.pid = -1, .pipe = -1}};
+	struct wtg_store_options so = {.read_only = true};
+	struct wtg_store_base base;
+	struct wtg_store *st;
+	char identity[WTG_IDENTITY_MAX];
+	int ret, image = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (!opt->append || !opt->delta || opt->full)
+		return refuse(&r, "%s", "not an incremental append");
+	if ((ret = wtg_store_open(opt->delta, &so, &st)))
+		return ret;
+	wtg_store_get_base(st, &base);
+	wtg_store_close(st);
+	if (!wtg_export_same_file(out, base.path))
+		return refuse(&r, "%s", "not an append to the delta's base WIM");
+	/* the image the delta recorded: its identity's hash and index */
+	if ((ret = raw_begin_identity(&r, out, &base, identity, sizeof(identity))))
+		return raw_end(&r, ret);
+	if ((ret = raw_begin(&r, out, identity, &image)))
+		return raw_end(&r, ret);
+	struct wtg_diff_options dopt = {.from = "base", .to = opt->at ? opt->at : "HEAD",
+					.times = true, .base_path = base.path};
+	if ((ret = wtg_diff_open(opt->delta, &dopt, &r.diff)))
+		return raw_end(&r, ret);
+	ret = wtg_diff_run(r.diff, collect_side, &r);
+	wtg_diff_free(r.diff);
+	r.diff = NULL;
+	if (!ret)
+		ret = apply_diff(&r);
+	if (!ret)
+		ret = raw_finish(&r, out, image);
+	return raw_end(&r, ret);
+}
+
+/* The WIM opened, checked and its base image's metadata parsed: -EAGAIN
+ * (raw_reason) when the raw append cannot write it. */
+static int raw_begin(struct raw *r, const char *out, const char *identity, int *image_ret)
+{
+	const struct wtg_export_options *opt = r->opt;
+	const char *force = getenv("WTGFS_EXPORT_RAW");
+	void *bytes;
+	size_t len;
+	int ret;
+
+	if (force && !strcmp(force, "0"))
+		return refuse(r, "%s", "WTGFS_EXPORT_RAW=0");
+	if (opt->solid)
+		return refuse(r, "%s", "--solid");
+	if (opt->check)
+		return refuse(r, "%s", "--check (wimlib writes the integrity table)");
+	if ((ret = wim_append_open(out, &r->wa)))
+		return ret == -EBUSY ? ret : refuse(r, "%s", "the WIM cannot be read here");
+	if (wim_append_unsupported(r->wa))
+		return refuse(r, "%s", wim_append_unsupported(r->wa));
+	wim_append_get_info(r->wa, &r->info);
+	if (opt->compress != WTG_EXPORT_COMPRESS_DEFAULT) {
+		static const int ct[] = {[WTG_EXPORT_COMPRESS_NONE] = 0,
+					 [WTG_EXPORT_COMPRESS_XPRESS] = 1,
+					 [WTG_EXPORT_COMPRESS_LZX] = 2,
+					 [WTG_EXPORT_COMPRESS_LZMS] = 3};
+		if (ct[opt->compress] != r->info.ctype)
+			return refuse(r, "%s", "another --compress (wimlib says why not)");
+	}
+	if (wim_append_name_in_use(r->wa, opt->name)) {
+		wtg_error("'%s' already has an image named '%s' (give another --name)", out,
+			  opt->name);
+		return -EEXIST;
+	}
+	if ((ret = check_identity(r, identity, image_ret)))
+		return ret;
+	if ((ret = wtg_export_head_still(opt, r->res))) {
+		if (ret == -EAGAIN)
+			snprintf(r->res->raw_reason, sizeof(r->res->raw_reason), "%s",
+				 r->res->full_reason);
+		return ret;
+	}
+	if ((ret = wim_append_read_metadata(r->wa, *image_ret, &bytes, &len)))
+		return ret == -EINVAL ? refuse(r, "%s", "the base image's metadata is corrupt") : ret;
+	ret = wim_meta_parse(bytes, len, &r->m);
+	free(bytes);
+	if (ret)
+		return ret == -ENOMEM ? ret
+				      : refuse(r, "%s", "the base image's metadata does not parse here");
+	if ((ret = wim_meta_walk(r->m, note_rp, r)))
+		return ret;
+	r->next_group = wim_meta_max_link_group(r->m);
+	/* from the first byte written: killed, even by SIGKILL, the WIM is put
+	 * back as it was */
+	if ((ret = wtg_export_guard_start(out, &r->guard)))
+		return ret;
+	r->guarded = true;
+	report(r, "tree");
+	return 0;
+}
+
+/* The new image's counts, metadata, blob table, XML and header. */
+static int raw_finish(struct raw *r, const char *out, int image)
+{
+	const struct wtg_export_options *opt = r->opt;
+	struct wtg_export_result *res = r->res;
+	void *bytes = NULL;
+	size_t len;
+	int ret;
+
+	report(r, "finish");
+	if ((ret = wim_meta_walk(r->m, count, r)) || (ret = wim_meta_write(r->m, &bytes, &len)) ||
+	    (ret = wim_append_set_metadata(r->wa, bytes, len, image))) {
+		free(bytes);
+		return ret;
+	}
+	free(bytes);
+	uint64_t now = wim_append_nt_now();
+	struct wim_append_image img = {.name = opt->name,
+				       .description = opt->description,
+				       .copy_of = image,
+				       .dir_count = r->dirs,
+				       .file_count = r->files,
+				       .total_bytes = r->total,
+				       .hard_link_bytes = r->hardlink,
+				       .creation_time = now,
+				       .last_modification_time = now,
+				       .boot = opt->boot};
+	res->size_before = r->info.file_size;
+	ret = wim_append_commit(r->wa, &img);
+	wtg_export_guard_end(&r->guard, !ret);
+	r->guarded = false;
+	if (ret)
+		return ret;
+	wim_append_get_stats(r->wa, &res->raw_stats);
+	res->raw = true;
+	res->incremental = true;
+	res->changes = r->nents;
+	res->image = (int)r->info.image_count + 1;
+	res->images = res->image;
+	snprintf(res->name, sizeof(res->name), "%s", opt->name);
+	struct stat st;
+	res->size_after = stat(out, &st) ? 0 : (uint64_t)st.st_size;
+	return 0;
+}
+
+static int raw_end(struct raw *r, int ret)
+{
+	if (ret == -EAGAIN)
+		wtg_debug("export: no raw append: %s", r->res->raw_reason);
+	wim_meta_free(r->m);
+	wim_append_free(r->wa); /* (truncates what an unfinished append wrote) */
+	if (r->guarded)
+		wtg_export_guard_end(&r->guard, false);
+	free_ents(r);
+	free(r->mark);
+	free(r->group);
+	free(r->rps);
+	free(r->seen_groups);
+	return ret;
+}
+
+int wtg_export_raw_append(struct wtg_view *view, const char *out,
+			  const struct wtg_export_options *opt, struct wtg_export_result *res)
+{
+	struct raw r = {.view = view, .tree = wtg_view_tree(view), .opt = opt, .res = res,
+			.guard = {.pid = -1, .pipe = -1}};
+	const char *identity = r.tree->source ? r.tree->source->identity : "";
+	struct wtg_diff *diff = NULL;
+	int ret, image = 0;
+
+	if (!opt->append || strncmp(identity, "wim:", 4) ||
+	    !wtg_export_same_file(out, r.tree->source->path))
+		return refuse(&r, "%s", "not an append to the delta's base WIM");
+	if ((ret = raw_begin(&r, out, identity, &image)))
+		return raw_end(&r, ret);
+	struct wtg_diff_options dopt = {.from = "base", .to = opt->at ? opt->at : "HEAD",
+					.times = true, .base_path = r.tree->source->path};
+	if ((ret = wtg_diff_open(opt->delta, &dopt, &diff)))
+		return raw_end(&r, ret);
+	ret = wtg_diff_run(diff, collect, &r);
+	wtg_diff_free(diff);
+	if (ret)
+		return raw_end(&r, ret);
+	wtg_view_lock_shared(view);
+	uint64_t ninodes = r.tree->ninodes;
+	r.mark = calloc(ninodes + 2, 1);
+	r.group = calloc(ninodes + 2, sizeof(*r.group));
+	ret = r.mark && r.group ? apply_change(&r) : -ENOMEM;
+	wtg_view_unlock(view);
+	if (!ret)
+		ret = raw_finish(&r, out, image);
+	return raw_end(&r, ret);
+}
