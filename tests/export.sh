@@ -318,12 +318,16 @@ applied "$TMP/iexported.wim" 1 "$TMP/ir"
 wtg_umount "$TMP/ir"
 rm -f "$TMP/iexported.wim"
 # the root's own facts changed, appended on top of the raw append
-"$WTGFS" export "$TMP/i.delta" "$IB" --append --name head --json >"$TMP/iroot.json" 2>&1 ||
+"$WTGFS" export "$TMP/i.delta" "$IB" --append --name head --description "the root changed" --boot \
+	--json >"$TMP/iroot.json" 2>&1 ||
 	{ cat "$TMP/iroot.json"; fail "the append of HEAD failed"; }
 jq -s -e 'map(select(.type == "result"))[0] | .raw and .image == 3' \
 	"$TMP/iroot.json" >/dev/null || fail "a change of the root's facts: $(tail -n 1 "$TMP/iroot.json")"
 wim_clean "$IB"
 wiminfo "$IB" | grep -q "^Image Count: *3$" || fail "the second raw append did not make image 3"
+wiminfo "$IB" | grep -q "^Boot Index: *3$" || fail "--boot did not make image 3 the boot image"
+wiminfo "$IB" 3 | grep -q "^Description: *the root changed$" || fail "--description is not in the XML"
+wiminfo "$IB" 3 | grep -q "^Name: *head$" || fail "the image is not named 'head'"
 wtg_mount "$TMP/i.delta" "$TMP/ir"
 applied "$IB" 3 "$TMP/ir"
 wtg_umount "$TMP/ir"
