@@ -476,6 +476,57 @@ static char *now_at(struct raw *r, const char *path)
 	return s;
 }
 
+/* Step 1 for a file: every name it had (some may have gone already). */
+static int remove_old_names(struct raw *r, const struct ent *e)
+{
+	for (size_t k = 0; k < e->nold; k++) {
+		int x = wim_meta_remove(r->m, e->old_links[k]);
+		if (x && x != -ENOENT)
+			return meta_fail(r, "remove", e->old_links[k], x);
+	}
+	return 0;
+}
+
+/* Step 2: renamed directories moved aside, deepest first (@v: room for
+ * every entry); step 3: directories that went, removed where they lie now. */
+static int move_and_remove_dirs(struct raw *r, struct ent **v)
+{
+	size_t nv = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < r->nents; i++)
+		if (r->ents[i].old_exists && r->ents[i].old_dir && r->ents[i].status == 'R' &&
+		    !r->ents[i].replaced && r->ents[i].old_path)
+			v[nv++] = &r->ents[i];
+	if (nv)
+		qsort(v, nv, sizeof(*v), cmp_old_deepest);
+	for (size_t i = 0; i < nv && !ret; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "wtgfs:tmp:%" PRIu64, ++r->tmp_n);
+		int x = wim_meta_rename(r->m, v[i]->old_path, name);
+		if (x)
+			ret = meta_fail(r, "move", v[i]->old_path, x);
+		else if (!(v[i]->tmp = strdup(name)))
+			ret = -ENOMEM;
+	}
+	for (size_t i = 0; i < r->nents && !ret; i++) {
+		struct ent *e = &r->ents[i];
+		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced;
+		if (!e->old_exists || !e->old_dir || !(e->status == 'D' || fresh))
+			continue;
+		if (is_root(e->path))
+			return refuse(r, "%s", "the root directory was replaced");
+		char *at = now_at(r, e->path);
+		if (!at)
+			return -ENOMEM;
+		int x = wim_meta_remove(r->m, at);
+		if (x && x != -ENOENT)
+			ret = meta_fail(r, "remove", at, x);
+		free(at);
+	}
+	return ret;
+}
+
 static int apply_change(struct raw *r)
 {
 	struct ent **v = calloc(r->nents + 1, sizeof(*v));
@@ -502,48 +553,10 @@ static int apply_change(struct raw *r)
 			r->mark[de->inode->ino] |= M_IN_PLACE;
 			continue;
 		}
-		for (size_t k = 0; k < e->nold && !ret; k++) {
-			int x = wim_meta_remove(r->m, e->old_links[k]);
-			if (x && x != -ENOENT)
-				ret = meta_fail(r, "remove", e->old_links[k], x);
-		}
+		ret = remove_old_names(r, e);
 	}
-	/* 2. renamed directories aside, deepest first */
-	for (size_t i = 0; i < r->nents; i++)
-		if (r->ents[i].old_exists && r->ents[i].old_dir && r->ents[i].status == 'R' &&
-		    !r->ents[i].replaced && r->ents[i].old_path)
-			v[nv++] = &r->ents[i];
-	if (nv)
-		qsort(v, nv, sizeof(*v), cmp_old_deepest);
-	for (size_t i = 0; i < nv && !ret; i++) {
-		char name[64];
-		snprintf(name, sizeof(name), "wtgfs:tmp:%" PRIu64, ++r->tmp_n);
-		int x = wim_meta_rename(r->m, v[i]->old_path, name);
-		if (x)
-			ret = meta_fail(r, "move", v[i]->old_path, x);
-		else if (!(v[i]->tmp = strdup(name)))
-			ret = -ENOMEM;
-	}
-	/* 3. directories that went */
-	for (size_t i = 0; i < r->nents && !ret; i++) {
-		struct ent *e = &r->ents[i];
-		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced;
-		if (!e->old_exists || !e->old_dir || !(e->status == 'D' || fresh))
-			continue;
-		if (is_root(e->path)) {
-			ret = refuse(r, "%s", "the root directory was replaced");
-			break;
-		}
-		char *at = now_at(r, e->path);
-		if (!at) {
-			ret = -ENOMEM;
-			break;
-		}
-		int x = wim_meta_remove(r->m, at);
-		if (x && x != -ENOENT)
-			ret = meta_fail(r, "remove", at, x);
-		free(at);
-	}
+	if (!ret)
+		ret = move_and_remove_dirs(r, v);
 	/* 4. directories that are, parents first */
 	nv = 0;
 	for (size_t i = 0; i < r->nents; i++)
@@ -949,48 +962,10 @@ static int apply_diff(struct raw *r)
 			e->in_place = true;
 			continue;
 		}
-		for (size_t k = 0; k < e->nold && !ret; k++) {
-			int x = wim_meta_remove(r->m, e->old_links[k]);
-			if (x && x != -ENOENT)
-				ret = meta_fail(r, "remove", e->old_links[k], x);
-		}
+		ret = remove_old_names(r, e);
 	}
-	/* 2. renamed directories aside, deepest first */
-	for (size_t i = 0; i < r->nents; i++)
-		if (r->ents[i].old_exists && r->ents[i].old_dir && r->ents[i].status == 'R' &&
-		    !r->ents[i].replaced && r->ents[i].old_path)
-			v[nv++] = &r->ents[i];
-	if (nv)
-		qsort(v, nv, sizeof(*v), cmp_old_deepest);
-	for (size_t i = 0; i < nv && !ret; i++) {
-		char name[64];
-		snprintf(name, sizeof(name), "wtgfs:tmp:%" PRIu64, ++r->tmp_n);
-		int x = wim_meta_rename(r->m, v[i]->old_path, name);
-		if (x)
-			ret = meta_fail(r, "move", v[i]->old_path, x);
-		else if (!(v[i]->tmp = strdup(name)))
-			ret = -ENOMEM;
-	}
-	/* 3. directories that went */
-	for (size_t i = 0; i < r->nents && !ret; i++) {
-		struct ent *e = &r->ents[i];
-		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced;
-		if (!e->old_exists || !e->old_dir || !(e->status == 'D' || fresh))
-			continue;
-		if (is_root(e->path)) {
-			ret = refuse(r, "%s", "the root directory was replaced");
-			break;
-		}
-		char *at = now_at(r, e->path);
-		if (!at) {
-			ret = -ENOMEM;
-			break;
-		}
-		int x = wim_meta_remove(r->m, at);
-		if (x && x != -ENOENT)
-			ret = meta_fail(r, "remove", at, x);
-		free(at);
-	}
+	if (!ret)
+		ret = move_and_remove_dirs(r, v);
 	/* 4. directories that are, parents first; then files, every name */
 	nv = 0;
 	for (size_t i = 0; i < r->nents; i++)
