@@ -1107,6 +1107,8 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 	if (wim_append_unsupported(r->wa))
 		return refuse(r, "%s", wim_append_unsupported(r->wa));
 	wim_append_get_info(r->wa, &r->info);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	wim_append_set_threads(r->wa, opt->threads ? opt->threads : cpus > 0 ? (unsigned)cpus : 1);
 	if (opt->compress != WTG_EXPORT_COMPRESS_DEFAULT) {
 		static const int ct[] = {[WTG_EXPORT_COMPRESS_NONE] = 0,
 					 [WTG_EXPORT_COMPRESS_XPRESS] = 1,

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,8 @@ struct wim_append {
 	xmlDocPtr xml;
 	xmlNodePtr *images; /* the IMAGE elements by index - 1 */
 
-	struct wimlib_compressor *comp;
+	struct wimlib_compressor *comps[WIM_APPEND_MAX_THREADS]; /* one per thread */
+	unsigned threads;
 	struct wimlib_decompressor *decomp;
 	uint8_t *ubuf, *cbuf, *bbuf; /* chunk_size each */
 	uint8_t *meta_cache; /* the last metadata resource read, and its SHA-1 */
@@ -615,6 +617,7 @@ static int open_common(int fd, const char *what, bool writable, struct wim_appen
 		return -ENOMEM;
 	wa->fd = fd;
 	wa->writable = writable;
+	wa->threads = 1;
 	if (!(wa->path = strdup(what))) {
 		free(wa);
 		return -ENOMEM;
@@ -686,8 +689,9 @@ void wim_append_free(struct wim_append *wa)
 	if (wa->locked)
 		flock(wa->fd, LOCK_UN);
 	close(wa->fd);
-	if (wa->comp)
-		wimlib_free_compressor(wa->comp);
+	for (unsigned t = 0; t < WIM_APPEND_MAX_THREADS; t++)
+		if (wa->comps[t])
+			wimlib_free_compressor(wa->comps[t]);
 	if (wa->decomp)
 		wimlib_free_decompressor(wa->decomp);
 	if (wa->xml)
@@ -785,9 +789,6 @@ static int need_codecs(struct wim_append *wa)
 		return -ENOMEM;
 	if (wa->ctype == WIMLIB_COMPRESSION_TYPE_NONE)
 		return 0;
-	if (!wa->comp && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype,
-						  wa->chunk_size, 0, &wa->comp))
-		return -ENOMEM;
 	if (!wa->decomp && wimlib_create_decompressor((enum wimlib_compression_type)wa->ctype,
 						      wa->chunk_size, &wa->decomp))
 		return -ENOMEM;
@@ -914,6 +915,85 @@ static bool outside(const struct wim_append_range *h, size_t n, uint64_t off, ui
 	return true;
 }
 
+/* Chunks handled at a time: read, compared, then compressed on up to
+ * wa->threads threads, then written in order. */
+#define BATCH 16
+
+enum { C_COPY, C_REUSED, C_COMPRESS };
+
+struct batch {
+	struct wim_append *wa;
+	uint8_t *in, *out; /* BATCH chunks each */
+	uint32_t usize[BATCH];
+	size_t plen[BATCH];
+	int mode[BATCH];
+	unsigned k;
+};
+
+struct squeeze {
+	struct batch *b;
+	struct wimlib_compressor *comp;
+	unsigned t, nt;
+	pthread_t tid;
+};
+
+static void *squeeze_fn(void *arg)
+{
+	struct squeeze *q = arg;
+	struct batch *b = q->b;
+	uint32_t cs = b->wa->chunk_size;
+	unsigned seen = 0;
+
+	for (unsigned j = 0; j < b->k; j++) {
+		if (b->mode[j] != C_COMPRESS || seen++ % q->nt != q->t)
+			continue;
+		size_t c = wimlib_compress(b->in + (size_t)j * cs, b->usize[j], b->out + (size_t)j * cs,
+					   b->usize[j] - 1, q->comp);
+		/* 0: it does not shrink, stored raw */
+		b->plen[j] = c;
+	}
+	return NULL;
+}
+
+/* Compresses the batch's C_COMPRESS chunks, on several threads when there
+ * are several. */
+static int squeeze(struct batch *b)
+{
+	struct wim_append *wa = b->wa;
+	unsigned todo = 0;
+
+	for (unsigned j = 0; j < b->k; j++)
+		todo += b->mode[j] == C_COMPRESS;
+	unsigned nt = todo < wa->threads ? todo : wa->threads;
+	if (nt < 1)
+		return 0;
+	for (unsigned t = 0; t < nt; t++)
+		if (!wa->comps[t] && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype,
+							      wa->chunk_size, 0, &wa->comps[t]))
+			return -ENOMEM;
+	struct squeeze q[WIM_APPEND_MAX_THREADS];
+	unsigned started = 1;
+	for (unsigned t = 0; t < nt; t++)
+		q[t] = (struct squeeze){.b = b, .comp = wa->comps[t], .t = t, .nt = nt};
+	for (unsigned t = 1; t < nt; t++) {
+		if (pthread_create(&q[t].tid, NULL, squeeze_fn, &q[t]))
+			break;
+		started++;
+	}
+	if (started < nt) {
+		/* no thread to be had: the rest here */
+		for (unsigned t = 1; t < started; t++)
+			pthread_join(q[t].tid, NULL);
+		q[0].nt = 1;
+		squeeze_fn(&q[0]);
+		return 0;
+	}
+	squeeze_fn(&q[0]);
+	for (unsigned t = 1; t < nt; t++)
+		pthread_join(q[t].tid, NULL);
+	return 0;
+}
+
 static int write_resource(struct wim_append *wa, const struct source *src, const struct blob *base,
 			  struct reshdr *r, uint8_t sha1[20], bool meta,
 			  const struct wim_append_range *hint, size_t nhint)
@@ -931,99 +1011,95 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 	uint64_t tlen = compress ? (n - 1) * es : 0;
 	struct chunks bc = {0};
 	uint8_t *table = NULL;
+	struct batch b = {.wa = wa};
 	int ret;
 
 	if ((ret = need_codecs(wa)))
 		return ret;
 	if (compress && base && !(base->r.flags & RESHDR_SOLID) && (ret = load_chunks(wa, base, &bc)))
 		return ret;
-	if (tlen && !(table = malloc(tlen))) {
-		free(bc.start);
-		return -ENOMEM;
+	unsigned per = n < BATCH ? (unsigned)n : BATCH;
+	b.in = malloc((size_t)per * cs);
+	b.out = malloc((size_t)per * cs);
+	if ((tlen && !(table = malloc(tlen))) || !b.in || !b.out) {
+		ret = -ENOMEM;
+		goto out;
 	}
 	struct wtg_sha1 *h = wtg_sha1_new();
 	if (!h) {
-		free(table);
-		free(bc.start);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto out;
 	}
 	uint64_t out = wa->pos + tlen, stored = 0;
-	for (uint64_t i = 0; i < n; i++) {
-		uint32_t usize = chunk_usize(src->size, cs, i);
-		if ((ret = src->read(src->ctx, wa->ubuf, usize, i * cs)))
-			goto out;
-		wtg_sha1_update(h, wa->ubuf, usize);
-		if (!compress) {
-			/* no chunk table */
-		} else if (i && es == 4) {
-			uint32_t v = htole32((uint32_t)stored);
-			memcpy(table + (i - 1) * 4, &v, 4);
-		} else if (i) {
-			uint64_t v = htole64(stored);
-			memcpy(table + (i - 1) * 8, &v, 8);
-		}
-		const void *put = wa->ubuf;
-		size_t plen = usize;
-		bool reused = false;
-		if (!compress)
-			goto put;
-		if (i < bc.n && chunk_usize(base->r.size, cs, i) == usize) {
+	for (uint64_t first = 0; first < n && !ret; first += per) {
+		b.k = n - first < per ? (unsigned)(n - first) : per;
+		for (unsigned j = 0; j < b.k && !ret; j++) {
+			uint64_t i = first + j;
+			uint32_t usize = chunk_usize(src->size, cs, i);
+			uint8_t *in = b.in + (size_t)j * cs, *o = b.out + (size_t)j * cs;
+			b.usize[j] = usize;
+			b.mode[j] = compress ? C_COMPRESS : C_COPY;
+			b.plen[j] = usize;
+			if ((ret = src->read(src->ctx, in, usize, i * cs)))
+				break;
+			wtg_sha1_update(h, in, usize);
+			if (!compress || i >= bc.n || chunk_usize(base->r.size, cs, i) != usize)
+				continue;
 			uint64_t slen = bc.start[i + 1] - bc.start[i];
 			bool same;
-			if (hint && outside(hint, nhint, (uint64_t)i * cs, usize)) {
+			if (hint && outside(hint, nhint, i * cs, usize)) {
 				/* the caller knows these bytes are the base's */
 				same = true;
-				if ((ret = pread_full(wa, slen == usize ? wa->bbuf : wa->cbuf, slen,
-						      bc.start[i])))
-					goto out;
-			} else if (known && (uint64_t)i * cs + usize <= known_len) {
-				/* the base's bytes are at hand: only the stored chunk
-				 * is read, when equal */
-				same = !memcmp(known + (uint64_t)i * cs, wa->ubuf, usize);
-				if (same && (ret = pread_full(wa, slen == usize ? wa->bbuf : wa->cbuf,
-							      slen, bc.start[i])))
-					goto out;
+			} else if (known && i * cs + usize <= known_len) {
+				/* the base's bytes are at hand */
+				same = !memcmp(known + i * cs, in, usize);
 			} else {
 				if ((ret = read_chunk(wa, base, &bc, i, wa->bbuf)))
-					goto out;
-				same = !memcmp(wa->bbuf, wa->ubuf, usize);
+					break;
+				same = !memcmp(wa->bbuf, in, usize);
 			}
-			if (same) {
-				/* the stored bytes themselves (in cbuf after read_chunk,
-				 * unless the chunk is raw) */
-				if (slen == usize) {
-					put = wa->bbuf;
-				} else {
-					put = wa->cbuf;
-				}
-				plen = slen;
-				reused = true;
+			/* the stored bytes themselves */
+			if (same && !(ret = pread_full(wa, o, slen, bc.start[i]))) {
+				b.mode[j] = C_REUSED;
+				b.plen[j] = slen;
 			}
 		}
-		if (!reused) {
-			size_t csize = wimlib_compress(wa->ubuf, usize, wa->cbuf, usize - 1, wa->comp);
-			if (csize) {
-				put = wa->cbuf;
-				plen = csize;
+		if (ret || (ret = squeeze(&b)))
+			break;
+		for (unsigned j = 0; j < b.k && !ret; j++) {
+			uint64_t i = first + j;
+			const uint8_t *put = b.out + (size_t)j * cs;
+			if (compress && i && es == 4) {
+				uint32_t v = htole32((uint32_t)stored);
+				memcpy(table + (i - 1) * 4, &v, 4);
+			} else if (compress && i) {
+				uint64_t v = htole64(stored);
+				memcpy(table + (i - 1) * 8, &v, 8);
+			}
+			if (b.mode[j] == C_REUSED) {
+				wa->st.chunks_reused++;
+				wa->st.bytes_reused += b.plen[j];
+			} else if (b.mode[j] == C_COMPRESS && b.plen[j]) {
 				wa->st.chunks_compressed++;
 			} else {
-				wa->st.chunks_raw++;
+				if (b.mode[j] == C_COMPRESS)
+					wa->st.chunks_raw++;
+				put = b.in + (size_t)j * cs;
+				b.plen[j] = b.usize[j];
 			}
-		} else {
-			wa->st.chunks_reused++;
-			wa->st.bytes_reused += plen;
+			if (meta) {
+				wa->st.meta_chunks++;
+				wa->st.meta_chunks_reused += b.mode[j] == C_REUSED;
+			}
+			ret = pwrite_full(wa, put, b.plen[j], out + stored);
+			stored += b.plen[j];
 		}
-		if (meta) {
-			wa->st.meta_chunks++;
-			wa->st.meta_chunks_reused += reused;
-		}
-	put:
-		if ((ret = pwrite_full(wa, put, plen, out + stored)))
-			goto out;
-		stored += plen;
+	}
+	if (ret) {
+		wtg_sha1_free(h);
+		goto out;
 	}
 	wtg_sha1_final(h, sha1);
-	h = NULL;
 	r->offset = wa->pos;
 	r->size = src->size;
 	if (!compress) {
@@ -1045,11 +1121,16 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 			ret = pwrite_full(wa, table, tlen, wa->pos);
 	}
 out:
-	if (h)
-		wtg_sha1_free(h);
+	free(b.in);
+	free(b.out);
 	free(table);
 	free(bc.start);
 	return ret;
+}
+
+void wim_append_set_threads(struct wim_append *wa, unsigned n)
+{
+	wa->threads = n < 1 ? 1 : n > WIM_APPEND_MAX_THREADS ? WIM_APPEND_MAX_THREADS : n;
 }
 
 int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn read, void *ctx,

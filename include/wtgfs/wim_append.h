@@ -70,6 +70,10 @@ int wim_append_open_fd(int fd, const char *what, struct wim_append **wa_ret);
 void wim_append_free(struct wim_append *wa);
 
 void wim_append_get_info(const struct wim_append *wa, struct wim_append_info *info);
+
+/* Chunks of a new blob are compressed on up to @n threads (default 1). */
+#define WIM_APPEND_MAX_THREADS 16
+void wim_append_set_threads(struct wim_append *wa, unsigned n);
 /* NULL when the raw append can write this WIM, else why not. */
 const char *wim_append_unsupported(const struct wim_append *wa);
 
