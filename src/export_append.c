@@ -1059,8 +1059,11 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 	int ret, image = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (!opt->append || !opt->delta || opt->full)
+	if (!opt->append || !opt->delta || opt->full || !opt->name || !*opt->name)
 		return refuse(&r, "%s", "not an incremental append");
+	const char *force = getenv("WTGFS_EXPORT_RAW");
+	if (force && !strcmp(force, "tree"))
+		return refuse(&r, "%s", "WTGFS_EXPORT_RAW=tree");
 	if ((ret = wtg_store_open(opt->delta, &so, &st)))
 		return ret;
 	wtg_store_get_base(st, &base);

@@ -79,7 +79,8 @@ struct wtg_export_result;
  * rest shared, without wimlib.  -EAGAIN, with res->raw_reason, before
  * anything is written when it cannot (the caller goes the wimlib way);
  * other -errno on errors (logged).  WTGFS_EXPORT_RAW=0 in the environment
- * skips it (the tests' way to force the wimlib path).
+ * skips it (the tests' way to force the wimlib path); WTGFS_EXPORT_RAW=tree
+ * skips wtg_export_delta_append, the way without the view.
  */
 int wtg_export_raw_append(struct wtg_view *view, const char *out,
 			  const struct wtg_export_options *opt, struct wtg_export_result *res);

@@ -391,6 +391,16 @@ wait "$holder" 2>/dev/null
 [ "$rc" != 0 ] || fail "an append to a locked WIM was not refused"
 grep -q "another program is writing it" "$TMP/locked.out" || fail "unclear refusal: $(cat "$TMP/locked.out")"
 [ "$(sha256sum <"$IB")" = "$sum_k" ] || fail "a refused append changed the locked WIM"
+# the raw append from the view's tree (the way without it skipped): the same
+# snapshot, the same tree
+WTGFS_EXPORT_RAW=tree "$WTGFS" export "$TMP/i.delta@inc" "$IB" --append --name by-tree --json \
+	>"$TMP/itree.json" 2>&1 || { cat "$TMP/itree.json"; fail "the raw append from the tree failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | .raw and .tree and (.tree_reason | test("WTGFS_EXPORT_RAW"))' \
+	"$TMP/itree.json" >/dev/null || fail "the raw append from the tree: $(tail -n 1 "$TMP/itree.json")"
+wim_clean "$IB"
+wtg_mount "$TMP/i.delta" "$TMP/ir" --at inc
+applied "$IB" "$(wiminfo "$IB" | grep -c '^Index:')" "$TMP/ir"
+wtg_umount "$TMP/ir"
 # journal rows a killed mount left (a small fsynced write): the view reads
 # them, the layers' records need not show them: HEAD is captured whole, and
 # the export holds the write
