@@ -45,9 +45,11 @@
 /* The longest a change waits in memory before a commit. */
 #define COMMIT_MS 1000
 /* The most bytes of a buffer one journal row takes, and the most rows one
- * slot gathers before its buffer goes into a chunk instead. */
+ * slot gathers before its buffer goes into a chunk instead: 16 rows of
+ * 4 KiB are a chunk's bytes (with 8, a random 4 KiB writer stored a whole
+ * chunk, and read it back, at every 9th fsync of a slot). */
 #define JOURNAL_MAX_BYTES (16 << 10)
-#define JOURNAL_MAX_ROWS 8
+#define JOURNAL_MAX_ROWS 16
 
 /* A chunk of a stream that writes changed and the delta does not hold yet. */
 struct chunk_buf {
