@@ -10,9 +10,14 @@
  *   unit_wim_meta WIM...          all of it on each WIM's first image
  *   unit_wim_meta --patch WIM OUT writes WIM's metadata after the model's
  *                                 changes to OUT (for tests/wim-meta.sh)
- *   unit_wim_meta --same NEW.wim META
- *                                 wimlib's view of NEW.wim equals the walk of
- *                                 the metadata bytes in META
+ *   unit_wim_meta --same NEW.wim META [IMAGE]
+ *                                 wimlib's view of NEW.wim (its image IMAGE,
+ *                                 default 1) equals the walk of the metadata
+ *                                 bytes in META
+ *   unit_wim_meta --append WIM META
+ *                                 appends to WIM with src/wim_append.c an
+ *                                 image whose metadata is image 1's after
+ *                                 the model's changes (written to META too)
  *   unit_wim_meta --bench WIM [N] figures for bench/wim-meta (best of N)
  */
 #include <ctype.h>
@@ -27,6 +32,7 @@
 #include "unit.h"
 #include "wim_meta_read.h"
 #include "wtgfs/hash.h"
+#include "wtgfs/wim_append.h"
 #include "wtgfs/wim_meta.h"
 
 #define REPARSE 0x400u
@@ -236,16 +242,21 @@ static int wimlib_fact(const struct wimlib_dir_entry *de, void *arg)
 	return 0;
 }
 
-static int wimlib_facts(const char *wim_path, struct facts *f)
+static int wimlib_facts_of(const char *wim_path, int image, struct facts *f)
 {
 	WIMStruct *wim;
 	int code = wimlib_open_wim(wim_path, 0, &wim);
 	if (code)
 		return -EIO;
-	code = wimlib_iterate_dir_tree(wim, 1, "", WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE,
+	code = wimlib_iterate_dir_tree(wim, image, "", WIMLIB_ITERATE_DIR_TREE_FLAG_RECURSIVE,
 				       wimlib_fact, f);
 	wimlib_free(wim);
 	return code ? -EIO : 0;
+}
+
+static int wimlib_facts(const char *wim_path, struct facts *f)
+{
+	return wimlib_facts_of(wim_path, 1, f);
 }
 
 /* ---- ours ---- */
@@ -488,7 +499,7 @@ static void model_rename(struct facts *f, const char *from, const char *to)
 struct pick {
 	char dir1[4096], dir2[4096], file1[4096], file2[4096], file3[4096], subdir[4096];
 	struct wim_meta_entry fe;
-	struct all_paths files;
+	struct all_paths files, dirs;
 };
 
 static int pick_cb(void *arg, const char *path, const struct wim_meta_entry *e)
@@ -498,8 +509,8 @@ static int pick_cb(void *arg, const char *path, const struct wim_meta_entry *e)
 
 	if (!*path)
 		return 0;
-	if (dir && !p->subdir[0] && strchr(path, '/'))
-		FMT(p->subdir, "%s", path);
+	if (dir && strchr(path, '/'))
+		return collect(&p->dirs, path, e);
 	if (dir || (e->attributes & REPARSE) || e->nstreams || e->hard_link_group_id)
 		return 0;
 	return collect(&p->files, path, e);
@@ -533,6 +544,13 @@ static void pick(struct wim_meta *m, struct pick *p)
 			FMT(p->dir2, "%.*s", (int)dir_len(f->v[i]), f->v[i]);
 			break;
 		}
+	/* a directory to rename and remove that holds none of the others */
+	for (size_t i = 0; i < p->dirs.n && p->file3[0]; i++)
+		if (!under(p->dir1, p->dirs.v[i]) && !under(p->dir2, p->dirs.v[i])) {
+			FMT(p->subdir, "%s", p->dirs.v[i]);
+			break;
+		}
+	paths_free(&p->dirs);
 }
 
 static size_t bytes_differing(const uint8_t *a, const uint8_t *b, size_t n)
@@ -681,11 +699,6 @@ static void check_changes(const uint8_t *buf, size_t len, void **final, size_t *
 	FMT(to, "%s renamed", p.subdir);
 	CHECK(wim_meta_rename(m, p.subdir, to) == 0);
 	model_rename(&model, p.subdir, to);
-	if (!strncmp(p.file1, p.subdir, strlen(p.subdir)) && p.file1[strlen(p.subdir)] == '/') {
-		/* file1 lay inside: follow it */
-		FMT(path, "%s%s", to, p.file1 + strlen(p.subdir));
-		FMT(p.file1, "%s", path);
-	}
 	CHECK(wim_meta_remove(m, p.file1) == 0);
 	model_remove(&model, p.file1);
 	CHECK(wim_meta_remove(m, to) == 0);
@@ -992,7 +1005,7 @@ static int patch_mode(const char *wim, const char *out_path)
 	return unit_failures ? 1 : 0;
 }
 
-static int same_mode(const char *wim, const char *meta)
+static int same_mode(const char *wim, const char *meta, int image)
 {
 	FILE *f = fopen(meta, "rb");
 	struct stat st;
@@ -1009,7 +1022,7 @@ static int same_mode(const char *wim, const char *meta)
 	if (!m)
 		return 1;
 	our_facts(m, &mine);
-	CHECK(wimlib_facts(wim, &theirs) == 0);
+	CHECK(wimlib_facts_of(wim, image, &theirs) == 0);
 	CHECK(same_facts(&mine, &theirs, "patched walk against wimlib"));
 	printf("%zu entries alike\n", mine.n);
 	facts_free(&mine);
@@ -1183,6 +1196,89 @@ static int bench_mode(const char *wim, int reps)
 	return unit_failures ? 1 : 0;
 }
 
+/* ---- --append: the changed metadata appended by src/wim_append.c ---- */
+
+struct append_refs {
+	struct wim_append *wa;
+	uint64_t dirs, files, bytes, missing;
+};
+
+static void ref_one(struct append_refs *r, const uint8_t *sha1)
+{
+	static const uint8_t zero[20];
+	uint64_t size = 0;
+
+	if (!memcmp(sha1, zero, 20))
+		return;
+	if (wim_append_ref(r->wa, sha1, 1) || wim_append_blob_size(r->wa, sha1, &size))
+		r->missing++;
+	r->bytes += size;
+}
+
+/* One reference per name and stream, as wimlib counts them. */
+static int append_ref_cb(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	struct append_refs *r = arg;
+
+	(void)path;
+	if ((e->attributes & (DIRECTORY | REPARSE)) == DIRECTORY)
+		r->dirs++;
+	else
+		r->files++;
+	ref_one(r, e->hash);
+	if (e->attributes & REPARSE)
+		ref_one(r, e->reparse_hash);
+	for (size_t i = 0; i < e->nstreams; i++)
+		ref_one(r, e->streams[i].hash);
+	return 0;
+}
+
+static int append_mode(const char *wim, const char *meta_out)
+{
+	struct wim_append *wa;
+	void *base = NULL, *out = NULL;
+	size_t blen, olen = 0;
+	struct wim_meta *m = NULL;
+	struct wim_append_stats st;
+
+	if (wim_append_open(wim, &wa) || wim_append_unsupported(wa)) {
+		fprintf(stderr, "unit_wim_meta: wim_append cannot append to '%s'\n", wim);
+		return 2;
+	}
+	CHECK(wim_append_read_metadata(wa, 1, &base, &blen) == 0);
+	if (base)
+		check_changes(base, blen, &out, &olen);
+	CHECK(out && wim_meta_parse(out, olen, &m) == 0);
+	if (!m)
+		goto out;
+	CHECK(wim_append_set_metadata(wa, out, olen, 1) == 0);
+	struct append_refs r = {.wa = wa};
+	CHECK(wim_meta_walk(m, append_ref_cb, &r) == 0);
+	CHECK(r.missing == 0);
+	uint64_t now = wim_append_nt_now();
+	struct wim_append_image img = {.name = "changed by wim_meta",
+				       .copy_of = 1,
+				       .dir_count = r.dirs,
+				       .file_count = r.files,
+				       .total_bytes = r.bytes,
+				       .creation_time = now,
+				       .last_modification_time = now};
+	CHECK(wim_append_commit(wa, &img) == 0);
+	wim_append_get_stats(wa, &st);
+	printf("metadata %zu bytes, %" PRIu64 " chunks, %" PRIu64 " reused from image 1\n", olen,
+	       st.meta_chunks, st.meta_chunks_reused);
+	/* most of the old chunks are the base's, stored as they were */
+	CHECK(st.meta_chunks_reused > 0 && st.meta_chunks_reused + 2 >= blen / 32768);
+	FILE *f = fopen(meta_out, "wb");
+	CHECK(f && fwrite(out, 1, olen, f) == olen && !fclose(f));
+out:
+	wim_meta_free(m);
+	wim_append_free(wa);
+	free(base);
+	free(out);
+	return unit_failures ? 1 : 0;
+}
+
 static const char *here_wim;
 
 TEST(here)
@@ -1196,8 +1292,10 @@ int main(int argc, char **argv)
 	wimlib_global_init(0);
 	if (argc == 4 && !strcmp(argv[1], "--patch"))
 		return patch_mode(argv[2], argv[3]);
-	if (argc == 4 && !strcmp(argv[1], "--same"))
-		return same_mode(argv[2], argv[3]);
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--same"))
+		return same_mode(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 1);
+	if (argc == 4 && !strcmp(argv[1], "--append"))
+		return append_mode(argv[2], argv[3]);
 	if (argc >= 3 && !strcmp(argv[1], "--bench"))
 		return bench_mode(argv[2], argc > 3 ? atoi(argv[3]) : 5);
 	if (argc > 1) {
