@@ -55,7 +55,7 @@ struct dentry_disk {
 	uint16_t num_extra_streams; /* 0x60 le16 */
 	uint16_t short_name_nbytes; /* 0x62 le16: without the NUL; 0 none */
 	uint16_t name_nbytes;	    /* 0x64 le16: without the NUL; 0 none */
-				    /* 0x66: name + NUL, short name + NUL, pad, tagged items */
+	/* 0x66: name + NUL, short name + NUL, pad, tagged items */
 } __attribute__((packed));
 _Static_assert(sizeof(struct dentry_disk) == 0x66, "dentry is 102 bytes");
 
@@ -1256,16 +1256,33 @@ static uint32_t sorted_position(const struct wim_meta *m, uint32_t dir, const ui
 				size_t nbytes)
 {
 	uint8_t *tmp = malloc(65536);
-	uint32_t c = m->nodes[dir].first_child;
+	uint32_t n = 0, *kids = NULL, c, lo = 0, hi;
 
-	if (!tmp)
-		return NONE;
-	for (; c != NONE; c = m->nodes[c].next_sibling) {
-		long n = name_to_disk(m->nodes[c].e.name, tmp);
-		if (n >= 0 && collate(name, (size_t)nbytes, tmp, (size_t)n) < 0)
-			break;
+	for (c = m->nodes[dir].first_child; c != NONE; c = m->nodes[c].next_sibling)
+		n++;
+	if (n)
+		kids = malloc((size_t)n * sizeof(*kids));
+	if (!tmp || (n && !kids)) {
+		free(tmp);
+		free(kids);
+		return NONE; /* last, out of order: only when out of memory */
 	}
+	n = 0;
+	for (c = m->nodes[dir].first_child; c != NONE; c = m->nodes[c].next_sibling)
+		kids[n++] = c;
+	/* binary search in the stored (sorted) order: the first child that
+	 * collates after the name */
+	for (hi = n; lo < hi;) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		long k = name_to_disk(m->nodes[kids[mid]].e.name, tmp);
+		if (k >= 0 && collate(name, nbytes, tmp, (size_t)k) < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	c = lo < n ? kids[lo] : NONE;
 	free(tmp);
+	free(kids);
 	return c;
 }
 
