@@ -299,8 +299,8 @@ static int facts_of(struct raw *r, struct wtg_inode *in, struct facts *f)
 
 	memset(f, 0, sizeof(*f));
 	wim_meta_entry_init(&f->e);
-	if (in->ea)
-		return refuse(r, "%s", "a changed file has extended attributes");
+	/* (an $EA is left out, as wimlib 1.13's NTFS-3G capture leaves it out:
+	 * the image is the one a full export gives) */
 	f->e.attributes = in->attributes;
 	if (in->dir && !(in->attributes & ATTR_REPARSE))
 		f->e.attributes |= ATTR_DIRECTORY;
@@ -817,8 +817,8 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 	int ret;
 
 	wim_meta_entry_init(fe);
-	if (s->ea)
-		return refuse(r, "%s", "a changed file has extended attributes");
+	/* (an $EA is left out, as wimlib 1.13's NTFS-3G capture leaves it out:
+	 * the image is the one a full export gives) */
 	n->new_dir = s->type == WTG_DIFF_DIR;
 	fe->attributes = s->attributes | (n->new_dir ? ATTR_DIRECTORY : 0);
 	if (s->sd) {
