@@ -813,7 +813,6 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 {
 	const struct wtg_diff_side *s = &e->new;
 	struct wim_meta_entry *fe = &n->fe, old;
-	bool have_old = old_entry(r, n, &old);
 	int ret;
 
 	wim_meta_entry_init(fe);
@@ -832,6 +831,9 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 	fe->creation_time = (uint64_t)s->crtime;
 	fe->last_access_time = (uint64_t)s->atime;
 	fe->last_write_time = (uint64_t)s->mtime;
+	/* (after the descriptor: an entry points into the metadata only until
+	 * its next change; nothing below changes it) */
+	bool have_old = old_entry(r, n, &old);
 	if (s->nlinks && !(n->links = calloc(s->nlinks, sizeof(char *))))
 		return -ENOMEM;
 	for (size_t i = 0; i < s->nlinks; i++, n->nlinks++)
