@@ -715,6 +715,10 @@ static long xattr_value(struct fs *fs, struct wtg_inode *in, const char *name, u
 		len = sd->len;
 	} else if (!strcmp(name, "system.ntfs_attrib") || !strcmp(name, "system.ntfs_attrib_be")) {
 		uint32_t a = in->attributes;
+		/* as ntfs-3g and Windows: a file with no attribute set reads
+		 * as FILE_ATTRIBUTE_NORMAL */
+		if (!a)
+			a = 0x80;
 		if (name[18])
 			a = htobe32(a);
 		memcpy(small, &a, 4);
