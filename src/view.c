@@ -1845,9 +1845,9 @@ int wtg_view_remove(struct wtg_view *v, uint64_t dirino, const char *name, bool 
 		ret = -ENOENT;
 	else if (!ret && want_dir && !de->inode->dir)
 		ret = -ENOTDIR;
-	else if (!ret && !want_dir && de->inode->dir)
-		ret = -EISDIR;
-	else if (!ret && want_dir && de->inode->dir->count)
+	else if (!ret && !want_dir && de->inode->dir && !wtg_inode_is_link(de->inode))
+		ret = -EISDIR; /* (a junction is a link to POSIX: unlink(2) takes it, as on ntfs-3g) */
+	else if (!ret && de->inode->dir && de->inode->dir->count)
 		ret = -ENOTEMPTY;
 	else if (!ret && de->inode->ino == WTG_ROOT_INO)
 		ret = -EBUSY;
