@@ -527,6 +527,28 @@ static int move_and_remove_dirs(struct raw *r, struct ent **v)
 	return ret;
 }
 
+/* The renamed directories still moved aside once every entry is placed.
+ * From the tree (@from_tree), each lies under a directory added whole from
+ * the tree, which brought its content: the copy aside goes.  From the diff
+ * alone nothing else brings it: the plan is wrong, so this way is refused. */
+static int drop_aside(struct raw *r, bool from_tree)
+{
+	for (size_t i = 0; i < r->nents; i++) {
+		struct ent *e = &r->ents[i];
+		if (!e->tmp)
+			continue;
+		if (!from_tree)
+			return refuse(r, "renamed directory '%s' has no place from the diff alone",
+				      e->path);
+		int x = wim_meta_remove(r->m, e->tmp);
+		if (x)
+			return meta_fail(r, "remove", e->tmp, x);
+		free(e->tmp);
+		e->tmp = NULL;
+	}
+	return 0;
+}
+
 static int apply_change(struct raw *r)
 {
 	struct ent **v = calloc(r->nents + 1, sizeof(*v));
@@ -591,6 +613,8 @@ static int apply_change(struct raw *r)
 				ret = meta_fail(r, "move back", e->path, x);
 				break;
 			}
+			free(e->tmp);
+			e->tmp = NULL;
 		}
 		struct facts f;
 		if (!(ret = facts_of(r, in, &f))) {
@@ -635,6 +659,8 @@ static int apply_change(struct raw *r)
 		facts_release(&f);
 		r->mark[in->ino] |= M_DONE;
 	}
+	if (!ret)
+		ret = drop_aside(r, true);
 	free(v);
 	return ret;
 }
@@ -1005,6 +1031,8 @@ static int apply_diff(struct raw *r)
 					ret = meta_fail(r, "move back", e->path, x);
 					break;
 				}
+				free(e->tmp);
+				e->tmp = NULL;
 			}
 			char dir[8192];
 			e->fe.name = split(e->path, dir, sizeof(dir));
@@ -1012,6 +1040,8 @@ static int apply_diff(struct raw *r)
 			if (x)
 				ret = meta_fail(r, "update", e->path, x);
 		}
+	if (!ret)
+		ret = drop_aside(r, false);
 	free(v);
 	return ret;
 }

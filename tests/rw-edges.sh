@@ -2,11 +2,12 @@
 # Corners of a read-write mount that ordinary tools walk into: a directory
 # removed while open (link count 0, an empty listing, no ESTALE), st_blocks
 # of sparse and huge files (what is stored, no overflow), and renames that
-# change only the case of a name.
+# change only the case of a name, and junctions removed as the links POSIX
+# sees.
 . "$(dirname "$0")/lib.sh"
 need_root
 need_fuse
-need_tool python3 setfattr
+need_tool python3 setfattr getfattr xxd
 test_images small
 
 d="$TMP/edges.delta"
@@ -88,9 +89,27 @@ setfattr -n system.wtgfs_name -v SYSTEM32 "$m/Windows/System32" || fail "a base 
 [ -d "$m/Windows/SYSTEM32/drivers" ] || fail "a base directory lost its content to a change of case"
 ls "$m/Windows" | grep -qx "SYSTEM32" || fail "a base directory did not change case"
 
+echo "== a file with no attribute reads FILE_ATTRIBUTE_NORMAL, as on ntfs-3g"
+echo plain >"$m/plain.txt"
+setfattr -n system.ntfs_attrib -v 0x00000000 "$m/plain.txt" || fail "cannot clear a file's attributes"
+a=$(getfattr -e hex --only-values -n system.ntfs_attrib "$m/plain.txt" 2>/dev/null | xxd -p)
+[ "$a" = 80000000 ] || fail "a file with no attribute reads 0x$a, not FILE_ATTRIBUTE_NORMAL (80000000)"
+
+echo "== a junction is a link to POSIX: rm takes it, rm -r walks past it"
+j="$m/Program Files/Contoso Tools/current"
+[ -L "$j" ] || fail "the image's junction is not a symlink"
+rmdir "$j" 2>/dev/null && fail "rmdir removed a symlink"
+rm "$j" || fail "rm cannot remove a junction (ntfs-3g can)"
+[ -e "$j" ] || [ -L "$j" ] && fail "the junction is still there after rm"
+[ -f "$m/Program Files/Contoso Tools/v2.1/contoso.exe" ] || fail "rm of the junction removed its target's content"
+find "$m/ProgramData" -maxdepth 1 -type l | grep -q . || fail "no junction under ProgramData to remove with rm -r"
+rm -r "$m/ProgramData" || fail "rm -r of a tree holding junctions failed"
+[ -e "$m/ProgramData" ] && fail "rm -r left ProgramData"
+
 wtg_umount "$m"
 "$WTGFS" verify "$d" >"$TMP/verify" 2>&1 || { cat "$TMP/verify"; fail "verify failed"; }
 wtg_mount "$d" "$m"
+[ -L "$m/Program Files/Contoso Tools/current" ] && fail "a removed junction came back after a remount"
 ls "$m" | grep -qx "FOO.TXT" || fail "a change of case did not survive a remount"
 ls "$m/Windows" | grep -qx "SYSTEM32" || fail "a change of case did not survive a remount"
 [ "$(cat "$m/foo.txt")" = one ] || fail "a respelled file lost its data after a remount"
