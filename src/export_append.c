@@ -42,11 +42,8 @@ enum {
 };
 
 struct ent {
-	char status;
-	bool replaced, meta, old_exists, old_dir, new_exists;
-	char *path, *old_path, *tmp;
-	char **old_links;
-	size_t nold;
+	struct wtg_export_change c;
+	char *tmp; /* a renamed directory moved aside: where it lies */
 	/* the diff way: the new side's facts, as the image stores them */
 	bool new_dir, in_place, has_facts;
 	char **links; /* all its names */
@@ -94,19 +91,6 @@ static int refuse(struct raw *r, const char *fmt, const char *what)
 	return -EAGAIN;
 }
 
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 64;
-	void *p = realloc(*v, c * size);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = c;
-	return 0;
-}
-
 static void report(struct raw *r, const char *phase)
 {
 	bool starting = r->p.phase != phase;
@@ -122,44 +106,19 @@ static void report(struct raw *r, const char *phase)
 static int collect(void *arg, const struct wtg_diff_entry *e)
 {
 	struct raw *r = arg;
-	const unsigned facts = WTG_DIFF_ATTRIBUTES | WTG_DIFF_SECURITY | WTG_DIFF_STREAMS |
-			       WTG_DIFF_REPARSE | WTG_DIFF_DOS_NAME | WTG_DIFF_OBJECT_ID |
-			       WTG_DIFF_EA;
 
-	if (grow((void **)&r->ents, &r->ents_cap, r->nents, sizeof(*r->ents)))
+	if (wtg_export_grow((void **)&r->ents, &r->ents_cap, r->nents, sizeof(*r->ents)))
 		return -ENOMEM;
 	struct ent *n = &r->ents[r->nents++];
 	memset(n, 0, sizeof(*n));
-	n->status = e->status;
-	n->replaced = e->replaced;
-	n->meta = (e->changed & facts) || e->old.crtime != e->new.crtime ||
-		  e->old.mtime != e->new.mtime || e->old.atime != e->new.atime;
-	n->old_exists = e->old.exists;
-	n->old_dir = (e->old.attributes & ATTR_DIRECTORY) && !(e->old.attributes & ATTR_REPARSE);
-	n->new_exists = e->new.exists;
-	n->path = strdup(e->path);
-	n->old_path = e->old_path ? strdup(e->old_path) : NULL;
-	if (!n->path || (e->old_path && !n->old_path))
-		return -ENOMEM;
-	if (e->old.exists && e->old.nlinks) {
-		if (!(n->old_links = calloc(e->old.nlinks, sizeof(char *))))
-			return -ENOMEM;
-		for (size_t i = 0; i < e->old.nlinks; i++, n->nold++)
-			if (!(n->old_links[i] = strdup(e->old.links[i])))
-				return -ENOMEM;
-	}
-	return 0;
+	return wtg_export_change_take(&n->c, e);
 }
 
 static void free_ents(struct raw *r)
 {
 	for (size_t i = 0; i < r->nents; i++) {
-		free(r->ents[i].path);
-		free(r->ents[i].old_path);
+		wtg_export_change_release(&r->ents[i].c);
 		free(r->ents[i].tmp);
-		for (size_t k = 0; k < r->ents[i].nold; k++)
-			free(r->ents[i].old_links[k]);
-		free(r->ents[i].old_links);
 		for (size_t k = 0; k < r->ents[i].nlinks; k++)
 			free(r->ents[i].links[k]);
 		free(r->ents[i].links);
@@ -174,27 +133,9 @@ static void free_ents(struct raw *r)
 
 /* ---- the view ---- */
 
-static bool dirlike(const struct wtg_inode *in)
-{
-	return in->dir && !(in->attributes & ATTR_REPARSE);
-}
-
 static struct wtg_dentry *resolve(struct raw *r, const char *rel)
 {
-	struct wtg_inode *dir = wtg_view_inode(r->view, WTG_ROOT_INO);
-	struct wtg_dentry *de = NULL;
-	char *copy = strdup(rel), *save = NULL;
-
-	if (!copy)
-		return NULL;
-	for (char *c = strtok_r(copy, "/", &save); c && dir; c = strtok_r(NULL, "/", &save)) {
-		de = wtg_view_lookup(r->view, dir, c);
-		dir = de && !de->inode->gone ? de->inode : NULL;
-		if (!dir)
-			de = NULL;
-	}
-	free(copy);
-	return de;
+	return wtg_view_lookup_path(r->view, rel);
 }
 
 /* The path of directory @in ("" for the root), in the image's terms. */
@@ -407,7 +348,7 @@ static int add_subtree(struct raw *r, struct wtg_dentry *de)
 		struct wtg_dentry *c = in->dir->entries[i];
 		if (c->inode->gone)
 			continue;
-		if (dirlike(c->inode)) {
+		if (wtg_export_dirlike(c->inode)) {
 			ret = add_subtree(r, c);
 		} else {
 			struct facts cf;
@@ -423,26 +364,17 @@ out:
 
 /* ---- the change, into the metadata ---- */
 
-static size_t depth(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		n += *s == '/';
-	return n;
-}
-
 static int cmp_old_deepest(const void *a, const void *b)
 {
 	const struct ent *x = *(struct ent *const *)a, *y = *(struct ent *const *)b;
-	size_t dx = depth(x->old_path), dy = depth(y->old_path);
+	size_t dx = wtg_export_depth(x->c.old_path), dy = wtg_export_depth(y->c.old_path);
 	return dx < dy ? 1 : dx > dy ? -1 : 0;
 }
 
 static int cmp_new_shallowest(const void *a, const void *b)
 {
 	const struct ent *x = *(struct ent *const *)a, *y = *(struct ent *const *)b;
-	size_t dx = depth(x->path), dy = depth(y->path);
+	size_t dx = wtg_export_depth(x->c.path), dy = wtg_export_depth(y->c.path);
 	return dx < dy ? -1 : dx > dy;
 }
 
@@ -462,8 +394,8 @@ static char *now_at(struct raw *r, const char *path)
 		const struct ent *e = &r->ents[i];
 		if (!e->tmp)
 			continue;
-		size_t n = strlen(e->old_path);
-		if (n > blen && !strncmp(path, e->old_path, n) && (path[n] == '/' || !path[n])) {
+		size_t n = strlen(e->c.old_path);
+		if (n > blen && !strncmp(path, e->c.old_path, n) && (path[n] == '/' || !path[n])) {
 			best = e;
 			blen = n;
 		}
@@ -479,10 +411,10 @@ static char *now_at(struct raw *r, const char *path)
 /* Step 1 for a file: every name it had (some may have gone already). */
 static int remove_old_names(struct raw *r, const struct ent *e)
 {
-	for (size_t k = 0; k < e->nold; k++) {
-		int x = wim_meta_remove(r->m, e->old_links[k]);
+	for (size_t k = 0; k < e->c.nold; k++) {
+		int x = wim_meta_remove(r->m, e->c.old_links[k]);
 		if (x && x != -ENOENT)
-			return meta_fail(r, "remove", e->old_links[k], x);
+			return meta_fail(r, "remove", e->c.old_links[k], x);
 	}
 	return 0;
 }
@@ -495,28 +427,28 @@ static int move_and_remove_dirs(struct raw *r, struct ent **v)
 	int ret = 0;
 
 	for (size_t i = 0; i < r->nents; i++)
-		if (r->ents[i].old_exists && r->ents[i].old_dir && r->ents[i].status == 'R' &&
-		    !r->ents[i].replaced && r->ents[i].old_path)
+		if (r->ents[i].c.old_exists && r->ents[i].c.old_dir && r->ents[i].c.status == 'R' &&
+		    !r->ents[i].c.replaced && r->ents[i].c.old_path)
 			v[nv++] = &r->ents[i];
 	if (nv)
 		qsort(v, nv, sizeof(*v), cmp_old_deepest);
 	for (size_t i = 0; i < nv && !ret; i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "wtgfs:tmp:%" PRIu64, ++r->tmp_n);
-		int x = wim_meta_rename(r->m, v[i]->old_path, name);
+		int x = wim_meta_rename(r->m, v[i]->c.old_path, name);
 		if (x)
-			ret = meta_fail(r, "move", v[i]->old_path, x);
+			ret = meta_fail(r, "move", v[i]->c.old_path, x);
 		else if (!(v[i]->tmp = strdup(name)))
 			ret = -ENOMEM;
 	}
 	for (size_t i = 0; i < r->nents && !ret; i++) {
 		struct ent *e = &r->ents[i];
-		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced;
-		if (!e->old_exists || !e->old_dir || !(e->status == 'D' || fresh))
+		bool fresh = e->c.status == 'A' || e->c.status == 'T' || e->c.replaced;
+		if (!e->c.old_exists || !e->c.old_dir || !(e->c.status == 'D' || fresh))
 			continue;
-		if (is_root(e->path))
+		if (is_root(e->c.path))
 			return refuse(r, "%s", "the root directory was replaced");
-		char *at = now_at(r, e->path);
+		char *at = now_at(r, e->c.path);
 		if (!at)
 			return -ENOMEM;
 		int x = wim_meta_remove(r->m, at);
@@ -539,7 +471,7 @@ static int drop_aside(struct raw *r, bool from_tree)
 			continue;
 		if (!from_tree)
 			return refuse(r, "renamed directory '%s' has no place from the diff alone",
-				      e->path);
+				      e->c.path);
 		int x = wim_meta_remove(r->m, e->tmp);
 		if (x)
 			return meta_fail(r, "remove", e->tmp, x);
@@ -560,18 +492,18 @@ static int apply_change(struct raw *r)
 	/* 1. files: every old name out, but a file changed where it is */
 	for (size_t i = 0; i < r->nents && !ret; i++) {
 		struct ent *e = &r->ents[i];
-		if (!e->old_exists || e->old_dir)
+		if (!e->c.old_exists || e->c.old_dir)
 			continue;
-		struct wtg_dentry *de = e->new_exists && !e->replaced ? resolve(r, e->path) : NULL;
-		if (de && !dirlike(de->inode) && e->nold > 0) {
+		struct wtg_dentry *de = e->c.new_exists && !e->c.replaced ? resolve(r, e->c.path) : NULL;
+		if (de && !wtg_export_dirlike(de->inode) && e->c.nold > 0) {
 			/* the base's link group of a hard-linked file */
 			struct wim_meta_entry old;
-			if (!wim_meta_get(r->m, e->old_links[0], &old) && old.hard_link_group_id &&
+			if (!wim_meta_get(r->m, e->c.old_links[0], &old) && old.hard_link_group_id &&
 			    de->inode->nlink > 1)
 				r->group[de->inode->ino] = old.hard_link_group_id;
 		}
-		if (de && e->status == 'M' && e->nold == 1 && de->inode->nlink == 1 &&
-		    !dirlike(de->inode) && !strcmp(e->old_links[0], e->path)) {
+		if (de && e->c.status == 'M' && e->c.nold == 1 && de->inode->nlink == 1 &&
+		    !wtg_export_dirlike(de->inode) && !strcmp(e->c.old_links[0], e->c.path)) {
 			r->mark[de->inode->ino] |= M_IN_PLACE;
 			continue;
 		}
@@ -582,35 +514,35 @@ static int apply_change(struct raw *r)
 	/* 4. directories that are, parents first */
 	nv = 0;
 	for (size_t i = 0; i < r->nents; i++)
-		if (r->ents[i].new_exists)
+		if (r->ents[i].c.new_exists)
 			v[nv++] = &r->ents[i];
 	if (nv)
 		qsort(v, nv, sizeof(*v), cmp_new_shallowest);
 	for (size_t i = 0; i < nv && !ret; i++) {
 		struct ent *e = v[i];
-		bool root = is_root(e->path);
-		struct wtg_dentry *de = root ? NULL : resolve(r, e->path);
+		bool root = is_root(e->c.path);
+		struct wtg_dentry *de = root ? NULL : resolve(r, e->c.path);
 		struct wtg_inode *in = root ? wtg_view_inode(r->view, WTG_ROOT_INO) : de ? de->inode : NULL;
 		if (!in) {
-			ret = refuse(r, "'%s' is not in the tree the diff names", e->path);
+			ret = refuse(r, "'%s' is not in the tree the diff names", e->c.path);
 			break;
 		}
-		if (!dirlike(in) || (r->mark[in->ino] & M_DONE))
+		if (!wtg_export_dirlike(in) || (r->mark[in->ino] & M_DONE))
 			continue;
 		if (!root && (r->mark[de->parent->ino] & M_SUBTREE)) {
 			r->mark[in->ino] |= M_DONE;
 			continue;
 		}
-		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced ||
-			     (e->old_exists && !e->old_dir);
+		bool fresh = e->c.status == 'A' || e->c.status == 'T' || e->c.replaced ||
+			     (e->c.old_exists && !e->c.old_dir);
 		if (fresh) {
 			ret = add_subtree(r, de);
 			continue;
 		}
 		if (e->tmp) {
-			int x = wim_meta_rename(r->m, e->tmp, e->path);
+			int x = wim_meta_rename(r->m, e->tmp, e->c.path);
 			if (x) {
-				ret = meta_fail(r, "move back", e->path, x);
+				ret = meta_fail(r, "move back", e->c.path, x);
 				break;
 			}
 			free(e->tmp);
@@ -620,9 +552,9 @@ static int apply_change(struct raw *r)
 		if (!(ret = facts_of(r, in, &f))) {
 			f.e.name = root ? "" : de->name;
 			f.e.dos_name = root ? NULL : wtg_dentry_dos_name(de);
-			int x = wim_meta_set(r->m, root ? "" : e->path, &f.e);
+			int x = wim_meta_set(r->m, root ? "" : e->c.path, &f.e);
 			if (x)
-				ret = meta_fail(r, "update", e->path, x);
+				ret = meta_fail(r, "update", e->c.path, x);
 		}
 		facts_release(&f);
 		r->mark[in->ino] |= M_DONE;
@@ -630,15 +562,15 @@ static int apply_change(struct raw *r)
 	/* 5. files, with every name */
 	for (size_t i = 0; i < nv && !ret; i++) {
 		struct ent *e = v[i];
-		if (is_root(e->path))
+		if (is_root(e->c.path))
 			continue;
-		struct wtg_dentry *de = resolve(r, e->path);
+		struct wtg_dentry *de = resolve(r, e->c.path);
 		if (!de) {
-			ret = refuse(r, "'%s' is not in the tree the diff names", e->path);
+			ret = refuse(r, "'%s' is not in the tree the diff names", e->c.path);
 			break;
 		}
 		struct wtg_inode *in = de->inode;
-		if (dirlike(in) || (r->mark[in->ino] & M_DONE))
+		if (wtg_export_dirlike(in) || (r->mark[in->ino] & M_DONE))
 			continue;
 		struct facts f;
 		if ((ret = facts_of(r, in, &f))) {
@@ -648,9 +580,9 @@ static int apply_change(struct raw *r)
 		if (r->mark[in->ino] & M_IN_PLACE) {
 			f.e.name = de->name;
 			f.e.dos_name = wtg_dentry_dos_name(de);
-			int x = wim_meta_set(r->m, e->path, &f.e);
+			int x = wim_meta_set(r->m, e->c.path, &f.e);
 			if (x)
-				ret = meta_fail(r, "update", e->path, x);
+				ret = meta_fail(r, "update", e->c.path, x);
 		} else {
 			for (const struct wtg_dentry *n = in->first_name; n && !ret; n = n->alias_next)
 				if (!(r->mark[n->parent->ino] & M_SUBTREE))
@@ -679,7 +611,7 @@ static int note_rp(void *arg, const char *path, const struct wim_meta_entry *e)
 	rp_flags_of(r, e->reparse_hash, &found);
 	if (found)
 		return 0;
-	if (grow((void **)&r->rps, &r->rps_cap, r->nrps, sizeof(*r->rps)))
+	if (wtg_export_grow((void **)&r->rps, &r->rps_cap, r->nrps, sizeof(*r->rps)))
 		return -ENOMEM;
 	memcpy(r->rps[r->nrps].hash, e->reparse_hash, 20);
 	r->rps[r->nrps++].rp_flags = e->rp_flags;
@@ -790,10 +722,10 @@ static bool in_list(char **v, size_t n, const char *s)
 /* The base image's entry of the old side of @e (NULL: none). */
 static bool old_entry(struct raw *r, const struct ent *n, struct wim_meta_entry *old)
 {
-	const char *path = n->old_dir ? (n->old_path ? n->old_path : n->path)
-		      : n->nold ? n->old_links[0]
+	const char *path = n->c.old_dir ? (n->c.old_path ? n->c.old_path : n->c.path)
+		      : n->c.nold ? n->c.old_links[0]
 				: NULL;
-	return n->old_exists && !n->replaced && path && !wim_meta_get(r->m, path, old);
+	return n->c.old_exists && !n->c.replaced && path && !wim_meta_get(r->m, path, old);
 }
 
 /* Reads stream @name ("" unnamed) of the new side and writes it as a blob,
@@ -860,11 +792,8 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 	/* (after the descriptor: an entry points into the metadata only until
 	 * its next change; nothing below changes it) */
 	bool have_old = old_entry(r, n, &old);
-	if (s->nlinks && !(n->links = calloc(s->nlinks, sizeof(char *))))
+	if (wtg_export_copy_links(s, &n->links, &n->nlinks))
 		return -ENOMEM;
-	for (size_t i = 0; i < s->nlinks; i++, n->nlinks++)
-		if (!(n->links[i] = strdup(s->links[i])))
-			return -ENOMEM;
 	if (s->dos_name) {
 		if (s->nlinks > 1)
 			return refuse(r, "%s", "a hard-linked file with a DOS name changed");
@@ -982,11 +911,11 @@ static int apply_diff(struct raw *r)
 	/* 1. files: every old name out, but a file changed where it is */
 	for (size_t i = 0; i < r->nents && !ret; i++) {
 		struct ent *e = &r->ents[i];
-		if (!e->old_exists || e->old_dir)
+		if (!e->c.old_exists || e->c.old_dir)
 			continue;
-		if (e->new_exists && !e->new_dir && !e->replaced && e->status == 'M' &&
-		    e->nold == 1 && e->nlinks == 1 && !strcmp(e->old_links[0], e->path) &&
-		    !strcmp(e->links[0], e->path)) {
+		if (e->c.new_exists && !e->new_dir && !e->c.replaced && e->c.status == 'M' &&
+		    e->c.nold == 1 && e->nlinks == 1 && !strcmp(e->c.old_links[0], e->c.path) &&
+		    !strcmp(e->links[0], e->c.path)) {
 			e->in_place = true;
 			continue;
 		}
@@ -997,7 +926,7 @@ static int apply_diff(struct raw *r)
 	/* 4. directories that are, parents first; then files, every name */
 	nv = 0;
 	for (size_t i = 0; i < r->nents; i++)
-		if (r->ents[i].new_exists && r->ents[i].has_facts)
+		if (r->ents[i].c.new_exists && r->ents[i].has_facts)
 			v[nv++] = &r->ents[i];
 	if (nv)
 		qsort(v, nv, sizeof(*v), cmp_new_shallowest);
@@ -1006,7 +935,7 @@ static int apply_diff(struct raw *r)
 			struct ent *e = v[i];
 			if (e->new_dir != (pass == 0))
 				continue;
-			if (is_root(e->path)) {
+			if (is_root(e->c.path)) {
 				e->fe.name = "";
 				e->fe.dos_name = NULL;
 				int x = wim_meta_set(r->m, "", &e->fe);
@@ -1019,26 +948,26 @@ static int apply_diff(struct raw *r)
 					ret = add_at(r, e, e->links[k]);
 				continue;
 			}
-			bool fresh = e->new_dir && (e->status == 'A' || e->status == 'T' ||
-						    e->replaced || (e->old_exists && !e->old_dir));
+			bool fresh = e->new_dir && (e->c.status == 'A' || e->c.status == 'T' ||
+						    e->c.replaced || (e->c.old_exists && !e->c.old_dir));
 			if (fresh) {
-				ret = add_at(r, e, e->path);
+				ret = add_at(r, e, e->c.path);
 				continue;
 			}
 			if (e->tmp) {
-				int x = wim_meta_rename(r->m, e->tmp, e->path);
+				int x = wim_meta_rename(r->m, e->tmp, e->c.path);
 				if (x) {
-					ret = meta_fail(r, "move back", e->path, x);
+					ret = meta_fail(r, "move back", e->c.path, x);
 					break;
 				}
 				free(e->tmp);
 				e->tmp = NULL;
 			}
 			char dir[8192];
-			e->fe.name = split(e->path, dir, sizeof(dir));
-			int x = wim_meta_set(r->m, e->path, &e->fe);
+			e->fe.name = split(e->c.path, dir, sizeof(dir));
+			int x = wim_meta_set(r->m, e->c.path, &e->fe);
 			if (x)
-				ret = meta_fail(r, "update", e->path, x);
+				ret = meta_fail(r, "update", e->c.path, x);
 		}
 	if (!ret)
 		ret = drop_aside(r, false);

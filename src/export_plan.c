@@ -29,21 +29,11 @@ enum {
 	M_QUEUED = 16,
 };
 
-/* What the plan keeps of a diff entry. */
-struct ent {
-	char status;
-	bool replaced, meta;
-	char *path, *old_path;
-	bool old_exists, old_dir, new_exists;
-	char **old_links;
-	size_t nold;
-};
-
 struct planner {
 	struct wtg_view *view;
 	struct wtg_tree *tree;
 	struct wtg_export_plan *plan;
-	struct ent *ents;
+	struct wtg_export_change *ents;
 	size_t nents, ents_cap;
 	uint8_t *mark;
 	char **oldloc; /* refreshed directories: where their old copy lies */
@@ -53,7 +43,7 @@ struct planner {
 	size_t nqueue, queue_cap;
 };
 
-static int grow(void **v, size_t *cap, size_t n, size_t size)
+int wtg_export_grow(void **v, size_t *cap, size_t n, size_t size)
 {
 	if (n < *cap)
 		return 0;
@@ -97,7 +87,7 @@ static int push_op(struct wtg_export_op **v, size_t *n, size_t *cap, enum wtg_ex
 		   char *from, char *to, bool recursive)
 {
 	if ((kind != WTG_EXPORT_ADD && !from) || (kind == WTG_EXPORT_RENAME && !to) ||
-	    grow((void **)v, cap, *n, sizeof(**v))) {
+	    wtg_export_grow((void **)v, cap, *n, sizeof(**v))) {
 		free(from);
 		free(to);
 		return -ENOMEM;
@@ -109,7 +99,7 @@ static int push_op(struct wtg_export_op **v, size_t *n, size_t *cap, enum wtg_ex
 
 /* ---- the diff's entries ---- */
 
-static bool facts_changed(const struct wtg_diff_entry *e)
+bool wtg_export_facts_changed(const struct wtg_diff_entry *e)
 {
 	const unsigned facts = WTG_DIFF_ATTRIBUTES | WTG_DIFF_SECURITY | WTG_DIFF_STREAMS |
 			       WTG_DIFF_REPARSE | WTG_DIFF_DOS_NAME | WTG_DIFF_OBJECT_ID |
@@ -124,33 +114,52 @@ static int collect(void *arg, const struct wtg_diff_entry *e)
 {
 	struct planner *p = arg;
 
-	if (grow((void **)&p->ents, &p->ents_cap, p->nents, sizeof(*p->ents)))
+	if (wtg_export_grow((void **)&p->ents, &p->ents_cap, p->nents, sizeof(*p->ents)))
 		return -ENOMEM;
-	struct ent *n = &p->ents[p->nents++];
-	memset(n, 0, sizeof(*n));
-	n->status = e->status;
-	n->replaced = e->replaced;
-	n->meta = facts_changed(e);
-	n->old_exists = e->old.exists;
-	n->old_dir = (e->old.attributes & ATTR_DIRECTORY) && !(e->old.attributes & ATTR_REPARSE);
-	n->new_exists = e->new.exists;
-	n->path = strdup(e->path);
-	n->old_path = e->old_path ? strdup(e->old_path) : NULL;
-	if (!n->path || (e->old_path && !n->old_path))
+	return wtg_export_change_take(&p->ents[p->nents++], e);
+}
+
+int wtg_export_change_take(struct wtg_export_change *c, const struct wtg_diff_entry *e)
+{
+	memset(c, 0, sizeof(*c));
+	c->status = e->status;
+	c->replaced = e->replaced;
+	c->meta = wtg_export_facts_changed(e);
+	c->old_exists = e->old.exists;
+	c->old_dir = (e->old.attributes & ATTR_DIRECTORY) && !(e->old.attributes & ATTR_REPARSE);
+	c->new_exists = e->new.exists;
+	c->path = strdup(e->path);
+	c->old_path = e->old_path ? strdup(e->old_path) : NULL;
+	if (!c->path || (e->old_path && !c->old_path))
 		return -ENOMEM;
-	if (e->old.exists && e->old.nlinks) {
-		if (!(n->old_links = calloc(e->old.nlinks, sizeof(char *))))
+	return e->old.exists ? wtg_export_copy_links(&e->old, &c->old_links, &c->nold) : 0;
+}
+
+void wtg_export_change_release(struct wtg_export_change *c)
+{
+	free(c->path);
+	free(c->old_path);
+	for (size_t k = 0; k < c->nold; k++)
+		free(c->old_links[k]);
+	free(c->old_links);
+}
+
+int wtg_export_copy_links(const struct wtg_diff_side *side, char ***links, size_t *n)
+{
+	*n = 0;
+	if (!side->nlinks)
+		return 0;
+	if (!(*links = calloc(side->nlinks, sizeof(char *))))
+		return -ENOMEM;
+	for (size_t i = 0; i < side->nlinks; i++, (*n)++)
+		if (!((*links)[i] = strdup(side->links[i])))
 			return -ENOMEM;
-		for (size_t i = 0; i < e->old.nlinks; i++, n->nold++)
-			if (!(n->old_links[i] = strdup(e->old.links[i])))
-				return -ENOMEM;
-	}
 	return 0;
 }
 
 /* ---- the tree (under the view's shared lock) ---- */
 
-static bool dirlike(const struct wtg_inode *in)
+bool wtg_export_dirlike(const struct wtg_inode *in)
 {
 	return in->dir && !(in->attributes & ATTR_REPARSE);
 }
@@ -158,20 +167,7 @@ static bool dirlike(const struct wtg_inode *in)
 /* The name @rel ("a/b/c") in the view, NULL when none. */
 static struct wtg_dentry *resolve(struct planner *p, const char *rel)
 {
-	struct wtg_inode *dir = wtg_view_inode(p->view, WTG_ROOT_INO);
-	struct wtg_dentry *de = NULL;
-	char *copy = strdup(rel), *save = NULL;
-
-	if (!copy)
-		return NULL;
-	for (char *c = strtok_r(copy, "/", &save); c && dir; c = strtok_r(NULL, "/", &save)) {
-		de = wtg_view_lookup(p->view, dir, c);
-		dir = de && !de->inode->gone ? de->inode : NULL;
-		if (!dir)
-			de = NULL;
-	}
-	free(copy);
-	return de;
+	return wtg_view_lookup_path(p->view, rel);
 }
 
 static char *path_of(struct planner *p, const struct wtg_inode *in)
@@ -191,7 +187,7 @@ static void hold(struct planner *p, const struct wtg_inode *in)
 
 static int add_inode(struct planner *p, struct wtg_inode *in)
 {
-	if (grow((void **)&p->plan->inodes, &p->plan->inodes_cap, p->plan->ninodes,
+	if (wtg_export_grow((void **)&p->plan->inodes, &p->plan->inodes_cap, p->plan->ninodes,
 		 sizeof(*p->plan->inodes)))
 		return -ENOMEM;
 	p->plan->inodes[p->plan->ninodes++] = in;
@@ -208,7 +204,7 @@ static int enqueue(struct planner *p, struct wtg_inode *in)
 	if (p->mark[in->ino] & M_QUEUED)
 		return 0;
 	p->mark[in->ino] |= M_QUEUED;
-	if (grow((void **)&p->queue, &p->queue_cap, p->nqueue, sizeof(*p->queue)))
+	if (wtg_export_grow((void **)&p->queue, &p->queue_cap, p->nqueue, sizeof(*p->queue)))
 		return -ENOMEM;
 	p->queue[p->nqueue++] = in;
 	return 0;
@@ -219,7 +215,7 @@ static int cmp_op_from(const void *a, const void *b)
 	return strcmp(((const struct wtg_export_op *)a)->from, ((const struct wtg_export_op *)b)->from);
 }
 
-static size_t depth(const char *s)
+size_t wtg_export_depth(const char *s)
 {
 	size_t n = 0;
 
@@ -230,8 +226,8 @@ static size_t depth(const char *s)
 
 static int cmp_op_depth(const void *a, const void *b)
 {
-	size_t x = depth(((const struct wtg_export_op *)a)->from),
-	       y = depth(((const struct wtg_export_op *)b)->from);
+	size_t x = wtg_export_depth(((const struct wtg_export_op *)a)->from),
+	       y = wtg_export_depth(((const struct wtg_export_op *)b)->from);
 	return x < y ? -1 : x > y;
 }
 
@@ -249,7 +245,7 @@ static int read_entries(struct planner *p)
 	int ret;
 
 	for (size_t i = 0; i < p->nents; i++) {
-		struct ent *e = &p->ents[i];
+		struct wtg_export_change *e = &p->ents[i];
 		bool fresh = e->status == 'A' || e->status == 'T' || e->replaced;
 		if (e->old_exists) {
 			if (!e->old_dir) {
@@ -283,7 +279,7 @@ static int read_entries(struct planner *p)
 		if (!de)
 			return refuse(p, "'%s' is not in the tree the diff names", e->path);
 		struct wtg_inode *in = de->inode;
-		if (!dirlike(in))
+		if (!wtg_export_dirlike(in))
 			take_file(p, in);
 		else if (fresh || (e->old_exists && !e->old_dir))
 			p->mark[in->ino] |= M_NEW;
@@ -302,7 +298,7 @@ static int check_deletes(struct planner *p)
 		if (!de)
 			continue;
 		struct wtg_inode *in = de->inode;
-		if (!dirlike(in))
+		if (!wtg_export_dirlike(in))
 			take_file(p, in);
 		else if (!(p->mark[in->ino] & M_NEW))
 			return refuse(p, "'%s' is deleted, and an unchanged directory stands there",
@@ -328,7 +324,7 @@ static int close_new(struct planner *p)
 			struct wtg_inode *in = dir->entries[i]->inode;
 			if (in->gone)
 				continue;
-			if (!dirlike(in)) {
+			if (!wtg_export_dirlike(in)) {
 				take_file(p, in);
 				continue;
 			}
@@ -384,7 +380,7 @@ static int close_refresh(struct planner *p)
 			uint8_t m = p->mark[in->ino];
 			if (in->gone)
 				continue;
-			if (dirlike(in)) {
+			if (wtg_export_dirlike(in)) {
 				if (m & (M_REFRESH | M_NEW))
 					continue;
 				if ((m & M_HELD) || wtg_dentry_dos_name(de)) {
@@ -590,13 +586,8 @@ int wtg_export_plan_make(struct wtg_view *view, const char *delta, const char *a
 			ret = refuse(&p, "%s", "the change is over a quarter of the tree");
 	}
 	wtg_view_unlock(view);
-	for (size_t i = 0; i < p.nents; i++) {
-		free(p.ents[i].path);
-		free(p.ents[i].old_path);
-		for (size_t k = 0; k < p.ents[i].nold; k++)
-			free(p.ents[i].old_links[k]);
-		free(p.ents[i].old_links);
-	}
+	for (size_t i = 0; i < p.nents; i++)
+		wtg_export_change_release(&p.ents[i]);
 	free(p.ents);
 	if (p.oldloc)
 		for (uint64_t i = 0; i < ninodes + 2; i++)

@@ -64,6 +64,33 @@ struct wtg_export_plan {
  * why) when a full capture must do: a change too large, or one the plan
  * does not handle; other -errno on errors (logged).
  */
+/* Shared by both incremental ways (export_plan.c, export_append.c). */
+struct wtg_diff_entry;
+struct wtg_diff_side;
+/* *v grown (doubling, from 64) to hold more than @n elements of @size */
+int wtg_export_grow(void **v, size_t *cap, size_t n, size_t size);
+/* Facts a WIM keeps changed, not only data: attributes, SD, streams,
+ * reparse data, DOS name, object id, EAs, creation/write/access times. */
+bool wtg_export_facts_changed(const struct wtg_diff_entry *e);
+/* A directory the image holds entries in (not a junction). */
+bool wtg_export_dirlike(const struct wtg_inode *in);
+/* How many '/' are in @path. */
+size_t wtg_export_depth(const char *path);
+/* Copies of the names of @side (malloc'd; -ENOMEM). */
+int wtg_export_copy_links(const struct wtg_diff_side *side, char ***links, size_t *n);
+/* What both ways keep of one diff entry. */
+struct wtg_export_change {
+	char status;
+	bool replaced, meta; /* meta: wtg_export_facts_changed */
+	bool old_exists, old_dir, new_exists;
+	char *path, *old_path;
+	char **old_links; /* every name it had */
+	size_t nold;
+};
+/* @c (zeroed first) from @e; -ENOMEM.  Release frees what it holds. */
+int wtg_export_change_take(struct wtg_export_change *c, const struct wtg_diff_entry *e);
+void wtg_export_change_release(struct wtg_export_change *c);
+
 int wtg_export_plan_make(struct wtg_view *view, const char *delta, const char *at,
 			 struct wtg_export_plan *plan);
 void wtg_export_plan_release(struct wtg_export_plan *plan);

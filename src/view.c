@@ -702,6 +702,24 @@ struct wtg_dentry *wtg_view_lookup(struct wtg_view *v, struct wtg_inode *dir, co
 	return dir->dir ? wtg_tree_lookup(&v->tree, dir, name, strlen(name)) : NULL;
 }
 
+struct wtg_dentry *wtg_view_lookup_path(struct wtg_view *v, const char *rel)
+{
+	struct wtg_inode *dir = wtg_view_inode(v, WTG_ROOT_INO);
+	struct wtg_dentry *de = NULL;
+	char *copy = strdup(rel), *save = NULL;
+
+	if (!copy)
+		return NULL;
+	for (char *c = strtok_r(copy, "/", &save); c && dir; c = strtok_r(NULL, "/", &save)) {
+		de = wtg_view_lookup(v, dir, c);
+		dir = de && !de->inode->gone ? de->inode : NULL;
+		if (!dir)
+			de = NULL;
+	}
+	free(copy);
+	return de;
+}
+
 long wtg_view_readlink(struct wtg_view *v, const struct wtg_inode *in,
 		       const struct wtg_inode *dir, char *buf, size_t size)
 {

@@ -102,6 +102,9 @@ uint64_t wtg_view_allocated(struct wtg_view *view, const struct wtg_inode *inode
 /* The name @name in @dir (an exact match first, then one equal ignoring
  * case), NULL when none or @dir is not a directory. */
 struct wtg_dentry *wtg_view_lookup(struct wtg_view *view, struct wtg_inode *dir, const char *name);
+/* The name at @rel ("a/b/c", from the root, each part as wtg_view_lookup
+ * finds it), NULL when none (or it is gone). */
+struct wtg_dentry *wtg_view_lookup_path(struct wtg_view *view, const char *rel);
 /* The POSIX target of a symlink or junction (wtg_tree_readlink). */
 long wtg_view_readlink(struct wtg_view *view, const struct wtg_inode *inode,
 		       const struct wtg_inode *dir, char *buf, size_t size);
