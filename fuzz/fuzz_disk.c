@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "wtgfs/disk.h"
+#include "wtgfs/le.h"
 #include "wtgfs/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,26 +40,6 @@ static int image_read(void *ctx, void *buf, size_t size, uint64_t off)
 	return 0;
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
 /* Makes the CRCs of a GPT header at @lba, and of its array, right. */
 static void fix_gpt(struct image *im, uint32_t ss, uint64_t lba)
 {
@@ -67,15 +48,15 @@ static void fix_gpt(struct image *im, uint32_t ss, uint64_t lba)
 	uint8_t *h = im->data + lba * ss;
 	if (memcmp(h, "EFI PART", 8))
 		return;
-	uint64_t alba = get64(h + 0x48);
-	uint64_t bytes = (uint64_t)get32(h + 0x50) * get32(h + 0x54);
+	uint64_t alba = wtg_get_le64(h + 0x48);
+	uint64_t bytes = (uint64_t)wtg_get_le32(h + 0x50) * wtg_get_le32(h + 0x54);
 	if (alba < im->size / ss && bytes <= im->size - alba * ss)
-		put32(h + 0x58, wtg_crc32(0, im->data + alba * ss, bytes));
-	uint32_t hsize = get32(h + 0x0C);
+		wtg_put_le32(h + 0x58, wtg_crc32(0, im->data + alba * ss, bytes));
+	uint32_t hsize = wtg_get_le32(h + 0x0C);
 	if (hsize < 92 || hsize > ss)
 		return;
-	put32(h + 0x10, 0);
-	put32(h + 0x10, wtg_crc32(0, h, hsize));
+	wtg_put_le32(h + 0x10, 0);
+	wtg_put_le32(h + 0x10, wtg_crc32(0, h, hsize));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

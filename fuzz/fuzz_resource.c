@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "wtgfs/chunk_cache.h"
+#include "wtgfs/le.h"
 #include "wtgfs/log.h"
 #include "wtgfs/wim_resource.h"
 
@@ -33,14 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define PARAMS 32
 #define OUT_MAX (65536 + 1)
-
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -69,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	res.compressed = (p[0] >> 1) & 1;
 	res.ctype = p[1] % 4;
 	res.chunk_size = 4096u << (p[2] % 5);
-	uint64_t at = le64(p + 4);
+	uint64_t at = wtg_get_le64(p + 4);
 	res.offset = p[0] & 8 ? at : at % ((uint64_t)size + 1);
 	res.stored_size = res.offset <= size ? size - res.offset : 0;
 	uint64_t claim = (uint64_t)p[28] | (uint64_t)p[29] << 8 | (uint64_t)p[30] << 16 |
@@ -78,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		res.stored_size += claim;
 	else if (claim)
 		res.stored_size = claim;
-	uint64_t v = le64(p + 12);
+	uint64_t v = wtg_get_le64(p + 12);
 	switch ((p[0] >> 4) & 3) {
 	case 0:
 		res.size = v % (1u << 20);
@@ -93,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		res.size = (v % (1u << 20)) << 20;
 		break;
 	}
-	v = le64(p + 20);
+	v = wtg_get_le64(p + 20);
 	uint64_t o;
 	switch (p[0] >> 6) {
 	case 0:

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <wctype.h>
 
+#include "wtgfs/le.h"
 #include "wtgfs/names.h"
 #include "wtgfs/wim_meta.h"
 
@@ -81,45 +82,6 @@ _Static_assert(sizeof(struct stream_disk) == 0x26, "stream entry is 38 bytes");
 static uint64_t align8(uint64_t v)
 {
 	return (v + 7) & ~(uint64_t)7;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
 }
 
 static bool is_zero(const uint8_t *p, size_t n)
@@ -475,7 +437,7 @@ static int collate(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 0; i < n; i += 2) {
-			uint16_t x = get16(a + i), y = get16(b + i);
+			uint16_t x = wtg_get_le16(a + i), y = wtg_get_le16(b + i);
 			if (!pass) {
 				x = upcase(x);
 				y = upcase(y);
@@ -529,10 +491,10 @@ static int parse_security(struct wim_meta *m)
 
 	if (m->len < 8)
 		return -EINVAL;
-	total = align8(get32(b));
+	total = align8(wtg_get_le32(b));
 	if (total == 0)
 		total = 8;
-	count = get32(b + 4);
+	count = wtg_get_le32(b + 4);
 	if (total > m->len || count > (total - 8) / 8)
 		return -EINVAL;
 	m->root_off = total;
@@ -543,7 +505,7 @@ static int parse_security(struct wim_meta *m)
 		return -ENOMEM;
 	pos = 8 + 8 * count;
 	for (uint64_t i = 0; i < count; i++) {
-		uint64_t size = get64(b + 8 + 8 * i);
+		uint64_t size = wtg_get_le64(b + 8 + 8 * i);
 		if (size > UINT32_MAX || size > total - pos)
 			return -EINVAL;
 		m->sd[i] = b + pos;
@@ -563,7 +525,7 @@ static int parse_tagged(struct wim_meta *m, struct wim_meta_entry *e, const uint
 	while (p < end) {
 		if (end - p < 8)
 			return -EINVAL;
-		uint32_t tag = get32(p), len = get32(p + 4);
+		uint32_t tag = wtg_get_le32(p), len = wtg_get_le32(p + 4);
 		uint64_t full = 8 + align8(len);
 		if (full > (uint64_t)(end - p))
 			return -EINVAL;
@@ -625,8 +587,8 @@ static int64_t parse_streams(struct wim_meta *m, struct wim_meta_entry *e, const
 			if (m->len - pos < sizeof(struct stream_disk))
 				return -EINVAL;
 			const uint8_t *s = b + pos;
-			uint64_t len = align8(get64(s));
-			uint16_t nbytes = get16(s + 0x24);
+			uint64_t len = align8(wtg_get_le64(s));
+			uint16_t nbytes = wtg_get_le16(s + 0x24);
 			if (len < sizeof(struct stream_disk) || len > m->len - pos ||
 			    (nbytes & 1) || sizeof(struct stream_disk) + (uint64_t)nbytes > len)
 				return -EINVAL;
@@ -674,7 +636,7 @@ static uint32_t parse_dentry(struct parse *ps, uint64_t off, int *ret)
 	*ret = -EINVAL;
 	if (off % 8 || off > m->len || m->len - off < 8)
 		return NONE;
-	length = align8(get64(b + off));
+	length = align8(wtg_get_le64(b + off));
 	if (length <= 8) {
 		*ret = claim_mark(ps, off);
 		return NONE;
@@ -682,7 +644,7 @@ static uint32_t parse_dentry(struct parse *ps, uint64_t off, int *ret)
 	if (length < sizeof(struct dentry_disk) || length > m->len - off)
 		return NONE;
 	const uint8_t *d = b + off;
-	uint16_t short_nbytes = get16(d + 0x62), name_nbytes = get16(d + 0x64);
+	uint16_t short_nbytes = wtg_get_le16(d + 0x62), name_nbytes = wtg_get_le16(d + 0x64);
 	uint64_t need = sizeof(struct dentry_disk) + (name_nbytes ? name_nbytes + 2u : 0) +
 			(short_nbytes ? short_nbytes + 2u : 0);
 	if ((short_nbytes | name_nbytes) & 1 || length < need)
@@ -695,19 +657,19 @@ static uint32_t parse_dentry(struct parse *ps, uint64_t off, int *ret)
 	}
 	struct node *nd = &m->nodes[i];
 	struct wim_meta_entry *e = &nd->e;
-	e->attributes = get32(d + 0x08);
-	e->security_id = (int32_t)get32(d + 0x0C);
-	nd->list_off = get64(d + 0x10);
-	e->creation_time = get64(d + 0x28);
-	e->last_access_time = get64(d + 0x30);
-	e->last_write_time = get64(d + 0x38);
-	e->unknown_0x54 = get32(d + 0x54);
+	e->attributes = wtg_get_le32(d + 0x08);
+	e->security_id = (int32_t)wtg_get_le32(d + 0x0C);
+	nd->list_off = wtg_get_le64(d + 0x10);
+	e->creation_time = wtg_get_le64(d + 0x28);
+	e->last_access_time = wtg_get_le64(d + 0x30);
+	e->last_write_time = wtg_get_le64(d + 0x38);
+	e->unknown_0x54 = wtg_get_le32(d + 0x54);
 	if (e->attributes & ATTR_REPARSE_POINT) {
-		e->reparse_tag = get32(d + 0x58);
-		e->rp_reserved = get16(d + 0x5C);
-		e->rp_flags = get16(d + 0x5E);
+		e->reparse_tag = wtg_get_le32(d + 0x58);
+		e->rp_reserved = wtg_get_le16(d + 0x5C);
+		e->rp_flags = wtg_get_le16(d + 0x5E);
 	} else {
-		e->hard_link_group_id = get64(d + 0x58);
+		e->hard_link_group_id = wtg_get_le64(d + 0x58);
 	}
 	if (e->security_id < -1 || (e->security_id >= 0 && (uint32_t)e->security_id >= m->nsd))
 		return NONE;
@@ -732,7 +694,7 @@ static uint32_t parse_dentry(struct parse *ps, uint64_t off, int *ret)
 		if (err)
 			goto bad;
 	}
-	int64_t slen = parse_streams(m, e, d + 0x40, get16(d + 0x60), off + length);
+	int64_t slen = parse_streams(m, e, d + 0x40, wtg_get_le16(d + 0x60), off + length);
 	if (slen < 0) {
 		err = (int)slen;
 		goto bad;
@@ -1025,7 +987,7 @@ static bool tagged_ok(const uint8_t *p, size_t len)
 	while (len) {
 		if (len < 8)
 			return false;
-		uint64_t full = 8 + align8(get32(p + 4));
+		uint64_t full = 8 + align8(wtg_get_le32(p + 4));
 		if (full > len)
 			return false;
 		p += full;
@@ -1088,9 +1050,9 @@ static uint8_t *put_stream(uint8_t *p, const uint8_t *hash, const uint8_t *name,
 	uint64_t len = stream_len(nbytes);
 
 	memset(p, 0, len);
-	put64(p, len);
+	wtg_put_le64(p, len);
 	memcpy(p + 0x10, hash, WIM_META_HASH_LEN);
-	put16(p + 0x24, (uint16_t)nbytes);
+	wtg_put_le16(p + 0x24, (uint16_t)nbytes);
 	if (nbytes)
 		memcpy(p + 0x26, name, nbytes);
 	return p + len;
@@ -1105,25 +1067,25 @@ static void enc_write(const struct wim_meta_entry *e, const struct enc *x, uint6
 	uint8_t *d = p;
 
 	memset(p, 0, x->total);
-	put64(d, x->dentry_len);
-	put32(d + 0x08, e->attributes);
-	put32(d + 0x0C, (uint32_t)e->security_id);
-	put64(d + 0x10, subdir);
-	put64(d + 0x28, e->creation_time);
-	put64(d + 0x30, e->last_access_time);
-	put64(d + 0x38, e->last_write_time);
+	wtg_put_le64(d, x->dentry_len);
+	wtg_put_le32(d + 0x08, e->attributes);
+	wtg_put_le32(d + 0x0C, (uint32_t)e->security_id);
+	wtg_put_le64(d + 0x10, subdir);
+	wtg_put_le64(d + 0x28, e->creation_time);
+	wtg_put_le64(d + 0x30, e->last_access_time);
+	wtg_put_le64(d + 0x38, e->last_write_time);
 	memcpy(d + 0x40, x->extra ? zero : e->hash, WIM_META_HASH_LEN);
-	put32(d + 0x54, e->unknown_0x54);
+	wtg_put_le32(d + 0x54, e->unknown_0x54);
 	if (e->attributes & ATTR_REPARSE_POINT) {
-		put32(d + 0x58, e->reparse_tag);
-		put16(d + 0x5C, e->rp_reserved);
-		put16(d + 0x5E, e->rp_flags);
+		wtg_put_le32(d + 0x58, e->reparse_tag);
+		wtg_put_le16(d + 0x5C, e->rp_reserved);
+		wtg_put_le16(d + 0x5E, e->rp_flags);
 	} else {
-		put64(d + 0x58, e->hard_link_group_id);
+		wtg_put_le64(d + 0x58, e->hard_link_group_id);
 	}
-	put16(d + 0x60, (uint16_t)x->nextra);
-	put16(d + 0x62, (uint16_t)x->dos_n);
-	put16(d + 0x64, (uint16_t)x->name_n);
+	wtg_put_le16(d + 0x60, (uint16_t)x->nextra);
+	wtg_put_le16(d + 0x62, (uint16_t)x->dos_n);
+	wtg_put_le16(d + 0x64, (uint16_t)x->name_n);
 	p += sizeof(struct dentry_disk);
 	if (x->name_n) {
 		memcpy(p, x->name, (size_t)x->name_n);
@@ -1135,8 +1097,8 @@ static void enc_write(const struct wim_meta_entry *e, const struct enc *x, uint6
 	}
 	p = d + align8((uint64_t)(p - d));
 	if (e->object_id) {
-		put32(p, WIM_META_TAG_OBJECT_ID);
-		put32(p + 4, (uint32_t)e->object_id_len);
+		wtg_put_le32(p, WIM_META_TAG_OBJECT_ID);
+		wtg_put_le32(p + 4, (uint32_t)e->object_id_len);
 		memcpy(p + 8, e->object_id, e->object_id_len);
 		p += 8 + align8(e->object_id_len);
 	}
@@ -1581,10 +1543,10 @@ static void sd_table_write(const struct wim_meta *m, uint8_t *p)
 	uint8_t *q = p + 8 + 8 * (uint64_t)m->nsd;
 
 	memset(p, 0, total);
-	put32(p, (uint32_t)total);
-	put32(p + 4, m->nsd);
+	wtg_put_le32(p, (uint32_t)total);
+	wtg_put_le32(p + 4, m->nsd);
 	for (uint32_t i = 0; i < m->nsd; i++) {
-		put64(p + 8 + 8 * (uint64_t)i, m->sd_len[i]);
+		wtg_put_le64(p + 8 + 8 * (uint64_t)i, m->sd_len[i]);
 		memcpy(q, m->sd[i], m->sd_len[i]);
 		q += m->sd_len[i];
 	}
@@ -1706,7 +1668,7 @@ int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 		} else {
 			if (redo)
 				memmove(p, m->orig + nd->off, nd->len);
-			put64(p + 0x10, w.subdir[i]);
+			wtg_put_le64(p + 0x10, w.subdir[i]);
 		}
 		if (root)
 			memset(p + w.elen[0], 0, 8);

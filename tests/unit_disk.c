@@ -15,6 +15,7 @@
 
 #include "unit.h"
 #include "wtgfs/disk.h"
+#include "wtgfs/le.h"
 #include "wtgfs/log.h"
 
 /* ---- an in-memory disk ---- */
@@ -44,24 +45,6 @@ static int mem_read(void *ctx, void *buf, size_t n, uint64_t off)
 static struct img img_new(uint64_t size)
 {
 	return (struct img){.b = calloc(1, size), .size = size};
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
 }
 
 static int parse(struct img *im, uint32_t ss, struct wtg_disk *d)
@@ -98,8 +81,8 @@ static void mbr_entry(uint8_t *sector, int slot, uint8_t status, uint8_t type, u
 
 	e[0] = status;
 	e[4] = type;
-	put32(e + 8, lba);
-	put32(e + 12, n);
+	wtg_put_le32(e + 8, lba);
+	wtg_put_le32(e + 12, n);
 	sector[0x1FE] = 0x55;
 	sector[0x1FF] = 0xAA;
 }
@@ -128,19 +111,19 @@ static void gpt_header(struct img *im, const struct gpt_layout *l, uint64_t lba,
 
 	memset(h, 0, l->ss);
 	memcpy(h, "EFI PART", 8);
-	put32(h + 0x08, 0x00010000);
-	put32(h + 0x0C, 92);
-	put64(h + 0x18, lba);
-	put64(h + 0x20, alt);
-	put64(h + 0x28, l->first_usable);
-	put64(h + 0x30, l->last_usable);
+	wtg_put_le32(h + 0x08, 0x00010000);
+	wtg_put_le32(h + 0x0C, 92);
+	wtg_put_le64(h + 0x18, lba);
+	wtg_put_le64(h + 0x20, alt);
+	wtg_put_le64(h + 0x28, l->first_usable);
+	wtg_put_le64(h + 0x30, l->last_usable);
 	for (int i = 0; i < 16; i++)
 		h[0x38 + i] = (uint8_t)(0xA0 + i);
-	put64(h + 0x48, alba);
-	put32(h + 0x50, l->nent);
-	put32(h + 0x54, l->esize);
-	put32(h + 0x58, array_crc);
-	put32(h + 0x10, wtg_crc32(0, h, 92));
+	wtg_put_le64(h + 0x48, alba);
+	wtg_put_le32(h + 0x50, l->nent);
+	wtg_put_le32(h + 0x54, l->esize);
+	wtg_put_le32(h + 0x58, array_crc);
+	wtg_put_le32(h + 0x10, wtg_crc32(0, h, 92));
 }
 
 static void gpt_fix_crc(struct img *im, uint32_t ss, uint64_t lba)
@@ -153,8 +136,8 @@ static void gpt_fix_crc(struct img *im, uint32_t ss, uint64_t lba)
 	if (hsize > ss)
 		hsize = ss; /* a size the parser must refuse: stay in the buffer */
 
-	put32(h + 0x10, 0);
-	put32(h + 0x10, wtg_crc32(0, h, hsize));
+	wtg_put_le32(h + 0x10, 0);
+	wtg_put_le32(h + 0x10, wtg_crc32(0, h, hsize));
 }
 
 static uint64_t last_lba(struct img *im, uint32_t ss)
@@ -177,7 +160,7 @@ static struct img gpt_disk(uint32_t ss, uint64_t size, const struct gpt_part *pa
 	l->first_usable = 2 + l->array_sectors;
 	l->last_usable = last - 1 - l->array_sectors;
 	mbr_entry(im.b, 0, 0, 0xEE, 1, (uint32_t)(last < 0xFFFFFFFF ? last : 0xFFFFFFFF));
-	put32(im.b + 0x1B8, 0xDEADBEEF);
+	wtg_put_le32(im.b + 0x1B8, 0xDEADBEEF);
 
 	uint8_t *array = calloc(l->nent, l->esize);
 	for (int i = 0; i < n; i++) {
@@ -185,11 +168,11 @@ static struct img gpt_disk(uint32_t ss, uint64_t size, const struct gpt_part *pa
 		guid(parts[i].type, e);
 		for (int k = 0; k < 16; k++)
 			e[0x10 + k] = (uint8_t)(i * 16 + k + 1);
-		put64(e + 0x20, parts[i].first);
-		put64(e + 0x28, parts[i].last);
-		put64(e + 0x30, parts[i].attrs);
+		wtg_put_le64(e + 0x20, parts[i].first);
+		wtg_put_le64(e + 0x28, parts[i].last);
+		wtg_put_le64(e + 0x30, parts[i].attrs);
 		for (int k = 0; parts[i].name && parts[i].name[k] && k < 36; k++)
-			put16(e + 0x38 + 2 * k, parts[i].name[k]);
+			wtg_put_le16(e + 0x38 + 2 * k, parts[i].name[k]);
 	}
 	uint32_t crc = wtg_crc32(0, array, (size_t)l->nent * l->esize);
 	memcpy(im.b + 2 * ss, array, (size_t)l->nent * l->esize);
@@ -333,9 +316,9 @@ static void bad_field(size_t off, int width, uint64_t v)
 	for (int i = 0; i < 2; i++) {
 		uint8_t *h = im.b + lbas[i] * 512;
 		if (width == 4)
-			put32(h + off, (uint32_t)v);
+			wtg_put_le32(h + off, (uint32_t)v);
 		else
-			put64(h + off, v);
+			wtg_put_le64(h + off, v);
 		gpt_fix_crc(&im, 512, lbas[i]);
 	}
 	int ret = parse(&im, 0, &d);
@@ -442,7 +425,7 @@ static struct img mbr_std(uint32_t ss)
 	uint64_t m = (1 << 20) / ss; /* sectors per MiB */
 	struct img im = img_new(64 * m * ss);
 
-	put32(im.b + 0x1B8, 0x12AB34CD);
+	wtg_put_le32(im.b + 0x1B8, 0x12AB34CD);
 	mbr_entry(im.b, 0, 0x80, 0x07, (uint32_t)m, (uint32_t)(8 * m));
 	mbr_entry(im.b, 1, 0x00, 0x0C, (uint32_t)(9 * m), (uint32_t)(8 * m));
 	mbr_entry(im.b, 2, 0x00, 0x0F, (uint32_t)(17 * m), (uint32_t)(40 * m));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "unit.h"
+#include "wtgfs/le.h"
 #include "wtgfs/sd.h"
 
 #define OI WTG_ACE_OBJECT_INHERIT
@@ -49,18 +50,6 @@ struct tace {
 	const char *sid;
 };
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> 8 * i);
-}
-
 /* "S-1-5-21-..." to its binary form at @out; returns its length. */
 static size_t sid_bytes(const char *s, uint8_t *out)
 {
@@ -75,7 +64,7 @@ static size_t sid_bytes(const char *s, uint8_t *out)
 	for (int i = 0; i < 6; i++)
 		out[2 + i] = (uint8_t)(auth >> 8 * (5 - i));
 	while (*end == '-') {
-		put32(out + 8 + 4 * n++, (uint32_t)strtoul(end + 1, &end, 10));
+		wtg_put_le32(out + 8 + 4 * n++, (uint32_t)strtoul(end + 1, &end, 10));
 	}
 	out[1] = (uint8_t)n;
 	return 8 + 4 * (size_t)n;
@@ -101,22 +90,22 @@ static size_t acl_bytes(const struct tace *aces, int n, uint8_t *out)
 		size_t hdr = 8;
 		a[0] = aces[i].type;
 		a[1] = aces[i].flags;
-		put32(a + 4, aces[i].mask);
+		wtg_put_le32(a + 4, aces[i].mask);
 		if (is_object(aces[i].type)) {
 			object = true;
-			put32(a + 8, 2);
+			wtg_put_le32(a + 8, 2);
 			memset(a + 12, 0xAB, 16);
 			hdr = 28;
 		}
 		size_t size = hdr + sid_bytes(aces[i].sid, a + hdr);
-		put16(a + 2, (uint16_t)size);
+		wtg_put_le16(a + 2, (uint16_t)size);
 		pos += size;
 	}
 	out[0] = object ? 4 : 2;
 	out[1] = 0;
-	put16(out + 2, (uint16_t)pos);
-	put16(out + 4, (uint16_t)n);
-	put16(out + 6, 0);
+	wtg_put_le16(out + 2, (uint16_t)pos);
+	wtg_put_le16(out + 4, (uint16_t)n);
+	wtg_put_le16(out + 6, 0);
 	return pos;
 }
 
@@ -129,21 +118,21 @@ static size_t sd_bytes(uint8_t *out, uint16_t control, const char *owner, const 
 
 	memset(out, 0, 20);
 	out[0] = 1;
-	put16(out + 2, control);
+	wtg_put_le16(out + 2, control);
 	if ((n = acl_bytes(sacl, nsacl, out + off))) {
-		put32(out + 12, (uint32_t)off);
+		wtg_put_le32(out + 12, (uint32_t)off);
 		off += n;
 	}
 	if ((n = acl_bytes(dacl, ndacl, out + off))) {
-		put32(out + 16, (uint32_t)off);
+		wtg_put_le32(out + 16, (uint32_t)off);
 		off += n;
 	}
 	if (owner) {
-		put32(out + 4, (uint32_t)off);
+		wtg_put_le32(out + 4, (uint32_t)off);
 		off += sid_bytes(owner, out + off);
 	}
 	if (group) {
-		put32(out + 8, (uint32_t)off);
+		wtg_put_le32(out + 8, (uint32_t)off);
 		off += sid_bytes(group, out + off);
 	}
 	return off;
@@ -513,7 +502,7 @@ TEST(malformed)
 	p[0] = 2; /* SD revision */
 	EXPECT_BAD(p, len);
 	RESET();
-	put16(p + 2, PARENT_CONTROL & ~WTG_SE_SELF_RELATIVE);
+	wtg_put_le16(p + 2, PARENT_CONTROL & ~WTG_SE_SELF_RELATIVE);
 	EXPECT_BAD(p, len);
 
 	/* offsets past the end, into the header, far away */
@@ -521,9 +510,9 @@ TEST(malformed)
 	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
 		for (int field = 4; field <= 16; field += 4) {
 			RESET();
-			put32(p + field, offs[i]);
+			wtg_put_le32(p + field, offs[i]);
 			if (field == 12)
-				put16(p + 2, PARENT_CONTROL | WTG_SE_SACL_PRESENT);
+				wtg_put_le16(p + 2, PARENT_CONTROL | WTG_SE_SACL_PRESENT);
 			EXPECT_BAD(p, len);
 		}
 	}
@@ -550,33 +539,33 @@ TEST(malformed)
 	const uint16_t acl_sizes[] = {(uint16_t)(len - dacl_off + 4), 0xFFFF, 0, 4, 8, 70, 74};
 	for (size_t i = 0; i < sizeof(acl_sizes) / sizeof(acl_sizes[0]); i++) {
 		RESET();
-		put16(p + dacl_off + 2, acl_sizes[i]);
+		wtg_put_le16(p + dacl_off + 2, acl_sizes[i]);
 		EXPECT_BAD(p, len);
 	}
 	RESET();
-	put16(p + dacl_off + 4, 3);
+	wtg_put_le16(p + dacl_off + 4, 3);
 	EXPECT_BAD(p, len);
 	RESET();
-	put16(p + dacl_off + 4, 0xFFFF);
+	wtg_put_le16(p + dacl_off + 4, 0xFFFF);
 	EXPECT_BAD(p, len);
 	/* fewer ACEs than fit: the rest is slack, and that is allowed */
 	RESET();
-	put16(p + dacl_off + 4, 1);
+	wtg_put_le16(p + dacl_off + 4, 1);
 	CHECK(wtg_sd_valid(p, len));
 
 	/* ACE: size 0, below a header, below its SID, unaligned, past the ACL */
 	const uint16_t ace_sizes[] = {0, 2, 4, 8, 12, 18, 22, 200};
 	for (size_t i = 0; i < sizeof(ace_sizes) / sizeof(ace_sizes[0]); i++) {
 		RESET();
-		put16(p + ace_off + 2, ace_sizes[i]);
+		wtg_put_le16(p + ace_off + 2, ace_sizes[i]);
 		EXPECT_BAD(p, len);
 	}
 	/* an unaligned size that would fit: the ACL's only ACE, slack after it */
 	RESET();
-	put16(p + dacl_off + 4, 1);
-	put16(p + ace_off + 2, 24);
+	wtg_put_le16(p + dacl_off + 4, 1);
+	wtg_put_le16(p + ace_off + 2, 24);
 	CHECK(wtg_sd_valid(p, len));
-	put16(p + ace_off + 2, 22);
+	wtg_put_le16(p + ace_off + 2, 22);
 	EXPECT_BAD(p, len);
 	/* the SID in an ACE claiming more sub-authorities than the ACE holds */
 	RESET();
@@ -585,10 +574,10 @@ TEST(malformed)
 	/* an object ACE whose flags announce a GUID that leaves no room for the
 	 * SID; one too short for its fixed part */
 	RESET();
-	put32(p + obj_off + 8, 3);
+	wtg_put_le32(p + obj_off + 8, 3);
 	EXPECT_BAD(p, len);
 	RESET();
-	put16(p + obj_off + 2, 8);
+	wtg_put_le16(p + obj_off + 2, 8);
 	EXPECT_BAD(p, len);
 #undef RESET
 
@@ -613,22 +602,22 @@ TEST(overflow)
 
 	memset(p, 0, sizeof(p));
 	p[0] = 1;
-	put16(p + 2, PARENT_CONTROL);
+	wtg_put_le16(p + 2, PARENT_CONTROL);
 	while (pos + 20 <= acl + 0xFFFC) {
 		p[pos + 1] = OI;
-		put16(p + pos + 2, 20);
-		put32(p + pos + 4, FA);
+		wtg_put_le16(p + pos + 2, 20);
+		wtg_put_le32(p + pos + 4, FA);
 		sid_bytes(CREATOR_OWNER, p + pos + 8);
 		pos += 20;
 		count++;
 	}
 	p[acl] = 2;
-	put16(p + acl + 2, (uint16_t)(pos - acl));
-	put16(p + acl + 4, (uint16_t)count);
-	put32(p + 16, (uint32_t)acl);
-	put32(p + 4, (uint32_t)pos);
+	wtg_put_le16(p + acl + 2, (uint16_t)(pos - acl));
+	wtg_put_le16(p + acl + 4, (uint16_t)count);
+	wtg_put_le32(p + 16, (uint32_t)acl);
+	wtg_put_le32(p + 4, (uint32_t)pos);
 	pos += sid_bytes(ALICE, p + pos);
-	put32(p + 8, (uint32_t)pos);
+	wtg_put_le32(p + 8, (uint32_t)pos);
 	pos += sid_bytes(ALICE_GROUP, p + pos);
 
 	uint8_t *child = NULL;

@@ -32,6 +32,7 @@
 #include "unit.h"
 #include "wim_meta_read.h"
 #include "wtgfs/hash.h"
+#include "wtgfs/le.h"
 #include "wtgfs/wim_append.h"
 #include "wtgfs/wim_meta.h"
 
@@ -805,28 +806,6 @@ out:
 
 /* ---- bad input ---- */
 
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, 2);
-}
-
 static int parse_copy(const uint8_t *buf, size_t len)
 {
 	/* an exact copy so that ASan sees a read past the end */
@@ -845,21 +824,21 @@ static int parse_copy(const uint8_t *buf, size_t len)
 static uint64_t first_in_list(const uint8_t *buf, size_t len, uint64_t off, bool dir)
 {
 	while (off + 0x66 <= len) {
-		uint64_t l = (rd64(buf + off) + 7) & ~7ull;
+		uint64_t l = (wtg_get_le64(buf + off) + 7) & ~7ull;
 		uint32_t attr;
 		uint16_t ns;
 		if (l <= 8)
 			break;
 		memcpy(&attr, buf + off + 8, 4);
-		uint64_t sub = rd64(buf + off + 0x10);
+		uint64_t sub = wtg_get_le64(buf + off + 0x10);
 		if (dir ? (attr & (DIRECTORY | REPARSE)) == DIRECTORY && sub && sub + 8 <= len &&
-			      rd64(buf + sub) > 8
+			      wtg_get_le64(buf + sub) > 8
 			: !(attr & DIRECTORY))
 			return off;
 		memcpy(&ns, buf + off + 0x60, 2);
 		off += l;
 		for (unsigned i = 0; i < ns && off + 8 <= len; i++)
-			off += (rd64(buf + off) + 7) & ~7ull;
+			off += (wtg_get_le64(buf + off) + 7) & ~7ull;
 	}
 	return 0;
 }
@@ -867,7 +846,7 @@ static uint64_t first_in_list(const uint8_t *buf, size_t len, uint64_t off, bool
 static void check_bad(const uint8_t *buf, size_t len)
 {
 	uint8_t *b = malloc(len);
-	uint64_t root = ((uint64_t)(uint32_t)rd64(buf) + 7) & ~7ull;
+	uint64_t root = ((uint64_t)(uint32_t)wtg_get_le64(buf) + 7) & ~7ull;
 	/* truncated anywhere */
 	for (size_t k = 0; k < len; k += (k < 512 ? 1 : len / 97 + 1))
 		CHECK(parse_copy(buf, k) == -EINVAL);
@@ -881,47 +860,47 @@ static void check_bad(const uint8_t *buf, size_t len)
 		CHECK(parse_copy(b, len) == -EINVAL);                                              \
 	} while (0)
 	/* a security table longer than the resource, absurd counts and sizes */
-	MUTATE(wr32(b, (uint32_t)len + 8));
-	MUTATE(wr32(b + 4, 0xFFFFFFFF));
-	MUTATE(wr32(b + 4, (uint32_t)(root / 8)));
-	MUTATE(wr64(b + 8, 0xFFFFFFFFFFull));
-	MUTATE(wr64(b + 8, root));
+	MUTATE(wtg_put_le32(b, (uint32_t)len + 8));
+	MUTATE(wtg_put_le32(b + 4, 0xFFFFFFFF));
+	MUTATE(wtg_put_le32(b + 4, (uint32_t)(root / 8)));
+	MUTATE(wtg_put_le64(b + 8, 0xFFFFFFFFFFull));
+	MUTATE(wtg_put_le64(b + 8, root));
 	/* the root: a length past the end, unaligned and out of range lists */
-	MUTATE(wr64(b + root, len));
-	MUTATE(wr64(b + root, 1ull << 63));
-	MUTATE(wr64(b + root + 0x10, len));
-	MUTATE(wr64(b + root + 0x10, rd64(buf + root + 0x10) + 4));
-	MUTATE(wr64(b + root + 0x10, 0xFFFFFFFFFFFFFFF8ull));
-	MUTATE(wr32(b + root + 0x08, 0x20)); /* the root is no directory */
+	MUTATE(wtg_put_le64(b + root, len));
+	MUTATE(wtg_put_le64(b + root, 1ull << 63));
+	MUTATE(wtg_put_le64(b + root + 0x10, len));
+	MUTATE(wtg_put_le64(b + root + 0x10, wtg_get_le64(buf + root + 0x10) + 4));
+	MUTATE(wtg_put_le64(b + root + 0x10, 0xFFFFFFFFFFFFFFF8ull));
+	MUTATE(wtg_put_le32(b + root + 0x08, 0x20)); /* the root is no directory */
 	/* the root's list pointing at the root itself, or at the table */
-	MUTATE(wr64(b + root + 0x10, root));
-	MUTATE(wr64(b + root + 0x10, 8));
-	uint64_t first = rd64(buf + root + 0x10);
+	MUTATE(wtg_put_le64(b + root + 0x10, root));
+	MUTATE(wtg_put_le64(b + root + 0x10, 8));
+	uint64_t first = wtg_get_le64(buf + root + 0x10);
 	/* the first child: odd name lengths, absurd stream counts, a bad id */
-	MUTATE(wr16(b + first + 0x64, (uint16_t)(*(uint16_t *)(buf + first + 0x64) | 1)));
-	MUTATE(wr16(b + first + 0x62, 1));
-	MUTATE(wr16(b + first + 0x62, 0xFFFE));
-	MUTATE(wr16(b + first + 0x60, 0xFFFF));
-	MUTATE(wr32(b + first + 0x0C, 0x7FFFFFFF));
-	MUTATE(wr64(b + first, 0x60));
-	MUTATE(wr16(b + first + 0x66, 0)); /* an embedded NUL */
+	MUTATE(wtg_put_le16(b + first + 0x64, (uint16_t)(*(uint16_t *)(buf + first + 0x64) | 1)));
+	MUTATE(wtg_put_le16(b + first + 0x62, 1));
+	MUTATE(wtg_put_le16(b + first + 0x62, 0xFFFE));
+	MUTATE(wtg_put_le16(b + first + 0x60, 0xFFFF));
+	MUTATE(wtg_put_le32(b + first + 0x0C, 0x7FFFFFFF));
+	MUTATE(wtg_put_le64(b + first, 0x60));
+	MUTATE(wtg_put_le16(b + first + 0x66, 0)); /* an embedded NUL */
 	/* a directory's list looping back: to the root's list, into itself */
 	uint64_t dir = first_in_list(buf, len, first, true);
 	CHECK(dir);
 	if (dir) {
-		MUTATE(wr64(b + dir + 0x10, first));
-		MUTATE(wr64(b + dir + 0x10, dir));
+		MUTATE(wtg_put_le64(b + dir + 0x10, first));
+		MUTATE(wtg_put_le64(b + dir + 0x10, dir));
 	}
 	/* a file with children */
 	uint64_t file = 0;
 	for (uint64_t list = first; !file && list;) {
 		file = first_in_list(buf, len, list, false);
 		uint64_t d = first_in_list(buf, len, list, true);
-		list = d ? rd64(buf + d + 0x10) : 0;
+		list = d ? wtg_get_le64(buf + d + 0x10) : 0;
 	}
 	CHECK(file);
 	if (file)
-		MUTATE(wr64(b + file + 0x10, first));
+		MUTATE(wtg_put_le64(b + file + 0x10, first));
 #undef MUTATE
 	free(b);
 }

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 
 #include "wtgfs/bcd.h"
+#include "wtgfs/le.h"
 #include "wtgfs/names.h"
 
 /* A partition device element (BCD device data of type partition). */
@@ -28,12 +29,6 @@ struct bcd_device {
 	uint8_t tail[16];      /* 0x48 */
 } __attribute__((packed));
 _Static_assert(sizeof(struct bcd_device) == WTG_BCD_DEVICE_SIZE, "BCD device element size");
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 void wtg_bcd_encode_integer(uint64_t v, uint8_t out[8])
 {
@@ -135,16 +130,16 @@ void wtg_bcd_encode_device(const struct wtg_flush_layout *layout, const struct w
 {
 	struct bcd_device d;
 	memset(&d, 0, sizeof(d));
-	put_le32((uint8_t *)&d.type, 6);
-	put_le32((uint8_t *)&d.length, 0x48);
+	wtg_put_le32((uint8_t *)&d.type, 6);
+	wtg_put_le32((uint8_t *)&d.length, 0x48);
 	if (layout->scheme == WTG_FLUSH_GPT) {
 		memcpy(d.partition, part->guid, 16);
-		put_le32((uint8_t *)&d.style, 0);
+		wtg_put_le32((uint8_t *)&d.style, 0);
 		memcpy(d.disk, layout->disk_guid, 16);
 	} else {
 		wtg_bcd_encode_integer(part->offset, d.partition);
-		put_le32((uint8_t *)&d.style, 1);
-		put_le32(d.disk, layout->mbr_signature);
+		wtg_put_le32((uint8_t *)&d.style, 1);
+		wtg_put_le32(d.disk, layout->mbr_signature);
 	}
 	memcpy(out, &d, sizeof(d));
 }
