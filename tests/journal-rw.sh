@@ -59,20 +59,7 @@ with open(f"{tmp}/want", "w") as f:
 time.sleep(600)
 PY
 
-python3 "$TMP/writer.py" "$m" "$TMP" &
-writer=$!
-for _ in $(seq 1 600); do
-	[ -s "$TMP/want" ] && break
-	kill -0 "$writer" 2>/dev/null || fail "the writer ended early"
-	sleep 0.1
-done
-[ -s "$TMP/want" ] || fail "the writer did not finish in 60 s"
-pid=${MOUNT_PID[$m]}
-kill -9 "$pid" || fail "the daemon is not running"
-wait "$pid" 2>/dev/null
-umount -l "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
-kill "$writer" 2>/dev/null
-wait "$writer" 2>/dev/null
+kill_daemon_when_written "$m" "$TMP/want" python3 "$TMP/writer.py" "$m" "$TMP"
 
 rows=$(sqlite3 "$d" "SELECT count(*) FROM journal") || fail "the delta has no journal"
 [ "$rows" -gt 0 ] || fail "the fsyncs left no journal rows (whole chunks stored instead?)"

@@ -96,6 +96,28 @@ wtg_umount() {
 	[ "$rc" = 0 ] || { cat "$TMP/daemon.log"; fail "the daemon for '$mnt' exited with $rc"; }
 }
 
+# kill_daemon_when_written MNT WANT CMD...: runs CMD in the background until
+# it has written the file WANT, then kills the daemon of MNT with SIGKILL
+# while CMD still holds its files open, unmounts MNT and ends CMD.
+kill_daemon_when_written() {
+	local mnt=$1 want=$2
+	shift 2
+	"$@" &
+	local writer=$!
+	for _ in $(seq 1 600); do
+		[ -s "$want" ] && break
+		kill -0 "$writer" 2>/dev/null || fail "the writer ended early"
+		sleep 0.1
+	done
+	[ -s "$want" ] || fail "the writer did not finish in 60 s"
+	local pid=${MOUNT_PID[$mnt]}
+	kill -9 "$pid" || fail "the daemon is not running"
+	wait "$pid" 2>/dev/null
+	umount -l "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+	kill "$writer" 2>/dev/null
+	wait "$writer" 2>/dev/null
+}
+
 # test_images SIZE: builds (or reuses) the test images; sets IMAGES.
 test_images() {
 	IMAGES="$WTGFS_TEST_IMAGES/$1"
