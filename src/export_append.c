@@ -46,6 +46,8 @@ struct ent {
 	char *tmp; /* a renamed directory moved aside: where it lies */
 	/* the diff way: the new side's facts, as the image stores them */
 	bool new_dir, in_place, has_facts;
+	bool other_name; /* another entry of the same file adds all its names */
+	uint64_t ino;	 /* in the new tree */
 	char **links; /* all its names */
 	size_t nlinks;
 	struct wim_meta_entry fe;
@@ -864,8 +866,27 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 			return ret;
 	}
 	fe->streams = n->fstreams;
+	n->ino = e->new.ino;
 	n->has_facts = true;
 	return 0;
+}
+
+static int cmp_ino(const void *a, const void *b)
+{
+	const struct ent *x = *(struct ent *const *)a, *y = *(struct ent *const *)b;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* A file of several names changed at more than one of them has an entry
+ * per name, each listing every name: the first adds them, the others
+ * are marked.  (@v, @nv: the entries with facts; their order changes.) */
+static void mark_other_names(struct ent **v, size_t nv)
+{
+	qsort(v, nv, sizeof(*v), cmp_ino);
+	for (size_t i = 1; i < nv; i++)
+		if (!v[i]->new_dir && !v[i - 1]->new_dir && v[i]->ino && v[i]->nlinks > 1 &&
+		    v[i]->ino == v[i - 1]->ino)
+			v[i]->other_name = true;
 }
 
 static int collect_side(void *arg, const struct wtg_diff_entry *e)
@@ -928,8 +949,10 @@ static int apply_diff(struct raw *r)
 	for (size_t i = 0; i < r->nents; i++)
 		if (r->ents[i].c.new_exists && r->ents[i].has_facts)
 			v[nv++] = &r->ents[i];
-	if (nv)
+	if (nv) {
+		mark_other_names(v, nv);
 		qsort(v, nv, sizeof(*v), cmp_new_shallowest);
+	}
 	for (int pass = 0; pass < 2 && !ret; pass++)
 		for (size_t i = 0; i < nv && !ret; i++) {
 			struct ent *e = v[i];
@@ -944,7 +967,7 @@ static int apply_diff(struct raw *r)
 				continue;
 			}
 			if (!e->new_dir && !e->in_place) {
-				for (size_t k = 0; k < e->nlinks && !ret; k++)
+				for (size_t k = 0; k < e->nlinks && !ret && !e->other_name; k++)
 					ret = add_at(r, e, e->links[k]);
 				continue;
 			}

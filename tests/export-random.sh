@@ -61,6 +61,24 @@ for seed in ${SEEDS//,/ }; do
 		rm -f "$TMP/apply.img"
 	done
 done
+# a new file with two new names (one in a new directory): the diff alone
+# places it, both names on one file
+cp "$IMAGES/lzx.wim" "$TMP/hl.wim"
+"$WTGFS" init "$TMP/hl.delta" "$TMP/hl.wim" >/dev/null || fail "init failed"
+wtg_mount "$TMP/hl.delta" "$TMP/m"
+mkdir "$TMP/m/Drivers" && echo linked >"$TMP/m/Windows/new.txt" &&
+	ln "$TMP/m/Windows/new.txt" "$TMP/m/Drivers/link.txt" || fail "cannot make the hard link"
+wtg_umount "$TMP/m"
+"$WTGFS" snapshot "$TMP/hl.delta" s1 >/dev/null || fail "snapshot failed"
+"$WTGFS" export "$TMP/hl.delta@s1" "$TMP/hl.wim" --append --json >"$TMP/hl.json" 2>"$TMP/hl.err" ||
+	{ cat "$TMP/hl.err"; fail "export --append of a new hard link failed"; }
+jq -s -e 'map(select(.type == "result"))[0] | .raw and (.tree | not)' "$TMP/hl.json" >/dev/null ||
+	fail "a new file of two names did not take the diff way: $(tail -n 1 "$TMP/hl.json")"
+rm -rf "$TMP/hl.out" && mkdir "$TMP/hl.out" && wimapply "$TMP/hl.wim" 2 "$TMP/hl.out" >/dev/null 2>&1 ||
+	fail "wimapply of the hard link's image failed"
+[ "$(stat -c %i "$TMP/hl.out/Windows/new.txt")" = "$(stat -c %i "$TMP/hl.out/Drivers/link.txt")" ] &&
+	[ "$(stat -c %h "$TMP/hl.out/Drivers/link.txt")" = 2 ] || fail "the two names are not one file in the image"
+
 echo "$appends appends, $raw by the raw appender, each equal to its snapshot"
 [ "$raw" -gt 0 ] || fail "no append took the raw path"
 echo "ok"
