@@ -461,6 +461,19 @@ static int move_and_remove_dirs(struct raw *r, struct ent **v)
 	return ret;
 }
 
+/* Step 4 for a renamed directory moved aside: back, at where it is now. */
+static int move_back(struct raw *r, struct ent *e)
+{
+	if (!e->tmp)
+		return 0;
+	int x = wim_meta_rename(r->m, e->tmp, e->c.path);
+	if (x)
+		return meta_fail(r, "move back", e->c.path, x);
+	free(e->tmp);
+	e->tmp = NULL;
+	return 0;
+}
+
 /* The renamed directories still moved aside once every entry is placed.
  * From the tree (@from_tree), each lies under a directory added whole from
  * the tree, which brought its content: the copy aside goes.  From the diff
@@ -541,15 +554,8 @@ static int apply_change(struct raw *r)
 			ret = add_subtree(r, de);
 			continue;
 		}
-		if (e->tmp) {
-			int x = wim_meta_rename(r->m, e->tmp, e->c.path);
-			if (x) {
-				ret = meta_fail(r, "move back", e->c.path, x);
-				break;
-			}
-			free(e->tmp);
-			e->tmp = NULL;
-		}
+		if ((ret = move_back(r, e)))
+			break;
 		struct facts f;
 		if (!(ret = facts_of(r, in, &f))) {
 			f.e.name = root ? "" : de->name;
@@ -977,15 +983,8 @@ static int apply_diff(struct raw *r)
 				ret = add_at(r, e, e->c.path);
 				continue;
 			}
-			if (e->tmp) {
-				int x = wim_meta_rename(r->m, e->tmp, e->c.path);
-				if (x) {
-					ret = meta_fail(r, "move back", e->c.path, x);
-					break;
-				}
-				free(e->tmp);
-				e->tmp = NULL;
-			}
+			if ((ret = move_back(r, e)))
+				break;
 			char dir[8192];
 			e->fe.name = split(e->c.path, dir, sizeof(dir));
 			int x = wim_meta_set(r->m, e->c.path, &e->fe);
