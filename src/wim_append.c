@@ -23,7 +23,9 @@
 #include <libxml/xmlsave.h>
 
 #include "wtgfs/hash.h"
+#include "wtgfs/le.h"
 #include "wtgfs/log.h"
+#include "wtgfs/names.h"
 #include "wtgfs/progress.h"
 #include "wtgfs/wim_append.h"
 
@@ -446,54 +448,6 @@ static int read_blob_table(struct wim_append *wa)
 	return index_build(wa, n + 64);
 }
 
-/* UTF-16LE (with or without a BOM) to UTF-8; NULL on a bad sequence. */
-static char *utf16_to_utf8(const uint8_t *in, size_t len, size_t *out_len)
-{
-	size_t n = len / 2, o = 0, i = 0;
-	char *out = malloc(n * 3 + 1);
-
-	if (!out)
-		return NULL;
-	if (n && in[0] == 0xFF && in[1] == 0xFE)
-		i = 1;
-	for (; i < n; i++) {
-		uint32_t c = (uint32_t)in[2 * i] | (uint32_t)in[2 * i + 1] << 8;
-		if (c >= 0xD800 && c < 0xDC00) {
-			uint32_t lo = i + 1 < n ? ((uint32_t)in[2 * i + 2] | (uint32_t)in[2 * i + 3] << 8) : 0;
-			if (lo < 0xDC00 || lo >= 0xE000)
-				goto bad;
-			c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-			i++;
-		} else if (c >= 0xDC00 && c < 0xE000) {
-			goto bad;
-		}
-		if (!c)
-			goto bad;
-		if (c < 0x80) {
-			out[o++] = (char)c;
-		} else if (c < 0x800) {
-			out[o++] = (char)(0xC0 | c >> 6);
-			out[o++] = (char)(0x80 | (c & 0x3F));
-		} else if (c < 0x10000) {
-			out[o++] = (char)(0xE0 | c >> 12);
-			out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
-			out[o++] = (char)(0x80 | (c & 0x3F));
-		} else {
-			/* 4 bytes for 2 units: still within n * 3 */
-			out[o++] = (char)(0xF0 | c >> 18);
-			out[o++] = (char)(0x80 | ((c >> 12) & 0x3F));
-			out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
-			out[o++] = (char)(0x80 | (c & 0x3F));
-		}
-	}
-	out[o] = '\0';
-	*out_len = o;
-	return out;
-bad:
-	free(out);
-	return NULL;
-}
-
 /* UTF-8 (as libxml2 writes it: valid) to UTF-16LE with a BOM. */
 static uint8_t *utf8_to_utf16(const unsigned char *in, size_t len, size_t *out_len)
 {
@@ -569,11 +523,17 @@ static int read_xml(struct wim_append *wa)
 		free(raw);
 		return ret;
 	}
-	size_t len;
-	char *text = utf16_to_utf8(raw, xr.size, &len);
+	/* UTF-16LE, with or without a BOM, handed to libxml2 as UTF-8 (a lone
+	 * surrogate comes out as WTF-8 and a NUL as itself: libxml2 refuses
+	 * both) */
+	size_t skip = xr.size >= 2 && raw[0] == 0xFF && raw[1] == 0xFE, units = xr.size / 2 - skip;
+	char *text = malloc(units * 3 + 1);
+	long len = text ? wtg_utf16le_to_utf8(raw + 2 * skip, units, text, units * 3 + 1) : -ENOMEM;
 	free(raw);
-	if (!text)
-		return corrupt(wa, "the XML is not UTF-16LE");
+	if (len < 0) {
+		free(text);
+		return len == -ENOMEM ? (int)len : corrupt(wa, "the XML is not UTF-16LE");
+	}
 	xmlSetGenericErrorFunc(NULL, xml_quiet);
 	wa->xml = xmlReadMemory(text, (int)len, NULL, "UTF-8",
 				XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
@@ -852,14 +812,8 @@ static int load_chunks(struct wim_append *wa, const struct blob *b, struct chunk
 		uint64_t off;
 		if (i == n) {
 			off = dlen;
-		} else if (es == 4) {
-			uint32_t v;
-			memcpy(&v, t + (i - 1) * 4, 4);
-			off = le32toh(v);
 		} else {
-			uint64_t v;
-			memcpy(&v, t + (i - 1) * 8, 8);
-			off = le64toh(v);
+			off = es == 4 ? wtg_get_le32(t + (i - 1) * 4) : wtg_get_le64(t + (i - 1) * 8);
 		}
 		if (off <= prev || off > dlen || off - prev > chunk_usize(b->r.size, cs, i - 1))
 			ret = corrupt(wa, "a bad chunk table");

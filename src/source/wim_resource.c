@@ -14,6 +14,7 @@
 
 #include "wtgfs/chunk_cache.h"
 #include "wtgfs/fileio.h"
+#include "wtgfs/le.h"
 #include "wtgfs/log.h"
 #include "wtgfs/wim_resource.h"
 #include "wtgfs/workpool.h"
@@ -163,16 +164,8 @@ static int load_table(struct wim_file *wf, struct wim_resource *res, const char 
 	uint64_t data = res->offset + tsize, data_size = res->stored_size - tsize;
 	res->chunk_start[0] = data;
 	for (uint64_t i = 1; i < n; i++) {
-		uint64_t rel;
-		if (esize == 4) {
-			uint32_t v;
-			memcpy(&v, raw + (i - 1) * 4, 4);
-			rel = le32toh(v);
-		} else {
-			uint64_t v;
-			memcpy(&v, raw + (i - 1) * 8, 8);
-			rel = le64toh(v);
-		}
+		uint64_t rel = esize == 4 ? wtg_get_le32(raw + (i - 1) * 4)
+					  : wtg_get_le64(raw + (i - 1) * 8);
 		if (rel > data_size || data + rel < res->chunk_start[i - 1]) {
 			wtg_error("'%s' in '%s': chunk table entry %" PRIu64 " is out of order",
 				  what, wf->path, i);
