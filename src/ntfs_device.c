@@ -5,6 +5,7 @@
  * lock of its own.
  */
 #include <errno.h>
+#include <stdarg.h> /* before ntfs-3g/logging.h, which needs va_list */
 #include <fcntl.h>
 #include <stdbool.h>
 #include <linux/fs.h>
