@@ -4,7 +4,10 @@
  * -runs=N, on N mutations of them (bit flips, byte changes, cuts, inserted
  * runs, copied blocks) from a seeded PRNG (-seed=S).  Built with sanitizers
  * this is the fuzz smoke test in `make check`; with clang, 'make fuzz'
- * links the same targets against real libFuzzer for long runs.
+ * links the same targets against real libFuzzer for long runs.  Under
+ * ASan, -malloc_limit_mb=N aborts on any single allocation larger than N
+ * MiB, as libFuzzer does: a size field of a few bytes must not make a
+ * parser allocate gigabytes, even where a large malloc() would succeed.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -12,6 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WTG_FUZZ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WTG_FUZZ_ASAN 1
+#endif
+#endif
+#ifdef WTG_FUZZ_ASAN
+/* sanitizer/allocator_interface.h (clang's; gcc's libasan has the call but
+ * not the header) */
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+					      void (*free_hook)(const volatile void *));
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *__asan_default_options(void);
@@ -22,6 +40,28 @@ const char *__asan_default_options(void)
 {
 	return "allocator_may_return_null=1";
 }
+
+#ifdef WTG_FUZZ_ASAN
+static size_t malloc_limit;
+
+static void malloc_hook(const volatile void *p, size_t size)
+{
+	static const char msg[] = "fuzz: an allocation over -malloc_limit_mb\n";
+
+	(void)p;
+	if (malloc_limit && size > malloc_limit) {
+		/* (no stdio here: it may allocate) */
+		if (write(2, msg, sizeof(msg) - 1) < 0)
+			_exit(1);
+		abort();
+	}
+}
+
+static void free_hook(const volatile void *p)
+{
+	(void)p;
+}
+#endif
 
 struct input {
 	uint8_t *data;
@@ -134,11 +174,19 @@ int main(int argc, char **argv)
 			runs = atol(argv[i] + 6);
 		else if (!strncmp(argv[i], "-seed=", 6))
 			rng = strtoull(argv[i] + 6, NULL, 10) * 0x9E3779B97F4A7C15ull | 1;
-		else if (argv[i][0] == '-')
+		else if (!strncmp(argv[i], "-malloc_limit_mb=", 17)) {
+#ifdef WTG_FUZZ_ASAN
+			malloc_limit = (size_t)strtoull(argv[i] + 17, NULL, 10) << 20;
+#endif
+		} else if (argv[i][0] == '-')
 			continue; /* libFuzzer flags we do not implement */
 		else
 			add_path(argv[i]);
 	}
+#ifdef WTG_FUZZ_ASAN
+	if (malloc_limit)
+		__sanitizer_install_malloc_and_free_hooks(malloc_hook, free_hook);
+#endif
 	for (size_t i = 0; i < ninputs; i++)
 		LLVMFuzzerTestOneInput(inputs[i].data, inputs[i].size);
 	if (runs && ninputs) {

@@ -348,10 +348,10 @@ static int read_header(struct wim_append *wa)
 		uint32_t cs = wa->chunk_size;
 		if (cs < 4096 || cs > (1u << 26) || (cs & (cs - 1)))
 			return corrupt(wa, "a bad chunk size");
-	} else if (!wa->chunk_size) {
+	} else {
+		/* an uncompressed WIM's field means nothing (wimlib writes 0):
+		 * its resources are read and written in 32 KiB pieces */
 		wa->chunk_size = 32768;
-	} else if (wa->chunk_size > (1u << 26)) {
-		return corrupt(wa, "a bad chunk size");
 	}
 	if (le16toh(h->total_parts) != 1 || le16toh(h->part_number) != 1 ||
 	    (flags & (HDR_SPANNED | HDR_RESOURCE_ONLY | HDR_METADATA_ONLY)))
@@ -780,20 +780,23 @@ static int load_chunks(struct wim_append *wa, const struct blob *b, struct chunk
 	int ret;
 
 	memset(c, 0, sizeof(*c));
-	if (!n || n > (1ull << 32) || !(c->start = malloc((n + 1) * sizeof(*c->start))))
-		return n ? -ENOMEM : 0;
+	if (!n)
+		return 0;
+	/* the table is checked against the stored bytes before anything is
+	 * allocated: a size field alone never makes a large allocation */
+	unsigned es = b->r.size > UINT32_MAX ? 8 : 4;
+	uint64_t tlen = (n - 1) * es;
+	bool raw = !(b->r.flags & RESHDR_COMPRESSED);
+	if (!raw && (n > (1ull << 32) || tlen >= b->r.stored_size))
+		return corrupt(wa, "a chunk table larger than its resource");
+	if (!(c->start = malloc((n + 1) * sizeof(*c->start))))
+		return -ENOMEM;
 	c->n = n;
-	if (!(b->r.flags & RESHDR_COMPRESSED)) {
+	if (raw) {
 		c->raw = true;
 		for (uint64_t i = 0; i <= n; i++)
 			c->start[i] = b->r.offset + (i < n ? i * cs : b->r.size);
 		return 0;
-	}
-	unsigned es = b->r.size > UINT32_MAX ? 8 : 4;
-	uint64_t tlen = (n - 1) * es;
-	if (tlen >= b->r.stored_size) {
-		free(c->start);
-		return corrupt(wa, "a chunk table larger than its resource");
 	}
 	uint8_t *t = tlen ? malloc(tlen) : NULL;
 	if (tlen && !t) {

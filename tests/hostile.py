@@ -17,6 +17,13 @@ Usage:
   hostile.py readlink-seeds OUTDIR
                             seeds for fuzz/fuzz_readlink: the links above
                             and POSIX targets, at several depths
+  hostile.py size-bombs OUTDIR WIM
+                            copies of WIM (an uncompressed one) whose size
+                            fields alone claim a huge amount of work: a
+                            chunk size of 1 and a metadata resource marked
+                            compressed that claims ~1 GB (a reader that
+                            sizes its chunk table by the claim alone
+                            allocates 8 GB), and the same at 32 KiB chunks
 
 Reparse data is written through ntfs-3g's system.ntfs_reparse_data, on
 empty files, after every hard link of them is made.  Standard library only.
@@ -178,6 +185,31 @@ def op_readlink_seeds(outdir):
     print('%d seeds' % n)
 
 
+def op_size_bombs(outdir, wim):
+    os.makedirs(outdir, exist_ok=True)
+    with open(wim, 'rb') as f:
+        data = bytearray(f.read())
+    bt_size = struct.unpack_from('<Q', data, 48)[0] & ((1 << 56) - 1)
+    bt_off = struct.unpack_from('<Q', data, 56)[0]
+    meta = None
+    for i in range(bt_size // 50):
+        e = bt_off + i * 50
+        if data[e + 7] & 0x02:  # the metadata resource
+            meta = e
+    if meta is None:
+        sys.exit('hostile.py: no metadata resource in %s' % wim)
+    n = 0
+    for chunk in (1, 32768):
+        d = bytearray(data)
+        struct.pack_into('<I', d, 20, chunk)
+        d[meta + 7] |= 0x04                                  # "compressed"
+        struct.pack_into('<Q', d, meta + 16, 1056965096)     # ~1 GB claimed
+        with open(os.path.join(outdir, 'bomb%d.wim' % n), 'wb') as f:
+            f.write(d)
+        n += 1
+    print('%d seeds' % n)
+
+
 def main(argv):
     if len(argv) == 2 and argv[0] == 'links':
         op_links(argv[1])
@@ -187,6 +219,8 @@ def main(argv):
         op_resource_seeds(argv[1], argv[2:])
     elif len(argv) == 2 and argv[0] == 'readlink-seeds':
         op_readlink_seeds(argv[1])
+    elif len(argv) == 3 and argv[0] == 'size-bombs':
+        op_size_bombs(argv[1], argv[2])
     else:
         sys.exit(__doc__)
     return 0
