@@ -1495,22 +1495,34 @@ static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, 
 	uint8_t *buf = calloc(1, size ? size : 1);
 	if (!buf)
 		return -ENOMEM;
-	for (uint64_t i = 0; !r && i < slots_for(size); i++) {
-		struct slot sl;
+	/* a run of slots the base holds is read at once: the source decodes
+	 * a long read on more than one core */
+	uint64_t nslots = slots_for(size), run = 0;
+	bool in_run = false;
+	for (uint64_t i = 0; !r && i <= nslots; i++) {
+		struct slot sl = {.state = WTG_STORE_DELETED}; /* (past the end: ends a run) */
 		uint64_t off = i * CHUNK;
-		size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-		r = slot_at(d, ver, s->ino, name, i, &sl);
-		if (r)
+		if (i < nslots && (r = slot_at(d, ver, s->ino, name, i, &sl)))
 			break;
-		if (sl.state == WTG_STORE_PRESENT) {
-			size_t got;
+		if (sl.state == WTG_STORE_BASE) {
+			if (!in_run)
+				run = i;
+			in_run = true;
+			continue;
+		}
+		if (in_run) {
+			uint64_t roff = run * CHUNK, end = off < size ? off : size;
+			long n = wtg_base_read(d->base, s->ino, name, buf + roff, (size_t)(end - roff),
+					       roff);
+			if (n < 0)
+				r = (int)n;
+			in_run = false;
+		}
+		if (!r && sl.state == WTG_STORE_PRESENT) {
+			size_t got, want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
 			r = wtg_store_get_chunk(d->store, sl.hash, d->chunk, &got);
 			if (!r)
 				memcpy(buf + off, d->chunk, got < want ? got : want);
-		} else if (sl.state == WTG_STORE_BASE) {
-			long n = wtg_base_read(d->base, s->ino, name, buf + off, want, off);
-			if (n < 0)
-				r = (int)n;
 		}
 	}
 	if (r) {
