@@ -127,8 +127,9 @@ struct node {
 };
 
 struct wim_meta {
-	uint8_t *orig; /* the parsed bytes */
+	uint8_t *orig; /* the parsed bytes (never written) */
 	size_t len;
+	bool own; /* orig is a copy, freed with @m */
 	uint64_t root_off; /* = the aligned table length */
 
 	/* security table: parsed descriptors point into orig, added ones into
@@ -818,7 +819,7 @@ void wim_meta_entry_init(struct wim_meta_entry *e)
 	e->security_id = -1;
 }
 
-int wim_meta_parse(const void *bytes, size_t len, struct wim_meta **ret)
+static int parse(const void *bytes, size_t len, bool copy, struct wim_meta **ret)
 {
 	struct wim_meta *m = calloc(1, sizeof(*m));
 	struct parse ps = {.m = m};
@@ -828,12 +829,14 @@ int wim_meta_parse(const void *bytes, size_t len, struct wim_meta **ret)
 	if (!m)
 		return -ENOMEM;
 	pthread_once(&collate_once, collate_init);
-	m->orig = malloc(len ? len : 1);
+	m->own = copy;
+	m->orig = copy ? malloc(len ? len : 1) : (uint8_t *)bytes;
 	ps.dentry = calloc(len / 64 + 1, 1);
 	ps.mark = calloc(len / 64 + 1, 1);
 	if (!m->orig || !ps.dentry || !ps.mark)
 		goto fail;
-	memcpy(m->orig, bytes, len);
+	if (copy)
+		memcpy(m->orig, bytes, len);
 	m->len = len;
 	err = parse_security(m);
 	if (!err)
@@ -851,6 +854,16 @@ fail:
 	return err;
 }
 
+int wim_meta_parse(const void *bytes, size_t len, struct wim_meta **ret)
+{
+	return parse(bytes, len, true, ret);
+}
+
+int wim_meta_parse_shared(const void *bytes, size_t len, struct wim_meta **ret)
+{
+	return parse(bytes, len, false, ret);
+}
+
 void wim_meta_free(struct wim_meta *m)
 {
 	if (!m)
@@ -860,7 +873,8 @@ void wim_meta_free(struct wim_meta *m)
 		m->arena = b->next;
 		free(b);
 	}
-	free(m->orig);
+	if (m->own)
+		free(m->orig);
 	free(m->sd);
 	free(m->sd_len);
 	free(m->nodes);

@@ -96,6 +96,8 @@ void wim_meta_entry_init(struct wim_meta_entry *e);
 /* Parses a copy of @len bytes (@bytes may be freed after).  0, -EINVAL for
  * a bad resource, -ENOMEM. */
 int wim_meta_parse(const void *bytes, size_t len, struct wim_meta **ret);
+/* The same without the copy: @bytes stay as they are until wim_meta_free. */
+int wim_meta_parse_shared(const void *bytes, size_t len, struct wim_meta **ret);
 void wim_meta_free(struct wim_meta *m);
 
 /* ---- security table ---- */
