@@ -128,7 +128,7 @@ struct wim_append {
 	size_t nblobs, cap, nold;
 	uint32_t *index; /* open addressing: blob index + 1 of non-metadata blobs */
 	size_t index_size;
-	size_t *meta; /* blob index of each image's metadata */
+	struct blob *meta; /* each image's metadata entry (a copy: wa->blobs moves) */
 	size_t nmeta;
 	bool have_new_meta;
 	struct blob new_meta;
@@ -144,7 +144,11 @@ struct wim_append {
 	size_t meta_cache_len;
 	uint8_t meta_cache_sha1[20];
 	struct wim_append_stats st;
+	struct queue *q; /* the write queue, from the first resource queued */
 };
+
+static void queue_free(struct wim_append *wa);
+static bool queue_used(const struct wim_append *wa);
 
 static uint64_t le56(const uint8_t b[7])
 {
@@ -436,7 +440,7 @@ static int read_blob_table(struct wim_append *wa)
 			if (wa->nmeta == images)
 				ret = corrupt(wa, "more metadata resources than images");
 			else
-				wa->meta[wa->nmeta++] = i;
+				wa->meta[wa->nmeta++] = *b;
 		}
 	}
 	free(d);
@@ -641,7 +645,10 @@ void wim_append_free(struct wim_append *wa)
 {
 	if (!wa)
 		return;
-	if (wa->writable && !wa->committed && wa->pos > wa->old_size) {
+	/* (the queue's threads stopped first: what they wrote goes too) */
+	bool queued = queue_used(wa);
+	queue_free(wa);
+	if (wa->writable && !wa->committed && (wa->pos > wa->old_size || queued)) {
 		if (ftruncate(wa->fd, (off_t)wa->old_size) < 0)
 			wtg_warning("cannot truncate '%s' back to %" PRIu64 " bytes: %s", wa->path,
 				    wa->old_size, strerror(errno));
@@ -831,21 +838,30 @@ static int load_chunks(struct wim_append *wa, const struct blob *b, struct chunk
 	return ret;
 }
 
-/* Reads chunk @i of @b (its stored bytes @c) uncompressed into @out. */
-static int read_chunk(struct wim_append *wa, const struct blob *b, const struct chunks *c,
-		      uint64_t i, uint8_t *out)
+/* Reads chunk @i of a resource of @size bytes (its stored chunks @c)
+ * uncompressed into @out, with @cbuf (chunk_size) and @decomp. */
+static int read_chunk_with(const struct wim_append *wa, uint64_t size, const struct chunks *c,
+			   uint64_t i, uint8_t *out, uint8_t *cbuf,
+			   struct wimlib_decompressor *decomp)
 {
-	uint32_t usize = chunk_usize(b->r.size, wa->chunk_size, i);
+	uint32_t usize = chunk_usize(size, wa->chunk_size, i);
 	uint64_t slen = c->start[i + 1] - c->start[i];
 	int ret;
 
 	if (slen == usize)
 		return pread_full(wa, out, usize, c->start[i]);
-	if ((ret = pread_full(wa, wa->cbuf, slen, c->start[i])))
+	if ((ret = pread_full(wa, cbuf, slen, c->start[i])))
 		return ret;
-	if (!wa->decomp || wimlib_decompress(wa->cbuf, slen, out, usize, wa->decomp))
+	if (!decomp || wimlib_decompress(cbuf, slen, out, usize, decomp))
 		return corrupt(wa, "a chunk does not decompress");
 	return 0;
+}
+
+/* Reads chunk @i of @b (its stored bytes @c) uncompressed into @out. */
+static int read_chunk(struct wim_append *wa, const struct blob *b, const struct chunks *c,
+		      uint64_t i, uint8_t *out)
+{
+	return read_chunk_with(wa, b->r.size, c, i, out, wa->cbuf, wa->decomp);
 }
 
 /* The source of a new resource's bytes. */
@@ -1085,6 +1101,490 @@ out:
 	return ret;
 }
 
+/* ---- the write queue ----
+ *
+ * A resource of up to QUEUE_RES_MAX bytes is read and hashed by the calling
+ * thread, which gets its SHA-1 at once; its bytes are kept while its chunks
+ * are compared with the base's and compressed by worker threads (the export's
+ * threads), and written in order by whichever thread finishes the chunk at
+ * the head of the queue.  So the caller reads the next blob (or decompresses
+ * the base's data for a hash) while earlier blobs are compressed.  The bytes
+ * written are exactly those write_resource writes: only when they are
+ * computed differs.  Where a queued resource lies is known once it is
+ * written: queue_flush (before anything reads offsets, and before a resource
+ * that does not go through the queue) waits for every queued chunk, helping,
+ * and puts each resource's header in the blob table.
+ */
+
+/* Larger resources are written at once by write_resource. */
+#define QUEUE_RES_MAX (64ull << 20)
+/* Bytes of queued resources kept at most (one larger resource alone). */
+#define QUEUE_BYTES_MAX (128ull << 20)
+/* Chunks queued at most. */
+#define QUEUE_CHUNKS 4096
+
+/* Chunk modes in the queue beyond C_COPY, C_REUSED, C_COMPRESS: */
+enum {
+	C_KNOWN = 3,   /* compare with the base's bytes at hand, then reuse or compress */
+	C_COMPARE = 4, /* decompress the base's chunk to compare, then the same */
+	C_RAW = 5,     /* compressed, it did not shrink: stored raw */
+};
+
+struct qres {
+	uint64_t size, n, tlen;
+	uint8_t *data; /* its bytes, kept until it is written */
+	uint8_t *table;
+	struct chunks bc; /* the base's stored chunks (n 0: none) */
+	uint64_t base_size;
+	const uint8_t *known; /* the base's bytes (metadata), NULL: none */
+	uint64_t known_len;
+	bool meta;
+	size_t slot; /* its entry in wa->blobs; SIZE_MAX: the new metadata */
+	/* the writer's */
+	uint64_t pos, stored;
+	struct reshdr r;
+};
+
+struct qjob {
+	struct qres *res;
+	uint64_t i;
+	int mode;
+	uint8_t *out;
+	size_t plen;
+	bool done;
+};
+
+struct qworker {
+	struct wimlib_compressor *comp;
+	struct wimlib_decompressor *decomp;
+	uint8_t *cbuf, *bbuf;
+};
+
+struct queue {
+	pthread_mutex_t lock;
+	pthread_cond_t work, done;
+	struct qjob jobs[QUEUE_CHUNKS]; /* a ring: [head, tail) queued */
+	uint64_t head, take, tail;	/* written < head <= take (taken) <= tail */
+	bool writing, stop, used;
+	int err;
+	uint64_t bytes; /* of the resources not yet written */
+	uint64_t wpos;	/* where the next resource goes */
+	struct qres **res; /* every resource queued since the last flush */
+	size_t nres, res_cap;
+	pthread_t tids[WIM_APPEND_MAX_THREADS];
+	unsigned nthreads;
+	struct qworker w[WIM_APPEND_MAX_THREADS + 1]; /* the last one: the caller's */
+};
+
+static void qres_free(struct qres *res)
+{
+	if (!res)
+		return;
+	free(res->data);
+	free(res->table);
+	free(res->bc.start);
+	free(res);
+}
+
+/* Compares, reads or compresses chunk @j->i: 0 or -errno. */
+static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
+{
+	struct qres *res = j->res;
+	uint32_t cs = wa->chunk_size, usize = chunk_usize(res->size, cs, j->i);
+	const uint8_t *in = res->data + j->i * cs;
+	int ret;
+
+	if (j->mode == C_KNOWN) {
+		j->mode = memcmp(res->known + j->i * cs, in, usize) ? C_COMPRESS : C_REUSED;
+	} else if (j->mode == C_COMPARE) {
+		if (!w->cbuf && (!(w->cbuf = malloc(cs)) || !(w->bbuf = malloc(cs))))
+			return -ENOMEM;
+		if (!w->decomp && wimlib_create_decompressor((enum wimlib_compression_type)wa->ctype,
+							     cs, &w->decomp))
+			return -ENOMEM;
+		if ((ret = read_chunk_with(wa, res->base_size, &res->bc, j->i, w->bbuf, w->cbuf,
+					   w->decomp)))
+			return ret;
+		j->mode = memcmp(w->bbuf, in, usize) ? C_COMPRESS : C_REUSED;
+	}
+	if (j->mode == C_REUSED) {
+		/* the stored bytes themselves */
+		size_t slen = (size_t)(res->bc.start[j->i + 1] - res->bc.start[j->i]);
+		if (!(j->out = malloc(slen)))
+			return -ENOMEM;
+		j->plen = slen;
+		return pread_full(wa, j->out, slen, res->bc.start[j->i]);
+	}
+	if (j->mode == C_COMPRESS) {
+		if (!w->comp && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype, cs,
+							 0, &w->comp))
+			return -ENOMEM;
+		if (!(j->out = malloc(usize)))
+			return -ENOMEM;
+		/* 0: it does not shrink, stored raw */
+		j->plen = wimlib_compress(in, usize, j->out, usize - 1, w->comp);
+		if (!j->plen) {
+			j->mode = C_RAW;
+			free(j->out);
+			j->out = NULL;
+		}
+	}
+	if (j->mode == C_COPY || j->mode == C_RAW)
+		j->plen = usize;
+	return 0;
+}
+
+/* Writes done chunk @j after the ones before it; the resource's last chunk
+ * also writes its chunk table (or the whole resource raw) and places it. */
+static int job_write(struct wim_append *wa, struct queue *q, const struct qjob *j)
+{
+	struct qres *res = j->res;
+	uint32_t cs = wa->chunk_size;
+	bool compress = wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE;
+	const uint8_t *put = j->out ? j->out : res->data + j->i * cs;
+	int ret;
+
+	if (j->i == 0)
+		res->pos = q->wpos;
+	if (compress && j->i) {
+		if (res->size > UINT32_MAX)
+			wtg_put_le64(res->table + (j->i - 1) * 8, res->stored);
+		else
+			wtg_put_le32(res->table + (j->i - 1) * 4, (uint32_t)res->stored);
+	}
+	if (j->mode == C_REUSED) {
+		wa->st.chunks_reused++;
+		wa->st.bytes_reused += j->plen;
+	} else if (j->mode == C_COMPRESS) {
+		wa->st.chunks_compressed++;
+	} else if (j->mode == C_RAW) {
+		wa->st.chunks_raw++;
+	}
+	if (res->meta) {
+		wa->st.meta_chunks++;
+		wa->st.meta_chunks_reused += j->mode == C_REUSED;
+	}
+	if ((ret = pwrite_full(wa, put, j->plen, res->pos + res->tlen + res->stored)))
+		return ret;
+	res->stored += j->plen;
+	if (j->i + 1 < res->n)
+		return 0;
+	res->r.offset = res->pos;
+	res->r.size = res->size;
+	if (!compress || res->tlen + res->stored >= res->size) {
+		/* (compressed, it did not shrink: stored whole, uncompressed, as
+		 * wimlib does) */
+		res->r.stored_size = res->size;
+		res->r.flags = 0;
+		if (compress)
+			ret = pwrite_full(wa, res->data, res->size, res->pos);
+	} else {
+		res->r.stored_size = res->tlen + res->stored;
+		res->r.flags = RESHDR_COMPRESSED;
+		if (res->tlen)
+			ret = pwrite_full(wa, res->table, res->tlen, res->pos);
+	}
+	q->wpos = res->pos + res->r.stored_size;
+	wa->st.bytes_written += res->r.stored_size;
+	return ret;
+}
+
+/* Writes the done chunks at the head of the queue (lock held). */
+static void queue_write(struct wim_append *wa, struct queue *q)
+{
+	if (q->writing)
+		return;
+	q->writing = true;
+	while (q->head < q->take && q->jobs[q->head % QUEUE_CHUNKS].done) {
+		struct qjob *j = &q->jobs[q->head % QUEUE_CHUNKS];
+		int ret = 0;
+		bool skip = q->err != 0;
+		pthread_mutex_unlock(&q->lock);
+		if (!skip)
+			ret = job_write(wa, q, j);
+		bool last = j->i + 1 == j->res->n;
+		free(j->out);
+		j->out = NULL;
+		if (last) {
+			/* its bytes are no longer needed */
+			free(j->res->data);
+			j->res->data = NULL;
+		}
+		pthread_mutex_lock(&q->lock);
+		if (ret && !q->err)
+			q->err = ret;
+		if (last)
+			q->bytes -= j->res->size;
+		q->head++;
+		pthread_cond_broadcast(&q->done);
+	}
+	q->writing = false;
+}
+
+/* Takes the next queued chunk, runs it and writes what can be written
+ * (lock held; false when none is waiting). */
+static bool queue_run_one(struct wim_append *wa, struct queue *q, struct qworker *w)
+{
+	if (q->take == q->tail)
+		return false;
+	struct qjob *j = &q->jobs[q->take++ % QUEUE_CHUNKS];
+	bool skip = q->err != 0;
+	pthread_mutex_unlock(&q->lock);
+	int ret = skip ? 0 : job_run(wa, j, w);
+	pthread_mutex_lock(&q->lock);
+	if (ret && !q->err)
+		q->err = ret;
+	j->done = true;
+	queue_write(wa, q);
+	return true;
+}
+
+struct qthread {
+	struct wim_append *wa;
+	unsigned t;
+};
+
+static void *queue_thread(void *arg)
+{
+	struct wim_append *wa = ((struct qthread *)arg)->wa;
+	struct queue *q = wa->q;
+	struct qworker *w = &q->w[((struct qthread *)arg)->t];
+
+	free(arg);
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		if (queue_run_one(wa, q, w))
+			continue;
+		if (q->stop)
+			break;
+		pthread_cond_wait(&q->work, &q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+static int queue_start(struct wim_append *wa)
+{
+	struct queue *q;
+
+	if (wa->q)
+		return 0;
+	if (!(q = calloc(1, sizeof(*q))))
+		return -ENOMEM;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->work, NULL);
+	pthread_cond_init(&q->done, NULL);
+	wa->q = q;
+	/* (no thread to be had: the caller does it all while it waits) */
+	for (unsigned t = 0; t < wa->threads; t++) {
+		struct qthread *a = malloc(sizeof(*a));
+		if (!a)
+			break;
+		*a = (struct qthread){.wa = wa, .t = t};
+		if (pthread_create(&q->tids[t], NULL, queue_thread, a)) {
+			free(a);
+			break;
+		}
+		q->nthreads++;
+	}
+	return 0;
+}
+
+/* Waits for every queued chunk (helping), then puts each queued resource's
+ * header where it belongs: 0 or the first error. */
+static int queue_flush(struct wim_append *wa)
+{
+	struct queue *q = wa->q;
+
+	if (!q)
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	while (q->head < q->tail) {
+		if (!queue_run_one(wa, q, &q->w[q->nthreads]))
+			pthread_cond_wait(&q->done, &q->lock);
+	}
+	int ret = q->err;
+	pthread_mutex_unlock(&q->lock);
+	for (size_t i = 0; i < q->nres; i++) {
+		struct qres *res = q->res[i];
+		if (!ret && res->slot == SIZE_MAX)
+			wa->new_meta.r = (struct reshdr){.offset = res->r.offset,
+							 .size = res->r.size,
+							 .stored_size = res->r.stored_size,
+							 .flags = res->r.flags | RESHDR_METADATA};
+		else if (!ret)
+			wa->blobs[res->slot].r = res->r;
+		qres_free(res);
+	}
+	if (!ret && q->nres)
+		wa->pos = q->wpos;
+	q->nres = 0;
+	return ret; /* (an error stays: nothing is written after it) */
+}
+
+static bool queue_used(const struct wim_append *wa)
+{
+	return wa->q && wa->q->used;
+}
+
+/* Stops the threads (the queue drained first) and frees it all. */
+static void queue_free(struct wim_append *wa)
+{
+	struct queue *q = wa->q;
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->err = q->err ? q->err : -ECANCELED; /* what is left is not written */
+	pthread_mutex_unlock(&q->lock);
+	queue_flush(wa);
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_broadcast(&q->work);
+	pthread_mutex_unlock(&q->lock);
+	for (unsigned t = 0; t < q->nthreads; t++)
+		pthread_join(q->tids[t], NULL);
+	for (unsigned t = 0; t <= q->nthreads; t++) {
+		if (q->w[t].comp)
+			wimlib_free_compressor(q->w[t].comp);
+		if (q->w[t].decomp)
+			wimlib_free_decompressor(q->w[t].decomp);
+		free(q->w[t].cbuf);
+		free(q->w[t].bbuf);
+	}
+	free(q->res);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->work);
+	pthread_cond_destroy(&q->done);
+	free(q);
+	wa->q = NULL;
+}
+
+/* A one-shot SHA-1. */
+static int sha1_of(const void *data, size_t len, uint8_t out[20])
+{
+	struct wtg_sha1 *h = wtg_sha1_new();
+
+	if (!h)
+		return -ENOMEM;
+	wtg_sha1_update(h, data, len);
+	wtg_sha1_final(h, out);
+	return 0;
+}
+
+/*
+ * A resource of @src (at most QUEUE_RES_MAX bytes) to be queued: its bytes
+ * read (@data: taken instead, NULL: none) and its SHA-1 in @sha1.
+ */
+static int queue_prepare(struct wim_append *wa, const struct source *src, uint8_t *data, bool meta,
+			 uint8_t sha1[20], struct qres **res_ret)
+{
+	bool compress = wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE;
+	struct qres *res = calloc(1, sizeof(*res));
+	int ret;
+
+	*res_ret = NULL;
+	if (!res) {
+		free(data);
+		return -ENOMEM;
+	}
+	res->size = src->size;
+	res->n = chunk_count(src->size, wa->chunk_size);
+	res->tlen = compress ? (res->n - 1) * (src->size > UINT32_MAX ? 8 : 4) : 0;
+	res->meta = meta;
+	res->slot = SIZE_MAX;
+	res->data = data;
+	if (!res->data && !(res->data = malloc(src->size)))
+		ret = -ENOMEM;
+	else if (!data)
+		ret = src->read(src->ctx, res->data, src->size, 0);
+	else
+		ret = 0;
+	if (!ret)
+		ret = sha1_of(res->data, src->size, sha1);
+	if (!ret && res->tlen && !(res->table = malloc(res->tlen)))
+		ret = -ENOMEM;
+	if (ret) {
+		qres_free(res);
+		return ret;
+	}
+	*res_ret = res;
+	return 0;
+}
+
+/*
+ * Queues @res (taken) to be written as write_resource writes it, reusing
+ * @base's stored chunks (NULL: none) that equal the new ones; @hint as
+ * write_resource's.
+ */
+static int queue_submit(struct wim_append *wa, struct qres *res, const struct blob *base,
+			const struct wim_append_range *hint, size_t nhint)
+{
+	uint32_t cs = wa->chunk_size;
+	bool compress = wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE;
+	int ret;
+
+	if (compress && base && !(base->r.flags & RESHDR_SOLID)) {
+		if ((ret = load_chunks(wa, base, &res->bc)))
+			goto fail;
+		res->base_size = base->r.size;
+		/* the base metadata's bytes, when wim_append_read_metadata read them */
+		if (res->meta && wa->meta_cache && !memcmp(wa->meta_cache_sha1, base->sha1, 20)) {
+			res->known = wa->meta_cache;
+			res->known_len = wa->meta_cache_len;
+		}
+	}
+	if ((ret = queue_start(wa)))
+		goto fail;
+	struct queue *q = wa->q;
+	if (q->nres == q->res_cap) {
+		size_t cap = q->res_cap ? q->res_cap * 2 : 64;
+		struct qres **v = realloc(q->res, cap * sizeof(*v));
+		if (!v) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		q->res = v;
+		q->res_cap = cap;
+	}
+	pthread_mutex_lock(&q->lock);
+	/* room for its bytes */
+	while (q->bytes && q->bytes + res->size > QUEUE_BYTES_MAX && !q->err)
+		if (!queue_run_one(wa, q, &q->w[q->nthreads]))
+			pthread_cond_wait(&q->done, &q->lock);
+	if ((ret = q->err)) {
+		pthread_mutex_unlock(&q->lock);
+		goto fail;
+	}
+	if (!q->nres)
+		q->wpos = wa->pos;
+	q->res[q->nres++] = res;
+	q->used = true;
+	q->bytes += res->size;
+	for (uint64_t i = 0; i < res->n; i++) {
+		uint32_t usize = chunk_usize(res->size, cs, i);
+		int mode = compress ? C_COMPRESS : C_COPY;
+		if (compress && i < res->bc.n && chunk_usize(res->base_size, cs, i) == usize) {
+			if (hint && outside(hint, nhint, i * cs, usize))
+				mode = C_REUSED; /* the caller knows these bytes are the base's */
+			else if (res->known && i * cs + usize <= res->known_len)
+				mode = C_KNOWN;
+			else
+				mode = C_COMPARE;
+		}
+		while (q->tail - q->head == QUEUE_CHUNKS)
+			if (!queue_run_one(wa, q, &q->w[q->nthreads]))
+				pthread_cond_wait(&q->done, &q->lock);
+		q->jobs[q->tail++ % QUEUE_CHUNKS] = (struct qjob){.res = res, .i = i, .mode = mode};
+		pthread_cond_signal(&q->work);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+fail:
+	qres_free(res);
+	return ret;
+}
+
 void wim_append_set_threads(struct wim_append *wa, unsigned n)
 {
 	wa->threads = n < 1 ? 1 : n > WIM_APPEND_MAX_THREADS ? WIM_APPEND_MAX_THREADS : n;
@@ -1096,25 +1596,59 @@ int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn
 	return wim_append_add_blob_ranges(wa, size, read, ctx, base_sha1, NULL, 0, refs, sha1_ret);
 }
 
-int wim_append_add_blob_ranges(struct wim_append *wa, uint64_t size, wim_append_read_fn read,
-			       void *ctx, const uint8_t *base_sha1,
-			       const struct wim_append_range *changed, size_t nchanged,
-			       uint32_t refs, uint8_t sha1_ret[20])
+/* wim_append_add_blob_ranges with @own (NULL: none) the same bytes as
+ * @read gives, taken. */
+static int add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn read, void *ctx,
+		    void *own, const uint8_t *base_sha1, const struct wim_append_range *changed,
+		    size_t nchanged, uint32_t refs, uint8_t sha1_ret[20])
 {
 	struct source src = {.size = size, .read = read, .ctx = ctx};
 	struct blob b = {.part = 1, .refcnt = refs};
 	int ret;
 
-	if (!wa->writable || wa->committed || wa->unsupported || !size)
+	if (!wa->writable || wa->committed || wa->unsupported || !size) {
+		free(own);
 		return -EINVAL;
+	}
 	const struct blob *base = base_sha1 ? find_blob(wa, base_sha1) : NULL;
 	struct blob base_copy;
+	/* a base this append wrote: where it lies is known once it is out */
+	if (base && (size_t)(base - wa->blobs) >= wa->nold) {
+		if ((ret = queue_flush(wa))) {
+			free(own);
+			return ret;
+		}
+		base = find_blob(wa, base_sha1);
+	}
 	if (base) {
 		base_copy = *base; /* push_blob may move the table */
 		base = &base_copy;
 	}
-	if ((ret = write_resource(wa, &src, base, &b.r, b.sha1, false, base ? changed : NULL,
-				  nchanged)))
+	if (size <= QUEUE_RES_MAX) {
+		struct qres *res;
+		if ((ret = queue_prepare(wa, &src, own, false, b.sha1, &res)))
+			return ret;
+		memcpy(sha1_ret, b.sha1, 20);
+		if (find_blob(wa, b.sha1)) {
+			qres_free(res);
+			wa->st.blobs_shared++;
+			return wim_append_ref(wa, b.sha1, refs);
+		}
+		b.r.size = size;
+		res->slot = wa->nblobs;
+		if ((ret = push_blob(wa, &b))) {
+			qres_free(res);
+			return ret;
+		}
+		wa->st.blobs_new++;
+		return queue_submit(wa, res, base, base ? changed : NULL, nchanged);
+	}
+	ret = queue_flush(wa);
+	if (!ret)
+		ret = write_resource(wa, &src, base, &b.r, b.sha1, false, base ? changed : NULL,
+				     nchanged);
+	free(own);
+	if (ret)
 		return ret;
 	memcpy(sha1_ret, b.sha1, 20);
 	if (find_blob(wa, b.sha1)) {
@@ -1127,6 +1661,14 @@ int wim_append_add_blob_ranges(struct wim_append *wa, uint64_t size, wim_append_
 	wa->st.blobs_new++;
 	wa->st.bytes_written += b.r.stored_size;
 	return 0;
+}
+
+int wim_append_add_blob_ranges(struct wim_append *wa, uint64_t size, wim_append_read_fn read,
+			       void *ctx, const uint8_t *base_sha1,
+			       const struct wim_append_range *changed, size_t nchanged,
+			       uint32_t refs, uint8_t sha1_ret[20])
+{
+	return add_blob(wa, size, read, ctx, NULL, base_sha1, changed, nchanged, refs, sha1_ret);
 }
 
 struct membuf {
@@ -1144,11 +1686,21 @@ static int read_mem(void *ctx, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int wim_append_add_buffer(struct wim_append *wa, void *bytes, size_t size, const uint8_t *base_sha1,
+			  const struct wim_append_range *changed, size_t nchanged, uint32_t refs,
+			  uint8_t sha1_ret[20])
+{
+	struct membuf m = {.p = bytes, .len = size};
+
+	return add_blob(wa, size, read_mem, &m, bytes, base_sha1, changed, nchanged, refs,
+			sha1_ret);
+}
+
 static const struct blob *image_meta(const struct wim_append *wa, int image)
 {
 	if (image < 1 || (size_t)image > wa->nmeta)
 		return NULL;
-	return &wa->blobs[wa->meta[image - 1]];
+	return &wa->meta[image - 1];
 }
 
 int wim_append_metadata_sha1(const struct wim_append *wa, int image, uint8_t sha1_ret[20])
@@ -1161,66 +1713,101 @@ int wim_append_metadata_sha1(const struct wim_append *wa, int image, uint8_t sha
 	return 0;
 }
 
-int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret, size_t *len_ret)
+int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
+			      size_t *len_ret)
 {
 	const struct blob *b = image_meta(wa, image);
-	struct chunks c;
+	struct wimlib_decompressor *decomp = NULL;
+	uint8_t *buf = NULL, *cbuf = NULL;
+	struct chunks c = {0};
+	uint8_t sha1[20];
 	int ret;
 
 	if (!b)
 		return -ENOENT;
+	if (wa->meta_cache && !memcmp(wa->meta_cache_sha1, b->sha1, 20)) {
+		*bytes_ret = wa->meta_cache;
+		*len_ret = wa->meta_cache_len;
+		return 0;
+	}
 	if (b->r.size > MAX_METADATA)
 		return corrupt(wa, "a metadata resource too large");
-	if ((ret = need_codecs(wa)) || (ret = load_chunks(wa, b, &c)))
+	/* (the bytes kept go: a queued metadata resource may compare with them) */
+	if (wa->meta_cache && (ret = queue_flush(wa)))
 		return ret;
-	uint8_t *buf = malloc(b->r.size ? b->r.size : 1);
-	if (!buf) {
-		free(c.start);
+	/* (codecs of its own: this may run beside add_blob) */
+	if (wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE &&
+	    wimlib_create_decompressor((enum wimlib_compression_type)wa->ctype, wa->chunk_size,
+				       &decomp))
 		return -ENOMEM;
-	}
+	if (!(buf = malloc(b->r.size ? b->r.size : 1)) || !(cbuf = malloc(wa->chunk_size)))
+		ret = -ENOMEM;
+	else
+		ret = load_chunks(wa, b, &c);
 	for (uint64_t i = 0; i < c.n && !ret; i++)
-		ret = read_chunk(wa, b, &c, i, buf + i * wa->chunk_size);
+		ret = read_chunk_with(wa, b->r.size, &c, i, buf + i * wa->chunk_size, cbuf, decomp);
+	if (!ret && !(ret = sha1_of(buf, b->r.size, sha1)) && memcmp(sha1, b->sha1, 20))
+		ret = corrupt(wa, "a metadata resource does not match its SHA-1");
 	free(c.start);
-	if (!ret) {
-		uint8_t sha1[20];
-		struct wtg_sha1 *h = wtg_sha1_new();
-		if (!h) {
-			ret = -ENOMEM;
-		} else {
-			wtg_sha1_update(h, buf, b->r.size);
-			wtg_sha1_final(h, sha1);
-			if (memcmp(sha1, b->sha1, 20))
-				ret = corrupt(wa, "a metadata resource does not match its SHA-1");
-		}
-	}
+	free(cbuf);
+	if (decomp)
+		wimlib_free_decompressor(decomp);
 	if (ret) {
 		free(buf);
 		return ret;
 	}
 	/* kept for wim_append_set_metadata's comparisons */
 	free(wa->meta_cache);
-	wa->meta_cache = malloc(b->r.size ? b->r.size : 1);
-	if (wa->meta_cache) {
-		memcpy(wa->meta_cache, buf, b->r.size);
-		wa->meta_cache_len = b->r.size;
-		memcpy(wa->meta_cache_sha1, b->sha1, 20);
-	}
+	wa->meta_cache = buf;
+	wa->meta_cache_len = b->r.size;
+	memcpy(wa->meta_cache_sha1, b->sha1, 20);
 	*bytes_ret = buf;
 	*len_ret = b->r.size;
 	return 0;
 }
 
-int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len, int base_image)
+int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret, size_t *len_ret)
+{
+	const void *p;
+	size_t len;
+	int ret = wim_append_metadata_bytes(wa, image, &p, &len);
+
+	if (ret)
+		return ret;
+	if (!(*bytes_ret = malloc(len ? len : 1)))
+		return -ENOMEM;
+	memcpy(*bytes_ret, p, len);
+	*len_ret = len;
+	return 0;
+}
+
+/* wim_append_set_metadata with @own (NULL: none) the same bytes, taken. */
+static int set_metadata(struct wim_append *wa, const void *bytes, void *own, size_t len,
+			int base_image)
 {
 	struct membuf m = {.p = bytes, .len = len};
 	struct source src = {.size = len, .read = read_mem, .ctx = &m};
 	struct blob b = {.part = 1, .refcnt = 1};
 	int ret;
 
-	if (!wa->writable || wa->committed || wa->unsupported || wa->have_new_meta || !len)
+	if (!wa->writable || wa->committed || wa->unsupported || wa->have_new_meta || !len) {
+		free(own);
 		return -EINVAL;
+	}
 	const struct blob *base = base_image ? image_meta(wa, base_image) : NULL;
-	if ((ret = write_resource(wa, &src, base, &b.r, b.sha1, true, NULL, 0)))
+	if (len <= QUEUE_RES_MAX) {
+		struct qres *res;
+		if ((ret = queue_prepare(wa, &src, own, true, b.sha1, &res)))
+			return ret;
+		wa->new_meta = b;
+		wa->have_new_meta = true;
+		return queue_submit(wa, res, base, NULL, 0);
+	}
+	ret = queue_flush(wa);
+	if (!ret)
+		ret = write_resource(wa, &src, base, &b.r, b.sha1, true, NULL, 0);
+	free(own);
+	if (ret)
 		return ret;
 	b.r.flags |= RESHDR_METADATA;
 	wa->new_meta = b;
@@ -1228,6 +1815,16 @@ int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len
 	wa->pos += b.r.stored_size;
 	wa->st.bytes_written += b.r.stored_size;
 	return 0;
+}
+
+int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len, int base_image)
+{
+	return set_metadata(wa, bytes, NULL, len, base_image);
+}
+
+int wim_append_set_metadata_take(struct wim_append *wa, void *bytes, size_t len, int base_image)
+{
+	return set_metadata(wa, bytes, bytes, len, base_image);
 }
 
 /* ---- the commit ---- */
@@ -1365,7 +1962,7 @@ static int put_table(struct wim_append *wa, uint8_t **out, size_t *out_len)
 	/* metadata first, in image order, then the rest in their order (old
 	 * ones by offset as wimlib wrote them, new ones as written) */
 	for (size_t i = 0; i <= wa->nmeta; i++) {
-		const struct blob *b = i < wa->nmeta ? &wa->blobs[wa->meta[i]] : &wa->new_meta;
+		const struct blob *b = i < wa->nmeta ? &wa->meta[i] : &wa->new_meta;
 		reshdr_put(&b->r, &d[o].r);
 		d[o].part_number = htole16(1);
 		d[o].refcnt = htole32(1);
@@ -1395,7 +1992,7 @@ int wim_append_commit(struct wim_append *wa, const struct wim_append_image *img)
 
 	if (!wa->writable || wa->committed || wa->unsupported || !wa->have_new_meta || !img->name)
 		return -EINVAL;
-	if ((ret = put_table(wa, &table, &tlen)))
+	if ((ret = queue_flush(wa)) || (ret = put_table(wa, &table, &tlen)))
 		return ret;
 	uint64_t toff = wa->pos, xoff = toff + tlen;
 	if ((ret = pwrite_full(wa, table, tlen, toff)) ||

@@ -26,6 +26,11 @@
  * and pipable WIMs, a blob table or XML that is not where an append can
  * follow them, an XML whose images do not match the header.
  *
+ * A blob (or metadata resource) of up to 64 MiB is compressed and written
+ * in the background on the append's threads: an add returns once its bytes
+ * are read and hashed, and an error writing it shows at a later add or at
+ * the commit.  The bytes written are the same either way.
+ *
  * All calls return 0 or -errno, logging one line for errors of the file.
  * Outside bytes are never trusted: a bad header, table, chunk table or XML
  * is -EINVAL ("corrupt"), never an out-of-bounds access.
@@ -82,6 +87,11 @@ const char *wim_append_unsupported(const struct wim_append *wa);
 int wim_append_metadata_sha1(const struct wim_append *wa, int image,
 			     uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
 int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret, size_t *len_ret);
+/* The same bytes without a copy: kept by @wa (valid until the next read of
+ * another image's metadata, or wim_append_free).  The first such read of
+ * an append may run on another thread while this one adds blobs. */
+int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
+			      size_t *len_ret);
 
 /* Reads @len bytes at @off of a new blob's data into @buf: 0 or -errno. */
 typedef int (*wim_append_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);
@@ -108,6 +118,12 @@ int wim_append_add_blob_ranges(struct wim_append *wa, uint64_t size, wim_append_
 			       const struct wim_append_range *changed, size_t nchanged,
 			       uint32_t refs, uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
 
+/* The same with @bytes (malloc'd, @size of them) taken: freed by @wa, even
+ * on an error, without a copy. */
+int wim_append_add_buffer(struct wim_append *wa, void *bytes, size_t size, const uint8_t *base_sha1,
+			  const struct wim_append_range *changed, size_t nchanged, uint32_t refs,
+			  uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
+
 /* True when the blob table holds @sha1 (an old blob or one added). */
 bool wim_append_has_blob(const struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN]);
 /* The uncompressed size of a blob the table holds: -ENOENT when none. */
@@ -121,6 +137,8 @@ int wim_append_ref(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN
  * reused from image @base_image's (0: none) where they are equal.
  */
 int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len, int base_image);
+/* The same with malloc'd @bytes, taken (freed by @wa, even on an error). */
+int wim_append_set_metadata_take(struct wim_append *wa, void *bytes, size_t len, int base_image);
 
 /* The new image's XML element. */
 struct wim_append_image {
