@@ -6,9 +6,15 @@
  * patched with what the layers changed (wtg_diff), each changed inode's
  * facts taken from the view as wimlib's NTFS-3G capture would store them;
  * changed streams are written as new blobs (chunks equal to the base
- * blob's reused), unchanged ones shared.  -EAGAIN, with the reason, before
- * anything is written, for what it does not handle: the caller then goes
- * the wimlib way.
+ * blob's reused), unchanged ones shared.  -EAGAIN, with the reason, for
+ * what it does not handle, the WIM as it was (what was written after its
+ * end cut off): the caller then goes the wimlib way.
+ *
+ * The work overlaps: the base image's metadata is read and parsed on a
+ * thread while the change is read from the delta (a new file needs none of
+ * it: its descriptor gets its id once the metadata is in, in the entries'
+ * order), and the new blobs are compressed on the appender's threads while
+ * the next ones are read.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +61,10 @@ struct ent {
 	struct wim_meta_stream *fstreams;
 	char *dos_name;
 	uint8_t *object_id;
+	uint8_t *sd; /* its security descriptor, given an id once the metadata is in */
+	uint32_t sd_len;
+	uint8_t *data; /* its changed data, read before its base's metadata is in */
+	size_t data_len;
 };
 
 struct rp_fact {
@@ -81,11 +92,19 @@ struct raw {
 	struct wtg_export_guard guard;
 	bool guarded;
 	struct wtg_diff *diff; /* the diff way: read while its entries come */
+	/* the base image's metadata, read and parsed on a thread of its own
+	 * while the change is read (need_meta waits for it) */
+	pthread_t meta_tid;
+	bool meta_running;
+	int meta_image, meta_ret;
+	const char *meta_why; /* why the raw append cannot go on, NULL: it can */
 	/* the walk of the new image */
 	uint64_t dirs, files, total, hardlink;
 	uint64_t *seen_groups;
 	size_t nseen, seen_cap;
 };
+
+static int need_meta(struct raw *r);
 
 static int refuse(struct raw *r, const char *fmt, const char *what)
 {
@@ -129,6 +148,8 @@ static void free_ents(struct raw *r)
 		free(r->ents[i].fstreams);
 		free(r->ents[i].dos_name);
 		free(r->ents[i].object_id);
+		free(r->ents[i].sd);
+		free(r->ents[i].data);
 	}
 	free(r->ents);
 }
@@ -498,9 +519,12 @@ static int drop_aside(struct raw *r, bool from_tree)
 
 static int apply_change(struct raw *r)
 {
+	int ret = need_meta(r);
+
+	if (ret)
+		return ret;
 	struct ent **v = calloc(r->nents + 1, sizeof(*v));
 	size_t nv = 0;
-	int ret = 0;
 
 	if (!v)
 		return -ENOMEM;
@@ -717,6 +741,40 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 static int raw_finish(struct raw *r, const char *out, int image);
 static int raw_end(struct raw *r, int ret);
 
+/* The base image's metadata read and parsed (its bytes kept by r->wa), its
+ * reparse points' fixups and link groups noted. */
+static void *load_meta(void *arg)
+{
+	struct raw *r = arg;
+	const void *bytes;
+	size_t len;
+	int ret = wim_append_metadata_bytes(r->wa, r->meta_image, &bytes, &len);
+
+	if (ret) {
+		if (ret == -EINVAL)
+			r->meta_why = "the base image's metadata is corrupt";
+	} else if ((ret = wim_meta_parse_shared(bytes, len, &r->m))) {
+		if (ret != -ENOMEM)
+			r->meta_why = "the base image's metadata does not parse here";
+	} else if (!(ret = wim_meta_walk(r->m, note_rp, r))) {
+		r->next_group = wim_meta_max_link_group(r->m);
+	}
+	r->meta_ret = r->meta_why ? -EAGAIN : ret;
+	return NULL;
+}
+
+/* Waits for load_meta: 0, or why the raw append cannot go on. */
+static int need_meta(struct raw *r)
+{
+	if (r->meta_running) {
+		pthread_join(r->meta_tid, NULL);
+		r->meta_running = false;
+		if (r->meta_why)
+			refuse(r, "%s", r->meta_why);
+	}
+	return r->meta_ret;
+}
+
 /* ---- the diff way: no view, no tree of the base ---- */
 
 static bool in_list(char **v, size_t n, const char *s)
@@ -736,10 +794,21 @@ static bool old_entry(struct raw *r, const struct ent *n, struct wim_meta_entry 
 	return n->c.old_exists && !n->c.replaced && path && !wim_meta_get(r->m, path, old);
 }
 
-/* Reads stream @name ("" unnamed) of the new side and writes it as a blob,
- * the old side's blob @base (NULL: none) giving chunks to reuse. */
+/* Reads stream @name ("" unnamed) of the new side. */
+static int side_read(struct raw *r, const struct wtg_diff_entry *e, const char *name, uint8_t **buf,
+		     size_t *len)
+{
+	int ret = *name ? wtg_diff_read_named_stream(r->diff, e, true, name, 1ull << 30, buf, len)
+			: wtg_diff_read_stream(r->diff, e, true, 1ull << 30, UINT64_MAX, buf, len);
+
+	return ret == -EFBIG ? refuse(r, "%s", "a changed stream over 1 GiB") : ret;
+}
+
+/* Writes stream @name ("" unnamed) of the new side as a blob, the old
+ * side's blob @base (NULL: none) giving chunks to reuse; its bytes @buf
+ * (taken) when side_read read them already, NULL: read here. */
 static int side_blob(struct raw *r, const struct wtg_diff_entry *e, const char *name,
-		     const uint8_t *base, uint8_t hash[20])
+		     const uint8_t *base, uint8_t *buf, size_t len, uint8_t hash[20])
 {
 	/* the diff's ranges of the unnamed stream: the rest is the base's */
 	struct wim_append_range *changed = NULL;
@@ -749,28 +818,25 @@ static int side_blob(struct raw *r, const struct wtg_diff_entry *e, const char *
 		for (size_t i = 0; i < e->nranges; i++)
 			changed[i] = (struct wim_append_range){e->ranges[i].offset, e->ranges[i].length};
 	}
-	uint8_t *buf;
-	size_t len;
 	static const uint8_t zero[20];
-	int ret = *name ? wtg_diff_read_named_stream(r->diff, e, true, name, 1ull << 30, &buf, &len)
-			: wtg_diff_read_stream(r->diff, e, true, 1ull << 30, UINT64_MAX, &buf, &len);
+	int ret = buf ? 0 : side_read(r, e, name, &buf, &len);
 
 	if (ret) {
 		free(changed);
-		return ret == -EFBIG ? refuse(r, "%s", "a changed stream over 1 GiB") : ret;
+		return ret;
 	}
 	memset(hash, 0, 20);
 	if (len) {
-		struct mem_src ms = {.p = buf};
 		bool has_base = base && memcmp(base, zero, 20);
-		ret = wim_append_add_blob_ranges(r->wa, len, read_mem, &ms, has_base ? base : NULL,
-						 changed, *name ? 0 : e->nranges, 0, hash);
+		ret = wim_append_add_buffer(r->wa, buf, len, has_base ? base : NULL, changed,
+					    *name ? 0 : e->nranges, 0, hash);
 		r->p.files_done++;
 		r->p.bytes_done += len;
 		if (!ret)
 			report(r, "write");
+	} else {
+		free(buf);
 	}
-	free(buf);
 	free(changed);
 	return ret;
 }
@@ -786,20 +852,29 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 	 * the image is the one a full export gives) */
 	n->new_dir = s->type == WTG_DIFF_DIR;
 	fe->attributes = s->attributes | (n->new_dir ? ATTR_DIRECTORY : 0);
+	/* (its id once the metadata is in: add_sds, in the entries' order) */
 	if (s->sd) {
-		int id = wim_meta_sd_find(r->m, s->sd, s->sd_len);
-		if (id == -ENOENT)
-			id = wim_meta_sd_add(r->m, s->sd, s->sd_len);
-		if (id < 0)
-			return id;
-		fe->security_id = id;
+		if (!(n->sd = malloc(s->sd_len ? s->sd_len : 1)))
+			return -ENOMEM;
+		memcpy(n->sd, s->sd, s->sd_len);
+		n->sd_len = s->sd_len;
 	}
 	fe->creation_time = (uint64_t)s->crtime;
 	fe->last_access_time = (uint64_t)s->atime;
 	fe->last_write_time = (uint64_t)s->mtime;
-	/* (after the descriptor: an entry points into the metadata only until
-	 * its next change; nothing below changes it) */
-	bool have_old = old_entry(r, n, &old);
+	/* what needs the base's metadata (its old entry's hashes, a link
+	 * group, reparse fixups) waits for it; a new file, or a directory
+	 * without named streams, does not */
+	bool needs = (n->c.old_exists && !n->c.replaced && ((!n->new_dir && s->size) || s->nstreams)) ||
+		     (s->attributes & ATTR_REPARSE) || (s->nlinks > 1 && !n->new_dir);
+	/* (changed data is read first: its base's metadata may still be on
+	 * its way) */
+	if (!n->new_dir && s->size && (e->changed & (WTG_DIFF_DATA | WTG_DIFF_SIZE)) &&
+	    (ret = side_read(r, e, "", &n->data, &n->data_len)))
+		return ret;
+	if (needs && (ret = need_meta(r)))
+		return ret;
+	bool have_old = needs && old_entry(r, n, &old);
 	if (wtg_export_copy_links(s, &n->links, &n->nlinks))
 		return -ENOMEM;
 	if (s->dos_name) {
@@ -844,8 +919,13 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 		if (have_old && !(e->changed & (WTG_DIFF_DATA | WTG_DIFF_SIZE)) &&
 		    !(old.attributes & ATTR_DIRECTORY))
 			memcpy(fe->hash, old.hash, 20);
-		else if ((ret = side_blob(r, e, "", have_old ? old.hash : NULL, fe->hash)))
-			return ret;
+		else {
+			uint8_t *data = n->data;
+			n->data = NULL; /* (taken) */
+			if ((ret = side_blob(r, e, "", have_old ? old.hash : NULL, data, n->data_len,
+					     fe->hash)))
+				return ret;
+		}
 	}
 	if (s->nstreams && !(n->fstreams = calloc(s->nstreams, sizeof(*n->fstreams))))
 		return -ENOMEM;
@@ -868,7 +948,7 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 			continue;
 		if (base && !changed)
 			memcpy(ms->hash, base, 20);
-		else if ((ret = side_blob(r, e, ds->name, base, ms->hash)))
+		else if ((ret = side_blob(r, e, ds->name, base, NULL, 0, ms->hash)))
 			return ret;
 	}
 	fe->streams = n->fstreams;
@@ -905,6 +985,24 @@ static int collect_side(void *arg, const struct wtg_diff_entry *e)
 	return side_facts(r, e, &r->ents[r->nents - 1]);
 }
 
+/* The security ids of the entries' descriptors, in the entries' order (the
+ * order of the descriptors a new one adds). */
+static int add_sds(struct raw *r)
+{
+	for (size_t i = 0; i < r->nents; i++) {
+		struct ent *n = &r->ents[i];
+		if (!n->has_facts || !n->sd)
+			continue;
+		int id = wim_meta_sd_find(r->m, n->sd, n->sd_len);
+		if (id == -ENOENT)
+			id = wim_meta_sd_add(r->m, n->sd, n->sd_len);
+		if (id < 0)
+			return id;
+		n->fe.security_id = id;
+	}
+	return 0;
+}
+
 /* "a/b/c" -> "a/b" and "c" (in @buf). */
 static const char *split(const char *path, char *dir, size_t size)
 {
@@ -929,9 +1027,12 @@ static int add_at(struct raw *r, struct ent *n, const char *path)
 
 static int apply_diff(struct raw *r)
 {
+	int ret = need_meta(r);
+
+	if (ret || (ret = add_sds(r)))
+		return ret;
 	struct ent **v = calloc(r->nents + 1, sizeof(*v));
 	size_t nv = 0;
-	int ret = 0;
 
 	if (!v)
 		return -ENOMEM;
@@ -1078,8 +1179,6 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 {
 	const struct wtg_export_options *opt = r->opt;
 	const char *force = getenv("WTGFS_EXPORT_RAW");
-	void *bytes;
-	size_t len;
 	int ret;
 
 	if (force && !strcmp(force, "0"))
@@ -1116,21 +1215,16 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 				 r->res->full_reason);
 		return ret;
 	}
-	if ((ret = wim_append_read_metadata(r->wa, *image_ret, &bytes, &len)))
-		return ret == -EINVAL ? refuse(r, "%s", "the base image's metadata is corrupt") : ret;
-	ret = wim_meta_parse(bytes, len, &r->m);
-	free(bytes);
-	if (ret)
-		return ret == -ENOMEM ? ret
-				      : refuse(r, "%s", "the base image's metadata does not parse here");
-	if ((ret = wim_meta_walk(r->m, note_rp, r)))
-		return ret;
-	r->next_group = wim_meta_max_link_group(r->m);
 	/* from the first byte written: killed, even by SIGKILL, the WIM is put
-	 * back as it was */
+	 * back as it was (forked before any thread starts) */
 	if ((ret = wtg_export_guard_start(out, &r->guard)))
 		return ret;
 	r->guarded = true;
+	r->meta_image = *image_ret;
+	if (pthread_create(&r->meta_tid, NULL, load_meta, r))
+		load_meta(r);
+	else
+		r->meta_running = true;
 	report(r, "tree");
 	return 0;
 }
@@ -1145,12 +1239,12 @@ static int raw_finish(struct raw *r, const char *out, int image)
 	int ret;
 
 	report(r, "finish");
-	if ((ret = wim_meta_walk(r->m, count, r)) || (ret = wim_meta_write(r->m, &bytes, &len)) ||
-	    (ret = wim_append_set_metadata(r->wa, bytes, len, image))) {
-		free(bytes);
+	/* (the metadata's chunks compared and compressed while the image is
+	 * counted) */
+	if ((ret = wim_meta_write(r->m, &bytes, &len)) ||
+	    (ret = wim_append_set_metadata_take(r->wa, bytes, len, image)) ||
+	    (ret = wim_meta_walk(r->m, count, r)))
 		return ret;
-	}
-	free(bytes);
 	uint64_t now = wim_append_nt_now();
 	struct wim_append_image img = {.name = opt->name,
 				       .description = opt->description,
@@ -1182,6 +1276,7 @@ static int raw_finish(struct raw *r, const char *out, int image)
 
 static int raw_end(struct raw *r, int ret)
 {
+	need_meta(r);
 	if (ret == -EAGAIN)
 		wtg_debug("export: no raw append: %s", r->res->raw_reason);
 	wim_meta_free(r->m);
