@@ -1098,26 +1098,47 @@ static int apply_diff(struct raw *r)
 	return ret;
 }
 
+/* What the raw append refuses before it opens the WIM. */
+static int raw_options(struct raw *r)
+{
+	const struct wtg_export_options *opt = r->opt;
+	const char *force = getenv("WTGFS_EXPORT_RAW");
+
+	if (force && !strcmp(force, "0"))
+		return refuse(r, "%s", "WTGFS_EXPORT_RAW=0");
+	if (opt->solid)
+		return refuse(r, "%s", "--solid");
+	if (opt->check)
+		return refuse(r, "%s", "--check (wimlib writes the integrity table)");
+	return 0;
+}
+
+/* @out opened for the append (once). */
+static int raw_open(struct raw *r, const char *out)
+{
+	int ret;
+
+	if (r->wa)
+		return 0;
+	if ((ret = wim_append_open(out, &r->wa)))
+		return ret == -EBUSY ? ret : refuse(r, "%s", "the WIM cannot be read here");
+	return 0;
+}
+
 /* The identity string ("wim:GUID:INDEX:SHA1", as source/wim.c makes it)
  * of the image of @out the delta @base recorded, checked against its hash. */
 static int raw_begin_identity(struct raw *r, const char *out, const struct wtg_store_base *base,
 			      char *id, size_t size)
 {
-	struct wim_append *wa;
 	struct wim_append_info info;
 	uint8_t sha1[20], hash[WTG_SHA256_LEN];
-	int fd = open(out, O_RDONLY | O_CLOEXEC);
+	int ret;
 
-	if (fd < 0)
-		return refuse(r, "%s", "the WIM cannot be opened");
-	int ret = wim_append_open_fd(fd, out, &wa);
-	close(fd);
-	if (ret)
-		return refuse(r, "%s", "the WIM cannot be read here");
-	wim_append_get_info(wa, &info);
+	if ((ret = raw_options(r)) || (ret = raw_open(r, out)))
+		return ret;
+	wim_append_get_info(r->wa, &info);
 	ret = base->index < 1 || base->index > info.image_count ||
-	      wim_append_metadata_sha1(wa, (int)base->index, sha1);
-	wim_append_free(wa);
+	      wim_append_metadata_sha1(r->wa, (int)base->index, sha1);
 	if (ret)
 		return refuse(r, "%s", "the WIM does not hold the delta's base image");
 	size_t o = (size_t)snprintf(id, size, "wim:");
@@ -1148,6 +1169,13 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 	const char *force = getenv("WTGFS_EXPORT_RAW");
 	if (force && !strcmp(force, "tree"))
 		return refuse(&r, "%s", "WTGFS_EXPORT_RAW=tree");
+	/* the delta's pages asked for at once, not one by one as the diff
+	 * comes to them (the cost of a cold cache) */
+	int dfd = open(opt->delta, O_RDONLY | O_CLOEXEC);
+	if (dfd >= 0) {
+		posix_fadvise(dfd, 0, 0, POSIX_FADV_WILLNEED);
+		close(dfd);
+	}
 	if ((ret = wtg_store_open(opt->delta, &so, &st)))
 		return ret;
 	wtg_store_get_base(st, &base);
@@ -1178,17 +1206,10 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 static int raw_begin(struct raw *r, const char *out, const char *identity, int *image_ret)
 {
 	const struct wtg_export_options *opt = r->opt;
-	const char *force = getenv("WTGFS_EXPORT_RAW");
 	int ret;
 
-	if (force && !strcmp(force, "0"))
-		return refuse(r, "%s", "WTGFS_EXPORT_RAW=0");
-	if (opt->solid)
-		return refuse(r, "%s", "--solid");
-	if (opt->check)
-		return refuse(r, "%s", "--check (wimlib writes the integrity table)");
-	if ((ret = wim_append_open(out, &r->wa)))
-		return ret == -EBUSY ? ret : refuse(r, "%s", "the WIM cannot be read here");
+	if ((ret = raw_options(r)) || (ret = raw_open(r, out)))
+		return ret;
 	if (wim_append_unsupported(r->wa))
 		return refuse(r, "%s", wim_append_unsupported(r->wa));
 	wim_append_get_info(r->wa, &r->info);
