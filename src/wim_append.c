@@ -1740,10 +1740,10 @@ int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **byt
 	    wimlib_create_decompressor((enum wimlib_compression_type)wa->ctype, wa->chunk_size,
 				       &decomp))
 		return -ENOMEM;
-	if (!(buf = malloc(b->r.size ? b->r.size : 1)) || !(cbuf = malloc(wa->chunk_size)))
+	/* (the chunk table checked before the size it claims is allocated) */
+	if (!(ret = load_chunks(wa, b, &c)) &&
+	    (!(buf = malloc(b->r.size ? b->r.size : 1)) || !(cbuf = malloc(wa->chunk_size))))
 		ret = -ENOMEM;
-	else
-		ret = load_chunks(wa, b, &c);
 	for (uint64_t i = 0; i < c.n && !ret; i++)
 		ret = read_chunk_with(wa, b->r.size, &c, i, buf + i * wa->chunk_size, cbuf, decomp);
 	if (!ret && !(ret = sha1_of(buf, b->r.size, sha1)) && memcmp(sha1, b->sha1, 20))
