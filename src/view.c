@@ -38,6 +38,7 @@
 #include "wtgfs/source.h"
 #include "wtgfs/store.h"
 #include "wtgfs/view.h"
+#include "wtgfs/workpool.h"
 
 #define CHUNK WTG_STORE_CHUNK_SIZE
 /* Chunk buffers beyond this many are stored without waiting (64 MiB). */
@@ -66,7 +67,24 @@ struct chunk_buf {
 	/* stored in the open batch in place of journal rows: kept for reads
 	 * until that batch commits, so a lost batch loses none of them */
 	bool held;
+	struct chunk_enc *enc; /* its bytes being hashed and compressed, or NULL */
 	struct chunk_buf *next;
+};
+
+/* A whole chunk buffer hashed and compressed on a worker while the writer
+ * goes on (the next FUSE write, the SQL of the chunks before): the buffer's
+ * bytes do not change while it exists (a change waits for it and drops
+ * it), and chunk_store() stores what it made. */
+struct chunk_enc {
+	struct wtg_work work; /* first */
+	struct wtg_view *v;
+	struct chunk_buf *cb;
+	size_t len; /* bytes of the buffer encoded */
+	bool zero;  /* all of them zero: a hole, nothing encoded */
+	bool done;  /* the work ran (atomic) */
+	int ret;
+	struct wtg_store_encoded out;
+	struct chunk_enc *prev, *next; /* the view's, oldest first */
 };
 
 /* What a commit does with chunk buffers. */
@@ -107,6 +125,10 @@ struct wtg_view {
 	struct timespec pending_since; /* tv_sec 0: nothing pending */
 	bool journal_used; /* rows went into the journal since the last fold of all */
 	size_t nheld;	   /* buffers held until the batch commits */
+
+	/* chunks encoded beside the writer (NULL: each where it fills) */
+	struct wtg_workpool *pool;
+	struct chunk_enc *enc_head, *enc_tail;
 
 	pthread_t thread;
 	bool thread_running, stopping;
@@ -199,17 +221,21 @@ static struct wtg_view *view_new(void)
 	return v;
 }
 
+static void chunk_enc_forget(struct wtg_view *v, struct chunk_buf *cb);
+
 static void view_free(struct wtg_view *v)
 {
 	for (size_t b = 0; b < v->chunk_buckets; b++) {
 		for (struct chunk_buf *c = v->chunks[b], *n; c; c = n) {
 			n = c->next;
+			chunk_enc_forget(v, c);
 			free(c->stream);
 			free(c->data);
 			free(c->orig);
 			free(c);
 		}
 	}
+	wtg_workpool_free(v->pool);
 	free(v->chunks);
 	free(v->dirty);
 	free(v->free_inos);
@@ -785,6 +811,80 @@ static struct chunk_buf *chunk_find(const struct wtg_view *v, uint64_t ino, cons
 	return NULL;
 }
 
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/* ---- chunks encoded beside the writer ---- */
+
+static void chunk_enc_run(struct wtg_work *work)
+{
+	struct chunk_enc *enc = (struct chunk_enc *)work;
+
+	enc->zero = all_zero(enc->cb->data, enc->len);
+	if (!enc->zero)
+		enc->ret = wtg_store_encode_chunk(enc->v->store, enc->cb->data, enc->len, &enc->out);
+	__atomic_store_n(&enc->done, true, __ATOMIC_RELEASE);
+}
+
+/* The buffer's encoding, done, out of the buffer and the view's list
+ * (chunk_enc_free() it); NULL when it has none. */
+static struct chunk_enc *chunk_enc_take(struct wtg_view *v, struct chunk_buf *cb)
+{
+	struct chunk_enc *enc = cb->enc;
+
+	if (!enc)
+		return NULL;
+	wtg_workpool_wait(v->pool, &enc->work);
+	*(enc->prev ? &enc->prev->next : &v->enc_head) = enc->next;
+	*(enc->next ? &enc->next->prev : &v->enc_tail) = enc->prev;
+	cb->enc = NULL;
+	return enc;
+}
+
+static void chunk_enc_free(struct chunk_enc *enc)
+{
+	if (enc) {
+		free(enc->out.data);
+		free(enc);
+	}
+}
+
+/* Waits for the buffer's encoding, if any, and drops it. */
+static void chunk_enc_forget(struct wtg_view *v, struct chunk_buf *cb)
+{
+	chunk_enc_free(chunk_enc_take(v, cb));
+}
+
+/* Hands the first @len bytes of a buffer to a worker to encode; false when
+ * it cannot take them (no pool, its queue full, no memory). */
+static bool chunk_enc_submit(struct wtg_view *v, struct chunk_buf *cb, size_t len)
+{
+	struct chunk_enc *enc;
+
+	if (!v->pool || cb->enc || !(enc = calloc(1, sizeof(*enc))))
+		return false;
+	enc->work.fn = chunk_enc_run;
+	enc->v = v;
+	enc->cb = cb;
+	enc->len = len;
+	enc->out.data = malloc(WTG_STORE_ENCODED_MAX);
+	if (!enc->out.data || !wtg_workpool_submit(v->pool, &enc->work)) {
+		free(enc->out.data);
+		free(enc);
+		return false;
+	}
+	enc->prev = v->enc_tail;
+	*(v->enc_tail ? &v->enc_tail->next : &v->enc_head) = enc;
+	v->enc_tail = enc;
+	cb->enc = enc;
+	return true;
+}
+
 static void chunk_unlink(struct wtg_view *v, struct chunk_buf *cb)
 {
 	struct chunk_buf **p = &v->chunks[chunk_bucket(v, cb->ino, cb->stream, cb->index)];
@@ -794,6 +894,7 @@ static void chunk_unlink(struct wtg_view *v, struct chunk_buf *cb)
 	v->nchunks--;
 	if (cb->held)
 		v->nheld--;
+	chunk_enc_forget(v, cb);
 	free(cb->stream);
 	free(cb->data);
 	free(cb->orig);
@@ -983,6 +1084,7 @@ static int chunk_get(struct wtg_view *v, uint64_t ino, const struct wtg_stream *
 			cb->held = false;
 			v->nheld--;
 		}
+		chunk_enc_forget(v, cb); /* its bytes are about to change */
 		*cb_ret = cb;
 		return 0;
 	}
@@ -1022,14 +1124,6 @@ static int chunk_get(struct wtg_view *v, uint64_t ino, const struct wtg_stream *
 	note_pending(v);
 	*cb_ret = cb;
 	return 0;
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
 }
 
 /* True when the first @len bytes of the buffer are the base's bytes of its
@@ -1102,10 +1196,13 @@ static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 	if (had_rows && (ret = wtg_store_journal_drop(v->store, cb->ino, cb->stream, cb->index)))
 		return ret;
 	cb->journaled = 0;
+	/* what a worker made of the buffer's bytes, which it now stores */
+	struct chunk_enc *enc = chunk_enc_take(v, cb);
 	if (in && !in->gone)
 		s = cb->stream[0] ? wtg_inode_named_stream(in, cb->stream) : wtg_inode_data(in);
 	uint64_t start = cb->index * CHUNK;
 	if (!s || start >= s->size) {
+		chunk_enc_free(enc);
 		chunk_unlink(v, cb); /* truncated away or deleted meanwhile */
 		return 0;
 	}
@@ -1115,16 +1212,48 @@ static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 		/* written back as the base has it (a hive rewritten whole, a
 		 * file copied over itself): the slot shows the base, no data */
 		ret = wtg_store_set_extent_base(v->store, cb->ino, cb->stream, cb->index);
+		chunk_enc_free(enc);
 		if (!ret)
 			chunk_done(v, cb, had_rows);
 		return ret;
 	}
-	if (all_zero(cb->data, len))
+	if (enc && (enc->len != len || enc->ret)) { /* the stream's end moved: again here */
+		chunk_enc_free(enc);
+		enc = NULL;
+	}
+	if (enc ? enc->zero : all_zero(cb->data, len)) {
 		ret = wtg_store_set_extent(v->store, cb->ino, cb->stream, cb->index, NULL);
-	else if (!ret && !(ret = wtg_store_put_chunk(v->store, cb->data, len, hash)))
-		ret = wtg_store_set_extent(v->store, cb->ino, cb->stream, cb->index, hash);
+	} else {
+		if (enc) {
+			ret = wtg_store_put_encoded(v->store, &enc->out);
+			memcpy(hash, enc->out.hash, sizeof(hash));
+		} else {
+			ret = wtg_store_put_chunk(v->store, cb->data, len, hash);
+		}
+		if (!ret)
+			ret = wtg_store_set_extent(v->store, cb->ino, cb->stream, cb->index, hash);
+	}
+	chunk_enc_free(enc);
 	if (!ret)
 		chunk_done(v, cb, had_rows);
+	return ret;
+}
+
+/* Stores the buffers whose encoding is done, oldest first, stopping at the
+ * first still at work: the writer's SQL runs while the worker encodes the
+ * next ones. */
+static int chunks_store_encoded(struct wtg_view *v)
+{
+	int ret = 0;
+
+	struct chunk_enc *enc;
+
+	while (!ret && (enc = v->enc_head) && __atomic_load_n(&enc->done, __ATOMIC_ACQUIRE)) {
+		struct chunk_buf *cb = enc->cb;
+		ret = chunk_store(v, cb);
+		if (!ret && v->enc_head == enc)
+			chunk_enc_forget(v, cb); /* not stored (it had been): not again */
+	}
 	return ret;
 }
 
@@ -1431,6 +1560,10 @@ int wtg_view_start(struct wtg_view *v)
 	}
 	if (v->read_only)
 		return 0;
+	wtg_store_start(v->store);
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus > 1)
+		v->pool = wtg_workpool_new(cpus > 4 ? 3 : (unsigned)(cpus - 1));
 	if (pthread_create(&v->thread, NULL, commit_thread, v) != 0)
 		return -EAGAIN;
 	v->thread_running = true;
@@ -2164,7 +2297,9 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 		if (pos + n > s->size)
 			s->size = pos + n;
 		s->delta = true;
-		if (whole && (ret = chunk_store(v, cb)))
+		/* a whole chunk goes to a worker to be hashed and compressed
+		 * (stored by a later write, or by the commit), else here */
+		if (whole && !chunk_enc_submit(v, cb, CHUNK) && (ret = chunk_store(v, cb)))
 			return ret;
 	}
 	in->attributes |= NTFS_ATTR_ARCHIVE;
@@ -2191,6 +2326,8 @@ long wtg_view_write_handle(struct wtg_view *v, uint64_t generation, uint64_t ino
 	ret = file_stream(v, ino, stream, &in, &s);
 	if (!ret)
 		ret = write_locked(v, in, s, buf, size, off);
+	if (!ret)
+		ret = chunks_store_encoded(v);
 	ret = end_change(v, ret);
 	return ret ? ret : (long)size;
 }

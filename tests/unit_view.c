@@ -381,6 +381,57 @@ TEST(base_reads_hold_no_lock)
 	unlink(path);
 }
 
+/* Whole chunks go to a worker to be hashed and compressed while the writer
+ * goes on (a started view): a chunk changed, truncated into, cut off,
+ * zeroed or made equal to another while it is at work reads back as
+ * written, and the delta stores what the file holds, nothing more. */
+TEST(chunks_encoded_beside_the_writer)
+{
+	enum { N = 8, C = 65536 };
+	static uint8_t data[N * C], model[N * C], got[N * C];
+	uint64_t seed = 14;
+	struct wtg_view *v = open_view(true);
+
+	CHECK(wtg_view_start(v) == 0);
+	for (size_t i = 0; i < sizeof(data); i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		data[i] = (uint8_t)(seed >> 56);
+	}
+	for (int k = 0; k < N; k++)
+		CHECK(wtg_view_write(v, 3, NULL, data + k * C, C, (uint64_t)k * C) == C);
+	memcpy(model, data, sizeof(data));
+	/* at once, while the chunks may be at work */
+	CHECK(wtg_view_write(v, 3, NULL, "changed", 7, 2 * C + 100) == 7);
+	memcpy(model + 2 * C + 100, "changed", 7);
+	memset(model + C, 0, C);
+	CHECK(wtg_view_write(v, 3, NULL, model + C, C, C) == C);
+	CHECK(wtg_view_write(v, 3, NULL, data, C, 3 * C) == C);
+	memcpy(model + 3 * C, data, C);
+	CHECK(wtg_view_truncate(v, 3, NULL, 5 * C + 100) == 0);
+	uint64_t size = 5 * C + 100;
+	for (int round = 0; round < 3; round++) {
+		CHECK(read_all(v, 3, got, sizeof(got)) == (long)size);
+		CHECK(!memcmp(got, model, size));
+		if (round == 0)
+			CHECK(wtg_view_sync(v, true) == 0);
+		else if (round == 1) {
+			CHECK(wtg_view_close(v) == 0);
+			v = open_view(false);
+		}
+	}
+	CHECK(wtg_view_close(v) == 0);
+	struct wtg_store *st;
+	struct wtg_store_report rep = {0};
+	struct wtg_store_options o = {.read_only = true};
+	CHECK(wtg_store_open(path, &o, &st) == 0);
+	CHECK(wtg_store_verify(st, &rep) == 0);
+	wtg_store_close(st);
+	/* chunks 0 (and 3, the same), 2 and 4, the 100 bytes of 5; 1 a hole */
+	CHECK(rep.chunks == 4);
+	CHECK(rep.problems == 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	snprintf(path, sizeof(path), "/tmp/wtgfs-unit-view-%d.delta", (int)getpid());
@@ -392,5 +443,6 @@ int main(void)
 	RUN(writer_not_starved);
 	RUN(refused_names_leave_the_tree);
 	RUN(base_reads_hold_no_lock);
+	RUN(chunks_encoded_beside_the_writer);
 	UNIT_EXIT();
 }

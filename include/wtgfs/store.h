@@ -78,6 +78,11 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 /* In the child of a fork() (a daemon): replaces the SQLite connection,
  * which must not cross a fork, keeping the writer's lock.  Commits first. */
 int wtg_store_after_fork(struct wtg_store *store);
+/* For a long-lived writer (a mount's daemon, after any fork): checkpoints
+ * from now on run on a thread of their own, beside the commits, instead of
+ * in the commit that fills the log.  0 on a read-only store; never fails
+ * (without the thread, commits checkpoint as before). */
+int wtg_store_start(struct wtg_store *store);
 /* Waits until no writer holds the delta @path (a daemon finishing its last
  * commit after an unmount): 0, or -ETIMEDOUT after @timeout_ms. */
 int wtg_store_wait_writer(const char *path, int timeout_ms);
@@ -125,6 +130,25 @@ long wtg_store_batch_age_ms(struct wtg_store *store);
  * costs nothing.  Part of the open batch. */
 int wtg_store_put_chunk(struct wtg_store *store, const void *data, size_t size,
 			uint8_t hash_ret[WTG_STORE_HASH_LEN]);
+/* A chunk made ready for the delta away from the store's lock, so that
+ * another thread can hash and compress the next chunks while the writer
+ * stores these: its key and its stored form, which wtg_store_put_encoded()
+ * then stores as wtg_store_put_chunk() would have. */
+struct wtg_store_encoded {
+	uint8_t hash[WTG_STORE_HASH_LEN];
+	size_t size; /* the chunk's bytes */
+	int codec;
+	size_t len;    /* stored bytes in @data */
+	uint8_t *data; /* WTG_STORE_ENCODED_MAX bytes, the caller's */
+};
+#define WTG_STORE_ENCODED_MAX (WTG_STORE_CHUNK_SIZE + WTG_STORE_CHUNK_SIZE / 128 + 1024)
+/* Hashes and encodes @size bytes into @enc (its @data set by the caller),
+ * on any thread, without the store's lock: 0 or -errno. */
+int wtg_store_encode_chunk(struct wtg_store *store, const void *data, size_t size,
+			   struct wtg_store_encoded *enc);
+/* Stores a chunk wtg_store_encode_chunk() made, in the open batch; sets
+ * nothing (the key is @enc's). */
+int wtg_store_put_encoded(struct wtg_store *store, const struct wtg_store_encoded *enc);
 /* Reads the chunk @hash into @buf (WTG_STORE_CHUNK_SIZE bytes); sets its
  * size.  -ENOENT when absent, -EIO when damaged. */
 int wtg_store_get_chunk(struct wtg_store *store, const uint8_t hash[WTG_STORE_HASH_LEN], void *buf,

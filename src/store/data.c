@@ -20,10 +20,39 @@
 
 /* ---- chunks and security descriptors ---- */
 
+/* Inserts the chunk @hash unless it is there (the lock held, a batch open). */
+static int insert_chunk(struct wtg_store *st, const uint8_t *hash, size_t size, int codec,
+			const void *data, size_t len)
+{
+	sqlite3_stmt *s;
+	int r = store_query(st, Q_CHUNK_PUT, &s);
+
+	if (r)
+		return r;
+	store_bind_hash(s, 1, hash);
+	sqlite3_bind_int64(s, 2, (int64_t)size);
+	sqlite3_bind_int(s, 3, codec);
+	sqlite3_bind_blob(s, 4, data, (int)len, SQLITE_STATIC);
+	return store_run(st, s);
+}
+
+/* 1 when the chunk @hash is there, 0 when not, or -errno (the lock held). */
+static int have_chunk(struct wtg_store *st, const uint8_t *hash)
+{
+	sqlite3_stmt *s;
+	int r = store_query(st, Q_CHUNK_HAS, &s);
+
+	if (r)
+		return r;
+	store_bind_hash(s, 1, hash);
+	r = store_step(st, s);
+	sqlite3_reset(s);
+	return r;
+}
+
 int wtg_store_put_chunk(struct wtg_store *st, const void *data, size_t size,
 			uint8_t hash_ret[WTG_STORE_HASH_LEN])
 {
-	sqlite3_stmt *s;
 	int codec, r;
 	size_t zlen;
 
@@ -33,25 +62,67 @@ int wtg_store_put_chunk(struct wtg_store *st, const void *data, size_t size,
 	pthread_mutex_lock(&st->lock);
 	r = store_writable(st);
 	if (!r)
-		r = store_query(st, Q_CHUNK_HAS, &s);
-	if (r)
-		goto out;
-	store_bind_hash(s, 1, hash_ret);
-	r = store_step(st, s);
-	sqlite3_reset(s);
+		r = have_chunk(st, hash_ret);
 	if (r != 0) /* there already, or an error */
 		goto out;
 	r = wtg_chunk_encode(st->codec, data, size, st->zbuf, &codec, &zlen);
 	if (!r)
-		r = store_query(st, Q_CHUNK_PUT, &s);
-	if (r)
-		goto out;
-	store_bind_hash(s, 1, hash_ret);
-	sqlite3_bind_int64(s, 2, (int64_t)size);
-	sqlite3_bind_int(s, 3, codec);
-	sqlite3_bind_blob(s, 4, st->zbuf, (int)zlen, SQLITE_STATIC);
-	r = store_run(st, s);
+		r = insert_chunk(st, hash_ret, size, codec, st->zbuf, zlen);
 out:
+	r = r > 0 ? 0 : r;
+	if (r)
+		store_write_failed(st, r);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+/* The codecs of encoding threads, kept for the next chunk: making a zstd
+ * context costs more than compressing 64 KiB with it. */
+static struct wtg_chunk_codec *take_codec(struct wtg_store *st)
+{
+	struct wtg_chunk_codec *c = NULL;
+
+	pthread_mutex_lock(&st->spare_lock);
+	if (st->nspare)
+		c = st->spare[--st->nspare];
+	pthread_mutex_unlock(&st->spare_lock);
+	return c ? c : wtg_chunk_codec_new();
+}
+
+static void give_codec(struct wtg_store *st, struct wtg_chunk_codec *c)
+{
+	pthread_mutex_lock(&st->spare_lock);
+	if (st->nspare < STORE_SPARE_CODECS) {
+		st->spare[st->nspare++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&st->spare_lock);
+	wtg_chunk_codec_free(c);
+}
+
+int wtg_store_encode_chunk(struct wtg_store *st, const void *data, size_t size,
+			   struct wtg_store_encoded *enc)
+{
+	if (size > WTG_STORE_CHUNK_SIZE || wtg_chunk_encode_bound(size) > WTG_STORE_ENCODED_MAX)
+		return -EINVAL;
+	struct wtg_chunk_codec *c = take_codec(st);
+	if (!c)
+		return -ENOMEM;
+	wtg_sha256(data, size, enc->hash);
+	enc->size = size;
+	int r = wtg_chunk_encode(c, data, size, enc->data, &enc->codec, &enc->len);
+	give_codec(st, c);
+	return r;
+}
+
+int wtg_store_put_encoded(struct wtg_store *st, const struct wtg_store_encoded *enc)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	if (!r)
+		r = have_chunk(st, enc->hash);
+	if (r == 0)
+		r = insert_chunk(st, enc->hash, enc->size, enc->codec, enc->data, enc->len);
 	r = r > 0 ? 0 : r;
 	if (r)
 		store_write_failed(st, r);

@@ -480,6 +480,7 @@ int store_layer_of_snapshot(struct wtg_store *st, const char *name, int64_t *lay
 
 static void store_free(struct wtg_store *st)
 {
+	store_stop_checkpoints(st);
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(st->q[i]);
 	if (st->wal_fd >= 0)
@@ -490,6 +491,11 @@ static void store_free(struct wtg_store *st)
 		close(st->fd);
 	wtg_chunk_codec_free(st->codec);
 	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->ckpt_lock);
+	while (st->nspare)
+		wtg_chunk_codec_free(st->spare[--st->nspare]);
+	pthread_mutex_destroy(&st->spare_lock);
+	pthread_cond_destroy(&st->ckpt_cond);
 	free(st->zbuf);
 	free(st->stack);
 	free(st->path);
@@ -551,6 +557,7 @@ static int upgrade(struct wtg_store *st)
 
 int wtg_store_after_fork(struct wtg_store *st)
 {
+	store_stop_checkpoints(st); /* started in this process only */
 	pthread_mutex_lock(&st->lock);
 	int r = store_commit_locked(st, true);
 	for (int i = 0; i < Q_COUNT; i++) {
@@ -584,6 +591,9 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	if (!st)
 		return -ENOMEM;
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->ckpt_lock, NULL);
+	pthread_mutex_init(&st->spare_lock, NULL);
+	pthread_cond_init(&st->ckpt_cond, NULL);
 	st->wal_fd = -1;
 	st->read_only = opt->read_only || opt->at;
 	st->path = strdup(path);

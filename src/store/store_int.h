@@ -25,6 +25,9 @@
 /* PRAGMA application_id: "WTGD" */
 #define WTG_APP_ID 0x57544744
 
+/* Codecs kept for threads that encode chunks (wtg_store_encode_chunk). */
+#define STORE_SPARE_CODECS 4
+
 /* Statements of the read and write paths, prepared once. */
 enum {
 	Q_CHUNK_HAS,
@@ -85,6 +88,10 @@ struct wtg_store {
 	pthread_mutex_t lock;
 	struct wtg_chunk_codec *codec;
 	uint8_t *zbuf;
+	/* codecs of the threads that encode chunks beside the writer */
+	pthread_mutex_t spare_lock;
+	struct wtg_chunk_codec *spare[STORE_SPARE_CODECS];
+	int nspare;
 	sqlite3_stmt *q[Q_COUNT];
 	struct wtg_store_base base;
 	int64_t *stack; /* layer ids from the top down (ids fall along ancestry) */
@@ -98,6 +105,13 @@ struct wtg_store {
 	struct timespec batch_start;
 	bool base_indexed; /* the base index is complete (base.c) */
 	int64_t journal_seq; /* the last journal row's sequence number, 0: not read yet */
+	/* checkpoints on a thread of their own (checkpoint.c) */
+	sqlite3 *ckpt_db;
+	pthread_t ckpt_thread;
+	pthread_mutex_t ckpt_lock;
+	pthread_cond_t ckpt_cond;
+	bool ckpt_running, ckpt_wanted, ckpt_stop;
+	int ckpt_frames; /* the log's frames when the thread was last woken */
 };
 
 /* An SQLite result code as -errno, logged as one line naming the file. */
@@ -159,6 +173,9 @@ int store_resolve(struct wtg_store *st, const struct store_stack *stk, uint64_t 
 int store_writable(struct wtg_store *st);
 /* Commits the open batch (and syncs the WAL when @durable). */
 int store_commit_locked(struct wtg_store *st, bool durable);
+/* Stops the checkpoint thread and closes its connection (before the
+ * writer's own closes). */
+void store_stop_checkpoints(struct wtg_store *st);
 /* Sets a key of the meta table to an integer, text or blob. */
 int store_put_meta(struct wtg_store *st, const char *key, int type, int64_t i, const void *p,
 		   int len);
