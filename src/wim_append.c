@@ -806,18 +806,14 @@ static int load_chunks(struct wim_append *wa, const struct blob *b, struct chunk
 		return 0;
 	}
 	uint8_t *t = tlen ? malloc(tlen) : NULL;
-	if (tlen && !t) {
-		free(c->start);
-		return -ENOMEM;
-	}
-	if (tlen && (ret = pread_full(wa, t, tlen, b->r.offset))) {
-		free(t);
-		free(c->start);
-		return ret;
-	}
+	if (tlen && !t)
+		ret = -ENOMEM;
+	else if (tlen)
+		ret = pread_full(wa, t, tlen, b->r.offset);
+	else
+		ret = 0;
 	uint64_t data = b->r.offset + tlen, dlen = b->r.stored_size - tlen, prev = 0;
 	c->start[0] = data;
-	ret = 0;
 	for (uint64_t i = 1; i <= n && !ret; i++) {
 		uint64_t off;
 		if (i == n) {
@@ -832,8 +828,9 @@ static int load_chunks(struct wim_append *wa, const struct blob *b, struct chunk
 	}
 	free(t);
 	if (ret) {
+		/* (@c as if nothing were loaded: callers free c->start) */
 		free(c->start);
-		c->start = NULL;
+		memset(c, 0, sizeof(*c));
 	}
 	return ret;
 }

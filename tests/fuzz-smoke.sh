@@ -33,9 +33,11 @@ python3 "$top_srcdir/tests/hostile.py" size-bombs "$TMP/wim" "$TMP/wim/none.wim"
 	fail "cannot write the size-bomb seeds"
 "$fuzz/fuzz_wim" -runs="$runs" -seed=1 "$TMP/wim" 2>"$TMP/fuzz_wim.log" ||
 	{ tail -40 "$TMP/fuzz_wim.log"; fail "fuzz_wim crashed"; }
-# (under ASan no one allocation above 3 GiB: the appender's largest is a
-# metadata resource, at most 2 GiB)
+# the appender: also on fuzz/regress/wim_append (inputs bench/fuzz-long
+# found crashing it), and under ASan with no one allocation above 3 GiB
+# (its largest is a metadata resource, at most 2 GiB)
 "$fuzz/fuzz_wim_append" -runs="$runs" -seed=1 -malloc_limit_mb=3072 "$TMP/wim" \
+	"$top_srcdir/fuzz/regress/wim_append" \
 	2>"$TMP/fuzz_wim_append.log" ||
 	{ tail -40 "$TMP/fuzz_wim_append.log"; fail "fuzz_wim_append crashed"; }
 "$fuzz/fuzz_resource" -runs="$((runs * 10))" -seed=1 "$TMP/res" 2>"$TMP/fuzz_resource.log" ||
