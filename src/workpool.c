@@ -147,20 +147,27 @@ bool wtg_workpool_help(struct wtg_workpool *pool)
 	return w != NULL;
 }
 
+/* Takes queued @work out of the queue (the lock held). */
+static void unqueue(struct wtg_workpool *pool, struct wtg_work *work)
+{
+	struct wtg_work **p = &pool->head, *prev = NULL;
+
+	while (*p != work) {
+		prev = *p;
+		p = &(*p)->next;
+	}
+	*p = work->next;
+	if (pool->tail == work)
+		pool->tail = prev;
+	pool->queued--;
+}
+
 void wtg_workpool_wait(struct wtg_workpool *pool, struct wtg_work *work)
 {
 	pthread_mutex_lock(&pool->lock);
 	if (work->state == WORK_QUEUED) {
 		/* not started: take it back and run it here */
-		struct wtg_work **p = &pool->head, *prev = NULL;
-		while (*p != work) {
-			prev = *p;
-			p = &(*p)->next;
-		}
-		*p = work->next;
-		if (pool->tail == work)
-			pool->tail = prev;
-		pool->queued--;
+		unqueue(pool, work);
 		work->state = WORK_RUNNING;
 		pthread_mutex_unlock(&pool->lock);
 		work->fn(work);
@@ -170,4 +177,18 @@ void wtg_workpool_wait(struct wtg_workpool *pool, struct wtg_work *work)
 	while (work->state != WORK_DONE)
 		pthread_cond_wait(&pool->done, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
+}
+
+bool wtg_workpool_cancel(struct wtg_workpool *pool, struct wtg_work *work)
+{
+	pthread_mutex_lock(&pool->lock);
+	bool queued = work->state == WORK_QUEUED;
+	if (queued) {
+		unqueue(pool, work);
+		work->state = WORK_DONE;
+	}
+	while (work->state != WORK_DONE)
+		pthread_cond_wait(&pool->done, &pool->lock);
+	pthread_mutex_unlock(&pool->lock);
+	return queued;
 }

@@ -143,9 +143,45 @@ TEST(no_pool_means_no_threads)
 	CHECK(!wtg_workpool_submit(NULL, &c.work));
 }
 
+/* Cancelled work that no worker started never runs; work a worker runs is
+ * waited for: either way it is done with when cancel returns. */
+static atomic_int gate, gate_started;
+
+static void gate_fn(struct wtg_work *w)
+{
+	atomic_store(&gate_started, 1);
+	while (!atomic_load(&gate))
+		usleep(100);
+	count_fn(w);
+}
+
+TEST(cancel_takes_queued_work_back)
+{
+	struct wtg_workpool *pool = wtg_workpool_new(1);
+	atomic_int n = 0;
+	struct counted c[10];
+	int cancelled = 0;
+
+	for (int i = 0; i < 10; i++) {
+		c[i] = (struct counted){.work.fn = i ? count_fn : gate_fn, .counter = &n};
+		CHECK(wtg_workpool_submit(pool, &c[i].work));
+	}
+	while (!atomic_load(&gate_started)) /* the one worker waits in the first */
+		usleep(100);
+	for (int i = 9; i >= 1; i--)
+		cancelled += wtg_workpool_cancel(pool, &c[i].work);
+	CHECK(cancelled == 9);
+	CHECK(atomic_load(&n) == 0);
+	atomic_store(&gate, 1);
+	CHECK(!wtg_workpool_cancel(pool, &c[0].work)); /* started: waited for */
+	CHECK(atomic_load(&n) == 1);
+	wtg_workpool_free(pool);
+}
+
 int main(void)
 {
 	RUN(submit_and_wait);
+	RUN(cancel_takes_queued_work_back);
 	RUN(full_queue_refuses);
 	RUN(detached_work_freed);
 	RUN(help_runs_queued_work_here);

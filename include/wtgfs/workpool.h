@@ -36,5 +36,8 @@ bool wtg_workpool_submit(struct wtg_workpool *pool, struct wtg_work *work);
 bool wtg_workpool_help(struct wtg_workpool *pool);
 /* Returns once @work (not detached) has run, here or on a worker. */
 void wtg_workpool_wait(struct wtg_workpool *pool, struct wtg_work *work);
+/* For work no longer wanted: takes @work (not detached) back when no worker
+ * has started it (true: it never runs), else returns once it has run. */
+bool wtg_workpool_cancel(struct wtg_workpool *pool, struct wtg_work *work);
 
 #endif

@@ -524,11 +524,13 @@ static int connect_db(struct wtg_store *st, int flags)
 	if (!r && !st->read_only)
 		/* NORMAL: SQLite syncs the WAL only at checkpoints (order kept,
 		 * so the file is always consistent); durable commits fdatasync
-		 * the WAL themselves.  A checkpoint every 16 MiB of WAL, not 4:
-		 * each syncs the WAL and the database, and a copy in of 1 GiB
-		 * paid for 165 of them */
-		r = store_exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
-				   " PRAGMA wal_autocheckpoint = 4096");
+		 * the WAL themselves. */
+		r = store_exec(st, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+	if (!r && !st->read_only)
+		/* until wtg_store_start() gives checkpoints a thread: every
+		 * 16 MiB of WAL, not 4 (each syncs the WAL and the database, and
+		 * a copy in of 1 GiB paid for 165 of them) */
+		sqlite3_wal_autocheckpoint(st->db, STORE_AUTOCHECKPOINT);
 	if (!r && !st->read_only) /* deltas made before it had this index */
 		r = store_exec(st, "CREATE INDEX IF NOT EXISTS extents_chunk ON extents(chunk);"
 				   "CREATE INDEX IF NOT EXISTS names_ino ON names(ino)");

@@ -25,6 +25,9 @@
 /* PRAGMA application_id: "WTGD" */
 #define WTG_APP_ID 0x57544744
 
+/* SQLite's auto-checkpoint, in pages, where no thread checkpoints. */
+#define STORE_AUTOCHECKPOINT 4096
+
 /* Codecs kept for threads that encode chunks (wtg_store_encode_chunk). */
 #define STORE_SPARE_CODECS 4
 
@@ -111,7 +114,11 @@ struct wtg_store {
 	pthread_mutex_t ckpt_lock;
 	pthread_cond_t ckpt_cond;
 	bool ckpt_running, ckpt_wanted, ckpt_stop;
-	int ckpt_frames; /* the log's frames when the thread was last woken */
+	bool ckpt_busy;	/* the thread is checkpointing */
+	bool ckpt_hold;	/* the writer's: none until the log starts again */
+	int ckpt_step, ckpt_chase, ckpt_limit; /* in frames (pages) */
+	int ckpt_woken; /* the log's frames when the thread was last woken */
+	int ckpt_log;	/* the log's frames at the last commit (atomic) */
 };
 
 /* An SQLite result code as -errno, logged as one line naming the file. */
