@@ -31,11 +31,12 @@ python3 "$top_srcdir/tests/hostile.py" resource-seeds "$TMP/res" "$TMP"/wim/* "$
 # with a chunk size of 1 and a metadata resource "compressed" to ~1 GB)
 python3 "$top_srcdir/tests/hostile.py" size-bombs "$TMP/wim" "$TMP/wim/none.wim" >/dev/null ||
 	fail "cannot write the size-bomb seeds"
-"$fuzz/fuzz_wim" -runs="$runs" -seed=1 "$TMP/wim" 2>"$TMP/fuzz_wim.log" ||
+# (fuzz/regress/TARGET: inputs that once crashed TARGET, found by
+# bench/fuzz-long; under ASan no one allocation may pass -malloc_limit_mb)
+"$fuzz/fuzz_wim" -runs="$runs" -seed=1 -malloc_limit_mb=4096 "$TMP/wim" \
+	"$top_srcdir/fuzz/regress/wim" 2>"$TMP/fuzz_wim.log" ||
 	{ tail -40 "$TMP/fuzz_wim.log"; fail "fuzz_wim crashed"; }
-# the appender: also on fuzz/regress/wim_append (inputs bench/fuzz-long
-# found crashing it), and under ASan with no one allocation above 3 GiB
-# (its largest is a metadata resource, at most 2 GiB)
+# (the appender's largest allocation is a metadata resource, at most 2 GiB)
 "$fuzz/fuzz_wim_append" -runs="$runs" -seed=1 -malloc_limit_mb=3072 "$TMP/wim" \
 	"$top_srcdir/fuzz/regress/wim_append" \
 	2>"$TMP/fuzz_wim_append.log" ||

@@ -227,9 +227,18 @@ static int check_header(const char *path)
 		return -EIO;
 	}
 	/* a pipable WIM's header at the start has no tables: wimlib reads the
-	 * copy at the end (and we refuse pipable WIMs once it has) */
-	if (!memcmp(h.magic, "WLPWM\0\0\0", 8))
+	 * copy at the end (and we refuse to mount pipable WIMs once it has);
+	 * but it sizes its list of images from this one: every image has a
+	 * 50-byte blob table entry somewhere in the file */
+	if (!memcmp(h.magic, "WLPWM\0\0\0", 8)) {
+		if ((uint64_t)le32toh(h.image_count) * 50 > (uint64_t)st.st_size) {
+			wtg_error("cannot open '%s': its header claims %u images, more than the "
+				  "file can hold (corrupt WIM)",
+				  path, le32toh(h.image_count));
+			return -EIO;
+		}
 		return 0;
+	}
 	const struct wim_reshdr_disk *tables[] = {&h.blob_table, &h.xml_data, &h.integrity_table};
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
 		if (le64toh(tables[i]->size) > (uint64_t)st.st_size) {
