@@ -84,6 +84,7 @@ int store_commit_locked(struct wtg_store *st, bool durable)
 		return r;
 	if (st->in_batch) {
 		st->in_batch = false;
+		st->commit_durable = durable; /* for the WAL hook (checkpoint.c) */
 		int rc = run_end(st, Q_COMMIT);
 		if (rc != SQLITE_OK) {
 			r = store_sql_error(st, rc);

@@ -12,7 +12,8 @@
  * The log starts again from its beginning only when a transaction begins
  * with all of it copied; the writer makes sure of that itself once the
  * log holds CKPT_LIMIT, with a checkpoint of what the thread has not copied
- * yet (little: a short stop, where SQLite's copied all of it).  The
+ * yet (little: a short stop, where SQLite's copied all of it).  Durable
+ * commits keep SQLite's way (see wal_hook).  The
  * checkpoint is SQLite's, with the same syncs in the same order, whichever
  * connection runs it: crash safety does not depend on it.
  */
@@ -70,7 +71,12 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	__atomic_store_n(&st->ckpt_log, frames, __ATOMIC_RELAXED);
 	if (frames < st->ckpt_woken)
 		st->ckpt_woken = 0; /* the log started again */
-	if (frames >= st->ckpt_limit) {
+	/* durable commits (fsync) sync the log themselves, one by one: they
+	 * checkpoint as SQLite's auto-checkpoint does, in the commit, with
+	 * the thread out of the way, so that no sync of theirs waits behind
+	 * the thread's copy and its syncs */
+	int limit = st->commit_durable ? STORE_AUTOCHECKPOINT : st->ckpt_limit;
+	if (frames >= limit) {
 		/* the thread stays out of the way until the log starts again:
 		 * a checkpoint of its own beside this one, or beside the next
 		 * transaction's start, would keep the log from restarting */
@@ -90,7 +96,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 		pthread_cond_broadcast(&st->ckpt_cond);
 		pthread_mutex_unlock(&st->ckpt_lock);
 	}
-	if (frames - st->ckpt_woken >= st->ckpt_step) {
+	if (!st->commit_durable && frames - st->ckpt_woken >= st->ckpt_step) {
 		st->ckpt_woken = frames;
 		pthread_mutex_lock(&st->ckpt_lock);
 		st->ckpt_wanted = true;

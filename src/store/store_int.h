@@ -119,6 +119,7 @@ struct wtg_store {
 	int ckpt_step, ckpt_chase, ckpt_limit; /* in frames (pages) */
 	int ckpt_woken; /* the log's frames when the thread was last woken */
 	int ckpt_log;	/* the log's frames at the last commit (atomic) */
+	bool commit_durable; /* the commit under way will sync the log */
 };
 
 /* An SQLite result code as -errno, logged as one line naming the file. */
