@@ -148,6 +148,8 @@ def op_resource_seeds(outdir, wims):
         seeds = [resource_params(k, n % 4, 3, 15, 0, 100000, 16, 0) for k in range(4)]
         compressed = 0
         for off, stored, usize, flags in wim_resources(data):
+            if stored >= 1 << 32:
+                continue  # a fuzzed WIM's table: no seed to make of it
             if flags & 0x10:  # solid: by its header; a whole chunk and a part
                 seeds.append(resource_params(1 | 8 | 16, ctype, exp, 255, off, usize, 0, stored))
                 seeds.append(resource_params(1 | 8 | 16 | 192, ctype, exp, 127, off, usize,
