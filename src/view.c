@@ -1630,6 +1630,10 @@ int wtg_view_close(struct wtg_view *v)
 			}
 		}
 		ret = v->error ? v->error : commit_locked(v, true, COMMIT_FOLD, 0);
+		/* a lost batch leaves encodings: none may run once the store,
+		 * whose codecs they use, is gone */
+		while (v->enc_head)
+			chunk_enc_forget(v, v->enc_head->cb);
 		int r2 = wtg_store_close(v->store);
 		if (!ret)
 			ret = r2;
