@@ -202,9 +202,33 @@ bool wtg_source_is_wim(const char *path)
 /* Says "not a WIM" where wimlib would say "truncated", and refuses headers
  * whose tables claim more bytes than the file holds: wimlib allocates
  * those tables whole, as sized here, before it checks them. */
+/* The counts and table sizes of header @h that wimlib sizes its buffers
+ * from, against a file of @size bytes. */
+static int check_counts(const char *path, const struct wim_header_disk *h, uint64_t size)
+{
+	const struct wim_reshdr_disk *tables[] = {&h->blob_table, &h->xml_data,
+						  &h->integrity_table};
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		if (le64toh(tables[i]->size) > size) {
+			wtg_error("cannot open '%s': its header claims tables larger than the file "
+				  "(corrupt or truncated WIM)",
+				  path);
+			return -EIO;
+		}
+	}
+	/* every image has a 50-byte blob table entry for its metadata */
+	if ((uint64_t)le32toh(h->image_count) * 50 > le64toh(h->blob_table.size)) {
+		wtg_error("cannot open '%s': its header claims %u images, more than its blob table "
+			  "holds (corrupt WIM)",
+			  path, le32toh(h->image_count));
+		return -EIO;
+	}
+	return 0;
+}
+
 static int check_header(const char *path)
 {
-	struct wim_header_disk h;
+	struct wim_header_disk h, end;
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -215,47 +239,33 @@ static int check_header(const char *path)
 			close(fd);
 		return -err;
 	}
-	ssize_t n = pread(fd, &h, sizeof(h), 0);
+	ssize_t n = pread(fd, &h, sizeof(h), 0), n_end = -1;
+	/* a pipable WIM's header at the start has no tables: wimlib reads the
+	 * copy at the end (and we refuse to mount pipable WIMs once it has) */
+	bool pipable = n >= 8 && !memcmp(h.magic, "WLPWM\0\0\0", 8);
+	if (pipable && st.st_size >= (off_t)sizeof(end))
+		n_end = pread(fd, &end, sizeof(end), st.st_size - (off_t)sizeof(end));
 	close(fd);
 	if (n < 8 || !wim_magic(h.magic)) {
 		wtg_error("cannot open '%s': not a WIM file", path);
 		return -EINVAL;
 	}
-	if (n != sizeof(h)) {
+	if (n != sizeof(h) || (pipable && n_end != sizeof(end))) {
 		wtg_error("cannot open '%s': the WIM header is cut short (the file is truncated)",
 			  path);
 		return -EIO;
 	}
-	/* a pipable WIM's header at the start has no tables: wimlib reads the
-	 * copy at the end (and we refuse to mount pipable WIMs once it has);
-	 * but it sizes its list of images from this one: every image has a
-	 * 50-byte blob table entry somewhere in the file */
-	if (!memcmp(h.magic, "WLPWM\0\0\0", 8)) {
-		if ((uint64_t)le32toh(h.image_count) * 50 > (uint64_t)st.st_size) {
-			wtg_error("cannot open '%s': its header claims %u images, more than the "
-				  "file can hold (corrupt WIM)",
-				  path, le32toh(h.image_count));
-			return -EIO;
-		}
-		return 0;
-	}
-	const struct wim_reshdr_disk *tables[] = {&h.blob_table, &h.xml_data, &h.integrity_table};
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		if (le64toh(tables[i]->size) > (uint64_t)st.st_size) {
-			wtg_error("cannot open '%s': its header claims tables larger than the file "
-				  "(corrupt or truncated WIM)",
-				  path);
-			return -EIO;
-		}
-	}
-	/* every image has a 50-byte blob table entry for its metadata */
-	if ((uint64_t)le32toh(h.image_count) * 50 > le64toh(h.blob_table.size)) {
-		wtg_error("cannot open '%s': its header claims %u images, more than its blob table "
-			  "holds (corrupt WIM)",
+	if (!pipable)
+		return check_counts(path, &h, (uint64_t)st.st_size);
+	/* wimlib sizes its list of images from the first header's count
+	 * before it reads the copy */
+	if ((uint64_t)le32toh(h.image_count) * 50 > (uint64_t)st.st_size) {
+		wtg_error("cannot open '%s': its header claims %u images, more than the file can "
+			  "hold (corrupt WIM)",
 			  path, le32toh(h.image_count));
 		return -EIO;
 	}
-	return 0;
+	return check_counts(path, &end, (uint64_t)st.st_size);
 }
 
 /* Opens @path with wimlib and refuses what we cannot read at random. */
