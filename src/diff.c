@@ -85,6 +85,9 @@ struct wtg_diff {
 	size_t nstreams, streams_cap, nextents, extents_cap;
 	int err; /* from the collecting callback */
 	uint8_t *chunk;
+	int (*base_read)(void *ctx, const uint8_t *key, size_t key_len, void *buf, size_t len,
+			 uint64_t off);
+	void *base_read_ctx;
 };
 
 /* ---- small containers ---- */
@@ -321,6 +324,8 @@ int wtg_diff_open(const char *delta, const struct wtg_diff_options *opt, struct 
 	if (!d)
 		return -ENOMEM;
 	d->times = opt->times;
+	d->base_read = opt->base_read;
+	d->base_read_ctx = opt->base_read_ctx;
 	if (!(d->chunk = malloc(CHUNK))) {
 		free(d);
 		return -ENOMEM;
@@ -1467,6 +1472,30 @@ out:
 
 /* ---- reading a version of a stream (hives) ---- */
 
+/* wtg_base_read, through the caller's reader when it has one. */
+static long base_read(struct wtg_diff *d, uint64_t ino, const char *name, void *buf, size_t size,
+		      uint64_t off)
+{
+	const struct wtg_base_inode *in = NULL;
+
+	if (d->base_read && !wtg_base_inode(d->base, ino, &in) && in) {
+		for (uint32_t i = 0; i < in->nstreams; i++) {
+			const struct wtg_base_stream *s = &in->streams[i];
+			if (strcmp(s->name, name) || !s->key)
+				continue;
+			if (off >= s->base_size)
+				return 0;
+			if (size > s->base_size - off)
+				size = (size_t)(s->base_size - off);
+			int r = d->base_read(d->base_read_ctx, s->key, s->key_len, buf, size, off);
+			if (r != -ENOENT)
+				return r < 0 ? r : (long)size;
+			break;
+		}
+	}
+	return wtg_base_read(d->base, ino, name, buf, size, off);
+}
+
 static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, bool new_side,
 			    const char *name, uint64_t max, uint64_t prefix, uint8_t **buf_ret,
 			    size_t *len_ret)
@@ -1512,8 +1541,7 @@ static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, 
 		}
 		if (in_run) {
 			uint64_t roff = run * CHUNK, end = off < size ? off : size;
-			long n = wtg_base_read(d->base, s->ino, name, buf + roff, (size_t)(end - roff),
-					       roff);
+			long n = base_read(d, s->ino, name, buf + roff, (size_t)(end - roff), roff);
 			if (n < 0)
 				r = (int)n;
 			in_run = false;

@@ -38,6 +38,13 @@ struct wtg_diff_options {
 	bool times;		   /* compare the four times too */
 	const char *base_path;	   /* where the base image lies when it moved */
 	const struct wtg_source_options *source;
+	/* Optional: reads @len bytes at @off of the bytes the base holds for
+	 * a stream, found by their key (wtg_source_blob_key), in place of the
+	 * base's source (which a caller holding the image open already need
+	 * not open again): 0, or -ENOENT to have the source read them. */
+	int (*base_read)(void *ctx, const uint8_t *key, size_t key_len, void *buf, size_t len,
+			 uint64_t off);
+	void *base_read_ctx;
 };
 
 /* What changed, one bit per kind (the status column's order). */
