@@ -1710,6 +1710,99 @@ int wim_append_metadata_sha1(const struct wim_append *wa, int image, uint8_t sha
 	return 0;
 }
 
+/* Whole chunks [first, last) of a resource of @size bytes (stored chunks
+ * @c) decoded into @out, with codecs of their own (a thread of its own). */
+struct decode_run {
+	struct wim_append *wa;
+	uint64_t size;
+	const struct chunks *c;
+	uint64_t first, last;
+	uint8_t *out;
+	int ret;
+	pthread_t tid;
+};
+
+static void *decode_run_fn(void *arg)
+{
+	struct decode_run *d = arg;
+	struct wim_append *wa = d->wa;
+	struct wimlib_decompressor *decomp = NULL;
+	uint8_t *cbuf = malloc(wa->chunk_size);
+
+	d->ret = 0;
+	if (!cbuf || (wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE &&
+		      wimlib_create_decompressor((enum wimlib_compression_type)wa->ctype,
+						 wa->chunk_size, &decomp)))
+		d->ret = -ENOMEM;
+	for (uint64_t i = d->first; i < d->last && !d->ret; i++)
+		d->ret = read_chunk_with(wa, d->size, d->c, i,
+					 d->out + (i - d->first) * wa->chunk_size, cbuf, decomp);
+	free(cbuf);
+	if (decomp)
+		wimlib_free_decompressor(decomp);
+	return NULL;
+}
+
+/* A read of at least this many whole chunks is shared with a thread. */
+#define READ_SPLIT_CHUNKS 8
+
+int wim_append_read_blob(struct wim_append *wa, const uint8_t sha1[20], void *buf, size_t len,
+			 uint64_t off)
+{
+	const struct blob *f = find_blob(wa, sha1);
+	uint32_t cs = wa->chunk_size;
+	struct chunks c;
+	int ret;
+
+	if (!f || (size_t)(f - wa->blobs) >= wa->nold || (f->r.flags & RESHDR_SOLID))
+		return -ENOENT;
+	struct blob b = *f;
+	if (off > b.r.size || len > b.r.size - off)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	if ((ret = need_codecs(wa)) || (ret = load_chunks(wa, &b, &c)))
+		return ret;
+	uint64_t end = off + len, first = off / cs, last = (end - 1) / cs;
+	/* the whole chunks in the middle: [wfirst, wlast) */
+	uint64_t wfirst = off % cs ? first + 1 : first;
+	uint64_t wlast = end % cs && end != b.r.size ? last : last + 1;
+	if (wlast < wfirst)
+		wlast = wfirst;
+	/* the partial chunks at either end */
+	for (uint64_t i = first; i <= last && !ret; i++) {
+		if (i == wfirst && wlast > wfirst) {
+			i = wlast - 1;
+			continue;
+		}
+		uint64_t start = i * cs, usize = chunk_usize(b.r.size, cs, i);
+		uint64_t from = off > start ? off : start, to = end < start + usize ? end : start + usize;
+		if (!(ret = read_chunk(wa, &b, &c, i, wa->ubuf)))
+			memcpy((uint8_t *)buf + (from - off), wa->ubuf + (from - start), to - from);
+	}
+	struct decode_run half = {.wa = wa, .size = b.r.size, .c = &c};
+	bool split = false;
+	uint64_t mid = wlast;
+	if (!ret && wa->threads > 1 && wlast - wfirst >= READ_SPLIT_CHUNKS) {
+		mid = wfirst + (wlast - wfirst) / 2;
+		half.first = mid;
+		half.last = wlast;
+		half.out = (uint8_t *)buf + (mid * cs - off);
+		split = !pthread_create(&half.tid, NULL, decode_run_fn, &half);
+		if (!split)
+			mid = wlast;
+	}
+	for (uint64_t i = wfirst; i < mid && !ret; i++)
+		ret = read_chunk(wa, &b, &c, i, (uint8_t *)buf + (i * cs - off));
+	if (split) {
+		pthread_join(half.tid, NULL);
+		if (!ret)
+			ret = half.ret;
+	}
+	free(c.start);
+	return ret;
+}
+
 int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
 			      size_t *len_ret)
 {

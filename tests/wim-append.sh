@@ -111,6 +111,10 @@ grep -q " reused=$((chunks - 1 + $(sed -n 's/.*meta_reused=\([0-9]*\).*/\1/p' "$
 	"$TMP/edit.out" || fail "the edited blob did not reuse $((chunks - 1)) chunks: $(cat "$TMP/edit.out")"
 grep -q "blobs_new=1 " "$TMP/edit.out" || fail "the edited blob was not written"
 verified "$TMP/e.wim"
+# the blob's bytes read back, any range, as wimextract gives them
+"$CHECK" read "$TMP/e.wim" "$sha" "$TMP/SOFTWARE" >"$TMP/read.out" ||
+	fail "reading the hive's blob failed: $(cat "$TMP/read.out")"
+grep -q "^read 9 ranges$" "$TMP/read.out" || fail "not every range was read: $(cat "$TMP/read.out")"
 
 # ---- killed between the data and the header: the WIM as it was ----
 cp "$W" "$TMP/before.wim"

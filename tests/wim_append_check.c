@@ -14,6 +14,10 @@
  *     holds the append lock of WIM for SECONDS (another program appending).
  *   wim_append_check info WIM
  *     prints what the appender reads (or why it would fall back).
+ *   wim_append_check read WIM SHA1 FILE
+ *     reads ranges of blob SHA1 (whole, chunk-aligned and not, one byte,
+ *     across many chunks) with wim_append_read_blob and compares each with
+ *     FILE, the blob's bytes; prints "read N ranges".
  * Prints "stats" lines; exits 1 on errors.
  */
 #include <errno.h>
@@ -191,6 +195,56 @@ fail:
 	return 1;
 }
 
+static int read_ranges(const char *path, const char *hex, const char *file)
+{
+	struct wim_append *wa;
+	uint8_t sha1[20];
+	struct stat st;
+	int fd = open(file, O_RDONLY), ret = 1;
+
+	if (fd < 0 || fstat(fd, &st) || hex_sha1(hex, sha1) || st.st_size < 2)
+		return 1;
+	uint64_t size = (uint64_t)st.st_size;
+	uint8_t *want = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0), *got = malloc(size);
+	close(fd);
+	if (want == MAP_FAILED || !got || wim_append_open(path, &wa))
+		return 1;
+	struct wim_append_info info;
+	wim_append_get_info(wa, &info);
+	wim_append_set_threads(wa, 2);
+	uint64_t cs = info.chunk_size;
+	const uint64_t ranges[][2] = {
+	    {0, size}, {1, size - 1}, {0, 1}, {size - 1, 1}, {cs - 1, 2}, {cs, cs},
+	    {cs + 5, size - cs - 5}, {size / 3, size / 3}, {cs * 3 + 7, cs * 9 - 3},
+	};
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+		uint64_t off = ranges[i][0], len = ranges[i][1];
+		if (off + len > size)
+			continue;
+		memset(got, 0xa5, len);
+		if (wim_append_read_blob(wa, sha1, got, len, off) || memcmp(got, want + off, len)) {
+			fprintf(stderr, "wim_append_check: bytes %" PRIu64 "+%" PRIu64 " differ\n", off,
+				len);
+			goto out;
+		}
+		n++;
+	}
+	uint8_t zero[20] = {0};
+	if (wim_append_read_blob(wa, zero, got, 1, 0) != -ENOENT ||
+	    wim_append_read_blob(wa, sha1, got, 2, size - 1) != -EINVAL) {
+		fprintf(stderr, "wim_append_check: a bad read was not refused\n");
+		goto out;
+	}
+	printf("read %zu ranges\n", n);
+	ret = 0;
+out:
+	wim_append_free(wa);
+	munmap(want, size);
+	free(got);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 5 && !strcmp(argv[1], "copy"))
@@ -206,6 +260,8 @@ int main(int argc, char **argv)
 		sleep((unsigned)atoi(argv[3]));
 		return 0;
 	}
+	if (argc == 5 && !strcmp(argv[1], "read"))
+		return read_ranges(argv[2], argv[3], argv[4]);
 	if (argc == 3 && !strcmp(argv[1], "info")) {
 		struct wim_append *wa;
 		int fd = open(argv[2], O_RDONLY);
@@ -222,6 +278,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: wim_append_check copy WIM IMAGE NAME [--boot] [--edit FILE SHA1 "
-			"OFFSET] | hold WIM SECONDS | info WIM\n");
+			"OFFSET] | hold WIM SECONDS | info WIM | read WIM SHA1 FILE\n");
 	return 2;
 }

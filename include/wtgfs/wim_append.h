@@ -124,6 +124,20 @@ int wim_append_add_buffer(struct wim_append *wa, void *bytes, size_t size, const
 			  const struct wim_append_range *changed, size_t nchanged, uint32_t refs,
 			  uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
 
+/* Reads @len bytes at @off of the uncompressed data of blob @sha1, one the
+ * WIM held when opened (-ENOENT for another), a long read decoded on two
+ * threads.  (As the chunks an append copies, the bytes are not checked
+ * against the blob's SHA-1.) */
+int wim_append_read_blob(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], void *buf,
+			 size_t len, uint64_t off);
+
+/* Reads @len bytes at @off of the uncompressed data of blob @sha1, one the
+ * WIM held when opened (-ENOENT for another), a long read decoded on two
+ * threads.  (As the chunks an append copies, the bytes are not checked
+ * against the blob's SHA-1.) */
+int wim_append_read_blob(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], void *buf,
+			 size_t len, uint64_t off);
+
 /* True when the blob table holds @sha1 (an old blob or one added). */
 bool wim_append_has_blob(const struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN]);
 /* The uncompressed size of a blob the table holds: -ENOENT when none. */
