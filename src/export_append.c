@@ -804,6 +804,21 @@ static int side_read(struct raw *r, const struct wtg_diff_entry *e, const char *
 	return ret == -EFBIG ? refuse(r, "%s", "a changed stream over 1 GiB") : ret;
 }
 
+/* The diff's reads of the base's bytes, from the WIM the append holds open
+ * (the base's source, which loads the WIM's blob table through wimlib,
+ * is not opened). */
+static int read_base(void *ctx, const uint8_t *key, size_t key_len, void *buf, size_t len,
+		     uint64_t off)
+{
+	struct raw *r = ctx;
+	uint64_t size;
+
+	if (key_len != 20 || wim_append_blob_size(r->wa, key, &size) || off > size ||
+	    len > size - off)
+		return -ENOENT;
+	return wim_append_read_blob(r->wa, key, buf, len, off);
+}
+
 /* Writes stream @name ("" unnamed) of the new side as a blob, the old
  * side's blob @base (NULL: none) giving chunks to reuse; its bytes @buf
  * (taken) when side_read read them already, NULL: read here. */
@@ -1188,7 +1203,8 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 	if ((ret = raw_begin(&r, out, identity, &image)))
 		return raw_end(&r, ret);
 	struct wtg_diff_options dopt = {.from = "base", .to = opt->at ? opt->at : "HEAD",
-					.times = true, .base_path = base.path};
+					.times = true, .base_path = base.path,
+					.base_read = read_base, .base_read_ctx = &r};
 	if ((ret = wtg_diff_open(opt->delta, &dopt, &r.diff)))
 		return raw_end(&r, ret);
 	ret = wtg_diff_run(r.diff, collect_side, &r);
