@@ -1125,6 +1125,7 @@ enum {
 	C_KNOWN = 3,   /* compare with the base's bytes at hand, then reuse or compress */
 	C_COMPARE = 4, /* decompress the base's chunk to compare, then the same */
 	C_RAW = 5,     /* compressed, it did not shrink: stored raw */
+	C_HASH = 6,    /* the resource's SHA-1 (the metadata's: nothing waits for it) */
 };
 
 struct qres {
@@ -1137,6 +1138,7 @@ struct qres {
 	uint64_t known_len;
 	bool meta;
 	size_t slot; /* its entry in wa->blobs; SIZE_MAX: the new metadata */
+	uint8_t sha1[20]; /* C_HASH's */
 	/* the writer's */
 	uint64_t pos, stored;
 	struct reshdr r;
@@ -1173,6 +1175,18 @@ struct queue {
 	struct qworker w[WIM_APPEND_MAX_THREADS + 1]; /* the last one: the caller's */
 };
 
+/* A one-shot SHA-1. */
+static int sha1_of(const void *data, size_t len, uint8_t out[20])
+{
+	struct wtg_sha1 *h = wtg_sha1_new();
+
+	if (!h)
+		return -ENOMEM;
+	wtg_sha1_update(h, data, len);
+	wtg_sha1_final(h, out);
+	return 0;
+}
+
 static void qres_free(struct qres *res)
 {
 	if (!res)
@@ -1191,6 +1205,8 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 	const uint8_t *in = res->data + j->i * cs;
 	int ret;
 
+	if (j->mode == C_HASH)
+		return sha1_of(res->data, res->size, res->sha1);
 	if (j->mode == C_KNOWN) {
 		j->mode = memcmp(res->known + j->i * cs, in, usize) ? C_COMPRESS : C_REUSED;
 	} else if (j->mode == C_COMPARE) {
@@ -1295,11 +1311,11 @@ static void queue_write(struct wim_append *wa, struct queue *q)
 	while (q->head < q->take && q->jobs[q->head % QUEUE_CHUNKS].done) {
 		struct qjob *j = &q->jobs[q->head % QUEUE_CHUNKS];
 		int ret = 0;
-		bool skip = q->err != 0;
+		bool skip = q->err != 0 || j->mode == C_HASH; /* (nothing to write) */
 		pthread_mutex_unlock(&q->lock);
 		if (!skip)
 			ret = job_write(wa, q, j);
-		bool last = j->i + 1 == j->res->n;
+		bool last = j->mode != C_HASH && j->i + 1 == j->res->n;
 		free(j->out);
 		j->out = NULL;
 		if (last) {
@@ -1404,11 +1420,13 @@ static int queue_flush(struct wim_append *wa)
 	pthread_mutex_unlock(&q->lock);
 	for (size_t i = 0; i < q->nres; i++) {
 		struct qres *res = q->res[i];
-		if (!ret && res->slot == SIZE_MAX)
+		if (!ret && res->slot == SIZE_MAX) {
 			wa->new_meta.r = (struct reshdr){.offset = res->r.offset,
 							 .size = res->r.size,
 							 .stored_size = res->r.stored_size,
 							 .flags = res->r.flags | RESHDR_METADATA};
+			memcpy(wa->new_meta.sha1, res->sha1, 20);
+		}
 		else if (!ret)
 			wa->blobs[res->slot].r = res->r;
 		qres_free(res);
@@ -1457,21 +1475,11 @@ static void queue_free(struct wim_append *wa)
 	wa->q = NULL;
 }
 
-/* A one-shot SHA-1. */
-static int sha1_of(const void *data, size_t len, uint8_t out[20])
-{
-	struct wtg_sha1 *h = wtg_sha1_new();
-
-	if (!h)
-		return -ENOMEM;
-	wtg_sha1_update(h, data, len);
-	wtg_sha1_final(h, out);
-	return 0;
-}
 
 /*
  * A resource of @src (at most QUEUE_RES_MAX bytes) to be queued: its bytes
- * read (@data: taken instead, NULL: none) and its SHA-1 in @sha1.
+ * read (@data: taken instead, NULL: none) and its SHA-1 in @sha1 (@sha1
+ * NULL: the metadata's, hashed by a worker, in place at the flush).
  */
 static int queue_prepare(struct wim_append *wa, const struct source *src, uint8_t *data, bool meta,
 			 uint8_t sha1[20], struct qres **res_ret)
@@ -1497,7 +1505,7 @@ static int queue_prepare(struct wim_append *wa, const struct source *src, uint8_
 		ret = src->read(src->ctx, res->data, src->size, 0);
 	else
 		ret = 0;
-	if (!ret)
+	if (!ret && sha1)
 		ret = sha1_of(res->data, src->size, sha1);
 	if (!ret && res->tlen && !(res->table = malloc(res->tlen)))
 		ret = -ENOMEM;
@@ -1559,6 +1567,14 @@ static int queue_submit(struct wim_append *wa, struct qres *res, const struct bl
 	q->used = true;
 	q->bytes += res->size;
 	for (uint64_t i = 0; i < res->n; i++) {
+		if (!i && res->slot == SIZE_MAX) {
+			/* first: a worker hashes while others compare */
+			while (q->tail - q->head == QUEUE_CHUNKS)
+				if (!queue_run_one(wa, q, &q->w[q->nthreads]))
+					pthread_cond_wait(&q->done, &q->lock);
+			q->jobs[q->tail++ % QUEUE_CHUNKS] = (struct qjob){.res = res, .mode = C_HASH};
+			pthread_cond_signal(&q->work);
+		}
 		uint32_t usize = chunk_usize(res->size, cs, i);
 		int mode = compress ? C_COMPRESS : C_COPY;
 		if (compress && i < res->bc.n && chunk_usize(res->base_size, cs, i) == usize) {
@@ -1887,7 +1903,7 @@ static int set_metadata(struct wim_append *wa, const void *bytes, void *own, siz
 	const struct blob *base = base_image ? image_meta(wa, base_image) : NULL;
 	if (len <= QUEUE_RES_MAX) {
 		struct qres *res;
-		if ((ret = queue_prepare(wa, &src, own, true, b.sha1, &res)))
+		if ((ret = queue_prepare(wa, &src, own, true, NULL, &res)))
 			return ret;
 		wa->new_meta = b;
 		wa->have_new_meta = true;
