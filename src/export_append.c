@@ -657,7 +657,7 @@ static int ref_one(struct raw *r, const uint8_t hash[20], uint64_t *size)
 
 	if (!memcmp(hash, zero, 20))
 		return 0;
-	if (wim_append_blob_size(r->wa, hash, &n) || wim_append_ref(r->wa, hash, 1))
+	if (wim_append_ref_size(r->wa, hash, 1, &n))
 		return refuse(r, "%s", "the image references a blob the WIM does not hold");
 	*size += n;
 	return 0;

@@ -720,7 +720,8 @@ int wim_append_blob_size(const struct wim_append *wa, const uint8_t sha1[20], ui
 	return 0;
 }
 
-int wim_append_ref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)
+int wim_append_ref_size(struct wim_append *wa, const uint8_t sha1[20], uint32_t n,
+			uint64_t *size_ret)
 {
 	struct blob *b = find_blob(wa, sha1);
 
@@ -729,7 +730,14 @@ int wim_append_ref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)
 	if (b->refcnt > UINT32_MAX - n)
 		return -EOVERFLOW;
 	b->refcnt += n;
+	if (size_ret)
+		*size_ret = b->r.size;
 	return 0;
+}
+
+int wim_append_ref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)
+{
+	return wim_append_ref_size(wa, sha1, n, NULL);
 }
 
 bool wim_append_name_in_use(const struct wim_append *wa, const char *name)
@@ -1172,7 +1180,7 @@ struct queue {
 	size_t nres, res_cap;
 	pthread_t tids[WIM_APPEND_MAX_THREADS];
 	unsigned nthreads;
-	struct qworker w[WIM_APPEND_MAX_THREADS + 1]; /* the last one: the caller's */
+	struct qworker w[WIM_APPEND_MAX_THREADS]; /* the threads' (the caller's: w[0] when none) */
 };
 
 /* A one-shot SHA-1. */
@@ -1352,6 +1360,13 @@ static bool queue_run_one(struct wim_append *wa, struct queue *q, struct qworker
 	return true;
 }
 
+/* The caller's thread, waiting, runs a chunk only when no worker started:
+ * with workers it would only compete with them for the cores (lock held). */
+static bool queue_help(struct wim_append *wa, struct queue *q)
+{
+	return !q->nthreads && queue_run_one(wa, q, &q->w[0]);
+}
+
 struct qthread {
 	struct wim_append *wa;
 	unsigned t;
@@ -1413,7 +1428,7 @@ static int queue_flush(struct wim_append *wa)
 		return 0;
 	pthread_mutex_lock(&q->lock);
 	while (q->head < q->tail) {
-		if (!queue_run_one(wa, q, &q->w[q->nthreads]))
+		if (!queue_help(wa, q))
 			pthread_cond_wait(&q->done, &q->lock);
 	}
 	int ret = q->err;
@@ -1459,7 +1474,7 @@ static void queue_free(struct wim_append *wa)
 	pthread_mutex_unlock(&q->lock);
 	for (unsigned t = 0; t < q->nthreads; t++)
 		pthread_join(q->tids[t], NULL);
-	for (unsigned t = 0; t <= q->nthreads; t++) {
+	for (unsigned t = 0; t < WIM_APPEND_MAX_THREADS; t++) {
 		if (q->w[t].comp)
 			wimlib_free_compressor(q->w[t].comp);
 		if (q->w[t].decomp)
@@ -1555,7 +1570,7 @@ static int queue_submit(struct wim_append *wa, struct qres *res, const struct bl
 	pthread_mutex_lock(&q->lock);
 	/* room for its bytes */
 	while (q->bytes && q->bytes + res->size > QUEUE_BYTES_MAX && !q->err)
-		if (!queue_run_one(wa, q, &q->w[q->nthreads]))
+		if (!queue_help(wa, q))
 			pthread_cond_wait(&q->done, &q->lock);
 	if ((ret = q->err)) {
 		pthread_mutex_unlock(&q->lock);
@@ -1570,7 +1585,7 @@ static int queue_submit(struct wim_append *wa, struct qres *res, const struct bl
 		if (!i && res->slot == SIZE_MAX) {
 			/* first: a worker hashes while others compare */
 			while (q->tail - q->head == QUEUE_CHUNKS)
-				if (!queue_run_one(wa, q, &q->w[q->nthreads]))
+				if (!queue_help(wa, q))
 					pthread_cond_wait(&q->done, &q->lock);
 			q->jobs[q->tail++ % QUEUE_CHUNKS] = (struct qjob){.res = res, .mode = C_HASH};
 			pthread_cond_signal(&q->work);
@@ -1586,7 +1601,7 @@ static int queue_submit(struct wim_append *wa, struct qres *res, const struct bl
 				mode = C_COMPARE;
 		}
 		while (q->tail - q->head == QUEUE_CHUNKS)
-			if (!queue_run_one(wa, q, &q->w[q->nthreads]))
+			if (!queue_help(wa, q))
 				pthread_cond_wait(&q->done, &q->lock);
 		q->jobs[q->tail++ % QUEUE_CHUNKS] = (struct qjob){.res = res, .i = i, .mode = mode};
 		pthread_cond_signal(&q->work);

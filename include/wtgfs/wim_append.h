@@ -145,6 +145,9 @@ int wim_append_blob_size(const struct wim_append *wa, const uint8_t sha1[WIM_APP
 			 uint64_t *size_ret);
 /* @n more references to a blob the table holds: -ENOENT when none. */
 int wim_append_ref(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t n);
+/* The same, and the blob's uncompressed size in @size_ret (one look-up). */
+int wim_append_ref_size(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t n,
+			uint64_t *size_ret);
 
 /*
  * The new image's metadata resource (@len uncompressed bytes), its chunks
