@@ -768,20 +768,23 @@ static int emit(char *buf, size_t size, size_t *o, const char *s, size_t len)
 	return 0;
 }
 
-/* True when the relative @target climbs above the root from @depth. */
-static bool climbs_out(const char *target, int depth)
+/* True when the relative @target is already in the form this file makes
+ * (see above): a run of at most @depth '..', then names; no empty or '.'
+ * component, no '..' after a name. */
+static bool plain_inside(const char *target, int depth)
 {
-	for (const char *p = target; *p;) {
+	bool names = false;
+
+	for (const char *p = target;;) {
 		size_t len = strcspn(p, "/");
-		if (len == 2 && p[0] == '.' && p[1] == '.') {
-			if (--depth < 0)
-				return true;
-		} else if (len && !(len == 1 && p[0] == '.')) {
-			depth++;
-		}
-		p += len + (p[len] == '/');
+		bool dotdot = len == 2 && p[0] == '.' && p[1] == '.';
+		if (!len || (len == 1 && p[0] == '.') || (dotdot && (names || --depth < 0)))
+			return false;
+		names = names || !dotdot;
+		if (!p[len])
+			return true;
+		p += len + 1;
 	}
-	return false;
 }
 
 long wtg_tree_readlink(const struct wtg_tree *tree, const struct wtg_inode *inode,
@@ -815,7 +818,7 @@ long wtg_tree_link_text(const struct wtg_tree *tree, const struct wtg_inode *hom
 	if (depth < 0)
 		return depth;
 	if (wtg_reparse_is_lx_symlink(rp, rlen) &&
-	    (made_here || (relative && !climbs_out(target, depth)))) {
+	    (made_here || (relative && plain_inside(target, depth)))) {
 		size_t len = strlen(target);
 		if (len + 1 > size)
 			return -ENAMETOOLONG;

@@ -59,7 +59,8 @@ fi
 # as targets, and POSIX targets, at several depths (see fuzz_readlink.c).
 python3 "$top_srcdir/tests/hostile.py" readlink-seeds "$TMP/link" >/dev/null ||
 	fail "cannot write the fuzz_readlink seeds"
-"$fuzz/fuzz_readlink" -runs="$((runs * 25))" -seed=1 "$TMP/link" || fail "fuzz_readlink crashed"
+"$fuzz/fuzz_readlink" -runs="$((runs * 25))" -seed=1 "$TMP/link" "$top_srcdir/fuzz/regress/readlink" ||
+	fail "fuzz_readlink crashed"
 
 # Delta files: the small real deltas unit_store leaves behind when asked
 # (layers and snapshots, inodes and names, chunks raw and compressed).

@@ -230,18 +230,26 @@ static struct wtg_inode *add_lx_link(struct wtg_tree *t, struct wtg_inode *dir, 
 	return in;
 }
 
-/* A WSL link reads back as its text when it stays inside the tree, or was
- * made through wtgfs; one from an image that would lead out reads as a
- * Windows link to the same text would. */
+/* A WSL link reads back as its text when the text is plain (a run of '..'
+ * the directory's depth allows, then names), or was made through wtgfs;
+ * any other from an image reads as a Windows link to the same text would,
+ * normalised: a '..' after a name that is itself a link to the root would
+ * climb out of the mount. */
 TEST(readlink_posix_links)
 {
 	struct fixture f;
 	build(&f);
 	struct wtg_tree *t = &f.t;
-	struct wtg_inode *l = add_lx_link(t, f.users, "a", "x/./y//z/", false);
-	CHECK(readlink_is(t, l, NULL, "x/./y//z/"));
+	struct wtg_inode *l = add_lx_link(t, f.users, "p", "../Windows/System32", false);
+	CHECK(readlink_is(t, l, NULL, "../Windows/System32"));
+	l = add_lx_link(t, f.users, "a", "x/./y//z/", false);
+	CHECK(readlink_is(t, l, NULL, "x/y/z"));
 	l = add_lx_link(t, f.users, "b", "../windows/../Users", false);
-	CHECK(readlink_is(t, l, NULL, "../windows/../Users"));
+	CHECK(readlink_is(t, l, NULL, "../Users"));
+	/* r leads to the root: read as it was, r/../../etc would climb out */
+	CHECK(readlink_is(t, add_lx_link(t, f.users, "r", "..", false), NULL, ".."));
+	l = add_lx_link(t, f.users, "c", "r/../../etc", false);
+	CHECK(readlink_is(t, l, NULL, "../etc"));
 	l = add_lx_link(t, f.users, "out", "../../etc/passwd", false);
 	CHECK(readlink_is(t, l, NULL, "../etc/passwd"));
 	l = add_lx_link(t, f.users, "abs", "/etc/passwd", false);
