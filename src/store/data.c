@@ -36,11 +36,12 @@ static int insert_chunk(struct wtg_store *st, const uint8_t *hash, size_t size, 
 	return store_run(st, s);
 }
 
-/* 1 when the chunk @hash is there, 0 when not, or -errno (the lock held). */
-static int have_chunk(struct wtg_store *st, const uint8_t *hash)
+/* Query @q of one chunk @hash: 1 when it has a row, 0 when not, or -errno
+ * (the lock held). */
+static int chunk_has_row(struct wtg_store *st, int q, const uint8_t *hash)
 {
 	sqlite3_stmt *s;
-	int r = store_query(st, Q_CHUNK_HAS, &s);
+	int r = store_query(st, q, &s);
 
 	if (r)
 		return r;
@@ -48,6 +49,12 @@ static int have_chunk(struct wtg_store *st, const uint8_t *hash)
 	r = store_step(st, s);
 	sqlite3_reset(s);
 	return r;
+}
+
+/* 1 when the chunk @hash is there, 0 when not, or -errno (the lock held). */
+static int have_chunk(struct wtg_store *st, const uint8_t *hash)
+{
+	return chunk_has_row(st, Q_CHUNK_HAS, hash);
 }
 
 int wtg_store_put_chunk(struct wtg_store *st, const void *data, size_t size,
@@ -509,13 +516,8 @@ static int top_extent(struct wtg_store *st, uint64_t ino, const char *stream, ui
 static int release_chunk(struct wtg_store *st, const uint8_t hash[WTG_STORE_HASH_LEN])
 {
 	sqlite3_stmt *s;
-	int r = store_query(st, Q_CHUNK_USED, &s);
+	int r = chunk_has_row(st, Q_CHUNK_USED, hash);
 
-	if (r)
-		return r;
-	store_bind_hash(s, 1, hash);
-	r = store_step(st, s);
-	sqlite3_reset(s);
 	if (r != 0)
 		return r < 0 ? r : 0;
 	r = store_query(st, Q_CHUNK_DEL, &s);
