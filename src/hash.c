@@ -3,6 +3,7 @@
  * fetched from the provider once: EVP_sha1() and EVP_sha256() make every
  * call look the algorithm up again, which cost as much as hashing 64 KiB.
  */
+#include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 
@@ -56,6 +57,17 @@ void wtg_sha1_final(struct wtg_sha1 *ctx, uint8_t out[WTG_SHA1_LEN])
 void wtg_sha1_free(struct wtg_sha1 *ctx)
 {
 	EVP_MD_CTX_free((EVP_MD_CTX *)ctx);
+}
+
+int wtg_sha1(const void *data, size_t len, uint8_t out[WTG_SHA1_LEN])
+{
+	struct wtg_sha1 *h = wtg_sha1_new();
+
+	if (!h)
+		return -ENOMEM;
+	wtg_sha1_update(h, data, len);
+	wtg_sha1_final(h, out);
+	return 0;
 }
 
 void wtg_sha256(const void *data, size_t len, uint8_t out[WTG_SHA256_LEN])

@@ -1183,18 +1183,6 @@ struct queue {
 	struct qworker w[WIM_APPEND_MAX_THREADS]; /* the threads' (the caller's: w[0] when none) */
 };
 
-/* A one-shot SHA-1. */
-static int sha1_of(const void *data, size_t len, uint8_t out[20])
-{
-	struct wtg_sha1 *h = wtg_sha1_new();
-
-	if (!h)
-		return -ENOMEM;
-	wtg_sha1_update(h, data, len);
-	wtg_sha1_final(h, out);
-	return 0;
-}
-
 static void qres_free(struct qres *res)
 {
 	if (!res)
@@ -1214,7 +1202,7 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 	int ret;
 
 	if (j->mode == C_HASH)
-		return sha1_of(res->data, res->size, res->sha1);
+		return wtg_sha1(res->data, res->size, res->sha1);
 	if (j->mode == C_KNOWN) {
 		j->mode = memcmp(res->known + j->i * cs, in, usize) ? C_COMPRESS : C_REUSED;
 	} else if (j->mode == C_COMPARE) {
@@ -1521,7 +1509,7 @@ static int queue_prepare(struct wim_append *wa, const struct source *src, uint8_
 	else
 		ret = 0;
 	if (!ret && sha1)
-		ret = sha1_of(res->data, src->size, sha1);
+		ret = wtg_sha1(res->data, src->size, sha1);
 	if (!ret && res->tlen && !(res->table = malloc(res->tlen)))
 		ret = -ENOMEM;
 	if (ret) {
@@ -1741,8 +1729,9 @@ int wim_append_metadata_sha1(const struct wim_append *wa, int image, uint8_t sha
 	return 0;
 }
 
-/* Whole chunks [first, last) of a resource of @size bytes (stored chunks
- * @c) decoded into @out, with codecs of their own (a thread of its own). */
+/* Chunks [first, last) of a resource of @size bytes (stored chunks @c)
+ * decoded into @out, with codecs of their own (for a thread of its own, or
+ * a caller that may run beside the appender's). */
 struct decode_run {
 	struct wim_append *wa;
 	uint64_t size;
@@ -1838,8 +1827,7 @@ int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **byt
 			      size_t *len_ret)
 {
 	const struct blob *b = image_meta(wa, image);
-	struct wimlib_decompressor *decomp = NULL;
-	uint8_t *buf = NULL, *cbuf = NULL;
+	uint8_t *buf = NULL;
 	struct chunks c = {0};
 	uint8_t sha1[20];
 	int ret;
@@ -1856,23 +1844,18 @@ int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **byt
 	/* (the bytes kept go: a queued metadata resource may compare with them) */
 	if (wa->meta_cache && (ret = queue_flush(wa)))
 		return ret;
-	/* (codecs of its own: this may run beside add_blob) */
-	if (wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE &&
-	    wimlib_create_decompressor((enum wimlib_compression_type)wa->ctype, wa->chunk_size,
-				       &decomp))
-		return -ENOMEM;
 	/* (the chunk table checked before the size it claims is allocated) */
-	if (!(ret = load_chunks(wa, b, &c)) &&
-	    (!(buf = malloc(b->r.size ? b->r.size : 1)) || !(cbuf = malloc(wa->chunk_size))))
+	if (!(ret = load_chunks(wa, b, &c)) && !(buf = malloc(b->r.size ? b->r.size : 1)))
 		ret = -ENOMEM;
-	for (uint64_t i = 0; i < c.n && !ret; i++)
-		ret = read_chunk_with(wa, b->r.size, &c, i, buf + i * wa->chunk_size, cbuf, decomp);
-	if (!ret && !(ret = sha1_of(buf, b->r.size, sha1)) && memcmp(sha1, b->sha1, 20))
+	if (!ret) {
+		/* (codecs of its own: this may run beside add_blob) */
+		struct decode_run d = {.wa = wa, .size = b->r.size, .c = &c, .last = c.n, .out = buf};
+		decode_run_fn(&d);
+		ret = d.ret;
+	}
+	if (!ret && !(ret = wtg_sha1(buf, b->r.size, sha1)) && memcmp(sha1, b->sha1, 20))
 		ret = corrupt(wa, "a metadata resource does not match its SHA-1");
 	free(c.start);
-	free(cbuf);
-	if (decomp)
-		wimlib_free_decompressor(decomp);
 	if (ret) {
 		free(buf);
 		return ret;

@@ -21,6 +21,9 @@ void wtg_sha1_update(struct wtg_sha1 *ctx, const void *data, size_t len);
 void wtg_sha1_final(struct wtg_sha1 *ctx, uint8_t out[WTG_SHA1_LEN]);
 void wtg_sha1_free(struct wtg_sha1 *ctx);
 
+/* One-shot SHA-1 of @len bytes: 0, or -ENOMEM. */
+int wtg_sha1(const void *data, size_t len, uint8_t out[WTG_SHA1_LEN]);
+
 /* One-shot SHA-256 of @len bytes. */
 void wtg_sha256(const void *data, size_t len, uint8_t out[WTG_SHA256_LEN]);
 
