@@ -144,13 +144,6 @@ static bool same_facts(struct facts *a, struct facts *b, const char *what)
 	return same;
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		sprintf(out + 2 * i, "%02x", p[i]);
-	out[2 * n] = '\0';
-}
-
 struct line {
 	char *buf;
 	size_t len, cap;
@@ -186,10 +179,8 @@ static void common_line(struct line *l, uint32_t attr, const void *sd, size_t sd
 	l->len = 0;
 	addf(l, "attr=%x", attr);
 	if (sd && sdlen) {
-		struct wtg_sha1 *c = wtg_sha1_new();
-		wtg_sha1_update(c, sd, sdlen);
-		wtg_sha1_final(c, sha);
-		hex(sha, 20, h);
+		CHECK(wtg_sha1(sd, sdlen, sha) == 0);
+		wtg_hex(sha, 20, h);
 		addf(l, " sd=%s", h);
 	} else {
 		addf(l, " sd=-");
@@ -198,10 +189,10 @@ static void common_line(struct line *l, uint32_t attr, const void *sd, size_t sd
 	if (attr & REPARSE)
 		addf(l, " tag=%x", tag);
 	addf(l, " dos=%s", dos && *dos ? dos : "-");
-	hex(oid, 64, o);
+	wtg_hex(oid, 64, o);
 	addf(l, " oid=%s", o);
 	addf(l, " unix=%s", unix_data);
-	hex(unnamed, 20, h);
+	wtg_hex(unnamed, 20, h);
 	addf(l, " s=%s", h);
 }
 
@@ -233,7 +224,7 @@ static int wimlib_fact(const struct wimlib_dir_entry *de, void *arg)
 		    de->streams[0].resource.sha1_hash);
 	for (uint32_t i = 1; i <= de->num_named_streams; i++) {
 		char h[41];
-		hex(de->streams[i].resource.sha1_hash, 20, h);
+		wtg_hex(de->streams[i].resource.sha1_hash, 20, h);
 		addf(&l, " %s=%s", de->streams[i].stream_name, h);
 	}
 	while (*path == '/')
@@ -290,7 +281,7 @@ static void entry_line(const struct wim_meta *m, const struct wim_meta_entry *e,
 		    (e->attributes & REPARSE) ? e->reparse_hash : e->hash);
 	for (size_t i = 0; i < e->nstreams; i++) {
 		char h[41];
-		hex(e->streams[i].hash, 20, h);
+		wtg_hex(e->streams[i].hash, 20, h);
 		addf(l, " %s=%s", e->streams[i].name, h);
 	}
 }
