@@ -270,9 +270,7 @@ static int facts_of(struct raw *r, struct wtg_inode *in, struct facts *f)
 		f->e.attributes |= ATTR_DIRECTORY;
 	const struct wtg_sd *sd = wtg_view_sd(r->view, in);
 	if (sd) {
-		int id = wim_meta_sd_find(r->m, sd->data, sd->len);
-		if (id == -ENOENT)
-			id = wim_meta_sd_add(r->m, sd->data, sd->len);
+		int id = wim_meta_sd_add(r->m, sd->data, sd->len); /* (an old one's id, or new) */
 		if (id < 0)
 			return id;
 		f->e.security_id = id;
@@ -1008,9 +1006,7 @@ static int add_sds(struct raw *r)
 		struct ent *n = &r->ents[i];
 		if (!n->has_facts || !n->sd)
 			continue;
-		int id = wim_meta_sd_find(r->m, n->sd, n->sd_len);
-		if (id == -ENOENT)
-			id = wim_meta_sd_add(r->m, n->sd, n->sd_len);
+		int id = wim_meta_sd_add(r->m, n->sd, n->sd_len); /* (an old one's id, or new) */
 		if (id < 0)
 			return id;
 		n->fe.security_id = id;
