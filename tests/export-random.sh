@@ -46,13 +46,7 @@ for seed in ${SEEDS//,/ }; do
 		image=$((round + 1))
 		[ "$(wiminfo "$base" | sed -n 's/^Image Count: *//p')" = "$image" ] ||
 			fail "the WIM does not hold $image images after round $round"
-		truncate -s 512M "$TMP/apply.img"
-		mkntfs -Q -F "$TMP/apply.img" >/dev/null 2>&1 || fail "mkntfs failed"
-		wimapply "$base" "$image" "$TMP/apply.img" >"$TMP/apply.out" 2>&1 ||
-			{ cat "$TMP/apply.out"; fail "wimapply of image $image failed (seed $seed)"; }
-		mkdir -p "$TMP/n"
-		ntfs-3g -o ro "$TMP/apply.img" "$TMP/n" || fail "ntfs-3g cannot mount the applied image"
-		MOUNTS="$MOUNTS $TMP/n"
+		ntfs_apply "$base" "$image" "$TMP/apply.img" "$TMP/n"
 		wtg_mount "$TMP/d$seed.delta" "$TMP/r" --at "s$round"
 		python3 "$CMP" $NODOS "$TMP/r" "$TMP/n" >"$TMP/cmp" 2>&1 ||
 			{ cat "$TMP/ops$seed.$round" "$TMP/cmp"; fail "image $image (seed $seed round $round) differs from its snapshot"; }

@@ -29,13 +29,7 @@ NAPPLY=0
 applied() {
 	local wim=$1 image=$2 src=$3 n=$((++NAPPLY))
 	shift 3
-	truncate -s 512M "$TMP/apply$n.img"
-	mkntfs -Q -F "$TMP/apply$n.img" >/dev/null 2>&1 || fail "mkntfs failed"
-	wimapply "$wim" "$image" "$TMP/apply$n.img" >"$TMP/apply$n.out" 2>&1 ||
-		{ cat "$TMP/apply$n.out"; fail "wimapply of '$wim' image $image failed"; }
-	mkdir -p "$TMP/ntfs$n"
-	ntfs-3g -o ro "$TMP/apply$n.img" "$TMP/ntfs$n" || fail "ntfs-3g cannot mount the applied image"
-	MOUNTS="$MOUNTS $TMP/ntfs$n"
+	ntfs_apply "$wim" "$image" "$TMP/apply$n.img" "$TMP/ntfs$n"
 	python3 "$CMP" "$@" "$src" "$TMP/ntfs$n" >"$TMP/cmp$n" 2>&1 ||
 		{ cat "$TMP/cmp$n"; fail "image $image of '$wim' differs from '$src'"; }
 	umount "$TMP/ntfs$n"

@@ -66,6 +66,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# ntfs_apply WIM IMAGE IMG DIR [SIZE]: image IMAGE of WIM applied by
+# wimapply (NTFS mode) onto a fresh NTFS volume in the file IMG (SIZE bytes,
+# default 512M), mounted read-only with ntfs-3g on DIR; fails the test when
+# any step does.
+ntfs_apply() {
+	local wim=$1 image=$2 img=$3 dir=$4 size=${5:-512M}
+	truncate -s "$size" "$img"
+	mkntfs -Q -F "$img" >/dev/null 2>&1 || fail "mkntfs failed"
+	wimapply "$wim" "$image" "$img" >"$img.out" 2>&1 ||
+		{ cat "$img.out"; fail "wimapply of '$wim' image $image failed"; }
+	mkdir -p "$dir"
+	ntfs-3g -o ro "$img" "$dir" || fail "ntfs-3g cannot mount '$img' (image $image of '$wim')"
+	MOUNTS="$MOUNTS $dir"
+}
+
 # wtg_mount IMAGE MNT [options...]: mounts in the foreground, in the
 # background; returns once the mount answers, fails if it never does.
 wtg_mount() {

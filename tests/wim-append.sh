@@ -43,19 +43,6 @@ verified() {
 	out=$(wiminfo --check "$1" 2>&1) || fail "wiminfo --check '$1': $out"
 }
 
-# applied WIM IMAGE DIR: image IMAGE of WIM applied in NTFS mode, mounted
-# read-only at DIR (unmounted by the cleanup)
-applied() {
-	local img="$TMP/$(basename "$3").img"
-	truncate -s 256M "$img"
-	mkntfs -Q -F "$img" >/dev/null 2>&1 || fail "mkntfs failed"
-	wimapply "$1" "$2" "$img" >"$TMP/apply.out" 2>&1 ||
-		{ cat "$TMP/apply.out"; fail "wimapply of '$1' image $2 failed"; }
-	mkdir -p "$3"
-	ntfs-3g -o ro "$img" "$3" || fail "ntfs-3g cannot mount '$img'"
-	MOUNTS="$MOUNTS $3"
-}
-
 # ---- a copy of the image, appended ----
 size0=$(stat -c %s "$W")
 "$CHECK" copy "$W" 1 "Copy" >"$TMP/copy.out" || fail "the append failed: $(cat "$TMP/copy.out")"
@@ -90,8 +77,8 @@ wiminfo "$W" | grep -q "^Image Count: *3$" || fail "the WIM does not hold 3 imag
 wiminfo "$W" | grep -q "^Boot Index: *3$" || fail "--boot did not make image 3 the boot image"
 wimexport "$W" 3 "$TMP/exported.wim" >/dev/null || fail "wimexport of the appended image failed"
 verified "$TMP/exported.wim"
-applied "$W" 1 "$TMP/one"
-applied "$TMP/exported.wim" 1 "$TMP/three"
+ntfs_apply "$W" 1 "$TMP/one.img" "$TMP/one" 256M
+ntfs_apply "$TMP/exported.wim" 1 "$TMP/three.img" "$TMP/three" 256M
 python3 "$CMP" "$TMP/one" "$TMP/three" >"$TMP/cmp.out" 2>&1 ||
 	{ cat "$TMP/cmp.out"; fail "the appended image, exported, is not the base image's tree"; }
 umount "$TMP/one" "$TMP/three"
