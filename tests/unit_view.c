@@ -282,18 +282,27 @@ TEST(refused_names_leave_the_tree)
 
 static struct wtg_view *lock_view;
 static atomic_bool writer_done, reader_first;
+/* the size of inode 4 before the writer of writer_not_starved appends */
+static uint64_t size_before;
+
+static uint64_t size_of_4(void)
+{
+	return wtg_view_inode(lock_view, 4)->streams[0].size;
+}
 
 static void *writer(void *arg)
 {
-	CHECK(wtg_view_write(lock_view, 4, NULL, "w", 1, 0) == 1);
-	atomic_store(&writer_done, true);
+	CHECK(wtg_view_write(lock_view, 4, NULL, "w", 1, size_before) == 1);
 	return NULL;
 }
 
+/* Went first when the file has not grown yet: what the reader sees under
+ * the lock, not a flag the writer sets after its call (it may be
+ * preempted between releasing the lock and setting it). */
 static void *late_reader(void *arg)
 {
 	wtg_view_lock_shared(lock_view);
-	atomic_store(&reader_first, !atomic_load(&writer_done));
+	atomic_store(&reader_first, size_of_4() == size_before);
 	wtg_view_unlock(lock_view);
 	return NULL;
 }
@@ -314,8 +323,8 @@ TEST(writer_not_starved)
 	lock_view = open_view(true);
 	for (size_t i = 0; i < sizeof(pauses) / sizeof(pauses[0]) && !writer_first; i++) {
 		pthread_t w, r;
-		atomic_store(&writer_done, false);
 		wtg_view_lock_shared(lock_view); /* a reader decoding a long read */
+		size_before = size_of_4();
 		pthread_create(&w, NULL, writer, NULL);
 		pause_ms(pauses[i]);
 		pthread_create(&r, NULL, late_reader, NULL);
