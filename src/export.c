@@ -9,6 +9,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,59 +408,148 @@ static int write_new(WIMStruct *wim, const char *out, const struct wtg_export_op
 /*
  * The append's guard: wimlib's in-place append marks the header "write in
  * progress" and writes after the old end; killed midway (even by SIGKILL)
- * it would leave that mark and the bytes written so far.  A child forked
- * before the append keeps the old header and size, and puts them back
- * unless told the append succeeded: OUT.wim is then byte for byte as it
- * was.  The child does only async-signal-safe calls.
+ * it would leave that mark and the bytes written so far.  A guard process
+ * started before the append keeps the old header and size, and puts them
+ * back unless told the append succeeded: OUT.wim is then byte for byte as
+ * it was.
+ *
+ * The guard is this program again (posix_spawn of /proc/self/exe with
+ * WTG_EXPORT_GUARD_ARG), not a fork: a forked child would share every page
+ * of the export's address space copy-on-write, and each later write of the
+ * export to one of them (the metadata, the caches) would copy it.  It gets
+ * the WIM's descriptor as fd 3 and a pipe as fd 0, on which the export
+ * writes at once the old size and header (they stay in the pipe if the
+ * export dies), and later 'k' (keep) or 'r' (restore); end of file without
+ * 'k' is a restore.  SIGINT, SIGTERM and SIGHUP are blocked from the spawn
+ * on and ignored by the guard: a ^C to the group stops the export, not its
+ * guard.
  */
 #define GUARD_HEADER 4096
 
+struct guard_msg {
+	uint64_t size;
+	uint64_t len;
+	char header[GUARD_HEADER];
+};
+
+/* Reads @len bytes of @fd; the count read (short at end of file or on an
+ * error). */
+static size_t read_full(int fd, void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = read(fd, (char *)buf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	return done;
+}
+
+int wtg_export_guard_main(int argc, char **argv)
+{
+	static struct guard_msg m;
+	sigset_t set;
+	char c = 0;
+
+	(void)argc;
+	(void)argv;
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	sigemptyset(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+	size_t head = offsetof(struct guard_msg, header);
+	if (read_full(0, &m, head) != head || m.len == 0 || m.len > GUARD_HEADER ||
+	    read_full(0, m.header, m.len) != m.len)
+		return 1; /* (nothing to put back: the export stopped before writing) */
+	read_full(0, &c, 1);
+	if (c == 'k')
+		return 0;
+	/* the append did not finish: the file as it was */
+	if (ftruncate(3, (off_t)m.size) == 0 && pwrite(3, m.header, m.len, 0) == (ssize_t)m.len)
+		fsync(3);
+	return 0;
+}
+
+/* A descriptor of @fd numbered 10 or more, close-on-exec; @fd closed. */
+static int fd_high(int fd)
+{
+	int hi = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	int err = errno;
+	close(fd);
+	errno = err;
+	return hi;
+}
+
 int wtg_export_guard_start(const char *out, struct wtg_export_guard *g)
 {
-	static char header[GUARD_HEADER];
-	int fd = open(out, O_RDWR | O_CLOEXEC), p[2];
+	static struct guard_msg m;
+	int fd = open(out, O_RDWR | O_CLOEXEC), p[2] = {-1, -1}, err;
 	struct stat st;
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		int err = errno;
+		err = errno;
 		wtg_error("cannot open '%s': %s", out, strerror(err));
 		if (fd >= 0)
 			close(fd);
 		return -err;
 	}
-	ssize_t n = pread(fd, header, sizeof(header), 0);
+	ssize_t n = pread(fd, m.header, sizeof(m.header), 0);
 	if (n <= 0 || pipe2(p, O_CLOEXEC) < 0) {
-		int err = n < 0 ? errno : EIO;
+		err = n < 0 ? errno : EIO;
 		wtg_error("cannot read the header of '%s': %s", out, strerror(err));
 		close(fd);
 		return -err;
 	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		int err = errno;
-		wtg_error("cannot start the guard of '%s': %s", out, strerror(err));
+	m.size = (uint64_t)st.st_size;
+	m.len = (uint64_t)n;
+	/* (numbered apart from 0 and 3, which the guard gets them as) */
+	fd = fd_high(fd);
+	p[0] = p[0] >= 0 ? fd_high(p[0]) : -1;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t block;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	char arg0[] = "wtgfs", arg1[] = WTG_EXPORT_GUARD_ARG;
+	char *args[] = {arg0, arg1, NULL};
+	pid_t pid = -1;
+	err = fd < 0 || p[0] < 0 ? errno : 0;
+	if (!err && !(err = posix_spawn_file_actions_init(&fa))) {
+		if (!(err = posix_spawnattr_init(&attr))) {
+			if (!(err = posix_spawn_file_actions_adddup2(&fa, p[0], 0)) &&
+			    !(err = posix_spawn_file_actions_adddup2(&fa, fd, 3)) &&
+			    !(err = posix_spawnattr_setsigmask(&attr, &block)) &&
+			    !(err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK)))
+				err = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, args, environ);
+			posix_spawnattr_destroy(&attr);
+		}
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	if (fd >= 0)
 		close(fd);
+	if (p[0] >= 0)
 		close(p[0]);
-		close(p[1]);
+	size_t len = offsetof(struct guard_msg, header) + (size_t)n;
+	if (!err && write(p[1], &m, len) != (ssize_t)len)
+		err = errno ? errno : EIO;
+	if (err) {
+		wtg_error("cannot start the guard of '%s': %s", out, strerror(err));
+		if (pid > 0) {
+			close(p[1]);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			p[1] = -1;
+		}
+		if (p[1] >= 0)
+			close(p[1]);
 		return -err;
 	}
-	if (pid == 0) {
-		char c = 0;
-		signal(SIGINT, SIG_IGN);
-		signal(SIGTERM, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		close(p[1]);
-		while (read(p[0], &c, 1) < 0 && errno == EINTR)
-			;
-		if (c != 'k') {
-			/* the append did not finish: the file as it was */
-			if (ftruncate(fd, st.st_size) == 0 && pwrite(fd, header, (size_t)n, 0) == n)
-				fsync(fd);
-		}
-		_exit(0);
-	}
-	close(fd);
-	close(p[0]);
 	g->pid = pid;
 	g->pipe = p[1];
 	return 0;

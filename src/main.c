@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "wtgfs/export.h"
 
 struct command {
 	const char *name;
@@ -54,6 +55,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (!strcmp(argv[1], WTG_EXPORT_GUARD_ARG))
+		return wtg_export_guard_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
 		printf("wtgfs %s\n", PACKAGE_VERSION);
 		return 0;

@@ -122,4 +122,10 @@ int wtg_export_wim_image(const char *wim, const char *sel, const char *out,
  * is not yet in place (async-signal-safe). */
 void wtg_export_interrupted(void);
 
+/* The guard process of an append (src/export.c says what it does): the
+ * program runs it when its first argument is WTG_EXPORT_GUARD_ARG, which
+ * is no command of its own. */
+#define WTG_EXPORT_GUARD_ARG "--export-guard"
+int wtg_export_guard_main(int argc, char **argv);
+
 #endif
