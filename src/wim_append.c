@@ -1766,6 +1766,46 @@ static void *decode_run_fn(void *arg)
 /* A read of at least this many whole chunks is shared with a thread. */
 #define READ_SPLIT_CHUNKS 8
 
+/* Chunks [first, last) decoded into @out, the second half by a thread of
+ * its own when the appender has threads and the run is long enough; the
+ * first half with the appender's codecs (@own_codecs false) or codecs of
+ * its own (for a caller that may run beside the appender's). */
+static int decode_split(struct wim_append *wa, uint64_t size, const struct chunks *c,
+			uint64_t first, uint64_t last, uint8_t *out, bool own_codecs)
+{
+	uint32_t cs = wa->chunk_size;
+	struct decode_run half = {.wa = wa, .size = size, .c = c};
+	bool split = false;
+	uint64_t mid = last;
+	int ret = 0;
+
+	if (wa->threads > 1 && last - first >= READ_SPLIT_CHUNKS) {
+		mid = first + (last - first) / 2;
+		half.first = mid;
+		half.last = last;
+		half.out = out + (mid - first) * cs;
+		split = !pthread_create(&half.tid, NULL, decode_run_fn, &half);
+		if (!split)
+			mid = last;
+	}
+	if (own_codecs) {
+		struct decode_run d = {.wa = wa, .size = size, .c = c, .first = first, .last = mid,
+				       .out = out};
+		decode_run_fn(&d);
+		ret = d.ret;
+	} else {
+		for (uint64_t i = first; i < mid && !ret; i++)
+			ret = read_chunk_with(wa, size, c, i, out + (i - first) * cs, wa->cbuf,
+					      wa->decomp);
+	}
+	if (split) {
+		pthread_join(half.tid, NULL);
+		if (!ret)
+			ret = half.ret;
+	}
+	return ret;
+}
+
 int wim_append_read_blob(struct wim_append *wa, const uint8_t sha1[20], void *buf, size_t len,
 			 uint64_t off)
 {
@@ -1800,25 +1840,9 @@ int wim_append_read_blob(struct wim_append *wa, const uint8_t sha1[20], void *bu
 		if (!(ret = read_chunk(wa, &b, &c, i, wa->ubuf)))
 			memcpy((uint8_t *)buf + (from - off), wa->ubuf + (from - start), to - from);
 	}
-	struct decode_run half = {.wa = wa, .size = b.r.size, .c = &c};
-	bool split = false;
-	uint64_t mid = wlast;
-	if (!ret && wa->threads > 1 && wlast - wfirst >= READ_SPLIT_CHUNKS) {
-		mid = wfirst + (wlast - wfirst) / 2;
-		half.first = mid;
-		half.last = wlast;
-		half.out = (uint8_t *)buf + (mid * cs - off);
-		split = !pthread_create(&half.tid, NULL, decode_run_fn, &half);
-		if (!split)
-			mid = wlast;
-	}
-	for (uint64_t i = wfirst; i < mid && !ret; i++)
-		ret = read_chunk(wa, &b, &c, i, (uint8_t *)buf + (i * cs - off));
-	if (split) {
-		pthread_join(half.tid, NULL);
-		if (!ret)
-			ret = half.ret;
-	}
+	if (!ret && wlast > wfirst)
+		ret = decode_split(wa, b.r.size, &c, wfirst, wlast, (uint8_t *)buf + (wfirst * cs - off),
+				   true);
 	free(c.start);
 	return ret;
 }
@@ -1847,12 +1871,9 @@ int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **byt
 	/* (the chunk table checked before the size it claims is allocated) */
 	if (!(ret = load_chunks(wa, b, &c)) && !(buf = malloc(b->r.size ? b->r.size : 1)))
 		ret = -ENOMEM;
-	if (!ret) {
-		/* (codecs of its own: this may run beside add_blob) */
-		struct decode_run d = {.wa = wa, .size = b->r.size, .c = &c, .last = c.n, .out = buf};
-		decode_run_fn(&d);
-		ret = d.ret;
-	}
+	/* (codecs of its own: this may run beside add_blob) */
+	if (!ret)
+		ret = decode_split(wa, b->r.size, &c, 0, c.n, buf, true);
 	if (!ret && !(ret = wtg_sha1(buf, b->r.size, sha1)) && memcmp(sha1, b->sha1, 20))
 		ret = corrupt(wa, "a metadata resource does not match its SHA-1");
 	free(c.start);
