@@ -271,6 +271,30 @@ static uint32_t *hash_find_slot(const struct wim_meta *m, uint32_t parent, const
 	return NULL;
 }
 
+/* hash_insert of a node whose name its parent may hold already: false
+ * (nothing inserted) when it does.  One probe for both: the slot where a
+ * search ends is the one hash_insert takes. */
+static bool hash_insert_new(struct wim_meta *m, uint32_t i)
+{
+	const struct node *nd = &m->nodes[i];
+	uint32_t h = name_hash(nd->parent, nd->e.name, nd->name_len);
+	uint32_t j = h & (m->nbuckets - 1);
+
+	for (; m->buckets[j].node != NONE; j = (j + 1) & (m->nbuckets - 1)) {
+		const struct slot *s = &m->buckets[j];
+		if (s->hash != h || s->node == TOMB)
+			continue;
+		const struct node *o = &m->nodes[s->node];
+		if (o->parent == nd->parent && o->name_len == nd->name_len &&
+		    !memcmp(o->e.name, nd->e.name, nd->name_len))
+			return false;
+	}
+	m->buckets[j] = (struct slot){h, i};
+	m->nused++;
+	m->nlive++;
+	return true;
+}
+
 static void hash_remove(struct wim_meta *m, uint32_t i)
 {
 	struct node *nd = &m->nodes[i];
@@ -374,25 +398,35 @@ static void unlink_node(struct wim_meta *m, uint32_t i)
 static char *name_from_disk(struct wim_meta *m, const uint8_t *p, size_t nbytes, uint32_t *len_ret,
 			    int *err)
 {
-	size_t units = nbytes / 2, size = units * 3 + 1;
+	size_t units = nbytes / 2, size = units * 3 + 1, i;
 	char *s;
 	long n;
 
-	for (size_t i = 0; i < units; i++)
-		if (!p[2 * i] && !p[2 * i + 1]) {
-			*err = -EINVAL;
-			return NULL;
-		}
 	s = arena_alloc(m, size);
 	if (!s) {
 		*err = -ENOMEM;
 		return NULL;
 	}
+	/* (most names are ASCII: one byte a unit, as the conversion gives) */
+	for (i = 0; i < units && !p[2 * i + 1] && p[2 * i] && p[2 * i] < 0x80; i++)
+		s[i] = (char)p[2 * i];
+	if (i == units) {
+		s[i] = '\0';
+		n = (long)i;
+		goto done;
+	}
+	for (; i < units; i++)
+		if (!p[2 * i] && !p[2 * i + 1]) {
+			m->arena->used -= (size + 15) & ~(size_t)15;
+			*err = -EINVAL;
+			return NULL;
+		}
 	n = wtg_utf16le_to_utf8(p, units, s, size);
 	if (n < 0) {
 		*err = -EINVAL;
 		return NULL;
 	}
+done:
 	/* give back what the conversion did not use */
 	m->arena->used -= ((size + 15) & ~(size_t)15) - (((size_t)n + 16) & ~(size_t)15);
 	if (len_ret)
@@ -463,11 +497,15 @@ struct parse {
  * was read before. */
 static int claim(struct parse *ps, uint64_t off, uint64_t len)
 {
-	for (uint64_t u = off / 8; u < (off + len) / 8; u++) {
-		uint8_t bit = (uint8_t)(1u << (u % 8));
-		if ((ps->dentry[u / 8] | ps->mark[u / 8]) & bit)
+	/* (a byte of the bitmaps at a time) */
+	for (uint64_t u = off / 8, end = (off + len) / 8; u < end;) {
+		uint64_t byte = u / 8;
+		unsigned lo = (unsigned)(u % 8), hi = end - byte * 8 >= 8 ? 8 : (unsigned)(end - byte * 8);
+		uint8_t bits = (uint8_t)(((1u << hi) - 1) & ~((1u << lo) - 1));
+		if ((ps->dentry[byte] | ps->mark[byte]) & bits)
 			return -EINVAL;
-		ps->dentry[u / 8] |= bit;
+		ps->dentry[byte] |= bits;
+		u = byte * 8 + hi;
 	}
 	return 0;
 }
@@ -747,10 +785,9 @@ static int parse_list(struct parse *ps, uint32_t dir)
 		if ((ret = hash_reserve(m)) < 0)
 			return ret;
 		nd->parent = dir;
-		if (find_child(m, dir, nd->e.name, nd->name_len) != NONE)
+		if (!hash_insert_new(m, i))
 			return -EINVAL; /* the same exact name twice */
 		link_last(m, dir, i);
-		hash_insert(m, i);
 	}
 }
 
