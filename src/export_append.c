@@ -98,6 +98,9 @@ struct raw {
 	bool meta_running;
 	int meta_image, meta_ret;
 	const char *meta_why; /* why the raw append cannot go on, NULL: it can */
+	const void *meta_bytes; /* the base's, and the copy the new one is written into */
+	size_t meta_len, copy_cap;
+	void *copy;
 	/* the walk of the new image */
 	uint64_t dirs, files, total, hardlink;
 	uint64_t *seen_groups;
@@ -739,24 +742,46 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 static int raw_finish(struct raw *r, const char *out, int image);
 static int raw_end(struct raw *r, int ret);
 
+/* (on the thread that checks the base metadata's SHA-1, while it is
+ * parsed: the buffer the new metadata is written into, a copy of the old
+ * with room to grow) */
+static void copy_meta(void *arg)
+{
+	struct raw *r = arg;
+	size_t cap = r->meta_len + r->meta_len / 4 + 65536;
+
+	if ((r->copy = malloc(cap))) {
+		memcpy(r->copy, r->meta_bytes, r->meta_len);
+		r->copy_cap = cap;
+	}
+}
+
 /* The base image's metadata read and parsed (its bytes kept by r->wa), its
  * reparse points' fixups and link groups noted. */
 static void *load_meta(void *arg)
 {
 	struct raw *r = arg;
-	const void *bytes;
-	size_t len;
-	int ret = wim_append_metadata_bytes(r->wa, r->meta_image, &bytes, &len);
+	int ret = wim_append_metadata_bytes_checking(r->wa, r->meta_image, &r->meta_bytes,
+						     &r->meta_len, copy_meta, r);
 
-	if (ret) {
-		if (ret == -EINVAL)
-			r->meta_why = "the base image's metadata is corrupt";
-	} else if ((ret = wim_meta_parse_shared(bytes, len, &r->m))) {
+	if (!ret && (ret = wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m))) {
 		if (ret != -ENOMEM)
 			r->meta_why = "the base image's metadata does not parse here";
-	} else if (!(ret = wim_meta_walk(r->m, note_rp, r))) {
+	} else if (!ret && !(ret = wim_meta_walk(r->m, note_rp, r))) {
 		r->next_group = wim_meta_max_link_group(r->m);
 	}
+	/* (the parse's bytes were what the WIM holds) */
+	int check = wim_append_metadata_check(r->wa);
+	if (check == -EINVAL || (ret == -EINVAL && !r->meta_why))
+		r->meta_why = "the base image's metadata is corrupt";
+	else if (check && !ret)
+		ret = check;
+	if (!ret && !r->meta_why) {
+		wim_meta_give_copy(r->m, r->copy, r->copy_cap);
+		r->copy = NULL;
+	}
+	free(r->copy);
+	r->copy = NULL;
 	r->meta_ret = r->meta_why ? -EAGAIN : ret;
 	return NULL;
 }

@@ -143,6 +143,13 @@ struct wim_append {
 	uint8_t *meta_cache; /* the last metadata resource read, and its SHA-1 */
 	size_t meta_cache_len;
 	uint8_t meta_cache_sha1[20];
+	struct meta_check {
+		pthread_t tid;
+		bool running;
+		int ret;
+		void (*also)(void *ctx);
+		void *ctx;
+	} check; /* meta_cache's SHA-1 checked on a thread of its own */
 	struct wim_append_stats st;
 	struct queue *q; /* the write queue, from the first resource queued */
 };
@@ -645,6 +652,7 @@ void wim_append_free(struct wim_append *wa)
 {
 	if (!wa)
 		return;
+	wim_append_metadata_check(wa);
 	/* (the queue's threads stopped first: what they wrote goes too) */
 	bool queued = queue_used(wa);
 	queue_free(wa);
@@ -1847,8 +1855,38 @@ int wim_append_read_blob(struct wim_append *wa, const uint8_t sha1[20], void *bu
 	return ret;
 }
 
-int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
-			      size_t *len_ret)
+static void *check_fn(void *arg)
+{
+	struct wim_append *wa = arg;
+	uint8_t sha1[20];
+
+	wa->check.ret = wtg_sha1(wa->meta_cache, wa->meta_cache_len, sha1);
+	if (!wa->check.ret && memcmp(sha1, wa->meta_cache_sha1, 20))
+		wa->check.ret = -EINVAL;
+	if (!wa->check.ret && wa->check.also)
+		wa->check.also(wa->check.ctx);
+	return NULL;
+}
+
+int wim_append_metadata_check(struct wim_append *wa)
+{
+	if (!wa->check.running)
+		return 0;
+	pthread_join(wa->check.tid, NULL);
+	wa->check.running = false;
+	int ret = wa->check.ret;
+	if (ret) {
+		/* (bytes that nothing may compare with; a parse may still point
+		 * into them) */
+		memset(wa->meta_cache_sha1, 0, 20);
+		if (ret == -EINVAL)
+			corrupt(wa, "a metadata resource does not match its SHA-1");
+	}
+	return ret;
+}
+
+static int metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
+			  size_t *len_ret, bool later, void (*also)(void *ctx), void *ctx)
 {
 	const struct blob *b = image_meta(wa, image);
 	uint8_t *buf = NULL;
@@ -1858,6 +1896,8 @@ int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **byt
 
 	if (!b)
 		return -ENOENT;
+	if ((ret = wim_append_metadata_check(wa)))
+		return ret;
 	if (wa->meta_cache && !memcmp(wa->meta_cache_sha1, b->sha1, 20)) {
 		*bytes_ret = wa->meta_cache;
 		*len_ret = wa->meta_cache_len;
@@ -1874,7 +1914,7 @@ int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **byt
 	/* (codecs of its own: this may run beside add_blob) */
 	if (!ret)
 		ret = decode_split(wa, b->r.size, &c, 0, c.n, buf, true);
-	if (!ret && !(ret = wtg_sha1(buf, b->r.size, sha1)) && memcmp(sha1, b->sha1, 20))
+	if (!ret && !later && !(ret = wtg_sha1(buf, b->r.size, sha1)) && memcmp(sha1, b->sha1, 20))
 		ret = corrupt(wa, "a metadata resource does not match its SHA-1");
 	free(c.start);
 	if (ret) {
@@ -1888,7 +1928,32 @@ int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **byt
 	memcpy(wa->meta_cache_sha1, b->sha1, 20);
 	*bytes_ret = buf;
 	*len_ret = b->r.size;
+	if (later) {
+		wa->check = (struct meta_check){.also = also, .ctx = ctx};
+		if (!pthread_create(&wa->check.tid, NULL, check_fn, wa))
+			wa->check.running = true;
+		else
+			check_fn(wa); /* (no thread: at once) */
+		if (!wa->check.running && wa->check.ret) {
+			memset(wa->meta_cache_sha1, 0, 20);
+			return wa->check.ret == -EINVAL
+				   ? corrupt(wa, "a metadata resource does not match its SHA-1")
+				   : wa->check.ret;
+		}
+	}
 	return 0;
+}
+
+int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
+			      size_t *len_ret)
+{
+	return metadata_bytes(wa, image, bytes_ret, len_ret, false, NULL, NULL);
+}
+
+int wim_append_metadata_bytes_checking(struct wim_append *wa, int image, const void **bytes_ret,
+				       size_t *len_ret, void (*also)(void *ctx), void *ctx)
+{
+	return metadata_bytes(wa, image, bytes_ret, len_ret, true, also, ctx);
 }
 
 int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret, size_t *len_ret)
@@ -1915,7 +1980,8 @@ static int set_metadata(struct wim_append *wa, const void *bytes, void *own, siz
 	struct blob b = {.part = 1, .refcnt = 1};
 	int ret;
 
-	if (!wa->writable || wa->committed || wa->unsupported || wa->have_new_meta || !len) {
+	if (!wa->writable || wa->committed || wa->unsupported || wa->have_new_meta || !len ||
+	    (ret = wim_append_metadata_check(wa))) {
 		free(own);
 		return -EINVAL;
 	}

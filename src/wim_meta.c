@@ -148,6 +148,8 @@ struct wim_meta {
 	uint32_t nbuckets, nused, nlive;
 	uint64_t max_link;
 	struct arena_block *arena;
+	uint8_t *spare; /* a copy of orig for wim_meta_write, NULL: none */
+	size_t spare_cap;
 };
 
 static void *arena_alloc(struct wim_meta *m, size_t size)
@@ -916,6 +918,7 @@ void wim_meta_free(struct wim_meta *m)
 	free(m->sd_len);
 	free(m->nodes);
 	free(m->buckets);
+	free(m->spare);
 	free(m);
 }
 
@@ -1610,6 +1613,17 @@ struct wplan {
 	uint8_t *moved;	  /* each node's dentry written anew (relocated/changed) */
 };
 
+void wim_meta_give_copy(struct wim_meta *m, void *copy, size_t cap)
+{
+	if (!copy || cap < m->len) {
+		free(copy);
+		return;
+	}
+	free(m->spare);
+	m->spare = copy;
+	m->spare_cap = cap;
+}
+
 int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 {
 	struct wplan w = {0};
@@ -1620,14 +1634,23 @@ int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 
 	*bytes = NULL;
 	*len = 0;
+	/* (a copy made beforehand is used once) */
+	uint8_t *spare = m->spare;
+	size_t spare_cap = m->spare_cap;
+	m->spare = NULL;
 	if (!m->changed) {
 		free(x);
-		*bytes = malloc(m->len ? m->len : 1);
+		*bytes = spare ? spare : malloc(m->len ? m->len : 1);
 		if (!*bytes)
 			return -ENOMEM;
-		memcpy(*bytes, m->orig, m->len);
+		if (!spare)
+			memcpy(*bytes, m->orig, m->len);
 		*len = m->len;
 		return 0;
+	}
+	if (spare) {
+		o.buf = spare;
+		o.cap = spare_cap;
 	}
 	w.pos = calloc(n, sizeof(*w.pos));
 	w.subdir = calloc(n, sizeof(*w.subdir));
@@ -1673,7 +1696,8 @@ int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 	if ((err = out_reserve(&o, tail)) < 0)
 		goto out;
 	o.len = tail;
-	memcpy(o.buf, m->orig, m->len);
+	if (!spare)
+		memcpy(o.buf, m->orig, m->len);
 	memset(o.buf + m->len, 0, o.len - m->len);
 
 	/* new lists at the end, in node order */

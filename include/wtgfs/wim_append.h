@@ -92,6 +92,15 @@ int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret,
  * an append may run on another thread while this one adds blobs. */
 int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
 			      size_t *len_ret);
+/* wim_append_metadata_bytes with the SHA-1 check on a thread of its own,
+ * so that the caller parses while it runs; then @also (NULL: none) runs on
+ * that thread, given @ctx, when the bytes matched.  Nothing may rely on the
+ * bytes before wim_append_metadata_check returns 0 (-EINVAL, logged: they
+ * do not match, and they are dropped); every other use of the metadata
+ * waits for it too. */
+int wim_append_metadata_bytes_checking(struct wim_append *wa, int image, const void **bytes_ret,
+				       size_t *len_ret, void (*also)(void *ctx), void *ctx);
+int wim_append_metadata_check(struct wim_append *wa);
 
 /* Reads @len bytes at @off of a new blob's data into @buf: 0 or -errno. */
 typedef int (*wim_append_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);

@@ -159,5 +159,10 @@ int wim_meta_walk(const struct wim_meta *m,
  * the changes patched in, the relocated lists at the end.  Without a change
  * it is the parsed bytes exactly.  @m stays usable. */
 int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len);
+/* Gives @m a malloc'd copy of the parsed bytes in @cap bytes (taken; freed
+ * when @cap is short of them), which the next wim_meta_write writes into
+ * instead of copying them then: the copy made on another thread, while the
+ * parse runs. */
+void wim_meta_give_copy(struct wim_meta *m, void *copy, size_t cap);
 
 #endif
