@@ -796,6 +796,26 @@ static uint32_t chunk_usize(uint64_t size, uint32_t cs, uint64_t i)
 	return left < cs ? (uint32_t)left : cs;
 }
 
+/* Less than this is left to the kernel's own read-ahead. */
+#define PREFETCH_MIN (256u << 10)
+
+/* Asks the kernel to read [@off, @off + @len) of the file ahead, at once:
+ * on a cold cache a resource's chunks come in one large read, not chunk by
+ * chunk as the decoders and writers get to them. */
+static void prefetch(const struct wim_append *wa, uint64_t off, uint64_t len)
+{
+	if (len >= PREFETCH_MIN)
+		posix_fadvise(wa->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
+/* Chunks @first to @last (inclusive) of loaded chunks @c read ahead. */
+static void prefetch_chunks(const struct wim_append *wa, const struct chunks *c, uint64_t first,
+			    uint64_t last)
+{
+	if (c->n && first <= last && last < c->n)
+		prefetch(wa, c->start[first], c->start[last + 1] - c->start[first]);
+}
+
 static int load_chunks(struct wim_append *wa, const struct blob *b, struct chunks *c)
 {
 	uint32_t cs = wa->chunk_size;
@@ -1543,6 +1563,8 @@ static int queue_submit(struct wim_append *wa, struct qres *res, const struct bl
 	if (compress && base && !(base->r.flags & RESHDR_SOLID)) {
 		if ((ret = load_chunks(wa, base, &res->bc)))
 			goto fail;
+		if (res->bc.n)
+			prefetch_chunks(wa, &res->bc, 0, res->bc.n - 1);
 		res->base_size = base->r.size;
 		/* the base metadata's bytes, when wim_append_read_metadata read them */
 		if (res->meta && wa->meta_cache && !memcmp(wa->meta_cache_sha1, base->sha1, 20)) {
@@ -1832,6 +1854,7 @@ int wim_append_read_blob(struct wim_append *wa, const uint8_t sha1[20], void *bu
 	if ((ret = need_codecs(wa)) || (ret = load_chunks(wa, &b, &c)))
 		return ret;
 	uint64_t end = off + len, first = off / cs, last = (end - 1) / cs;
+	prefetch_chunks(wa, &c, first, last);
 	/* the whole chunks in the middle: [wfirst, wlast) */
 	uint64_t wfirst = off % cs ? first + 1 : first;
 	uint64_t wlast = end % cs && end != b.r.size ? last : last + 1;
@@ -1912,8 +1935,10 @@ static int metadata_bytes(struct wim_append *wa, int image, const void **bytes_r
 	if (!(ret = load_chunks(wa, b, &c)) && !(buf = malloc(b->r.size ? b->r.size : 1)))
 		ret = -ENOMEM;
 	/* (codecs of its own: this may run beside add_blob) */
-	if (!ret)
+	if (!ret) {
+		prefetch_chunks(wa, &c, 0, c.n - 1);
 		ret = decode_split(wa, b->r.size, &c, 0, c.n, buf, true);
+	}
 	if (!ret && !later && !(ret = wtg_sha1(buf, b->r.size, sha1)) && memcmp(sha1, b->sha1, 20))
 		ret = corrupt(wa, "a metadata resource does not match its SHA-1");
 	free(c.start);
