@@ -103,8 +103,11 @@ struct raw {
 	void *copy;
 	/* the walk of the new image */
 	uint64_t dirs, files, total, hardlink;
-	uint64_t *seen_groups;
+	struct seen_group {
+		uint64_t id, size; /* a link group and its first name's bytes */
+	} * seen_groups;
 	size_t nseen, seen_cap;
+	bool link_sizes_differ; /* a link group whose names' bytes differ */
 };
 
 static int need_meta(struct raw *r);
@@ -664,13 +667,73 @@ static int ref_one(struct raw *r, const uint8_t hash[20], uint64_t *size)
 	return 0;
 }
 
-static int count(void *arg, const char *path, const struct wim_meta_entry *e)
+/* The bytes of @e's streams (each blob the WIM holds): 0 or -ENOENT. */
+static int entry_bytes(struct raw *r, const struct wim_meta_entry *e, uint64_t *size)
+{
+	static const uint8_t zero[20];
+	const uint8_t *h[2] = {e->hash, e->reparse_hash};
+	uint64_t n;
+
+	*size = 0;
+	for (size_t i = 0; i < 2 + e->nstreams; i++) {
+		const uint8_t *hash = i < 2 ? h[i] : e->streams[i - 2].hash;
+		if (!memcmp(hash, zero, 20))
+			continue;
+		if (wim_append_blob_size(r->wa, hash, &n))
+			return -ENOENT;
+		*size += n;
+	}
+	return 0;
+}
+
+/* A link group seen first now (false) or again (true, @first its first
+ * name's bytes): a set of the groups (open addressing, under half full). */
+static int seen_group(struct raw *r, uint64_t id, uint64_t size, bool *again, uint64_t *first)
+{
+	if (r->nseen * 2 >= r->seen_cap) {
+		size_t cap = r->seen_cap ? r->seen_cap * 2 : 1024;
+		struct seen_group *v = calloc(cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (size_t i = 0; i < r->seen_cap; i++)
+			if (r->seen_groups[i].id) {
+				size_t h = (size_t)(r->seen_groups[i].id * 0x9E3779B97F4A7C15ull) & (cap - 1);
+				while (v[h].id)
+					h = (h + 1) & (cap - 1);
+				v[h] = r->seen_groups[i];
+			}
+		free(r->seen_groups);
+		r->seen_groups = v;
+		r->seen_cap = cap;
+	}
+	size_t h = (size_t)(id * 0x9E3779B97F4A7C15ull) & (r->seen_cap - 1);
+	for (; r->seen_groups[h].id; h = (h + 1) & (r->seen_cap - 1))
+		if (r->seen_groups[h].id == id) {
+			*again = true;
+			*first = r->seen_groups[h].size;
+			return 0;
+		}
+	r->seen_groups[h] = (struct seen_group){id, size};
+	r->nseen++;
+	*again = false;
+	return 0;
+}
+
+/*
+ * One dentry of the new image counted (the XML's counts) and its blobs
+ * referenced, in the nodes' order (wim_meta_each: no paths built).  The
+ * hard-link bytes are those of every name of a group but the first in the
+ * tree's order: the same sum in any order when a group's names hold the
+ * same bytes, as an inode's names do; should they differ, the hard-link
+ * bytes are counted again in the tree's order (hardlink_in_order).
+ */
+static int count(void *arg, const struct wim_meta_entry *e)
 {
 	struct raw *r = arg;
-	uint64_t size = 0;
+	uint64_t size = 0, first;
+	bool again;
 	int ret;
 
-	(void)path;
 	if ((e->attributes & ATTR_DIRECTORY) && !(e->attributes & ATTR_REPARSE))
 		r->dirs++;
 	else
@@ -682,33 +745,46 @@ static int count(void *arg, const char *path, const struct wim_meta_entry *e)
 			return ret;
 	r->total += size;
 	if (e->hard_link_group_id && !(e->attributes & ATTR_REPARSE)) {
-		/* a set of the groups seen (open addressing, kept under half full) */
-		if (r->nseen * 2 >= r->seen_cap) {
-			size_t cap = r->seen_cap ? r->seen_cap * 2 : 1024;
-			uint64_t *v = calloc(cap, sizeof(*v));
-			if (!v)
-				return -ENOMEM;
-			for (size_t i = 0; i < r->seen_cap; i++)
-				if (r->seen_groups[i]) {
-					size_t h = (size_t)(r->seen_groups[i] * 0x9E3779B97F4A7C15ull) & (cap - 1);
-					while (v[h])
-						h = (h + 1) & (cap - 1);
-					v[h] = r->seen_groups[i];
-				}
-			free(r->seen_groups);
-			r->seen_groups = v;
-			r->seen_cap = cap;
+		if ((ret = seen_group(r, e->hard_link_group_id, size, &again, &first)))
+			return ret;
+		if (again) {
+			r->hardlink += size;
+			r->link_sizes_differ |= first != size;
 		}
-		size_t h = (size_t)(e->hard_link_group_id * 0x9E3779B97F4A7C15ull) & (r->seen_cap - 1);
-		for (; r->seen_groups[h]; h = (h + 1) & (r->seen_cap - 1))
-			if (r->seen_groups[h] == e->hard_link_group_id) {
-				r->hardlink += size;
-				return 0;
-			}
-		r->seen_groups[h] = e->hard_link_group_id;
-		r->nseen++;
 	}
 	return 0;
+}
+
+static int hardlink_in_order(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	struct raw *r = arg;
+	uint64_t size, first;
+	bool again;
+	int ret;
+
+	(void)path;
+	if (!e->hard_link_group_id || (e->attributes & ATTR_REPARSE))
+		return 0;
+	if (entry_bytes(r, e, &size))
+		return refuse(r, "%s", "the image references a blob the WIM does not hold");
+	if ((ret = seen_group(r, e->hard_link_group_id, size, &again, &first)))
+		return ret;
+	if (again)
+		r->hardlink += size;
+	return 0;
+}
+
+/* The new image counted and its blobs referenced. */
+static int count_image(struct raw *r)
+{
+	int ret = wim_meta_each(r->m, count, r);
+
+	if (ret || !r->link_sizes_differ)
+		return ret;
+	r->hardlink = 0;
+	r->nseen = 0;
+	memset(r->seen_groups, 0, r->seen_cap * sizeof(*r->seen_groups));
+	return wim_meta_walk(r->m, hardlink_in_order, r);
 }
 
 /* ---- the whole ---- */
@@ -1301,7 +1377,7 @@ static int raw_finish(struct raw *r, const char *out, int image)
 	 * counted) */
 	if ((ret = wim_meta_write(r->m, &bytes, &len)) ||
 	    (ret = wim_append_set_metadata_take(r->wa, bytes, len, image)) ||
-	    (ret = wim_meta_walk(r->m, count, r)))
+	    (ret = count_image(r)))
 		return ret;
 	uint64_t now = wim_append_nt_now();
 	struct wim_append_image img = {.name = opt->name,

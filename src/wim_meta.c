@@ -1556,6 +1556,17 @@ int wim_meta_walk(const struct wim_meta *m,
 	return ret;
 }
 
+int wim_meta_each(const struct wim_meta *m,
+		  int (*fn)(void *arg, const struct wim_meta_entry *e), void *arg)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < m->nnodes && !ret; i++)
+		if (!(m->nodes[i].flags & N_REMOVED))
+			ret = fn(arg, &m->nodes[i].e);
+	return ret;
+}
+
 /* ---- writing ---- */
 
 struct out {

@@ -154,6 +154,11 @@ uint64_t wim_meta_max_link_group(const struct wim_meta *m);
 int wim_meta_walk(const struct wim_meta *m,
 		  int (*fn)(void *arg, const char *path, const struct wim_meta_entry *e),
 		  void *arg);
+/* The same without paths or order: every dentry of the tree once, in the
+ * order they are held in memory (cheaper: for what does not depend on the
+ * order). */
+int wim_meta_each(const struct wim_meta *m,
+		  int (*fn)(void *arg, const struct wim_meta_entry *e), void *arg);
 
 /* The new resource's bytes (malloc'd, the caller frees): the old bytes with
  * the changes patched in, the relocated lists at the end.  Without a change
