@@ -64,6 +64,9 @@ struct chunk_buf {
 	 * (dirty_hi 0: none), and the journal rows the delta holds for it */
 	uint32_t dirty_lo, dirty_hi;
 	uint32_t journaled;
+	/* the view's list of buffers with changed bytes (dirty_hi set): what
+	 * an fsync's commit looks at, not every buffer */
+	struct chunk_buf *dirty_prev, *dirty_next;
 	/* stored in the open batch in place of journal rows: kept for reads
 	 * until that batch commits, so a lost batch loses none of them */
 	bool held;
@@ -125,6 +128,7 @@ struct wtg_view {
 
 	struct chunk_buf **chunks;
 	size_t nchunks, chunk_buckets;
+	struct chunk_buf *dirty_chunks; /* buffers with changed bytes */
 
 	struct wtg_inode **dirty;
 	size_t ndirty, dirty_cap;
@@ -921,8 +925,39 @@ static bool chunk_enc_submit(struct wtg_view *v, struct chunk_buf *cb, size_t le
 	return true;
 }
 
+/* Notes that bytes [@lo, @hi) of the buffer changed. */
+static void chunk_dirty(struct wtg_view *v, struct chunk_buf *cb, uint32_t lo, uint32_t hi)
+{
+	if (!cb->dirty_hi) {
+		cb->dirty_lo = lo;
+		cb->dirty_hi = hi;
+		cb->dirty_prev = NULL;
+		cb->dirty_next = v->dirty_chunks;
+		if (v->dirty_chunks)
+			v->dirty_chunks->dirty_prev = cb;
+		v->dirty_chunks = cb;
+		return;
+	}
+	if (lo < cb->dirty_lo)
+		cb->dirty_lo = lo;
+	if (hi > cb->dirty_hi)
+		cb->dirty_hi = hi;
+}
+
+/* The buffer's changed bytes are in the delta now (or never will be). */
+static void chunk_clean(struct wtg_view *v, struct chunk_buf *cb)
+{
+	if (!cb->dirty_hi)
+		return;
+	*(cb->dirty_prev ? &cb->dirty_prev->dirty_next : &v->dirty_chunks) = cb->dirty_next;
+	if (cb->dirty_next)
+		cb->dirty_next->dirty_prev = cb->dirty_prev;
+	cb->dirty_lo = cb->dirty_hi = 0;
+}
+
 static void chunk_unlink(struct wtg_view *v, struct chunk_buf *cb)
 {
+	chunk_clean(v, cb);
 	struct chunk_buf **p = &v->chunks[chunk_bucket(v, cb->ino, cb->stream, cb->index)];
 	while (*p != cb)
 		p = &(*p)->next;
@@ -935,20 +970,6 @@ static void chunk_unlink(struct wtg_view *v, struct chunk_buf *cb)
 	spare_give(&v->spare_data, cb->data);
 	free(cb->orig);
 	free(cb);
-}
-
-/* Notes that bytes [@lo, @hi) of the buffer changed. */
-static void chunk_dirty(struct chunk_buf *cb, uint32_t lo, uint32_t hi)
-{
-	if (!cb->dirty_hi) {
-		cb->dirty_lo = lo;
-		cb->dirty_hi = hi;
-		return;
-	}
-	if (lo < cb->dirty_lo)
-		cb->dirty_lo = lo;
-	if (hi > cb->dirty_hi)
-		cb->dirty_hi = hi;
 }
 
 /* The base's bytes of slot @index of @s into @buf (CHUNK bytes, zero
@@ -1202,7 +1223,7 @@ static void chunk_done(struct wtg_view *v, struct chunk_buf *cb, bool had_rows)
 	if (!had_rows)
 		return chunk_unlink(v, cb);
 	cb->held = true;
-	cb->dirty_lo = cb->dirty_hi = 0;
+	chunk_clean(v, cb);
 	v->nheld++;
 }
 
@@ -1309,43 +1330,82 @@ static int chunk_journal(struct wtg_view *v, struct chunk_buf *cb)
 	if (ret)
 		return ret;
 	cb->journaled++;
-	cb->dirty_lo = cb->dirty_hi = 0;
+	chunk_clean(v, cb);
 	v->journal_used = true;
 	return 0;
+}
+
+/* Hands a buffer about to be stored to a worker to hash and compress;
+ * false when the pool takes no more now. */
+static bool chunk_enc_ahead(struct wtg_view *v, struct chunk_buf *cb)
+{
+	struct wtg_stream *s = cb->held || cb->enc ? NULL : chunk_stream(v, cb);
+
+	if (!s)
+		return true; /* nothing to encode: stored already, or no bytes left */
+	uint64_t start = cb->index * CHUNK;
+	return chunk_enc_submit(v, cb, s->size - start < CHUNK ? (size_t)(s->size - start) : CHUNK);
+}
+
+/* Buffers encoded ahead of the one being stored: the workers hash and
+ * compress the next ones while the writer stores this one. */
+#define STORE_AHEAD 16
+
+/* Stores the buffers of @ino (0: all) into their chunks (a file closed, a
+ * fold of all): their encodings run ahead on the workers, so that closing
+ * a file that fsyncs left with a thousand changed chunks costs the writer
+ * their SQL, not their hashing and compression too. */
+static int chunks_store(struct wtg_view *v, uint64_t ino)
+{
+	struct chunk_buf **list = v->nchunks ? malloc(v->nchunks * sizeof(*list)) : NULL;
+	size_t n = 0, ahead = 0;
+	int ret = 0;
+
+	for (size_t b = 0; b < v->chunk_buckets; b++) {
+		for (struct chunk_buf *c = v->chunks[b], *next; c; c = next) {
+			next = c->next;
+			if ((ino && c->ino != ino) || c->held)
+				continue;
+			if (list) {
+				list[n++] = c;
+			} else if ((ret = chunk_store(v, c))) { /* no memory for the list */
+				return ret;
+			}
+		}
+	}
+	for (size_t i = 0; !ret && i < n; i++) {
+		if (ahead < i)
+			ahead = i;
+		while (ahead < n && ahead < i + STORE_AHEAD && chunk_enc_ahead(v, list[ahead]))
+			ahead++;
+		ret = chunk_store(v, list[i]);
+	}
+	free(list);
+	return ret;
 }
 
 /* Puts every buffer into the open batch as @mode says; the buffers of
  * @fold_ino (its file is being closed) go into their chunks either way. */
 static int chunks_commit(struct wtg_view *v, enum commit_mode mode, uint64_t fold_ino)
 {
-	for (size_t b = 0; b < v->chunk_buckets; b++) {
-		for (struct chunk_buf *c = v->chunks[b], *n; c; c = n) {
-			n = c->next;
-			int ret;
-			if (c->held)
-				continue;
-			if (mode == COMMIT_FOLD || c->ino == fold_ino)
-				ret = chunk_store(v, c);
-			else if (!c->dirty_hi)
-				continue; /* what it holds is in the journal already */
-			else
-				ret = chunk_journal(v, c);
-			if (ret)
-				return ret;
-		}
+	int ret = 0;
+
+	if (mode == COMMIT_FOLD || fold_ino)
+		ret = chunks_store(v, mode == COMMIT_FOLD ? 0 : fold_ino);
+	/* the rest: only buffers with changed bytes have anything to put in */
+	for (struct chunk_buf *c = v->dirty_chunks, *n; !ret && c; c = n) {
+		n = c->dirty_next;
+		ret = chunk_journal(v, c);
 	}
-	if (mode == COMMIT_FOLD && v->journal_used) {
+	if (!ret && mode == COMMIT_FOLD && v->journal_used) {
 		/* every buffer is in its chunk: no row of the working layer is
 		 * needed any more (each went with its buffer already) */
-		int ret = wtg_store_journal_clear(v->store);
-		if (ret)
-			return ret;
-		v->journal_used = false;
+		ret = wtg_store_journal_clear(v->store);
+		if (!ret)
+			v->journal_used = false;
 	}
-	return 0;
+	return ret;
 }
-
-static int chunks_store(struct wtg_view *v, uint64_t ino);
 
 /*
  * Rows of the journal (fsynced writes whose buffers never went into their
@@ -1378,7 +1438,7 @@ static int replay_journal(struct wtg_view *v)
 		if (ret)
 			break;
 		memcpy(cb->data + row->off, row->data, row->len);
-		chunk_dirty(cb, 0, CHUNK);
+		chunk_dirty(v, cb, 0, CHUNK);
 		if (v->nchunks > MAX_DIRTY_CHUNKS && !v->read_only)
 			ret = chunks_store(v, 0);
 	}
@@ -1390,22 +1450,6 @@ static int replay_journal(struct wtg_view *v)
 		wtg_debug("'%s': %zu write(s) fsynced before a crash folded in", v->delta_path, n);
 	wtg_store_journal_free(rows, n);
 	return ret;
-}
-
-/* Stores the buffers of @ino (0: all). */
-static int chunks_store(struct wtg_view *v, uint64_t ino)
-{
-	for (size_t b = 0; b < v->chunk_buckets; b++) {
-		for (struct chunk_buf *c = v->chunks[b], *n; c; c = n) {
-			n = c->next;
-			if (ino && c->ino != ino)
-				continue;
-			int ret = chunk_store(v, c);
-			if (ret)
-				return ret;
-		}
-	}
-	return 0;
 }
 
 /* Drops buffers of a stream (@stream NULL: every stream of @ino) from slot
@@ -2332,7 +2376,7 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 		if (ret)
 			return ret;
 		memcpy(cb->data + in_slot, buf + done, n);
-		chunk_dirty(cb, (uint32_t)in_slot, (uint32_t)(in_slot + n));
+		chunk_dirty(v, cb, (uint32_t)in_slot, (uint32_t)(in_slot + n));
 		done += n;
 		bool tail = pos + n >= s->size;
 		if (pos + n > s->size)
@@ -2397,7 +2441,7 @@ static int truncate_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_
 			if (ret)
 				return ret;
 			memset(cb->data + size % CHUNK, 0, CHUNK - size % CHUNK);
-			chunk_dirty(cb, (uint32_t)(size % CHUNK), CHUNK);
+			chunk_dirty(v, cb, (uint32_t)(size % CHUNK), CHUNK);
 			free(cb->orig);
 			cb->orig = NULL;
 		}
