@@ -5,10 +5,12 @@
  *
  * Does in a fresh delta, through wtgfs/store.h, what a mount's daemon does
  * for a 4 KiB pwrite() + fsync() at a random 4 KiB-aligned offset of a
- * --size-byte file: one journal row of the write's bytes and the file's
- * inode record (its new mtime) in a batch, then a durable commit; and, as
- * the view does, a slot whose journal holds JOURNAL_MAX_ROWS rows goes
- * into a chunk (put, extent, its rows dropped) instead of another row.
+ * --size-byte file: one journal row of the write's bytes, carrying the
+ * file's new mtime and ctime, then a durable commit (the first write also
+ * records the inode, as the view does when a write changes more than the
+ * times); and, as the view does, a slot whose journal holds
+ * JOURNAL_MAX_ROWS rows goes into a chunk (put, extent, its rows dropped,
+ * the inode recorded) instead of another row.
  * The store runs as a mount's does (wtg_store_start: checkpoints on a
  * thread of their own).
  *
@@ -147,6 +149,8 @@ int main(int argc, char **argv)
 		uint64_t slot = (uint64_t)block * BLOCK / WTG_STORE_CHUNK_SIZE;
 		uint32_t off = (uint32_t)(block * BLOCK % WTG_STORE_CHUNK_SIZE);
 		const unsigned char *data = pool + (size_t)random() % (1 << 20);
+		int64_t times[2] = {2 + i, 2 + i};
+		in.mtime = in.ctime = times[0];
 		if (rows[slot] >= MAX_ROWS) {
 			uint8_t hash[WTG_STORE_HASH_LEN];
 			r = wtg_store_journal_drop(st, INO, "", slot);
@@ -154,14 +158,15 @@ int main(int argc, char **argv)
 				r = wtg_store_put_chunk(st, data, WTG_STORE_CHUNK_SIZE, hash);
 			if (!r)
 				r = wtg_store_set_extent(st, INO, "", slot, hash);
+			if (!r)
+				r = wtg_store_set_inode(st, INO, &in);
 			rows[slot] = 0;
 		} else {
-			r = wtg_store_journal_put(st, INO, "", slot, off, data, BLOCK);
+			r = wtg_store_journal_put(st, INO, "", slot, off, data, BLOCK, i ? times : NULL);
+			if (!r && !i)
+				r = wtg_store_set_inode(st, INO, &in);
 			rows[slot]++;
 		}
-		in.mtime = in.ctime = 2 + i;
-		if (!r)
-			r = wtg_store_set_inode(st, INO, &in);
 		if (!r)
 			r = wtg_store_commit(st);
 		if (r) {

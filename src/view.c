@@ -1238,6 +1238,10 @@ static void chunks_release_held(struct wtg_view *v)
 		}
 }
 
+static int mark_dirty(struct wtg_view *v, struct wtg_inode *in);
+static void unlist_dirty(struct wtg_view *v, struct wtg_inode *in);
+static int store_dirty(struct wtg_view *v);
+
 /* Stores one chunk buffer in the open batch and drops it, with the journal
  * rows it replaces. */
 static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
@@ -1253,6 +1257,10 @@ static int chunk_store(struct wtg_view *v, struct chunk_buf *cb)
 	if (had_rows && (ret = wtg_store_journal_drop(v->store, cb->ino, cb->stream, cb->index)))
 		return ret;
 	cb->journaled = 0;
+	/* the rows may have carried the inode's times, which go with them */
+	struct wtg_inode *tin = had_rows ? wtg_tree_inode(&v->tree, cb->ino) : NULL;
+	if (tin && !tin->gone && (ret = mark_dirty(v, tin)))
+		return ret;
 	/* what a worker made of the buffer's bytes, which it now stores */
 	struct chunk_enc *enc = chunk_enc_take(v, cb, true);
 	if (in && !in->gone)
@@ -1325,10 +1333,18 @@ static int chunk_journal(struct wtg_view *v, struct chunk_buf *cb)
 	if (!s || dirty > JOURNAL_MAX_BYTES || cb->journaled >= JOURNAL_MAX_ROWS ||
 	    (uint64_t)dirty * 4 > s->size - cb->index * CHUNK)
 		return chunk_store(v, cb);
+	/* an inode whose times alone changed: the row takes them, and its
+	 * record is not rewritten */
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, cb->ino);
+	bool carry = in && in->dirty && in->times_only && !in->gone;
+	int64_t times[2] = {carry ? in->mtime : 0, carry ? in->ctime : 0};
 	int ret = wtg_store_journal_put(v->store, cb->ino, cb->stream, cb->index, cb->dirty_lo,
-					cb->data + cb->dirty_lo, cb->dirty_hi - cb->dirty_lo);
+					cb->data + cb->dirty_lo, cb->dirty_hi - cb->dirty_lo,
+					carry ? times : NULL);
 	if (ret)
 		return ret;
+	if (carry)
+		unlist_dirty(v, in);
 	cb->journaled++;
 	chunk_clean(v, cb);
 	v->journal_used = true;
@@ -1420,6 +1436,8 @@ static int replay_journal(struct wtg_view *v)
 {
 	struct wtg_store_journal_row *rows;
 	size_t n;
+	uint64_t times_ino = 0;
+	int64_t times_seq = 0;
 	int ret = wtg_store_journal_read(v->store, &rows, &n);
 
 	if (ret || !n)
@@ -1429,6 +1447,17 @@ static int replay_journal(struct wtg_view *v)
 		struct wtg_inode *in = wtg_tree_inode(&v->tree, row->ino);
 		struct wtg_stream *s = NULL;
 		struct chunk_buf *cb;
+		/* the inode's times: the newest row's that carries them (rows
+		 * come by inode, each inode's in no order of time) */
+		if (in && !in->gone && row->timed &&
+		    (row->ino != times_ino || row->seq > times_seq)) {
+			times_ino = row->ino;
+			times_seq = row->seq;
+			in->mtime = row->mtime;
+			in->ctime = row->ctime;
+			if (!v->read_only && (ret = mark_dirty(v, in)))
+				break;
+		}
 		if (in && !in->gone && !in->dir)
 			s = row->stream[0] ? wtg_inode_named_stream(in, row->stream) : wtg_inode_data(in);
 		if (!s || row->index >= s->size / CHUNK + (s->size % CHUNK != 0))
@@ -1444,6 +1473,8 @@ static int replay_journal(struct wtg_view *v)
 	}
 	if (!ret && !v->read_only)
 		ret = chunks_store(v, 0);
+	if (!ret && !v->read_only) /* the times rows carried, in the batch that drops them */
+		ret = store_dirty(v);
 	if (!ret && !v->read_only)
 		ret = wtg_store_journal_clear(v->store);
 	if (!ret && !v->read_only)
@@ -1468,7 +1499,8 @@ static void chunks_drop(struct wtg_view *v, uint64_t ino, const char *stream, ui
 
 /* ---- inode records ---- */
 
-static int mark_dirty(struct wtg_view *v, struct wtg_inode *in)
+/* Lists @in among the inodes to record at the next commit. */
+static int list_dirty(struct wtg_view *v, struct wtg_inode *in)
 {
 	if (in->dirty)
 		return 0;
@@ -1484,6 +1516,37 @@ static int mark_dirty(struct wtg_view *v, struct wtg_inode *in)
 	in->dirty = true;
 	note_pending(v);
 	return 0;
+}
+
+/* @in changed: its record goes into the delta at the next commit. */
+static int mark_dirty(struct wtg_view *v, struct wtg_inode *in)
+{
+	in->times_only = false;
+	return list_dirty(v, in);
+}
+
+/* Only @in's mtime and ctime changed (by a write): a journal row may take
+ * them instead of its record (chunk_journal). */
+static int mark_times(struct wtg_view *v, struct wtg_inode *in)
+{
+	if (in->dirty)
+		return 0; /* changed otherwise too, or times only already */
+	int ret = list_dirty(v, in);
+	if (!ret)
+		in->times_only = true;
+	return ret;
+}
+
+/* Takes @in off the list of inodes to record. */
+static void unlist_dirty(struct wtg_view *v, struct wtg_inode *in)
+{
+	for (size_t i = 0; in->dirty && i < v->ndirty; i++) {
+		if (v->dirty[i] == in) {
+			v->dirty[i] = v->dirty[--v->ndirty];
+			in->dirty = false;
+		}
+	}
+	in->times_only = false;
 }
 
 /* The delta's hash of security descriptor @id, put once per mount. */
@@ -1554,6 +1617,20 @@ static int store_inode(struct wtg_view *v, struct wtg_inode *in)
 	return ret;
 }
 
+/* The records of the inodes listed dirty into the batch. */
+static int store_dirty(struct wtg_view *v)
+{
+	int ret = 0;
+
+	while (!ret && v->ndirty) {
+		struct wtg_inode *in = v->dirty[--v->ndirty];
+		in->dirty = in->times_only = false;
+		if (!in->gone)
+			ret = store_inode(v, in);
+	}
+	return ret;
+}
+
 /* Everything pending into the batch (chunk buffers as @mode says, those of
  * @fold_ino into chunks), then the commit. */
 static int commit_locked(struct wtg_view *v, bool durable, enum commit_mode mode,
@@ -1564,12 +1641,8 @@ static int commit_locked(struct wtg_view *v, bool durable, enum commit_mode mode
 	if (v->error)
 		return v->error;
 	ret = chunks_commit(v, mode, fold_ino);
-	while (!ret && v->ndirty) {
-		struct wtg_inode *in = v->dirty[--v->ndirty];
-		in->dirty = false;
-		if (!in->gone)
-			ret = store_inode(v, in);
-	}
+	if (!ret)
+		ret = store_dirty(v);
 	if (!ret)
 		ret = durable ? wtg_store_commit(v->store) : wtg_store_commit_nosync(v->store);
 	if (ret) {
@@ -1764,14 +1837,7 @@ static void maybe_free(struct wtg_view *v, struct wtg_inode *in)
 {
 	if (!in->gone || in->opens || in->nlookup || in->ino == WTG_ROOT_INO)
 		return;
-	if (in->dirty) {
-		for (size_t i = 0; i < v->ndirty; i++) {
-			if (v->dirty[i] == in) {
-				v->dirty[i] = v->dirty[--v->ndirty];
-				break;
-			}
-		}
-	}
+	unlist_dirty(v, in);
 	if (in->traceless && in->ino > v->base_ninodes) {
 		if (v->nfree == v->free_cap) {
 			size_t cap = v->free_cap ? v->free_cap * 2 : 64;
@@ -2392,8 +2458,17 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 		if (!whole && tail && v->nchunks > had)
 			chunk_enc_submit(v, cb, in_slot + n);
 	}
-	in->attributes |= NTFS_ATTR_ARCHIVE;
-	return touch(v, in, true);
+	/* the delta's record of the stream must say its size (the record
+	 * makes the delta's slots of it count): a first write, or one that
+	 * grows the file, records the inode */
+	if (!(in->attributes & NTFS_ATTR_ARCHIVE) || s->size != s->stored_size) {
+		in->attributes |= NTFS_ATTR_ARCHIVE;
+		return touch(v, in, true);
+	}
+	/* the bytes and the times alone changed: an fsync's journal row can
+	 * carry the times instead of a rewrite of the inode's record */
+	in->mtime = in->ctime = now_ntfs();
+	return mark_times(v, in);
 }
 
 long wtg_view_write(struct wtg_view *v, uint64_t ino, const char *stream, const void *buf,

@@ -115,7 +115,7 @@ os.fsync(fd)
 os.close(fd)
 PY
 wtg_umount "$m"
-[ "$(sqlite3 "$d3" "PRAGMA user_version")" = 5 ] || fail "the writer did not record format 5"
+[ "$(sqlite3 "$d3" "PRAGMA user_version")" = 6 ] || fail "the writer did not record format 6"
 wtg_mount "$d3" "$m"
 [ "$(cat "$m/old.txt")" = "fsynced into an upgraded delta" ] || fail "the upgraded delta lost a write"
 wtg_umount "$m"

@@ -1161,6 +1161,90 @@ TEST(versions_and_changes)
 	CHECK(wtg_store_close(st) == 0);
 }
 
+/* The journal (format 6): rows come back by slot in the order they were
+ * put, with the times they carry; a slot's rows drop alone, a truncation
+ * and a deletion take theirs, recording the inode clears its rows' times,
+ * and a batch rolled back leaves nothing the store still thinks is there. */
+static size_t journal_rows(struct wtg_store *st, struct wtg_store_journal_row **rows)
+{
+	size_t n = 0;
+	CHECK(wtg_store_journal_read(st, rows, &n) == 0);
+	return n;
+}
+
+TEST(journal)
+{
+	const char *path = tmp_path("journal.delta");
+	struct wtg_store *st = new_delta("journal.delta");
+	struct wtg_store_inode in = {.attributes = 0x20, .mtime = 5, .ctime = 5};
+	struct wtg_store_journal_row *rows;
+	const int64_t t1[2] = {7, 8}, t2[2] = {9, 10};
+	uint8_t a[100], b[100];
+
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	CHECK(wtg_store_set_inode(st, 40, &in) == 0);
+	CHECK(wtg_store_set_stream(st, 40, "", 4 * 65536, false) == 0);
+	CHECK(wtg_store_set_inode(st, 41, &in) == 0);
+	CHECK(wtg_store_set_stream(st, 41, "", 65536, false) == 0);
+	/* slot 2 gets two rows, with slot 1's and another file's between */
+	CHECK(wtg_store_journal_put(st, 40, "", 2, 10, a, 100, NULL) == 0);
+	CHECK(wtg_store_journal_put(st, 40, "", 1, 0, b, 100, t1) == 0);
+	CHECK(wtg_store_journal_put(st, 41, "", 0, 0, a, 100, t1) == 0);
+	CHECK(wtg_store_journal_put(st, 40, "", 2, 20, b, 50, t2) == 0);
+	CHECK(wtg_store_journal_put(st, 40, "", 3, 0, a, 1, NULL) == 0);
+	CHECK(wtg_store_journal_put(st, 40, "", 1, 65536, a, 1, NULL) == -EINVAL);
+	CHECK(wtg_store_commit(st) == 0);
+	size_t n = journal_rows(st, &rows);
+	CHECK(n == 5);
+	if (n == 5) {
+		CHECK(rows[0].ino == 40 && rows[0].index == 1 && rows[0].timed &&
+		      rows[0].mtime == 7 && rows[0].ctime == 8 && rows[0].data[0] == 'b');
+		CHECK(rows[1].index == 2 && rows[1].off == 10 && !rows[1].timed);
+		CHECK(rows[2].index == 2 && rows[2].off == 20 && rows[2].len == 50 &&
+		      rows[2].timed && rows[2].mtime == 9 && rows[1].seq < rows[2].seq);
+		CHECK(rows[0].seq < rows[2].seq && rows[2].seq < rows[3].seq);
+		CHECK(rows[4].ino == 41 && rows[4].timed);
+	}
+	wtg_store_journal_free(rows, n);
+	/* recording an inode makes its rows' times stale, not the others' */
+	CHECK(wtg_store_set_inode(st, 40, &in) == 0);
+	n = journal_rows(st, &rows);
+	for (size_t i = 0; i < n; i++)
+		CHECK(rows[i].timed == (rows[i].ino == 41));
+	wtg_store_journal_free(rows, n);
+	/* a slot's rows drop alone; a truncation takes the slots past the end */
+	CHECK(wtg_store_journal_drop(st, 40, "", 2) == 0);
+	CHECK(wtg_store_set_stream(st, 40, "", 2 * 65536, false) == 0);
+	CHECK(wtg_store_commit(st) == 0);
+	n = journal_rows(st, &rows);
+	CHECK(n == 2 && rows[0].ino == 40 && rows[0].index == 1 && rows[1].ino == 41);
+	wtg_store_journal_free(rows, n);
+	/* a drop rolled back: the rows are there again, and the store knows
+	 * it; rows of a batch rolled back are gone */
+	CHECK(wtg_store_journal_drop(st, 40, "", 1) == 0);
+	CHECK(wtg_store_journal_put(st, 40, "", 0, 0, a, 100, NULL) == 0);
+	wtg_store_rollback_batch(st);
+	n = journal_rows(st, &rows);
+	CHECK(n == 2);
+	wtg_store_journal_free(rows, n);
+	CHECK(wtg_store_journal_drop(st, 40, "", 1) == 0);
+	CHECK(wtg_store_commit(st) == 0);
+	n = journal_rows(st, &rows);
+	CHECK(n == 1 && rows[0].ino == 41);
+	wtg_store_journal_free(rows, n);
+	/* a deleted inode takes its rows; the map is read again after a reopen */
+	CHECK(wtg_store_journal_put(st, 40, "", 0, 0, b, 100, NULL) == 0);
+	CHECK(wtg_store_close(st) == 0);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	CHECK(wtg_store_delete_inode(st, 41) == 0);
+	CHECK(wtg_store_journal_drop(st, 40, "", 0) == 0);
+	CHECK(wtg_store_commit(st) == 0);
+	uint64_t count = 1;
+	CHECK(wtg_store_journal_count(st, &count) == 0 && count == 0);
+	CHECK(wtg_store_close(st) == 0);
+}
+
 int main(int argc, char **argv)
 {
 	snprintf(dir, sizeof(dir), "/tmp/wtgfs-unit-store-XXXXXX");
@@ -1172,6 +1256,7 @@ int main(int argc, char **argv)
 	RUN(layers_and_extents);
 	RUN(inodes_and_names);
 	RUN(format1_dos_names);
+	RUN(journal);
 	RUN(rollback_undo_squash_gc);
 	RUN(versions_and_changes);
 	RUN(verify_finds_damage);

@@ -38,9 +38,10 @@
 
 /* PRAGMA user_version this build writes and reads (2: inodes keep their
  * $EA; 3: DOS names on name records; 4: an index of the base's metadata;
- * 5: the journal of small fsynced writes).  An older delta opens: its first
- * writable open upgrades it in place. */
-#define WTG_STORE_FORMAT 5
+ * 5: the journal of small fsynced writes; 6: journal rows keyed by their
+ * order alone, carrying the inode's times).  An older delta opens: its
+ * first writable open upgrades it in place. */
+#define WTG_STORE_FORMAT 6
 #define WTG_STORE_CHUNK_SIZE 65536
 #define WTG_STORE_HASH_LEN WTG_SHA256_LEN
 
@@ -164,7 +165,14 @@ int wtg_store_get_chunk(struct wtg_store *store, const uint8_t hash[WTG_STORE_HA
  * deletes them in the same batch.  Rows a crash leaves are folded in by the
  * next writable view (wtg_view_open_delta); until then a view applies them
  * in memory.  Rows only ever belong to the working layer: operations that
- * change the layers refuse (-EBUSY, logged) while the file holds any. */
+ * change the layers refuse (-EBUSY, logged) while the file holds any.
+ *
+ * A row may carry the inode's mtime and ctime, for a write that changed
+ * nothing else of the inode: then the inode's record need not be written
+ * with it.  The newest row that carries them gives the inode's times until
+ * wtg_store_set_inode() records the inode again, which clears the times of
+ * every row of it (the record is newer); the rows' times go with them, so
+ * the caller records the inode when it drops rows that carry its times. */
 
 struct wtg_store_journal_row {
 	uint64_t ino;
@@ -172,12 +180,17 @@ struct wtg_store_journal_row {
 	uint64_t index;
 	uint32_t off, len; /* off + len <= WTG_STORE_CHUNK_SIZE */
 	uint8_t *data;
+	int64_t seq; /* the order the rows were added in, across slots */
+	bool timed;  /* carries the inode's times: */
+	int64_t mtime, ctime;
 };
 
 /* Adds a row for slot @index of the stream in the working layer (part of
- * the open batch); rows of one slot apply in the order they were added. */
+ * the open batch); rows of one slot apply in the order they were added.
+ * @times: the inode's mtime and ctime, or NULL. */
 int wtg_store_journal_put(struct wtg_store *store, uint64_t ino, const char *stream,
-			  uint64_t index, uint32_t off, const void *data, uint32_t len);
+			  uint64_t index, uint32_t off, const void *data, uint32_t len,
+			  const int64_t *times);
 /* Drops the working layer's rows of the slot (its chunk now holds them). */
 int wtg_store_journal_drop(struct wtg_store *store, uint64_t ino, const char *stream,
 			   uint64_t index);

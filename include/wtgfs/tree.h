@@ -96,6 +96,7 @@ struct wtg_inode {
 	uint32_t opens;	  /* open file and directory handles */
 	uint64_t nlookup; /* the kernel's references (atomic under a shared lock) */
 	bool dirty;	  /* metadata or stream sizes not in the delta yet */
+	bool times_only;  /* dirty in its mtime and ctime alone (a write) */
 	bool gone;	  /* no name and no handle: deleted */
 	bool traceless;	  /* gone, and the delta keeps no record of it */
 };

@@ -90,6 +90,7 @@ int store_commit_locked(struct wtg_store *st, bool durable)
 			r = store_sql_error(st, rc);
 			if (!sqlite3_get_autocommit(st->db))
 				sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+			store_journal_forget(st);
 			st->batch_lost = r;
 			return r;
 		}
@@ -127,8 +128,10 @@ int wtg_store_commit_nosync(struct wtg_store *st)
 void wtg_store_rollback_batch(struct wtg_store *st)
 {
 	pthread_mutex_lock(&st->lock);
-	if (st->in_batch)
+	if (st->in_batch) {
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+		store_journal_forget(st);
+	}
 	st->in_batch = false;
 	pthread_mutex_unlock(&st->lock);
 }

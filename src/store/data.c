@@ -1,9 +1,8 @@
 /*
  * File data: content-addressed chunks (stored once under their SHA-256,
  * zstd through chunks.c), streams and their 64 KiB chunk slots (extents),
- * what a slot resolves to through the stack, and the journal of small
- * fsynced writes not yet folded into their slot's chunk.  A chunk no extent
- * names goes as soon as the working layer stops naming it.
+ * and what a slot resolves to through the stack.  A chunk no extent names
+ * goes as soon as the working layer stops naming it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -264,7 +263,7 @@ static int put_stream(struct wtg_store *st, uint64_t ino, const char *name, uint
 	if (!r)
 		r = cut_slots(st, Q_EXTENT_CUT, ino, name, from);
 	if (!r)
-		r = cut_slots(st, Q_JOURNAL_CUT, ino, name, from);
+		r = store_journal_cut(st, ino, name, (uint64_t)from);
 	return r;
 }
 
@@ -605,176 +604,4 @@ int wtg_store_set_extent_base(struct wtg_store *st, uint64_t ino, const char *st
 			      uint64_t index)
 {
 	return set_extent(st, ino, stream, index, NULL, true);
-}
-
-/* ---- the journal ---- */
-
-int wtg_store_journal_put(struct wtg_store *st, uint64_t ino, const char *stream,
-			  uint64_t index, uint32_t off, const void *data, uint32_t len)
-{
-	sqlite3_stmt *s;
-
-	if (index > INT64_MAX || off > WTG_STORE_CHUNK_SIZE || len > WTG_STORE_CHUNK_SIZE - off)
-		return -EINVAL;
-	pthread_mutex_lock(&st->lock);
-	int r = store_writable(st);
-	if (!r && !st->journal_seq)
-		r = store_int_query(st, "SELECT coalesce(max(seq), 0) + 1 FROM journal", 0,
-				    &st->journal_seq);
-	if (!r)
-		r = store_query(st, Q_JOURNAL_PUT, &s);
-	if (!r) {
-		sqlite3_bind_int64(s, 1, store_top(st));
-		sqlite3_bind_int64(s, 2, (int64_t)ino);
-		sqlite3_bind_text(s, 3, stream, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 4, (int64_t)index);
-		sqlite3_bind_int64(s, 5, st->journal_seq);
-		sqlite3_bind_int64(s, 6, off);
-		sqlite3_bind_blob(s, 7, data, (int)len, SQLITE_STATIC);
-		r = store_run(st, s);
-		if (!r)
-			st->journal_seq++;
-	}
-	r = store_write_failed(st, r);
-	pthread_mutex_unlock(&st->lock);
-	return r;
-}
-
-int wtg_store_journal_drop(struct wtg_store *st, uint64_t ino, const char *stream,
-			   uint64_t index)
-{
-	sqlite3_stmt *s;
-
-	if (index > INT64_MAX)
-		return -EINVAL;
-	pthread_mutex_lock(&st->lock);
-	int r = store_writable(st);
-	if (!r)
-		r = store_query(st, Q_JOURNAL_DROP, &s);
-	if (!r) {
-		sqlite3_bind_int64(s, 1, (int64_t)ino);
-		sqlite3_bind_text(s, 2, stream, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 3, (int64_t)index);
-		sqlite3_bind_int64(s, 4, store_top(st));
-		r = store_run(st, s);
-	}
-	r = store_write_failed(st, r);
-	pthread_mutex_unlock(&st->lock);
-	return r;
-}
-
-int wtg_store_journal_clear(struct wtg_store *st)
-{
-	sqlite3_stmt *s;
-
-	pthread_mutex_lock(&st->lock);
-	int r = store_writable(st);
-	if (!r)
-		r = store_prepare(st, "DELETE FROM journal WHERE layer = ?1", &s);
-	if (!r) {
-		sqlite3_bind_int64(s, 1, store_top(st));
-		r = store_run(st, s);
-		sqlite3_finalize(s);
-	}
-	r = store_write_failed(st, r);
-	pthread_mutex_unlock(&st->lock);
-	return r;
-}
-
-void wtg_store_journal_free(struct wtg_store_journal_row *rows, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		free(rows[i].stream);
-		free(rows[i].data);
-	}
-	free(rows);
-}
-
-int wtg_store_journal_read(struct wtg_store *st, struct wtg_store_journal_row **rows_ret,
-			   size_t *count_ret)
-{
-	struct wtg_store_journal_row *rows = NULL;
-	size_t n = 0, cap = 0;
-	sqlite3_stmt *s;
-
-	*rows_ret = NULL;
-	*count_ret = 0;
-	pthread_mutex_lock(&st->lock);
-	int r = store_prepare(st,
-			      "SELECT ino, stream, idx, off, data FROM journal WHERE layer = ?1"
-			      " ORDER BY ino, stream, idx, seq",
-			      &s);
-	if (r)
-		goto out;
-	sqlite3_bind_int64(s, 1, store_top(st));
-	while ((r = store_step(st, s)) == 1) {
-		int64_t ino = sqlite3_column_int64(s, 0), idx = sqlite3_column_int64(s, 2);
-		int64_t off = sqlite3_column_int64(s, 3);
-		const char *stream = (const char *)sqlite3_column_text(s, 1);
-		int len = sqlite3_column_bytes(s, 4);
-		const void *data = sqlite3_column_blob(s, 4);
-		if (ino < 0 || idx < 0 || !stream || off < 0 || off > WTG_STORE_CHUNK_SIZE ||
-		    len > WTG_STORE_CHUNK_SIZE - off) {
-			r = store_damaged(st, "a journal row does not fit its chunk slot");
-			break;
-		}
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct wtg_store_journal_row *p = realloc(rows, nc * sizeof(*p));
-			if (!p) {
-				r = -ENOMEM;
-				break;
-			}
-			rows = p;
-			cap = nc;
-		}
-		struct wtg_store_journal_row *row = &rows[n];
-		*row = (struct wtg_store_journal_row){.ino = (uint64_t)ino, .index = (uint64_t)idx,
-						      .off = (uint32_t)off, .len = (uint32_t)len};
-		row->stream = strdup(stream);
-		row->data = malloc(len ? (size_t)len : 1);
-		if (!row->stream || !row->data) {
-			free(row->stream);
-			free(row->data);
-			r = -ENOMEM;
-			break;
-		}
-		if (len)
-			memcpy(row->data, data, (size_t)len);
-		n++;
-	}
-	sqlite3_finalize(s);
-out:
-	pthread_mutex_unlock(&st->lock);
-	if (r < 0) {
-		wtg_store_journal_free(rows, n);
-		return r;
-	}
-	*rows_ret = rows;
-	*count_ret = n;
-	return 0;
-}
-
-int wtg_store_journal_count(struct wtg_store *st, uint64_t *count_ret)
-{
-	int64_t n = 0;
-
-	pthread_mutex_lock(&st->lock);
-	int r = store_int_query(st, "SELECT count(*) FROM journal", 0, &n);
-	pthread_mutex_unlock(&st->lock);
-	*count_ret = (uint64_t)n;
-	return r;
-}
-
-int store_journal_empty(struct wtg_store *st, const char *what)
-{
-	int64_t any;
-	int r = store_int_query(st, "SELECT EXISTS (SELECT 1 FROM journal)", 0, &any);
-
-	if (r || !any)
-		return r;
-	wtg_error("cannot %s '%s': it holds writes fsynced before a crash that are not folded in "
-		  "yet (mount it read-write once and unmount it)",
-		  what, st->path);
-	return -EBUSY;
 }

@@ -66,6 +66,7 @@ int store_transaction(struct wtg_store *st, int (*fn)(struct wtg_store *, const 
 	r = store_commit_locked(st, true);
 	if (!r)
 		r = store_load_stack(st, new_top);
+	store_journal_forget(st); /* the working layer may be another */
 	return r;
 }
 

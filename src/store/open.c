@@ -38,12 +38,16 @@
 	" PRIMARY KEY(dir, name)) WITHOUT ROWID;"                                            \
 	"CREATE TABLE IF NOT EXISTS base_sds(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
 
-/* Small fsynced writes not yet folded into their chunk (format 5; see
- * wtgfs/store.h), keyed so that a slot's rows are one range of the b-tree. */
-#define JOURNAL_SQL                                                                               \
-	"CREATE TABLE journal(layer INTEGER, ino INTEGER, stream TEXT, idx INTEGER, seq INTEGER,"  \
-	" off INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(layer, ino, stream, idx, seq))"   \
-	" WITHOUT ROWID;"
+/* Small fsynced writes not yet folded into their chunk (see wtgfs/store.h
+ * and journal.c): since format 6 keyed by their sequence number alone, so
+ * that a row goes at the b-tree's right edge; the inode's times a row may
+ * carry come before its data, in the part of the row its leaf holds.
+ * Format 5 keyed them by (layer, ino, stream, idx, seq), without rowid. */
+#define JOURNAL_COLUMNS                                                                       \
+	"(seq INTEGER PRIMARY KEY, layer INTEGER NOT NULL, ino INTEGER NOT NULL,"             \
+	" stream TEXT NOT NULL, idx INTEGER NOT NULL, off INTEGER NOT NULL, mtime INTEGER,"  \
+	" ctime INTEGER, data BLOB NOT NULL)"
+#define JOURNAL_SQL "CREATE TABLE journal" JOURNAL_COLUMNS ";"
 
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -331,25 +335,41 @@ static int upgrade_snapshots(struct wtg_store *st)
 			      " NULL AS abandoned FROM main.snapshots");
 }
 
-/* Format 5 added the journal: a writer adds the table and records the
- * format, so an older wtgfs, which would not see rows a crash left there,
- * refuses the file; a reader of an older delta sees an empty one. */
+/*
+ * Format 5 added the journal, format 6 keyed it by sequence alone and let
+ * rows carry the inode's times.  A writer adds the table, or moves the rows
+ * of a format 5 one (a crash may have left some) into the new one in their
+ * order, and records the format: an older wtgfs, which would miss rows or
+ * the times they carry, refuses the file.  A reader of an older delta sees
+ * an empty journal, or the format 5 one through a view of its own.
+ */
 static int upgrade_journal(struct wtg_store *st)
 {
 	int64_t n;
+	bool has_times = false;
 	int r = store_int_query(st,
 				"SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
 				" name = 'journal'",
 				0, &n);
 
-	if (r || n)
+	if (!r && n)
+		r = has_column(st, "journal", "mtime", &has_times);
+	if (r || has_times)
 		return r;
 	if (st->read_only)
-		return store_exec(st, "CREATE TEMP TABLE journal(layer INTEGER, ino INTEGER,"
-				      " stream TEXT, idx INTEGER, seq INTEGER, off INTEGER NOT NULL,"
-				      " data BLOB NOT NULL, PRIMARY KEY(layer, ino, stream, idx, seq))"
-				      " WITHOUT ROWID");
-	r = store_exec(st, "BEGIN IMMEDIATE; " JOURNAL_SQL " PRAGMA user_version = 5; COMMIT");
+		return store_exec(st, n ? "CREATE TEMP VIEW journal AS SELECT seq, layer, ino, stream,"
+					  " idx, off, NULL AS mtime, NULL AS ctime, data FROM"
+					  " main.journal"
+					: "CREATE TEMP TABLE journal" JOURNAL_COLUMNS);
+	if (!n)
+		r = store_exec(st, "BEGIN IMMEDIATE; " JOURNAL_SQL " PRAGMA user_version = 6; COMMIT");
+	else
+		r = store_exec(st, "BEGIN IMMEDIATE; ALTER TABLE journal RENAME TO journal_5; "
+				   JOURNAL_SQL
+				   " INSERT INTO journal(layer, ino, stream, idx, off, data)"
+				   " SELECT layer, ino, stream, idx, off, data FROM journal_5"
+				   " ORDER BY layer, ino, stream, idx, seq;"
+				   " DROP TABLE journal_5; PRAGMA user_version = 6; COMMIT");
 	if (r && !sqlite3_get_autocommit(st->db))
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
@@ -481,6 +501,7 @@ int store_layer_of_snapshot(struct wtg_store *st, const char *name, int64_t *lay
 static void store_free(struct wtg_store *st)
 {
 	store_stop_checkpoints(st);
+	store_journal_forget(st);
 	for (int i = 0; i < Q_COUNT; i++)
 		sqlite3_finalize(st->q[i]);
 	if (st->wal_fd >= 0)

@@ -95,7 +95,10 @@ static int set_inode(struct wtg_store *st, uint64_t ino, const struct wtg_store_
 		if (in->ea)
 			sqlite3_bind_blob(s, 13, in->ea, (int)in->ea_len, SQLITE_STATIC);
 	}
-	return store_run(st, s);
+	r = store_run(st, s);
+	if (!r && in) /* the times its journal rows carry are older */
+		r = store_journal_untime(st, ino);
+	return r;
 }
 
 int wtg_store_set_inode(struct wtg_store *st, uint64_t ino, const struct wtg_store_inode *inode)
@@ -131,7 +134,7 @@ static int drop_data(struct wtg_store *st, uint64_t ino)
 	if (!r)
 		r = run_2(st, Q_INODE_DEL_STREAMS, (int64_t)ino, top);
 	if (!r)
-		r = run_2(st, Q_JOURNAL_DEL_INODE, (int64_t)ino, top);
+		r = store_journal_cut(st, ino, NULL, 0);
 	return r;
 }
 

@@ -90,13 +90,11 @@ const char *const store_query_sql[Q_COUNT] = {
     [Q_BASE_SD_PUT] = "INSERT OR REPLACE INTO base_sds(id, data) VALUES(?1, ?2)",
     [Q_BASE_SD_GET] = "SELECT data FROM base_sds WHERE id = ?1",
     [Q_NAMES_OF_INO] = "SELECT dir, name, layer FROM names WHERE ino = ?1",
-    [Q_JOURNAL_PUT] = "INSERT INTO journal(layer, ino, stream, idx, seq, off, data)"
-		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [Q_JOURNAL_DROP] = "DELETE FROM journal WHERE ino = ?1 AND stream = ?2 AND idx = ?3"
-		       " AND layer = ?4",
-    [Q_JOURNAL_CUT] = "DELETE FROM journal WHERE ino = ?1 AND stream = ?2 AND layer = ?3"
-		      " AND idx >= ?4",
-    [Q_JOURNAL_DEL_INODE] = "DELETE FROM journal WHERE ino = ?1 AND layer = ?2",
+    /* the rowid (seq) is SQLite's: one past the last, at the b-tree's edge */
+    [Q_JOURNAL_PUT] = "INSERT INTO journal(layer, ino, stream, idx, off, mtime, ctime, data)"
+		      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [Q_JOURNAL_DEL] = "DELETE FROM journal WHERE seq = ?1",
+    [Q_JOURNAL_UNTIME] = "UPDATE journal SET mtime = NULL, ctime = NULL WHERE seq = ?1",
     /* Q_STREAM_LIST in reverse name order: the primary key's order read
      * backwards, without the sort that layer DESC after name ASC needs */
     [Q_STREAM_LIST_AT] = "SELECT name, layer, size, deleted FROM streams WHERE ino = ?1"
@@ -157,6 +155,7 @@ int store_write_failed(struct wtg_store *st, int err)
 {
 	if (st->in_batch && sqlite3_get_autocommit(st->db)) {
 		st->in_batch = false;
+		store_journal_forget(st); /* it may name rows rolled back */
 		if (!st->batch_lost)
 			st->batch_lost = err ? err : -EIO;
 	}

@@ -6,7 +6,7 @@
  * (transactions and durability), base.c (the index of the base's
  * metadata), records.c (inodes, names, security
  * descriptors, the whole stack at once), data.c (chunks, streams and their
- * extents), layers.c (snapshots, rollback, the layer list) and maintain.c
+ * extents), journal.c (small fsynced writes not in their chunk yet), layers.c (snapshots, rollback, the layer list) and maintain.c
  * (verify, gc).  Every function here expects the store's lock held unless
  * it says otherwise.
  */
@@ -71,9 +71,8 @@ enum {
 	Q_BASE_SD_GET,
 	Q_NAMES_OF_INO,
 	Q_JOURNAL_PUT,
-	Q_JOURNAL_DROP,
-	Q_JOURNAL_CUT,
-	Q_JOURNAL_DEL_INODE,
+	Q_JOURNAL_DEL,
+	Q_JOURNAL_UNTIME,
 	Q_STREAM_LIST_AT,
 	Q_BEGIN,
 	Q_COMMIT,
@@ -107,7 +106,12 @@ struct wtg_store {
 	int batch_lost;
 	struct timespec batch_start;
 	bool base_indexed; /* the base index is complete (base.c) */
-	int64_t journal_seq; /* the last journal row's sequence number, 0: not read yet */
+	/* the working layer's journal rows by slot (journal.c), read from the
+	 * file at first use (jloaded) */
+	struct jslot **jslots;
+	size_t jbuckets, njslots;
+	uint64_t jtimed; /* rows that carry an inode's times */
+	bool jloaded;
 	/* checkpoints on a thread of their own (checkpoint.c) */
 	sqlite3 *ckpt_db;
 	pthread_t ckpt_thread;
@@ -203,6 +207,15 @@ int store_layer_of_snapshot(struct wtg_store *st, const char *name, int64_t *lay
 /* -EBUSY (logged, naming @what) when the journal holds rows: what changes
  * the layers needs them folded into their chunks first. */
 int store_journal_empty(struct wtg_store *st, const char *what);
+/* Drops the working layer's journal rows of slots @from on of the stream
+ * (@stream NULL: of every stream of @ino). */
+int store_journal_cut(struct wtg_store *st, uint64_t ino, const char *stream, uint64_t from);
+/* Clears the times the journal rows of @ino carry: its record, just
+ * written, is newer. */
+int store_journal_untime(struct wtg_store *st, uint64_t ino);
+/* Forgets what the map of journal rows holds, to be read again from the
+ * file (after a rollback, and when the store is freed). */
+void store_journal_forget(struct wtg_store *st);
 /* Runs @fn in a transaction of its own after committing the open batch;
  * reloads the stack from the top layer @fn returns. */
 int store_transaction(struct wtg_store *st, int (*fn)(struct wtg_store *, const void *, int64_t *),
