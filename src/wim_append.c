@@ -796,6 +796,15 @@ static uint32_t chunk_usize(uint64_t size, uint32_t cs, uint64_t i)
 	return left < cs ? (uint32_t)left : cs;
 }
 
+/* Starts writing [@off, @off + @len) out, not waiting: the commit's
+ * fdatasync then waits for what is left, not for every byte the append
+ * wrote (the kernel would otherwise hold them dirty until then). */
+static void start_writeback(const struct wim_append *wa, uint64_t off, uint64_t len)
+{
+	if (len)
+		sync_file_range(wa->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
 /* Less than this is left to the kernel's own read-ahead. */
 #define PREFETCH_MIN (256u << 10)
 
@@ -1323,6 +1332,8 @@ static int job_write(struct wim_append *wa, struct queue *q, const struct qjob *
 	}
 	q->wpos = res->pos + res->r.stored_size;
 	wa->st.bytes_written += res->r.stored_size;
+	if (!ret)
+		start_writeback(wa, res->pos, res->r.stored_size);
 	return ret;
 }
 
