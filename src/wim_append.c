@@ -1902,12 +1902,9 @@ static void *check_fn(void *arg)
 	return NULL;
 }
 
-int wim_append_metadata_check(struct wim_append *wa)
+/* What check_fn found: 0, or the bytes dropped and an error. */
+static int check_result(struct wim_append *wa)
 {
-	if (!wa->check.running)
-		return 0;
-	pthread_join(wa->check.tid, NULL);
-	wa->check.running = false;
 	int ret = wa->check.ret;
 	if (ret) {
 		/* (bytes that nothing may compare with; a parse may still point
@@ -1917,6 +1914,15 @@ int wim_append_metadata_check(struct wim_append *wa)
 			corrupt(wa, "a metadata resource does not match its SHA-1");
 	}
 	return ret;
+}
+
+int wim_append_metadata_check(struct wim_append *wa)
+{
+	if (!wa->check.running)
+		return 0;
+	pthread_join(wa->check.tid, NULL);
+	wa->check.running = false;
+	return check_result(wa);
 }
 
 static int metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
@@ -1968,13 +1974,10 @@ static int metadata_bytes(struct wim_append *wa, int image, const void **bytes_r
 		wa->check = (struct meta_check){.also = also, .ctx = ctx};
 		if (!pthread_create(&wa->check.tid, NULL, check_fn, wa))
 			wa->check.running = true;
-		else
+		else {
 			check_fn(wa); /* (no thread: at once) */
-		if (!wa->check.running && wa->check.ret) {
-			memset(wa->meta_cache_sha1, 0, 20);
-			return wa->check.ret == -EINVAL
-				   ? corrupt(wa, "a metadata resource does not match its SHA-1")
-				   : wa->check.ret;
+			if ((ret = check_result(wa)))
+				return ret;
 		}
 	}
 	return 0;
