@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -930,6 +931,67 @@ static bool outside(const struct wim_append_range *h, size_t n, uint64_t off, ui
 	return true;
 }
 
+/*
+ * Whether no LZ coder can shrink @n bytes: their bytes are spread almost
+ * evenly (order-0 entropy within 0.03 bit of random bytes', so Huffman
+ * codes save less than their own trees cost) and hardly a 4-byte sequence
+ * comes twice (so there is nothing to match).  Already-compressed data
+ * (random payloads, .cab, .zip, images) is like that: LZX spends 0.7 ms on
+ * such a 32 KiB chunk to find it does not shrink, this test 30 us.  A chunk
+ * it lets through is compressed as before.
+ */
+bool wim_append_incompressible(const void *bytes, size_t n)
+{
+	enum { HASH_BITS = 12 };
+	const uint8_t *p = bytes;
+	uint32_t count[4][256] = {{0}};
+	uint32_t seen[1u << HASH_BITS] = {0};
+
+	if (n < 4096 || n > (256u << 10))
+		return false;
+	size_t i = 0;
+	for (; i + 4 <= n; i += 4) {
+		count[0][p[i]]++;
+		count[1][p[i + 1]]++;
+		count[2][p[i + 2]]++;
+		count[3][p[i + 3]]++;
+	}
+	for (; i < n; i++)
+		count[0][p[i]]++;
+	double bits = 0;
+	for (unsigned c = 0; c < 256; c++) {
+		uint32_t k = count[0][c] + count[1][c] + count[2][c] + count[3][c];
+		if (k)
+			bits -= k * log2((double)k / (double)n);
+	}
+	/* (n random bytes fall short of 8 bits a byte by about 255 / (2 n ln 2)) */
+	if (bits < (7.97 - 184.0 / (double)n) * (double)n)
+		return false;
+	/* Random bytes repeat a 4-byte sequence about n^2 / 2^33 times (0.1 in
+	 * 32 KiB); matchable data far more often than n / 1024.  The table
+	 * keeps the last sequence of each hash: a repeat it forgets, or a 0 it
+	 * takes for one, only sends the chunk to the compressor. */
+	size_t repeats = 0;
+	for (i = 0; i + 4 <= n; i++) {
+		uint32_t v;
+		memcpy(&v, p + i, 4);
+		uint32_t h = (v * 2654435761u) >> (32 - HASH_BITS);
+		repeats += seen[h] == v;
+		seen[h] = v;
+	}
+	return repeats <= n / 1024;
+}
+
+/* Compresses a chunk into @out (room for @usize - 1 bytes): its length, or
+ * 0 when it does not shrink and is stored raw. */
+static size_t compress_chunk(struct wimlib_compressor *comp, const uint8_t *in, uint32_t usize,
+			     uint8_t *out)
+{
+	if (wim_append_incompressible(in, usize))
+		return 0;
+	return wimlib_compress(in, usize, out, usize - 1, comp);
+}
+
 /* Chunks handled at a time: read, compared, then compressed on up to
  * wa->threads threads, then written in order. */
 #define BATCH 16
@@ -962,10 +1024,8 @@ static void *squeeze_fn(void *arg)
 	for (unsigned j = 0; j < b->k; j++) {
 		if (b->mode[j] != C_COMPRESS || seen++ % q->nt != q->t)
 			continue;
-		size_t c = wimlib_compress(b->in + (size_t)j * cs, b->usize[j], b->out + (size_t)j * cs,
-					   b->usize[j] - 1, q->comp);
-		/* 0: it does not shrink, stored raw */
-		b->plen[j] = c;
+		b->plen[j] = compress_chunk(q->comp, b->in + (size_t)j * cs, b->usize[j],
+					    b->out + (size_t)j * cs);
 	}
 	return NULL;
 }
@@ -1267,8 +1327,7 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 			return -ENOMEM;
 		if (!(j->out = malloc(usize)))
 			return -ENOMEM;
-		/* 0: it does not shrink, stored raw */
-		j->plen = wimlib_compress(in, usize, j->out, usize - 1, w->comp);
+		j->plen = compress_chunk(w->comp, in, usize, j->out);
 		if (!j->plen) {
 			j->mode = C_RAW;
 			free(j->out);

@@ -11,6 +11,7 @@
 
 #include "unit.h"
 #include "wtgfs/chunk_cache.h"
+#include "wtgfs/wim_append.h"
 #include "wtgfs/wim_resource.h"
 #include "wtgfs/workpool.h"
 
@@ -443,6 +444,68 @@ TEST(sizes_near_two_to_the_64)
 	close(fd);
 }
 
+static void fill_random(uint8_t *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+		p[i] = (uint8_t)(seed >> 24);
+	}
+}
+
+/* LZX's length for @n bytes, 0 when they do not shrink. */
+static size_t lzx_len(const uint8_t *p, size_t n)
+{
+	struct wimlib_compressor *c;
+	uint8_t *out = malloc(n);
+
+	CHECK(out && !wimlib_create_compressor(WIMLIB_COMPRESSION_TYPE_LZX, 32768, 0, &c));
+	size_t len = wimlib_compress(p, n, out, n - 1, c);
+	wimlib_free_compressor(c);
+	free(out);
+	return len;
+}
+
+/* The shortcut that stores a chunk raw without compressing it: taken only
+ * where LZX would not have shrunk it either. */
+TEST(incompressible_chunks)
+{
+	enum { CS = 32768 };
+	uint8_t *p = malloc(CS);
+
+	CHECK(p);
+	for (uint64_t seed = 1; seed <= 8; seed++) {
+		fill_random(p, CS, seed * 0x9E3779B97F4A7C15ull);
+		CHECK(wim_append_incompressible(p, CS));
+		CHECK(lzx_len(p, CS) == 0);
+	}
+	/* a tail chunk, and one too short to judge */
+	CHECK(wim_append_incompressible(p, 5000));
+	CHECK(!wim_append_incompressible(p, 1000));
+	/* random 8 KiB repeated: even bytes, but matches */
+	fill_random(p, 8192, 7);
+	for (size_t i = 8192; i < CS; i++)
+		p[i] = p[i - 8192];
+	CHECK(!wim_append_incompressible(p, CS));
+	CHECK(lzx_len(p, CS) > 0 && lzx_len(p, CS) < CS / 2);
+	/* a few runs of 64 bytes copied inside random data */
+	fill_random(p, CS, 11);
+	for (size_t k = 0; k < 48; k++)
+		memcpy(p + 1000 + k * 600, p + 300 + k * 7, 64);
+	CHECK(!wim_append_incompressible(p, CS));
+	CHECK(lzx_len(p, CS) > 0);
+	/* random, but of 128 byte values: 7 bits a byte, Huffman shrinks it */
+	fill_random(p, CS, 3);
+	for (size_t i = 0; i < CS; i++)
+		p[i] &= 0x7F;
+	CHECK(!wim_append_incompressible(p, CS));
+	CHECK(lzx_len(p, CS) > 0);
+	/* text */
+	for (size_t i = 0; i < CS; i++)
+		p[i] = "the quick brown fox jumps over the lazy dog "[i % 44];
+	CHECK(!wim_append_incompressible(p, CS));
+	free(p);
+}
+
 int main(void)
 {
 	alarm(300); /* a read that never returns fails the test, not the suite */
@@ -452,5 +515,6 @@ int main(void)
 	RUN(solid_read_ahead);
 	RUN(damaged_tables_and_files);
 	RUN(sizes_near_two_to_the_64);
+	RUN(incompressible_chunks);
 	UNIT_EXIT();
 }

@@ -189,5 +189,8 @@ void wim_append_get_stats(const struct wim_append *wa, struct wim_append_stats *
 
 /* NT time now (100 ns since 1601). */
 uint64_t wim_append_nt_now(void);
+/* Whether no LZ coder can shrink these @n bytes (then a chunk is stored raw
+ * without trying): almost evenly spread bytes that hardly repeat. */
+bool wim_append_incompressible(const void *p, size_t n);
 
 #endif
