@@ -112,6 +112,7 @@ enum {
 	N_FACTS = 1u << 1,   /* facts changed: encode afresh */
 	N_LIST = 1u << 2,    /* its child list changed: write a new one */
 	N_NEW = 1u << 3,     /* not in the parsed bytes */
+	N_INDEXED = 1u << 4, /* its children's names are in the name index */
 };
 
 struct node {
@@ -203,7 +204,10 @@ static uint32_t name_hash(uint32_t parent, const char *name, size_t len)
 
 /* The name index: open addressing on (hash, node) pairs, so that a probe
  * touches a node only when the hash matches; removed slots become
- * tombstones, counted in nused until the next growth drops them. */
+ * tombstones, counted in nused until the next growth drops them.  A
+ * directory's names go in when one of them is first looked up
+ * (index_dir), so a parse pays for none and a patch for the directories it
+ * touches. */
 #define TOMB (NONE - 1)
 
 static int hash_resize(struct wim_meta *m, uint32_t n)
@@ -261,6 +265,8 @@ static uint32_t *hash_find_slot(const struct wim_meta *m, uint32_t parent, const
 {
 	uint32_t h = name_hash(parent, name, len);
 
+	if (!m->nbuckets)
+		return NULL;
 	for (uint32_t j = h & (m->nbuckets - 1); m->buckets[j].node != NONE;
 	     j = (j + 1) & (m->nbuckets - 1)) {
 		struct slot *s = &m->buckets[j];
@@ -300,6 +306,8 @@ static bool hash_insert_new(struct wim_meta *m, uint32_t i)
 static void hash_remove(struct wim_meta *m, uint32_t i)
 {
 	struct node *nd = &m->nodes[i];
+	if (nd->parent == NONE || !(m->nodes[nd->parent].flags & N_INDEXED))
+		return;
 	uint32_t *s = hash_find_slot(m, nd->parent, nd->e.name, nd->name_len);
 
 	if (s && *s == i) {
@@ -308,9 +316,32 @@ static void hash_remove(struct wim_meta *m, uint32_t i)
 	}
 }
 
-static uint32_t find_child(const struct wim_meta *m, uint32_t parent, const char *name, size_t len)
+/* Puts the names of @dir's children in the index: -EINVAL when two are the
+ * same (a list wimlib would not have written). */
+static int index_dir(struct wim_meta *m, uint32_t dir)
 {
+	int ret;
+
+	if (m->nodes[dir].flags & N_INDEXED)
+		return 0;
+	for (uint32_t c = m->nodes[dir].first_child; c != NONE; c = m->nodes[c].next_sibling) {
+		if ((ret = hash_reserve(m)) < 0)
+			return ret;
+		if (!hash_insert_new(m, c))
+			return -EINVAL;
+	}
+	m->nodes[dir].flags |= N_INDEXED;
+	return 0;
+}
+
+/* @parent's child named @name, NONE with *err -ENOENT when it has none. */
+static uint32_t find_child(struct wim_meta *m, uint32_t parent, const char *name, size_t len,
+			   int *err)
+{
+	if ((*err = index_dir(m, parent)) < 0)
+		return NONE;
 	const uint32_t *s = hash_find_slot(m, parent, name, len);
+	*err = s ? 0 : -ENOENT;
 	return s ? *s : NONE;
 }
 
@@ -784,11 +815,7 @@ static int parse_list(struct parse *ps, uint32_t dir)
 		if (!(nd->e.attributes & ATTR_REPARSE_POINT) &&
 		    nd->e.hard_link_group_id > m->max_link)
 			m->max_link = nd->e.hard_link_group_id;
-		if ((ret = hash_reserve(m)) < 0)
-			return ret;
 		nd->parent = dir;
-		if (!hash_insert_new(m, i))
-			return -EINVAL; /* the same exact name twice */
 		link_last(m, dir, i);
 	}
 }
@@ -809,12 +836,10 @@ static int parse_tree(struct parse *ps)
 	/* the end mark after the root belongs to it */
 	if (m->len - r->off - r->len < 8 || (ret = claim_mark(ps, r->off + r->len)) < 0)
 		return -EINVAL;
-	/* room for as many dentries as the bytes can hold, so that neither
-	 * array grows while parsing */
-	uint64_t most = (m->len - m->root_off) / sizeof(struct dentry_disk) + 1, n = 1024;
-	while (n < most * 2 && n < (1u << 30))
-		n *= 2;
-	if ((ret = hash_resize(m, (uint32_t)n)) < 0 || (ret = nodes_reserve(m, most + 1)) < 0)
+	/* room for as many dentries as the bytes can hold, so that the array
+	 * does not grow while parsing */
+	uint64_t most = (m->len - m->root_off) / sizeof(struct dentry_disk) + 1;
+	if ((ret = nodes_reserve(m, most + 1)) < 0)
 		return ret;
 
 	/* breadth first, each directory's depth checked as its list is read */
@@ -979,7 +1004,7 @@ int wim_meta_sd_add(struct wim_meta *m, const void *sd, size_t len)
 /* ---- paths ---- */
 
 /* The node at @path, or NONE with *err -ENOENT / -ENOTDIR / -EINVAL. */
-static uint32_t lookup(const struct wim_meta *m, const char *path, int *err)
+static uint32_t lookup(struct wim_meta *m, const char *path, int *err)
 {
 	uint32_t cur = 0;
 
@@ -998,11 +1023,9 @@ static uint32_t lookup(const struct wim_meta *m, const char *path, int *err)
 			*err = -ENOTDIR;
 			return NONE;
 		}
-		cur = find_child(m, cur, path, n);
-		if (cur == NONE) {
-			*err = -ENOENT;
+		cur = find_child(m, cur, path, n, err);
+		if (cur == NONE)
 			return NONE;
-		}
 		path += n;
 		if (*path == '/' && !*++path) {
 			*err = -EINVAL;
@@ -1012,7 +1035,7 @@ static uint32_t lookup(const struct wim_meta *m, const char *path, int *err)
 	return cur;
 }
 
-int wim_meta_get(const struct wim_meta *m, const char *path, struct wim_meta_entry *out)
+int wim_meta_get(struct wim_meta *m, const char *path, struct wim_meta_entry *out)
 {
 	int err;
 	uint32_t i = lookup(m, path, &err);
@@ -1313,7 +1336,8 @@ static void place(struct wim_meta *m, uint32_t dir, uint32_t i, const uint8_t *n
 {
 	m->changed = true;
 	link_before(m, dir, sorted_position(m, dir, name, nbytes), i);
-	hash_insert(m, i);
+	if (m->nodes[dir].flags & N_INDEXED)
+		hash_insert(m, i);
 	m->nodes[dir].flags |= N_LIST;
 }
 
@@ -1364,8 +1388,10 @@ int wim_meta_add(struct wim_meta *m, const char *dir, const struct wim_meta_entr
 		return err;
 	if (depth_of(m, d) + 1 >= MAX_DEPTH)
 		return -EINVAL;
-	if (find_child(m, d, e->name, strlen(e->name)) != NONE)
+	if (find_child(m, d, e->name, strlen(e->name), &err) != NONE)
 		return -EEXIST;
+	if (err != -ENOENT)
+		return err;
 	struct enc *x = enc_new();
 	if (!x)
 		return -ENOMEM;
@@ -1465,8 +1491,10 @@ int wim_meta_rename(struct wim_meta *m, const char *from, const char *to)
 			return -EINVAL;
 	if ((uint64_t)depth_of(m, d) + 1 + height_of(m, i) >= MAX_DEPTH)
 		return -EINVAL;
-	if (find_child(m, d, base, strlen(base)) != NONE)
+	if (find_child(m, d, base, strlen(base), &err) != NONE)
 		return -EEXIST;
+	if (err != -ENOENT)
+		return err;
 	uint8_t *u16 = malloc(65536);
 	if (!u16)
 		return -ENOMEM;

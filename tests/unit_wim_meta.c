@@ -834,6 +834,58 @@ static uint64_t first_in_list(const uint8_t *buf, size_t len, uint64_t off, bool
 	return 0;
 }
 
+/* The next dentry after the one at @off (with its stream entries). */
+static uint64_t next_in_list(const uint8_t *buf, size_t len, uint64_t off)
+{
+	uint16_t ns;
+
+	memcpy(&ns, buf + off + 0x60, 2);
+	off += (wtg_get_le64(buf + off) + 7) & ~7ull;
+	for (unsigned i = 0; i < ns && off + 8 <= len; i++)
+		off += (wtg_get_le64(buf + off) + 7) & ~7ull;
+	return off;
+}
+
+/* Two names in one list made the same (siblings whose names have one
+ * length): the parse takes it (it indexes no names), a lookup in that
+ * directory is refused. */
+static void check_same_names(const uint8_t *buf, size_t len, uint64_t list)
+{
+	for (uint64_t a = list; a + 0x66 <= len && wtg_get_le64(buf + a) > 8;
+	     a = next_in_list(buf, len, a)) {
+		uint64_t b = next_in_list(buf, len, a);
+		if (b + 0x66 > len || wtg_get_le64(buf + b) <= 8)
+			return;
+		uint16_t an = wtg_get_le16(buf + a + 0x64), bn = wtg_get_le16(buf + b + 0x64);
+		if (an != bn || !an || an > 2 * 64 || memcmp(buf + a + 0x62, buf + b + 0x62, 2))
+			continue;
+		char name[65];
+		bool ascii = true;
+		for (unsigned i = 0; i < an / 2u; i++) {
+			uint16_t u = wtg_get_le16(buf + a + 0x66 + 2 * i);
+			ascii &= u > 0x20 && u < 0x7F;
+			name[i] = (char)u;
+		}
+		name[an / 2] = 0;
+		if (!ascii)
+			continue;
+		uint8_t *c = malloc(len);
+		struct wim_meta *m;
+		struct wim_meta_entry e;
+		CHECK(c);
+		memcpy(c, buf, len);
+		memcpy(c + b + 0x66, buf + a + 0x66, an);
+		CHECK(wim_meta_parse(c, len, &m) == 0);
+		if (m) {
+			CHECK(wim_meta_get(m, name, &e) == -EINVAL);
+			wim_meta_free(m);
+		}
+		free(c);
+		return;
+	}
+	CHECK(!"no two names of one length side by side in the root's list");
+}
+
 static void check_bad(const uint8_t *buf, size_t len)
 {
 	uint8_t *b = malloc(len);
@@ -893,6 +945,7 @@ static void check_bad(const uint8_t *buf, size_t len)
 	if (file)
 		MUTATE(wtg_put_le64(b + file + 0x10, first));
 #undef MUTATE
+	check_same_names(buf, len, first);
 	free(b);
 }
 

@@ -115,11 +115,13 @@ int wim_meta_sd_add(struct wim_meta *m, const void *sd, size_t len);
  * Paths are exact names (case-sensitive, as wimlib keeps at most one name per
  * case-sensitive spelling) joined by '/'; "" is the root; no leading or
  * trailing '/'.  Errors: -ENOENT (no such name), -ENOTDIR (a component is
- * not a directory), -EEXIST, -EINVAL (bad name or entry), -ENOMEM.
+ * not a directory), -EEXIST, -EINVAL (bad name or entry, or a directory on
+ * the way that holds one name twice: found at its first lookup, since a
+ * parse indexes no names), -ENOMEM.
  * The entry handed out points into @m and stays valid until the next
  * change or wim_meta_free. */
 
-int wim_meta_get(const struct wim_meta *m, const char *path, struct wim_meta_entry *out);
+int wim_meta_get(struct wim_meta *m, const char *path, struct wim_meta_entry *out);
 
 /* An inode's facts live in each of its names (dentries): set them on every
  * name.  wimlib takes a group's facts from its first name and links names
