@@ -22,6 +22,7 @@
 #include "wtgfs/base_index.h"
 #include "wtgfs/diff.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mem.h"
 #include "wtgfs/names.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/reparse.h"
@@ -1521,7 +1522,7 @@ static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, 
 	uint64_t size = full < prefix ? full : prefix;
 	if (size > max || size > SIZE_MAX)
 		return -EFBIG;
-	uint8_t *buf = calloc(1, size ? size : 1);
+	uint8_t *buf = wtg_calloc_large(size);
 	if (!buf)
 		return -ENOMEM;
 	/* a run of slots the base holds is read at once: the source decodes

@@ -31,6 +31,7 @@
 #include "wtgfs/export.h"
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mem.h"
 #include "wtgfs/source.h"
 #include "wtgfs/store.h"
 #include "wtgfs/tree.h"
@@ -826,7 +827,7 @@ static void copy_meta(void *arg)
 	struct raw *r = arg;
 	size_t cap = r->meta_len + r->meta_len / 4 + 65536;
 
-	if ((r->copy = malloc(cap))) {
+	if ((r->copy = wtg_malloc_large(cap))) {
 		memcpy(r->copy, r->meta_bytes, r->meta_len);
 		r->copy_cap = cap;
 	}

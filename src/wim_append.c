@@ -26,6 +26,7 @@
 #include "wtgfs/hash.h"
 #include "wtgfs/le.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mem.h"
 #include "wtgfs/names.h"
 #include "wtgfs/progress.h"
 #include "wtgfs/wim_append.h"
@@ -2008,7 +2009,7 @@ static int metadata_bytes(struct wim_append *wa, int image, const void **bytes_r
 	if (wa->meta_cache && (ret = queue_flush(wa)))
 		return ret;
 	/* (the chunk table checked before the size it claims is allocated) */
-	if (!(ret = load_chunks(wa, b, &c)) && !(buf = malloc(b->r.size ? b->r.size : 1)))
+	if (!(ret = load_chunks(wa, b, &c)) && !(buf = wtg_malloc_large(b->r.size)))
 		ret = -ENOMEM;
 	/* (codecs of its own: this may run beside add_blob) */
 	if (!ret) {

@@ -21,6 +21,7 @@
 #include <wctype.h>
 
 #include "wtgfs/le.h"
+#include "wtgfs/mem.h"
 #include "wtgfs/names.h"
 #include "wtgfs/wim_meta.h"
 
@@ -351,7 +352,7 @@ static int nodes_reserve(struct wim_meta *m, uint64_t want)
 		return 0;
 	if (want > UINT32_MAX / 2)
 		return -ENOMEM;
-	struct node *n = realloc(m->nodes, (size_t)want * sizeof(*n));
+	struct node *n = wtg_realloc_large(m->nodes, (size_t)want * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	m->nodes = n;
@@ -364,7 +365,7 @@ static uint32_t node_new(struct wim_meta *m)
 {
 	if (m->nnodes == m->cap) {
 		uint32_t cap = m->cap ? m->cap * 2 : 1024;
-		struct node *n = realloc(m->nodes, (size_t)cap * sizeof(*n));
+		struct node *n = wtg_realloc_large(m->nodes, (size_t)cap * sizeof(*n));
 		if (!n || cap <= m->cap)
 			return NONE;
 		m->nodes = n;
