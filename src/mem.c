@@ -8,7 +8,6 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 
 #include "wtgfs/mem.h"
@@ -37,10 +36,12 @@ void *wtg_malloc_large(size_t size)
 
 void *wtg_calloc_large(size_t size)
 {
-	void *p = wtg_malloc_large(size);
+	/* (calloc clears only memory it reuses, which is in place already: a
+	 * fresh mapping is zero and still untouched when advised) */
+	void *p = calloc(1, size ? size : 1);
 
 	if (p)
-		memset(p, 0, size);
+		advise(p, size);
 	return p;
 }
 
