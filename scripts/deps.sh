@@ -3,7 +3,7 @@
 # (as root).  Quick when all is there already.
 set -eu
 pkgs="autoconf automake make gcc clang pkg-config
-libfuse3-dev fuse3 libwim-dev wimtools libssl-dev ntfs-3g-dev
+libfuse3-dev fuse3 libwim-dev wimtools nettle-dev ntfs-3g-dev
 ntfs-3g attr python3 xxd libvhdi-dev qemu-utils fdisk dosfstools util-linux
 libsqlite3-dev libzstd-dev sqlite3 jq gdisk libjson-c-dev libfdisk-dev e2fsprogs
 libhivex-dev libxml2-dev libhivex-bin python3-hivex mtools grub-common grub-efi-amd64-bin

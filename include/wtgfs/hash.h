@@ -1,5 +1,5 @@
 /*
- * Cryptographic hashes (the one user of libcrypto): SHA-1, which WIM files
+ * Cryptographic hashes (the one user of Nettle): SHA-1, which WIM files
  * use to name and check their blobs, and SHA-256, which names the delta's
  * chunks and security descriptors.
  */
