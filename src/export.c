@@ -23,6 +23,7 @@
 
 #include "export_plan.h"
 #include "wtgfs/export.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
 #include "wtgfs/source.h"
 #include "wtgfs/store.h"
@@ -432,22 +433,6 @@ struct guard_msg {
 	char header[GUARD_HEADER];
 };
 
-/* Reads @len bytes of @fd; the count read (short at end of file or on an
- * error). */
-static size_t read_full(int fd, void *buf, size_t len)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = read(fd, (char *)buf + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	return done;
-}
-
 int wtg_export_guard_main(int argc, char **argv)
 {
 	static struct guard_msg m;
@@ -462,14 +447,14 @@ int wtg_export_guard_main(int argc, char **argv)
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);
 	size_t head = offsetof(struct guard_msg, header);
-	if (read_full(0, &m, head) != head || m.len == 0 || m.len > GUARD_HEADER ||
-	    read_full(0, m.header, m.len) != m.len)
+	if (wtg_read_all(0, &m, head) || m.len == 0 || m.len > GUARD_HEADER ||
+	    wtg_read_all(0, m.header, m.len))
 		return 1; /* (nothing to put back: the export stopped before writing) */
-	read_full(0, &c, 1);
+	wtg_read_all(0, &c, 1); /* (the end of the pipe: the export died) */
 	if (c == 'k')
 		return 0;
 	/* the append did not finish: the file as it was */
-	if (ftruncate(3, (off_t)m.size) == 0 && pwrite(3, m.header, m.len, 0) == (ssize_t)m.len)
+	if (ftruncate(3, (off_t)m.size) == 0 && !wtg_pwrite_all(3, m.header, m.len, 0))
 		fsync(3);
 	return 0;
 }

@@ -42,6 +42,23 @@ int wtg_pread_or_zero(int fd, void *buf, size_t size, uint64_t off)
 	return ret;
 }
 
+int wtg_read_all(int fd, void *buf, size_t size)
+{
+	size_t done = 0;
+
+	while (done < size) {
+		ssize_t n = read(fd, (char *)buf + done, size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
 int wtg_pwrite_all(int fd, const void *buf, size_t size, uint64_t off)
 {
 	size_t done = 0;
