@@ -1344,6 +1344,13 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 	}
 	if ((ret = check_identity(r, identity, image_ret)))
 		return ret;
+	/* (the base metadata read from here: it reads, the guard is for
+	 * writes) */
+	r->meta_image = *image_ret;
+	if (pthread_create(&r->meta_tid, NULL, load_meta, r))
+		load_meta(r);
+	else
+		r->meta_running = true;
 	if ((ret = wtg_export_head_still(opt, r->res))) {
 		if (ret == -EAGAIN)
 			snprintf(r->res->raw_reason, sizeof(r->res->raw_reason), "%s",
@@ -1351,15 +1358,10 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 		return ret;
 	}
 	/* from the first byte written: killed, even by SIGKILL, the WIM is put
-	 * back as it was (forked before any thread starts) */
+	 * back as it was (a process spawned, not forked: threads may run) */
 	if ((ret = wtg_export_guard_start(out, &r->guard)))
 		return ret;
 	r->guarded = true;
-	r->meta_image = *image_ret;
-	if (pthread_create(&r->meta_tid, NULL, load_meta, r))
-		load_meta(r);
-	else
-		r->meta_running = true;
 	report(r, "tree");
 	return 0;
 }
