@@ -233,6 +233,39 @@ static int pwrite_full(struct wim_append *wa, const void *buf, size_t len, uint6
 	return 0;
 }
 
+/* Copies @len bytes of the file from @from to @to (ranges apart) in the
+ * kernel, with no trip through a buffer; read and written where the file
+ * system cannot. */
+static int copy_within(struct wim_append *wa, uint64_t from, uint64_t to, uint64_t len)
+{
+	while (len) {
+		loff_t in = (loff_t)from, out = (loff_t)to;
+		ssize_t n = copy_file_range(wa->fd, &in, wa->fd, &out, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		from += (uint64_t)n;
+		to += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	if (!len)
+		return 0;
+	size_t size = len < (1u << 20) ? (size_t)len : 1u << 20;
+	uint8_t *buf = malloc(size);
+	int ret = buf ? 0 : -ENOMEM;
+	while (len && !ret) {
+		size_t n = len < size ? (size_t)len : size;
+		if (!(ret = pread_full(wa, buf, n, from)))
+			ret = pwrite_full(wa, buf, n, to);
+		from += n;
+		to += n;
+		len -= n;
+	}
+	free(buf);
+	return ret;
+}
+
 /* ---- the blob index ---- */
 
 static size_t hash_of(const uint8_t sha1[20], size_t mask)
@@ -1256,6 +1289,7 @@ struct qjob {
 	int mode;
 	uint8_t *out;
 	size_t plen;
+	uint64_t src; /* C_REUSED: where the stored bytes lie */
 	bool done;
 };
 
@@ -1273,6 +1307,10 @@ struct queue {
 	bool writing, stop, used;
 	int err;
 	uint64_t bytes; /* of the resources not yet written */
+	/* reused stored chunks side by side, copied at once (the writer's) */
+	struct {
+		uint64_t from, to, len;
+	} run;
 	uint64_t wpos;	/* where the next resource goes */
 	struct qres **res; /* every resource queued since the last flush */
 	size_t nres, res_cap;
@@ -1315,12 +1353,10 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 		j->mode = memcmp(w->bbuf, in, usize) ? C_COMPRESS : C_REUSED;
 	}
 	if (j->mode == C_REUSED) {
-		/* the stored bytes themselves */
-		size_t slen = (size_t)(res->bc.start[j->i + 1] - res->bc.start[j->i]);
-		if (!(j->out = malloc(slen)))
-			return -ENOMEM;
-		j->plen = slen;
-		return pread_full(wa, j->out, slen, res->bc.start[j->i]);
+		/* the stored bytes themselves, copied by the writer */
+		j->src = res->bc.start[j->i];
+		j->plen = (size_t)(res->bc.start[j->i + 1] - res->bc.start[j->i]);
+		return 0;
 	}
 	if (j->mode == C_COMPRESS) {
 		if (!w->comp && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype, cs,
@@ -1340,8 +1376,18 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 	return 0;
 }
 
-/* Writes done chunk @j after the ones before it; the resource's last chunk
- * also writes its chunk table (or the whole resource raw) and places it. */
+/* Copies the run of reused chunks the writer holds. */
+static int run_flush(struct wim_append *wa, struct queue *q)
+{
+	int ret = q->run.len ? copy_within(wa, q->run.from, q->run.to, q->run.len) : 0;
+
+	q->run.len = 0;
+	return ret;
+}
+
+/* Writes done chunk @j after the ones before it (a reused chunk joins the
+ * run of them before it); the resource's last chunk also writes its chunk
+ * table (or the whole resource raw) and places it. */
 static int job_write(struct wim_append *wa, struct queue *q, const struct qjob *j)
 {
 	struct qres *res = j->res;
@@ -1370,11 +1416,27 @@ static int job_write(struct wim_append *wa, struct queue *q, const struct qjob *
 		wa->st.meta_chunks++;
 		wa->st.meta_chunks_reused += j->mode == C_REUSED;
 	}
-	if ((ret = pwrite_full(wa, put, j->plen, res->pos + res->tlen + res->stored)))
+	uint64_t to = res->pos + res->tlen + res->stored;
+	if (j->mode == C_REUSED) {
+		if (q->run.len && (q->run.from + q->run.len != j->src || q->run.to + q->run.len != to))
+			ret = run_flush(wa, q);
+		else
+			ret = 0;
+		if (!q->run.len) {
+			q->run.from = j->src;
+			q->run.to = to;
+		}
+		q->run.len += j->plen;
+	} else if (!(ret = run_flush(wa, q))) {
+		ret = pwrite_full(wa, put, j->plen, to);
+	}
+	if (ret)
 		return ret;
 	res->stored += j->plen;
 	if (j->i + 1 < res->n)
 		return 0;
+	if ((ret = run_flush(wa, q)))
+		return ret;
 	res->r.offset = res->pos;
 	res->r.size = res->size;
 	if (!compress || res->tlen + res->stored >= res->size) {
