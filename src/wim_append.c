@@ -1145,7 +1145,7 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 		for (unsigned j = 0; j < b.k && !ret; j++) {
 			uint64_t i = first + j;
 			uint32_t usize = chunk_usize(src->size, cs, i);
-			uint8_t *in = b.in + (size_t)j * cs, *o = b.out + (size_t)j * cs;
+			uint8_t *in = b.in + (size_t)j * cs;
 			b.usize[j] = usize;
 			b.mode[j] = compress ? C_COMPRESS : C_COPY;
 			b.plen[j] = usize;
@@ -1167,8 +1167,8 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 					break;
 				same = !memcmp(wa->bbuf, in, usize);
 			}
-			/* the stored bytes themselves */
-			if (same && !(ret = pread_full(wa, o, slen, bc.start[i]))) {
+			/* the stored bytes themselves (copied in the kernel below) */
+			if (same) {
 				b.mode[j] = C_REUSED;
 				b.plen[j] = slen;
 			}
@@ -1200,7 +1200,10 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 				wa->st.meta_chunks++;
 				wa->st.meta_chunks_reused += b.mode[j] == C_REUSED;
 			}
-			ret = pwrite_full(wa, put, b.plen[j], out + stored);
+			if (b.mode[j] == C_REUSED)
+				ret = copy_within(wa, bc.start[i], out + stored, b.plen[j]);
+			else
+				ret = pwrite_full(wa, put, b.plen[j], out + stored);
 			stored += b.plen[j];
 		}
 	}
