@@ -23,6 +23,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlsave.h>
 
+#include "wtgfs/fileio.h"
 #include "wtgfs/hash.h"
 #include "wtgfs/le.h"
 #include "wtgfs/log.h"
@@ -153,6 +154,11 @@ struct wim_append {
 		void *ctx;
 	} check; /* meta_cache's SHA-1 checked on a thread of its own */
 	struct wim_append_stats st;
+	/* reused stored chunks side by side, copied at once by the one writer
+	 * (the queue's, or write_resource after a queue_flush) */
+	struct {
+		uint64_t from, to, len;
+	} run;
 	struct queue *q; /* the write queue, from the first resource queued */
 };
 
@@ -215,22 +221,11 @@ static int pread_full(const struct wim_append *wa, void *buf, size_t len, uint64
 
 static int pwrite_full(struct wim_append *wa, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
+	int ret = wtg_pwrite_all(wa->fd, buf, len, off);
 
-	while (len) {
-		ssize_t n = pwrite(wa->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int err = n < 0 ? errno : EIO;
-			wtg_error("cannot write '%s': %s", wa->path, strerror(err));
-			return -err;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	if (ret)
+		wtg_error("cannot write '%s': %s", wa->path, strerror(-ret));
+	return ret;
 }
 
 /* Copies @len bytes of the file from @from to @to (ranges apart) in the
@@ -264,6 +259,32 @@ static int copy_within(struct wim_append *wa, uint64_t from, uint64_t to, uint64
 	}
 	free(buf);
 	return ret;
+}
+
+/* Copies the run of reused chunks held. */
+static int run_flush(struct wim_append *wa)
+{
+	int ret = wa->run.len ? copy_within(wa, wa->run.from, wa->run.to, wa->run.len) : 0;
+
+	wa->run.len = 0;
+	return ret;
+}
+
+/* A reused chunk's @len stored bytes at @from, to be at @to: joins the run
+ * held when it follows it in both places, else starts one. */
+static int run_add(struct wim_append *wa, uint64_t from, uint64_t to, uint64_t len)
+{
+	int ret;
+
+	if (wa->run.len && (wa->run.from + wa->run.len != from || wa->run.to + wa->run.len != to) &&
+	    (ret = run_flush(wa)))
+		return ret;
+	if (!wa->run.len) {
+		wa->run.from = from;
+		wa->run.to = to;
+	}
+	wa->run.len += len;
+	return 0;
 }
 
 /* ---- the blob index ---- */
@@ -1201,12 +1222,14 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 				wa->st.meta_chunks_reused += b.mode[j] == C_REUSED;
 			}
 			if (b.mode[j] == C_REUSED)
-				ret = copy_within(wa, bc.start[i], out + stored, b.plen[j]);
-			else
+				ret = run_add(wa, bc.start[i], out + stored, b.plen[j]);
+			else if (!(ret = run_flush(wa)))
 				ret = pwrite_full(wa, put, b.plen[j], out + stored);
 			stored += b.plen[j];
 		}
 	}
+	if (!ret)
+		ret = run_flush(wa);
 	if (ret) {
 		wtg_sha1_free(h);
 		goto out;
@@ -1310,10 +1333,6 @@ struct queue {
 	bool writing, stop, used;
 	int err;
 	uint64_t bytes; /* of the resources not yet written */
-	/* reused stored chunks side by side, copied at once (the writer's) */
-	struct {
-		uint64_t from, to, len;
-	} run;
 	uint64_t wpos;	/* where the next resource goes */
 	struct qres **res; /* every resource queued since the last flush */
 	size_t nres, res_cap;
@@ -1379,15 +1398,6 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 	return 0;
 }
 
-/* Copies the run of reused chunks the writer holds. */
-static int run_flush(struct wim_append *wa, struct queue *q)
-{
-	int ret = q->run.len ? copy_within(wa, q->run.from, q->run.to, q->run.len) : 0;
-
-	q->run.len = 0;
-	return ret;
-}
-
 /* Writes done chunk @j after the ones before it (a reused chunk joins the
  * run of them before it); the resource's last chunk also writes its chunk
  * table (or the whole resource raw) and places it. */
@@ -1420,25 +1430,16 @@ static int job_write(struct wim_append *wa, struct queue *q, const struct qjob *
 		wa->st.meta_chunks_reused += j->mode == C_REUSED;
 	}
 	uint64_t to = res->pos + res->tlen + res->stored;
-	if (j->mode == C_REUSED) {
-		if (q->run.len && (q->run.from + q->run.len != j->src || q->run.to + q->run.len != to))
-			ret = run_flush(wa, q);
-		else
-			ret = 0;
-		if (!q->run.len) {
-			q->run.from = j->src;
-			q->run.to = to;
-		}
-		q->run.len += j->plen;
-	} else if (!(ret = run_flush(wa, q))) {
+	if (j->mode == C_REUSED)
+		ret = run_add(wa, j->src, to, j->plen);
+	else if (!(ret = run_flush(wa)))
 		ret = pwrite_full(wa, put, j->plen, to);
-	}
 	if (ret)
 		return ret;
 	res->stored += j->plen;
 	if (j->i + 1 < res->n)
 		return 0;
-	if ((ret = run_flush(wa, q)))
+	if ((ret = run_flush(wa)))
 		return ret;
 	res->r.offset = res->pos;
 	res->r.size = res->size;
