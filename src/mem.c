@@ -49,7 +49,8 @@ void *wtg_realloc_large(void *p, size_t size)
 {
 	void *q = realloc(p, size ? size : 1);
 
-	if (q && q != p)
+	/* (again where it grew in place: the advice is for the new pages) */
+	if (q)
 		advise(q, size);
 	return q;
 }

@@ -12,7 +12,7 @@
 void *wtg_malloc_large(size_t size);
 /* The same, zeroed. */
 void *wtg_calloc_large(size_t size);
-/* realloc(@p, @size) the same way (the pages it keeps stay as they were). */
+/* realloc(@p, @size) the same way. */
 void *wtg_realloc_large(void *p, size_t size);
 
 #endif
