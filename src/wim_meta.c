@@ -346,6 +346,17 @@ static uint32_t find_child(struct wim_meta *m, uint32_t parent, const char *name
 	return s ? *s : NONE;
 }
 
+/* 0 when @dir has no child named @name, -EEXIST when it has, or why it
+ * cannot tell. */
+static int name_free(struct wim_meta *m, uint32_t dir, const char *name)
+{
+	int err;
+
+	if (find_child(m, dir, name, strlen(name), &err) != NONE)
+		return -EEXIST;
+	return err == -ENOENT ? 0 : err;
+}
+
 static int nodes_reserve(struct wim_meta *m, uint64_t want)
 {
 	if (want <= m->cap)
@@ -1389,9 +1400,7 @@ int wim_meta_add(struct wim_meta *m, const char *dir, const struct wim_meta_entr
 		return err;
 	if (depth_of(m, d) + 1 >= MAX_DEPTH)
 		return -EINVAL;
-	if (find_child(m, d, e->name, strlen(e->name), &err) != NONE)
-		return -EEXIST;
-	if (err != -ENOENT)
+	if ((err = name_free(m, d, e->name)) < 0)
 		return err;
 	struct enc *x = enc_new();
 	if (!x)
@@ -1492,9 +1501,7 @@ int wim_meta_rename(struct wim_meta *m, const char *from, const char *to)
 			return -EINVAL;
 	if ((uint64_t)depth_of(m, d) + 1 + height_of(m, i) >= MAX_DEPTH)
 		return -EINVAL;
-	if (find_child(m, d, base, strlen(base), &err) != NONE)
-		return -EEXIST;
-	if (err != -ENOENT)
+	if ((err = name_free(m, d, base)) < 0)
 		return err;
 	uint8_t *u16 = malloc(65536);
 	if (!u16)
