@@ -1378,9 +1378,15 @@ static int raw_finish(struct raw *r, const char *out, int image)
 	report(r, "finish");
 	/* (the metadata's chunks compared and compressed while the image is
 	 * counted) */
-	if ((ret = wim_meta_write(r->m, &bytes, &len)) ||
-	    (ret = wim_append_set_metadata_take(r->wa, bytes, len, image)) ||
-	    (ret = count_image(r)))
+	uint32_t *from = NULL;
+	size_t nfrom = 0;
+	if ((ret = wim_meta_write_chunked(r->m, r->info.chunk_size, &bytes, &len, &from, &nfrom)))
+		return ret;
+	ret = wim_append_set_metadata_take(r->wa, bytes, len, image, from, nfrom);
+	free(from);
+	if (ret)
+		return ret;
+	if ((ret = count_image(r)))
 		return ret;
 	uint64_t now = wim_append_nt_now();
 	struct wim_append_image img = {.name = opt->name,

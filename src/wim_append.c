@@ -1311,7 +1311,7 @@ struct qres {
 
 struct qjob {
 	struct qres *res;
-	uint64_t i;
+	uint64_t i, from; /* the new chunk, the base's chunk it may equal */
 	int mode;
 	uint8_t *out;
 	size_t plen;
@@ -1362,22 +1362,22 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 	if (j->mode == C_HASH)
 		return wtg_sha1(res->data, res->size, res->sha1);
 	if (j->mode == C_KNOWN) {
-		j->mode = memcmp(res->known + j->i * cs, in, usize) ? C_COMPRESS : C_REUSED;
+		j->mode = memcmp(res->known + j->from * cs, in, usize) ? C_COMPRESS : C_REUSED;
 	} else if (j->mode == C_COMPARE) {
 		if (!w->cbuf && (!(w->cbuf = malloc(cs)) || !(w->bbuf = malloc(cs))))
 			return -ENOMEM;
 		if (!w->decomp && wimlib_create_decompressor((enum wimlib_compression_type)wa->ctype,
 							     cs, &w->decomp))
 			return -ENOMEM;
-		if ((ret = read_chunk_with(wa, res->base_size, &res->bc, j->i, w->bbuf, w->cbuf,
+		if ((ret = read_chunk_with(wa, res->base_size, &res->bc, j->from, w->bbuf, w->cbuf,
 					   w->decomp)))
 			return ret;
 		j->mode = memcmp(w->bbuf, in, usize) ? C_COMPRESS : C_REUSED;
 	}
 	if (j->mode == C_REUSED) {
 		/* the stored bytes themselves, copied by the writer */
-		j->src = res->bc.start[j->i];
-		j->plen = (size_t)(res->bc.start[j->i + 1] - res->bc.start[j->i]);
+		j->src = res->bc.start[j->from];
+		j->plen = (size_t)(res->bc.start[j->from + 1] - res->bc.start[j->from]);
 		return 0;
 	}
 	if (j->mode == C_COMPRESS) {
@@ -1691,7 +1691,8 @@ static int queue_prepare(struct wim_append *wa, const struct source *src, uint8_
  * write_resource's.
  */
 static int queue_submit(struct wim_append *wa, struct qres *res, const struct blob *base,
-			const struct wim_append_range *hint, size_t nhint)
+			const struct wim_append_range *hint, size_t nhint, const uint32_t *from,
+			size_t nfrom)
 {
 	uint32_t cs = wa->chunk_size;
 	bool compress = wa->ctype != WIMLIB_COMPRESSION_TYPE_NONE;
@@ -1746,11 +1747,12 @@ static int queue_submit(struct wim_append *wa, struct qres *res, const struct bl
 			pthread_cond_signal(&q->work);
 		}
 		uint32_t usize = chunk_usize(res->size, cs, i);
+		uint64_t o = from && i < nfrom ? from[i] : i;
 		int mode = compress ? C_COMPRESS : C_COPY;
-		if (compress && i < res->bc.n && chunk_usize(res->base_size, cs, i) == usize) {
-			if (hint && outside(hint, nhint, i * cs, usize))
+		if (compress && o < res->bc.n && chunk_usize(res->base_size, cs, o) == usize) {
+			if (hint && o == i && outside(hint, nhint, i * cs, usize))
 				mode = C_REUSED; /* the caller knows these bytes are the base's */
-			else if (res->known && i * cs + usize <= res->known_len)
+			else if (res->known && o * cs + usize <= res->known_len)
 				mode = C_KNOWN;
 			else
 				mode = C_COMPARE;
@@ -1758,7 +1760,8 @@ static int queue_submit(struct wim_append *wa, struct qres *res, const struct bl
 		while (q->tail - q->head == QUEUE_CHUNKS)
 			if (!queue_help(wa, q))
 				pthread_cond_wait(&q->done, &q->lock);
-		q->jobs[q->tail++ % QUEUE_CHUNKS] = (struct qjob){.res = res, .i = i, .mode = mode};
+		q->jobs[q->tail++ % QUEUE_CHUNKS] =
+			(struct qjob){.res = res, .i = i, .from = o, .mode = mode};
 		pthread_cond_signal(&q->work);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -1824,7 +1827,7 @@ static int add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn rea
 			return ret;
 		}
 		wa->st.blobs_new++;
-		return queue_submit(wa, res, base, base ? changed : NULL, nchanged);
+		return queue_submit(wa, res, base, base ? changed : NULL, nchanged, NULL, 0);
 	}
 	ret = queue_flush(wa);
 	if (!ret)
@@ -2138,7 +2141,7 @@ int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret,
 
 /* wim_append_set_metadata with @own (NULL: none) the same bytes, taken. */
 static int set_metadata(struct wim_append *wa, const void *bytes, void *own, size_t len,
-			int base_image)
+			int base_image, const uint32_t *from, size_t nfrom)
 {
 	struct membuf m = {.p = bytes, .len = len};
 	struct source src = {.size = len, .read = read_mem, .ctx = &m};
@@ -2157,7 +2160,7 @@ static int set_metadata(struct wim_append *wa, const void *bytes, void *own, siz
 			return ret;
 		wa->new_meta = b;
 		wa->have_new_meta = true;
-		return queue_submit(wa, res, base, NULL, 0);
+		return queue_submit(wa, res, base, NULL, 0, from, nfrom);
 	}
 	ret = queue_flush(wa);
 	if (!ret)
@@ -2175,12 +2178,13 @@ static int set_metadata(struct wim_append *wa, const void *bytes, void *own, siz
 
 int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len, int base_image)
 {
-	return set_metadata(wa, bytes, NULL, len, base_image);
+	return set_metadata(wa, bytes, NULL, len, base_image, NULL, 0);
 }
 
-int wim_append_set_metadata_take(struct wim_append *wa, void *bytes, size_t len, int base_image)
+int wim_append_set_metadata_take(struct wim_append *wa, void *bytes, size_t len, int base_image,
+				 const uint32_t *from, size_t nfrom)
 {
-	return set_metadata(wa, bytes, bytes, len, base_image);
+	return set_metadata(wa, bytes, bytes, len, base_image, from, nfrom);
 }
 
 /* ---- the commit ---- */

@@ -10,7 +10,8 @@
  * loop or two lists sharing bytes, refused, which also bounds the work by
  * the input's size.  The writer starts from the parsed bytes, re-encodes
  * changed dentries in place when their length holds, and appends every
- * changed directory list at the end.
+ * changed directory list at the end (for an appender, a long one where its
+ * unmoved entries keep their offsets within a chunk).
  */
 #include <endian.h>
 #include <errno.h>
@@ -1671,16 +1672,121 @@ void wim_meta_give_copy(struct wim_meta *m, void *copy, size_t cap)
 	m->spare_cap = cap;
 }
 
+/* The length of the leading entries of directory @d's new list that stay
+ * where they were in its old one, with their lengths (0: none). */
+static uint64_t list_kept(const struct wim_meta *m, const struct wplan *w, uint32_t d)
+{
+	const struct node *dn = &m->nodes[d];
+	uint64_t rel = 0;
+
+	if (!dn->list_off || (dn->flags & N_NEW))
+		return 0;
+	for (uint32_t c = dn->first_child; c != NONE; c = m->nodes[c].next_sibling) {
+		const struct node *cn = &m->nodes[c];
+		if ((cn->flags & N_NEW) || cn->off != dn->list_off + rel || w->elen[c] != cn->len)
+			break;
+		rel += cn->len;
+	}
+	return rel;
+}
+
+/* Runs of new chunks that may equal old ones: chunk new + k, old + k. */
+struct runs {
+	struct run {
+		uint64_t new, old;
+	} * v;
+	size_t n, cap;
+};
+
+/* Where directory @d's new list of @size bytes goes at the end @o->len:
+ * there, or (@cs set) where the old list's kept entries fall at their old
+ * offsets within a chunk, when they fill at least one chunk: the old bytes
+ * before the list in its first chunk are copied in front of it, so each
+ * chunk of kept entries equals an old chunk (a run in @runs). */
+static int list_place(const struct wim_meta *m, const struct wplan *w, uint32_t d, uint64_t size,
+		      uint32_t cs, struct out *o, struct runs *runs)
+{
+	const struct node *dn = &m->nodes[d];
+	uint64_t kept = cs ? list_kept(m, w, d) : 0;
+	int err;
+
+	if (cs && (dn->list_off + kept) / cs > (dn->list_off + cs - 1) / cs) {
+		uint64_t first = dn->list_off / cs * cs;
+		uint64_t start = (o->len + cs - 1) / cs * cs;
+		uint64_t at = start + (dn->list_off - first);
+		if (runs->n == runs->cap) {
+			size_t cap = runs->cap ? runs->cap * 2 : 8;
+			struct run *v = realloc(runs->v, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			runs->v = v;
+			runs->cap = cap;
+		}
+		runs->v[runs->n++] = (struct run){start / cs, first / cs};
+		if ((err = out_reserve(o, at - o->len)) < 0)
+			return err;
+		memset(o->buf + o->len, 0, start - o->len);
+		memcpy(o->buf + start, m->orig + first, at - start);
+		o->len = at;
+	}
+	if ((err = out_reserve(o, size)) < 0)
+		return err;
+	memset(o->buf + o->len, 0, size);
+	o->len += size;
+	return 0;
+}
+
+/* For each chunk of @len new bytes, the old chunk it may equal: its own
+ * index, or the one a run gives (runs in increasing order of new). */
+static uint32_t *runs_map(const struct runs *runs, uint64_t len, uint32_t cs, uint64_t old_len,
+			  size_t *n_ret)
+{
+	size_t n = (size_t)((len + cs - 1) / cs), r = 0;
+	uint64_t old_n = (old_len + cs - 1) / cs;
+	uint32_t *from = malloc((n ? n : 1) * sizeof(*from));
+
+	if (!from)
+		return NULL;
+	for (size_t k = 0; k < n; k++) {
+		while (r + 1 < runs->n && runs->v[r + 1].new <= k)
+			r++;
+		uint64_t j = k;
+		if (r < runs->n && runs->v[r].new <= k) {
+			j = runs->v[r].old + (k - runs->v[r].new);
+			if (j >= old_n)
+				j = k;
+		}
+		from[k] = (uint32_t)j;
+	}
+	*n_ret = n;
+	return from;
+}
+
 int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
+{
+	return wim_meta_write_chunked(m, 0, bytes, len, NULL, NULL);
+}
+
+int wim_meta_write_chunked(struct wim_meta *m, uint32_t cs, void **bytes, size_t *len,
+			   uint32_t **from_ret, size_t *nfrom_ret)
 {
 	struct wplan w = {0};
 	struct out o = {0};
+	struct runs runs = {0};
 	struct enc *x = enc_new();
 	uint32_t n = m->nnodes;
 	int err = -ENOMEM;
 
 	*bytes = NULL;
 	*len = 0;
+	if (from_ret) {
+		*from_ret = NULL;
+		*nfrom_ret = 0;
+	}
+	if (from_ret && !cs) {
+		free(x);
+		return -EINVAL;
+	}
 	/* (a copy made beforehand is used once) */
 	uint8_t *spare = m->spare;
 	size_t spare_cap = m->spare_cap;
@@ -1693,6 +1799,11 @@ int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 		if (!spare)
 			memcpy(*bytes, m->orig, m->len);
 		*len = m->len;
+		if (from_ret && !(*from_ret = runs_map(&runs, m->len, cs, m->len, nfrom_ret))) {
+			free(*bytes);
+			*bytes = NULL;
+			return -ENOMEM;
+		}
 		return 0;
 	}
 	if (spare) {
@@ -1757,17 +1868,18 @@ int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 		}
 		if (!(dn->flags & N_LIST))
 			continue;
-		w.subdir[d] = o.len;
 		uint64_t size = 8;
-		for (uint32_t c = dn->first_child; c != NONE; c = m->nodes[c].next_sibling) {
-			w.pos[c] = o.len + size - 8;
-			w.moved[c] = 1;
+		for (uint32_t c = dn->first_child; c != NONE; c = m->nodes[c].next_sibling)
 			size += w.elen[c];
-		}
-		if ((err = out_reserve(&o, size)) < 0)
+		if ((err = list_place(m, &w, d, size, cs, &o, &runs)) < 0)
 			goto out;
-		memset(o.buf + o.len, 0, size);
-		o.len += size;
+		uint64_t at = o.len - size;
+		w.subdir[d] = at;
+		for (uint32_t c = dn->first_child; c != NONE; c = m->nodes[c].next_sibling) {
+			w.pos[c] = at;
+			w.moved[c] = 1;
+			at += w.elen[c];
+		}
 	}
 
 	/* every dentry that is new, changed, moved or points elsewhere now */
@@ -1795,11 +1907,16 @@ int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len)
 		if (root)
 			memset(p + w.elen[0], 0, 8);
 	}
+	if (from_ret && !(*from_ret = runs_map(&runs, o.len, cs, m->len, nfrom_ret))) {
+		err = -ENOMEM;
+		goto out;
+	}
 	*bytes = o.buf;
 	*len = o.len;
 	o.buf = NULL;
 	err = 0;
 out:
+	free(runs.v);
 	free(o.buf);
 	free(x);
 	free(w.pos);

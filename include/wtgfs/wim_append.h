@@ -163,8 +163,13 @@ int wim_append_ref_size(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA
  * reused from image @base_image's (0: none) where they are equal.
  */
 int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len, int base_image);
-/* The same with malloc'd @bytes, taken (freed by @wa, even on an error). */
-int wim_append_set_metadata_take(struct wim_append *wa, void *bytes, size_t len, int base_image);
+/* The same with malloc'd @bytes, taken (freed by @wa, even on an error);
+ * @from (NULL: none; @nfrom entries, read before this returns) names for
+ * each new chunk the base's chunk it may equal, as wim_meta_write_chunked
+ * gives them: chunk i is compared with base chunk i without it.  (A
+ * resource over 64 MiB is compared chunk i with chunk i.) */
+int wim_append_set_metadata_take(struct wim_append *wa, void *bytes, size_t len, int base_image,
+				 const uint32_t *from, size_t nfrom);
 
 /* The new image's XML element. */
 struct wim_append_image {

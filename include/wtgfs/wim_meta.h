@@ -23,7 +23,10 @@
  *   there) are relocated the same way, the root dentry is rewritten right
  *   after the table, and nothing else moves.
  * So offsets never shift; only the chunks that hold patched bytes and the
- * appended tail differ from the old resource.
+ * appended tail differ from the old resource.  For an appender, a long
+ * appended list is placed so that its entries that did not move fall where
+ * they fell within a chunk (wim_meta_write_chunked): those chunks of the
+ * tail equal old ones too.
  *
  * New dentries are encoded as wimlib 1.13 encodes them (so a parsed dentry
  * set with its own facts is the same bytes): names UTF-16LE with a NUL, the
@@ -166,6 +169,18 @@ int wim_meta_each(const struct wim_meta *m,
  * the changes patched in, the relocated lists at the end.  Without a change
  * it is the parsed bytes exactly.  @m stays usable. */
 int wim_meta_write(struct wim_meta *m, void **bytes, size_t *len);
+/* The same for an appender that reuses the old resource's stored chunks of
+ * @chunk_size bytes: a relocated list whose leading entries keep their
+ * bytes (up to the first added, removed or resized one) goes where they fall
+ * at their old offsets within a chunk, when they fill one at least, the old
+ * bytes before the list in its first chunk copied in front of it; so each
+ * chunk of them equals an old chunk, and appending a name to a directory of
+ * thousands costs the chunks from the name on, not the whole list again.
+ * *@from_ret (malloc'd, *@nfrom_ret entries, one per new chunk) names the
+ * old chunk each new chunk may equal: its own index where nothing moved.
+ * (Only a guess: the appender compares the bytes.) */
+int wim_meta_write_chunked(struct wim_meta *m, uint32_t chunk_size, void **bytes, size_t *len,
+			   uint32_t **from_ret, size_t *nfrom_ret);
 /* Gives @m a malloc'd copy of the parsed bytes in @cap bytes (taken; freed
  * when @cap is short of them), which the next wim_meta_write writes into
  * instead of copying them then: the copy made on another thread, while the
