@@ -1320,7 +1320,7 @@ struct qjob {
 };
 
 struct qworker {
-	struct wimlib_compressor *comp;
+	struct wimlib_compressor *comp, *meta_comp; /* for blobs, for metadata */
 	struct wimlib_decompressor *decomp;
 	uint8_t *cbuf, *bbuf;
 };
@@ -1350,6 +1350,16 @@ static void qres_free(struct qres *res)
 	free(res->bc.start);
 	free(res);
 }
+
+/*
+ * The LZX level of the new metadata's changed chunks (wimlib's default, 50,
+ * for blobs).  Every append writes a metadata resource, and its few changed
+ * chunks (the security table's, patched dentries', the appended lists') are
+ * on the path to the commit: wimlib's level 30 (its lazy parser) compresses
+ * a chunk of metadata in 0.6 ms against 5.4 ms at 50, 2% larger (10,662
+ * against 10,450 bytes: the large test image's, averaged over 40 chunks).
+ */
+#define META_LZX_LEVEL 30
 
 /* Compares, reads or compresses chunk @j->i: 0 or -errno. */
 static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
@@ -1381,12 +1391,14 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 		return 0;
 	}
 	if (j->mode == C_COMPRESS) {
-		if (!w->comp && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype, cs,
-							 0, &w->comp))
+		struct wimlib_compressor **comp = res->meta ? &w->meta_comp : &w->comp;
+		unsigned level = res->meta && wa->ctype == WIMLIB_COMPRESSION_TYPE_LZX ? META_LZX_LEVEL : 0;
+		if (!*comp && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype, cs,
+						       level, comp))
 			return -ENOMEM;
 		if (!(j->out = malloc(usize)))
 			return -ENOMEM;
-		j->plen = compress_chunk(w->comp, in, usize, j->out);
+		j->plen = compress_chunk(*comp, in, usize, j->out);
 		if (!j->plen) {
 			j->mode = C_RAW;
 			free(j->out);
@@ -1630,6 +1642,8 @@ static void queue_free(struct wim_append *wa)
 	for (unsigned t = 0; t < WIM_APPEND_MAX_THREADS; t++) {
 		if (q->w[t].comp)
 			wimlib_free_compressor(q->w[t].comp);
+		if (q->w[t].meta_comp)
+			wimlib_free_compressor(q->w[t].meta_comp);
 		if (q->w[t].decomp)
 			wimlib_free_decompressor(q->w[t].decomp);
 		free(q->w[t].cbuf);
