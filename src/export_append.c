@@ -135,7 +135,7 @@ static int collect(void *arg, const struct wtg_diff_entry *e)
 {
 	struct raw *r = arg;
 
-	if (wtg_export_grow((void **)&r->ents, &r->ents_cap, r->nents, sizeof(*r->ents)))
+	if (wtg_grow((void **)&r->ents, &r->ents_cap, r->nents, sizeof(*r->ents)))
 		return -ENOMEM;
 	struct ent *n = &r->ents[r->nents++];
 	memset(n, 0, sizeof(*n));
@@ -648,7 +648,7 @@ static int note_rp(void *arg, const char *path, const struct wim_meta_entry *e)
 	rp_flags_of(r, e->reparse_hash, &found);
 	if (found)
 		return 0;
-	if (wtg_export_grow((void **)&r->rps, &r->rps_cap, r->nrps, sizeof(*r->rps)))
+	if (wtg_grow((void **)&r->rps, &r->rps_cap, r->nrps, sizeof(*r->rps)))
 		return -ENOMEM;
 	memcpy(r->rps[r->nrps].hash, e->reparse_hash, 20);
 	r->rps[r->nrps++].rp_flags = e->rp_flags;

@@ -12,6 +12,7 @@
 #include "export_plan.h"
 #include "wtgfs/diff.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mem.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/source.h"
 #include "wtgfs/tree.h"
@@ -42,19 +43,6 @@ struct planner {
 	struct wtg_inode **queue;
 	size_t nqueue, queue_cap;
 };
-
-int wtg_export_grow(void **v, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t c = *cap ? *cap * 2 : 64;
-	void *p = realloc(*v, c * size);
-	if (!p)
-		return -ENOMEM;
-	*v = p;
-	*cap = c;
-	return 0;
-}
 
 static int refuse(struct planner *p, const char *fmt, const char *what)
 {
@@ -87,7 +75,7 @@ static int push_op(struct wtg_export_op **v, size_t *n, size_t *cap, enum wtg_ex
 		   char *from, char *to, bool recursive)
 {
 	if ((kind != WTG_EXPORT_ADD && !from) || (kind == WTG_EXPORT_RENAME && !to) ||
-	    wtg_export_grow((void **)v, cap, *n, sizeof(**v))) {
+	    wtg_grow((void **)v, cap, *n, sizeof(**v))) {
 		free(from);
 		free(to);
 		return -ENOMEM;
@@ -114,7 +102,7 @@ static int collect(void *arg, const struct wtg_diff_entry *e)
 {
 	struct planner *p = arg;
 
-	if (wtg_export_grow((void **)&p->ents, &p->ents_cap, p->nents, sizeof(*p->ents)))
+	if (wtg_grow((void **)&p->ents, &p->ents_cap, p->nents, sizeof(*p->ents)))
 		return -ENOMEM;
 	return wtg_export_change_take(&p->ents[p->nents++], e);
 }
@@ -187,7 +175,7 @@ static void hold(struct planner *p, const struct wtg_inode *in)
 
 static int add_inode(struct planner *p, struct wtg_inode *in)
 {
-	if (wtg_export_grow((void **)&p->plan->inodes, &p->plan->inodes_cap, p->plan->ninodes,
+	if (wtg_grow((void **)&p->plan->inodes, &p->plan->inodes_cap, p->plan->ninodes,
 		 sizeof(*p->plan->inodes)))
 		return -ENOMEM;
 	p->plan->inodes[p->plan->ninodes++] = in;
@@ -204,7 +192,7 @@ static int enqueue(struct planner *p, struct wtg_inode *in)
 	if (p->mark[in->ino] & M_QUEUED)
 		return 0;
 	p->mark[in->ino] |= M_QUEUED;
-	if (wtg_export_grow((void **)&p->queue, &p->queue_cap, p->nqueue, sizeof(*p->queue)))
+	if (wtg_grow((void **)&p->queue, &p->queue_cap, p->nqueue, sizeof(*p->queue)))
 		return -ENOMEM;
 	p->queue[p->nqueue++] = in;
 	return 0;

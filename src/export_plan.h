@@ -67,8 +67,6 @@ struct wtg_export_plan {
 /* Shared by both incremental ways (export_plan.c, export_append.c). */
 struct wtg_diff_entry;
 struct wtg_diff_side;
-/* *v grown (doubling, from 64) to hold more than @n elements of @size */
-int wtg_export_grow(void **v, size_t *cap, size_t n, size_t size);
 /* Facts a WIM keeps changed, not only data: attributes, SD, streams,
  * reparse data, DOS name, object id, EAs, creation/write/access times. */
 bool wtg_export_facts_changed(const struct wtg_diff_entry *e);

@@ -6,6 +6,7 @@
  * the buffer; the rest stays as it was.  Where the kernel has no THP the
  * advice fails and nothing changes.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -53,4 +54,19 @@ void *wtg_realloc_large(void *p, size_t size)
 	if (q)
 		advise(q, size);
 	return q;
+}
+
+int wtg_grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t c = *cap ? *cap * 2 : 64;
+	if (c < *cap || c > SIZE_MAX / size)
+		return -ENOMEM;
+	void *p = realloc(*v, c * size);
+	if (!p)
+		return -ENOMEM;
+	*v = p;
+	*cap = c;
+	return 0;
 }

@@ -1714,14 +1714,8 @@ static int list_place(const struct wim_meta *m, const struct wplan *w, uint32_t 
 		uint64_t first = dn->list_off / cs * cs;
 		uint64_t start = (o->len + cs - 1) / cs * cs;
 		uint64_t at = start + (dn->list_off - first);
-		if (runs->n == runs->cap) {
-			size_t cap = runs->cap ? runs->cap * 2 : 8;
-			struct run *v = realloc(runs->v, cap * sizeof(*v));
-			if (!v)
-				return -ENOMEM;
-			runs->v = v;
-			runs->cap = cap;
-		}
+		if ((err = wtg_grow((void **)&runs->v, &runs->cap, runs->n, sizeof(*runs->v))))
+			return err;
 		runs->v[runs->n++] = (struct run){start / cs, first / cs};
 		if ((err = out_reserve(o, at - o->len)) < 0)
 			return err;
