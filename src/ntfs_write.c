@@ -45,6 +45,7 @@
 #include "wtgfs/ea.h"
 #include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mem.h"
 #include "wtgfs/names.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/ntfs_device.h"
@@ -255,14 +256,8 @@ struct writer {
 static int push_job(struct writer *w, struct wtg_inode *in, struct wtg_stream *s)
 {
 	for (uint64_t off = 0; off < s->size; off += PIECE) {
-		if (w->njobs == w->jobs_cap) {
-			size_t cap = w->jobs_cap ? w->jobs_cap * 2 : 1024;
-			struct job *j = realloc(w->jobs, cap * sizeof(*j));
-			if (!j)
-				return -ENOMEM;
-			w->jobs = j;
-			w->jobs_cap = cap;
-		}
+		if (wtg_grow((void **)&w->jobs, &w->jobs_cap, w->njobs, sizeof(*w->jobs)))
+			return -ENOMEM;
 		uint64_t left = s->size - off;
 		w->jobs[w->njobs++] = (struct job){
 		    .inode = in, .stream = s, .off = off, .len = left < PIECE ? (uint32_t)left : PIECE};

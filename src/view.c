@@ -31,6 +31,7 @@
 #include "wtgfs/ea.h"
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mem.h"
 #include "wtgfs/names.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/reparse.h"
@@ -2894,14 +2895,8 @@ static int note_entry(struct reset *r, uint64_t dir, const char *name)
 {
 	struct wtg_view_changes *c = r->c;
 
-	if (c->nentries == r->entries_cap) {
-		size_t cap = r->entries_cap ? r->entries_cap * 2 : 64;
-		struct wtg_view_entry *p = realloc(c->entries, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		c->entries = p;
-		r->entries_cap = cap;
-	}
+	if (wtg_grow((void **)&c->entries, &r->entries_cap, c->nentries, sizeof(*c->entries)))
+		return -ENOMEM;
 	if (!(c->entries[c->nentries].name = strdup(name)))
 		return -ENOMEM;
 	c->entries[c->nentries++].dir = dir;
