@@ -2861,14 +2861,8 @@ static int cmp_u64(const void *a, const void *b);
 
 static int note_based(struct reset *r, uint64_t ino)
 {
-	if (r->nbased == r->based_cap) {
-		size_t cap = r->based_cap ? r->based_cap * 2 : 64;
-		uint64_t *p = realloc(r->based, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		r->based = p;
-		r->based_cap = cap;
-	}
+	if (wtg_grow((void **)&r->based, &r->based_cap, r->nbased, sizeof(*r->based)))
+		return -ENOMEM;
 	r->based[r->nbased++] = ino;
 	return 0;
 }
@@ -2879,14 +2873,8 @@ static int note_inode(struct reset *r, uint64_t ino)
 
 	if (c->ninodes && c->inodes[c->ninodes - 1] == ino)
 		return 0;
-	if (c->ninodes == r->inodes_cap) {
-		size_t cap = r->inodes_cap ? r->inodes_cap * 2 : 64;
-		uint64_t *p = realloc(c->inodes, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		c->inodes = p;
-		r->inodes_cap = cap;
-	}
+	if (wtg_grow((void **)&c->inodes, &r->inodes_cap, c->ninodes, sizeof(*c->inodes)))
+		return -ENOMEM;
 	c->inodes[c->ninodes++] = ino;
 	return 0;
 }
