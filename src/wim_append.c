@@ -139,7 +139,8 @@ struct wim_append {
 	xmlDocPtr xml;
 	xmlNodePtr *images; /* the IMAGE elements by index - 1 */
 
-	struct wimlib_compressor *comps[WIM_APPEND_MAX_THREADS]; /* one per thread */
+	/* write_resource's, one per thread: for blobs, for metadata */
+	struct wimlib_compressor *comps[WIM_APPEND_MAX_THREADS], *meta_comps[WIM_APPEND_MAX_THREADS];
 	unsigned threads;
 	struct wimlib_decompressor *decomp;
 	uint8_t *ubuf, *cbuf, *bbuf; /* chunk_size each */
@@ -720,9 +721,12 @@ void wim_append_free(struct wim_append *wa)
 	if (wa->locked)
 		flock(wa->fd, LOCK_UN);
 	close(wa->fd);
-	for (unsigned t = 0; t < WIM_APPEND_MAX_THREADS; t++)
+	for (unsigned t = 0; t < WIM_APPEND_MAX_THREADS; t++) {
 		if (wa->comps[t])
 			wimlib_free_compressor(wa->comps[t]);
+		if (wa->meta_comps[t])
+			wimlib_free_compressor(wa->meta_comps[t]);
+	}
 	if (wa->decomp)
 		wimlib_free_decompressor(wa->decomp);
 	if (wa->xml)
@@ -1051,7 +1055,62 @@ static size_t compress_chunk(struct wimlib_compressor *comp, const uint8_t *in, 
  * wa->threads threads, then written in order. */
 #define BATCH 16
 
-enum { C_COPY, C_REUSED, C_COMPRESS };
+/* How a chunk of a new resource is handled (reuse_mode says how it starts);
+ * write_resource's batches hold the first three, the queue all of them. */
+enum {
+	C_COPY,	       /* uncompressed WIM: as it is */
+	C_REUSED,      /* the base's stored chunk copied */
+	C_COMPRESS,    /* compressed (stored raw when it does not shrink) */
+	C_KNOWN,       /* compare with the base's bytes at hand, then reuse or compress */
+	C_COMPARE,     /* decompress the base's chunk to compare, then the same */
+	C_RAW,	       /* compressed, it did not shrink: stored raw */
+	C_HASH,	       /* the resource's SHA-1 (the metadata's: nothing waits for it) */
+};
+
+/*
+ * The LZX level of the new metadata's changed chunks (wimlib's default, 50,
+ * for blobs).  Every append writes a metadata resource, and its few changed
+ * chunks (the security table's, patched dentries', the appended lists') are
+ * on the path to the commit: wimlib's level 30 (its lazy parser) compresses
+ * a chunk of metadata in 0.6 ms against 5.4 ms at 50, 2% larger (10,662
+ * against 10,450 bytes: the large test image's, averaged over 40 chunks).
+ */
+#define META_LZX_LEVEL 30
+
+/* *@comp made when it is not yet: a compressor for metadata (@meta) or for
+ * blobs. */
+static int compressor(const struct wim_append *wa, bool meta, struct wimlib_compressor **comp)
+{
+	unsigned level = meta && wa->ctype == WIMLIB_COMPRESSION_TYPE_LZX ? META_LZX_LEVEL : 0;
+
+	if (*comp)
+		return 0;
+	return wimlib_create_compressor((enum wimlib_compression_type)wa->ctype, wa->chunk_size,
+					level, comp)
+		   ? -ENOMEM
+		   : 0;
+}
+
+/*
+ * How chunk @i (@usize bytes) of a new resource is first handled, the base's
+ * chunk @o being the one it may equal (@bc, of a base of @base_size bytes;
+ * none: n 0): C_REUSED when the caller's @hint says the bytes are the
+ * base's, C_KNOWN when the base's bytes are at hand (@known_len of them),
+ * C_COMPARE when its chunk must be read to tell, C_COMPRESS when no chunk
+ * of the base can equal it.
+ */
+static int reuse_mode(const struct chunks *bc, uint64_t base_size, uint32_t cs, uint64_t i,
+		      uint64_t o, uint32_t usize, const struct wim_append_range *hint, size_t nhint,
+		      uint64_t known_len)
+{
+	if (o >= bc->n || chunk_usize(base_size, cs, o) != usize)
+		return C_COMPRESS;
+	if (hint && o == i && outside(hint, nhint, i * cs, usize))
+		return C_REUSED;
+	if (o * cs + usize <= known_len)
+		return C_KNOWN;
+	return C_COMPARE;
+}
 
 struct batch {
 	struct wim_append *wa;
@@ -1060,6 +1119,7 @@ struct batch {
 	size_t plen[BATCH];
 	int mode[BATCH];
 	unsigned k;
+	bool meta; /* of the metadata resource */
 };
 
 struct squeeze {
@@ -1097,14 +1157,15 @@ static int squeeze(struct batch *b)
 	unsigned nt = todo < wa->threads ? todo : wa->threads;
 	if (nt < 1)
 		return 0;
+	struct wimlib_compressor **comps = b->meta ? wa->meta_comps : wa->comps;
+	int ret;
 	for (unsigned t = 0; t < nt; t++)
-		if (!wa->comps[t] && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype,
-							      wa->chunk_size, 0, &wa->comps[t]))
-			return -ENOMEM;
+		if ((ret = compressor(wa, b->meta, &comps[t])))
+			return ret;
 	struct squeeze q[WIM_APPEND_MAX_THREADS];
 	unsigned started = 1;
 	for (unsigned t = 0; t < nt; t++)
-		q[t] = (struct squeeze){.b = b, .comp = wa->comps[t], .t = t, .nt = nt};
+		q[t] = (struct squeeze){.b = b, .comp = comps[t], .t = t, .nt = nt};
 	for (unsigned t = 1; t < nt; t++) {
 		if (pthread_create(&q[t].tid, NULL, squeeze_fn, &q[t]))
 			break;
@@ -1126,7 +1187,8 @@ static int squeeze(struct batch *b)
 
 static int write_resource(struct wim_append *wa, const struct source *src, const struct blob *base,
 			  struct reshdr *r, uint8_t sha1[20], bool meta,
-			  const struct wim_append_range *hint, size_t nhint)
+			  const struct wim_append_range *hint, size_t nhint, const uint32_t *from,
+			  size_t nfrom)
 {
 	/* the base metadata's bytes, when wim_append_read_metadata read them */
 	const uint8_t *known = meta && base && wa->meta_cache &&
@@ -1141,7 +1203,8 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 	uint64_t tlen = compress ? (n - 1) * es : 0;
 	struct chunks bc = {0};
 	uint8_t *table = NULL;
-	struct batch b = {.wa = wa};
+	struct batch b = {.wa = wa, .meta = meta};
+	uint64_t *src_at = NULL; /* each batch chunk's base chunk, when reused */
 	int ret;
 
 	if ((ret = need_codecs(wa)))
@@ -1151,7 +1214,8 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 	unsigned per = n < BATCH ? (unsigned)n : BATCH;
 	b.in = malloc((size_t)per * cs);
 	b.out = malloc((size_t)per * cs);
-	if ((tlen && !(table = malloc(tlen))) || !b.in || !b.out) {
+	src_at = malloc(per * sizeof(*src_at));
+	if ((tlen && !(table = malloc(tlen))) || !b.in || !b.out || !src_at) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -1173,25 +1237,24 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 			if ((ret = src->read(src->ctx, in, usize, i * cs)))
 				break;
 			wtg_sha1_update(h, in, usize);
-			if (!compress || i >= bc.n || chunk_usize(base->r.size, cs, i) != usize)
+			if (!compress)
 				continue;
-			uint64_t slen = bc.start[i + 1] - bc.start[i];
-			bool same;
-			if (hint && outside(hint, nhint, i * cs, usize)) {
-				/* the caller knows these bytes are the base's */
-				same = true;
-			} else if (known && i * cs + usize <= known_len) {
-				/* the base's bytes are at hand */
-				same = !memcmp(known + i * cs, in, usize);
-			} else {
-				if ((ret = read_chunk(wa, base, &bc, i, wa->bbuf)))
+			uint64_t o = from && i < nfrom ? from[i] : i;
+			int mode = reuse_mode(&bc, bc.n ? base->r.size : 0, cs, i, o, usize, hint,
+					      nhint, known_len);
+			bool same = mode == C_REUSED;
+			if (mode == C_KNOWN) {
+				same = !memcmp(known + o * cs, in, usize);
+			} else if (mode == C_COMPARE) {
+				if ((ret = read_chunk(wa, base, &bc, o, wa->bbuf)))
 					break;
 				same = !memcmp(wa->bbuf, in, usize);
 			}
 			/* the stored bytes themselves (copied in the kernel below) */
 			if (same) {
 				b.mode[j] = C_REUSED;
-				b.plen[j] = slen;
+				b.plen[j] = bc.start[o + 1] - bc.start[o];
+				src_at[j] = bc.start[o];
 			}
 		}
 		if (ret || (ret = squeeze(&b)))
@@ -1222,7 +1285,7 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 				wa->st.meta_chunks_reused += b.mode[j] == C_REUSED;
 			}
 			if (b.mode[j] == C_REUSED)
-				ret = run_add(wa, bc.start[i], out + stored, b.plen[j]);
+				ret = run_add(wa, src_at[j], out + stored, b.plen[j]);
 			else if (!(ret = run_flush(wa)))
 				ret = pwrite_full(wa, put, b.plen[j], out + stored);
 			stored += b.plen[j];
@@ -1258,6 +1321,7 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 out:
 	free(b.in);
 	free(b.out);
+	free(src_at);
 	free(table);
 	free(bc.start);
 	return ret;
@@ -1284,14 +1348,6 @@ out:
 #define QUEUE_BYTES_MAX (128ull << 20)
 /* Chunks queued at most. */
 #define QUEUE_CHUNKS 4096
-
-/* Chunk modes in the queue beyond C_COPY, C_REUSED, C_COMPRESS: */
-enum {
-	C_KNOWN = 3,   /* compare with the base's bytes at hand, then reuse or compress */
-	C_COMPARE = 4, /* decompress the base's chunk to compare, then the same */
-	C_RAW = 5,     /* compressed, it did not shrink: stored raw */
-	C_HASH = 6,    /* the resource's SHA-1 (the metadata's: nothing waits for it) */
-};
 
 struct qres {
 	uint64_t size, n, tlen;
@@ -1351,16 +1407,6 @@ static void qres_free(struct qres *res)
 	free(res);
 }
 
-/*
- * The LZX level of the new metadata's changed chunks (wimlib's default, 50,
- * for blobs).  Every append writes a metadata resource, and its few changed
- * chunks (the security table's, patched dentries', the appended lists') are
- * on the path to the commit: wimlib's level 30 (its lazy parser) compresses
- * a chunk of metadata in 0.6 ms against 5.4 ms at 50, 2% larger (10,662
- * against 10,450 bytes: the large test image's, averaged over 40 chunks).
- */
-#define META_LZX_LEVEL 30
-
 /* Compares, reads or compresses chunk @j->i: 0 or -errno. */
 static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 {
@@ -1392,10 +1438,8 @@ static int job_run(struct wim_append *wa, struct qjob *j, struct qworker *w)
 	}
 	if (j->mode == C_COMPRESS) {
 		struct wimlib_compressor **comp = res->meta ? &w->meta_comp : &w->comp;
-		unsigned level = res->meta && wa->ctype == WIMLIB_COMPRESSION_TYPE_LZX ? META_LZX_LEVEL : 0;
-		if (!*comp && wimlib_create_compressor((enum wimlib_compression_type)wa->ctype, cs,
-						       level, comp))
-			return -ENOMEM;
+		if ((ret = compressor(wa, res->meta, comp)))
+			return ret;
 		if (!(j->out = malloc(usize)))
 			return -ENOMEM;
 		j->plen = compress_chunk(*comp, in, usize, j->out);
@@ -1762,15 +1806,9 @@ static int queue_submit(struct wim_append *wa, struct qres *res, const struct bl
 		}
 		uint32_t usize = chunk_usize(res->size, cs, i);
 		uint64_t o = from && i < nfrom ? from[i] : i;
-		int mode = compress ? C_COMPRESS : C_COPY;
-		if (compress && o < res->bc.n && chunk_usize(res->base_size, cs, o) == usize) {
-			if (hint && o == i && outside(hint, nhint, i * cs, usize))
-				mode = C_REUSED; /* the caller knows these bytes are the base's */
-			else if (res->known && o * cs + usize <= res->known_len)
-				mode = C_KNOWN;
-			else
-				mode = C_COMPARE;
-		}
+		int mode = compress ? reuse_mode(&res->bc, res->base_size, cs, i, o, usize, hint,
+						 nhint, res->known ? res->known_len : 0)
+				    : C_COPY;
 		while (q->tail - q->head == QUEUE_CHUNKS)
 			if (!queue_help(wa, q))
 				pthread_cond_wait(&q->done, &q->lock);
@@ -1846,7 +1884,7 @@ static int add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn rea
 	ret = queue_flush(wa);
 	if (!ret)
 		ret = write_resource(wa, &src, base, &b.r, b.sha1, false, base ? changed : NULL,
-				     nchanged);
+				     nchanged, NULL, 0);
 	free(own);
 	if (ret)
 		return ret;
@@ -2178,7 +2216,7 @@ static int set_metadata(struct wim_append *wa, const void *bytes, void *own, siz
 	}
 	ret = queue_flush(wa);
 	if (!ret)
-		ret = write_resource(wa, &src, base, &b.r, b.sha1, true, NULL, 0);
+		ret = write_resource(wa, &src, base, &b.r, b.sha1, true, NULL, 0, from, nfrom);
 	free(own);
 	if (ret)
 		return ret;

@@ -166,8 +166,7 @@ int wim_append_set_metadata(struct wim_append *wa, const void *bytes, size_t len
 /* The same with malloc'd @bytes, taken (freed by @wa, even on an error);
  * @from (NULL: none; @nfrom entries, read before this returns) names for
  * each new chunk the base's chunk it may equal, as wim_meta_write_chunked
- * gives them: chunk i is compared with base chunk i without it.  (A
- * resource over 64 MiB is compared chunk i with chunk i.) */
+ * gives them: chunk i is compared with base chunk i without it. */
 int wim_append_set_metadata_take(struct wim_append *wa, void *bytes, size_t len, int base_image,
 				 const uint32_t *from, size_t nfrom);
 
