@@ -133,6 +133,7 @@ static void report(bool json, const char *source, const char *out, const char *n
 			cli_json_add_u64(o, "chunks_reused", st->chunks_reused);
 			cli_json_add_u64(o, "metadata_chunks", st->meta_chunks);
 			cli_json_add_u64(o, "metadata_chunks_reused", st->meta_chunks_reused);
+			cli_json_add_u64(o, "sums_used", res->sums_used);
 		}
 		cli_json_add_u64(o, "size_before", res->size_before);
 		cli_json_add_u64(o, "size_after", res->size_after);
@@ -159,6 +160,9 @@ static void report(bool json, const char *source, const char *out, const char *n
 		       res->raw_stats.blobs_new,
 		       res->raw_stats.chunks_compressed + res->raw_stats.chunks_raw,
 		       res->raw_stats.chunks_reused);
+	if (res->sums_used)
+		printf("  %" PRIu64 " changed files named by the SHA-1 their mount kept, not read again\n",
+		       res->sums_used);
 	if (res->tmp_dir[0])
 		printf("  %" PRIu64 " files, %" PRIu64 " directories, %" PRIu64
 		       " bytes through a temporary NTFS image in '%s'\n",

@@ -1497,8 +1497,20 @@ static long base_read(struct wtg_diff *d, uint64_t ino, const char *name, void *
 	return wtg_base_read(d->base, ino, name, buf, size, off);
 }
 
+/* Whether slot @i touches one of @want (NULL: all do). */
+static bool slot_wanted(const struct wtg_diff_range *want, size_t nwant, uint64_t i)
+{
+	if (!want)
+		return true;
+	for (size_t k = 0; k < nwant; k++)
+		if (want[k].offset < (i + 1) * CHUNK && want[k].offset + want[k].length > i * CHUNK)
+			return true;
+	return false;
+}
+
 static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, bool new_side,
-			    const char *name, uint64_t max, uint64_t prefix, uint8_t **buf_ret,
+			    const char *name, uint64_t max, uint64_t prefix,
+			    const struct wtg_diff_range *want, size_t nwant, uint8_t **buf_ret,
 			    size_t *len_ret)
 {
 	const struct wtg_diff_side *s = new_side ? &e->new : &e->old;
@@ -1530,9 +1542,11 @@ static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, 
 	uint64_t nslots = slots_for(size), run = 0;
 	bool in_run = false;
 	for (uint64_t i = 0; !r && i <= nslots; i++) {
-		struct slot sl = {.state = WTG_STORE_DELETED}; /* (past the end: ends a run) */
+		struct slot sl = {.state = WTG_STORE_DELETED}; /* (past the end, or not
+								* wanted: ends a run) */
 		uint64_t off = i * CHUNK;
-		if (i < nslots && (r = slot_at(d, ver, s->ino, name, i, &sl)))
+		if (i < nslots && slot_wanted(want, nwant, i) &&
+		    (r = slot_at(d, ver, s->ino, name, i, &sl)))
 			break;
 		if (sl.state == WTG_STORE_BASE) {
 			if (!in_run)
@@ -1548,10 +1562,10 @@ static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, 
 			in_run = false;
 		}
 		if (!r && sl.state == WTG_STORE_PRESENT) {
-			size_t got, want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+			size_t got, len = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
 			r = wtg_store_get_chunk(d->store, sl.hash, d->chunk, &got);
 			if (!r)
-				memcpy(buf + off, d->chunk, got < want ? got : want);
+				memcpy(buf + off, d->chunk, got < len ? got : len);
 		}
 	}
 	if (r) {
@@ -1566,13 +1580,31 @@ static int read_side_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, 
 int wtg_diff_read_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, bool new_side,
 			 uint64_t max, uint64_t prefix, uint8_t **buf_ret, size_t *len_ret)
 {
-	return read_side_stream(d, e, new_side, "", max, prefix, buf_ret, len_ret);
+	return read_side_stream(d, e, new_side, "", max, prefix, NULL, 0, buf_ret, len_ret);
+}
+
+int wtg_diff_read_stream_parts(struct wtg_diff *d, const struct wtg_diff_entry *e,
+			       const struct wtg_diff_range *want, size_t nwant, uint64_t max,
+			       uint8_t **buf_ret, size_t *len_ret)
+{
+	return read_side_stream(d, e, true, "", max, UINT64_MAX, want, nwant, buf_ret, len_ret);
+}
+
+int wtg_diff_stream_sum(struct wtg_diff *d, const struct wtg_diff_entry *e,
+			uint8_t sha1_ret[WTG_SHA1_LEN])
+{
+	uint8_t fp[WTG_STORE_HASH_LEN];
+
+	if (!e->new.exists || !d->store)
+		return -ENOENT;
+	int r = wtg_store_stream_fingerprint(d->store, &d->to.v, e->new.ino, "", e->new.size, fp);
+	return r ? r : wtg_store_get_sum(d->store, fp, sha1_ret);
 }
 
 int wtg_diff_read_named_stream(struct wtg_diff *d, const struct wtg_diff_entry *e, bool new_side,
 			       const char *name, uint64_t max, uint8_t **buf_ret, size_t *len_ret)
 {
-	return read_side_stream(d, e, new_side, name, max, UINT64_MAX, buf_ret, len_ret);
+	return read_side_stream(d, e, new_side, name, max, UINT64_MAX, NULL, 0, buf_ret, len_ret);
 }
 
 /* ---- names for people ---- */

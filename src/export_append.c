@@ -18,12 +18,14 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "export_plan.h"
@@ -109,6 +111,7 @@ struct raw {
 	} * seen_groups;
 	size_t nseen, seen_cap;
 	bool link_sizes_differ; /* a link group whose names' bytes differ */
+	struct timespec t0; /* when the append began, for -v's timeline */
 };
 
 static int need_meta(struct raw *r);
@@ -117,6 +120,23 @@ static int refuse(struct raw *r, const char *fmt, const char *what)
 {
 	snprintf(r->res->raw_reason, sizeof(r->res->raw_reason), fmt, what);
 	return -EAGAIN;
+}
+
+/* -v: how far into the append it came (a timeline of its phases) */
+static void timeline(const struct raw *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void timeline(const struct raw *r, const char *fmt, ...)
+{
+	struct timespec now;
+	char what[256];
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	wtg_debug("export: %.1f ms: %s",
+		  (double)(now.tv_sec - r->t0.tv_sec) * 1e3 + (double)(now.tv_nsec - r->t0.tv_nsec) / 1e6,
+		  what);
 }
 
 static void report(struct raw *r, const char *phase)
@@ -841,14 +861,17 @@ static void *load_meta(void *arg)
 	int ret = wim_append_metadata_bytes_checking(r->wa, r->meta_image, &r->meta_bytes,
 						     &r->meta_len, copy_meta, r);
 
+	timeline(r, "base metadata decoded");
 	if (!ret && (ret = wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m))) {
 		if (ret != -ENOMEM)
 			r->meta_why = "the base image's metadata does not parse here";
 	} else if (!ret && !(ret = wim_meta_walk(r->m, note_rp, r))) {
 		r->next_group = wim_meta_max_link_group(r->m);
 	}
+	timeline(r, "base metadata parsed");
 	/* (the parse's bytes were what the WIM holds) */
 	int check = wim_append_metadata_check(r->wa);
+	timeline(r, "base metadata checked");
 	if (check == -EINVAL || (ret == -EINVAL && !r->meta_why))
 		r->meta_why = "the base image's metadata is corrupt";
 	else if (check && !ret)
@@ -919,27 +942,92 @@ static int read_base(void *ctx, const uint8_t *key, size_t key_len, void *buf, s
 	return wim_append_read_blob(r->wa, key, buf, len, off);
 }
 
+/* The diff's ranges of the unnamed stream of @e (the rest is the base's):
+ * 0 with *changed_ret NULL when it has none, or -ENOMEM. */
+static int changed_ranges(const struct wtg_diff_entry *e, struct wim_append_range **changed_ret)
+{
+	struct wim_append_range *changed = NULL;
+
+	if (e->nranges && !(changed = calloc(e->nranges, sizeof(*changed))))
+		return -ENOMEM;
+	for (size_t i = 0; i < e->nranges; i++)
+		changed[i] = (struct wim_append_range){e->ranges[i].offset, e->ranges[i].length};
+	*changed_ret = changed;
+	return 0;
+}
+
+/*
+ * The unnamed stream of the new side written as a blob when a mount kept
+ * its SHA-1 (@sum): only the WIM chunks that touch the diff's ranges are
+ * read, every other is the base blob @base's stored one.  1 when it cannot
+ * be written so (the caller reads it all), else 0 or -errno.
+ */
+static int known_blob(struct raw *r, const struct wtg_diff_entry *e, const uint8_t *base,
+		      const uint8_t sum[20], uint8_t hash[20])
+{
+	uint64_t cs = r->info.chunk_size;
+	struct wim_append_range *changed;
+	int ret = changed_ranges(e, &changed);
+
+	if (ret)
+		return ret;
+	if (!wim_append_can_add_known(r->wa, e->new.size, base, changed, e->nranges)) {
+		free(changed);
+		return 1;
+	}
+	/* the ranges out to the chunks they touch */
+	struct wtg_diff_range *want = calloc(e->nranges, sizeof(*want));
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	if (!want)
+		ret = -ENOMEM;
+	for (size_t i = 0; !ret && i < e->nranges; i++) {
+		uint64_t lo = e->ranges[i].offset / cs * cs;
+		uint64_t hi = e->ranges[i].offset + e->ranges[i].length;
+		hi = hi % cs ? hi - hi % cs + cs : hi;
+		want[i] = (struct wtg_diff_range){lo, hi - lo};
+	}
+	if (!ret)
+		ret = wtg_diff_read_stream_parts(r->diff, e, want, e->nranges, 1ull << 30, &buf, &len);
+	free(want);
+	if (!ret && len != e->new.size)
+		ret = -EIO;
+	if (!ret) {
+		memcpy(hash, sum, 20);
+		ret = wim_append_add_known(r->wa, buf, len, base, changed, e->nranges, sum, 0);
+		buf = NULL; /* (taken) */
+		r->res->sums_used++;
+		r->p.files_done++;
+		r->p.bytes_done += len;
+		if (len >= 1 << 20)
+			timeline(r, "%zu bytes of %s: its kept SHA-1, the changed chunks read", len,
+				 e->new.links ? e->new.links[0] : "?");
+		if (!ret)
+			report(r, "write");
+	}
+	free(buf);
+	free(changed);
+	return ret;
+}
+
 /* Writes stream @name ("" unnamed) of the new side as a blob, the old
  * side's blob @base (NULL: none) giving chunks to reuse; its bytes @buf
  * (taken) when side_read read them already, NULL: read here. */
 static int side_blob(struct raw *r, const struct wtg_diff_entry *e, const char *name,
 		     const uint8_t *base, uint8_t *buf, size_t len, uint8_t hash[20])
 {
-	/* the diff's ranges of the unnamed stream: the rest is the base's */
 	struct wim_append_range *changed = NULL;
-	if (!*name && e->nranges) {
-		if (!(changed = calloc(e->nranges, sizeof(*changed))))
-			return -ENOMEM;
-		for (size_t i = 0; i < e->nranges; i++)
-			changed[i] = (struct wim_append_range){e->ranges[i].offset, e->ranges[i].length};
-	}
 	static const uint8_t zero[20];
-	int ret = buf ? 0 : side_read(r, e, name, &buf, &len);
+	int ret = *name ? 0 : changed_ranges(e, &changed);
 
+	if (!ret && !buf)
+		ret = side_read(r, e, name, &buf, &len);
 	if (ret) {
 		free(changed);
 		return ret;
 	}
+	if (len >= 1 << 20)
+		timeline(r, "%zu bytes of %s read", len, e->new.links ? e->new.links[0] : "?");
 	memset(hash, 0, 20);
 	if (len) {
 		bool has_base = base && memcmp(base, zero, 20);
@@ -947,6 +1035,8 @@ static int side_blob(struct raw *r, const struct wtg_diff_entry *e, const char *
 					    *name ? 0 : e->nranges, 0, hash);
 		r->p.files_done++;
 		r->p.bytes_done += len;
+		if (len >= 1 << 20)
+			timeline(r, "... hashed and queued");
 		if (!ret)
 			report(r, "write");
 	} else {
@@ -982,10 +1072,15 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 	 * without named streams, does not */
 	bool needs = (n->c.old_exists && !n->c.replaced && ((!n->new_dir && s->size) || s->nstreams)) ||
 		     (s->attributes & ATTR_REPARSE) || (s->nlinks > 1 && !n->new_dir);
-	/* (changed data is read first: its base's metadata may still be on
-	 * its way) */
-	if (!n->new_dir && s->size && (e->changed & (WTG_DIFF_DATA | WTG_DIFF_SIZE)) &&
-	    (ret = side_read(r, e, "", &n->data, &n->data_len)))
+	/* a changed file a mount saw written whole: its SHA-1 kept, only
+	 * its changed chunks are read (known_blob) */
+	uint8_t sum[20];
+	bool data_changed = !n->new_dir && s->size && (e->changed & (WTG_DIFF_DATA | WTG_DIFF_SIZE));
+	bool has_sum = data_changed && e->nranges && n->c.old_exists && !n->c.replaced &&
+		       wtg_diff_stream_sum(r->diff, e, sum) == 0;
+	/* (other changed data is read first: its base's metadata may still
+	 * be on its way) */
+	if (data_changed && !has_sum && (ret = side_read(r, e, "", &n->data, &n->data_len)))
 		return ret;
 	if (needs && (ret = need_meta(r)))
 		return ret;
@@ -1031,14 +1126,21 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 	}
 	/* the unnamed stream: the base's blob when the bytes did not change */
 	if (!n->new_dir && s->size) {
-		if (have_old && !(e->changed & (WTG_DIFF_DATA | WTG_DIFF_SIZE)) &&
-		    !(old.attributes & ATTR_DIRECTORY))
+		bool old_file = have_old && !(old.attributes & ATTR_DIRECTORY);
+		if (old_file && !(e->changed & (WTG_DIFF_DATA | WTG_DIFF_SIZE))) {
 			memcpy(fe->hash, old.hash, 20);
-		else {
-			uint8_t *data = n->data;
-			n->data = NULL; /* (taken) */
-			if ((ret = side_blob(r, e, "", have_old ? old.hash : NULL, data, n->data_len,
-					     fe->hash)))
+		} else if (has_sum && wim_append_has_blob(r->wa, sum)) {
+			memcpy(fe->hash, sum, 20); /* (bytes the WIM holds) */
+			r->res->sums_used++;
+		} else {
+			ret = has_sum && old_file ? known_blob(r, e, old.hash, sum, fe->hash) : 1;
+			if (ret > 0) { /* read whole (or read already) */
+				uint8_t *data = n->data;
+				n->data = NULL; /* (taken) */
+				ret = side_blob(r, e, "", have_old ? old.hash : NULL, data, n->data_len,
+						fe->hash);
+			}
+			if (ret)
 				return ret;
 		}
 	}
@@ -1249,6 +1351,7 @@ static int raw_begin_identity(struct raw *r, const char *out, const struct wtg_s
 
 	if ((ret = raw_options(r)) || (ret = raw_open(r, out)))
 		return ret;
+	timeline(r, "WIM opened");
 	wim_append_get_info(r->wa, &info);
 	ret = base->index < 1 || base->index > info.image_count ||
 	      wim_append_metadata_sha1(r->wa, (int)base->index, sha1);
@@ -1271,6 +1374,8 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 {
 	struct raw r = {.opt = opt, .res = res, .guard = {.pid = -1, .pipe = -1}};
 	struct wtg_store_options so = {.read_only = true};
+
+	clock_gettime(CLOCK_MONOTONIC, &r.t0);
 	struct wtg_store_base base;
 	struct wtg_store *st;
 	char identity[WTG_IDENTITY_MAX];
@@ -1305,13 +1410,17 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 					.base_read = read_base, .base_read_ctx = &r};
 	if ((ret = wtg_diff_open(opt->delta, &dopt, &r.diff)))
 		return raw_end(&r, ret);
+	timeline(&r, "diff opened");
 	ret = wtg_diff_run(r.diff, collect_side, &r);
 	wtg_diff_free(r.diff);
 	r.diff = NULL;
+	timeline(&r, "change read");
 	if (!ret)
 		ret = apply_diff(&r);
+	timeline(&r, "change applied");
 	if (!ret)
 		ret = raw_finish(&r, out, image);
+	timeline(&r, "done");
 	return raw_end(&r, ret);
 }
 
@@ -1382,12 +1491,14 @@ static int raw_finish(struct raw *r, const char *out, int image)
 	size_t nfrom = 0;
 	if ((ret = wim_meta_write_chunked(r->m, r->info.chunk_size, &bytes, &len, &from, &nfrom)))
 		return ret;
+	timeline(r, "new metadata written");
 	ret = wim_append_set_metadata_take(r->wa, bytes, len, image, from, nfrom);
 	free(from);
 	if (ret)
 		return ret;
 	if ((ret = count_image(r)))
 		return ret;
+	timeline(r, "image counted");
 	uint64_t now = wim_append_nt_now();
 	struct wim_append_image img = {.name = opt->name,
 				       .description = opt->description,
@@ -1401,6 +1512,7 @@ static int raw_finish(struct raw *r, const char *out, int image)
 				       .boot = opt->boot};
 	res->size_before = r->info.file_size;
 	ret = wim_append_commit(r->wa, &img);
+	timeline(r, "committed");
 	wtg_export_guard_end(&r->guard, !ret);
 	r->guarded = false;
 	if (ret)

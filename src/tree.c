@@ -39,8 +39,10 @@ static void dir_free(struct wtg_dir *dir)
 static void inode_free(struct wtg_inode *inode)
 {
 	dir_free(inode->dir);
-	for (uint32_t i = 0; i < inode->nstreams; i++)
+	for (uint32_t i = 0; i < inode->nstreams; i++) {
 		free(inode->streams[i].name);
+		wtg_stream_sum_free(inode->streams[i].sum);
+	}
 	free(inode->streams);
 	free(inode->reparse);
 	free(inode->ea);
@@ -417,6 +419,7 @@ void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name)
 		if (name ? !s->name || strcmp(s->name, name) : s->name != NULL)
 			continue;
 		free(s->name);
+		wtg_stream_sum_free(s->sum);
 		memmove(s, s + 1, (inode->nstreams - i - 1) * sizeof(*s));
 		inode->nstreams--;
 		return;

@@ -176,6 +176,108 @@ static const char *stream_key(const struct wtg_stream *s)
 	return s->name ? s->name : "";
 }
 
+/* ---- stream sums: the SHA-1 of a stream written in order ---- */
+
+/* Running while the stream is open (ctx), its digest once the last handle
+ * closed with every byte summed: 48 bytes a stream written whole, until
+ * the view closes. */
+struct wtg_stream_sum {
+	struct wtg_sha1 *ctx; /* NULL: @sha1 is the digest */
+	uint8_t sha1[WTG_SHA1_LEN];
+};
+
+void wtg_stream_sum_free(struct wtg_stream_sum *sum)
+{
+	if (sum)
+		wtg_sha1_free(sum->ctx);
+	free(sum);
+}
+
+static void sum_drop(struct wtg_stream *s)
+{
+	wtg_stream_sum_free(s->sum);
+	s->sum = NULL;
+	s->summed = 0;
+}
+
+/* Before a write at @off: whether the sum follows it (a write where a
+ * running sum ends, or at 0, where a sum starts again). */
+static bool sum_follows(struct wtg_stream *s, uint64_t off)
+{
+	if (s->sum && s->sum->ctx && off == s->summed)
+		return true;
+	sum_drop(s);
+	if (off || !(s->sum = calloc(1, sizeof(*s->sum))))
+		return false;
+	if (!(s->sum->ctx = wtg_sha1_new()))
+		sum_drop(s);
+	return s->sum != NULL;
+}
+
+/* The last handle of @in closed: a sum of every byte becomes a digest, any
+ * other goes. */
+static void sums_settle(struct wtg_inode *in)
+{
+	for (uint32_t k = 0; k < in->nstreams; k++) {
+		struct wtg_stream *s = &in->streams[k];
+		if (!s->sum || !s->sum->ctx)
+			continue;
+		if (s->summed != s->size) {
+			sum_drop(s);
+			continue;
+		}
+		wtg_sha1_final(s->sum->ctx, s->sum->sha1);
+		s->sum->ctx = NULL;
+	}
+}
+
+/*
+ * At close, everything committed and folded: each stream whose every byte
+ * was written in order since a write at 0 has its SHA-1 kept under its
+ * fingerprint (wtg_store_put_sum), so that an export need not read it
+ * again.  A sum is a cache: one that cannot be kept is left out.
+ */
+static void sums_keep(struct wtg_view *v)
+{
+	uint64_t rows;
+	size_t kept = 0;
+
+	if (wtg_store_journal_count(v->store, &rows) || rows)
+		return;
+	for (uint64_t i = 0; i < v->tree.ninodes; i++) {
+		struct wtg_inode *in = v->tree.inodes[i];
+		for (uint32_t k = 0; in && !in->gone && k < in->nstreams; k++) {
+			struct wtg_stream *s = &in->streams[k];
+			uint8_t fp[WTG_STORE_HASH_LEN], sha1[WTG_SHA1_LEN];
+			if (!s->sum || !s->size || s->summed != s->size)
+				continue;
+			if (s->sum->ctx) {
+				wtg_sha1_final(s->sum->ctx, sha1);
+				s->sum->ctx = NULL;
+			} else {
+				memcpy(sha1, s->sum->sha1, sizeof(sha1));
+			}
+			if (wtg_store_stream_fingerprint(v->store, NULL, in->ino, stream_key(s), s->size,
+							 fp) ||
+			    wtg_store_put_sum(v->store, fp, sha1))
+				return;
+			kept++;
+		}
+	}
+	if (kept && wtg_store_commit(v->store) == 0)
+		wtg_debug("kept the SHA-1 of %zu stream(s) written whole", kept);
+}
+
+/* Every sum dropped: the bytes change under them (a rollback). */
+static void sums_drop_all(struct wtg_view *v)
+{
+	for (uint64_t i = 0; i < v->tree.ninodes; i++) {
+		struct wtg_inode *in = v->tree.inodes[i];
+		for (uint32_t k = 0; in && k < in->nstreams; k++)
+			sum_drop(&in->streams[k]);
+	}
+}
+
 /* ---- opening ---- */
 
 int wtg_view_describe_base(const char *spec, const struct wtg_source *src,
@@ -1748,6 +1850,8 @@ int wtg_view_close(struct wtg_view *v)
 			}
 		}
 		ret = v->error ? v->error : commit_locked(v, true, COMMIT_FOLD, 0);
+		if (!ret)
+			sums_keep(v);
 		/* a lost batch leaves encodings: none may run once the store,
 		 * whose codecs they use, is gone */
 		while (v->enc_head)
@@ -2356,6 +2460,8 @@ int wtg_view_release(struct wtg_view *v, uint64_t ino)
 	struct wtg_inode *in = wtg_tree_inode(&v->tree, ino);
 	if (in && in->opens) {
 		in->opens--;
+		if (!in->opens)
+			sums_settle(in);
 		if (!v->read_only && !v->error) {
 			ret = maybe_gone(v, in);
 			if (!ret && !in->gone)
@@ -2430,6 +2536,7 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 {
 	if (off > INT64_MAX - size)
 		return -EFBIG;
+	bool summed = sum_follows(s, off);
 	size_t done = 0;
 	while (done < size) {
 		uint64_t pos = off + done, index = pos / CHUNK;
@@ -2440,8 +2547,10 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 		bool whole = n == CHUNK;
 		size_t had = v->nchunks;
 		int ret = chunk_get(v, in->ino, s, index, whole, &cb);
-		if (ret)
+		if (ret) {
+			sum_drop(s);
 			return ret;
+		}
 		memcpy(cb->data + in_slot, buf + done, n);
 		chunk_dirty(v, cb, (uint32_t)in_slot, (uint32_t)(in_slot + n));
 		done += n;
@@ -2454,10 +2563,16 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 		 * does the new last chunk of a file being written, where the
 		 * close is likely to come next (only the first time: a file
 		 * grown by small writes would have each of them wait for it) */
-		if (whole && !chunk_enc_submit(v, cb, CHUNK) && (ret = chunk_store(v, cb)))
+		if (whole && !chunk_enc_submit(v, cb, CHUNK) && (ret = chunk_store(v, cb))) {
+			sum_drop(s);
 			return ret;
+		}
 		if (!whole && tail && v->nchunks > had)
 			chunk_enc_submit(v, cb, in_slot + n);
+	}
+	if (summed) {
+		wtg_sha1_update(s->sum->ctx, buf, size);
+		s->summed += size;
 	}
 	/* the delta's record of the stream must say its size (the record
 	 * makes the delta's slots of it count): a first write, or one that
@@ -2506,6 +2621,8 @@ static int truncate_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_
 
 	if (size > INT64_MAX)
 		return -EFBIG;
+	if (size < s->summed)
+		sum_drop(s);
 	if (size < s->size) {
 		uint64_t keep = size / CHUNK + (size % CHUNK != 0);
 		chunks_drop(v, in->ino, key, keep);
@@ -3166,6 +3283,7 @@ int wtg_view_rollback(struct wtg_view *v, const char *name, char **kept_ret,
 		ret = -EOPNOTSUPP;
 		goto out;
 	}
+	sums_drop_all(v);
 	ret = commit_locked(v, true, COMMIT_FOLD, 0);
 	if (!ret)
 		ret = wtg_store_stack(v->store, &before, &nbefore);

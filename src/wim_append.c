@@ -1838,7 +1838,7 @@ int wim_append_add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn
  * @read gives, taken. */
 static int add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn read, void *ctx,
 		    void *own, const uint8_t *base_sha1, const struct wim_append_range *changed,
-		    size_t nchanged, uint32_t refs, uint8_t sha1_ret[20])
+		    size_t nchanged, const uint8_t *known, uint32_t refs, uint8_t sha1_ret[20])
 {
 	struct source src = {.size = size, .read = read, .ctx = ctx};
 	struct blob b = {.part = 1, .refcnt = refs};
@@ -1864,8 +1864,10 @@ static int add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn rea
 	}
 	if (size <= QUEUE_RES_MAX) {
 		struct qres *res;
-		if ((ret = queue_prepare(wa, &src, own, false, b.sha1, &res)))
+		if ((ret = queue_prepare(wa, &src, own, false, known ? NULL : b.sha1, &res)))
 			return ret;
+		if (known)
+			memcpy(b.sha1, known, 20);
 		memcpy(sha1_ret, b.sha1, 20);
 		if (find_blob(wa, b.sha1)) {
 			qres_free(res);
@@ -1906,7 +1908,8 @@ int wim_append_add_blob_ranges(struct wim_append *wa, uint64_t size, wim_append_
 			       const struct wim_append_range *changed, size_t nchanged,
 			       uint32_t refs, uint8_t sha1_ret[20])
 {
-	return add_blob(wa, size, read, ctx, NULL, base_sha1, changed, nchanged, refs, sha1_ret);
+	return add_blob(wa, size, read, ctx, NULL, base_sha1, changed, nchanged, NULL, refs,
+			sha1_ret);
 }
 
 struct membuf {
@@ -1930,8 +1933,44 @@ int wim_append_add_buffer(struct wim_append *wa, void *bytes, size_t size, const
 {
 	struct membuf m = {.p = bytes, .len = size};
 
-	return add_blob(wa, size, read_mem, &m, bytes, base_sha1, changed, nchanged, refs,
+	return add_blob(wa, size, read_mem, &m, bytes, base_sha1, changed, nchanged, NULL, refs,
 			sha1_ret);
+}
+
+bool wim_append_can_add_known(const struct wim_append *wa, uint64_t size, const uint8_t *base_sha1,
+			      const struct wim_append_range *changed, size_t nchanged)
+{
+	const struct blob *base = base_sha1 ? find_blob(wa, base_sha1) : NULL;
+	uint32_t cs = wa->chunk_size;
+
+	if (!wa->writable || wa->committed || wa->unsupported || !size || size > QUEUE_RES_MAX ||
+	    wa->ctype == WIMLIB_COMPRESSION_TYPE_NONE || !base || (base->r.flags & RESHDR_SOLID) ||
+	    (size_t)(base - wa->blobs) >= wa->nold)
+		return false;
+	/* each chunk outside the ranges is one queue_submit reuses (reuse_mode) */
+	uint64_t nbase = chunk_count(base->r.size, cs), n = chunk_count(size, cs);
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t usize = chunk_usize(size, cs, i);
+		if (outside(changed, nchanged, i * cs, usize) &&
+		    (i >= nbase || chunk_usize(base->r.size, cs, i) != usize))
+			return false;
+	}
+	return true;
+}
+
+int wim_append_add_known(struct wim_append *wa, void *bytes, size_t size, const uint8_t *base_sha1,
+			 const struct wim_append_range *changed, size_t nchanged,
+			 const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t refs)
+{
+	struct membuf m = {.p = bytes, .len = size};
+	uint8_t out[20];
+
+	if (!wim_append_can_add_known(wa, size, base_sha1, changed, nchanged)) {
+		free(bytes);
+		return -EINVAL;
+	}
+	return add_blob(wa, size, read_mem, &m, bytes, base_sha1, changed, nchanged, sha1, refs,
+			out);
 }
 
 static const struct blob *image_meta(const struct wim_append *wa, int image)

@@ -140,6 +140,19 @@ int wtg_diff_run(struct wtg_diff *diff, wtg_diff_fn fn, void *arg);
 int wtg_diff_read_stream(struct wtg_diff *diff, const struct wtg_diff_entry *entry, bool new_side,
 			 uint64_t max, uint64_t prefix, uint8_t **buf_ret, size_t *len_ret);
 
+/* The unnamed stream of the TO side as wtg_diff_read_stream reads it
+ * whole, but with only the slots that touch @want (sorted, not
+ * overlapping) read: the rest are zeros. */
+int wtg_diff_read_stream_parts(struct wtg_diff *diff, const struct wtg_diff_entry *entry,
+			       const struct wtg_diff_range *want, size_t nwant, uint64_t max,
+			       uint8_t **buf_ret, size_t *len_ret);
+
+/* The SHA-1 of the unnamed stream of the TO side, as a mount kept it when
+ * it saw the stream written whole (wtg_store_get_sum): 0, -ENOENT when it
+ * kept none for these bytes, or -errno. */
+int wtg_diff_stream_sum(struct wtg_diff *diff, const struct wtg_diff_entry *entry,
+			uint8_t sha1_ret[20]);
+
 /* The whole named stream @name of an entry of @diff, as wtg_diff_read_stream
  * reads the unnamed one; -ENOENT when that side has no such stream. */
 int wtg_diff_read_named_stream(struct wtg_diff *diff, const struct wtg_diff_entry *entry,

@@ -88,6 +88,7 @@ struct wtg_export_result {
 	struct wim_append_stats raw_stats;
 	char tree_reason[512];	     /* an append that loaded the base's tree: why */
 	uint64_t changes;	     /* incremental: the changed paths */
+	uint64_t sums_used;	     /* raw: changed files named by the SHA-1 a mount kept */
 	char full_reason[512];	     /* a delta captured whole: why */
 };
 

@@ -529,6 +529,27 @@ int wtg_store_get_stream_at(struct wtg_store *store, const struct wtg_store_vers
 int wtg_store_get_extent_at(struct wtg_store *store, const struct wtg_store_version *ver,
 			    uint64_t ino, const char *stream, uint64_t index,
 			    enum wtg_store_state *state_ret, uint8_t hash_ret[WTG_STORE_HASH_LEN]);
+
+/*
+ * Stream sums: the SHA-1 of a stream's bytes, as a mount saw them written,
+ * kept under the stream's fingerprint.  The fingerprint is a SHA-256 of
+ * the inode, the stream's name and @size and what each of its slots
+ * resolves to (@ver's stack; NULL: this open's): the chunk's hash, the
+ * base, or a hole.  Equal fingerprints mean equal bytes (chunks are named
+ * by their SHA-256, the base does not change), so a sum found under one is
+ * right whenever and in whichever layer it was put (journal rows, which
+ * the fingerprint does not see, are for the caller to rule out).
+ */
+int wtg_store_stream_fingerprint(struct wtg_store *store, const struct wtg_store_version *ver,
+				 uint64_t ino, const char *stream, uint64_t size,
+				 uint8_t fp_ret[WTG_STORE_HASH_LEN]);
+/* Keeps @sha1 under @fp, for the working layer (a batch open). */
+int wtg_store_put_sum(struct wtg_store *store, const uint8_t fp[WTG_STORE_HASH_LEN],
+		      const uint8_t sha1[WTG_SHA1_LEN]);
+/* The sum under @fp: 0, -ENOENT when there is none, or -errno. */
+int wtg_store_get_sum(struct wtg_store *store, const uint8_t fp[WTG_STORE_HASH_LEN],
+		      uint8_t sha1_ret[WTG_SHA1_LEN]);
+
 /* (in no particular order of names) */
 int wtg_store_list_streams_at(struct wtg_store *store, const struct wtg_store_version *ver,
 			      uint64_t ino, wtg_store_stream_fn fn, void *arg);

@@ -29,6 +29,8 @@ struct wtg_blob;
 #define WTG_ROOT_INO 1
 #define WTG_NO_SD UINT32_MAX
 
+struct wtg_stream_sum;
+
 struct wtg_stream {
 	char *name; /* NULL: the unnamed data stream */
 	uint64_t size;
@@ -37,6 +39,10 @@ struct wtg_stream {
 	bool delta;	       /* a delta holds some of it: read through the view */
 	uint64_t stored_size;  /* the size the delta has for it (delta streams) */
 	uint64_t usage;	       /* a writable view's cache: 1 + slots holding data, 0 unknown */
+	/* a writable view's: the SHA-1 of bytes [0, summed) as they were
+	 * written in order since a write at 0 (NULL: none; see view.c) */
+	struct wtg_stream_sum *sum;
+	uint64_t summed;
 };
 
 struct wtg_inode;
@@ -169,6 +175,9 @@ void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name);
 uint32_t wtg_tree_intern_sd(struct wtg_tree *tree, const void *data, size_t len);
 
 /* Adds a stream to @inode; the unnamed one is kept first. */
+/* Frees a writable view's sum of a stream (NULL: none). */
+void wtg_stream_sum_free(struct wtg_stream_sum *sum);
+
 struct wtg_stream *wtg_inode_add_stream(struct wtg_inode *inode, const char *name, uint64_t size,
 					struct wtg_blob *blob);
 

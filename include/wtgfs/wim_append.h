@@ -133,6 +133,23 @@ int wim_append_add_buffer(struct wim_append *wa, void *bytes, size_t size, const
 			  const struct wim_append_range *changed, size_t nchanged, uint32_t refs,
 			  uint8_t sha1_ret[WIM_APPEND_SHA1_LEN]);
 
+/*
+ * When the SHA-1 of the new data is known already (@sha1, a delta's
+ * stream sum): whether wim_append_add_known can write it from the bytes
+ * of the chunks that touch @changed alone, every other chunk being
+ * @base_sha1's stored one (a compressed, not solid base this WIM held
+ * before the append, of the same chunk sizes there; at most 64 MiB).
+ */
+bool wim_append_can_add_known(const struct wim_append *wa, uint64_t size, const uint8_t *base_sha1,
+			      const struct wim_append_range *changed, size_t nchanged);
+/* wim_append_add_buffer for such data, @sha1 its SHA-1 (not checked):
+ * @bytes need hold only the chunks that touch @changed (taken, as there).
+ * -EINVAL when wim_append_can_add_known says no. */
+int wim_append_add_known(struct wim_append *wa, void *bytes, size_t size, const uint8_t *base_sha1,
+			 const struct wim_append_range *changed, size_t nchanged,
+			 const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t refs);
+
+
 /* Reads @len bytes at @off of the uncompressed data of blob @sha1, one the
  * WIM held when opened (-ENOENT for another), a long read decoded on two
  * threads.  (As the chunks an append copies, the bytes are not checked

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtgfs/hash.h"
 #include "wtgfs/log.h"
 
 #include "store_int.h"
@@ -205,6 +206,45 @@ int wtg_store_get_extent_at(struct wtg_store *st, const struct wtg_store_version
 	pthread_mutex_lock(&st->lock);
 	int r = store_resolve(st, &stk, ino, stream, index, false, state_ret, hash_ret);
 	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_stream_fingerprint(struct wtg_store *st, const struct wtg_store_version *v,
+				 uint64_t ino, const char *stream, uint64_t size,
+				 uint8_t fp_ret[WTG_STORE_HASH_LEN])
+{
+	enum { SLOT = 1 + WTG_STORE_HASH_LEN };
+	uint64_t nslots = size / WTG_STORE_CHUNK_SIZE + (size % WTG_STORE_CHUNK_SIZE != 0);
+	size_t head = 8 + strlen(stream) + 1 + 8;
+
+	if (nslots > (SIZE_MAX - head) / SLOT)
+		return -EFBIG;
+	uint8_t *buf = malloc(head + nslots * SLOT);
+	if (!buf)
+		return -ENOMEM;
+	/* le64 ino, the name and its NUL, le64 size; then each slot's state
+	 * and (a chunk) its hash, or zeros */
+	for (int i = 0; i < 8; i++) {
+		buf[i] = (uint8_t)(ino >> (8 * i));
+		buf[head - 8 + i] = (uint8_t)(size >> (8 * i));
+	}
+	memcpy(buf + 8, stream, strlen(stream) + 1);
+	pthread_mutex_lock(&st->lock);
+	struct store_stack stk = v ? stack_of_version(v) : store_stack_of(st);
+	int r = 0;
+	for (uint64_t i = 0; !r && i < nslots; i++) {
+		uint8_t *p = buf + head + i * SLOT;
+		enum wtg_store_state state;
+		memset(p, 0, SLOT);
+		r = store_resolve(st, &stk, ino, stream, i, false, &state, p + 1);
+		p[0] = (uint8_t)(state + 1);
+		if (state != WTG_STORE_PRESENT)
+			memset(p + 1, 0, WTG_STORE_HASH_LEN);
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (!r)
+		wtg_sha256(buf, head + nslots * SLOT, fp_ret);
+	free(buf);
 	return r;
 }
 

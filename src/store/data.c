@@ -605,3 +605,46 @@ int wtg_store_set_extent_base(struct wtg_store *st, uint64_t ino, const char *st
 {
 	return set_extent(st, ino, stream, index, NULL, true);
 }
+
+/* ---- stream sums ---- */
+
+int wtg_store_put_sum(struct wtg_store *st, const uint8_t fp[WTG_STORE_HASH_LEN],
+		      const uint8_t sha1[WTG_SHA1_LEN])
+{
+	sqlite3_stmt *s;
+
+	pthread_mutex_lock(&st->lock);
+	int r = store_writable(st);
+	if (!r)
+		r = store_query(st, Q_SUM_PUT, &s);
+	if (!r) {
+		store_bind_hash(s, 1, fp);
+		sqlite3_bind_blob(s, 2, sha1, WTG_SHA1_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, store_top(st));
+		r = store_run(st, s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
+int wtg_store_get_sum(struct wtg_store *st, const uint8_t fp[WTG_STORE_HASH_LEN],
+		      uint8_t sha1_ret[WTG_SHA1_LEN])
+{
+	sqlite3_stmt *s;
+
+	pthread_mutex_lock(&st->lock);
+	int r = store_query(st, Q_SUM_GET, &s);
+	if (!r) {
+		store_bind_hash(s, 1, fp);
+		r = store_step(st, s);
+		if (r == 1 && sqlite3_column_bytes(s, 0) == WTG_SHA1_LEN) {
+			memcpy(sha1_ret, sqlite3_column_blob(s, 0), WTG_SHA1_LEN);
+			r = 0;
+		} else if (r >= 0) {
+			r = r == 1 ? store_damaged(st, "a stream sum is not a SHA-1") : -ENOENT;
+		}
+		sqlite3_reset(s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}

@@ -211,7 +211,7 @@ static int gc_fn(struct wtg_store *st, const void *arg, int64_t *top_ret)
 {
 	const struct gc_args *a = arg;
 	struct wtg_store_gc_report *rep = a->rep;
-	uint64_t dropped = 0;
+	uint64_t dropped = 0, sums = 0;
 	int64_t v = 0;
 	sqlite3_stmt *s;
 	int r = store_prepare(
@@ -243,6 +243,9 @@ static int gc_fn(struct wtg_store *st, const void *arg, int64_t *top_ret)
 		r = changes(st, "DELETE FROM streams WHERE layer NOT IN live", &rep->records);
 	if (!r)
 		r = changes(st, "DELETE FROM extents WHERE layer NOT IN live", &rep->records);
+	if (!r) /* (a sum is right in any layer: one of a layer that went is
+		  * dropped only to keep the table small) */
+		r = changes(st, "DELETE FROM stream_sums WHERE layer NOT IN live", &sums);
 	if (!r)
 		r = changes(st, "DELETE FROM snapshots WHERE layer NOT IN live", &dropped);
 	if (!r)

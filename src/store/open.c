@@ -49,6 +49,15 @@
 	" ctime INTEGER, data BLOB NOT NULL)"
 #define JOURNAL_SQL "CREATE TABLE journal" JOURNAL_COLUMNS ";"
 
+/* The SHA-1 a mount saw a stream written with, under the fingerprint of
+ * the slots it was stored in (wtgfs/store.h): an export names the blob
+ * without reading the stream's bytes again.  Optional (no format of its
+ * own): an older delta gets it on its first writable open, and a read-only
+ * open of one sees an empty table of its own. */
+#define SUMS_SQL                                                                           \
+	"CREATE TABLE IF NOT EXISTS stream_sums(fingerprint BLOB PRIMARY KEY, sha1 BLOB NOT NULL," \
+	" layer INTEGER NOT NULL);"
+
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
     "CREATE TABLE layers(id INTEGER PRIMARY KEY, parent INTEGER, created INTEGER NOT NULL,"
@@ -78,6 +87,7 @@ static const char schema_sql[] =
     "CREATE INDEX extents_chunk ON extents(chunk);"
     "CREATE INDEX names_ino ON names(ino);"
     BASE_INDEX_SQL
+    SUMS_SQL
     JOURNAL_SQL;
 
 /* ---- opening ---- */
@@ -335,6 +345,20 @@ static int upgrade_snapshots(struct wtg_store *st)
 			      " NULL AS abandoned FROM main.snapshots");
 }
 
+/* A reader of a delta older than the stream sums (a writer made the table
+ * on connecting) sees an empty table of its own. */
+static int upgrade_sums(struct wtg_store *st)
+{
+	int64_t n;
+	int r = store_int_query(st, "SELECT count(*) FROM main.sqlite_master WHERE type = 'table'"
+				    " AND name = 'stream_sums'", 0, &n);
+
+	if (r || n || !st->read_only)
+		return r;
+	return store_exec(st, "CREATE TEMP TABLE stream_sums(fingerprint BLOB PRIMARY KEY,"
+			      " sha1 BLOB NOT NULL, layer INTEGER NOT NULL)");
+}
+
 /*
  * Format 5 added the journal, format 6 keyed it by sequence alone and let
  * rows carry the inode's times.  A writer adds the table, or moves the rows
@@ -554,7 +578,7 @@ static int connect_db(struct wtg_store *st, int flags)
 		sqlite3_wal_autocheckpoint(st->db, STORE_AUTOCHECKPOINT);
 	if (!r && !st->read_only) /* deltas made before it had this index */
 		r = store_exec(st, "CREATE INDEX IF NOT EXISTS extents_chunk ON extents(chunk);"
-				   "CREATE INDEX IF NOT EXISTS names_ino ON names(ino)");
+				   "CREATE INDEX IF NOT EXISTS names_ino ON names(ino);" SUMS_SQL);
 	if (r) { /* a caller may try again read-only: no connection left open */
 		sqlite3_close(st->db);
 		st->db = NULL;
@@ -575,6 +599,8 @@ static int upgrade(struct wtg_store *st)
 		r = upgrade_base_index(st);
 	if (!r) /* after the base index: it sets the format to 4 */
 		r = upgrade_journal(st);
+	if (!r)
+		r = upgrade_sums(st);
 	return r;
 }
 
