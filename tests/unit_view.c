@@ -167,6 +167,70 @@ TEST(rewrite_as_base_costs_nothing)
 	unlink(path);
 }
 
+/* The sum the view kept at its close for stream "" of @ino (@size bytes):
+ * 0 with it in @sha1, or -ENOENT. */
+static int kept_sum(uint64_t ino, uint64_t size, uint8_t sha1[WTG_SHA1_LEN])
+{
+	struct wtg_store_options o = {.read_only = true};
+	uint8_t fp[WTG_STORE_HASH_LEN];
+	struct wtg_store *st;
+
+	CHECK(wtg_store_open(path, &o, &st) == 0);
+	CHECK(wtg_store_stream_fingerprint(st, NULL, ino, "", size, fp) == 0);
+	int r = wtg_store_get_sum(st, fp, sha1);
+	wtg_store_close(st);
+	return r;
+}
+
+/* A stream written whole in order has its SHA-1 kept at close; one written
+ * out of order, or partly, has none; changed later, it no longer fits. */
+TEST(sums_kept_for_whole_writes)
+{
+	uint8_t sha1[WTG_SHA1_LEN], got[WTG_SHA1_LEN];
+	struct wtg_view *v = open_view(true);
+
+	for (uint64_t i = 0; i < BIG_SIZE; i++)
+		want[i] = base_byte(i);
+	memcpy(want + 100000, "changed", 7);
+	CHECK(wtg_view_truncate(v, 3, NULL, 0) == 0);
+	for (uint64_t off = 0; off < BIG_SIZE; off += 5000) {
+		size_t n = BIG_SIZE - off < 5000 ? BIG_SIZE - off : 5000;
+		CHECK(wtg_view_write(v, 3, NULL, want + off, n, off) == (long)n);
+	}
+	/* a.txt: two blocks, the second first */
+	CHECK(wtg_view_write(v, 4, NULL, want + 4096, 4096, 4096) == 4096);
+	CHECK(wtg_view_write(v, 4, NULL, want, 4096, 0) == 4096);
+	CHECK(wtg_view_close(v) == 0);
+	CHECK(wtg_sha1(want, BIG_SIZE, sha1) == 0);
+	CHECK(kept_sum(3, BIG_SIZE, got) == 0 && !memcmp(got, sha1, sizeof(sha1)));
+	CHECK(kept_sum(4, 8192, got) == -ENOENT);
+
+	/* a byte changed in the chunk that changed before: the slots are the
+	 * same, their chunk is not */
+	v = open_view(false);
+	CHECK(wtg_view_write(v, 3, NULL, "X", 1, 100010) == 1);
+	CHECK(wtg_view_close(v) == 0);
+	CHECK(kept_sum(3, BIG_SIZE, got) == -ENOENT);
+
+	/* other bytes written whole, a truncation below the summed bytes
+	 * between (the same bytes as before would find the first sum: it is
+	 * right for them) */
+	memcpy(want + 150000, "again", 5);
+	CHECK(wtg_sha1(want, BIG_SIZE, sha1) == 0);
+	v = open_view(false);
+	CHECK(wtg_view_write(v, 3, NULL, want, 70000, 0) == 70000);
+	CHECK(wtg_view_truncate(v, 3, NULL, 60000) == 0);
+	CHECK(wtg_view_write(v, 3, NULL, want + 60000, BIG_SIZE - 60000, 60000) ==
+	      (long)(BIG_SIZE - 60000));
+	CHECK(wtg_view_close(v) == 0);
+	CHECK(kept_sum(3, BIG_SIZE, got) == -ENOENT);
+	v = open_view(false);
+	CHECK(wtg_view_write(v, 3, NULL, want, BIG_SIZE, 0) == (long)BIG_SIZE);
+	CHECK(wtg_view_close(v) == 0);
+	CHECK(kept_sum(3, BIG_SIZE, got) == 0 && !memcmp(got, sha1, sizeof(sha1)));
+	unlink(path);
+}
+
 /* Names: create, rename over, exchange, unlink of an open file, link. */
 TEST(names_survive_reload)
 {
@@ -447,6 +511,7 @@ int main(void)
 	unlink(path);
 	RUN(truncate_and_extend);
 	RUN(rewrite_as_base_costs_nothing);
+	RUN(sums_kept_for_whole_writes);
 	RUN(names_survive_reload);
 	RUN(case_only_rename);
 	RUN(writer_not_starved);

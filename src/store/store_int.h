@@ -6,7 +6,9 @@
  * (transactions and durability), base.c (the index of the base's
  * metadata), records.c (inodes, names, security
  * descriptors, the whole stack at once), data.c (chunks, streams and their
- * extents), journal.c (small fsynced writes not in their chunk yet), layers.c (snapshots, rollback, the layer list) and maintain.c
+ * extents, stream sums), changes.c (versions, the keys between them,
+ * stream fingerprints), journal.c (small fsynced writes not in their chunk
+ * yet), layers.c (snapshots, rollback, the layer list) and maintain.c
  * (verify, gc).  Every function here expects the store's lock held unless
  * it says otherwise.
  */
