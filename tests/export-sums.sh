@@ -90,6 +90,7 @@ for at in "" first; do
 	[ "$(sums_used "$TMP/without.wim")" = 0 ] || fail "${at:-HEAD}: sums used from a delta without them"
 	wiminfo --blobs "$TMP/with.wim" >"$TMP/a.blobs"
 	wiminfo --blobs "$TMP/without.wim" >"$TMP/b.blobs"
+	[ -z "$at" ] && cp "$TMP/a.blobs" "$TMP/head.blobs"
 	cmp -s "$TMP/a.blobs" "$TMP/b.blobs" ||
 		fail "${at:-HEAD}: the blobs differ from the export without sums: $(diff "$TMP/a.blobs" "$TMP/b.blobs" | head -n 6)"
 	rm -rf "$TMP/out"
@@ -100,4 +101,13 @@ for at in "" first; do
 	done
 	echo "${at:-HEAD}: $n file(s) named by their sums; the blobs are the export's without them"
 done
+
+# squashed into one layer and collected: the sums stay with the bytes
+"$WTGFS" squash "$TMP/d.delta" base..HEAD >/dev/null || fail "squash failed"
+"$WTGFS" gc "$TMP/d.delta" >/dev/null || fail "gc failed"
+export_as "$TMP/with.wim" "$TMP/d.delta" ""
+[ "$(sums_used "$TMP/with.wim")" = 1 ] ||
+	fail "after squash and gc: $(sums_used "$TMP/with.wim") files named by their sums, not 1"
+wiminfo --blobs "$TMP/with.wim" >"$TMP/a.blobs"
+cmp -s "$TMP/a.blobs" "$TMP/head.blobs" || fail "after squash and gc: the blobs differ from HEAD's export"
 echo "ok"

@@ -509,6 +509,8 @@ static const char squash_sql[] =
     "UPDATE streams SET layer = ?1 WHERE layer IN sq AND layer != ?1;"
     "UPDATE inodes SET layer = ?1 WHERE layer IN sq AND layer != ?1;"
     "UPDATE names SET layer = ?1 WHERE layer IN sq AND layer != ?1;"
+    /* (a sum is right in any layer: kept with the layer that stays) */
+    "UPDATE stream_sums SET layer = ?1 WHERE layer IN sq AND layer != ?1;"
     /* what a deleted inode had below is nobody's now */
     "DELETE FROM extents WHERE layer = ?1 AND ino IN"
     " (SELECT ino FROM inodes WHERE layer = ?1 AND deleted);"
