@@ -24,8 +24,10 @@ static const char usage[] =
     "  -b, --base[=PATH]  also check the base (where the delta recorded it, or\n"
     "                     at PATH): that it is the image the delta was made\n"
     "                     on, that every base file a record of any layer names\n"
-    "                     is there, and that every base stream a layer builds\n"
-    "                     on reads back whole (a WIM's against its SHA-1)\n";
+    "                     is there, that every base stream a layer builds\n"
+    "                     on reads back whole (a WIM's against its SHA-1),\n"
+    "                     and that each SHA-1 a mount kept for an export is\n"
+    "                     the SHA-1 of the bytes it names\n";
 
 static const struct option options[] = {
     {"base", optional_argument, NULL, 'b'},
@@ -69,12 +71,13 @@ int cmd_verify(int argc, char **argv)
 		       path, r.journal);
 	wtg_store_close(store);
 	if (base && ret == 0) {
-		uint64_t streams, problems;
-		ret = wtg_view_verify_base(path, base_path, NULL, &streams, &problems);
+		uint64_t streams, sums, problems;
+		ret = wtg_view_verify_base(path, base_path, NULL, &streams, &sums, &problems);
 		if (ret == 0 || ret == -EIO)
 			printf("%s: base %s: %" PRIu64 " base streams the layers build on read back "
-			       "whole, %" PRIu64 " problems\n",
-			       path, ret == 0 ? "clean" : "DAMAGED", streams, problems);
+			       "whole, %" PRIu64 " kept sums checked against their bytes, %" PRIu64
+			       " problems\n",
+			       path, ret == 0 ? "clean" : "DAMAGED", streams, sums, problems);
 	}
 	return ret == 0 ? 0 : EXIT_ERROR;
 }

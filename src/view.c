@@ -18,6 +18,7 @@
  * crash leaves are folded in when the delta is opened again.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -248,18 +249,19 @@ static void sums_keep(struct wtg_view *v)
 		struct wtg_inode *in = v->tree.inodes[i];
 		for (uint32_t k = 0; in && !in->gone && k < in->nstreams; k++) {
 			struct wtg_stream *s = &in->streams[k];
-			uint8_t fp[WTG_STORE_HASH_LEN], sha1[WTG_SHA1_LEN];
+			struct wtg_store_sum sum = {.ino = in->ino, .size = s->size,
+						    .stream = (char *)stream_key(s)};
 			if (!s->sum || !s->size || s->summed != s->size)
 				continue;
 			if (s->sum->ctx) {
-				wtg_sha1_final(s->sum->ctx, sha1);
+				wtg_sha1_final(s->sum->ctx, sum.sha1);
 				s->sum->ctx = NULL;
 			} else {
-				memcpy(sha1, s->sum->sha1, sizeof(sha1));
+				memcpy(sum.sha1, s->sum->sha1, sizeof(sum.sha1));
 			}
-			if (wtg_store_stream_fingerprint(v->store, NULL, in->ino, stream_key(s), s->size,
-							 fp) ||
-			    wtg_store_put_sum(v->store, fp, sha1))
+			if (wtg_store_stream_fingerprint(v->store, NULL, sum.ino, sum.stream, sum.size,
+							 sum.fp) ||
+			    wtg_store_put_sum(v->store, &sum))
 				return;
 			kept++;
 		}
@@ -3393,7 +3395,7 @@ out:
 struct base_check {
 	struct wtg_view *v;
 	uint64_t nbase; /* inode numbers the base has */
-	uint64_t streams, problems;
+	uint64_t streams, sums, problems;
 	uint8_t *buf;
 };
 
@@ -3462,9 +3464,65 @@ static int check_base_stream(void *arg, uint64_t ino, const char *key)
 	return 0;
 }
 
+/*
+ * A kept stream sum against the bytes it names (in its layer, read with
+ * the base's): a sum whose fingerprint no longer fits there was put for
+ * bytes that changed since, and is left (it never matches again).
+ */
+static int check_sum(struct base_check *c, const struct wtg_store_sum *sum)
+{
+	struct wtg_view *v = c->v;
+	struct wtg_store_version ver;
+	uint8_t fp[WTG_STORE_HASH_LEN], sha1[WTG_SHA1_LEN];
+	int ret = wtg_store_version_of_layer(v->store, sum->layer, &ver);
+
+	if (ret)
+		return ret;
+	ret = wtg_store_stream_fingerprint(v->store, &ver, sum->ino, sum->stream, sum->size, fp);
+	if (ret || memcmp(fp, sum->fp, sizeof(fp))) {
+		wtg_store_version_release(&ver);
+		return ret;
+	}
+	struct wtg_inode *in = wtg_tree_inode(&v->tree, sum->ino);
+	struct wtg_stream *s = in ? find_stream(in, sum->stream[0] ? sum->stream : NULL) : NULL;
+	struct wtg_sha1 *h = wtg_sha1_new();
+	if (!h)
+		ret = -ENOMEM;
+	c->sums++;
+	for (uint64_t i = 0, off = 0; !ret && off < sum->size; i++, off += CHUNK) {
+		enum wtg_store_state state;
+		uint8_t key[WTG_STORE_HASH_LEN];
+		size_t got = 0, len = sum->size - off < CHUNK ? (size_t)(sum->size - off) : CHUNK;
+		memset(c->buf, 0, CHUNK);
+		ret = wtg_store_get_extent_at(v->store, &ver, sum->ino, sum->stream, i, &state, key);
+		if (!ret && state == WTG_STORE_PRESENT)
+			ret = wtg_store_get_chunk(v->store, key, c->buf, &got);
+		else if (!ret && state == WTG_STORE_BASE && s) {
+			long n = read_base_slot(v, s, i, c->buf);
+			ret = n < 0 ? (int)n : 0;
+		}
+		if (!ret)
+			wtg_sha1_update(h, c->buf, len);
+	}
+	wtg_store_version_release(&ver);
+	if (!h)
+		return ret;
+	wtg_sha1_final(h, sha1);
+	if (ret)
+		return ret;
+	if (memcmp(sha1, sum->sha1, sizeof(sha1))) {
+		char what[600];
+		snprintf(what, sizeof(what), "the SHA-1 a mount kept of its stream '%s' (layer %lld) "
+			 "is not its bytes' (an export would write a wrong blob)",
+			 sum->stream, (long long)sum->layer);
+		base_problem(c, sum->ino, what);
+	}
+	return 0;
+}
+
 int wtg_view_verify_base(const char *path, const char *base_path,
 			 const struct wtg_source_options *opt, uint64_t *streams_ret,
-			 uint64_t *problems_ret)
+			 uint64_t *sums_ret, uint64_t *problems_ret)
 {
 	struct wtg_view *v = view_new();
 	struct wtg_store_options so = {.read_only = true};
@@ -3472,7 +3530,7 @@ int wtg_view_verify_base(const char *path, const char *base_path,
 	int64_t *ids = NULL;
 	size_t n = 0;
 
-	*streams_ret = *problems_ret = 0;
+	*streams_ret = *sums_ret = *problems_ret = 0;
 	if (!v || !(v->delta_path = strdup(path))) {
 		free(v);
 		return -ENOMEM;
@@ -3500,6 +3558,18 @@ int wtg_view_verify_base(const char *path, const char *base_path,
 	if (!ret)
 		ret = wtg_store_each_key(v->store, ids, n, WTG_STORE_KEY_EXTENTS, check_base_stream,
 					 &c);
+	/* the sums of the layers there are (gc drops the others) */
+	struct wtg_store_sum *sums = NULL;
+	size_t nsums = 0;
+	if (!ret)
+		ret = wtg_store_list_sums(v->store, &sums, &nsums);
+	for (size_t i = 0; !ret && i < nsums; i++)
+		for (size_t k = 0; k < n; k++)
+			if (ids[k] == sums[i].layer) {
+				ret = check_sum(&c, &sums[i]);
+				break;
+			}
+	wtg_store_sums_free(sums, nsums);
 	wtg_store_layers_free(layers, n);
 	free(ids);
 	free(c.buf);
@@ -3507,6 +3577,7 @@ int wtg_view_verify_base(const char *path, const char *base_path,
 		wtg_store_close(v->store);
 	view_free(v);
 	*streams_ret = c.streams;
+	*sums_ret = c.sums;
 	*problems_ret = c.problems;
 	if (ret)
 		return ret;

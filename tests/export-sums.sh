@@ -102,6 +102,19 @@ for at in "" first; do
 	echo "${at:-HEAD}: $n file(s) named by their sums; the blobs are the export's without them"
 done
 
+# wtgfs verify --base reads each kept sum's bytes again: clean here, a
+# wrong SHA-1 in a copy is reported
+cp "$TMP/base.orig" "$TMP/base.wim"
+"$WTGFS" verify "$TMP/d.delta" --base >"$TMP/verify.out" 2>&1 ||
+	fail "verify --base: $(cat "$TMP/verify.out")"
+grep -q " 3 kept sums checked" "$TMP/verify.out" ||
+	fail "verify --base did not check the 3 sums that fit: $(cat "$TMP/verify.out")"
+cp "$TMP/d.delta" "$TMP/bad.delta"
+/usr/bin/python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE stream_sums SET sha1 = zeroblob(20) WHERE rowid = (SELECT min(rowid) FROM stream_sums)"); c.commit()' \
+	"$TMP/bad.delta" || fail "cannot damage the copy's sums"
+"$WTGFS" verify "$TMP/bad.delta" --base >"$TMP/verify.out" 2>&1 && fail "verify --base passed a wrong sum"
+grep -q "kept of its stream" "$TMP/verify.out" || fail "verify --base did not say which sum: $(cat "$TMP/verify.out")"
+
 # squashed into one layer and collected: the sums stay with the bytes
 "$WTGFS" squash "$TMP/d.delta" base..HEAD >/dev/null || fail "squash failed"
 "$WTGFS" gc "$TMP/d.delta" >/dev/null || fail "gc failed"

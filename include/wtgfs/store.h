@@ -543,9 +543,21 @@ int wtg_store_get_extent_at(struct wtg_store *store, const struct wtg_store_vers
 int wtg_store_stream_fingerprint(struct wtg_store *store, const struct wtg_store_version *ver,
 				 uint64_t ino, const char *stream, uint64_t size,
 				 uint8_t fp_ret[WTG_STORE_HASH_LEN]);
-/* Keeps @sha1 under @fp, for the working layer (a batch open). */
-int wtg_store_put_sum(struct wtg_store *store, const uint8_t fp[WTG_STORE_HASH_LEN],
-		      const uint8_t sha1[WTG_SHA1_LEN]);
+/* A kept sum, and what it was put for (in the working layer of then). */
+struct wtg_store_sum {
+	uint8_t fp[WTG_STORE_HASH_LEN], sha1[WTG_SHA1_LEN];
+	int64_t layer;
+	uint64_t ino, size;
+	char *stream;
+};
+/* Keeps @sum (its layer: the working one), a batch open. */
+int wtg_store_put_sum(struct wtg_store *store, const struct wtg_store_sum *sum);
+/* Every kept sum (malloc'd, with its streams' names: wtg_store_sums_free). */
+int wtg_store_list_sums(struct wtg_store *store, struct wtg_store_sum **sums_ret, size_t *n_ret);
+void wtg_store_sums_free(struct wtg_store_sum *sums, size_t n);
+/* The version of layer @layer (its stack from it down). */
+int wtg_store_version_of_layer(struct wtg_store *store, int64_t layer,
+			       struct wtg_store_version *ver_ret);
 /* The sum under @fp: 0, -ENOENT when there is none, or -errno. */
 int wtg_store_get_sum(struct wtg_store *store, const uint8_t fp[WTG_STORE_HASH_LEN],
 		      uint8_t sha1_ret[WTG_SHA1_LEN]);

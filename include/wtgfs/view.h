@@ -220,11 +220,14 @@ int wtg_view_sync(struct wtg_view *view, bool durable);
  * wtg_view_open_delta, @base_path not recorded): that it is the base the
  * delta was made on, that every base inode a record of any layer names is
  * there, and that every base stream a layer builds on (records of its size
- * or its chunks) reads back whole, which for a WIM checks its SHA-1.  One
- * line per problem; -EIO when there is any.  *streams_ret: streams read. */
+ * or its chunks) reads back whole, which for a WIM checks its SHA-1, and
+ * that each stream sum a mount kept (wtg_store_put_sum) whose fingerprint
+ * still fits its layer is the SHA-1 of the bytes it names.  One line per
+ * problem; -EIO when there is any.  *streams_ret: base streams read,
+ * *sums_ret: sums checked. */
 int wtg_view_verify_base(const char *path, const char *base_path,
 			 const struct wtg_source_options *opt, uint64_t *streams_ret,
-			 uint64_t *problems_ret);
+			 uint64_t *sums_ret, uint64_t *problems_ret);
 
 /* ---- layers (writable views of a delta) ---- */
 

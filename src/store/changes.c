@@ -37,6 +37,14 @@ static int version_of_layer(struct wtg_store *st, int64_t layer, struct wtg_stor
 	return store_read_stack(st, layer, &v->stack, &v->nstack);
 }
 
+int wtg_store_version_of_layer(struct wtg_store *st, int64_t layer, struct wtg_store_version *v)
+{
+	pthread_mutex_lock(&st->lock);
+	int r = version_of_layer(st, layer, v);
+	pthread_mutex_unlock(&st->lock);
+	return r;
+}
+
 int wtg_store_version_open(struct wtg_store *st, const char *name, struct wtg_store_version *v)
 {
 	int64_t layer = 0;

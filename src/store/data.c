@@ -14,6 +14,7 @@
 
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
+#include "wtgfs/mem.h"
 
 #include "store_int.h"
 
@@ -608,23 +609,77 @@ int wtg_store_set_extent_base(struct wtg_store *st, uint64_t ino, const char *st
 
 /* ---- stream sums ---- */
 
-int wtg_store_put_sum(struct wtg_store *st, const uint8_t fp[WTG_STORE_HASH_LEN],
-		      const uint8_t sha1[WTG_SHA1_LEN])
+int wtg_store_put_sum(struct wtg_store *st, const struct wtg_store_sum *sum)
 {
 	sqlite3_stmt *s;
 
+	if (sum->ino > INT64_MAX || sum->size > INT64_MAX)
+		return -EINVAL;
 	pthread_mutex_lock(&st->lock);
 	int r = store_writable(st);
 	if (!r)
 		r = store_query(st, Q_SUM_PUT, &s);
 	if (!r) {
-		store_bind_hash(s, 1, fp);
-		sqlite3_bind_blob(s, 2, sha1, WTG_SHA1_LEN, SQLITE_STATIC);
+		store_bind_hash(s, 1, sum->fp);
+		sqlite3_bind_blob(s, 2, sum->sha1, WTG_SHA1_LEN, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 3, store_top(st));
+		sqlite3_bind_int64(s, 4, (int64_t)sum->ino);
+		sqlite3_bind_text(s, 5, sum->stream, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 6, (int64_t)sum->size);
 		r = store_run(st, s);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return r;
+}
+
+void wtg_store_sums_free(struct wtg_store_sum *sums, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(sums[i].stream);
+	free(sums);
+}
+
+int wtg_store_list_sums(struct wtg_store *st, struct wtg_store_sum **sums_ret, size_t *n_ret)
+{
+	struct wtg_store_sum *v = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s = NULL;
+
+	pthread_mutex_lock(&st->lock);
+	int r = store_query(st, Q_SUM_LIST, &s);
+	while (!r && (r = store_step(st, s)) == 1) {
+		const char *name = (const char *)sqlite3_column_text(s, 4);
+		r = wtg_grow((void **)&v, &cap, n, sizeof(*v));
+		if (r)
+			break;
+		struct wtg_store_sum *e = &v[n];
+		memset(e, 0, sizeof(*e));
+		if (!store_column_hash(s, 0, e->fp) || sqlite3_column_bytes(s, 1) != WTG_SHA1_LEN ||
+		    sqlite3_column_int64(s, 3) < 0 || sqlite3_column_int64(s, 5) < 0 || !name) {
+			r = store_damaged(st, "a stream sum's row is not one");
+			break;
+		}
+		memcpy(e->sha1, sqlite3_column_blob(s, 1), WTG_SHA1_LEN);
+		e->layer = sqlite3_column_int64(s, 2);
+		e->ino = (uint64_t)sqlite3_column_int64(s, 3);
+		e->size = (uint64_t)sqlite3_column_int64(s, 5);
+		if (!(e->stream = strdup(name))) {
+			r = -ENOMEM;
+			break;
+		}
+		n++;
+		r = 0;
+	}
+	if (s)
+		sqlite3_reset(s);
+	pthread_mutex_unlock(&st->lock);
+	if (r) {
+		wtg_store_sums_free(v, n);
+		return r;
+	}
+	*sums_ret = v;
+	*n_ret = n;
+	return 0;
 }
 
 int wtg_store_get_sum(struct wtg_store *st, const uint8_t fp[WTG_STORE_HASH_LEN],

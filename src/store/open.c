@@ -56,7 +56,7 @@
  * open of one sees an empty table of its own. */
 #define SUMS_SQL                                                                           \
 	"CREATE TABLE IF NOT EXISTS stream_sums(fingerprint BLOB PRIMARY KEY, sha1 BLOB NOT NULL," \
-	" layer INTEGER NOT NULL);"
+	" layer INTEGER NOT NULL, ino INTEGER NOT NULL, stream TEXT NOT NULL, size INTEGER NOT NULL);"
 
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -346,17 +346,25 @@ static int upgrade_snapshots(struct wtg_store *st)
 }
 
 /* A reader of a delta older than the stream sums (a writer made the table
- * on connecting) sees an empty table of its own. */
+ * on connecting) sees an empty table of its own.  A table of a first form
+ * without the stream each sum was put for (never in a release) is a
+ * cache: a writer makes it anew, a reader sees an empty one. */
 static int upgrade_sums(struct wtg_store *st)
 {
 	int64_t n;
+	bool full = false;
 	int r = store_int_query(st, "SELECT count(*) FROM main.sqlite_master WHERE type = 'table'"
 				    " AND name = 'stream_sums'", 0, &n);
 
-	if (r || n || !st->read_only)
+	if (!r && n)
+		r = has_column(st, "stream_sums", "ino", &full);
+	if (r || full)
 		return r;
+	if (!st->read_only)
+		return store_exec(st, "DROP TABLE IF EXISTS stream_sums; " SUMS_SQL);
 	return store_exec(st, "CREATE TEMP TABLE stream_sums(fingerprint BLOB PRIMARY KEY,"
-			      " sha1 BLOB NOT NULL, layer INTEGER NOT NULL)");
+			      " sha1 BLOB NOT NULL, layer INTEGER NOT NULL, ino INTEGER NOT NULL,"
+			      " stream TEXT NOT NULL, size INTEGER NOT NULL)");
 }
 
 /*

@@ -58,7 +58,9 @@ const char *const store_query_sql[Q_COUNT] = {
 		     " AND idx >= ?4",
     [Q_EXTENT_TOP] = "SELECT chunk FROM extents WHERE ino = ?1 AND stream = ?2 AND idx = ?3"
 		     " AND layer = ?4",
-    [Q_SUM_PUT] = "INSERT OR REPLACE INTO stream_sums(fingerprint, sha1, layer) VALUES(?1, ?2, ?3)",
+    [Q_SUM_PUT] = "INSERT OR REPLACE INTO stream_sums(fingerprint, sha1, layer, ino, stream, size)"
+		  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [Q_SUM_LIST] = "SELECT fingerprint, sha1, layer, ino, stream, size FROM stream_sums",
     [Q_SUM_GET] = "SELECT sha1 FROM stream_sums WHERE fingerprint = ?1",
     [Q_CHUNK_USED] = "SELECT 1 FROM extents WHERE chunk = ?1 LIMIT 1",
     [Q_CHUNK_DEL] = "DELETE FROM chunks WHERE hash = ?1",
