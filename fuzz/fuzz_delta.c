@@ -66,6 +66,20 @@ static void exercise(struct wtg_store *st)
 				wtg_store_get_chunk(st, hash, buf, &size);
 	}
 	wtg_store_max_ino(st, &v);
+	/* the stream sums an export looks up, and a fingerprint of a size
+	 * far past what any slot says */
+	struct wtg_store_sum *sums;
+	uint8_t fp[WTG_STORE_HASH_LEN], sha1[WTG_SHA1_LEN];
+	if (wtg_store_list_sums(st, &sums, &n) == 0) {
+		for (size_t i = 0; i < n && i < 8; i++)
+			if (sums[i].size <= (1u << 24) &&
+			    wtg_store_stream_fingerprint(st, NULL, sums[i].ino, sums[i].stream,
+							 sums[i].size, fp) == 0)
+				wtg_store_get_sum(st, fp, sha1);
+		wtg_store_sums_free(sums, n);
+	}
+	if (wtg_store_stream_fingerprint(st, NULL, 3, "", 200000, fp) == 0)
+		wtg_store_get_sum(st, fp, sha1);
 	if (wtg_store_put_chunk(st, "fuzz", 4, hash) == 0)
 		wtg_store_set_extent(st, 2, "", 0, hash);
 	wtg_store_commit(st);
@@ -119,6 +133,9 @@ static void exercise_view(struct wtg_store *st)
 		wtg_view_rename(v, WTG_ROOT_INO, "new.txt", 2, "moved.txt", 0);
 	}
 	wtg_view_write(v, 3, NULL, "x", 1, 5);
+	/* written whole from 0: its sum is kept at close */
+	wtg_view_truncate(v, 3, NULL, 0);
+	wtg_view_write(v, 3, NULL, "whole", 5, 0);
 	wtg_view_remove(v, WTG_ROOT_INO, "b.txt", false);
 	wtg_view_sync(v, false);
 	wtg_view_close(v);
