@@ -1937,7 +1937,7 @@ int wim_append_add_buffer(struct wim_append *wa, void *bytes, size_t size, const
 			sha1_ret);
 }
 
-bool wim_append_can_add_known(const struct wim_append *wa, uint64_t size, const uint8_t *base_sha1,
+bool wim_append_can_add_known(struct wim_append *wa, uint64_t size, const uint8_t *base_sha1,
 			      const struct wim_append_range *changed, size_t nchanged)
 {
 	const struct blob *base = base_sha1 ? find_blob(wa, base_sha1) : NULL;
@@ -1955,7 +1955,21 @@ bool wim_append_can_add_known(const struct wim_append *wa, uint64_t size, const 
 		    (i >= nbase || chunk_usize(base->r.size, cs, i) != usize))
 			return false;
 	}
-	return true;
+	/* and the resource shrinks whatever its changed chunks give: one that
+	 * does not is stored whole, from bytes this caller does not have (its
+	 * stored size at most the table, the reused chunks' stored bytes and
+	 * every other chunk raw) */
+	struct chunks bc;
+	if (load_chunks(wa, base, &bc))
+		return false;
+	uint64_t worst = (n - 1) * (size > UINT32_MAX ? 8 : 4);
+	for (uint64_t i = 0; i < n; i++) {
+		uint32_t usize = chunk_usize(size, cs, i);
+		worst += outside(changed, nchanged, i * cs, usize) ? bc.start[i + 1] - bc.start[i]
+								  : usize;
+	}
+	free(bc.start);
+	return worst < size;
 }
 
 int wim_append_add_known(struct wim_append *wa, void *bytes, size_t size, const uint8_t *base_sha1,

@@ -24,6 +24,9 @@ def text(n):
 for name, n in (('hive.bin', 2 << 20), ('patched.bin', 1 << 20), ('later.bin', 1 << 20)):
     open(sys.argv[1] + '/' + name, 'w').write(text(n))
 PY
+# bytes LZX cannot shrink: the base blob is stored raw, and so would the
+# new one be, whole, from bytes the export did not read
+head -c 1048576 /dev/urandom >"$TMP/src/random.bin"
 wimcapture "$TMP/src" "$TMP/base.wim" --compress=lzx >/dev/null || fail "wimcapture failed"
 "$WTGFS" init "$TMP/d.delta" "$TMP/base.wim" >/dev/null || fail "init failed"
 
@@ -44,11 +47,12 @@ PY
 wtg_mount "$TMP/d.delta" "$TMP/m"
 rewrite "$TMP/m/hive.bin" 1500000 'EDITED-KEY'
 rewrite "$TMP/m/later.bin" 300000 'FIRST-MOUNT'
+rewrite "$TMP/m/random.bin" 500000 'NOT-SHRUNK'
 # written whole, then patched in place: its sum goes with the patch
 rewrite "$TMP/m/patched.bin" 10 'WHOLE'
 printf 'PATCH' | dd of="$TMP/m/patched.bin" bs=1 seek=700000 conv=notrunc status=none
 head -c 1500000 /dev/urandom >"$TMP/m/new.bin"
-for f in hive.bin later.bin patched.bin new.bin; do cp "$TMP/m/$f" "$TMP/want1/$f"; done
+for f in hive.bin later.bin patched.bin new.bin random.bin; do cp "$TMP/m/$f" "$TMP/want1/$f"; done
 wtg_umount "$TMP/m"
 "$WTGFS" snapshot "$TMP/d.delta" first >/dev/null || fail "snapshot failed"
 wtg_mount "$TMP/d.delta" "$TMP/m"
@@ -56,7 +60,7 @@ wtg_mount "$TMP/d.delta" "$TMP/m"
 # changed (the same slots hold the delta's chunks: only a chunk's hash
 # tells): the first mount's sum no longer fits
 printf 'SECOND' | dd of="$TMP/m/later.bin" bs=1 seek=300020 conv=notrunc status=none
-for f in hive.bin later.bin patched.bin new.bin; do cp "$TMP/m/$f" "$TMP/want/$f"; done
+for f in hive.bin later.bin patched.bin new.bin random.bin; do cp "$TMP/m/$f" "$TMP/want/$f"; done
 wtg_umount "$TMP/m"
 
 # the export of DELTA[@AT] appended to the delta's base, kept as WIM
@@ -83,7 +87,8 @@ for at in "" first; do
 	export_as "$TMP/without.wim" "$TMP/nosum.delta" "$at"
 	n=$(sums_used "$TMP/with.wim")
 	# HEAD: hive.bin alone (later.bin changed after its sum, patched.bin
-	# patched, new.bin has no base blob); at the snapshot later.bin too
+	# patched, new.bin has no base blob, random.bin would not shrink); at
+	# the snapshot later.bin too
 	expect=1
 	[ -n "$at" ] && expect=2
 	[ "$n" = "$expect" ] || fail "${at:-HEAD}: $n changed files named by their sums, not $expect"
@@ -96,7 +101,7 @@ for at in "" first; do
 	rm -rf "$TMP/out"
 	mkdir "$TMP/out"
 	wimapply "$TMP/with.wim" 2 "$TMP/out" >/dev/null || fail "wimapply failed"
-	for f in hive.bin later.bin patched.bin new.bin; do
+	for f in hive.bin later.bin patched.bin new.bin random.bin; do
 		cmp "$TMP/out/$f" "$want/$f" || fail "${at:-HEAD}: $f is not the file written"
 	done
 	echo "${at:-HEAD}: $n file(s) named by their sums; the blobs are the export's without them"
@@ -107,8 +112,8 @@ done
 cp "$TMP/base.orig" "$TMP/base.wim"
 "$WTGFS" verify "$TMP/d.delta" --base >"$TMP/verify.out" 2>&1 ||
 	fail "verify --base: $(cat "$TMP/verify.out")"
-grep -q " 3 kept sums checked" "$TMP/verify.out" ||
-	fail "verify --base did not check the 3 sums that fit: $(cat "$TMP/verify.out")"
+grep -q " 4 kept sums checked" "$TMP/verify.out" ||
+	fail "verify --base did not check the 4 sums that fit: $(cat "$TMP/verify.out")"
 cp "$TMP/d.delta" "$TMP/bad.delta"
 /usr/bin/python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE stream_sums SET sha1 = zeroblob(20) WHERE rowid = (SELECT min(rowid) FROM stream_sums)"); c.commit()' \
 	"$TMP/bad.delta" || fail "cannot damage the copy's sums"

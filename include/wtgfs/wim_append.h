@@ -138,9 +138,11 @@ int wim_append_add_buffer(struct wim_append *wa, void *bytes, size_t size, const
  * stream sum): whether wim_append_add_known can write it from the bytes
  * of the chunks that touch @changed alone, every other chunk being
  * @base_sha1's stored one (a compressed, not solid base this WIM held
- * before the append, of the same chunk sizes there; at most 64 MiB).
+ * before the append, of the same chunk sizes there; at most 64 MiB), and
+ * the new resource is sure to shrink (one that does not is stored whole,
+ * uncompressed, from bytes the caller does not have).
  */
-bool wim_append_can_add_known(const struct wim_append *wa, uint64_t size, const uint8_t *base_sha1,
+bool wim_append_can_add_known(struct wim_append *wa, uint64_t size, const uint8_t *base_sha1,
 			      const struct wim_append_range *changed, size_t nchanged);
 /* wim_append_add_buffer for such data, @sha1 its SHA-1 (not checked):
  * @bytes need hold only the chunks that touch @changed (taken, as there).
