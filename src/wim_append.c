@@ -1188,7 +1188,7 @@ static int squeeze(struct batch *b)
 static int write_resource(struct wim_append *wa, const struct source *src, const struct blob *base,
 			  struct reshdr *r, uint8_t sha1[20], bool meta,
 			  const struct wim_append_range *hint, size_t nhint, const uint32_t *from,
-			  size_t nfrom)
+			  size_t nfrom, const uint8_t *known_sha1)
 {
 	/* the base metadata's bytes, when wim_append_read_metadata read them */
 	const uint8_t *known = meta && base && wa->meta_cache &&
@@ -1234,14 +1234,19 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 			b.usize[j] = usize;
 			b.mode[j] = compress ? C_COMPRESS : C_COPY;
 			b.plen[j] = usize;
-			if ((ret = src->read(src->ctx, in, usize, i * cs)))
-				break;
-			wtg_sha1_update(h, in, usize);
+			uint64_t o = from && i < nfrom ? from[i] : i;
+			int mode = compress ? reuse_mode(&bc, bc.n ? base->r.size : 0, cs, i, o, usize,
+							 hint, nhint, known_len)
+					    : C_COPY;
+			/* (with the SHA-1 known, a reused chunk's bytes are not read) */
+			if (!(known_sha1 && mode == C_REUSED)) {
+				if ((ret = src->read(src->ctx, in, usize, i * cs)))
+					break;
+				if (!known_sha1)
+					wtg_sha1_update(h, in, usize);
+			}
 			if (!compress)
 				continue;
-			uint64_t o = from && i < nfrom ? from[i] : i;
-			int mode = reuse_mode(&bc, bc.n ? base->r.size : 0, cs, i, o, usize, hint,
-					      nhint, known_len);
 			bool same = mode == C_REUSED;
 			if (mode == C_KNOWN) {
 				same = !memcmp(known + o * cs, in, usize);
@@ -1297,12 +1302,20 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 		wtg_sha1_free(h);
 		goto out;
 	}
-	wtg_sha1_final(h, sha1);
+	if (known_sha1) {
+		wtg_sha1_free(h);
+		memcpy(sha1, known_sha1, 20);
+	} else {
+		wtg_sha1_final(h, sha1);
+	}
 	r->offset = wa->pos;
 	r->size = src->size;
 	if (!compress) {
 		r->stored_size = src->size;
 		r->flags = 0;
+	} else if (tlen + stored >= src->size && known_sha1) {
+		/* (wim_append_can_add_known's bound rules it out) */
+		ret = corrupt(wa, "a blob of a kept SHA-1 that did not shrink");
 	} else if (tlen + stored >= src->size) {
 		/* it did not shrink: stored whole, uncompressed, as wimlib does */
 		r->stored_size = src->size;
@@ -1886,7 +1899,7 @@ static int add_blob(struct wim_append *wa, uint64_t size, wim_append_read_fn rea
 	ret = queue_flush(wa);
 	if (!ret)
 		ret = write_resource(wa, &src, base, &b.r, b.sha1, false, base ? changed : NULL,
-				     nchanged, NULL, 0);
+				     nchanged, NULL, 0, known);
 	free(own);
 	if (ret)
 		return ret;
@@ -1943,7 +1956,7 @@ bool wim_append_can_add_known(struct wim_append *wa, uint64_t size, const uint8_
 	const struct blob *base = base_sha1 ? find_blob(wa, base_sha1) : NULL;
 	uint32_t cs = wa->chunk_size;
 
-	if (!wa->writable || wa->committed || wa->unsupported || !size || size > QUEUE_RES_MAX ||
+	if (!wa->writable || wa->committed || wa->unsupported || !size ||
 	    wa->ctype == WIMLIB_COMPRESSION_TYPE_NONE || !base || (base->r.flags & RESHDR_SOLID) ||
 	    (size_t)(base - wa->blobs) >= wa->nold)
 		return false;
@@ -2269,7 +2282,7 @@ static int set_metadata(struct wim_append *wa, const void *bytes, void *own, siz
 	}
 	ret = queue_flush(wa);
 	if (!ret)
-		ret = write_resource(wa, &src, base, &b.r, b.sha1, true, NULL, 0, from, nfrom);
+		ret = write_resource(wa, &src, base, &b.r, b.sha1, true, NULL, 0, from, nfrom, NULL);
 	free(own);
 	if (ret)
 		return ret;

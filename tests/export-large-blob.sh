@@ -4,6 +4,8 @@
 # the other chunks are the base's stored bytes, copied by the kernel.  The
 # image applied gives the changed file, the WIM verifies, and it grew by the
 # file's stored size again (a new blob holds its own chunks), not more.
+# Then the same change written whole, as a hive is saved: named by the
+# SHA-1 the mount kept, its unchanged chunks not read.
 . "$(dirname "$0")/lib.sh"
 need_root
 need_fuse
@@ -44,4 +46,29 @@ cmp "$TMP/out/a.txt" "$TMP/src/a.txt" || fail "a.txt changed"
 grew=$(($(stat -c %s "$TMP/base.wim") - size0))
 echo "the WIM grew by $grew bytes (it was $size0)"
 [ "$grew" -lt $((size0 + 1048576)) ] || fail "the WIM grew by $grew bytes: more than the file stored again"
+
+# the same change written as a hive is saved (the file rewritten whole
+# from 0): the mount keeps its SHA-1, the export reads only the changed
+# chunk of the 70 MiB and names the blob by it
+rm -rf "$TMP/out"
+mkdir "$TMP/out"
+wimcapture "$TMP/src" "$TMP/base2.wim" --compress=lzx >/dev/null || fail "wimcapture failed"
+"$WTGFS" init "$TMP/w.delta" "$TMP/base2.wim" >/dev/null || fail "init failed"
+wtg_mount "$TMP/w.delta" "$TMP/m"
+python3 - "$TMP/m/big.bin" <<'PY' || fail "the rewrite failed"
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[40000000:40000016] = b'XXXXXXXXXXXXXXXX'
+with open(sys.argv[1], 'wb') as f:
+    for i in range(0, len(b), 1 << 20):
+        f.write(b[i:i + (1 << 20)])
+PY
+wtg_umount "$TMP/m"
+"$WTGFS" export "$TMP/w.delta" "$TMP/base2.wim" --append --name two --json >"$TMP/out2.json" ||
+	fail "export --append of the rewritten file failed"
+jq -s -e 'map(select(.type == "result"))[0] | .raw and .sums_used == 1 and .chunks_reused > 2000' \
+	"$TMP/out2.json" >/dev/null || fail "the rewritten file was not named by its sum: $(tail -n 1 "$TMP/out2.json")"
+out=$(wimverify "$TMP/base2.wim" 2>&1) || fail "wimverify of the sum's export: $out"
+wimapply "$TMP/base2.wim" 2 "$TMP/out" >/dev/null || fail "wimapply of the sum's image failed"
+cmp "$TMP/out/big.bin" "$TMP/want.bin" || fail "the sum's image's big.bin is not the rewritten file"
 echo "ok"

@@ -138,7 +138,7 @@ int wim_append_add_buffer(struct wim_append *wa, void *bytes, size_t size, const
  * stream sum): whether wim_append_add_known can write it from the bytes
  * of the chunks that touch @changed alone, every other chunk being
  * @base_sha1's stored one (a compressed, not solid base this WIM held
- * before the append, of the same chunk sizes there; at most 64 MiB), and
+ * before the append, of the same chunk sizes there), and
  * the new resource is sure to shrink (one that does not is stored whole,
  * uncompressed, from bytes the caller does not have).
  */
