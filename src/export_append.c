@@ -1374,12 +1374,12 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 {
 	struct raw r = {.opt = opt, .res = res, .guard = {.pid = -1, .pipe = -1}};
 	struct wtg_store_options so = {.read_only = true};
-
-	clock_gettime(CLOCK_MONOTONIC, &r.t0);
 	struct wtg_store_base base;
 	struct wtg_store *st;
 	char identity[WTG_IDENTITY_MAX];
 	int ret, image = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &r.t0);
 
 	memset(res, 0, sizeof(*res));
 	if (!opt->append || !opt->delta || opt->full || !opt->name || !*opt->name)

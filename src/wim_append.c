@@ -1219,8 +1219,9 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 		ret = -ENOMEM;
 		goto out;
 	}
-	struct wtg_sha1 *h = wtg_sha1_new();
-	if (!h) {
+	/* (none when the SHA-1 is known) */
+	struct wtg_sha1 *h = known_sha1 ? NULL : wtg_sha1_new();
+	if (!known_sha1 && !h) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -1302,12 +1303,10 @@ static int write_resource(struct wim_append *wa, const struct source *src, const
 		wtg_sha1_free(h);
 		goto out;
 	}
-	if (known_sha1) {
-		wtg_sha1_free(h);
+	if (known_sha1)
 		memcpy(sha1, known_sha1, 20);
-	} else {
+	else
 		wtg_sha1_final(h, sha1);
-	}
 	r->offset = wa->pos;
 	r->size = src->size;
 	if (!compress) {
@@ -1960,29 +1959,27 @@ bool wim_append_can_add_known(struct wim_append *wa, uint64_t size, const uint8_
 	    wa->ctype == WIMLIB_COMPRESSION_TYPE_NONE || !base || (base->r.flags & RESHDR_SOLID) ||
 	    (size_t)(base - wa->blobs) >= wa->nold)
 		return false;
-	/* each chunk outside the ranges is one queue_submit reuses (reuse_mode) */
-	uint64_t nbase = chunk_count(base->r.size, cs), n = chunk_count(size, cs);
-	for (uint64_t i = 0; i < n; i++) {
-		uint32_t usize = chunk_usize(size, cs, i);
-		if (outside(changed, nchanged, i * cs, usize) &&
-		    (i >= nbase || chunk_usize(base->r.size, cs, i) != usize))
-			return false;
-	}
-	/* and the resource shrinks whatever its changed chunks give: one that
-	 * does not is stored whole, from bytes this caller does not have (its
-	 * stored size at most the table, the reused chunks' stored bytes and
-	 * every other chunk raw) */
 	struct chunks bc;
 	if (load_chunks(wa, base, &bc))
 		return false;
-	uint64_t worst = (n - 1) * (size > UINT32_MAX ? 8 : 4);
-	for (uint64_t i = 0; i < n; i++) {
+	/* each chunk outside the ranges is one queue_submit reuses (reuse_mode),
+	 * and the resource shrinks whatever its changed chunks give: one that
+	 * does not is stored whole, from bytes this caller does not have (its
+	 * stored size at most the table, the reused chunks' stored bytes and
+	 * every other chunk raw) */
+	uint64_t n = chunk_count(size, cs), worst = (n - 1) * (size > UINT32_MAX ? 8 : 4);
+	bool fits = true;
+	for (uint64_t i = 0; i < n && fits; i++) {
 		uint32_t usize = chunk_usize(size, cs, i);
-		worst += outside(changed, nchanged, i * cs, usize) ? bc.start[i + 1] - bc.start[i]
-								  : usize;
+		if (!outside(changed, nchanged, i * cs, usize))
+			worst += usize;
+		else if (i < bc.n && chunk_usize(base->r.size, cs, i) == usize)
+			worst += bc.start[i + 1] - bc.start[i];
+		else
+			fits = false;
 	}
 	free(bc.start);
-	return worst < size;
+	return fits && worst < size;
 }
 
 int wim_append_add_known(struct wim_append *wa, void *bytes, size_t size, const uint8_t *base_sha1,

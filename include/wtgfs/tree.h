@@ -174,10 +174,10 @@ void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name);
 /* The id of a security descriptor equal to @data, stored once. */
 uint32_t wtg_tree_intern_sd(struct wtg_tree *tree, const void *data, size_t len);
 
-/* Adds a stream to @inode; the unnamed one is kept first. */
 /* Frees a writable view's sum of a stream (NULL: none). */
 void wtg_stream_sum_free(struct wtg_stream_sum *sum);
 
+/* Adds a stream to @inode; the unnamed one is kept first. */
 struct wtg_stream *wtg_inode_add_stream(struct wtg_inode *inode, const char *name, uint64_t size,
 					struct wtg_blob *blob);
 

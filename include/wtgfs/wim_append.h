@@ -151,7 +151,6 @@ int wim_append_add_known(struct wim_append *wa, void *bytes, size_t size, const 
 			 const struct wim_append_range *changed, size_t nchanged,
 			 const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t refs);
 
-
 /* Reads @len bytes at @off of the uncompressed data of blob @sha1, one the
  * WIM held when opened (-ENOENT for another), a long read decoded on two
  * threads.  (As the chunks an append copies, the bytes are not checked

@@ -242,8 +242,7 @@ int wtg_store_stream_fingerprint(struct wtg_store *st, const struct wtg_store_ve
 	int r = 0;
 	for (uint64_t i = 0; !r && i < nslots; i++) {
 		uint8_t *p = buf + head + i * SLOT;
-		enum wtg_store_state state;
-		memset(p, 0, SLOT);
+		enum wtg_store_state state = WTG_STORE_BASE;
 		r = store_resolve(st, &stk, ino, stream, i, false, &state, p + 1);
 		p[0] = (uint8_t)(state + 1);
 		if (state != WTG_STORE_PRESENT)

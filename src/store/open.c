@@ -54,9 +54,10 @@
  * without reading the stream's bytes again.  Optional (no format of its
  * own): an older delta gets it on its first writable open, and a read-only
  * open of one sees an empty table of its own. */
-#define SUMS_SQL                                                                           \
-	"CREATE TABLE IF NOT EXISTS stream_sums(fingerprint BLOB PRIMARY KEY, sha1 BLOB NOT NULL," \
-	" layer INTEGER NOT NULL, ino INTEGER NOT NULL, stream TEXT NOT NULL, size INTEGER NOT NULL);"
+#define SUMS_COLUMNS                                                                        \
+	"(fingerprint BLOB PRIMARY KEY, sha1 BLOB NOT NULL, layer INTEGER NOT NULL,"         \
+	" ino INTEGER NOT NULL, stream TEXT NOT NULL, size INTEGER NOT NULL)"
+#define SUMS_SQL "CREATE TABLE IF NOT EXISTS stream_sums" SUMS_COLUMNS ";"
 
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -362,9 +363,7 @@ static int upgrade_sums(struct wtg_store *st)
 		return r;
 	if (!st->read_only)
 		return store_exec(st, "DROP TABLE IF EXISTS stream_sums; " SUMS_SQL);
-	return store_exec(st, "CREATE TEMP TABLE stream_sums(fingerprint BLOB PRIMARY KEY,"
-			      " sha1 BLOB NOT NULL, layer INTEGER NOT NULL, ino INTEGER NOT NULL,"
-			      " stream TEXT NOT NULL, size INTEGER NOT NULL)");
+	return store_exec(st, "CREATE TEMP TABLE stream_sums" SUMS_COLUMNS);
 }
 
 /*
