@@ -3,8 +3,9 @@
  * (src/wim_append.c): header, blob table and XML read and checked, each
  * image's metadata resource read through its chunk table and SHA-1
  * checked, then (in memory, on a memfd) the append of a copy of image 1
- * with a blob edited from the first one the table holds, and the result
- * read back by the appender.  Any crash or sanitizer report is a bug.
+ * with a blob edited from the first one the table holds (an integrity
+ * table kept, or asked for), and the result read back by the appender.
+ * Any crash or sanitizer report is a bug.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +52,8 @@ static void try_append(int fd, const uint8_t *data, size_t size)
 		if (!wim_append_metadata_sha1(wa, 1, sha1) &&
 		    !wim_append_add_blob(wa, size % 100000 + 1, read_src, &s, sha1, 1, sha1) &&
 		    !wim_append_read_metadata(wa, 1, &meta, &len)) {
-			struct wim_append_image img = {.name = "fuzz", .copy_of = 1, .boot = size & 1};
+			struct wim_append_image img = {.name = "fuzz", .copy_of = 1, .boot = size & 1,
+						       .integrity = size & 2};
 			if (!wim_append_set_metadata(wa, meta, len, 1))
 				wim_append_commit(wa, &img);
 			free(meta);

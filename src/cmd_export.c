@@ -134,6 +134,8 @@ static void report(bool json, const char *source, const char *out, const char *n
 			cli_json_add_u64(o, "metadata_chunks", st->meta_chunks);
 			cli_json_add_u64(o, "metadata_chunks_reused", st->meta_chunks_reused);
 			cli_json_add_u64(o, "sums_used", res->sums_used);
+			cli_json_add_u64(o, "integrity_chunks_hashed", st->integrity_hashed);
+			cli_json_add_u64(o, "integrity_chunks_reused", st->integrity_reused);
 		}
 		cli_json_add_u64(o, "size_before", res->size_before);
 		cli_json_add_u64(o, "size_after", res->size_after);
@@ -160,6 +162,13 @@ static void report(bool json, const char *source, const char *out, const char *n
 		       res->raw_stats.blobs_new,
 		       res->raw_stats.chunks_compressed + res->raw_stats.chunks_raw,
 		       res->raw_stats.chunks_reused);
+	if (res->raw && res->raw_stats.integrity_reused)
+		printf("  integrity table: %" PRIu64 " of %" PRIu64
+		       " chunks hashed, the rest kept from the old table\n",
+		       res->raw_stats.integrity_hashed,
+		       res->raw_stats.integrity_hashed + res->raw_stats.integrity_reused);
+	else if (res->raw && res->raw_stats.integrity_hashed)
+		printf("  integrity table: %" PRIu64 " chunks hashed\n", res->raw_stats.integrity_hashed);
 	if (res->sums_used)
 		printf("  %" PRIu64 " changed files named by the SHA-1 their mount kept, not read again\n",
 		       res->sums_used);

@@ -1323,8 +1323,6 @@ static int raw_options(struct raw *r)
 		return refuse(r, "%s", "WTGFS_EXPORT_RAW=0");
 	if (opt->solid)
 		return refuse(r, "%s", "--solid");
-	if (opt->check)
-		return refuse(r, "%s", "--check (wimlib writes the integrity table)");
 	return 0;
 }
 
@@ -1509,7 +1507,8 @@ static int raw_finish(struct raw *r, const char *out, int image)
 				       .hard_link_bytes = r->hardlink,
 				       .creation_time = now,
 				       .last_modification_time = now,
-				       .boot = opt->boot};
+				       .boot = opt->boot,
+				       .integrity = opt->check};
 	res->size_before = r->info.file_size;
 	ret = wim_append_commit(r->wa, &img);
 	timeline(r, "committed");

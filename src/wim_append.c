@@ -161,6 +161,13 @@ struct wim_append {
 		uint64_t from, to, len;
 	} run;
 	struct queue *q; /* the write queue, from the first resource queued */
+	/* the integrity table: the WIM has one (an append keeps one), and the
+	 * SHA-1s of the old one when it is well formed, for the chunks of the
+	 * bytes it checks [208, integ_old_end), which an append leaves alone */
+	bool integrity;
+	uint8_t *integ_old;
+	uint32_t integ_old_n, integ_chunk;
+	uint64_t integ_old_end;
 };
 
 static void queue_free(struct wim_append *wa);
@@ -387,6 +394,114 @@ static bool within(uint64_t off, uint64_t len, uint64_t size)
 	return off <= size && len <= size - off;
 }
 
+/* ---- the integrity table ---- */
+
+/* The chunk wimlib and WIMGAPI hash, and the old chunk sizes an append
+ * keeps (as wimlib does; another is hashed afresh in 10 MiB chunks). */
+#define INTEGRITY_CHUNK (10u << 20)
+#define INTEGRITY_CHUNK_MIN 4096u
+#define INTEGRITY_CHUNK_MAX (128u << 20)
+#define INTEGRITY_HEAD 12 /* le32 size, le32 entries, le32 chunk size */
+
+/*
+ * The WIM's integrity table (@integ), which covers [208, @checked_end):
+ * the WIM keeps one.  Its SHA-1s are kept when the table is well formed
+ * for those bytes; else the append hashes every chunk again, as wimlib
+ * does with a bad old table (a warning, not an error: the table is the
+ * only thing it would be wrong about).
+ */
+static int read_integrity(struct wim_append *wa, const struct reshdr *integ, uint64_t checked_end)
+{
+	uint8_t head[INTEGRITY_HEAD];
+	int ret;
+
+	wa->integrity = true;
+	if ((integ->flags & RESHDR_COMPRESSED) || integ->stored_size != integ->size ||
+	    integ->size < INTEGRITY_HEAD || integ->offset < WIM_HEADER_SIZE ||
+	    !within(integ->offset, integ->size, wa->old_size) || checked_end <= WIM_HEADER_SIZE)
+		goto bad;
+	if ((ret = pread_full(wa, head, sizeof(head), integ->offset)))
+		return ret;
+	uint32_t size = wtg_get_le32(head), n = wtg_get_le32(head + 4),
+		 cs = wtg_get_le32(head + 8);
+	if (size != integ->size || (uint64_t)n * 20 + INTEGRITY_HEAD != size ||
+	    cs < INTEGRITY_CHUNK_MIN || cs > INTEGRITY_CHUNK_MAX ||
+	    n != (checked_end - WIM_HEADER_SIZE + cs - 1) / cs)
+		goto bad;
+	if (!(wa->integ_old = malloc((size_t)n * 20)))
+		return -ENOMEM;
+	if ((ret = pread_full(wa, wa->integ_old, (size_t)n * 20, integ->offset + INTEGRITY_HEAD))) {
+		free(wa->integ_old);
+		wa->integ_old = NULL;
+		return ret;
+	}
+	wa->integ_old_n = n;
+	wa->integ_chunk = cs;
+	wa->integ_old_end = checked_end;
+	return 0;
+bad:
+	wtg_warning("'%s': its integrity table is not valid: an append writes it afresh", wa->path);
+	return 0;
+}
+
+/*
+ * The integrity table of the WIM whose checked bytes [208, @end) are all
+ * written: the old table's SHA-1 for each chunk the append left alone, the
+ * others read back and hashed.
+ */
+static int build_integrity(struct wim_append *wa, uint64_t end, uint8_t **table_ret,
+			   size_t *len_ret)
+{
+	enum { PIECE = 1u << 20 };
+	uint32_t cs = wa->integ_old ? wa->integ_chunk : INTEGRITY_CHUNK;
+	uint64_t n = (end - WIM_HEADER_SIZE + cs - 1) / cs;
+	int ret = 0;
+
+	if (end <= WIM_HEADER_SIZE || n * 20 + INTEGRITY_HEAD > UINT32_MAX)
+		return -EFBIG;
+	size_t len = (size_t)(n * 20 + INTEGRITY_HEAD);
+	uint8_t *t = malloc(len), *buf = malloc(PIECE);
+	if (!t || !buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	wtg_put_le32(t, (uint32_t)len);
+	wtg_put_le32(t + 4, (uint32_t)n);
+	wtg_put_le32(t + 8, cs);
+	for (uint64_t i = 0; i < n && !ret; i++) {
+		uint64_t off = WIM_HEADER_SIZE + i * cs, left = end - off < cs ? end - off : cs;
+		uint8_t *sha1 = t + INTEGRITY_HEAD + i * 20;
+		if (wa->integ_old && i < wa->integ_old_n && off + left <= wa->integ_old_end) {
+			memcpy(sha1, wa->integ_old + i * 20, 20);
+			wa->st.integrity_reused++;
+			continue;
+		}
+		struct wtg_sha1 *ctx = wtg_sha1_new();
+		if (!ctx) {
+			ret = -ENOMEM;
+			break;
+		}
+		while (left && !ret) {
+			size_t piece = left < PIECE ? (size_t)left : PIECE;
+			if (!(ret = pread_full(wa, buf, piece, off)))
+				wtg_sha1_update(ctx, buf, piece);
+			off += piece;
+			left -= piece;
+		}
+		wtg_sha1_final(ctx, sha1);
+		wa->st.integrity_hashed++;
+	}
+out:
+	free(buf);
+	if (ret) {
+		free(t);
+		return ret;
+	}
+	*table_ret = t;
+	*len_ret = len;
+	return 0;
+}
+
 static int read_header(struct wim_append *wa)
 {
 	struct wim_header_disk *h = &wa->hdr;
@@ -449,9 +564,9 @@ static int read_header(struct wim_append *wa)
 		return corrupt(wa, "a bad XML header");
 	if (bt.size && bt.offset + bt.size > xml.offset)
 		wa->unsupported = "its blob table is not before its XML";
-	if (integ.offset || integ.stored_size)
-		wa->unsupported = "it has an integrity table";
 	wa->pos = wa->old_size;
+	if (integ.offset || integ.stored_size)
+		return read_integrity(wa, &integ, bt.offset + bt.size);
 	return 0;
 }
 
@@ -736,6 +851,7 @@ void wim_append_free(struct wim_append *wa)
 	free(wa->cbuf);
 	free(wa->bbuf);
 	free(wa->meta_cache);
+	free(wa->integ_old);
 	free(wa->blobs);
 	free(wa->index);
 	free(wa->meta);
@@ -753,6 +869,7 @@ void wim_append_get_info(const struct wim_append *wa, struct wim_append_info *in
 	memcpy(info->guid, wa->hdr.guid, sizeof(info->guid));
 	info->file_size = wa->old_size;
 	info->blobs = wa->nold;
+	info->integrity = wa->integrity;
 }
 
 const char *wim_append_unsupported(const struct wim_append *wa)
@@ -2461,21 +2578,30 @@ static int put_table(struct wim_append *wa, uint8_t **out, size_t *out_len)
 
 int wim_append_commit(struct wim_append *wa, const struct wim_append_image *img)
 {
-	uint8_t *table = NULL, *xml = NULL;
-	size_t tlen, xlen;
+	uint8_t *table = NULL, *xml = NULL, *integ = NULL;
+	size_t tlen, xlen, ilen = 0;
 	int ret;
 
 	if (!wa->writable || wa->committed || wa->unsupported || !wa->have_new_meta || !img->name)
 		return -EINVAL;
 	if ((ret = queue_flush(wa)) || (ret = put_table(wa, &table, &tlen)))
 		return ret;
-	uint64_t toff = wa->pos, xoff = toff + tlen;
+	uint64_t toff = wa->pos, xoff = toff + tlen, ioff;
 	if ((ret = pwrite_full(wa, table, tlen, toff)) ||
 	    (ret = build_xml(wa, img, xoff, &xml, &xlen)) ||
 	    (ret = pwrite_full(wa, xml, xlen, xoff)))
 		goto out;
-	wa->pos = xoff + xlen;
+	wa->pos = ioff = xoff + xlen;
 	wa->st.bytes_written += tlen + xlen;
+	/* the integrity table last, over the bytes up to the blob table's end
+	 * (as wimlib places and reads it) */
+	if (img->integrity || wa->integrity) {
+		if ((ret = build_integrity(wa, toff + tlen, &integ, &ilen)) ||
+		    (ret = pwrite_full(wa, integ, ilen, ioff)))
+			goto out;
+		wa->pos += ilen;
+		wa->st.bytes_written += ilen;
+	}
 	if (ftruncate(wa->fd, (off_t)wa->pos) < 0 || fdatasync(wa->fd) < 0) {
 		ret = -errno;
 		wtg_error("cannot write '%s': %s", wa->path, strerror(-ret));
@@ -2494,6 +2620,10 @@ int wim_append_commit(struct wim_append *wa, const struct wim_append_image *img)
 	}
 	h.flags = htole32(le32toh(h.flags) & ~(uint32_t)HDR_WRITE_IN_PROGRESS);
 	memset(&h.integrity, 0, sizeof(h.integrity));
+	if (integ) {
+		r = (struct reshdr){.stored_size = ilen, .size = ilen, .offset = ioff};
+		reshdr_put(&r, &h.integrity);
+	}
 	/* the tests' kill between the data and the header */
 	struct wtg_progress kill_point = {.phase = "append-header"};
 	wtg_progress_test_kill(&kill_point, true);
@@ -2507,5 +2637,6 @@ int wim_append_commit(struct wim_append *wa, const struct wim_append_image *img)
 out:
 	free(table);
 	free(xml);
+	free(integ);
 	return ret;
 }

@@ -334,26 +334,50 @@ wim_clean "$IB"
 wtg_mount "$TMP/i.delta" "$TMP/ir" --at inc
 applied "$IB" 4 "$TMP/ir"
 wtg_umount "$TMP/ir"
-# --check: wimlib's way (an integrity table), saying why
+# --check: the raw append writes an integrity table, which wimlib checks
+INTEG="/usr/bin/python3 $top_srcdir/tests/wim-integrity.py"
 cp "$IMAGES/lzx.wim" "$TMP/cbase.wim"
 "$WTGFS" init "$TMP/c.delta" "$TMP/cbase.wim" >/dev/null || fail "init (check) failed"
 wtg_mount "$TMP/c.delta" "$TMP/im"
 echo "checked" >"$TMP/im/Windows/checked.txt"
 wtg_umount "$TMP/im"
+[ "$($INTEG count "$TMP/cbase.wim")" = none ] || fail "the test WIM has an integrity table already"
 "$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name checked --check --json \
 	>"$TMP/icheck.json" 2>&1 || { cat "$TMP/icheck.json"; fail "the append with --check failed"; }
-jq -s -e 'map(select(.type == "result"))[0] | .incremental and (.raw | not) and (.raw_reason | test("--check"))' \
+jq -s -e 'map(select(.type == "result"))[0] | .incremental and .raw and .integrity_chunks_hashed > 0' \
 	"$TMP/icheck.json" >/dev/null || fail "--check: $(tail -n 1 "$TMP/icheck.json")"
+[ "$($INTEG count "$TMP/cbase.wim")" != none ] || fail "--check wrote no integrity table"
 wim_clean "$TMP/cbase.wim"
-# ... and a WIM with an integrity table stays wimlib's
+# ... a WIM with an integrity table keeps one, its entries for the bytes
+# the append left alone kept (a table of 4 KiB chunks: many of them), the
+# rest hashed, and wimlib checks every one
+/usr/bin/python3 "$top_srcdir/tests/wim-integrity.py" rechunk "$TMP/cbase.wim" 4096 ||
+	fail "rechunking the integrity table failed"
+wim_clean "$TMP/cbase.wim"
 wtg_mount "$TMP/c.delta" "$TMP/im"
 echo "checked again" >"$TMP/im/Windows/checked2.txt"
 wtg_umount "$TMP/im"
 "$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name integrity --json \
 	>"$TMP/iinteg.json" 2>&1 || { cat "$TMP/iinteg.json"; fail "the append to a WIM with an integrity table failed"; }
-jq -s -e 'map(select(.type == "result"))[0] | (.raw | not) and (.raw_reason | test("integrity"))' \
+jq -s -e 'map(select(.type == "result"))[0] | .raw and .integrity_chunks_reused > 100 and .integrity_chunks_hashed > 0' \
 	"$TMP/iinteg.json" >/dev/null || fail "an integrity table: $(tail -n 1 "$TMP/iinteg.json")"
+[ "$($INTEG count "$TMP/cbase.wim" | cut -d' ' -f1)" = 4096 ] || fail "the append changed the table's chunk size"
 wim_clean "$TMP/cbase.wim"
+# ... a malformed old table is written afresh, with a warning
+$INTEG malform "$TMP/cbase.wim" || fail "malforming the integrity table failed"
+wtg_mount "$TMP/c.delta" "$TMP/im"
+echo "checked a third time" >"$TMP/im/Windows/checked3.txt"
+wtg_umount "$TMP/im"
+"$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name integrity-again --json \
+	>"$TMP/imal.json" 2>"$TMP/imal.err" || { cat "$TMP/imal.json" "$TMP/imal.err"; fail "the append past a malformed integrity table failed"; }
+grep -q "integrity table is not valid" "$TMP/imal.err" || fail "no warning for a malformed integrity table: $(cat "$TMP/imal.err")"
+jq -s -e 'map(select(.type == "result"))[0] | .raw and .integrity_chunks_reused == 0' \
+	"$TMP/imal.json" >/dev/null || fail "a malformed table: $(tail -n 1 "$TMP/imal.json")"
+[ "$($INTEG count "$TMP/cbase.wim" | cut -d' ' -f1)" = 10485760 ] || fail "a fresh table is not of 10 MiB chunks"
+wim_clean "$TMP/cbase.wim"
+wtg_mount "$TMP/c.delta" "$TMP/im"
+applied "$TMP/cbase.wim" 4 "$TMP/im"
+wtg_umount "$TMP/im"
 # a changed file with extended attributes: the raw append leaves the $EA
 # out, as the full capture does (wimlib 1.13's NTFS-3G capture stores
 # none); a new symlink goes the wimlib way, saying why (wimlib's fixups)

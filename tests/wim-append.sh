@@ -8,8 +8,8 @@
 # order); a blob edited in one byte reuses every other chunk of its
 # original; a kill between the data and the header leaves the file byte for
 # byte as it was; a WIM another program holds locked is refused, not
-# written; what the appender does not handle (solid, integrity table) is
-# said, not written.
+# written; a WIM's integrity table is kept (and checked by wimlib); what
+# the appender does not handle (solid resources) is said, not written.
 . "$(dirname "$0")/lib.sh"
 need_tool wimverify wiminfo wimapply wimexport wimextract wimdir mkntfs ntfs-3g python3 cmp
 test_images small
@@ -129,9 +129,17 @@ grep -q "another program is writing it" "$TMP/lock.err" || fail "unclear refusal
 # ---- what it does not write ----
 "$CHECK" info "$IMAGES/solid.esd" | grep -q "unsupported: it holds solid resources" ||
 	fail "a solid WIM is not refused"
+# ---- a WIM with an integrity table: kept, and wimlib checks it ----
 wimexport "$IMAGES/lzx.wim" 1 "$TMP/integrity.wim" --check >/dev/null || fail "wimexport --check failed"
-"$CHECK" info "$TMP/integrity.wim" | grep -q "unsupported: it has an integrity table" ||
-	fail "a WIM with an integrity table is not refused"
+"$CHECK" info "$TMP/integrity.wim" | grep -q unsupported && fail "a WIM with an integrity table is refused"
+cp "$TMP/integrity.wim" "$TMP/before.wim"
+WTGFS_TEST_KILL_AT=append-header "$CHECK" copy "$TMP/integrity.wim" 1 "Killed" >/dev/null 2>&1 &&
+	fail "the kill point was not reached (integrity table)"
+cmp -n "$(stat -c %s "$TMP/before.wim")" "$TMP/integrity.wim" "$TMP/before.wim" ||
+	fail "a killed append changed the WIM's bytes (integrity table)"
+"$CHECK" copy "$TMP/integrity.wim" 1 "Copy" >/dev/null || fail "the append to a WIM with an integrity table failed"
+verified "$TMP/integrity.wim"
+wiminfo "$TMP/integrity.wim" | grep -q "^Attributes:.*Integrity info" || fail "the append dropped the integrity table"
 "$CHECK" info "$IMAGES/xpress.wim" | grep -q unsupported && fail "an XPRESS WIM is refused"
 "$CHECK" info "$IMAGES/none.wim" | grep -q unsupported && fail "an uncompressed WIM is refused"
 for c in xpress none; do

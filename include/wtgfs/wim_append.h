@@ -52,6 +52,7 @@ struct wim_append_info {
 	uint8_t guid[16];
 	uint64_t file_size; /* when opened */
 	uint64_t blobs;	    /* entries in the blob table */
+	bool integrity;	    /* it has an integrity table (an append keeps one) */
 };
 
 /* What an append wrote, for messages and the tests. */
@@ -61,6 +62,7 @@ struct wim_append_stats {
 	uint64_t chunks_reused, bytes_reused;	   /* stored chunks copied from a base */
 	uint64_t meta_chunks, meta_chunks_reused;  /* of the metadata resource */
 	uint64_t bytes_written;			   /* after the old end, all told */
+	uint64_t integrity_hashed, integrity_reused; /* integrity table chunks */
 };
 
 /*
@@ -196,6 +198,7 @@ struct wim_append_image {
 	uint64_t dir_count, file_count, total_bytes, hard_link_bytes;
 	uint64_t creation_time, last_modification_time; /* NT 100 ns */
 	bool boot;					/* make it the boot image */
+	bool integrity; /* write an integrity table (kept anyway when the WIM has one) */
 };
 
 /* True when an image of the WIM has the name @name. */
