@@ -656,12 +656,11 @@ static int apply_change(struct raw *r)
 
 /* ---- the new image's counts and references ---- */
 
-static int note_rp(void *arg, const char *path, const struct wim_meta_entry *e)
+static int note_rp(void *arg, const struct wim_meta_entry *e)
 {
 	struct raw *r = arg;
 	static const uint8_t zero[20];
 
-	(void)path;
 	if (!(e->attributes & ATTR_REPARSE) || !memcmp(e->reparse_hash, zero, 20))
 		return 0;
 	bool found;
@@ -865,7 +864,7 @@ static void *load_meta(void *arg)
 	if (!ret && (ret = wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m))) {
 		if (ret != -ENOMEM)
 			r->meta_why = "the base image's metadata does not parse here";
-	} else if (!ret && !(ret = wim_meta_walk(r->m, note_rp, r))) {
+	} else if (!ret && !(ret = wim_meta_each(r->m, note_rp, r))) {
 		r->next_group = wim_meta_max_link_group(r->m);
 	}
 	timeline(r, "base metadata parsed");
