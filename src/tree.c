@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "wtgfs/ea.h"
+#include "wtgfs/hash.h"
 #include "wtgfs/names.h"
 #include "wtgfs/ntfs.h"
 #include "wtgfs/reparse.h"
@@ -34,6 +35,13 @@ static void dir_free(struct wtg_dir *dir)
 	free(dir->entries);
 	free(dir->buckets);
 	free(dir);
+}
+
+void wtg_stream_sum_free(struct wtg_stream_sum *sum)
+{
+	if (sum)
+		wtg_sha1_free(sum->ctx);
+	free(sum);
 }
 
 static void inode_free(struct wtg_inode *inode)

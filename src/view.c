@@ -179,20 +179,8 @@ static const char *stream_key(const struct wtg_stream *s)
 
 /* ---- stream sums: the SHA-1 of a stream written in order ---- */
 
-/* Running while the stream is open (ctx), its digest once the last handle
- * closed with every byte summed: 48 bytes a stream written whole, until
- * the view closes. */
-struct wtg_stream_sum {
-	struct wtg_sha1 *ctx; /* NULL: @sha1 is the digest */
-	uint8_t sha1[WTG_SHA1_LEN];
-};
-
-void wtg_stream_sum_free(struct wtg_stream_sum *sum)
-{
-	if (sum)
-		wtg_sha1_free(sum->ctx);
-	free(sum);
-}
+/* (struct wtg_stream_sum is the tree's, which frees it with the stream: 48
+ * bytes a stream written whole, until the view closes) */
 
 static void sum_drop(struct wtg_stream *s)
 {

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtgfs/hash.h"
+
 struct wtg_source;
 struct wtg_source_options;
 struct wtg_blob;
@@ -29,7 +31,13 @@ struct wtg_blob;
 #define WTG_ROOT_INO 1
 #define WTG_NO_SD UINT32_MAX
 
-struct wtg_stream_sum;
+/* A writable view's running SHA-1 of a stream written in order (see
+ * view.c): running while the stream is open (ctx), its digest once the last
+ * handle closed with every byte summed. */
+struct wtg_stream_sum {
+	struct wtg_sha1 *ctx; /* NULL: @sha1 is the digest */
+	uint8_t sha1[WTG_SHA1_LEN];
+};
 
 struct wtg_stream {
 	char *name; /* NULL: the unnamed data stream */
@@ -174,7 +182,7 @@ void wtg_inode_remove_stream(struct wtg_inode *inode, const char *name);
 /* The id of a security descriptor equal to @data, stored once. */
 uint32_t wtg_tree_intern_sd(struct wtg_tree *tree, const void *data, size_t len);
 
-/* Frees a writable view's sum of a stream (NULL: none). */
+/* Frees a stream's sum (NULL: none). */
 void wtg_stream_sum_free(struct wtg_stream_sum *sum);
 
 /* Adds a stream to @inode; the unnamed one is kept first. */
