@@ -1472,6 +1472,15 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 	return 0;
 }
 
+/* (the commit hashing the WIM for its integrity table) */
+static void integrity_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct raw *r = ctx;
+
+	r->p = (struct wtg_progress){.phase = r->p.phase, .bytes_done = done, .bytes_total = total};
+	report(r, "integrity");
+}
+
 /* The new image's counts, metadata, blob table, XML and header. */
 static int raw_finish(struct raw *r, const char *out, int image)
 {
@@ -1509,6 +1518,7 @@ static int raw_finish(struct raw *r, const char *out, int image)
 				       .boot = opt->boot,
 				       .integrity = opt->check};
 	res->size_before = r->info.file_size;
+	wim_append_set_progress(r->wa, integrity_progress, r);
 	ret = wim_append_commit(r->wa, &img);
 	timeline(r, "committed");
 	wtg_export_guard_end(&r->guard, !ret);

@@ -168,6 +168,8 @@ struct wim_append {
 	uint8_t *integ_old;
 	uint32_t integ_old_n, integ_chunk;
 	uint64_t integ_old_end;
+	void (*progress)(void *ctx, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 static void queue_free(struct wim_append *wa);
@@ -468,10 +470,15 @@ static int build_integrity(struct wim_append *wa, uint64_t end, uint8_t **table_
 	wtg_put_le32(t, (uint32_t)len);
 	wtg_put_le32(t + 4, (uint32_t)n);
 	wtg_put_le32(t + 8, cs);
+	/* (chunk i's SHA-1 is kept when the old table has it for the same
+	 * bytes: all of them before its end) */
+	uint64_t kept = wa->integ_old ? wa->integ_old_end - WIM_HEADER_SIZE : 0;
+	kept = kept / cs < wa->integ_old_n ? kept / cs : wa->integ_old_n;
+	uint64_t total = end - WIM_HEADER_SIZE - kept * cs, done = 0;
 	for (uint64_t i = 0; i < n && !ret; i++) {
 		uint64_t off = WIM_HEADER_SIZE + i * cs, left = end - off < cs ? end - off : cs;
 		uint8_t *sha1 = t + INTEGRITY_HEAD + i * 20;
-		if (wa->integ_old && i < wa->integ_old_n && off + left <= wa->integ_old_end) {
+		if (i < kept) {
 			memcpy(sha1, wa->integ_old + i * 20, 20);
 			wa->st.integrity_reused++;
 			continue;
@@ -487,6 +494,9 @@ static int build_integrity(struct wim_append *wa, uint64_t end, uint8_t **table_
 				wtg_sha1_update(ctx, buf, piece);
 			off += piece;
 			left -= piece;
+			done += piece;
+			if (wa->progress)
+				wa->progress(wa->progress_ctx, done, total);
 		}
 		wtg_sha1_final(ctx, sha1);
 		wa->st.integrity_hashed++;
@@ -500,6 +510,13 @@ out:
 	*table_ret = t;
 	*len_ret = len;
 	return 0;
+}
+
+void wim_append_set_progress(struct wim_append *wa,
+			     void (*fn)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+{
+	wa->progress = fn;
+	wa->progress_ctx = ctx;
 }
 
 static int read_header(struct wim_append *wa)

@@ -342,6 +342,17 @@ wtg_mount "$TMP/c.delta" "$TMP/im"
 echo "checked" >"$TMP/im/Windows/checked.txt"
 wtg_umount "$TMP/im"
 [ "$($INTEG count "$TMP/cbase.wim")" = none ] || fail "the test WIM has an integrity table already"
+# (killed while it hashes the WIM for the table: the WIM as it was)
+sum_c=$(sha256sum <"$TMP/cbase.wim")
+WTGFS_TEST_KILL_AT=integrity "$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name killed \
+	--check >/dev/null 2>&1
+rc=$?
+[ "$rc" = 137 ] || fail "the append killed while hashing its integrity table exited $rc, not by SIGKILL"
+for _ in $(seq 1 100); do
+	[ "$(sha256sum <"$TMP/cbase.wim")" = "$sum_c" ] && break
+	sleep 0.1
+done
+[ "$(sha256sum <"$TMP/cbase.wim")" = "$sum_c" ] || fail "an append killed while hashing its integrity table changed the WIM"
 "$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name checked --check --json \
 	>"$TMP/icheck.json" 2>&1 || { cat "$TMP/icheck.json"; fail "the append with --check failed"; }
 jq -s -e 'map(select(.type == "result"))[0] | .incremental and .raw and .integrity_chunks_hashed > 0' \

@@ -204,9 +204,15 @@ struct wim_append_image {
 /* True when an image of the WIM has the name @name. */
 bool wim_append_name_in_use(const struct wim_append *wa, const char *name);
 
+/* @fn (NULL: none) is told, while the commit hashes chunks of the WIM for
+ * its integrity table, how many bytes of how many it has hashed. */
+void wim_append_set_progress(struct wim_append *wa,
+			     void (*fn)(void *ctx, uint64_t done, uint64_t total), void *ctx);
+
 /*
- * Writes the blob table, XML and header: after it the WIM holds one image
- * more (its index: image_count + 1).  Nothing may be added after.
+ * Writes the blob table, XML, integrity table (when the WIM has one or
+ * @img asks for one) and header: after it the WIM holds one image more
+ * (its index: image_count + 1).  Nothing may be added after.
  */
 int wim_append_commit(struct wim_append *wa, const struct wim_append_image *img);
 
