@@ -43,6 +43,23 @@ wim_clean() {
 	out=$(wiminfo --check "$1" 2>&1) || fail "wiminfo --check '$1': $out"
 }
 
+# killed_export AT WIM WHAT ARGS...: 'wtgfs export ARGS' killed (SIGKILL)
+# at AT leaves WIM byte for byte as it was (the export's guard process
+# puts the old header and size back, so wait for it)
+killed_export() {
+	local at=$1 wim=$2 what=$3 sum rc
+	shift 3
+	sum=$(sha256sum <"$wim")
+	WTGFS_TEST_KILL_AT=$at "$WTGFS" export "$@" >/dev/null 2>&1
+	rc=$?
+	[ "$rc" = 137 ] || fail "the export killed $what exited $rc, not by SIGKILL"
+	for _ in $(seq 1 100); do
+		[ "$(sha256sum <"$wim")" = "$sum" ] && return 0
+		sleep 0.1
+	done
+	fail "an export killed $what changed the WIM"
+}
+
 # ---- a WIM-based delta: a driver package injected, a hive edited ----
 "$WTGFS" init "$TMP/d.delta" "$BASE" >/dev/null || fail "init failed"
 wtg_mount "$TMP/d.delta" "$TMP/m"
@@ -168,21 +185,9 @@ wtg_mount "$TMP/d.delta" "$TMP/m"
 head -c 3000000 /dev/urandom >"$TMP/m/$D/killed.sys"
 wtg_umount "$TMP/m"
 cp "$BASE" "$TMP/kill.wim"
-size_k=$(stat -c %s "$TMP/kill.wim")
-sum_k=$(sha256sum <"$TMP/kill.wim")
 images_k=$(wiminfo "$TMP/kill.wim" | grep -c '^Index:')
-WTGFS_TEST_KILL_AT=write@1 "$WTGFS" export "$TMP/d.delta" "$TMP/kill.wim" --append --name killed \
-	>/dev/null 2>&1
-rc=$?
-[ "$rc" = 137 ] || fail "the killed export exited $rc, not by SIGKILL"
-# (the export's guard process puts the old header and size back)
-for _ in $(seq 1 100); do
-	[ "$(sha256sum <"$TMP/kill.wim")" = "$sum_k" ] && break
-	sleep 0.1
-done
-[ "$(stat -c %s "$TMP/kill.wim")" = "$size_k" ] || fail "a killed append left the WIM longer"
-[ "$(head -c "$size_k" "$TMP/kill.wim" | sha256sum)" = "$sum_k" ] ||
-	fail "a killed append changed the bytes the WIM had"
+killed_export write@1 "$TMP/kill.wim" "while it writes" "$TMP/d.delta" "$TMP/kill.wim" --append \
+	--name killed
 [ "$(wiminfo "$TMP/kill.wim" | grep -c '^Index:')" = "$images_k" ] || fail "a killed append left an image"
 wim_clean "$TMP/kill.wim"
 ls "$TMPDIR" | grep -q . && fail "the killed export left files in TMPDIR: $(ls "$TMPDIR")"
@@ -342,17 +347,8 @@ wtg_mount "$TMP/c.delta" "$TMP/im"
 echo "checked" >"$TMP/im/Windows/checked.txt"
 wtg_umount "$TMP/im"
 [ "$($INTEG count "$TMP/cbase.wim")" = none ] || fail "the test WIM has an integrity table already"
-# (killed while it hashes the WIM for the table: the WIM as it was)
-sum_c=$(sha256sum <"$TMP/cbase.wim")
-WTGFS_TEST_KILL_AT=integrity "$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name killed \
-	--check >/dev/null 2>&1
-rc=$?
-[ "$rc" = 137 ] || fail "the append killed while hashing its integrity table exited $rc, not by SIGKILL"
-for _ in $(seq 1 100); do
-	[ "$(sha256sum <"$TMP/cbase.wim")" = "$sum_c" ] && break
-	sleep 0.1
-done
-[ "$(sha256sum <"$TMP/cbase.wim")" = "$sum_c" ] || fail "an append killed while hashing its integrity table changed the WIM"
+killed_export integrity "$TMP/cbase.wim" "while it hashes the WIM for the integrity table" \
+	"$TMP/c.delta" "$TMP/cbase.wim" --append --name killed --check
 "$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name checked --check --json \
 	>"$TMP/icheck.json" 2>&1 || { cat "$TMP/icheck.json"; fail "the append with --check failed"; }
 jq -s -e 'map(select(.type == "result"))[0] | .incremental and .raw and .integrity_chunks_hashed > 0' \
@@ -423,22 +419,15 @@ wtg_mount "$TMP/i.delta" "$TMP/im"
 head -c 200000 /dev/urandom >"$TMP/im/Windows/killed-raw.sys"
 wtg_umount "$TMP/im"
 cp "$IB" "$TMP/ikill.wim"
-sum_k=$(sha256sum <"$IB")
 images_k=$(wiminfo "$IB" | grep -c '^Index:')
 for at in append-header write@1; do
-	WTGFS_TEST_KILL_AT=$at "$WTGFS" export "$TMP/i.delta" "$IB" --append --name killed >/dev/null 2>&1
-	rc=$?
-	[ "$rc" = 137 ] || fail "the raw append killed at $at exited $rc, not by SIGKILL"
-	for _ in $(seq 1 100); do
-		[ "$(sha256sum <"$IB")" = "$sum_k" ] && break
-		sleep 0.1
-	done
-	[ "$(sha256sum <"$IB")" = "$sum_k" ] || fail "a raw append killed at $at changed the WIM"
+	killed_export "$at" "$IB" "at $at (raw)" "$TMP/i.delta" "$IB" --append --name killed
 	[ "$(wiminfo "$IB" | grep -c '^Index:')" = "$images_k" ] || fail "a killed raw append left an image"
 	wim_clean "$IB"
 done
 # a WIM another program is appending to (holding wimlib's lock): refused,
 # not written
+sum_k=$(sha256sum <"$IB")
 "${top_builddir:?}/tests/wim_append_check" hold "$IB" 30 >"$TMP/hold.out" &
 holder=$!
 for _ in $(seq 50); do grep -q locked "$TMP/hold.out" 2>/dev/null && break; sleep 0.1; done
