@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "wtgfs/fileio.h"
 #include "wtgfs/hive_diff.h"
 #include "wtgfs/log.h"
 #include "wtgfs/names.h"
@@ -34,13 +35,9 @@ static hive_h *open_buffer(const char *what, const uint8_t *data, size_t len, in
 	*fd_ret = -1;
 	if (fd < 0)
 		return NULL;
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n <= 0) {
-			close(fd);
-			return NULL;
-		}
-		off += (size_t)n;
+	if (wtg_pwrite_all(fd, data, len, 0)) {
+		close(fd);
+		return NULL;
 	}
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	hive_h *h = wtg_hive_signature(data, len) ? hivex_open(path, 0) : NULL;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "wtgfs/bcd.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/flush.h"
 #include "wtgfs/log.h"
 #include "wtgfs/tree.h"
@@ -87,13 +88,7 @@ static int copy_out(struct wtg_view *view, struct wtg_inode *inode, const char *
 			ret = (int)n;
 		if (n <= 0)
 			break;
-		for (long done = 0; done < n && !ret;) {
-			ssize_t w = write(fd, buf + done, (size_t)(n - done));
-			if (w < 0)
-				ret = -errno;
-			else
-				done += w;
-		}
+		ret = wtg_pwrite_all(fd, buf, (size_t)n, off);
 		off += (uint64_t)n;
 	}
 	free(buf);

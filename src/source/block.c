@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "wtgfs/block.h"
+#include "wtgfs/fileio.h"
 #include "wtgfs/log.h"
 
 #define VHD_FOOTER_SIZE 512
@@ -48,26 +49,15 @@ const char *wtg_block_probe(int fd, uint64_t size)
 static int raw_pread(struct wtg_block_dev *dev, void *buf, size_t size, uint64_t off)
 {
 	struct raw_dev *rd = (struct raw_dev *)dev;
-	size_t done = 0;
 
 	if (off > dev->size || size > dev->size - off)
 		return -EINVAL;
-	while (done < size) {
-		ssize_t n = pread(rd->fd, (char *)buf + done, size - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int err = n < 0 ? errno : 0;
-			if (!atomic_exchange(&rd->eio_logged, true))
-				wtg_error("cannot read '%s' at %llu: %s", dev->path,
-					  (unsigned long long)(off + done),
-					  err ? strerror(err)
-					      : "the file has shrunk since it was opened");
-			return err && err != EIO ? -err : -EIO;
-		}
-		done += (size_t)n;
-	}
-	return 0;
+	int ret = wtg_pread_all(rd->fd, buf, size, off);
+	if (ret && !atomic_exchange(&rd->eio_logged, true))
+		wtg_error("cannot read '%s' at %llu: %s", dev->path, (unsigned long long)off,
+			  ret == -EIO ? "an I/O error, or the file has shrunk since it was opened"
+				      : strerror(-ret));
+	return ret;
 }
 
 static void raw_free(struct wtg_block_dev *dev)
