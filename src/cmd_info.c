@@ -41,6 +41,8 @@ static void print_text(const char *path, const struct wtg_wim_info *info)
 		printf(", part %d of %d", info->part_number, info->total_parts);
 	if (info->pipable)
 		printf(", pipable");
+	if (info->integrity)
+		printf(", integrity table");
 	printf("\n\n%5s  %-28s %9s %9s %15s  %-11s\n", "index", "name", "files", "dirs", "bytes",
 	       "compression");
 	for (int i = 0; i < info->image_count; i++) {
@@ -65,6 +67,7 @@ static void print_json(const char *path, const struct wtg_wim_info *info)
 	cli_json_add_i64(o, "part_number", info->part_number);
 	cli_json_add_i64(o, "total_parts", info->total_parts);
 	cli_json_add_bool(o, "pipable", info->pipable);
+	cli_json_add_bool(o, "integrity_table", info->integrity);
 	cli_json_add_u64(o, "file_size", info->file_size);
 	for (int i = 0; i < info->image_count; i++) {
 		const struct wtg_wim_image_info *im = &info->images[i];

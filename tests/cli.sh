@@ -132,7 +132,7 @@ cp "$TMP/two.wim" "$TMP/-dash.wim"
 [ "$(grep -c . "$TMP/out")" = 1 ] || fail "info --json is not one line"
 jq -e '.path == "-dash.wim" and .format == "wim" and .image_count == 2 and .boot_index == 0
 	and (.guid | test("^[0-9a-f]{32}$")) and (.file_size | type) == "number"
-	and .pipable == false and .part_number == 1 and .total_parts == 1
+	and .pipable == false and .integrity_table == false and .part_number == 1 and .total_parts == 1
 	and ([.images[] | .index] == [1, 2])
 	and ([.images[] | .files] == [1, 1]) and (.images[1].name == "Second \"quoted\"")
 	and (.images[0] | has("name_raw") | not) and (.path_raw == null)' "$TMP/out" >/dev/null ||

@@ -354,6 +354,8 @@ killed_export integrity "$TMP/cbase.wim" "while it hashes the WIM for the integr
 jq -s -e 'map(select(.type == "result"))[0] | .incremental and .raw and .integrity_chunks_hashed > 0' \
 	"$TMP/icheck.json" >/dev/null || fail "--check: $(tail -n 1 "$TMP/icheck.json")"
 [ "$($INTEG count "$TMP/cbase.wim")" != none ] || fail "--check wrote no integrity table"
+"$WTGFS" info "$TMP/cbase.wim" --json | jq -e '.integrity_table' >/dev/null ||
+	fail "wtgfs info does not see the integrity table"
 wim_clean "$TMP/cbase.wim"
 # ... a WIM with an integrity table keeps one, its entries for the bytes
 # the append left alone kept (a table of 4 KiB chunks: many of them), the

@@ -25,6 +25,7 @@ struct wtg_wim_info {
 	const char *compression;
 	int part_number, total_parts;
 	bool pipable;
+	bool integrity; /* it has an integrity table */
 	uint64_t file_size;
 	struct wtg_wim_image_info *images;
 };

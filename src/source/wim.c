@@ -423,6 +423,7 @@ int wtg_wim_read_info(const char *path, struct wtg_wim_info *info)
 	info->part_number = wi.part_number;
 	info->total_parts = wi.total_parts;
 	info->pipable = wi.pipable;
+	info->integrity = wi.has_integrity_table;
 	info->file_size = stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 	wimlib_iterate_lookup_table(wim, 0, note_solid, &scan);
 	info->images = calloc(wi.image_count + 1, sizeof(*info->images));
