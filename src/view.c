@@ -1897,6 +1897,14 @@ static int end_change(struct wtg_view *v, int ret)
 	return ret;
 }
 
+/* A write sets the archive bit, as NTFS does; FILE_ATTRIBUTE_NORMAL, which
+ * means "no other attribute" (a WIM captured off Windows has it on every
+ * file), goes with it. */
+static void set_archive(struct wtg_inode *in)
+{
+	in->attributes = (in->attributes & ~NTFS_ATTR_NORMAL) | NTFS_ATTR_ARCHIVE;
+}
+
 static int touch(struct wtg_view *v, struct wtg_inode *in, bool modified)
 {
 	int64_t t = now_ntfs();
@@ -2568,7 +2576,7 @@ static int write_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_str
 	 * makes the delta's slots of it count): a first write, or one that
 	 * grows the file, records the inode */
 	if (!(in->attributes & NTFS_ATTR_ARCHIVE) || s->size != s->stored_size) {
-		in->attributes |= NTFS_ATTR_ARCHIVE;
+		set_archive(in);
 		return touch(v, in, true);
 	}
 	/* the bytes and the times alone changed: an fsync's journal row can
@@ -2634,7 +2642,7 @@ static int truncate_locked(struct wtg_view *v, struct wtg_inode *in, struct wtg_
 	}
 	s->size = size;
 	s->delta = true;
-	in->attributes |= NTFS_ATTR_ARCHIVE;
+	set_archive(in);
 	return touch(v, in, true);
 }
 

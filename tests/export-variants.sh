@@ -1,0 +1,80 @@
+#!/bin/bash
+# wtgfs export --append on WIMs made other ways than the test images: LZMS
+# (not solid), LZX in 64 KiB and 1 MiB chunks, XPRESS in 4 KiB chunks, a
+# delta on the second image of a two-image WIM, and a WIM captured with
+# UNIX data.  Each gets the same change (a file patched in place, a new
+# file with an xattr and a second name in a new directory, a file deleted,
+# a directory renamed), goes through wtgfs's own appender, passes
+# wimverify, and applied with wimapply in NTFS mode equals a wtgfs mount of
+# the delta, file for file, byte for byte and xattr for xattr.  (The UNIX
+# data WIM's files have FILE_ATTRIBUTE_NORMAL, which a write must drop as
+# it sets the archive bit, as NTFS does.)
+. "$(dirname "$0")/lib.sh"
+need_root
+need_fuse
+need_tool wimexport wimcapture wimapply wimverify mkntfs ntfs-3g jq setfattr python3
+test_images small
+
+CMP="$top_srcdir/tests/compare-trees.py"
+S="$IMAGES/lzx.wim"
+wimexport "$S" 1 "$TMP/lzms.wim" --compress=LZMS >/dev/null || fail "wimexport LZMS failed"
+wimexport "$S" 1 "$TMP/lzx64k.wim" --compress=LZX --chunk-size=64K >/dev/null || fail "wimexport 64K failed"
+wimexport "$S" 1 "$TMP/lzx1m.wim" --compress=LZX --chunk-size=1M >/dev/null || fail "wimexport 1M failed"
+wimexport "$S" 1 "$TMP/xpress4k.wim" --compress=XPRESS --chunk-size=4K >/dev/null ||
+	fail "wimexport 4K failed"
+cp "$S" "$TMP/two.wim"
+wimexport "$S" 1 "$TMP/two.wim" second >/dev/null || fail "wimexport into two.wim failed"
+mkdir -p "$TMP/unix/Windows/System32"
+head -c 70000 /dev/urandom >"$TMP/unix/Windows/System32/big.dll"
+seq 1 20000 >"$TMP/unix/Windows/System32/lines.txt"
+mkdir -p "$TMP/unix/Windows/Temp"
+echo small >"$TMP/unix/Windows/Temp/small.txt"
+wimcapture "$TMP/unix" "$TMP/unix.wim" --unix-data >/dev/null || fail "wimcapture --unix-data failed"
+
+# change MNT: the same change on any of these trees
+change() {
+	local m=$1 f victim d
+	f=$(find "$m/Windows" -type f -size +10k | sort | head -n 1)
+	[ -n "$f" ] || fail "no file to patch under '$m'"
+	echo "patched in place" | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+	head -c 200000 /dev/urandom >"$m/Windows/new.bin"
+	setfattr -n user.variant -v hello "$m/Windows/new.bin" || fail "setfattr failed"
+	mkdir -p "$m/Windows/NewDir/sub"
+	echo deep >"$m/Windows/NewDir/sub/deep.txt"
+	ln "$m/Windows/new.bin" "$m/Windows/NewDir/new-link.bin" || fail "a hard link failed"
+	victim=$(find "$m/Windows" -type f ! -path '*/NewDir/*' ! -name new.bin ! -path "$f" | sort | tail -n 1)
+	rm -f "$victim"
+	d=$(find "$m/Windows" -mindepth 1 -maxdepth 1 -type d ! -name NewDir | sort | head -n 1)
+	[ -n "$d" ] && mv "$d" "$d-renamed"
+}
+
+n=0
+for v in lzms lzx64k lzx1m xpress4k two:2 unix; do
+	wim=${v%%:*}
+	image=1
+	[ "$v" != "$wim" ] && image=${v#*:}
+	n=$((n + 1))
+	"$WTGFS" init "$TMP/$n.delta" "$TMP/$wim.wim:$image" >/dev/null || fail "init on $v failed"
+	wtg_mount "$TMP/$n.delta" "$TMP/m$n"
+	change "$TMP/m$n"
+	wtg_umount "$TMP/m$n"
+	images=$(wiminfo "$TMP/$wim.wim" | sed -n 's/^Image Count: *//p')
+	"$WTGFS" export "$TMP/$n.delta" "$TMP/$wim.wim" --append --name "appended $n" --json \
+		>"$TMP/$n.json" 2>&1 || { cat "$TMP/$n.json"; fail "the append to $v failed"; }
+	jq -s -e 'map(select(.type == "result"))[0] | .raw and .incremental' "$TMP/$n.json" >/dev/null ||
+		fail "the append to $v did not go through wtgfs's appender: $(tail -n 1 "$TMP/$n.json")"
+	out=$(wimverify "$TMP/$wim.wim" 2>&1) || fail "wimverify after the append to $v: $out"
+	ntfs_apply "$TMP/$wim.wim" $((images + 1)) "$TMP/a$n.img" "$TMP/n$n"
+	wtg_mount "$TMP/$n.delta" "$TMP/m$n"
+	# (a WIM captured off Windows holds no security descriptors: wimapply
+	# leaves ntfs-3g's default on every file, its base image's too)
+	skip=
+	[ "$wim" = unix ] && skip="--skip system.ntfs_acl"
+	python3 "$CMP" $skip "$TMP/m$n" "$TMP/n$n" >"$TMP/cmp$n" 2>&1 ||
+		{ cat "$TMP/cmp$n"; fail "the appended image of $v differs from the delta"; }
+	echo "$v: $(tail -n 1 "$TMP/cmp$n")"
+	wtg_umount "$TMP/m$n"
+	umount "$TMP/n$n"
+	rm -f "$TMP/a$n.img"
+done
+echo "ok"
