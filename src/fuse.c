@@ -1261,7 +1261,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		unlock(req);
 		if (!in)
 			return (void)fuse_reply_err(req, ESTALE);
-		a = attr->st_mode & 0200 ? a & ~NTFS_ATTR_READONLY : a | NTFS_ATTR_READONLY;
+		/* (read-only is another attribute: FILE_ATTRIBUTE_NORMAL, "none
+		 * other", goes, as it does when a write sets the archive bit) */
+		a = attr->st_mode & 0200 ? a & ~NTFS_ATTR_READONLY
+					 : (a & ~NTFS_ATTR_NORMAL) | NTFS_ATTR_READONLY;
 		ret = wtg_view_set_attributes(fs->view, ino, a);
 	}
 	if (!ret && to_set & FUSE_SET_ATTR_SIZE)

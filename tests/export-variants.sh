@@ -2,13 +2,14 @@
 # wtgfs export --append on WIMs made other ways than the test images: LZMS
 # (not solid), LZX in 64 KiB and 1 MiB chunks, XPRESS in 4 KiB chunks, a
 # delta on the second image of a two-image WIM, and a WIM captured with
-# UNIX data.  Each gets the same change (a file patched in place, a new
-# file with an xattr and a second name in a new directory, a file deleted,
-# a directory renamed), goes through wtgfs's own appender, passes
+# UNIX data.  Each gets the same change (a file patched in place, one
+# made read-only, a new file with an xattr and a second name in a new
+# directory, a file deleted, a directory renamed), goes through wtgfs's
+# own appender, passes
 # wimverify, and applied with wimapply in NTFS mode equals a wtgfs mount of
 # the delta, file for file, byte for byte and xattr for xattr.  (The UNIX
 # data WIM's files have FILE_ATTRIBUTE_NORMAL, which a write must drop as
-# it sets the archive bit, as NTFS does.)
+# it sets the archive bit, and chmod as it sets read-only, as NTFS does.)
 . "$(dirname "$0")/lib.sh"
 need_root
 need_fuse
@@ -44,6 +45,8 @@ change() {
 	ln "$m/Windows/new.bin" "$m/Windows/NewDir/new-link.bin" || fail "a hard link failed"
 	victim=$(find "$m/Windows" -type f ! -path '*/NewDir/*' ! -name new.bin ! -path "$f" | sort | tail -n 1)
 	rm -f "$victim"
+	ro=$(find "$m/Windows" -type f ! -path '*/NewDir/*' ! -name new.bin ! -path "$f" | sort | head -n 1)
+	chmod a-w "$ro" || fail "chmod a-w failed"
 	d=$(find "$m/Windows" -mindepth 1 -maxdepth 1 -type d ! -name NewDir | sort | head -n 1)
 	[ -n "$d" ] && mv "$d" "$d-renamed"
 }
