@@ -70,11 +70,6 @@ struct ent {
 	size_t data_len;
 };
 
-struct rp_fact {
-	uint8_t hash[20];
-	uint16_t rp_flags;
-};
-
 struct raw {
 	struct wtg_view *view;
 	struct wtg_tree *tree;
@@ -88,8 +83,6 @@ struct raw {
 	uint8_t *mark;
 	uint64_t *group; /* a hard-linked inode's link group id, 0: none yet */
 	uint64_t next_group;
-	struct rp_fact *rps;
-	size_t nrps, rps_cap;
 	uint64_t tmp_n;
 	struct wim_append_info info;
 	struct wtg_export_guard guard;
@@ -260,15 +253,19 @@ static int stream_hash(struct raw *r, struct wtg_inode *in, struct wtg_stream *s
 	return ret;
 }
 
-static uint16_t rp_flags_of(const struct raw *r, const uint8_t hash[20], bool *found)
+/*
+ * The rp_flags wimlib gives reparse data it captures from an NTFS volume
+ * (the temporary one of wimlib's way): WIM_RP_FLAG_NOT_FIXED, except on a
+ * symbolic link or junction when fixups are on, which they are for an add
+ * to a WIM whose header says earlier images had them.  In NTFS-3G mode the
+ * fixup changes nothing but that flag (wimlib captures whole volumes).
+ */
+static uint16_t rp_flags_for(const struct raw *r, uint32_t tag)
 {
-	for (size_t i = 0; i < r->nrps; i++)
-		if (!memcmp(r->rps[i].hash, hash, 20)) {
-			*found = true;
-			return r->rps[i].rp_flags;
-		}
-	*found = false;
-	return 0;
+	enum { RP_NOT_FIXED = 0x0001 };
+	bool link = tag == 0xA000000Cu /* symlink */ || tag == 0xA0000003u /* junction */;
+
+	return link && r->info.rp_fix ? 0 : RP_NOT_FIXED;
 }
 
 /* What an inode's dentries hold, but the names. */
@@ -321,12 +318,7 @@ static int facts_of(struct raw *r, struct wtg_inode *in, struct facts *f)
 						       f->e.reparse_hash)))
 				return ret;
 		}
-		/* the base's fixups of the same data (wimlib's --rpfix), else
-		 * none for a new one */
-		bool found;
-		f->e.rp_flags = rp_flags_of(r, f->e.reparse_hash, &found);
-		if (!found)
-			return refuse(r, "%s", "new reparse data (wimlib's reparse-point fixups)");
+		f->e.rp_flags = rp_flags_for(r, f->e.reparse_tag);
 	} else if (in->nlink > 1) {
 		if (!r->group[in->ino])
 			r->group[in->ino] = ++r->next_group;
@@ -656,24 +648,6 @@ static int apply_change(struct raw *r)
 
 /* ---- the new image's counts and references ---- */
 
-static int note_rp(void *arg, const struct wim_meta_entry *e)
-{
-	struct raw *r = arg;
-	static const uint8_t zero[20];
-
-	if (!(e->attributes & ATTR_REPARSE) || !memcmp(e->reparse_hash, zero, 20))
-		return 0;
-	bool found;
-	rp_flags_of(r, e->reparse_hash, &found);
-	if (found)
-		return 0;
-	if (wtg_grow((void **)&r->rps, &r->rps_cap, r->nrps, sizeof(*r->rps)))
-		return -ENOMEM;
-	memcpy(r->rps[r->nrps].hash, e->reparse_hash, 20);
-	r->rps[r->nrps++].rp_flags = e->rp_flags;
-	return 0;
-}
-
 static int ref_one(struct raw *r, const uint8_t hash[20], uint64_t *size)
 {
 	static const uint8_t zero[20];
@@ -853,7 +827,7 @@ static void copy_meta(void *arg)
 }
 
 /* The base image's metadata read and parsed (its bytes kept by r->wa), its
- * reparse points' fixups and link groups noted. */
+ * link groups noted. */
 static void *load_meta(void *arg)
 {
 	struct raw *r = arg;
@@ -864,7 +838,7 @@ static void *load_meta(void *arg)
 	if (!ret && (ret = wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m))) {
 		if (ret != -ENOMEM)
 			r->meta_why = "the base image's metadata does not parse here";
-	} else if (!ret && !(ret = wim_meta_each(r->m, note_rp, r))) {
+	} else if (!ret) {
 		r->next_group = wim_meta_max_link_group(r->m);
 	}
 	timeline(r, "base metadata parsed");
@@ -1108,10 +1082,7 @@ static int side_facts(struct raw *r, const struct wtg_diff_entry *e, struct ent 
 						       0, fe->reparse_hash)))
 				return ret;
 		}
-		bool found;
-		fe->rp_flags = rp_flags_of(r, fe->reparse_hash, &found);
-		if (!found)
-			return refuse(r, "%s", "new reparse data (wimlib's reparse-point fixups)");
+		fe->rp_flags = rp_flags_for(r, fe->reparse_tag);
 	} else if (s->nlinks > 1 && !n->new_dir) {
 		fe->hard_link_group_id = have_old && old.hard_link_group_id ? old.hard_link_group_id
 									    : ++r->next_group;
@@ -1549,7 +1520,6 @@ static int raw_end(struct raw *r, int ret)
 	free_ents(r);
 	free(r->mark);
 	free(r->group);
-	free(r->rps);
 	free(r->seen_groups);
 	return ret;
 }

@@ -887,6 +887,7 @@ void wim_append_get_info(const struct wim_append *wa, struct wim_append_info *in
 	info->file_size = wa->old_size;
 	info->blobs = wa->nold;
 	info->integrity = wa->integrity;
+	info->rp_fix = (le32toh(wa->hdr.flags) & HDR_RP_FIX) != 0;
 }
 
 const char *wim_append_unsupported(const struct wim_append *wa)

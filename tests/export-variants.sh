@@ -1,11 +1,12 @@
 #!/bin/bash
 # wtgfs export --append on WIMs made other ways than the test images: LZMS
 # (not solid), LZX in 64 KiB and 1 MiB chunks, XPRESS in 4 KiB chunks, a
-# delta on the second image of a two-image WIM, and a WIM captured with
-# UNIX data.  Each gets the same change (a file patched in place, one
-# made read-only, a new file with an xattr and a second name in a new
-# directory, a file deleted, a directory renamed), goes through wtgfs's
-# own appender, passes
+# delta on the second image of a two-image WIM, a WIM captured with UNIX
+# data and one captured without reparse-point fixups.  Each gets the same
+# change (a file patched in place, one made read-only, a new file with an
+# xattr and a second name in a new directory, a new symlink, a file
+# deleted, a directory renamed), goes through wtgfs's own appender (the
+# symlink's reparse flags as wimlib's capture gives them), passes
 # wimverify, and applied with wimapply in NTFS mode equals a wtgfs mount of
 # the delta, file for file, byte for byte and xattr for xattr.  (The UNIX
 # data WIM's files have FILE_ATTRIBUTE_NORMAL, which a write must drop as
@@ -31,6 +32,8 @@ seq 1 20000 >"$TMP/unix/Windows/System32/lines.txt"
 mkdir -p "$TMP/unix/Windows/Temp"
 echo small >"$TMP/unix/Windows/Temp/small.txt"
 wimcapture "$TMP/unix" "$TMP/unix.wim" --unix-data >/dev/null || fail "wimcapture --unix-data failed"
+# (no reparse-point fixups recorded in its header: a new link is "not fixed")
+wimcapture "$TMP/unix" "$TMP/norpfix.wim" --norpfix >/dev/null || fail "wimcapture --norpfix failed"
 
 # change MNT: the same change on any of these trees
 change() {
@@ -43,6 +46,7 @@ change() {
 	mkdir -p "$m/Windows/NewDir/sub"
 	echo deep >"$m/Windows/NewDir/sub/deep.txt"
 	ln "$m/Windows/new.bin" "$m/Windows/NewDir/new-link.bin" || fail "a hard link failed"
+	ln -s ../new.bin "$m/Windows/NewDir/symlink" || fail "a symlink failed"
 	victim=$(find "$m/Windows" -type f ! -path '*/NewDir/*' ! -name new.bin ! -path "$f" | sort | tail -n 1)
 	rm -f "$victim"
 	ro=$(find "$m/Windows" -type f ! -path '*/NewDir/*' ! -name new.bin ! -path "$f" | sort | head -n 1)
@@ -52,7 +56,7 @@ change() {
 }
 
 n=0
-for v in lzms lzx64k lzx1m xpress4k two:2 unix; do
+for v in lzms lzx64k lzx1m xpress4k two:2 unix norpfix; do
 	wim=${v%%:*}
 	image=1
 	[ "$v" != "$wim" ] && image=${v#*:}
@@ -67,12 +71,21 @@ for v in lzms lzx64k lzx1m xpress4k two:2 unix; do
 	jq -s -e 'map(select(.type == "result"))[0] | .raw and .incremental' "$TMP/$n.json" >/dev/null ||
 		fail "the append to $v did not go through wtgfs's appender: $(tail -n 1 "$TMP/$n.json")"
 	out=$(wimverify "$TMP/$wim.wim" 2>&1) || fail "wimverify after the append to $v: $out"
+	# the new symlink's flags as wimlib's capture gives them: fixed (0) in
+	# a WIM whose header records fixups, else WIM_RP_FLAG_NOT_FIXED
+	want="tag=0xa000000c rp_flags=0x0001"
+	wiminfo "$TMP/$wim.wim" | grep -q "^Attributes:.*Relative path junction" &&
+		want="tag=0xa000000c rp_flags=0x0000"
+	"${top_builddir:?}/tests/wim_meta_dump" "$TMP/$wim.wim" $((images + 1)) "$TMP/$n.meta" ||
+		fail "dumping the metadata of $v failed"
+	got=$(/usr/bin/python3 "$top_srcdir/tests/wim-rpflags.py" "$TMP/$n.meta" /Windows/NewDir/symlink)
+	[ "$got" = "$want" ] || fail "the new symlink in $v: '$got', not '$want'"
 	ntfs_apply "$TMP/$wim.wim" $((images + 1)) "$TMP/a$n.img" "$TMP/n$n"
 	wtg_mount "$TMP/$n.delta" "$TMP/m$n"
 	# (a WIM captured off Windows holds no security descriptors: wimapply
 	# leaves ntfs-3g's default on every file, its base image's too)
 	skip=
-	[ "$wim" = unix ] && skip="--skip system.ntfs_acl"
+	case $wim in unix | norpfix) skip="--skip system.ntfs_acl" ;; esac
 	python3 "$CMP" $skip "$TMP/m$n" "$TMP/n$n" >"$TMP/cmp$n" 2>&1 ||
 		{ cat "$TMP/cmp$n"; fail "the appended image of $v differs from the delta"; }
 	echo "$v: $(tail -n 1 "$TMP/cmp$n")"

@@ -389,7 +389,7 @@ applied "$TMP/cbase.wim" 4 "$TMP/im"
 wtg_umount "$TMP/im"
 # a changed file with extended attributes: the raw append leaves the $EA
 # out, as the full capture does (wimlib 1.13's NTFS-3G capture stores
-# none); a new symlink goes the wimlib way, saying why (wimlib's fixups)
+# none); a new symlink gets the reparse flags wimlib's way gives it
 for kind in ea symlink; do
 	cp "$IMAGES/lzx.wim" "$TMP/$kind.wim"
 	"$WTGFS" init "$TMP/$kind.delta" "$TMP/$kind.wim" >/dev/null || fail "init ($kind) failed"
@@ -401,14 +401,34 @@ for kind in ea symlink; do
 		skip="--skip system.ntfs_ea"
 	else
 		ln -s ../notepad.exe "$TMP/im/Windows/Temp/notepad-link" || fail "a new symlink failed"
-		want='(.raw | not) and (.raw_reason | test("reparse"))'
+		want='.raw'
 		skip=
 	fi
 	wtg_umount "$TMP/im"
+	cp "$TMP/$kind.wim" "$TMP/$kind-orig.wim"
 	"$WTGFS" export "$TMP/$kind.delta" "$TMP/$kind.wim" --append --name "$kind" --json \
 		>"$TMP/$kind.json" 2>&1 || { cat "$TMP/$kind.json"; fail "the append with a $kind failed"; }
 	jq -s -e "map(select(.type == \"result\"))[0] | .incremental and $want" \
 		"$TMP/$kind.json" >/dev/null || fail "a $kind: $(tail -n 1 "$TMP/$kind.json")"
+	if [ "$kind" = symlink ]; then
+		# the new link's reparse tag and flags (wimlib's fixup flag) are
+		# what wimlib's way gives it
+		mv "$TMP/$kind.wim" "$TMP/$kind-raw.wim"
+		cp "$TMP/$kind-orig.wim" "$TMP/$kind.wim"
+		WTGFS_EXPORT_RAW=0 "$WTGFS" export "$TMP/$kind.delta" "$TMP/$kind.wim" --append \
+			--name "$kind" >"$TMP/$kind-wimlib.out" 2>&1 ||
+			{ cat "$TMP/$kind-wimlib.out"; fail "the wimlib append with a $kind failed"; }
+		"${top_builddir:?}/tests/wim_meta_dump" "$TMP/$kind.wim" 2 "$TMP/$kind-wimlib.meta" &&
+			"${top_builddir:?}/tests/wim_meta_dump" "$TMP/$kind-raw.wim" 2 "$TMP/$kind-raw.meta" ||
+			fail "dumping the metadata failed"
+		link=/Windows/Temp/notepad-link
+		rp_raw=$(/usr/bin/python3 "$top_srcdir/tests/wim-rpflags.py" "$TMP/$kind-raw.meta" "$link")
+		rp_wimlib=$(/usr/bin/python3 "$top_srcdir/tests/wim-rpflags.py" "$TMP/$kind-wimlib.meta" "$link")
+		[ "$rp_raw" = "$rp_wimlib" ] && [ "$rp_raw" != none ] ||
+			fail "the new symlink: '$rp_raw' by the raw append, '$rp_wimlib' by wimlib's way"
+		mv "$TMP/$kind-raw.wim" "$TMP/$kind.wim"
+	fi
+	rm -f "$TMP/$kind-orig.wim"
 	wim_clean "$TMP/$kind.wim"
 	wtg_mount "$TMP/$kind.delta" "$TMP/ir"
 	# shellcheck disable=SC2086

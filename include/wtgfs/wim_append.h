@@ -53,6 +53,7 @@ struct wim_append_info {
 	uint64_t file_size; /* when opened */
 	uint64_t blobs;	    /* entries in the blob table */
 	bool integrity;	    /* it has an integrity table (an append keeps one) */
+	bool rp_fix;	    /* its header says reparse-point fixups were done */
 };
 
 /* What an append wrote, for messages and the tests. */
