@@ -78,7 +78,8 @@ for v in lzms lzx64k lzx1m xpress4k two:2 unix norpfix; do
 		want="tag=0xa000000c rp_flags=0x0000"
 	"${top_builddir:?}/tests/wim_meta_dump" "$TMP/$wim.wim" $((images + 1)) "$TMP/$n.meta" ||
 		fail "dumping the metadata of $v failed"
-	got=$(/usr/bin/python3 "$top_srcdir/tests/wim-rpflags.py" "$TMP/$n.meta" /Windows/NewDir/symlink)
+	got=$(python3 "$top_srcdir/tests/wimcorrupt.py" "$TMP/$wim.wim" reparse /Windows/NewDir/symlink \
+		--image $((images + 1)) --metadata "$TMP/$n.meta")
 	[ "$got" = "$want" ] || fail "the new symlink in $v: '$got', not '$want'"
 	ntfs_apply "$TMP/$wim.wim" $((images + 1)) "$TMP/a$n.img" "$TMP/n$n"
 	wtg_mount "$TMP/$n.delta" "$TMP/m$n"

@@ -340,28 +340,35 @@ wtg_mount "$TMP/i.delta" "$TMP/ir" --at inc
 applied "$IB" 4 "$TMP/ir"
 wtg_umount "$TMP/ir"
 # --check: the raw append writes an integrity table, which wimlib checks
-INTEG="/usr/bin/python3 $top_srcdir/tests/wim-integrity.py"
+CORRUPT="python3 $top_srcdir/tests/wimcorrupt.py"
+# integ_shape WIM: "none", or its integrity table's chunk size and entries
+integ_shape() { $CORRUPT "$1" list | sed -n 's/^integrity table: //p'; }
+# integ_op WIM OP [ARGS...]: a tests/wimcorrupt.py operation on WIM in place
+integ_op() {
+	local wim=$1
+	shift
+	$CORRUPT "$wim" "$@" -o "$wim.new" >/dev/null && mv "$wim.new" "$wim"
+}
 cp "$IMAGES/lzx.wim" "$TMP/cbase.wim"
 "$WTGFS" init "$TMP/c.delta" "$TMP/cbase.wim" >/dev/null || fail "init (check) failed"
 wtg_mount "$TMP/c.delta" "$TMP/im"
 echo "checked" >"$TMP/im/Windows/checked.txt"
 wtg_umount "$TMP/im"
-[ "$($INTEG count "$TMP/cbase.wim")" = none ] || fail "the test WIM has an integrity table already"
+[ "$(integ_shape "$TMP/cbase.wim")" = none ] || fail "the test WIM has an integrity table already"
 killed_export integrity "$TMP/cbase.wim" "while it hashes the WIM for the integrity table" \
 	"$TMP/c.delta" "$TMP/cbase.wim" --append --name killed --check
 "$WTGFS" export "$TMP/c.delta" "$TMP/cbase.wim" --append --name checked --check --json \
 	>"$TMP/icheck.json" 2>&1 || { cat "$TMP/icheck.json"; fail "the append with --check failed"; }
 jq -s -e 'map(select(.type == "result"))[0] | .incremental and .raw and .integrity_chunks_hashed > 0' \
 	"$TMP/icheck.json" >/dev/null || fail "--check: $(tail -n 1 "$TMP/icheck.json")"
-[ "$($INTEG count "$TMP/cbase.wim")" != none ] || fail "--check wrote no integrity table"
+[ "$(integ_shape "$TMP/cbase.wim")" != none ] || fail "--check wrote no integrity table"
 "$WTGFS" info "$TMP/cbase.wim" --json | jq -e '.integrity_table' >/dev/null ||
 	fail "wtgfs info does not see the integrity table"
 wim_clean "$TMP/cbase.wim"
 # ... a WIM with an integrity table keeps one, its entries for the bytes
 # the append left alone kept (a table of 4 KiB chunks: many of them), the
 # rest hashed, and wimlib checks every one
-/usr/bin/python3 "$top_srcdir/tests/wim-integrity.py" rechunk "$TMP/cbase.wim" 4096 ||
-	fail "rechunking the integrity table failed"
+integ_op "$TMP/cbase.wim" integrity-chunks 4096 || fail "rechunking the integrity table failed"
 wim_clean "$TMP/cbase.wim"
 wtg_mount "$TMP/c.delta" "$TMP/im"
 echo "checked again" >"$TMP/im/Windows/checked2.txt"
@@ -370,10 +377,10 @@ wtg_umount "$TMP/im"
 	>"$TMP/iinteg.json" 2>&1 || { cat "$TMP/iinteg.json"; fail "the append to a WIM with an integrity table failed"; }
 jq -s -e 'map(select(.type == "result"))[0] | .raw and .integrity_chunks_reused > 100 and .integrity_chunks_hashed > 0' \
 	"$TMP/iinteg.json" >/dev/null || fail "an integrity table: $(tail -n 1 "$TMP/iinteg.json")"
-[ "$($INTEG count "$TMP/cbase.wim" | cut -d' ' -f1)" = 4096 ] || fail "the append changed the table's chunk size"
+integ_shape "$TMP/cbase.wim" | grep -q "^chunk_size=4096 " || fail "the append changed the table's chunk size"
 wim_clean "$TMP/cbase.wim"
 # ... a malformed old table is written afresh, with a warning
-$INTEG malform "$TMP/cbase.wim" || fail "malforming the integrity table failed"
+integ_op "$TMP/cbase.wim" integrity-size || fail "malforming the integrity table failed"
 wtg_mount "$TMP/c.delta" "$TMP/im"
 echo "checked a third time" >"$TMP/im/Windows/checked3.txt"
 wtg_umount "$TMP/im"
@@ -382,7 +389,7 @@ wtg_umount "$TMP/im"
 grep -q "integrity table is not valid" "$TMP/imal.err" || fail "no warning for a malformed integrity table: $(cat "$TMP/imal.err")"
 jq -s -e 'map(select(.type == "result"))[0] | .raw and .integrity_chunks_reused == 0' \
 	"$TMP/imal.json" >/dev/null || fail "a malformed table: $(tail -n 1 "$TMP/imal.json")"
-[ "$($INTEG count "$TMP/cbase.wim" | cut -d' ' -f1)" = 10485760 ] || fail "a fresh table is not of 10 MiB chunks"
+integ_shape "$TMP/cbase.wim" | grep -q "^chunk_size=10485760 " || fail "a fresh table is not of 10 MiB chunks"
 wim_clean "$TMP/cbase.wim"
 wtg_mount "$TMP/c.delta" "$TMP/im"
 applied "$TMP/cbase.wim" 4 "$TMP/im"
@@ -422,8 +429,10 @@ for kind in ea symlink; do
 			"${top_builddir:?}/tests/wim_meta_dump" "$TMP/$kind-raw.wim" 2 "$TMP/$kind-raw.meta" ||
 			fail "dumping the metadata failed"
 		link=/Windows/Temp/notepad-link
-		rp_raw=$(/usr/bin/python3 "$top_srcdir/tests/wim-rpflags.py" "$TMP/$kind-raw.meta" "$link")
-		rp_wimlib=$(/usr/bin/python3 "$top_srcdir/tests/wim-rpflags.py" "$TMP/$kind-wimlib.meta" "$link")
+		rp_raw=$($CORRUPT "$TMP/$kind-raw.wim" reparse "$link" --image 2 \
+			--metadata "$TMP/$kind-raw.meta")
+		rp_wimlib=$($CORRUPT "$TMP/$kind.wim" reparse "$link" --image 2 \
+			--metadata "$TMP/$kind-wimlib.meta")
 		[ "$rp_raw" = "$rp_wimlib" ] && [ "$rp_raw" != none ] ||
 			fail "the new symlink: '$rp_raw' by the raw append, '$rp_wimlib' by wimlib's way"
 		mv "$TMP/$kind-raw.wim" "$TMP/$kind.wim"
@@ -440,7 +449,6 @@ done
 wtg_mount "$TMP/i.delta" "$TMP/im"
 head -c 200000 /dev/urandom >"$TMP/im/Windows/killed-raw.sys"
 wtg_umount "$TMP/im"
-cp "$IB" "$TMP/ikill.wim"
 images_k=$(wiminfo "$IB" | grep -c '^Index:')
 for at in append-header write@1; do
 	killed_export "$at" "$IB" "at $at (raw)" "$TMP/i.delta" "$IB" --append --name killed

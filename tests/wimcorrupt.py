@@ -11,6 +11,9 @@ Usage:
   wimcorrupt.py WIM solid-size SIZE             -o OUT.esd
   wimcorrupt.py WIM move-blob SHA1HEX OFFSET    -o OUT.esd
   wimcorrupt.py WIM set-metadata FILE           -o OUT.wim
+  wimcorrupt.py WIM integrity-chunks SIZE       -o OUT.wim
+  wimcorrupt.py WIM integrity-size              -o OUT.wim
+  wimcorrupt.py WIM reparse PATH [--metadata FILE]
 
 Common options:
   --image N   image to work on (default 1)
@@ -37,6 +40,16 @@ bytes (an uncompressed metadata resource, as wim_meta writes them), stored
 uncompressed after the end of the file, its blob table entry (and the boot
 entry of the header) pointing there with FILE's SHA-1; refused for a WIM with
 an integrity table.
+
+integrity-chunks: not a fault: the integrity table is written again with
+chunks of SIZE bytes (wimlib and WIMGAPI write 10 MiB; small chunks let a
+small WIM show which entries an append keeps), after the end of the file.
+integrity-size: the integrity table's own size field disagrees with its
+header entry, as in a damaged table.
+reparse: prints PATH's reparse tag and rp_flags ('none' when it is not a
+reparse point); --metadata FILE takes the image's metadata from FILE (an
+uncompressed metadata resource, as tests/wim_meta_dump writes it), for a
+WIM whose metadata is compressed.
 
 PATH is a '/'-separated path from the image root ("dir1/abc.txt") or a bare
 name that matches exactly one dentry anywhere in the image.
@@ -179,6 +192,10 @@ class Wim:
         blob.hash = h
         self.data[blob.file_off + 30:blob.file_off + 50] = h
 
+    def integrity_end(self):
+        """The end of the bytes an integrity table covers: the blob table's."""
+        return self.bt.offset + self.bt.size
+
     def fix_integrity(self):
         """Recompute the integrity table (if any) over [208, blob table end)."""
         ig = self.integ
@@ -186,18 +203,20 @@ class Wim:
             return False
         base = ig.offset
         table_size, num, csize = struct.unpack_from("<III", self.data, base)
-        end = self.bt.offset + self.bt.size
+        end = self.integrity_end()
         total = end - HEADER_SIZE
         want = (total + csize - 1) // csize if csize else 0
         if csize == 0 or want != num or 12 + num * 20 > ig.size:
             raise Fail("integrity table has unexpected shape (chunk size %d, "
                        "%d entries, expected %d); cannot recompute" % (csize, num, want))
-        for i in range(num):
-            s = HEADER_SIZE + i * csize
-            e = min(s + csize, end)
-            h = hashlib.sha1(self.data[s:e]).digest()
-            self.data[base + 12 + i * 20:base + 12 + (i + 1) * 20] = h
+        self.data[base + 12:base + 12 + num * 20] = integrity_sums(self.data, end, csize)
         return True
+
+
+def integrity_sums(data, end, csize):
+    """The SHA-1 of each csize-byte chunk of data[208:end]."""
+    return b"".join(hashlib.sha1(data[s:min(s + csize, end)]).digest()
+                    for s in range(HEADER_SIZE, end, csize))
 
 
 # ---------------------------------------------------------------------------
@@ -232,6 +251,8 @@ def parse_dentry(buf, off, parent):
     d = Dentry(off, parent)
     d.length = raw_len
     d.attributes, d.security_id, d.subdir = struct.unpack_from("<IiQ", buf, off + 8)
+    # (a reparse point's tag and rp_flags; a link group id otherwise)
+    d.reparse_tag, _, d.rp_flags = struct.unpack_from("<IHH", buf, off + 0x58)
     d.main_hash = bytes(buf[off + 64:off + 84])
     d.num_streams, d.short_nbytes, d.name_nbytes = struct.unpack_from("<HHH", buf, off + 96)
     d.name_off = off + DENTRY_DISK_SIZE
@@ -251,21 +272,25 @@ def parse_dentry(buf, off, parent):
 
 
 class Metadata:
-    def __init__(self, wim, image):
+    def __init__(self, wim, image, buf=None):
         self.wim = wim
         self.blob = wim.metadata_blob(image)
         r = self.blob.reshdr
-        if r.flags & (RF_COMPRESSED | RF_SOLID):
+        if buf is not None:
+            self.base = None  # (read only: not written back)
+            self.buf = buf
+        elif r.flags & (RF_COMPRESSED | RF_SOLID):
             raise Fail("metadata resource of image %d is compressed (WIM compression: %s); "
                        "this operation needs an uncompressed metadata resource - capture with "
                        "--compress=none (or convert: wimoptimize --compress=none)"
                        % (image, wim.ctype_name()))
-        if r.size != r.usize:
+        elif r.size != r.usize:
             raise Fail("uncompressed metadata resource with size_in_wim != uncompressed size")
-        self.base = r.offset
-        self.buf = wim.data[r.offset:r.offset + r.size]  # a copy; written back in commit()
-        if len(self.buf) != r.size:
-            raise Fail("metadata resource extends past end of file")
+        else:
+            self.base = r.offset
+            self.buf = wim.data[r.offset:r.offset + r.size]  # a copy; written back in commit()
+            if len(self.buf) != r.size:
+                raise Fail("metadata resource extends past end of file")
         sd_len = struct.unpack_from("<I", self.buf, 0)[0]
         sd_len = (sd_len + 7) & ~7
         if sd_len == 0:
@@ -353,6 +378,11 @@ def op_list(wim, args):
         r = Reshdr(wim.data[off:off + 24])
         print("  %-13s offset=%d size=%d usize=%d flags=%s"
               % (name, r.offset, r.size, r.usize, r.flagstr()))
+    if wim.integ.offset:
+        size, num, csize = struct.unpack_from("<III", wim.data, wim.integ.offset)
+        print("integrity table: chunk_size=%d entries=%d" % (csize, num))
+    else:
+        print("integrity table: none")
     print("blob table (%d entries):" % len(wim.blobs))
     print("  %4s %10s %10s %12s %-22s %5s %s"
           % ("#", "offset", "stored", "original", "flags", "refs", "sha1"))
@@ -545,6 +575,41 @@ def op_move_blob(wim, args):
     print("blob %s: offset in its solid resource %d -> %d" % (args.sha1, old, args.offset))
 
 
+def op_integrity_chunks(wim, args):
+    if args.size < 1:
+        raise Fail("SIZE must be positive")
+    sums = integrity_sums(wim.data, wim.integrity_end(), args.size)
+    table = struct.pack("<III", 12 + len(sums), len(sums) // 20, args.size) + sums
+    r = Reshdr(bytes(24))
+    r.size, r.offset, r.usize = len(table), len(wim.data), len(table)
+    wim.data += table
+    wim.data[H_INTEGRITY:H_INTEGRITY + 24] = r.pack()
+    print("integrity table of %d entries of %d bytes at %d" % (len(sums) // 20, args.size, r.offset))
+
+
+def op_integrity_size(wim, args):
+    if not wim.integ.offset:
+        raise Fail("the WIM has no integrity table")
+    struct.pack_into("<I", wim.data, wim.integ.offset, wim.integ.size + 20)
+    print("integrity table's size field %d -> %d" % (wim.integ.size, wim.integ.size + 20))
+
+
+def op_reparse(wim, args):
+    buf = None
+    if args.metadata:
+        try:
+            with open(args.metadata, "rb") as f:
+                buf = bytearray(f.read())
+        except OSError as e:
+            raise Fail("cannot read %s: %s" % (args.metadata, e.strerror))
+    d = Metadata(wim, args.image, buf).find(args.path)
+    if not d.attributes & FILE_ATTRIBUTE_REPARSE_POINT:
+        print("none")
+    else:
+        print("tag=0x%08x rp_flags=0x%04x" % (d.reparse_tag, d.rp_flags))
+    return 0
+
+
 def op_set_metadata(wim, args):
     try:
         with open(args.file, "rb") as f:
@@ -599,6 +664,12 @@ def parse_args(argv):
     s.add_argument("offset", type=lambda x: int(x, 0))
     s = sub.add_parser("set-metadata", help="the image's metadata resource from FILE")
     s.add_argument("file")
+    s = sub.add_parser("integrity-chunks", help="the integrity table again in SIZE-byte chunks")
+    s.add_argument("size", type=lambda x: int(x, 0))
+    sub.add_parser("integrity-size", help="the integrity table's size field off by 20")
+    s = sub.add_parser("reparse", help="print a dentry's reparse tag and rp_flags")
+    s.add_argument("path")
+    s.add_argument("--metadata", help="the image's uncompressed metadata resource, from FILE")
     sub.add_parser("list", help="print header, blob table and dentry tree")
     # allow -o/--image/-e anywhere on the command line
     a, rest = p.parse_known_args(argv)
@@ -643,15 +714,22 @@ def main(argv):
         wim = Wim(data)
         if args.op == "list":
             return op_list(wim, args)
+        if args.op == "reparse":
+            return op_reparse(wim, args)
         if not args.output:
             die("-o OUT.wim is required")
         if os.path.abspath(args.output) == os.path.abspath(args.wim):
             die("OUT.wim must differ from the input")
-        {"rename": op_rename, "dupname": op_dupname, "cycle": op_cycle,
-         "flip-data": op_flip, "solid-size": op_solid_size,
-         "move-blob": op_move_blob, "set-metadata": op_set_metadata}[args.op](wim, args)
-        if wim.fix_integrity():
-            print("integrity table recomputed")
+        integrity_ops = {"integrity-chunks": op_integrity_chunks,
+                         "integrity-size": op_integrity_size}
+        if args.op in integrity_ops:
+            integrity_ops[args.op](wim, args)  # (the table is what they change)
+        else:
+            {"rename": op_rename, "dupname": op_dupname, "cycle": op_cycle,
+             "flip-data": op_flip, "solid-size": op_solid_size,
+             "move-blob": op_move_blob, "set-metadata": op_set_metadata}[args.op](wim, args)
+            if wim.fix_integrity():
+                print("integrity table recomputed")
     except Fail as e:
         die(str(e))
     tmp = args.output + ".tmp%d" % os.getpid()
