@@ -34,6 +34,7 @@
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
 #include "wtgfs/mem.h"
+#include "wtgfs/ntfs.h"
 #include "wtgfs/source.h"
 #include "wtgfs/store.h"
 #include "wtgfs/tree.h"
@@ -262,10 +263,9 @@ static int stream_hash(struct raw *r, struct wtg_inode *in, struct wtg_stream *s
  */
 static uint16_t rp_flags_for(const struct raw *r, uint32_t tag)
 {
-	enum { RP_NOT_FIXED = 0x0001 };
-	bool link = tag == 0xA000000Cu /* symlink */ || tag == 0xA0000003u /* junction */;
+	bool link = tag == NTFS_REPARSE_TAG_SYMLINK || tag == NTFS_REPARSE_TAG_MOUNT_POINT;
 
-	return link && r->info.rp_fix ? 0 : RP_NOT_FIXED;
+	return link && r->info.rp_fix ? 0 : WIM_META_RP_NOT_FIXED;
 }
 
 /* What an inode's dentries hold, but the names. */

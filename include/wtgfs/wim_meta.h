@@ -63,6 +63,10 @@ struct wim_meta_stream {
 	uint8_t hash[WIM_META_HASH_LEN]; /* SHA-1 of the data; all zero: empty */
 };
 
+/* rp_flags: the target of a symlink or junction was stored as it was, not
+ * fixed up to the image's root (wimlib's WIM_RP_FLAG_NOT_FIXED) */
+#define WIM_META_RP_NOT_FIXED 0x0001u
+
 /* The facts one dentry (one name of an inode) holds. */
 struct wim_meta_entry {
 	const char *name;     /* long name, UTF-8/WTF-8; "" for the root */
@@ -73,7 +77,7 @@ struct wim_meta_entry {
 	/* With FILE_ATTRIBUTE_REPARSE_POINT (which then has no link group): */
 	uint32_t reparse_tag;
 	uint16_t rp_reserved; /* the reparse header's reserved field */
-	uint16_t rp_flags;    /* wimlib's: 0x0001 = not fixed up */
+	uint16_t rp_flags;    /* wimlib's: WIM_META_RP_NOT_FIXED or 0 */
 	/* Without it: 0 when the inode has one name; equal ids = one inode. */
 	uint64_t hard_link_group_id;
 	uint32_t unknown_0x54; /* kept as read; 0 for new dentries */
