@@ -100,11 +100,12 @@ struct raw {
 	void *copy;
 	/* the walk of the new image */
 	uint64_t dirs, files, total, hardlink;
-	struct seen_group {
+	struct seen_link {
 		uint64_t id, size; /* a link group and its first name's bytes */
-	} * seen_groups;
+		uint8_t hash[20];  /* its unnamed data */
+	} * seen_links;
 	size_t nseen, seen_cap;
-	bool link_sizes_differ; /* a link group whose names' bytes differ */
+	bool link_sizes_differ; /* a file whose names' bytes differ */
 	struct timespec t0; /* when the append began, for -v's timeline */
 };
 
@@ -680,46 +681,66 @@ static int entry_bytes(struct raw *r, const struct wim_meta_entry *e, uint64_t *
 	return 0;
 }
 
-/* A link group seen first now (false) or again (true, @first its first
- * name's bytes): a set of the groups (open addressing, under half full). */
-static int seen_group(struct raw *r, uint64_t id, uint64_t size, bool *again, uint64_t *first)
+/* A link (a group id and the unnamed data's hash: the names of a group link
+ * only where those agree) seen first now (false) or again (true, @first
+ * its first name's bytes): a set of them (open addressing, under half
+ * full). */
+static int seen_link(struct raw *r, const struct wim_meta_entry *e, uint64_t size, bool *again,
+		     uint64_t *first)
 {
+	uint64_t id = e->hard_link_group_id;
+	size_t mask;
+
 	if (r->nseen * 2 >= r->seen_cap) {
 		size_t cap = r->seen_cap ? r->seen_cap * 2 : 1024;
-		struct seen_group *v = calloc(cap, sizeof(*v));
+		struct seen_link *v = calloc(cap, sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		for (size_t i = 0; i < r->seen_cap; i++)
-			if (r->seen_groups[i].id) {
-				size_t h = (size_t)(r->seen_groups[i].id * 0x9E3779B97F4A7C15ull) & (cap - 1);
+			if (r->seen_links[i].id) {
+				uint64_t key = r->seen_links[i].id * 0x9E3779B97F4A7C15ull;
+				size_t h = (size_t)key & (cap - 1);
 				while (v[h].id)
 					h = (h + 1) & (cap - 1);
-				v[h] = r->seen_groups[i];
+				v[h] = r->seen_links[i];
 			}
-		free(r->seen_groups);
-		r->seen_groups = v;
+		free(r->seen_links);
+		r->seen_links = v;
 		r->seen_cap = cap;
 	}
-	size_t h = (size_t)(id * 0x9E3779B97F4A7C15ull) & (r->seen_cap - 1);
-	for (; r->seen_groups[h].id; h = (h + 1) & (r->seen_cap - 1))
-		if (r->seen_groups[h].id == id) {
+	mask = r->seen_cap - 1;
+	size_t h = (size_t)(id * 0x9E3779B97F4A7C15ull) & mask;
+	for (; r->seen_links[h].id; h = (h + 1) & mask)
+		if (r->seen_links[h].id == id && !memcmp(r->seen_links[h].hash, e->hash, 20)) {
 			*again = true;
-			*first = r->seen_groups[h].size;
+			*first = r->seen_links[h].size;
 			return 0;
 		}
-	r->seen_groups[h] = (struct seen_group){id, size};
+	r->seen_links[h].id = id;
+	r->seen_links[h].size = size;
+	memcpy(r->seen_links[h].hash, e->hash, 20);
 	r->nseen++;
 	*again = false;
 	return 0;
 }
 
+/* Whether @e may be a further name of a file (wimlib's rule, and DISM's:
+ * a group id names one file only where the names' unnamed data agree, and
+ * never a directory; a reparse point's dentry holds no group id). */
+static bool may_link(const struct wim_meta_entry *e)
+{
+	return e->hard_link_group_id && !(e->attributes & (ATTR_DIRECTORY | ATTR_REPARSE));
+}
+
 /*
  * One dentry of the new image counted (the XML's counts) and its blobs
- * referenced, in the nodes' order (wim_meta_each: no paths built).  The
- * hard-link bytes are those of every name of a group but the first in the
- * tree's order: the same sum in any order when a group's names hold the
- * same bytes, as an inode's names do; should they differ, the hard-link
- * bytes are counted again in the tree's order (hardlink_in_order).
+ * referenced, in the nodes' order (wim_meta_each: no paths built).  As
+ * wimlib counts: each name of a file adds the file's bytes to the total,
+ * and every name but the first (in the tree's order) to the hard-link
+ * bytes, the file's bytes being its first name's streams.  In any order
+ * that is the same sum when a file's names hold the same bytes, as they
+ * do; should they differ, the bytes are counted again in the tree's order
+ * (bytes_in_order).
  */
 static int count(void *arg, const struct wim_meta_entry *e)
 {
@@ -738,8 +759,8 @@ static int count(void *arg, const struct wim_meta_entry *e)
 		if ((ret = ref_one(r, e->streams[i].hash, &size)))
 			return ret;
 	r->total += size;
-	if (e->hard_link_group_id && !(e->attributes & ATTR_REPARSE)) {
-		if ((ret = seen_group(r, e->hard_link_group_id, size, &again, &first)))
+	if (may_link(e)) {
+		if ((ret = seen_link(r, e, size, &again, &first)))
 			return ret;
 		if (again) {
 			r->hardlink += size;
@@ -749,22 +770,20 @@ static int count(void *arg, const struct wim_meta_entry *e)
 	return 0;
 }
 
-static int hardlink_in_order(void *arg, const char *path, const struct wim_meta_entry *e)
+static int bytes_in_order(void *arg, const char *path, const struct wim_meta_entry *e)
 {
 	struct raw *r = arg;
 	uint64_t size, first;
-	bool again;
+	bool again = false;
 	int ret;
 
 	(void)path;
-	if (!e->hard_link_group_id || (e->attributes & ATTR_REPARSE))
-		return 0;
 	if (entry_bytes(r, e, &size))
 		return refuse(r, "%s", "the image references a blob the WIM does not hold");
-	if ((ret = seen_group(r, e->hard_link_group_id, size, &again, &first)))
+	if (may_link(e) && (ret = seen_link(r, e, size, &again, &first)))
 		return ret;
-	if (again)
-		r->hardlink += size;
+	r->total += again ? first : size;
+	r->hardlink += again ? first : 0;
 	return 0;
 }
 
@@ -775,10 +794,10 @@ static int count_image(struct raw *r)
 
 	if (ret || !r->link_sizes_differ)
 		return ret;
-	r->hardlink = 0;
+	r->total = r->hardlink = 0;
 	r->nseen = 0;
-	memset(r->seen_groups, 0, r->seen_cap * sizeof(*r->seen_groups));
-	return wim_meta_walk(r->m, hardlink_in_order, r);
+	memset(r->seen_links, 0, r->seen_cap * sizeof(*r->seen_links));
+	return wim_meta_walk(r->m, bytes_in_order, r);
 }
 
 /* ---- the whole ---- */
@@ -1520,7 +1539,7 @@ static int raw_end(struct raw *r, int ret)
 	free_ents(r);
 	free(r->mark);
 	free(r->group);
-	free(r->seen_groups);
+	free(r->seen_links);
 	return ret;
 }
 

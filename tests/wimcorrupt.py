@@ -14,6 +14,7 @@ Usage:
   wimcorrupt.py WIM integrity-chunks SIZE       -o OUT.wim
   wimcorrupt.py WIM integrity-size              -o OUT.wim
   wimcorrupt.py WIM reparse PATH [--metadata FILE]
+  wimcorrupt.py WIM link-group PATH1 PATH2      -o OUT.wim
 
 Common options:
   --image N   image to work on (default 1)
@@ -50,6 +51,11 @@ reparse: prints PATH's reparse tag and rp_flags ('none' when it is not a
 reparse point); --metadata FILE takes the image's metadata from FILE (an
 uncompressed metadata resource, as tests/wim_meta_dump writes it), for a
 WIM whose metadata is compressed.
+
+link-group: PATH2 gets PATH1's hard link group id (PATH1 must have one), as
+in the install.wim of Windows 7 whose groups name files of different data
+(wimlib and DISM link the names of a group only where their unnamed data
+agree, and never a directory).
 
 PATH is a '/'-separated path from the image root ("dir1/abc.txt") or a bare
 name that matches exactly one dentry anywhere in the image.
@@ -442,6 +448,22 @@ def op_dupname(wim, args):
           % (b.path(), b.off, a.name, a.path()))
 
 
+def op_link_group(wim, args):
+    md = Metadata(wim, args.image)
+    a = md.find(args.name1)
+    b = md.find(args.name2)
+    if a is b:
+        raise Fail("PATH1 and PATH2 are the same dentry")
+    if (a.attributes | b.attributes) & FILE_ATTRIBUTE_REPARSE_POINT:
+        raise Fail("a reparse point has no link group id")
+    gid = struct.unpack_from("<Q", md.buf, a.off + 0x58)[0]
+    if not gid:
+        raise Fail("%s is in no link group" % a.path())
+    struct.pack_into("<Q", md.buf, b.off + 0x58, gid)
+    md.commit()
+    print("dentry %s now in link group %d, with %s" % (b.path(), gid, a.path()))
+
+
 def op_cycle(wim, args):
     md = Metadata(wim, args.image)
     d = md.find(args.dirname)
@@ -648,6 +670,9 @@ def parse_args(argv):
     s = sub.add_parser("dupname", help="give NAME2 the name of NAME1 (same directory)")
     s.add_argument("name1")
     s.add_argument("name2")
+    s = sub.add_parser("link-group", help="give PATH2 the hard link group id of PATH1")
+    s.add_argument("name1")
+    s.add_argument("name2")
     s = sub.add_parser("cycle", help="point a directory's subdir_offset at an ancestor's children")
     s.add_argument("dirname")
     s.add_argument("--to", help="ancestor path, or 'parent' (default: the root)")
@@ -725,7 +750,7 @@ def main(argv):
         if args.op in integrity_ops:
             integrity_ops[args.op](wim, args)  # (the table is what they change)
         else:
-            {"rename": op_rename, "dupname": op_dupname, "cycle": op_cycle,
+            {"rename": op_rename, "dupname": op_dupname, "link-group": op_link_group, "cycle": op_cycle,
              "flip-data": op_flip, "solid-size": op_solid_size,
              "move-blob": op_move_blob, "set-metadata": op_set_metadata}[args.op](wim, args)
             if wim.fix_integrity():
