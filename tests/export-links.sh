@@ -7,7 +7,7 @@
 # with a named stream of its own (c.bin, which wimlib links to a.bin, its
 # stream dropped, so its names' bytes differ).  The raw append's XML counts
 # (directories, files, total and hard-link bytes) are those wimlib gives the
-# same tree captured afresh, the appended image passes wimverify, and
+# same tree captured afresh (a new file added, a.bin and b.bin changed), the appended image passes wimverify, and
 # applied with wimapply it equals a wtgfs mount of the delta.
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -45,6 +45,9 @@ wtg_mount "$TMP/l.delta" "$TMP/m"
 [ "$(stat -c %h "$TMP/m/d/b.bin")" = 1 ] || fail "b.bin is linked to a file of other data"
 [ "$(stat -c %h "$TMP/m/d/c.bin")" = 3 ] || fail "c.bin is not linked to a.bin"
 echo new >"$TMP/m/d/new.txt"
+# (a file of the group, and the file that stands alone in it, changed)
+echo patched | dd of="$TMP/m/d/a.bin" bs=1 seek=100 conv=notrunc status=none
+echo more >>"$TMP/m/d/b.bin"
 wtg_umount "$TMP/m"
 
 "$WTGFS" export "$TMP/l.delta" "$TMP/base.wim" --append --name appended --json >"$TMP/a.json" 2>&1 ||
