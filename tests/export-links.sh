@@ -7,8 +7,9 @@
 # with a named stream of its own (c.bin, which wimlib links to a.bin, its
 # stream dropped, so its names' bytes differ).  The raw append's XML counts
 # (directories, files, total and hard-link bytes) are those wimlib gives the
-# same tree captured afresh (a new file added, a.bin and b.bin changed), the appended image passes wimverify, and
-# applied with wimapply it equals a wtgfs mount of the delta.
+# same tree captured afresh (a new file added, a.bin and b.bin changed),
+# the appended image passes wimverify, and applied with wimapply it equals
+# a wtgfs mount of the delta.
 . "$(dirname "$0")/lib.sh"
 need_root
 need_fuse
