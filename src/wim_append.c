@@ -299,6 +299,8 @@ static int run_add(struct wim_append *wa, uint64_t from, uint64_t to, uint64_t l
 
 /* ---- the blob index ---- */
 
+static bool is_solid_resource(const struct reshdr *r);
+
 static size_t hash_of(const uint8_t sha1[20], size_t mask)
 {
 	uint64_t h;
@@ -321,7 +323,7 @@ static int index_build(struct wim_append *wa, size_t want)
 	wa->index_size = size;
 	for (size_t i = 0; i < wa->nblobs; i++) {
 		const struct blob *b = &wa->blobs[i];
-		if (b->r.flags & RESHDR_METADATA)
+		if ((b->r.flags & RESHDR_METADATA) || is_solid_resource(&b->r))
 			continue;
 		size_t h = hash_of(b->sha1, size - 1);
 		for (; idx[h]; h = (h + 1) & (size - 1))
@@ -587,6 +589,121 @@ static int read_header(struct wim_append *wa)
 	return 0;
 }
 
+/*
+ * Solid resources (an ESD's, WIM version 3584), as wimlib and WIMGAPI read
+ * them: a run of consecutive entries with the SOLID flag holds entries of
+ * resources (uncompressed size 2^32, their own size, chunk size and
+ * compression in a header at the resource's start) and entries of the
+ * blobs in them (offset and size within the run's resources one after the
+ * other, a blob in one resource).  Any other entry ends a run.  The
+ * appender never reads a solid blob (a changed file's old bytes come from
+ * the base's source) and never reuses its chunks; it keeps every entry as
+ * it was, its references counted.  Since the new table puts the metadata
+ * entries first, a metadata entry between two runs (which would join them)
+ * is not handled.
+ */
+#define SOLID_RESOURCE_MAGIC (1ull << 32)
+
+struct solid_run {
+	bool open, ended_by_meta;
+	uint64_t *usize; /* each resource's uncompressed size, in the run's order */
+	size_t nres, cap;
+};
+
+static bool is_solid_resource(const struct reshdr *r)
+{
+	return (r->flags & RESHDR_SOLID) && r->size == SOLID_RESOURCE_MAGIC;
+}
+
+/* A blob's uncompressed size: a solid blob's is its entry's size field. */
+static uint64_t blob_usize(const struct blob *b)
+{
+	return (b->r.flags & RESHDR_SOLID) ? b->r.stored_size : b->r.size;
+}
+
+static void solid_run_end(struct solid_run *run, bool by_meta)
+{
+	if (run->open || !by_meta)
+		run->ended_by_meta = run->open && by_meta;
+	run->open = false;
+	run->nres = 0;
+}
+
+/* The run starting at entry @i of @d (@n entries): its resources' headers
+ * read. */
+static int solid_run_begin(struct wim_append *wa, struct solid_run *run,
+			   const struct wim_blob_disk *d, size_t n, size_t i)
+{
+	struct reshdr r;
+
+	run->open = true;
+	run->nres = 0;
+	for (; i < n; i++) {
+		reshdr_get(&d[i].r, &r);
+		if (!(r.flags & RESHDR_SOLID))
+			break;
+		if (!is_solid_resource(&r))
+			continue;
+		uint8_t h[16];
+		int ret;
+		if (!within(r.offset, r.stored_size, wa->old_size) || r.offset < WIM_HEADER_SIZE ||
+		    r.stored_size < sizeof(h))
+			return corrupt(wa, "a solid resource outside the file");
+		if ((ret = pread_full(wa, h, sizeof(h), r.offset)))
+			return ret;
+		uint32_t cs = wtg_get_le32(h + 8), ctype = wtg_get_le32(h + 12);
+		if (ctype > WIMLIB_COMPRESSION_TYPE_LZMS || !cs || (cs & (cs - 1)))
+			return corrupt(wa, "a bad solid resource header");
+		if (run->nres == run->cap) {
+			size_t cap = run->cap ? run->cap * 2 : 8;
+			uint64_t *v = realloc(run->usize, cap * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+			run->usize = v;
+			run->cap = cap;
+		}
+		run->usize[run->nres++] = wtg_get_le64(h);
+	}
+	return 0;
+}
+
+/* Entry @i of @d, in a solid run: a resource's is checked when the run
+ * begins; a blob lies in one of the run's resources. */
+static int solid_entry(struct wim_append *wa, struct solid_run *run, const struct wim_blob_disk *d,
+		       size_t n, size_t i)
+{
+	const struct blob *b = &wa->blobs[i];
+	int ret;
+
+	if (!run->open) {
+		if (run->ended_by_meta) {
+			wa->unsupported = "its blob table has metadata between solid runs";
+			return 0;
+		}
+		if ((ret = solid_run_begin(wa, run, d, n, i)))
+			return ret;
+	}
+	if (b->r.flags & (RESHDR_FREE | RESHDR_SPANNED)) {
+		wa->unsupported = "its blob table holds free or spanned solid entries";
+		return 0;
+	}
+	if (is_solid_resource(&b->r))
+		return 0;
+	if (b->part != 1) {
+		wa->unsupported = "its blob table names other parts";
+		return 0;
+	}
+	uint64_t off = b->r.offset, size = b->r.stored_size;
+	for (size_t k = 0; k < run->nres; k++) {
+		if (off <= run->usize[k] && size <= run->usize[k] - off)
+			return 0;
+		if (off < run->usize[k])
+			break;
+		off -= run->usize[k];
+	}
+	return corrupt(wa, "a solid blob outside its resources");
+}
+
 static int read_blob_table(struct wim_append *wa)
 {
 	struct reshdr bt;
@@ -610,20 +727,31 @@ static int read_blob_table(struct wim_append *wa)
 	}
 	wa->cap = n + 64;
 	ret = 0;
+	bool solid_ok = le32toh(wa->hdr.version) == WIM_VERSION_SOLID;
+	struct solid_run run = {0};
 	for (size_t i = 0; i < n && !ret; i++) {
 		struct blob *b = &wa->blobs[i];
 		reshdr_get(&d[i].r, &b->r);
 		b->part = le16toh(d[i].part_number);
 		b->refcnt = le32toh(d[i].refcnt);
 		memcpy(b->sha1, d[i].sha1, 20);
+		if (!(b->r.flags & RESHDR_SOLID))
+			solid_run_end(&run, b->r.flags & RESHDR_METADATA);
 		if (b->r.flags & ~(RESHDR_FREE | RESHDR_METADATA | RESHDR_COMPRESSED |
 				   RESHDR_SPANNED | RESHDR_SOLID))
 			ret = corrupt(wa, "unknown resource flags in the blob table");
+		else if ((b->r.flags & RESHDR_SOLID) && !solid_ok)
+			wa->unsupported = "it holds solid resources in a WIM of version 1.13";
+		else if ((b->r.flags & (RESHDR_SOLID | RESHDR_METADATA)) ==
+			 (RESHDR_SOLID | RESHDR_METADATA))
+			wa->unsupported = "it holds an image's metadata in a solid resource";
 		else if (b->r.flags & RESHDR_SOLID)
-			wa->unsupported = "it holds solid resources";
+			ret = solid_entry(wa, &run, d, n, i);
 		else if (b->r.flags & (RESHDR_FREE | RESHDR_SPANNED))
 			wa->unsupported = "its blob table holds free or spanned entries";
-		else if (b->part != 1)
+		if (ret || (b->r.flags & RESHDR_SOLID))
+			continue;
+		if (b->part != 1)
 			wa->unsupported = "its blob table names other parts";
 		else if (!within(b->r.offset, b->r.stored_size, wa->old_size) ||
 			 b->r.offset < WIM_HEADER_SIZE)
@@ -640,6 +768,7 @@ static int read_blob_table(struct wim_append *wa)
 		}
 	}
 	free(d);
+	free(run.usize);
 	if (ret)
 		return ret;
 	wa->nblobs = wa->nold = n;
@@ -919,7 +1048,7 @@ int wim_append_blob_size(const struct wim_append *wa, const uint8_t sha1[20], ui
 
 	if (!b)
 		return -ENOENT;
-	*size_ret = b->r.size;
+	*size_ret = blob_usize(b);
 	return 0;
 }
 
@@ -934,7 +1063,7 @@ int wim_append_ref_size(struct wim_append *wa, const uint8_t sha1[20], uint32_t 
 		return -EOVERFLOW;
 	b->refcnt += n;
 	if (size_ret)
-		*size_ret = b->r.size;
+		*size_ret = blob_usize(b);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # wtgfs export --append on WIMs made other ways than the test images: LZMS
 # (not solid), LZX in 64 KiB and 1 MiB chunks, XPRESS in 4 KiB chunks, a
-# delta on the second image of a two-image WIM, a WIM captured with UNIX
+# delta on the second image of a two-image WIM, ESDs (solid: one resource,
+# and two resources in one run of the blob table), a WIM captured with UNIX
 # data and one captured without reparse-point fixups.  Each gets the same
 # change (a file patched in place, one made read-only, a new file with an
 # xattr and a second name in a new directory, a new symlink, a file
@@ -24,6 +25,13 @@ wimexport "$S" 1 "$TMP/lzx64k.wim" --compress=LZX --chunk-size=64K >/dev/null ||
 wimexport "$S" 1 "$TMP/lzx1m.wim" --compress=LZX --chunk-size=1M >/dev/null || fail "wimexport 1M failed"
 wimexport "$S" 1 "$TMP/xpress4k.wim" --compress=XPRESS --chunk-size=4K >/dev/null ||
 	fail "wimexport 4K failed"
+wimexport "$S" 1 "$TMP/esd.wim" --solid >/dev/null || fail "wimexport --solid failed"
+# three images, the third's blobs in a second solid resource of the same run
+cp "$TMP/esd.wim" "$TMP/esd3.wim"
+wimexport "$S" 1 "$TMP/esd3.wim" second >/dev/null || fail "wimexport into esd3.wim failed"
+mkdir -p "$TMP/third"
+head -c 300000 /dev/urandom >"$TMP/third/x.bin"
+wimappend "$TMP/third" "$TMP/esd3.wim" third --solid >/dev/null || fail "wimappend --solid failed"
 cp "$S" "$TMP/two.wim"
 wimexport "$S" 1 "$TMP/two.wim" second >/dev/null || fail "wimexport into two.wim failed"
 mkdir -p "$TMP/unix/Windows/System32"
@@ -56,7 +64,7 @@ change() {
 }
 
 n=0
-for v in lzms lzx64k lzx1m xpress4k two:2 unix norpfix; do
+for v in lzms lzx64k lzx1m xpress4k two:2 esd esd3:1 unix norpfix; do
 	wim=${v%%:*}
 	image=1
 	[ "$v" != "$wim" ] && image=${v#*:}

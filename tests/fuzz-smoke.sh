@@ -16,6 +16,11 @@ wimcapture "$TMP/src" "$TMP/wim/lzx.wim" t --compress=LZX >/dev/null
 wimexport "$TMP/wim/lzx.wim" 1 "$TMP/wim/xpress.wim" --compress=XPRESS >/dev/null
 wimexport "$TMP/wim/lzx.wim" 1 "$TMP/wim/solid.esd" --solid >/dev/null
 wimexport "$TMP/wim/lzx.wim" 1 "$TMP/wim/none.wim" --compress=none >/dev/null
+# two solid resources in one run of the blob table, and two images
+mkdir -p "$TMP/src2"
+seq 1 3000 | rev >"$TMP/src2/other.txt"
+cp "$TMP/wim/solid.esd" "$TMP/wim/solid2.esd"
+wimappend "$TMP/src2" "$TMP/wim/solid2.esd" second --solid >/dev/null
 # integrity tables: wimlib's (10 MiB chunks) and one of 4 KiB chunks
 wimexport "$TMP/wim/lzx.wim" 1 "$TMP/wim/check.wim" --check >/dev/null
 python3 "$top_srcdir/tests/wimcorrupt.py" "$TMP/wim/check.wim" integrity-chunks 4096 \

@@ -8,8 +8,9 @@
 # order); a blob edited in one byte reuses every other chunk of its
 # original; a kill between the data and the header leaves the file byte for
 # byte as it was; a WIM another program holds locked is refused, not
-# written; a WIM's integrity table is kept (and checked by wimlib); what
-# the appender does not handle (solid resources) is said, not written.
+# written; a WIM's integrity table is kept (and checked by wimlib); an
+# ESD's solid runs are kept as they were (the blob table wimlib writes, a
+# solid blob outside its resources refused as corrupt).
 . "$(dirname "$0")/lib.sh"
 need_tool wimverify wiminfo wimapply wimexport wimextract wimdir mkntfs ntfs-3g python3 cmp
 test_images small
@@ -126,9 +127,32 @@ wait "$holder" 2>/dev/null
 grep -q "another program is writing it" "$TMP/lock.err" || fail "unclear refusal: $(cat "$TMP/lock.err")"
 [ "$(sha256sum <"$W")" = "$sum" ] || fail "a refused append changed the WIM"
 
-# ---- what it does not write ----
-"$CHECK" info "$IMAGES/solid.esd" | grep -q "unsupported: it holds solid resources" ||
-	fail "a solid WIM is not refused"
+# ---- an ESD: its solid runs kept as they were, its blobs referenced ----
+cp "$IMAGES/solid.esd" "$TMP/s.esd"
+"$CHECK" copy "$TMP/s.esd" 1 "Copy" >"$TMP/scopy.out" || fail "the append to an ESD failed: $(cat "$TMP/scopy.out")"
+verified "$TMP/s.esd"
+for f in "File Count" "Directory Count" "Total Bytes" "Hard Link Bytes"; do
+	[ "$(wiminfo "$TMP/s.esd" 1 | grep "^$f:")" = "$(wiminfo "$TMP/s.esd" 2 | grep "^$f:")" ] ||
+		fail "the ESD's image 2 $f differs from image 1's"
+done
+cp "$IMAGES/solid.esd" "$TMP/soracle.esd"
+wimexport "$IMAGES/solid.esd" 1 "$TMP/soracle.esd" "Copy" >/dev/null || fail "wimexport into the ESD failed"
+diff <(blob_table "$TMP/soracle.esd") <(blob_table "$TMP/s.esd") >"$TMP/stable.diff" ||
+	{ head "$TMP/stable.diff"; fail "the ESD's blob table is not the one wimlib writes"; }
+ntfs_apply "$TMP/s.esd" 2 "$TMP/s2.img" "$TMP/s2" 256M
+ntfs_apply "$IMAGES/solid.esd" 1 "$TMP/s1.img" "$TMP/s1" 256M
+python3 "$CMP" "$TMP/s1" "$TMP/s2" >"$TMP/scmp.out" 2>&1 ||
+	{ cat "$TMP/scmp.out"; fail "the ESD's appended image is not the base image's tree"; }
+umount "$TMP/s1" "$TMP/s2"
+rm -f "$TMP/s1.img" "$TMP/s2.img"
+# a blob moved out of its solid resource: corrupt, said, the ESD as it was
+python3 "$top_srcdir/tests/wimcorrupt.py" "$IMAGES/solid.esd" move-blob largest 0x10000000000 \
+	-o "$TMP/moved.esd" >/dev/null || fail "wimcorrupt.py move-blob failed"
+sum=$(sha256sum <"$TMP/moved.esd")
+"$CHECK" info "$TMP/moved.esd" >/dev/null 2>"$TMP/moved.err" && fail "a solid blob outside its resource was taken"
+grep -q "corrupt WIM (a solid blob outside its resources)" "$TMP/moved.err" ||
+	fail "unclear refusal of the moved solid blob: $(cat "$TMP/moved.err")"
+[ "$(sha256sum <"$TMP/moved.esd")" = "$sum" ] || fail "a refused append changed the ESD"
 # ---- a WIM with an integrity table: kept, and wimlib checks it ----
 wimexport "$IMAGES/lzx.wim" 1 "$TMP/integrity.wim" --check >/dev/null || fail "wimexport --check failed"
 "$CHECK" info "$TMP/integrity.wim" | grep -q unsupported && fail "a WIM with an integrity table is refused"
