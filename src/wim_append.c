@@ -604,9 +604,15 @@ static int read_header(struct wim_append *wa)
  */
 #define SOLID_RESOURCE_MAGIC (1ull << 32)
 
+/* More resources than this in one run are left to wimlib (whose own search
+ * of them is linear); the largest ESDs hold a few dozen. */
+#define MAX_SOLID_RUN 65536u
+
 struct solid_run {
 	bool open, ended_by_meta;
-	uint64_t *usize; /* each resource's uncompressed size, in the run's order */
+	/* where each resource's uncompressed bytes start in the run, and
+	 * (last) where the run ends: nres + 1 entries */
+	uint64_t *start;
 	size_t nres, cap;
 };
 
@@ -638,6 +644,12 @@ static int solid_run_begin(struct wim_append *wa, struct solid_run *run,
 
 	run->open = true;
 	run->nres = 0;
+	if (!run->cap) {
+		if (!(run->start = malloc(9 * sizeof(*run->start))))
+			return -ENOMEM;
+		run->cap = 8;
+	}
+	run->start[0] = 0;
 	for (; i < n; i++) {
 		reshdr_get(&d[i].r, &r);
 		if (!(r.flags & RESHDR_SOLID))
@@ -654,15 +666,22 @@ static int solid_run_begin(struct wim_append *wa, struct solid_run *run,
 		uint32_t cs = wtg_get_le32(h + 8), ctype = wtg_get_le32(h + 12);
 		if (ctype > WIMLIB_COMPRESSION_TYPE_LZMS || !cs || (cs & (cs - 1)))
 			return corrupt(wa, "a bad solid resource header");
+		if (run->nres == MAX_SOLID_RUN) {
+			wa->unsupported = "it holds over 65536 solid resources in one run";
+			return 0;
+		}
 		if (run->nres == run->cap) {
-			size_t cap = run->cap ? run->cap * 2 : 8;
-			uint64_t *v = realloc(run->usize, cap * sizeof(*v));
+			size_t cap = run->cap * 2;
+			uint64_t *v = realloc(run->start, (cap + 1) * sizeof(*v));
 			if (!v)
 				return -ENOMEM;
-			run->usize = v;
+			run->start = v;
 			run->cap = cap;
 		}
-		run->usize[run->nres++] = wtg_get_le64(h);
+		uint64_t usize = wtg_get_le64(h), at = run->start[run->nres];
+		if (usize > UINT64_MAX - at)
+			return corrupt(wa, "solid resources larger than 2^64 bytes");
+		run->start[++run->nres] = at + usize;
 	}
 	return 0;
 }
@@ -675,12 +694,14 @@ static int solid_entry(struct wim_append *wa, struct solid_run *run, const struc
 	const struct blob *b = &wa->blobs[i];
 	int ret;
 
+	if (wa->unsupported) /* (nothing will be written: wimlib judges it) */
+		return 0;
 	if (!run->open) {
 		if (run->ended_by_meta) {
 			wa->unsupported = "its blob table has metadata between solid runs";
 			return 0;
 		}
-		if ((ret = solid_run_begin(wa, run, d, n, i)))
+		if ((ret = solid_run_begin(wa, run, d, n, i)) || wa->unsupported)
 			return ret;
 	}
 	if (b->r.flags & (RESHDR_FREE | RESHDR_SPANNED)) {
@@ -693,15 +714,22 @@ static int solid_entry(struct wim_append *wa, struct solid_run *run, const struc
 		wa->unsupported = "its blob table names other parts";
 		return 0;
 	}
+	/* (wimlib's rule: the first resource the blob's end falls in holds it
+	 * all) */
 	uint64_t off = b->r.offset, size = b->r.stored_size;
-	for (size_t k = 0; k < run->nres; k++) {
-		if (off <= run->usize[k] && size <= run->usize[k] - off)
-			return 0;
-		if (off < run->usize[k])
-			break;
-		off -= run->usize[k];
+	if (!run->nres || size > UINT64_MAX - off || off + size > run->start[run->nres])
+		return corrupt(wa, "a solid blob outside its resources");
+	size_t lo = 0, hi = run->nres - 1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (run->start[mid + 1] >= off + size)
+			hi = mid;
+		else
+			lo = mid + 1;
 	}
-	return corrupt(wa, "a solid blob outside its resources");
+	if (off < run->start[lo])
+		return corrupt(wa, "a solid blob outside its resources");
+	return 0;
 }
 
 static int read_blob_table(struct wim_append *wa)
@@ -768,7 +796,7 @@ static int read_blob_table(struct wim_append *wa)
 		}
 	}
 	free(d);
-	free(run.usize);
+	free(run.start);
 	if (ret)
 		return ret;
 	wa->nblobs = wa->nold = n;
