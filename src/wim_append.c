@@ -133,6 +133,7 @@ struct wim_append {
 	size_t index_size;
 	struct blob *meta; /* each image's metadata entry (a copy: wa->blobs moves) */
 	size_t nmeta;
+	size_t meta_end; /* the old table's entries up to its last metadata entry */
 	bool have_new_meta;
 	struct blob new_meta;
 
@@ -598,9 +599,7 @@ static int read_header(struct wim_append *wa)
  * other, a blob in one resource).  Any other entry ends a run.  The
  * appender never reads a solid blob (a changed file's old bytes come from
  * the base's source) and never reuses its chunks; it keeps every entry as
- * it was, its references counted.  Since the new table puts the metadata
- * entries first, a metadata entry between two runs (which would join them)
- * is not handled.
+ * it was, in its place (put_table), its references counted.
  */
 #define SOLID_RESOURCE_MAGIC (1ull << 32)
 
@@ -609,7 +608,7 @@ static int read_header(struct wim_append *wa)
 #define MAX_SOLID_RUN 65536u
 
 struct solid_run {
-	bool open, ended_by_meta;
+	bool open;
 	/* where each resource's uncompressed bytes start in the run, and
 	 * (last) where the run ends: nres + 1 entries */
 	uint64_t *start;
@@ -625,14 +624,6 @@ static bool is_solid_resource(const struct reshdr *r)
 static uint64_t blob_usize(const struct blob *b)
 {
 	return (b->r.flags & RESHDR_SOLID) ? b->r.stored_size : b->r.size;
-}
-
-static void solid_run_end(struct solid_run *run, bool by_meta)
-{
-	if (run->open || !by_meta)
-		run->ended_by_meta = run->open && by_meta;
-	run->open = false;
-	run->nres = 0;
 }
 
 /* The run starting at entry @i of @d (@n entries): its resources' headers
@@ -697,10 +688,6 @@ static int solid_entry(struct wim_append *wa, struct solid_run *run, const struc
 	if (wa->unsupported) /* (nothing will be written: wimlib judges it) */
 		return 0;
 	if (!run->open) {
-		if (run->ended_by_meta) {
-			wa->unsupported = "its blob table has metadata between solid runs";
-			return 0;
-		}
 		if ((ret = solid_run_begin(wa, run, d, n, i)) || wa->unsupported)
 			return ret;
 	}
@@ -764,7 +751,7 @@ static int read_blob_table(struct wim_append *wa)
 		b->refcnt = le32toh(d[i].refcnt);
 		memcpy(b->sha1, d[i].sha1, 20);
 		if (!(b->r.flags & RESHDR_SOLID))
-			solid_run_end(&run, b->r.flags & RESHDR_METADATA);
+			run.open = false;
 		if (b->r.flags & ~(RESHDR_FREE | RESHDR_METADATA | RESHDR_COMPRESSED |
 				   RESHDR_SPANNED | RESHDR_SOLID))
 			ret = corrupt(wa, "unknown resource flags in the blob table");
@@ -793,6 +780,7 @@ static int read_blob_table(struct wim_append *wa)
 				ret = corrupt(wa, "more metadata resources than images");
 			else
 				wa->meta[wa->nmeta++] = *b;
+			wa->meta_end = i + 1;
 		}
 	}
 	free(d);
@@ -2726,23 +2714,25 @@ static int put_table(struct wim_append *wa, uint8_t **out, size_t *out_len)
 
 	if (!d)
 		return -ENOMEM;
-	/* metadata first, in image order, then the rest in their order (old
-	 * ones by offset as wimlib wrote them, new ones as written) */
-	for (size_t i = 0; i <= wa->nmeta; i++) {
-		const struct blob *b = i < wa->nmeta ? &wa->meta[i] : &wa->new_meta;
-		reshdr_put(&b->r, &d[o].r);
-		d[o].part_number = htole16(1);
-		d[o].refcnt = htole32(1);
-		memcpy(d[o].sha1, b->sha1, 20);
-		o++;
-	}
-	for (size_t i = 0; i < wa->nblobs; i++) {
+	/* the old entries in their order (wimlib's: the metadata first, the
+	 * rest by offset; an ESD's solid runs as they were), the new image's
+	 * metadata right after the old last one (images are in the order of
+	 * their metadata entries), then the new blobs as written */
+	for (size_t i = 0; i <= wa->nblobs; i++) {
+		if (i == wa->meta_end) {
+			reshdr_put(&wa->new_meta.r, &d[o].r);
+			d[o].part_number = htole16(1);
+			d[o].refcnt = htole32(1);
+			memcpy(d[o].sha1, wa->new_meta.sha1, 20);
+			o++;
+		}
+		if (i == wa->nblobs)
+			break;
 		const struct blob *b = &wa->blobs[i];
-		if (b->r.flags & RESHDR_METADATA)
-			continue;
+		bool meta = b->r.flags & RESHDR_METADATA;
 		reshdr_put(&b->r, &d[o].r);
-		d[o].part_number = htole16(b->part);
-		d[o].refcnt = htole32(b->refcnt);
+		d[o].part_number = htole16(meta ? 1 : b->part);
+		d[o].refcnt = htole32(meta ? 1 : b->refcnt);
 		memcpy(d[o].sha1, b->sha1, 20);
 		o++;
 	}

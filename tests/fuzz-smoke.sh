@@ -21,6 +21,9 @@ mkdir -p "$TMP/src2"
 seq 1 3000 | rev >"$TMP/src2/other.txt"
 cp "$TMP/wim/solid.esd" "$TMP/wim/solid2.esd"
 wimappend "$TMP/src2" "$TMP/wim/solid2.esd" second --solid >/dev/null
+# and the run split in two by the second image's metadata entry
+python3 "$top_srcdir/tests/wimcorrupt.py" "$TMP/wim/solid2.esd" split-run -o "$TMP/wim/split.esd" \
+	>/dev/null || fail "cannot split the solid run of the seed"
 # integrity tables: wimlib's (10 MiB chunks) and one of 4 KiB chunks
 wimexport "$TMP/wim/lzx.wim" 1 "$TMP/wim/check.wim" --check >/dev/null
 python3 "$top_srcdir/tests/wimcorrupt.py" "$TMP/wim/check.wim" integrity-chunks 4096 \

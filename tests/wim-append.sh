@@ -10,7 +10,8 @@
 # byte as it was; a WIM another program holds locked is refused, not
 # written; a WIM's integrity table is kept (and checked by wimlib); an
 # ESD's solid runs are kept as they were (the blob table wimlib writes, a
-# solid blob outside its resources refused as corrupt).
+# metadata entry between two runs kept in its place, a solid blob outside
+# its resources refused as corrupt).
 . "$(dirname "$0")/lib.sh"
 need_tool wimverify wiminfo wimapply wimexport wimextract wimdir mkntfs ntfs-3g python3 cmp
 test_images small
@@ -145,6 +146,22 @@ python3 "$CMP" "$TMP/s1" "$TMP/s2" >"$TMP/scmp.out" 2>&1 ||
 	{ cat "$TMP/scmp.out"; fail "the ESD's appended image is not the base image's tree"; }
 umount "$TMP/s1" "$TMP/s2"
 rm -f "$TMP/s1.img" "$TMP/s2.img"
+# an image's metadata entry between two solid runs (a layout wimlib reads
+# but does not write): kept in its place, the runs apart
+cp "$IMAGES/solid.esd" "$TMP/s3.esd"
+wimexport "$IMAGES/solid.esd" 1 "$TMP/s3.esd" second >/dev/null || fail "wimexport into s3.esd failed"
+mkdir -p "$TMP/third"
+head -c 300000 /dev/urandom >"$TMP/third/x.bin"
+wimappend "$TMP/third" "$TMP/s3.esd" third --solid >/dev/null || fail "wimappend --solid failed"
+python3 "$top_srcdir/tests/wimcorrupt.py" "$TMP/s3.esd" split-run -o "$TMP/split.esd" >/dev/null ||
+	fail "wimcorrupt.py split-run failed"
+verified "$TMP/split.esd"
+"$CHECK" copy "$TMP/split.esd" 3 "Copy" >"$TMP/split.out" ||
+	fail "the append to the split ESD failed: $(cat "$TMP/split.out")"
+verified "$TMP/split.esd"
+wiminfo "$TMP/split.esd" 4 | grep -q "^Name: *Copy$" || fail "the split ESD's image 4 is not the copy"
+wimextract "$TMP/split.esd" 4 /x.bin --dest-dir="$TMP/x4" >/dev/null || fail "wimextract of image 4 failed"
+cmp "$TMP/third/x.bin" "$TMP/x4/x.bin" || fail "the split ESD's copied image holds other data"
 # a blob moved out of its solid resource: corrupt, said, the ESD as it was
 python3 "$top_srcdir/tests/wimcorrupt.py" "$IMAGES/solid.esd" move-blob largest 0x10000000000 \
 	-o "$TMP/moved.esd" >/dev/null || fail "wimcorrupt.py move-blob failed"

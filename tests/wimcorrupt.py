@@ -15,6 +15,7 @@ Usage:
   wimcorrupt.py WIM integrity-size              -o OUT.wim
   wimcorrupt.py WIM reparse PATH [--metadata FILE]
   wimcorrupt.py WIM link-group PATH1 PATH2      -o OUT.wim
+  wimcorrupt.py WIM split-run                   -o OUT.esd
 
 Common options:
   --image N   image to work on (default 1)
@@ -56,6 +57,12 @@ link-group: PATH2 gets PATH1's hard link group id (PATH1 must have one), as
 in the install.wim of Windows 7 whose groups name files of different data
 (wimlib and DISM link the names of a group only where their unnamed data
 agree, and never a directory).
+
+split-run: not a fault: the blob table's last metadata entry moved between
+the first and the second resource of its first solid run, the blobs after
+it given offsets in the resources that follow (a metadata entry ends a run,
+so the run becomes two): a layout wimlib and WIMGAPI read, which wimlib
+itself does not write.
 
 PATH is a '/'-separated path from the image root ("dir1/abc.txt") or a bare
 name that matches exactly one dentry anywhere in the image.
@@ -597,6 +604,48 @@ def op_move_blob(wim, args):
     print("blob %s: offset in its solid resource %d -> %d" % (args.sha1, old, args.offset))
 
 
+def op_split_run(wim, args):
+    bl = wim.blobs
+    first = next((i for i, b in enumerate(bl) if b.reshdr.flags & RF_SOLID), None)
+    if first is None:
+        raise Fail("the WIM has no solid resources")
+    end = first
+    while end < len(bl) and bl[end].reshdr.flags & RF_SOLID:
+        end += 1
+    res = [i for i in range(first, end) if bl[i].is_solid_resource]
+    if len(res) < 2:
+        raise Fail("the first solid run holds %d resource(s), not 2 or more" % len(res))
+    metas = [i for i, b in enumerate(bl) if b.reshdr.flags & RF_METADATA and i < first]
+    if not metas:
+        raise Fail("no metadata entry before the first solid run")
+    usize0 = struct.unpack_from("<Q", wim.data, bl[res[0]].reshdr.offset)[0]
+    raw = [bytearray(wim.data[b.file_off:b.file_off + BLOB_ENTRY_SIZE]) for b in bl]
+    for i in range(first, end):
+        b = bl[i]
+        if b.is_solid_resource:
+            continue
+        off, size = b.reshdr.offset, b.reshdr.size
+        if i < res[1]:
+            if off + size > usize0:
+                raise Fail("a blob before the second resource lies past the first")
+        else:
+            if off < usize0:
+                raise Fail("a blob after the second resource lies in the first")
+            struct.pack_into("<Q", raw[i], 8, off - usize0)
+    m = metas[-1]
+    order = [i for i in range(len(bl)) if i != m]
+    at = order.index(res[1])
+    order.insert(at, m)
+    pos = wim.bt.offset
+    for i in order:
+        wim.data[pos:pos + BLOB_ENTRY_SIZE] = raw[i]
+        pos += BLOB_ENTRY_SIZE
+    wim.fix_integrity()
+    print("metadata entry %d moved before entry %d; %d blob offsets rebased by %d"
+          % (m, res[1], sum(1 for i in range(res[1], end) if not bl[i].is_solid_resource),
+             usize0))
+
+
 def op_integrity_chunks(wim, args):
     if args.size < 1:
         raise Fail("SIZE must be positive")
@@ -673,6 +722,7 @@ def parse_args(argv):
     s = sub.add_parser("link-group", help="give PATH2 the hard link group id of PATH1")
     s.add_argument("name1")
     s.add_argument("name2")
+    sub.add_parser("split-run", help="the last metadata entry moved into the first solid run")
     s = sub.add_parser("cycle", help="point a directory's subdir_offset at an ancestor's children")
     s.add_argument("dirname")
     s.add_argument("--to", help="ancestor path, or 'parent' (default: the root)")
@@ -750,8 +800,8 @@ def main(argv):
         if args.op in integrity_ops:
             integrity_ops[args.op](wim, args)  # (the table is what they change)
         else:
-            {"rename": op_rename, "dupname": op_dupname, "link-group": op_link_group, "cycle": op_cycle,
-             "flip-data": op_flip, "solid-size": op_solid_size,
+            {"rename": op_rename, "dupname": op_dupname, "link-group": op_link_group,
+             "split-run": op_split_run, "cycle": op_cycle, "flip-data": op_flip, "solid-size": op_solid_size,
              "move-blob": op_move_blob, "set-metadata": op_set_metadata}[args.op](wim, args)
             if wim.fix_integrity():
                 print("integrity table recomputed")
