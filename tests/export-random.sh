@@ -10,7 +10,8 @@
 # must stay clean for wimverify.  WTGFS_EXPORT_RANDOM="SEEDS ROUNDS CHANGES"
 # (SEEDS a comma list; default "2,5 4 40": seed 5 renames a directory
 # into one that a later round adds whole) runs others; "1,2,3,4,5,6,7,8 4 40"
-# is a longer run.
+# is a longer run.  WTGFS_EXPORT_RANDOM_IMAGE names the test image the
+# bases are copies of (default lzx.wim; solid.esd for an ESD).
 . "$(dirname "$0")/lib.sh"
 need_root
 need_fuse
@@ -25,10 +26,11 @@ mkdir -p "$TMPDIR"
 # (ntfs-3g answers EMLINK for the DOS name of a hard-linked file)
 NODOS="--skip system.ntfs_dos_name"
 raw=0 appends=0
+echo "bases: copies of ${WTGFS_EXPORT_RANDOM_IMAGE:-lzx.wim}"
 
 for seed in ${SEEDS//,/ }; do
 	base="$TMP/base$seed.wim"
-	cp "$IMAGES/lzx.wim" "$base"
+	cp "$IMAGES/${WTGFS_EXPORT_RANDOM_IMAGE:-lzx.wim}" "$base"
 	"$WTGFS" init "$TMP/d$seed.delta" "$base" >/dev/null || fail "init failed"
 	for round in $(seq 1 "$ROUNDS"); do
 		wtg_mount "$TMP/d$seed.delta" "$TMP/m"
