@@ -441,12 +441,18 @@ def op_rename(wim, args):
           % (d.path(), args.newname, d.off, md.base + d.name_off))
 
 
-def op_dupname(wim, args):
+def two_dentries(wim, args):
+    """The image's metadata and the two distinct dentries args.name1, name2."""
     md = Metadata(wim, args.image)
     a = md.find(args.name1)
     b = md.find(args.name2)
     if a is b:
-        raise Fail("NAME1 and NAME2 are the same dentry")
+        raise Fail("%s and %s are the same dentry" % (args.name1, args.name2))
+    return md, a, b
+
+
+def op_dupname(wim, args):
+    md, a, b = two_dentries(wim, args)
     if a.parent is not b.parent:
         raise Fail("%s and %s are not in the same directory" % (a.path(), b.path()))
     md.set_name(b, a.name_raw)
@@ -456,11 +462,7 @@ def op_dupname(wim, args):
 
 
 def op_link_group(wim, args):
-    md = Metadata(wim, args.image)
-    a = md.find(args.name1)
-    b = md.find(args.name2)
-    if a is b:
-        raise Fail("PATH1 and PATH2 are the same dentry")
+    md, a, b = two_dentries(wim, args)
     if (a.attributes | b.attributes) & FILE_ATTRIBUTE_REPARSE_POINT:
         raise Fail("a reparse point has no link group id")
     gid = struct.unpack_from("<Q", md.buf, a.off + 0x58)[0]
