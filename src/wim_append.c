@@ -2713,6 +2713,18 @@ out:
 	return ret;
 }
 
+/* One entry of the new table: a metadata entry's part is 1 and its
+ * references 1, as wimlib writes them. */
+static void put_entry(struct wim_blob_disk *d, const struct blob *b)
+{
+	bool meta = b->r.flags & RESHDR_METADATA;
+
+	reshdr_put(&b->r, &d->r);
+	d->part_number = htole16(meta ? 1 : b->part);
+	d->refcnt = htole32(meta ? 1 : b->refcnt);
+	memcpy(d->sha1, b->sha1, 20);
+}
+
 static int put_table(struct wim_append *wa, uint8_t **out, size_t *out_len)
 {
 	size_t n = wa->nblobs + 1, o = 0;
@@ -2725,22 +2737,10 @@ static int put_table(struct wim_append *wa, uint8_t **out, size_t *out_len)
 	 * metadata right after the old last one (images are in the order of
 	 * their metadata entries), then the new blobs as written */
 	for (size_t i = 0; i <= wa->nblobs; i++) {
-		if (i == wa->meta_end) {
-			reshdr_put(&wa->new_meta.r, &d[o].r);
-			d[o].part_number = htole16(1);
-			d[o].refcnt = htole32(1);
-			memcpy(d[o].sha1, wa->new_meta.sha1, 20);
-			o++;
-		}
-		if (i == wa->nblobs)
-			break;
-		const struct blob *b = &wa->blobs[i];
-		bool meta = b->r.flags & RESHDR_METADATA;
-		reshdr_put(&b->r, &d[o].r);
-		d[o].part_number = htole16(meta ? 1 : b->part);
-		d[o].refcnt = htole32(meta ? 1 : b->refcnt);
-		memcpy(d[o].sha1, b->sha1, 20);
-		o++;
+		if (i == wa->meta_end)
+			put_entry(&d[o++], &wa->new_meta);
+		if (i < wa->nblobs)
+			put_entry(&d[o++], &wa->blobs[i]);
 	}
 	*out = (uint8_t *)d;
 	*out_len = o * sizeof(*d);
