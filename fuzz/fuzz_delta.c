@@ -1,7 +1,8 @@
 /*
  * Fuzz target: a whole delta file through wtg_store_open (our header checks,
  * then SQLite, the format and the layer stack), then, when it opens, verify,
- * the layer list and lookups of every kind, a small write batch; then the
+ * the layer list, lookups of every kind and the base metadata kept for
+ * export, a small write batch; then the
  * delta's layers applied to a small tree as a mount would (the view's
  * loader), a walk of the result and a few changes, and close.
  */
@@ -80,6 +81,16 @@ static void exercise(struct wtg_store *st)
 	}
 	if (wtg_store_stream_fingerprint(st, NULL, 3, "", 200000, fp) == 0)
 		wtg_store_get_sum(st, fp, sha1);
+	/* the base metadata an export reads: its parts checked and decoded
+	 * (within what a fuzz run may allocate) */
+	struct wtg_store_base_metadata bm;
+	if (wtg_store_base_metadata_get(st, &bm) == 0) {
+		void *out = bm.size <= (64u << 20) ? malloc(bm.size ? bm.size : 1) : NULL;
+		if (out)
+			wtg_store_base_metadata_decode(&bm, out);
+		free(out);
+		wtg_store_base_metadata_free(&bm);
+	}
 	if (wtg_store_put_chunk(st, "fuzz", 4, hash) == 0)
 		wtg_store_set_extent(st, 2, "", 0, hash);
 	wtg_store_commit(st);

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "wtgfs/base_index.h"
+#include "wtgfs/export.h"
 #include "wtgfs/hash.h"
 #include "wtgfs/log.h"
 #include "wtgfs/source.h"
@@ -44,7 +45,7 @@ static const struct cli_command cmd = {"init", usage, "", options};
 
 /* The index of the base's metadata, that diff reads instead of the image:
  * loads the tree of @src (taken over) once, here. */
-static int index_base(const char *delta, struct wtg_source *src)
+static int index_base(const char *delta, struct wtg_source *src, const struct wtg_store_base *base)
 {
 	struct wtg_store_options so = {0};
 	struct wtg_store *st;
@@ -54,6 +55,9 @@ static int index_base(const char *delta, struct wtg_source *src)
 	int ret = wtg_source_load(src, &tree);
 	if (!ret && !(ret = wtg_store_open(delta, &so, &st))) {
 		ret = wtg_base_index_build(st, &tree);
+		/* a WIM's: its metadata resource too, for export --append */
+		if (!ret && !strncmp(src->identity, "wim:", 4))
+			ret = wtg_export_keep_base_metadata(st, base->path, (int)base->index);
 		int r = wtg_store_close(st);
 		if (!ret)
 			ret = r;
@@ -90,7 +94,7 @@ int cmd_init(int argc, char **argv)
 	char identity[WTG_IDENTITY_MAX];
 	snprintf(identity, sizeof(identity), "%s", src->identity);
 	if (ret == 0) {
-		ret = index_base(delta, src);
+		ret = index_base(delta, src, &base);
 		if (ret)
 			unlink(delta); /* made here a moment ago: no half-made delta stays */
 		src = NULL;

@@ -98,6 +98,15 @@ struct raw {
 	const void *meta_bytes; /* the base's, and the copy the new one is written into */
 	size_t meta_len, copy_cap;
 	void *copy;
+	/* the delta's own copy of the base metadata (wtg_store_base_metadata),
+	 * decoded, checked and parsed on the meta thread from the start, while
+	 * the WIM is opened; kept_bytes until r->wa takes them */
+	struct wtg_store_base_metadata kept;
+	uint8_t kept_sha1[20];
+	uint8_t *kept_bytes;
+	pthread_t kept_tid;
+	bool kept_running, from_kept, kept_ok;
+	int kept_check;
 	/* the walk of the new image */
 	uint64_t dirs, files, total, hardlink;
 	struct seen_link {
@@ -878,12 +887,99 @@ static void *load_meta(void *arg)
 	return NULL;
 }
 
+/* (beside load_kept's parse) the delta's copy checked against the SHA-1 it
+ * was kept under, and copied for the new metadata */
+static void *check_kept(void *arg)
+{
+	struct raw *r = arg;
+	uint8_t sha1[20];
+
+	r->kept_check = wtg_sha1(r->meta_bytes, r->meta_len, sha1);
+	if (!r->kept_check && memcmp(sha1, r->kept_sha1, 20))
+		r->kept_check = -EINVAL;
+	if (!r->kept_check)
+		copy_meta(r);
+	return NULL;
+}
+
+/* The parse of the delta's copy given up (it did not decode, match or
+ * parse): the WIM's own is read then. */
+static void drop_kept(struct raw *r)
+{
+	wim_meta_free(r->m);
+	r->m = NULL;
+	free(r->kept_bytes);
+	r->kept_bytes = NULL;
+	free(r->copy);
+	r->copy = NULL;
+	r->meta_bytes = NULL;
+	r->meta_len = 0;
+	r->kept_ok = false;
+}
+
+/* load_meta on the delta's copy of the base metadata (no WIM needed):
+ * r->kept_ok when it decoded, matched its SHA-1 and parsed. */
+static void *load_kept(void *arg)
+{
+	struct raw *r = arg;
+	pthread_t tid;
+	int ret = 0;
+
+	/* (no larger than a WIM's metadata may be: see wim_append.c) */
+	if (!r->kept.size || r->kept.size > (1ull << 31) ||
+	    !(r->kept_bytes = wtg_malloc_large(r->kept.size)))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = wtg_store_base_metadata_decode(&r->kept, r->kept_bytes);
+	r->meta_len = (size_t)r->kept.size;
+	wtg_store_base_metadata_free(&r->kept);
+	timeline(r, "base metadata decoded from the delta");
+	if (ret) {
+		drop_kept(r);
+		return NULL;
+	}
+	r->meta_bytes = r->kept_bytes;
+	bool checking = !pthread_create(&tid, NULL, check_kept, r);
+	if (!checking)
+		check_kept(r);
+	ret = wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m);
+	if (!ret)
+		r->next_group = wim_meta_max_link_group(r->m);
+	timeline(r, "base metadata parsed");
+	if (checking)
+		pthread_join(tid, NULL);
+	timeline(r, "base metadata checked");
+	if (ret || r->kept_check || !r->copy) {
+		drop_kept(r);
+		return NULL;
+	}
+	wim_meta_give_copy(r->m, r->copy, r->copy_cap);
+	r->copy = NULL;
+	r->kept_ok = true;
+	return NULL;
+}
+
 /* Waits for load_meta: 0, or why the raw append cannot go on. */
 static int need_meta(struct raw *r)
 {
 	if (r->meta_running) {
 		pthread_join(r->meta_tid, NULL);
 		r->meta_running = false;
+		if (r->from_kept) {
+			r->from_kept = false;
+			/* the WIM takes the copy's bytes, as if it had read them */
+			if (r->kept_ok) {
+				void *bytes = r->kept_bytes;
+				r->kept_bytes = NULL; /* (taken, or freed) */
+				if (wim_append_keep_metadata(r->wa, r->meta_image, bytes, r->meta_len))
+					drop_kept(r);
+			}
+			if (!r->kept_ok) {
+				wtg_debug("export: the delta's copy of the base metadata did not serve: "
+					  "the WIM's is read");
+				load_meta(r);
+			}
+		}
 		if (r->meta_why)
 			refuse(r, "%s", r->meta_why);
 	}
@@ -1384,9 +1480,16 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 	if ((ret = wtg_store_open(opt->delta, &so, &st)))
 		return ret;
 	wtg_store_get_base(st, &base);
+	bool kept = wtg_export_same_file(out, base.path) && !raw_options(&r) &&
+		    !wtg_store_base_metadata_get(st, &r.kept);
 	wtg_store_close(st);
 	if (!wtg_export_same_file(out, base.path))
 		return refuse(&r, "%s", "not an append to the delta's base WIM");
+	/* the delta's copy of the base metadata parsed while the WIM opens */
+	if (kept) {
+		memcpy(r.kept_sha1, r.kept.sha1, 20);
+		r.kept_running = !pthread_create(&r.kept_tid, NULL, load_kept, &r);
+	}
 	/* the image the delta recorded: its identity's hash and index */
 	if ((ret = raw_begin_identity(&r, out, &base, identity, sizeof(identity))))
 		return raw_end(&r, ret);
@@ -1443,7 +1546,23 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 	/* (the base metadata read from here: it reads, the guard is for
 	 * writes) */
 	r->meta_image = *image_ret;
-	if (pthread_create(&r->meta_tid, NULL, load_meta, r))
+	if (r->kept_running) {
+		uint8_t sha1[20];
+		r->kept_running = false;
+		if (!wim_append_metadata_sha1(r->wa, r->meta_image, sha1) &&
+		    !memcmp(sha1, r->kept_sha1, 20)) {
+			r->meta_tid = r->kept_tid;
+			r->meta_running = r->from_kept = true;
+		} else {
+			wtg_debug("export: the delta's copy of the base metadata is not the "
+				  "image's: the WIM's is read");
+			pthread_join(r->kept_tid, NULL);
+			drop_kept(r);
+		}
+	}
+	if (r->meta_running)
+		;
+	else if (pthread_create(&r->meta_tid, NULL, load_meta, r))
 		load_meta(r);
 	else
 		r->meta_running = true;
@@ -1530,6 +1649,12 @@ static int raw_finish(struct raw *r, const char *out, int image)
 static int raw_end(struct raw *r, int ret)
 {
 	need_meta(r);
+	if (r->kept_running) {
+		pthread_join(r->kept_tid, NULL);
+		r->kept_running = false;
+	}
+	drop_kept(r);
+	wtg_store_base_metadata_free(&r->kept);
 	if (ret == -EAGAIN)
 		wtg_debug("export: no raw append: %s", r->res->raw_reason);
 	wim_meta_free(r->m);
@@ -1574,4 +1699,37 @@ int wtg_export_raw_append(struct wtg_view *view, const char *out,
 	if (!ret)
 		ret = raw_finish(&r, out, image);
 	return raw_end(&r, ret);
+}
+
+/* ---- at init ---- */
+
+int wtg_export_keep_base_metadata(struct wtg_store *store, const char *wim, int image)
+{
+	struct wim_append *wa = NULL;
+	const void *bytes;
+	size_t len;
+	uint8_t sha1[20];
+	int fd = open(wim, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0; /* (the source read it a moment ago: nothing to keep) */
+	int ret = wim_append_open_fd(fd, wim, &wa);
+	close(fd);
+	if (!ret && wim_append_unsupported(wa))
+		ret = -ENOTSUP;
+	if (!ret)
+		ret = wim_append_metadata_sha1(wa, image, sha1);
+	if (!ret)
+		ret = wim_append_metadata_bytes(wa, image, &bytes, &len);
+	if (ret) {
+		wtg_debug("init: the base image's metadata is not kept in the delta (%s)",
+			  wa && wim_append_unsupported(wa) ? wim_append_unsupported(wa)
+							   : strerror(-ret));
+		if (wa)
+			wim_append_free(wa);
+		return ret == -ENOMEM ? ret : 0;
+	}
+	ret = wtg_store_base_metadata_put(store, sha1, bytes, len);
+	wim_append_free(wa);
+	return ret;
 }

@@ -2455,6 +2455,20 @@ int wim_append_metadata_check(struct wim_append *wa)
 	return check_result(wa);
 }
 
+int wim_append_keep_metadata(struct wim_append *wa, int image, void *bytes, size_t len)
+{
+	const struct blob *b = image_meta(wa, image);
+
+	if (!b || len != b->r.size || wa->meta_cache || wa->check.running) {
+		free(bytes);
+		return -EINVAL;
+	}
+	wa->meta_cache = bytes;
+	wa->meta_cache_len = len;
+	memcpy(wa->meta_cache_sha1, b->sha1, 20);
+	return 0;
+}
+
 static int metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
 			  size_t *len_ret, bool later, void (*also)(void *ctx), void *ctx)
 {

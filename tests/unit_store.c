@@ -293,6 +293,62 @@ TEST(chunks)
 	CHECK(wtg_store_close(st) == 0);
 }
 
+/* The base metadata kept for export: parts of 1 MiB, the key, damage. */
+TEST(base_metadata)
+{
+	const char *path = tmp_path("chunks.delta");
+	struct wtg_store *st;
+	struct wtg_store_base_metadata m;
+	size_t n = 2500000;
+	uint8_t *a = malloc(n), *out = malloc(n), sha1[20] = {1, 2, 3};
+
+	CHECK(a && out);
+	if (!a || !out)
+		return;
+	fill(a, n / 2, 3, true);
+	fill(a + n / 2, n - n / 2, 4, false);
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	CHECK(wtg_store_base_metadata_get(st, &m) == -ENOENT);
+	CHECK(wtg_store_base_metadata_put(st, sha1, a, 1000) == 0);
+	CHECK(wtg_store_base_metadata_put(st, sha1, a, n) == 0); /* replaces it */
+	CHECK(wtg_store_close(st) == 0);
+	struct wtg_store_options ro = {.read_only = true};
+	CHECK(wtg_store_open(path, &ro, &st) == 0);
+	CHECK(wtg_store_base_metadata_get(st, &m) == 0);
+	CHECK(m.size == n && m.nparts == 3 && !memcmp(m.sha1, sha1, 20));
+	CHECK(m.nparts == 3 && m.parts[0].len < m.parts[0].size / 4); /* compressed */
+	CHECK(wtg_store_base_metadata_decode(&m, out) == 0 && !memcmp(out, a, n));
+	wtg_store_base_metadata_free(&m);
+	CHECK(wtg_store_close(st) == 0);
+	/* a part that does not decode to its size */
+	CHECK(sql(path, "UPDATE base_metadata SET size = size - 1 WHERE part = 2") == 0);
+	CHECK(wtg_store_open(path, &ro, &st) == 0);
+	capture_begin();
+	CHECK(wtg_store_base_metadata_get(st, &m) == -EIO); /* the sum is not the key's */
+	CHECK(capture_end() == 1);
+	CHECK(wtg_store_close(st) == 0);
+	CHECK(sql(path, "UPDATE meta SET value = substr(value, 1, 20) || X'9f25260000000000'"
+			" WHERE key = 'base_metadata'") == 0);
+	CHECK(wtg_store_open(path, &ro, &st) == 0);
+	CHECK(wtg_store_base_metadata_get(st, &m) == 0 && m.size == n - 1);
+	CHECK(wtg_store_base_metadata_decode(&m, out) == -EIO);
+	wtg_store_base_metadata_free(&m);
+	CHECK(wtg_store_close(st) == 0);
+	/* a part missing: the rows disagree */
+	CHECK(sql(path, "DELETE FROM base_metadata WHERE part = 1") == 0);
+	CHECK(wtg_store_open(path, &ro, &st) == 0);
+	capture_begin();
+	CHECK(wtg_store_base_metadata_get(st, &m) == -EIO);
+	CHECK(capture_end() == 1);
+	CHECK(wtg_store_close(st) == 0);
+	/* put back whole, for the fuzz seed */
+	CHECK(wtg_store_open(path, NULL, &st) == 0);
+	CHECK(wtg_store_base_metadata_put(st, sha1, a, n) == 0);
+	CHECK(wtg_store_close(st) == 0);
+	free(a);
+	free(out);
+}
+
 TEST(layers_and_extents)
 {
 	struct wtg_store *st = new_delta("layers.delta");
@@ -1253,6 +1309,7 @@ int main(int argc, char **argv)
 	RUN(create_and_identity);
 	RUN(refuses_bad_files);
 	RUN(chunks);
+	RUN(base_metadata);
 	RUN(layers_and_extents);
 	RUN(inodes_and_names);
 	RUN(format1_dos_names);

@@ -113,6 +113,14 @@ int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_exp
 int wtg_export_delta_append(const char *out, const struct wtg_export_options *opt,
 			    struct wtg_export_result *res);
 
+/* At init: image @image of the base WIM @wim's metadata resource, read
+ * and checked with wtgfs's own reader, kept in the delta @store for
+ * wtg_export_delta_append (which then need not decode it).  0 also when
+ * the WIM's metadata cannot be read that way (said at -v): the append
+ * decodes it then; -errno when the store cannot take it. */
+struct wtg_store;
+int wtg_export_keep_base_metadata(struct wtg_store *store, const char *wim, int image);
+
 /* Exports image @sel ("1", an image name; NULL: the only image) of the WIM
  * or ESD file @wim to @out through wimlib_export_image.  The name defaults
  * to the image's own. */

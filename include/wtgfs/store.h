@@ -466,6 +466,35 @@ int wtg_store_base_index_sd(struct wtg_store *store, uint32_t id, uint8_t **data
 int wtg_store_base_index_name(struct wtg_store *store, uint64_t dir, const char *name,
 			      uint64_t *ino_ret);
 
+/*
+ * The base image's metadata resource itself, decoded (a WIM base): an
+ * append to the base WIM parses these bytes instead of decoding the WIM's,
+ * and checks them against the WIM's SHA-1 of the resource as it would its
+ * own.  Kept under that SHA-1 and the size, in parts of 1 MiB stored as
+ * chunks are.  Put once, at init (replacing any before, committed
+ * durably); get answers -ENOENT when the delta has none (older deltas, a
+ * base that is not a WIM) and -EIO (logged) when the rows disagree with
+ * each other.  A part that does not decode is -EIO from decode.
+ */
+struct wtg_store_base_metadata_part {
+	int codec;
+	size_t size; /* decoded */
+	uint8_t *data;
+	size_t len;
+};
+struct wtg_store_base_metadata {
+	uint8_t sha1[20];
+	uint64_t size; /* the sum of the parts' sizes */
+	struct wtg_store_base_metadata_part *parts;
+	size_t nparts;
+};
+int wtg_store_base_metadata_put(struct wtg_store *store, const uint8_t sha1[20],
+				const void *bytes, size_t len);
+int wtg_store_base_metadata_get(struct wtg_store *store, struct wtg_store_base_metadata *m);
+/* All of @m decoded into @out (@m->size bytes); safe on any thread. */
+int wtg_store_base_metadata_decode(const struct wtg_store_base_metadata *m, void *out);
+void wtg_store_base_metadata_free(struct wtg_store_base_metadata *m);
+
 /* ---- versions and what changed between them (diff) ---- */
 
 /* A version of the tree: the layer stack from @layer down.  Layer 0 is the

@@ -95,6 +95,12 @@ int wim_append_read_metadata(struct wim_append *wa, int image, void **bytes_ret,
  * an append may run on another thread while this one adds blobs. */
 int wim_append_metadata_bytes(struct wim_append *wa, int image, const void **bytes_ret,
 			      size_t *len_ret);
+/* @bytes (@len, taken: freed with @wa, or at once on an error) as image
+ * @image's metadata resource decoded, as if wim_append_metadata_bytes had
+ * read them: for bytes the caller had from elsewhere and checked against
+ * the image's SHA-1 (wim_append_metadata_sha1).  -EINVAL when @len is not
+ * the resource's size or metadata bytes are kept already. */
+int wim_append_keep_metadata(struct wim_append *wa, int image, void *bytes, size_t len);
 /* wim_append_metadata_bytes with the SHA-1 check on a thread of its own,
  * so that the caller parses while it runs; then @also (NULL: none) runs on
  * that thread, given @ctx, when the bytes matched.  Nothing may rely on the

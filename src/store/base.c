@@ -150,3 +150,144 @@ out:
 	pthread_mutex_unlock(&st->lock);
 	return r;
 }
+
+/* ---- the base image's metadata resource itself ---- */
+
+/* The parts the metadata is stored in (each a chunk to the codec). */
+#define BASE_METADATA_PART (1u << 20)
+/* meta "base_metadata": the resource's SHA-1 and le64 size, put last: the
+ * parts are whole when it is there */
+#define BASE_METADATA_KEY_LEN (20 + 8)
+
+int wtg_store_base_metadata_put(struct wtg_store *st, const uint8_t sha1[20], const void *bytes,
+				size_t len)
+{
+	struct wtg_chunk_codec *codec = wtg_chunk_codec_new();
+	uint8_t *out = malloc(wtg_chunk_encode_bound(BASE_METADATA_PART));
+	uint8_t key[BASE_METADATA_KEY_LEN];
+	sqlite3_stmt *s = NULL;
+	int r = codec && out ? 0 : -ENOMEM;
+
+	memcpy(key, sha1, 20);
+	for (int i = 0; i < 8; i++)
+		key[20 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+	pthread_mutex_lock(&st->lock);
+	if (!r)
+		r = store_writable(st);
+	if (!r)
+		r = store_exec(st, "DELETE FROM meta WHERE key = 'base_metadata';"
+				   " DELETE FROM base_metadata");
+	if (!r)
+		r = store_prepare(st, "INSERT INTO base_metadata(part, size, codec, data)"
+				      " VALUES(?1, ?2, ?3, ?4)", &s);
+	for (size_t off = 0, part = 0; !r && off < len; off += BASE_METADATA_PART, part++) {
+		size_t n = len - off < BASE_METADATA_PART ? len - off : BASE_METADATA_PART, stored;
+		int id;
+		if ((r = wtg_chunk_encode(codec, (const uint8_t *)bytes + off, n, out, &id, &stored)))
+			break;
+		sqlite3_bind_int64(s, 1, (int64_t)part);
+		sqlite3_bind_int64(s, 2, (int64_t)n);
+		sqlite3_bind_int(s, 3, id);
+		sqlite3_bind_blob(s, 4, out, (int)stored, SQLITE_STATIC);
+		r = store_run(st, s);
+	}
+	sqlite3_finalize(s);
+	if (!r)
+		r = store_put_meta(st, "base_metadata", SQLITE_BLOB, 0, key, sizeof(key));
+	if (!r)
+		r = store_commit_locked(st, true);
+	pthread_mutex_unlock(&st->lock);
+	free(out);
+	wtg_chunk_codec_free(codec);
+	return r ? store_write_failed(st, r) : 0;
+}
+
+void wtg_store_base_metadata_free(struct wtg_store_base_metadata *m)
+{
+	for (size_t i = 0; i < m->nparts; i++)
+		free(m->parts[i].data);
+	free(m->parts);
+	memset(m, 0, sizeof(*m));
+}
+
+int wtg_store_base_metadata_get(struct wtg_store *st, struct wtg_store_base_metadata *m)
+{
+	sqlite3_stmt *s = NULL;
+	uint8_t *key = NULL;
+	size_t key_len = 0, cap = 0;
+	uint64_t at = 0;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	pthread_mutex_lock(&st->lock);
+	r = store_prepare(st, "SELECT value FROM meta WHERE key = 'base_metadata'", &s);
+	if (!r)
+		r = store_step_blob(st, s, &key, &key_len);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (!r && key_len != BASE_METADATA_KEY_LEN)
+		r = store_damaged(st, "the base metadata's key");
+	if (!r) {
+		memcpy(m->sha1, key, 20);
+		for (int i = 0; i < 8; i++)
+			m->size |= (uint64_t)key[20 + i] << (8 * i);
+		r = store_prepare(st, "SELECT part, size, codec, data FROM base_metadata ORDER BY part",
+				  &s);
+	}
+	while (!r && (r = store_step(st, s)) == 1) {
+		int64_t part = sqlite3_column_int64(s, 0), size = sqlite3_column_int64(s, 1);
+		int len = sqlite3_column_bytes(s, 3);
+		const void *data = sqlite3_column_blob(s, 3);
+		/* parts in order, each whole but the last, none past the size */
+		if ((uint64_t)part != m->nparts || size <= 0 || size > BASE_METADATA_PART ||
+		    at % BASE_METADATA_PART || (uint64_t)size > m->size - at) {
+			r = store_damaged(st, "the base metadata's parts");
+			break;
+		}
+		if (m->nparts == cap) {
+			size_t ncap = cap ? 2 * cap : 16;
+			void *p = realloc(m->parts, ncap * sizeof(*m->parts));
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			m->parts = p;
+			cap = ncap;
+		}
+		struct wtg_store_base_metadata_part *p = &m->parts[m->nparts];
+		*p = (struct wtg_store_base_metadata_part){.codec = sqlite3_column_int(s, 2),
+							   .size = (size_t)size,
+							   .len = (size_t)len};
+		if (!(p->data = malloc(len ? (size_t)len : 1))) {
+			r = -ENOMEM;
+			break;
+		}
+		memcpy(p->data, data, (size_t)len);
+		m->nparts++;
+		at += (uint64_t)size;
+		r = 0;
+	}
+	if (!r && at != m->size)
+		r = store_damaged(st, "the base metadata's parts");
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	free(key);
+	if (r)
+		wtg_store_base_metadata_free(m);
+	return r;
+}
+
+int wtg_store_base_metadata_decode(const struct wtg_store_base_metadata *m, void *out)
+{
+	struct wtg_chunk_codec *codec = wtg_chunk_codec_new();
+	size_t at = 0;
+	int r = codec ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !r && i < m->nparts; i++) {
+		const struct wtg_store_base_metadata_part *p = &m->parts[i];
+		r = wtg_chunk_decode(codec, p->codec, p->data, p->len, (uint8_t *)out + at, p->size);
+		at += p->size;
+	}
+	wtg_chunk_codec_free(codec);
+	return r;
+}

@@ -38,6 +38,12 @@
 	" PRIMARY KEY(dir, name)) WITHOUT ROWID;"                                            \
 	"CREATE TABLE IF NOT EXISTS base_sds(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
 
+/* The base image's metadata resource, decoded, in parts stored as chunks
+ * are (base.c): optional, no format of its own; a writer adds the table. */
+#define BASE_METADATA_SQL                                                              \
+	"CREATE TABLE IF NOT EXISTS base_metadata(part INTEGER PRIMARY KEY,"             \
+	" size INTEGER NOT NULL, codec INTEGER NOT NULL, data BLOB NOT NULL);"
+
 /* Small fsynced writes not yet folded into their chunk (see wtgfs/store.h
  * and journal.c): since format 6 keyed by their sequence number alone, so
  * that a row goes at the b-tree's right edge; the inode's times a row may
@@ -88,6 +94,7 @@ static const char schema_sql[] =
     "CREATE INDEX extents_chunk ON extents(chunk);"
     "CREATE INDEX names_ino ON names(ino);"
     BASE_INDEX_SQL
+    BASE_METADATA_SQL
     SUMS_SQL
     JOURNAL_SQL;
 
@@ -585,7 +592,8 @@ static int connect_db(struct wtg_store *st, int flags)
 		sqlite3_wal_autocheckpoint(st->db, STORE_AUTOCHECKPOINT);
 	if (!r && !st->read_only) /* deltas made before it had this index */
 		r = store_exec(st, "CREATE INDEX IF NOT EXISTS extents_chunk ON extents(chunk);"
-				   "CREATE INDEX IF NOT EXISTS names_ino ON names(ino);" SUMS_SQL);
+				   "CREATE INDEX IF NOT EXISTS names_ino ON names(ino);" SUMS_SQL
+				   BASE_METADATA_SQL);
 	if (r) { /* a caller may try again read-only: no connection left open */
 		sqlite3_close(st->db);
 		st->db = NULL;
