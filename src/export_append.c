@@ -1483,6 +1483,7 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 	bool kept = wtg_export_same_file(out, base.path) && !raw_options(&r) &&
 		    !wtg_store_base_metadata_get(st, &r.kept);
 	wtg_store_close(st);
+	timeline(&r, "delta opened");
 	if (!wtg_export_same_file(out, base.path))
 		return refuse(&r, "%s", "not an append to the delta's base WIM");
 	/* the delta's copy of the base metadata parsed while the WIM opens */
