@@ -101,11 +101,12 @@ struct raw {
 	/* the delta's own copy of the base metadata (wtg_store_base_metadata),
 	 * decoded, checked and parsed on the meta thread from the start, while
 	 * the WIM is opened; kept_bytes until r->wa takes them */
+	struct wtg_store *kept_store; /* the delta, read and closed by load_kept */
 	struct wtg_store_base_metadata kept;
 	uint8_t kept_sha1[20];
 	uint8_t *kept_bytes;
 	pthread_t kept_tid;
-	bool kept_running, from_kept, kept_ok;
+	bool kept_running, from_kept, kept_ok, kept_quiet;
 	int kept_check;
 	/* the walk of the new image */
 	uint64_t dirs, files, total, hardlink;
@@ -918,13 +919,22 @@ static void drop_kept(struct raw *r)
 }
 
 /* load_meta on the delta's copy of the base metadata (no WIM needed):
- * r->kept_ok when it decoded, matched its SHA-1 and parsed. */
+ * r->kept_ok when the delta has one that decoded, matched the SHA-1 it was
+ * kept under (r->kept_sha1) and parsed. */
 static void *load_kept(void *arg)
 {
 	struct raw *r = arg;
 	pthread_t tid;
-	int ret = 0;
+	int ret = wtg_store_base_metadata_get(r->kept_store, &r->kept);
 
+	wtg_store_close(r->kept_store);
+	r->kept_store = NULL;
+	if (ret) {
+		drop_kept(r);
+		r->kept_quiet = ret == -ENOENT; /* (none: nothing to say) */
+		return NULL;
+	}
+	memcpy(r->kept_sha1, r->kept.sha1, 20);
 	/* (no larger than a WIM's metadata may be: see wim_append.c) */
 	if (!r->kept.size || r->kept.size > (1ull << 31) ||
 	    !(r->kept_bytes = wtg_malloc_large(r->kept.size)))
@@ -968,6 +978,14 @@ static int need_meta(struct raw *r)
 		if (r->from_kept) {
 			r->from_kept = false;
 			/* the WIM takes the copy's bytes, as if it had read them */
+			uint8_t sha1[20];
+			if (r->kept_ok && (wim_append_metadata_sha1(r->wa, r->meta_image, sha1) ||
+					   memcmp(sha1, r->kept_sha1, 20))) {
+				wtg_debug("export: the delta's copy of the base metadata is not the "
+					  "image's: the WIM's is read");
+				drop_kept(r);
+				r->kept_quiet = true;
+			}
 			if (r->kept_ok) {
 				void *bytes = r->kept_bytes;
 				r->kept_bytes = NULL; /* (taken, or freed) */
@@ -975,8 +993,9 @@ static int need_meta(struct raw *r)
 					drop_kept(r);
 			}
 			if (!r->kept_ok) {
-				wtg_debug("export: the delta's copy of the base metadata did not serve: "
-					  "the WIM's is read");
+				if (!r->kept_quiet)
+					wtg_debug("export: the delta's copy of the base metadata did "
+						  "not serve: the WIM's is read");
 				load_meta(r);
 			}
 		}
@@ -1480,16 +1499,19 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 	if ((ret = wtg_store_open(opt->delta, &so, &st)))
 		return ret;
 	wtg_store_get_base(st, &base);
-	bool kept = wtg_export_same_file(out, base.path) && !raw_options(&r) &&
-		    !wtg_store_base_metadata_get(st, &r.kept);
-	wtg_store_close(st);
 	timeline(&r, "delta opened");
-	if (!wtg_export_same_file(out, base.path))
+	if (!wtg_export_same_file(out, base.path)) {
+		wtg_store_close(st);
 		return refuse(&r, "%s", "not an append to the delta's base WIM");
-	/* the delta's copy of the base metadata parsed while the WIM opens */
-	if (kept) {
-		memcpy(r.kept_sha1, r.kept.sha1, 20);
-		r.kept_running = !pthread_create(&r.kept_tid, NULL, load_kept, &r);
+	}
+	/* the delta's copy of the base metadata read and parsed while the WIM
+	 * opens (the thread closes the store) */
+	r.kept_store = st;
+	if (raw_options(&r) || pthread_create(&r.kept_tid, NULL, load_kept, &r)) {
+		wtg_store_close(st);
+		r.kept_store = NULL;
+	} else {
+		r.kept_running = true;
 	}
 	/* the image the delta recorded: its identity's hash and index */
 	if ((ret = raw_begin_identity(&r, out, &base, identity, sizeof(identity))))
@@ -1547,19 +1569,10 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 	/* (the base metadata read from here: it reads, the guard is for
 	 * writes) */
 	r->meta_image = *image_ret;
-	if (r->kept_running) {
-		uint8_t sha1[20];
+	if (r->kept_running) { /* (need_meta checks it is this image's) */
 		r->kept_running = false;
-		if (!wim_append_metadata_sha1(r->wa, r->meta_image, sha1) &&
-		    !memcmp(sha1, r->kept_sha1, 20)) {
-			r->meta_tid = r->kept_tid;
-			r->meta_running = r->from_kept = true;
-		} else {
-			wtg_debug("export: the delta's copy of the base metadata is not the "
-				  "image's: the WIM's is read");
-			pthread_join(r->kept_tid, NULL);
-			drop_kept(r);
-		}
+		r->meta_tid = r->kept_tid;
+		r->meta_running = r->from_kept = true;
 	}
 	if (r->meta_running)
 		;

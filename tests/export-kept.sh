@@ -72,9 +72,20 @@ grep -q "did not serve" "$TMP/undecodable.log" || { cat "$TMP/undecodable.log"; 
 # decodes (stored raw), to zeros: its SHA-1 is not the key's
 variant zeros "UPDATE base_metadata SET codec = 0, data = zeroblob(size) WHERE part = 0"
 grep -q "did not serve" "$TMP/zeros.log" || { cat "$TMP/zeros.log"; fail "zeros: the copy was not set aside"; }
-variant other "UPDATE meta SET value = zeroblob(20) || substr(value, 21) WHERE key = 'base_metadata'"
+# the key is not the copy's SHA-1
+variant key "UPDATE meta SET value = zeroblob(20) || substr(value, 21) WHERE key = 'base_metadata'"
+grep -q "did not serve" "$TMP/key.log" || { cat "$TMP/key.log"; fail "key: the copy was not set aside"; }
+# a whole, good copy of another image's metadata
+mkdir -p "$TMP/osrc/other"
+echo other >"$TMP/osrc/other/file"
+wimcapture "$TMP/osrc" "$TMP/other.wim" >/dev/null || fail "wimcapture of the other image failed"
+"$WTGFS" init "$TMP/o.delta" "$TMP/other.wim" >/dev/null || fail "init on the other image failed"
+variant other "ATTACH '$TMP/o.delta' AS o; DELETE FROM base_metadata;
+	INSERT INTO base_metadata SELECT * FROM o.base_metadata;
+	UPDATE meta SET value = (SELECT value FROM o.meta WHERE key = 'base_metadata')
+	WHERE key = 'base_metadata'"
 grep -q "not the image's" "$TMP/other.log" || { cat "$TMP/other.log"; fail "other: the copy was not set aside"; }
 variant gap "DELETE FROM base_metadata WHERE part = 0"
 grep -q "the delta is damaged" "$TMP/gap.log" || { cat "$TMP/gap.log"; fail "gap: no word of the damage"; }
-echo "kept copy served; missing, undecodable, wrong, another image's and damaged copies set aside"
+echo "kept copy served; missing, undecodable, wrong, mis-keyed, another image's and damaged copies set aside"
 exit 0
