@@ -927,6 +927,7 @@ static void *load_kept(void *arg)
 	pthread_t tid;
 	int ret = wtg_store_base_metadata_get(r->kept_store, &r->kept);
 
+	timeline(r, "kept copy read");
 	wtg_store_close(r->kept_store);
 	r->kept_store = NULL;
 	if (ret) {
