@@ -695,6 +695,11 @@ static int entry_bytes(struct raw *r, const struct wim_meta_entry *e, uint64_t *
  * only where those agree) seen first now (false) or again (true, @first
  * its first name's bytes): a set of them (open addressing, under half
  * full). */
+static size_t link_slot(uint64_t id, size_t mask)
+{
+	return (size_t)(id * 0x9E3779B97F4A7C15ull) & mask;
+}
+
 static int seen_link(struct raw *r, const struct wim_meta_entry *e, uint64_t size, bool *again,
 		     uint64_t *first)
 {
@@ -708,8 +713,7 @@ static int seen_link(struct raw *r, const struct wim_meta_entry *e, uint64_t siz
 			return -ENOMEM;
 		for (size_t i = 0; i < r->seen_cap; i++)
 			if (r->seen_links[i].id) {
-				uint64_t key = r->seen_links[i].id * 0x9E3779B97F4A7C15ull;
-				size_t h = (size_t)key & (cap - 1);
+				size_t h = link_slot(r->seen_links[i].id, cap - 1);
 				while (v[h].id)
 					h = (h + 1) & (cap - 1);
 				v[h] = r->seen_links[i];
@@ -719,7 +723,7 @@ static int seen_link(struct raw *r, const struct wim_meta_entry *e, uint64_t siz
 		r->seen_cap = cap;
 	}
 	mask = r->seen_cap - 1;
-	size_t h = (size_t)(id * 0x9E3779B97F4A7C15ull) & mask;
+	size_t h = link_slot(id, mask);
 	for (; r->seen_links[h].id; h = (h + 1) & mask)
 		if (r->seen_links[h].id == id && !memcmp(r->seen_links[h].hash, e->hash, 20)) {
 			*again = true;
