@@ -70,4 +70,31 @@ python3 "$CMP" "$TMP/m" "$TMP/n" >"$TMP/cmp" 2>&1 ||
 	{ cat "$TMP/cmp"; fail "the appended image differs from the delta"; }
 tail -n 1 "$TMP/cmp"
 wtg_umount "$TMP/m"
+
+# Link groups whose names lie far apart in the tree (three names each, in
+# three directories, of one size each): the append's counts are the
+# base's as wimlib counted them at capture, plus the one new file.
+mkdir -p "$TMP/src2"
+for d in a b c d e f g h; do
+	mkdir "$TMP/src2/$d"
+	for i in $(seq 1 40); do echo "$d $i" >"$TMP/src2/$d/filler$i"; done
+done
+for i in 1 2 3; do
+	head -c $((i * 5000)) /dev/urandom >"$TMP/src2/a/linked$i"
+	ln "$TMP/src2/a/linked$i" "$TMP/src2/h/linked$i"
+	ln "$TMP/src2/a/linked$i" "$TMP/src2/e/linked$i"
+done
+wimcapture "$TMP/src2" "$TMP/b2.wim" >/dev/null || fail "wimcapture of the linked tree failed"
+"$WTGFS" init "$TMP/b2.delta" "$TMP/b2.wim" >/dev/null || fail "init failed"
+wtg_mount "$TMP/b2.delta" "$TMP/m"
+echo "new" >"$TMP/m/d/new.txt"
+wtg_umount "$TMP/m"
+"$WTGFS" export "$TMP/b2.delta" "$TMP/b2.wim" --append --name appended >/dev/null ||
+	fail "the append of the linked tree failed"
+field() { wiminfo "$TMP/b2.wim" "$1" | sed -n "s/^$2: *//p"; }
+[ "$(field 2 'Hard Link Bytes')" = "$(field 1 'Hard Link Bytes')" ] &&
+	[ "$(field 2 'Total Bytes')" = $(($(field 1 'Total Bytes') + 4)) ] &&
+	[ "$(field 2 'File Count')" = $(($(field 1 'File Count') + 1)) ] &&
+	[ "$(field 2 'Directory Count')" = "$(field 1 'Directory Count')" ] ||
+	{ wiminfo "$TMP/b2.wim"; fail "the linked tree's counts are not the base's plus the new file"; }
 echo "ok"
