@@ -102,7 +102,6 @@ struct raw {
 	 * decoded, checked and parsed on the meta thread from the start, while
 	 * the WIM is opened; kept_bytes until r->wa takes them */
 	struct wtg_store *kept_store; /* the delta, read and closed by load_kept */
-	struct wtg_store_base_metadata kept;
 	uint8_t kept_sha1[20];
 	uint8_t *kept_bytes;
 	pthread_t kept_tid;
@@ -928,8 +927,9 @@ static void drop_kept(struct raw *r)
 static void *load_kept(void *arg)
 {
 	struct raw *r = arg;
+	struct wtg_store_base_metadata kept;
 	pthread_t tid;
-	int ret = wtg_store_base_metadata_get(r->kept_store, &r->kept);
+	int ret = wtg_store_base_metadata_get(r->kept_store, &kept);
 
 	timeline(r, "kept copy read");
 	wtg_store_close(r->kept_store);
@@ -939,15 +939,14 @@ static void *load_kept(void *arg)
 		r->kept_quiet = ret == -ENOENT; /* (none: nothing to say) */
 		return NULL;
 	}
-	memcpy(r->kept_sha1, r->kept.sha1, 20);
+	memcpy(r->kept_sha1, kept.sha1, 20);
 	/* (no larger than a WIM's metadata may be: see wim_append.c) */
-	if (!r->kept.size || r->kept.size > (1ull << 31) ||
-	    !(r->kept_bytes = wtg_malloc_large(r->kept.size)))
+	if (!kept.size || kept.size > (1ull << 31) || !(r->kept_bytes = wtg_malloc_large(kept.size)))
 		ret = -ENOMEM;
 	if (!ret)
-		ret = wtg_store_base_metadata_decode(&r->kept, r->kept_bytes);
-	r->meta_len = (size_t)r->kept.size;
-	wtg_store_base_metadata_free(&r->kept);
+		ret = wtg_store_base_metadata_decode(&kept, r->kept_bytes);
+	r->meta_len = (size_t)kept.size;
+	wtg_store_base_metadata_free(&kept);
 	timeline(r, "base metadata decoded from the delta");
 	if (ret) {
 		drop_kept(r);
@@ -1579,9 +1578,7 @@ static int raw_begin(struct raw *r, const char *out, const char *identity, int *
 		r->meta_tid = r->kept_tid;
 		r->meta_running = r->from_kept = true;
 	}
-	if (r->meta_running)
-		;
-	else if (pthread_create(&r->meta_tid, NULL, load_meta, r))
+	if (!r->meta_running && pthread_create(&r->meta_tid, NULL, load_meta, r))
 		load_meta(r);
 	else
 		r->meta_running = true;
@@ -1673,7 +1670,6 @@ static int raw_end(struct raw *r, int ret)
 		r->kept_running = false;
 	}
 	drop_kept(r);
-	wtg_store_base_metadata_free(&r->kept);
 	if (ret == -EAGAIN)
 		wtg_debug("export: no raw append: %s", r->res->raw_reason);
 	wim_meta_free(r->m);

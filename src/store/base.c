@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "wtgfs/le.h"
 
 bool wtg_store_base_indexed(struct wtg_store *st)
 {
@@ -169,8 +170,7 @@ int wtg_store_base_metadata_put(struct wtg_store *st, const uint8_t sha1[20], co
 	int r = codec && out ? 0 : -ENOMEM;
 
 	memcpy(key, sha1, 20);
-	for (int i = 0; i < 8; i++)
-		key[20 + i] = (uint8_t)((uint64_t)len >> (8 * i));
+	wtg_put_le64(key + 20, len);
 	pthread_mutex_lock(&st->lock);
 	if (!r)
 		r = store_writable(st);
@@ -229,8 +229,7 @@ int wtg_store_base_metadata_get(struct wtg_store *st, struct wtg_store_base_meta
 		r = store_damaged(st, "the base metadata's key");
 	if (!r) {
 		memcpy(m->sha1, key, 20);
-		for (int i = 0; i < 8; i++)
-			m->size |= (uint64_t)key[20 + i] << (8 * i);
+		m->size = wtg_get_le64(key + 20);
 		r = store_prepare(st, "SELECT part, size, codec, data FROM base_metadata ORDER BY part",
 				  &s);
 	}
