@@ -640,19 +640,13 @@ static bool is_identity(WIMStruct *wim, int image, const char *identity)
 {
 	struct metadata_scan m = {.want = image};
 	struct wimlib_wim_info wi;
-	char id[256];
-	size_t o;
+	char id[WTG_IDENTITY_MAX];
 
 	wimlib_get_wim_info(wim, &wi);
 	wimlib_iterate_lookup_table(wim, 0, note_metadata, &m);
 	if (!m.found)
 		return false;
-	o = (size_t)snprintf(id, sizeof(id), "wim:");
-	for (int i = 0; i < WIMLIB_GUID_LEN; i++)
-		o += (size_t)snprintf(id + o, sizeof(id) - o, "%02x", wi.guid[i]);
-	o += (size_t)snprintf(id + o, sizeof(id) - o, ":%d:", image);
-	for (size_t i = 0; i < sizeof(m.sha1); i++)
-		o += (size_t)snprintf(id + o, sizeof(id) - o, "%02x", m.sha1[i]);
+	wtg_wim_identity(wi.guid, image, m.sha1, id);
 	return !strcasecmp(id, identity);
 }
 

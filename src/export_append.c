@@ -818,9 +818,8 @@ static int count_image(struct raw *r)
 static int check_identity(struct raw *r, const char *identity, int *image_ret)
 {
 	struct wim_append_info info;
-	char id[256];
+	char id[WTG_IDENTITY_MAX];
 	uint8_t sha1[20];
-	size_t o;
 
 	wim_append_get_info(r->wa, &info);
 	const char *idx = strchr(identity + 4, ':');
@@ -828,12 +827,7 @@ static int check_identity(struct raw *r, const char *identity, int *image_ret)
 	if (image < 1 || (uint32_t)image > info.image_count ||
 	    wim_append_metadata_sha1(r->wa, image, sha1))
 		return refuse(r, "%s", "the WIM does not hold the delta's base image");
-	o = (size_t)snprintf(id, sizeof(id), "wim:");
-	for (int i = 0; i < 16; i++)
-		o += (size_t)snprintf(id + o, sizeof(id) - o, "%02x", info.guid[i]);
-	o += (size_t)snprintf(id + o, sizeof(id) - o, ":%d:", image);
-	for (int i = 0; i < 20; i++)
-		o += (size_t)snprintf(id + o, sizeof(id) - o, "%02x", sha1[i]);
+	wtg_wim_identity(info.guid, image, sha1, id);
 	if (strcasecmp(id, identity))
 		return refuse(r, "%s", "image of the WIM is not the delta's base any more");
 	*image_ret = image;
@@ -1449,7 +1443,7 @@ static int raw_open(struct raw *r, const char *out)
 /* The identity string ("wim:GUID:INDEX:SHA1", as source/wim.c makes it)
  * of the image of @out the delta @base recorded, checked against its hash. */
 static int raw_begin_identity(struct raw *r, const char *out, const struct wtg_store_base *base,
-			      char *id, size_t size)
+			      char id[WTG_IDENTITY_MAX])
 {
 	struct wim_append_info info;
 	uint8_t sha1[20], hash[WTG_SHA256_LEN];
@@ -1463,12 +1457,7 @@ static int raw_begin_identity(struct raw *r, const char *out, const struct wtg_s
 	      wim_append_metadata_sha1(r->wa, (int)base->index, sha1);
 	if (ret)
 		return refuse(r, "%s", "the WIM does not hold the delta's base image");
-	size_t o = (size_t)snprintf(id, size, "wim:");
-	for (int i = 0; i < 16; i++)
-		o += (size_t)snprintf(id + o, size - o, "%02x", info.guid[i]);
-	o += (size_t)snprintf(id + o, size - o, ":%" PRIu32 ":", base->index);
-	for (int i = 0; i < 20; i++)
-		o += (size_t)snprintf(id + o, size - o, "%02x", sha1[i]);
+	wtg_wim_identity(info.guid, (int)base->index, sha1, id);
 	wtg_sha256(id, strlen(id), hash);
 	if (memcmp(hash, base->meta_hash, sizeof(hash)))
 		return refuse(r, "%s", "image of the WIM is not the delta's base any more");
@@ -1518,7 +1507,7 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 		r.kept_running = true;
 	}
 	/* the image the delta recorded: its identity's hash and index */
-	if ((ret = raw_begin_identity(&r, out, &base, identity, sizeof(identity))))
+	if ((ret = raw_begin_identity(&r, out, &base, identity)))
 		return raw_end(&r, ret);
 	if ((ret = raw_begin(&r, out, identity, &image)))
 		return raw_end(&r, ret);

@@ -62,6 +62,12 @@ struct wtg_source_ops {
  */
 #define WTG_IDENTITY_MAX 192
 
+/* The identity of image @image of a WIM whose header holds @guid and whose
+ * image's metadata resource has the SHA-1 @sha1, in lower-case hex: what
+ * the WIM source names it and a delta made on it records. */
+void wtg_wim_identity(const uint8_t guid[16], int image, const uint8_t sha1[20],
+		      char out[WTG_IDENTITY_MAX]);
+
 struct wtg_source {
 	const struct wtg_source_ops *ops;
 	char *path;

@@ -370,7 +370,6 @@ static int note_metadata(const struct wimlib_resource_entry *re, void *arg)
 static int set_identity(struct wim_source *ws, const struct wimlib_wim_info *info)
 {
 	struct metadata_scan m = {.want = ws->image};
-	char guid[2 * WIMLIB_GUID_LEN + 1], sha[2 * WTG_SHA1_LEN + 1];
 
 	wimlib_iterate_lookup_table(ws->wim, 0, note_metadata, &m);
 	if (!m.found) {
@@ -378,11 +377,18 @@ static int set_identity(struct wim_source *ws, const struct wimlib_wim_info *inf
 			  ws->image);
 		return -EIO;
 	}
-	wtg_hex(info->guid, WIMLIB_GUID_LEN, guid);
-	wtg_hex(m.sha1, WTG_SHA1_LEN, sha);
-	snprintf(ws->base.identity, sizeof(ws->base.identity), "wim:%s:%d:%s", guid, ws->image,
-		 sha);
+	wtg_wim_identity(info->guid, ws->image, m.sha1, ws->base.identity);
 	return 0;
+}
+
+void wtg_wim_identity(const uint8_t guid[16], int image, const uint8_t sha1[20],
+		      char out[WTG_IDENTITY_MAX])
+{
+	char g[2 * 16 + 1], sha[2 * WTG_SHA1_LEN + 1];
+
+	wtg_hex(guid, 16, g);
+	wtg_hex(sha1, WTG_SHA1_LEN, sha);
+	snprintf(out, WTG_IDENTITY_MAX, "wim:%s:%d:%s", g, image, sha);
 }
 
 /* ---- 'wtgfs info' ---- */
