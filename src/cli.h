@@ -153,6 +153,12 @@ int cli_source_parse(const char *spec, struct cli_source *src);
 int cli_source_view(const struct cli_source *src, struct wtg_view **view_ret);
 void cli_source_release(struct cli_source *src);
 
+/* Whether @s is text a WIM's XML can hold (an image's name or description):
+ * UTF-8, and no character XML 1.0 forbids (controls but tab, line feed and
+ * carriage return; U+FFFE, U+FFFF).  False with *@bad the offending code
+ * point (or -1: not UTF-8) and *@at its byte offset. */
+bool cli_xml_text_ok(const char *s, long *bad, size_t *at);
+
 /* The JSON string for a name of any bytes: U+FFFD for what is not UTF-8. */
 struct json_object *cli_json_name(const char *s, bool *altered_ret);
 

@@ -178,6 +178,25 @@ static void report(bool json, const char *source, const char *out, const char *n
 		       res->files, res->dirs, res->bytes, res->tmp_dir);
 }
 
+/* The image's @what (name or description) checked before any work: wimlib
+ * writes it into the WIM's XML as it is, and XML that holds a control
+ * character or bytes that are not UTF-8 leaves the whole WIM unreadable. */
+static bool xml_text(const char *what, const char *s)
+{
+	long bad;
+	size_t at;
+
+	if (cli_xml_text_ok(s, &bad, &at))
+		return true;
+	if (bad < 0)
+		wtg_error("the image's %s is not UTF-8 (byte %zu): a WIM's XML holds only UTF-8 "
+			  "text (give --%s)", what, at + 1, what);
+	else
+		wtg_error("the image's %s holds U+%04lX (byte %zu), which a WIM's XML cannot hold "
+			  "(give --%s)", what, (unsigned long)bad, at + 1, what);
+	return false;
+}
+
 int cmd_export(int argc, char **argv)
 {
 	struct wtg_export_options opt = {0};
@@ -279,6 +298,14 @@ int cmd_export(int argc, char **argv)
 	}
 	if (!opt.name)
 		opt.name = name;
+	if ((opt.name && !xml_text("name", opt.name)) ||
+	    (opt.description && !xml_text("description", opt.description))) {
+		if (view)
+			wtg_view_close(view);
+		cli_source_release(&src);
+		free(name);
+		return EXIT_ERROR;
+	}
 	cli_catch_signals(on_signal);
 	if (later) {
 		ret = wtg_export_delta_append(out, &opt, &res);

@@ -136,6 +136,9 @@ static uint64_t file_size(const char *path)
 struct run {
 	const struct wtg_export_options *opt;
 	struct wtg_progress p;
+	/* an append's target as it was when wimlib read it */
+	struct stat target;
+	bool have_target;
 };
 
 static void report(struct run *r, const char *phase)
@@ -305,7 +308,8 @@ static int write_flags(const struct wtg_export_options *opt)
 
 /* A new WIMStruct for a new OUT, or OUT opened for an append; refuses
  * what cannot be done before any work. */
-static int open_target(const char *out, const struct wtg_export_options *opt, WIMStruct **wim_ret)
+static int open_target(const char *out, const struct wtg_export_options *opt, struct run *r,
+		       WIMStruct **wim_ret)
 {
 	int code;
 
@@ -331,6 +335,7 @@ static int open_target(const char *out, const struct wtg_export_options *opt, WI
 			  strerror(errno));
 		return -ENOENT;
 	}
+	r->have_target = !stat(out, &r->target);
 	if ((code = wimlib_open_wim(out, WIMLIB_OPEN_FLAG_WRITE_ACCESS |
 					     WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT,
 				    wim_ret)))
@@ -550,6 +555,29 @@ void wtg_export_guard_end(struct wtg_export_guard *g, bool keep)
 		;
 }
 
+/*
+ * wimlib locks the WIM only while it writes, from what it read at open: an
+ * append that another program (wtgfs's own appender, another wimlib)
+ * finished in between would be written over, its image lost.  So the
+ * target must be as it was when wimlib read it; once wimlib holds its lock
+ * no other appender starts, and one that holds its own makes wimlib's fail
+ * cleanly.
+ */
+static int target_unchanged(const char *out, const struct run *r)
+{
+	struct stat st;
+
+	if (!r->have_target || stat(out, &st) ||
+	    (st.st_dev == r->target.st_dev && st.st_ino == r->target.st_ino &&
+	     st.st_size == r->target.st_size && st.st_mtim.tv_sec == r->target.st_mtim.tv_sec &&
+	     st.st_mtim.tv_nsec == r->target.st_mtim.tv_nsec))
+		return 0;
+	wtg_error("cannot append to '%s': another program changed it while this export ran "
+		  "(run the export again)",
+		  out);
+	return -EBUSY;
+}
+
 /* Names, describes and (--boot) marks image @image of @wim, then writes. */
 static int finish(WIMStruct *wim, int image, const char *out, const struct wtg_export_options *opt,
 		  struct run *r, struct wtg_export_result *res)
@@ -572,7 +600,7 @@ static int finish(WIMStruct *wim, int image, const char *out, const struct wtg_e
 	int ret;
 	if (opt->append) {
 		struct wtg_export_guard g = {.pid = -1, .pipe = -1};
-		if ((ret = wtg_export_guard_start(out, &g)))
+		if ((ret = target_unchanged(out, r)) || (ret = wtg_export_guard_start(out, &g)))
 			return ret;
 		code = wimlib_overwrite(wim, write_flags(opt), opt->threads);
 		ret = code ? failure("append to", out, code) : 0;
@@ -705,7 +733,7 @@ static int export_incremental(struct wtg_view *view, const char *out,
 		return no_increment(res, "'%s' is not the delta's base WIM", out);
 	const char *idx = strchr(identity + 4, ':');
 	image = idx ? atoi(idx + 1) : 0;
-	if ((ret = open_target(out, opt, &wim)))
+	if ((ret = open_target(out, opt, r, &wim)))
 		return ret;
 	setup();
 	if ((code = wimlib_open_wim(tree->source->path, WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT, &base))) {
@@ -828,7 +856,7 @@ int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_exp
 			wtg_debug("export: the whole tree is captured: %s", why);
 		}
 	}
-	if ((ret = open_target(out, opt, &wim)))
+	if ((ret = open_target(out, opt, &r, &wim)))
 		return ret;
 	tmp_dir_for(out, dir, sizeof(dir));
 	int fd = make_volume(view, &r, dir, NULL, res);
@@ -886,7 +914,7 @@ int wtg_export_wim_image(const char *path, const char *sel, const char *out,
 		name = "Image";
 	struct wtg_export_options o = *opt;
 	o.name = name;
-	if ((ret = open_target(out, &o, &wim))) {
+	if ((ret = open_target(out, &o, &r, &wim))) {
 		wimlib_free(src);
 		return ret;
 	}

@@ -22,6 +22,31 @@ void wtg_log_capture(char *buf, size_t size)
 		buf[0] = '\0';
 }
 
+/* a try with a fallback: its lines are kept, not said */
+static __thread char *hold;
+static __thread size_t hold_size;
+
+void wtg_log_hold(char *buf, size_t size)
+{
+	hold = buf;
+	hold_size = size;
+	if (buf && size)
+		buf[0] = '\0';
+}
+
+void wtg_log_release(const char *buf, bool as_errors)
+{
+	for (const char *p = buf; p && *p;) {
+		const char *nl = strchr(p, '\n');
+		int n = nl ? (int)(nl - p) : (int)strlen(p);
+		if (as_errors)
+			wtg_error("%.*s", n, p);
+		else
+			wtg_debug("%.*s", n, p);
+		p += n + (nl != NULL);
+	}
+}
+
 void wtg_log_to_syslog(bool on)
 {
 	if (on && !use_syslog)
@@ -38,6 +63,11 @@ static void vlog(int prio, const char *prefix, const char *fmt, va_list ap)
 {
 	char line[2048];
 	vsnprintf(line, sizeof(line), fmt, ap);
+	if (hold && prio != LOG_DEBUG) {
+		size_t used = strlen(hold);
+		snprintf(hold + used, hold_size - used, "%s%s\n", prefix, line);
+		return;
+	}
 	if (capture && prio != LOG_DEBUG) {
 		size_t used = strlen(capture);
 		snprintf(capture + used, capture_size - used, "wtgfs: %s%s\n", prefix, line);

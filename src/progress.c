@@ -20,8 +20,11 @@ void wtg_progress_of_tree(struct wtg_progress *p, const struct wtg_ntfs_write_st
 void wtg_progress_test_kill(const struct wtg_progress *p, bool starting)
 {
 	const char *at = getenv("WTGFS_TEST_KILL_AT");
+	const char *stop = getenv("WTGFS_TEST_STOP_AT");
 	size_t n = strlen(p->phase);
 
+	if (starting && stop && !strcmp(stop, p->phase))
+		raise(SIGSTOP);
 	if (!at || strncmp(at, p->phase, n))
 		return;
 	if (at[n] == '\0' ? starting

@@ -27,7 +27,9 @@ void wtg_progress_of_tree(struct wtg_progress *p, const struct wtg_ntfs_write_st
 /*
  * For tests: WTGFS_TEST_KILL_AT=PHASE kills the process (SIGKILL) as PHASE
  * begins (@starting), PHASE@N once PHASE has done N files (N > 0), so a
- * test interrupts a job where it wants to.  Nothing happens without it.
+ * test interrupts a job where it wants to; WTGFS_TEST_STOP_AT=PHASE stops
+ * it (SIGSTOP) as PHASE begins, for a test that does something meanwhile
+ * and then sends SIGCONT.  Nothing happens without them.
  */
 void wtg_progress_test_kill(const struct wtg_progress *p, bool starting);
 

@@ -1,0 +1,97 @@
+#!/bin/bash
+# wtgfs export on input that must not harm the target WIM:
+# - an image name or description that a WIM's XML cannot hold (a control
+#   character, bytes that are not UTF-8, U+FFFE) is refused in one line
+#   before any work, the target as it was (wimlib would write it into the
+#   XML as it is, and no program could read the WIM again); tabs, line
+#   feeds and any Unicode go through;
+# - an append through wimlib (--solid) that another append overtakes while
+#   it works (wtgfs's own appender here) is refused, and the image the
+#   other one added stays (wimlib locks the WIM only while it writes, from
+#   what it read at open);
+# - a WIM wtgfs's own appender will not read (a blob table size that is no
+#   whole number of entries) but wimlib reads is appended to through wimlib
+#   with no error printed, and the exit status says it worked.
+. "$(dirname "$0")/lib.sh"
+need_root
+need_tool wiminfo wimverify cmp /usr/bin/python3
+test_images small
+
+cp "$IMAGES/lzx.wim" "$TMP/base.wim"
+cp "$TMP/base.wim" "$TMP/pristine.wim"
+"$WTGFS" init "$TMP/d.delta" "$TMP/base.wim" >/dev/null || fail "init failed"
+
+# refused NAME-OPTION TEXT WANT: an append with the option refused in one
+# line that says WANT, the WIM unchanged; a new WIM not made
+refused() {
+	local opt=$1 text=$2 want=$3 rc=0
+	"$WTGFS" export "$TMP/d.delta" "$TMP/base.wim" --append "$opt" "$text" \
+		>"$TMP/out" 2>"$TMP/err" || rc=$?
+	[ "$rc" = 2 ] || { cat "$TMP/err"; fail "$opt $(printf %q "$text"): exit $rc, not 2"; }
+	[ "$(wc -l <"$TMP/err")" = 1 ] || { cat "$TMP/err"; fail "$opt: not one line"; }
+	grep -q "$want" "$TMP/err" || { cat "$TMP/err"; fail "$opt: no word of '$want'"; }
+	cmp -s "$TMP/base.wim" "$TMP/pristine.wim" || fail "$opt $(printf %q "$text"): the WIM changed"
+	rc=0
+	"$WTGFS" export "$IMAGES/lzx.wim" "$TMP/new.wim" "$opt" "$text" >/dev/null 2>&1 || rc=$?
+	[ "$rc" = 2 ] && [ ! -e "$TMP/new.wim" ] || fail "$opt: a new WIM was made (exit $rc)"
+}
+refused --name "$(printf 'a\001b')" "U+0001"
+refused --name "$(printf 'x\377\376y')" "not UTF-8"
+refused --name "$(printf 'a\357\277\276')" "U+FFFE"
+refused --name "$(printf '\355\240\200')" "not UTF-8" # a surrogate
+refused --name "$(printf '\300\201')" "not UTF-8"     # an overlong form
+refused --description "$(printf 'text\033[1m')" "U+001B"
+refused --description "$(printf 'caf\351')" "not UTF-8"
+name=$(printf 'Ünï 😀 <&>')
+"$WTGFS" export "$TMP/d.delta" "$TMP/base.wim" --append --name "$name" \
+	--description "$(printf 'one\ttab\ntwo lines\r')" >/dev/null || fail "a good name was refused"
+wiminfo "$TMP/base.wim" 2 | grep -qF "Name:                   $name" ||
+	{ wiminfo "$TMP/base.wim" 2; fail "the good name is not the image's"; }
+wimverify "$TMP/base.wim" >/dev/null || fail "the WIM with the good name does not verify"
+echo "names and descriptions XML cannot hold refused, the WIM unchanged; others kept"
+
+# overtaken: the wimlib append stopped as it is about to write, the raw one
+# run to its end meanwhile, then the first let go
+cp "$TMP/pristine.wim" "$TMP/base.wim"
+WTGFS_TEST_STOP_AT=write "$WTGFS" export "$TMP/d.delta" "$TMP/base.wim" --append --name slow \
+	--solid >"$TMP/slow.out" 2>"$TMP/slow.err" &
+slow=$!
+for _ in $(seq 1 600); do
+	[ "$(awk '{print $3}' "/proc/$slow/stat" 2>/dev/null)" = T ] && break
+	kill -0 "$slow" 2>/dev/null || break
+	sleep 0.1
+done
+[ "$(awk '{print $3}' "/proc/$slow/stat" 2>/dev/null)" = T ] ||
+	{ cat "$TMP/slow.err"; fail "the wimlib append did not stop where it writes"; }
+"$WTGFS" export "$TMP/d.delta" "$TMP/base.wim" --append --name quick --json >"$TMP/quick.out" ||
+	{ kill -CONT "$slow"; fail "the raw append failed"; }
+jq -e 'select(.type == "result") | .raw' "$TMP/quick.out" >/dev/null ||
+	{ kill -CONT "$slow"; fail "the quick append was not the raw one"; }
+kill -CONT "$slow"
+rc=0
+wait "$slow" || rc=$?
+[ "$rc" = 2 ] || { cat "$TMP/slow.err"; fail "the overtaken append: exit $rc, not 2"; }
+grep -q "changed it while this export ran" "$TMP/slow.err" || { cat "$TMP/slow.err"; fail "no word of why"; }
+[ "$(wiminfo "$TMP/base.wim" | sed -n 's/^Name: *//p' | tail -n +2)" = quick ] ||
+	{ wiminfo "$TMP/base.wim"; fail "the WIM does not hold the quick image alone"; }
+wimverify "$TMP/base.wim" >/dev/null || fail "the WIM does not verify after the race"
+echo "an append overtaken while it worked refused; the other one's image kept"
+
+# a blob table size that is no whole number of entries: wimlib's way
+cp "$TMP/pristine.wim" "$TMP/base.wim"
+/usr/bin/python3 - "$TMP/base.wim" <<'PY'
+import sys
+with open(sys.argv[1], 'r+b') as f:
+    f.seek(0x30)
+    b = bytearray(f.read(1))
+    b[0] ^= 0xff
+    f.seek(0x30)
+    f.write(b)
+PY
+rc=0
+"$WTGFS" export "$TMP/d.delta" "$TMP/base.wim" --append --name odd >/dev/null 2>"$TMP/odd.err" || rc=$?
+[ "$rc" = 0 ] || { cat "$TMP/odd.err"; fail "the append to the odd WIM failed ($rc)"; }
+[ ! -s "$TMP/odd.err" ] || { cat "$TMP/odd.err"; fail "an append that worked printed errors"; }
+wiminfo "$TMP/base.wim" 2 | grep -q "^Name: *odd" || fail "the odd WIM lacks the new image"
+echo "a WIM the raw appender does not read appended to through wimlib, quietly"
+exit 0
