@@ -1436,13 +1436,12 @@ static int raw_open(struct raw *r, const char *out)
 	if (r->wa)
 		return 0;
 	/* (what the appender cannot read goes wimlib's way, which says what
-	 * it cannot read itself: the appender's words only with -v) */
+	 * it cannot read itself: the appender's words then only with -v) */
 	char held[1024];
 	wtg_log_hold(held, sizeof(held));
 	ret = wim_append_open(out, &r->wa);
 	wtg_log_hold(NULL, 0);
-	if (ret)
-		wtg_log_release(held, ret == -EBUSY);
+	wtg_log_release(held, !ret || ret == -EBUSY);
 	if (ret)
 		return ret == -EBUSY ? ret : refuse(r, "%s", "the WIM cannot be read here");
 	return 0;

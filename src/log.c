@@ -34,13 +34,17 @@ void wtg_log_hold(char *buf, size_t size)
 		buf[0] = '\0';
 }
 
-void wtg_log_release(const char *buf, bool as_errors)
+void wtg_log_release(const char *buf, bool say)
 {
+	/* (each line holds its "warning: " already) */
 	for (const char *p = buf; p && *p;) {
 		const char *nl = strchr(p, '\n');
 		int n = nl ? (int)(nl - p) : (int)strlen(p);
-		if (as_errors)
+		bool warning = !strncmp(p, "warning: ", 9);
+		if (say)
 			wtg_error("%.*s", n, p);
+		else if (warning)
+			wtg_debug("%.*s", n - 9, p + 9);
 		else
 			wtg_debug("%.*s", n, p);
 		p += n + (nl != NULL);

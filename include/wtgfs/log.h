@@ -20,9 +20,9 @@ void wtg_log_capture(char *buf, size_t size);
  * bytes, emptied here), one line each, instead of being said: for a try
  * that has a fallback.  NULL stops; wtg_log_release says what was kept. */
 void wtg_log_hold(char *buf, size_t size);
-/* The lines wtg_log_hold kept in @buf said as errors (@as_errors) or, with
+/* The lines wtg_log_hold kept in @buf said as they were (@say) or, with
  * -v, as debug lines. */
-void wtg_log_release(const char *buf, bool as_errors);
+void wtg_log_release(const char *buf, bool say);
 
 void wtg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void wtg_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
