@@ -166,23 +166,16 @@ static size_t utf8_sequence(const unsigned char *p, size_t n)
 bool cli_xml_text_ok(const char *s, long *bad, size_t *at)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s);
 
-	for (size_t i = 0; p[i];) {
-		unsigned c = p[i];
-		size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-				      : (c & 0xF8) == 0xF0 ? 4 : 0;
-		unsigned long cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-		size_t k = 1;
-		for (; n && k < n && (p[i + k] & 0xC0) == 0x80; k++)
-			cp = cp << 6 | (p[i + k] & 0x3F);
-		/* (not UTF-8: a bad lead or continuation, an overlong form, a
-		 * surrogate, above U+10FFFF) */
-		bool utf8 = n && k == n && !(n == 2 && cp < 0x80) && !(n == 3 && cp < 0x800) &&
-			    !(n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) &&
-			    !(cp >= 0xD800 && cp <= 0xDFFF);
-		if (!utf8 || (cp < 0x20 && cp != 0x09 && cp != 0x0A && cp != 0x0D) ||
-		    cp == 0xFFFE || cp == 0xFFFF) {
-			*bad = utf8 ? (long)cp : -1;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_sequence(p + i, len - i);
+		/* (the controls are one byte; U+FFFE and U+FFFF are EF BF BE/BF) */
+		long cp = n == 1 ? p[i] : n == 3 && p[i] == 0xef && p[i + 1] == 0xbf && p[i + 2] >= 0xbe
+						? 0xfffe + (p[i + 2] - 0xbe)
+						: 0x20;
+		if (!n || (cp < 0x20 && cp != 0x09 && cp != 0x0a && cp != 0x0d) || cp >= 0xfffe) {
+			*bad = n ? cp : -1;
 			*at = i;
 			return false;
 		}

@@ -10,41 +10,48 @@
 
 static bool use_syslog;
 static bool verbose;
+/* Lines kept in a caller's buffer (one per thread and kind). */
+struct kept {
+	char *buf;
+	size_t size;
+};
 /* a thread serving a request for another process: its lines go there too */
-static __thread char *capture;
-static __thread size_t capture_size;
+static __thread struct kept capture;
+/* a try with a fallback: its lines are kept, not said */
+static __thread struct kept hold;
 
-void wtg_log_capture(char *buf, size_t size)
+static void keep_in(struct kept *k, char *buf, size_t size)
 {
-	capture = buf;
-	capture_size = size;
+	k->buf = buf;
+	k->size = size;
 	if (buf && size)
 		buf[0] = '\0';
 }
 
-/* a try with a fallback: its lines are kept, not said */
-static __thread char *hold;
-static __thread size_t hold_size;
+static void keep_line(const struct kept *k, const char *lead, const char *prefix, const char *line)
+{
+	size_t used = strlen(k->buf);
+	snprintf(k->buf + used, k->size - used, "%s%s%s\n", lead, prefix, line);
+}
+
+void wtg_log_capture(char *buf, size_t size)
+{
+	keep_in(&capture, buf, size);
+}
 
 void wtg_log_hold(char *buf, size_t size)
 {
-	hold = buf;
-	hold_size = size;
-	if (buf && size)
-		buf[0] = '\0';
+	keep_in(&hold, buf, size);
 }
 
 void wtg_log_release(const char *buf, bool say)
 {
-	/* (each line holds its "warning: " already) */
+	/* (a warning's line holds its "warning: " already) */
 	for (const char *p = buf; p && *p;) {
 		const char *nl = strchr(p, '\n');
 		int n = nl ? (int)(nl - p) : (int)strlen(p);
-		bool warning = !strncmp(p, "warning: ", 9);
 		if (say)
 			wtg_error("%.*s", n, p);
-		else if (warning)
-			wtg_debug("%.*s", n - 9, p + 9);
 		else
 			wtg_debug("%.*s", n, p);
 		p += n + (nl != NULL);
@@ -67,15 +74,12 @@ static void vlog(int prio, const char *prefix, const char *fmt, va_list ap)
 {
 	char line[2048];
 	vsnprintf(line, sizeof(line), fmt, ap);
-	if (hold && prio != LOG_DEBUG) {
-		size_t used = strlen(hold);
-		snprintf(hold + used, hold_size - used, "%s%s\n", prefix, line);
+	if (hold.buf && prio != LOG_DEBUG) {
+		keep_line(&hold, "", prefix, line);
 		return;
 	}
-	if (capture && prio != LOG_DEBUG) {
-		size_t used = strlen(capture);
-		snprintf(capture + used, capture_size - used, "wtgfs: %s%s\n", prefix, line);
-	}
+	if (capture.buf && prio != LOG_DEBUG)
+		keep_line(&capture, "wtgfs: ", prefix, line);
 	if (use_syslog)
 		syslog(prio, "%s%s", prefix, line);
 	else
