@@ -156,11 +156,35 @@ void store_hex_short(const uint8_t *hash, char out[17])
 	wtg_hex(hash, 8, out);
 }
 
+bool store_key_matches(const uint8_t key[WTG_STORE_HASH_LEN], const void *data, size_t len)
+{
+	uint8_t sum[WTG_STORE_HASH_LEN];
+
+	wtg_sha256(data, len, sum);
+	return !memcmp(sum, key, sizeof(sum));
+}
+
+int store_damaged_at(struct wtg_store *st, const char *kind, const uint8_t *key, const char *what)
+{
+	char hex[17], line[200];
+
+	pthread_mutex_lock(&st->lock);
+	bool told = !memcmp(st->told_damaged, key, WTG_STORE_HASH_LEN);
+	memcpy(st->told_damaged, key, WTG_STORE_HASH_LEN);
+	pthread_mutex_unlock(&st->lock);
+	if (told)
+		return -EIO;
+	store_hex_short(key, hex);
+	snprintf(line, sizeof(line), "%s %s: %s", kind, hex, what);
+	return store_damaged(st, line);
+}
+
+/* A chunk's bytes are checked against its key on every read: a flipped bit
+ * in the file is EIO, never wrong bytes in a file, a WIM or a drive. */
 int wtg_store_get_chunk(struct wtg_store *st, const uint8_t hash[WTG_STORE_HASH_LEN], void *buf,
 			size_t *size_ret)
 {
 	sqlite3_stmt *s;
-	char hex[17];
 
 	pthread_mutex_lock(&st->lock);
 	int r = store_query(st, Q_CHUNK_GET, &s);
@@ -168,20 +192,18 @@ int wtg_store_get_chunk(struct wtg_store *st, const uint8_t hash[WTG_STORE_HASH_
 		goto out;
 	store_bind_hash(s, 1, hash);
 	r = store_step(st, s);
-	if (r == 0) {
+	if (r == 0)
 		r = -ENOENT;
-	} else if (r == 1) {
+	else if (r == 1)
 		r = store_decode_row(st, s, 0, buf, size_ret);
-		if (r == -EIO) {
-			store_hex_short(hash, hex);
-			wtg_error("'%s': chunk %s cannot be decoded (the delta is damaged; run "
-				  "'wtgfs verify')",
-				  st->path, hex);
-		}
-	}
 	sqlite3_reset(s);
 out:
 	pthread_mutex_unlock(&st->lock);
+	if (r == -EIO)
+		return store_damaged_at(st, "chunk", hash, "cannot be decoded");
+	/* hashed outside the lock: other readers go on meanwhile */
+	if (!r && !store_key_matches(hash, buf, *size_ret))
+		return store_damaged_at(st, "chunk", hash, "its bytes do not hash to its key");
 	return r;
 }
 

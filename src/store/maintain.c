@@ -46,7 +46,7 @@ static int verify_chunks(struct wtg_store *st, struct wtg_store_report *rep, uin
 	if (r)
 		return r;
 	while ((r = store_step(st, s)) == 1) {
-		uint8_t key[WTG_STORE_HASH_LEN], sum[WTG_STORE_HASH_LEN];
+		uint8_t key[WTG_STORE_HASH_LEN];
 		char hex[2 * WTG_STORE_HASH_LEN + 1] = "?";
 		size_t size;
 		const char *bad = NULL;
@@ -59,8 +59,7 @@ static int verify_chunks(struct wtg_store *st, struct wtg_store_report *rep, uin
 			bad = "cannot be decoded";
 		} else {
 			rep->chunk_bytes += size;
-			wtg_sha256(buf, size, sum);
-			if (memcmp(sum, key, sizeof(key)))
+			if (!store_key_matches(key, buf, size))
 				bad = "its bytes do not hash to its key";
 		}
 		if (bad) {
@@ -69,6 +68,31 @@ static int verify_chunks(struct wtg_store *st, struct wtg_store_report *rep, uin
 			if (++rep->problems <= 20)
 				wtg_error("'%s': chunk %s: %s", st->path, hex, bad);
 		}
+	}
+	sqlite3_finalize(s);
+	return r < 0 ? r : 0;
+}
+
+/* Each security descriptor's bytes against its key. */
+static int verify_sds(struct wtg_store *st, struct wtg_store_report *rep)
+{
+	sqlite3_stmt *s;
+	int r = store_prepare(st, "SELECT hash, data FROM sds WHERE length(hash) = 32", &s);
+
+	if (r)
+		return r;
+	while ((r = store_step(st, s)) == 1) {
+		uint8_t key[WTG_STORE_HASH_LEN];
+		char hex[17];
+
+		if (store_column_hash(s, 0, key) &&
+		    store_key_matches(key, sqlite3_column_blob(s, 1),
+				      (size_t)sqlite3_column_bytes(s, 1)))
+			continue;
+		store_hex_short(key, hex);
+		if (++rep->problems <= 20)
+			wtg_error("'%s': security descriptor %s: its bytes do not hash to its key",
+				  st->path, hex);
 	}
 	sqlite3_finalize(s);
 	return r < 0 ? r : 0;
@@ -184,6 +208,8 @@ int wtg_store_verify(struct wtg_store *st, struct wtg_store_report *report)
 	rep.extents = (uint64_t)v;
 	if (!r)
 		r = verify_chunks(st, &rep, buf);
+	if (!r)
+		r = verify_sds(st, &rep);
 out:
 	pthread_mutex_unlock(&st->lock);
 	free(buf);

@@ -49,6 +49,12 @@ int wtg_store_get_sd(struct wtg_store *st, const uint8_t hash[WTG_STORE_HASH_LEN
 	r = store_step_blob(st, s, data_ret, len_ret);
 out:
 	pthread_mutex_unlock(&st->lock);
+	if (!r && !store_key_matches(hash, *data_ret, *len_ret)) {
+		free(*data_ret);
+		*data_ret = NULL;
+		r = store_damaged_at(st, "security descriptor", hash,
+				     "its bytes do not hash to its key");
+	}
 	return r;
 }
 

@@ -111,6 +111,7 @@ struct wtg_store {
 	int batch_lost;
 	struct timespec batch_start;
 	bool base_indexed; /* the base index is complete (base.c) */
+	uint8_t told_damaged[WTG_STORE_HASH_LEN]; /* the key store_damaged_at last told of */
 	/* the working layer's journal rows by slot (journal.c), read from the
 	 * file at first use (jloaded) */
 	struct jslot **jslots;
@@ -230,6 +231,12 @@ int store_transaction(struct wtg_store *st, int (*fn)(struct wtg_store *, const 
 int store_decode_row(struct wtg_store *st, sqlite3_stmt *s, int col, void *buf, size_t *size_ret);
 /* The first 8 bytes of a key in hex, for messages. */
 void store_hex_short(const uint8_t *hash, char out[17]);
+/* true when @data hashes to @key (SHA-256, the store's content keys) */
+bool store_key_matches(const uint8_t key[WTG_STORE_HASH_LEN], const void *data, size_t len);
+/* store_damaged() for the record @kind ("chunk") under @key, which @what
+ * is wrong with; said once while the same key keeps failing (a reader's
+ * retries), -EIO; takes the lock. */
+int store_damaged_at(struct wtg_store *st, const char *kind, const uint8_t *key, const char *what);
 /* Calls @name_fn (names) or @stream_fn (@streams) once per key of @key that
  * the stack @stk (NULL: the store's own) mentions, through statement @q;
  * takes the lock itself and calls back without it, so the callbacks may use
