@@ -418,14 +418,28 @@ double cli_progress_end(struct cli_progress *s)
 
 int cli_source_parse(const char *spec, struct cli_source *src)
 {
-	const char *at = strrchr(spec, '@'), *colon = strrchr(spec, ':');
 	const char *cut = NULL;
 
 	*src = (struct cli_source){.spec = spec};
-	if (access(spec, F_OK) != 0) /* the last of the two: "a@b/disk.vhdx:2" */
-		cut = at && (!colon || at > colon) ? at : colon;
-	if (cut == spec)
-		cut = NULL;
+	/* The file is the longest part before an '@' or ':' that exists
+	 * ("a@b/disk.vhdx:2", a snapshot "x@y" as "d.delta@x@y"); when none
+	 * does, the last such part is the one the error names. */
+	if (access(spec, F_OK) != 0) {
+		for (const char *p = spec + strlen(spec); p-- > spec + 1;) {
+			if (*p != '@' && *p != ':')
+				continue;
+			if (!cut)
+				cut = p;
+			char *prefix = strndup(spec, (size_t)(p - spec));
+			bool there = prefix && access(prefix, F_OK) == 0;
+			free(prefix);
+			if (there) {
+				cut = p;
+				break;
+			}
+		}
+	}
+	const char *at = cut && *cut == '@' ? cut : NULL;
 	src->path = cut ? strndup(spec, (size_t)(cut - spec)) : strdup(spec);
 	if (!src->path)
 		return -ENOMEM;

@@ -9,6 +9,8 @@
 #   it works (wtgfs's own appender here) is refused, and the image the
 #   other one added stays (wimlib locks the WIM only while it writes, from
 #   what it read at open);
+# - snapshots whose names hold '@' or ':' are named as DELTA@NAME (the
+#   file is the longest part of the operand that exists);
 # - a WIM wtgfs's own appender will not read (a blob table size that is no
 #   whole number of entries) but wimlib reads is appended to through wimlib
 #   with no error printed, and the exit status says it worked.
@@ -94,4 +96,16 @@ rc=0
 [ ! -s "$TMP/odd.err" ] || { cat "$TMP/odd.err"; fail "an append that worked printed errors"; }
 wiminfo "$TMP/base.wim" 2 | grep -q "^Name: *odd" || fail "the odd WIM lacks the new image"
 echo "a WIM the raw appender does not read appended to through wimlib, quietly"
+
+# snapshot names with '@' and ':' (any printable byte but '/' names one)
+for snap in 'x@y' 'p:q' '@lead'; do
+	"$WTGFS" snapshot "$TMP/d.delta" "$snap" >/dev/null || fail "snapshot '$snap' failed"
+	rm -f "$TMP/snap.wim"
+	"$WTGFS" export "$TMP/d.delta@$snap" "$TMP/snap.wim" >/dev/null 2>"$TMP/snap.err" ||
+		{ cat "$TMP/snap.err"; fail "export of '$TMP/d.delta@$snap' failed"; }
+	wiminfo "$TMP/snap.wim" 1 | grep -q "^Name: *$snap\$" || fail "'$snap': not the image's name"
+done
+"$WTGFS" export "$TMP/d.delta@x@z" "$TMP/none.wim" 2>"$TMP/err" && fail "a snapshot that is not there was exported"
+grep -q "no snapshot 'x@z'" "$TMP/err" || { cat "$TMP/err"; fail "not the snapshot's name in the error"; }
+echo "snapshots named with '@' and ':' exported as DELTA@NAME"
 exit 0
