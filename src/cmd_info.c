@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "wtgfs/store.h"
 #include "wtgfs/disk_image.h"
+#include "wtgfs/log.h"
 #include "wtgfs/source.h"
 #include "wtgfs/wim.h"
 
@@ -171,6 +173,12 @@ int cmd_info(int argc, char **argv)
 	if (argc - optind > 1)
 		return cli_usage_error(&cmd, "one IMAGE at a time");
 	path = argv[optind];
+	if (wtg_store_is_delta(path)) {
+		wtg_error("'%s' is a delta file, not an image: 'wtgfs log' lists its snapshots, "
+			  "'wtgfs verify' checks it",
+			  path);
+		return EXIT_ERROR;
+	}
 	if (!wtg_source_is_wim(path) && access(path, F_OK) == 0)
 		return info_disk(path, parent, json);
 	if (parent)

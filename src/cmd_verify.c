@@ -39,7 +39,7 @@ static const struct cli_command cmd = {"verify", usage, "b", options};
 int cmd_verify(int argc, char **argv)
 {
 	struct wtg_store *store;
-	struct wtg_store_options opt = {.read_only = true};
+	struct wtg_store_options opt = {.read_only = true, .verifying = true};
 	struct wtg_store_report r = {0};
 
 	bool base = false;
@@ -58,9 +58,12 @@ int cmd_verify(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage_error(&cmd, "one DELTA is needed");
 	const char *path = argv[optind];
-	if (wtg_store_open(path, &opt, &store) < 0)
+	int ret = wtg_store_open(path, &opt, &store);
+	if (ret == -EIO)
+		printf("%s: DAMAGED: it cannot be opened as a delta\n", path);
+	if (ret < 0)
 		return EXIT_ERROR;
-	int ret = wtg_store_verify(store, &r);
+	ret = wtg_store_verify(store, &r);
 	printf("%s: %s: %" PRIu64 " layers, %" PRIu64 " chunks (%" PRIu64 " bytes, %" PRIu64
 	       " stored), %" PRIu64 " extents, %" PRIu64 " problems\n",
 	       path, ret == 0 ? "clean" : "DAMAGED", r.layers, r.chunks, r.chunk_bytes,

@@ -63,6 +63,26 @@ sqlite3 "$TMP/bad.delta" "INSERT INTO chunks(hash, size, codec, data) VALUES (ze
 expect 2 "$WTGFS" verify "$TMP/bad.delta"
 grep -q "DAMAGED" "$TMP/out" || fail "verify did not report the damage"
 
+# a damaged schema: each command says so in one line (the read-only retry
+# of a reader alone with the file does not say it twice), verify without
+# sending the user to itself, and with its DAMAGED summary
+cp "$d" "$TMP/schema.delta"
+sqlite3 "$TMP/schema.delta" "PRAGMA writable_schema = ON;
+	UPDATE sqlite_master SET sql = 'CREATE TABLE chunks(hash BLOB' WHERE name = 'chunks'" ||
+	fail "sqlite3 failed"
+for c in log verify gc diff; do
+	expect 2 "$WTGFS" $c "$TMP/schema.delta"
+	one_line "the delta is damaged: malformed database schema"
+done
+grep -q "run 'wtgfs verify'" "$TMP/err" || { cat "$TMP/err"; fail "diff's line does not name verify"; }
+expect 2 "$WTGFS" verify "$TMP/schema.delta"
+grep -q "run 'wtgfs verify'" "$TMP/err" && { cat "$TMP/err"; fail "verify sends the user to verify"; }
+grep -q "schema.delta: DAMAGED" "$TMP/out" || { cat "$TMP/out"; fail "verify printed no DAMAGED summary"; }
+expect 2 "$WTGFS" export "$TMP/schema.delta" "$TMP/schema.wim"
+one_line "the delta is damaged"
+expect 2 "$WTGFS" info "$d"
+one_line "is a delta file, not an image"
+
 # a VHDX base: the volume that holds \Windows, bound by serial number and disk id
 if have_tool qemu-img sfdisk; then
 	mib=$(($(stat -c %s "$IMAGES/volume.img") / 1048576))

@@ -62,6 +62,9 @@ struct wtg_store_options {
 	/* read_only of HEAD: one read transaction from open to close, so all
 	 * reads see the delta as one commit left it */
 	bool consistent;
+	/* the caller is 'wtgfs verify': the lines that tell of damage do not
+	 * send the user to it */
+	bool verifying;
 };
 
 /* Creates a new delta at @path bound to @base, atomically (written under a

@@ -660,6 +660,7 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	pthread_cond_init(&st->ckpt_cond, NULL);
 	st->wal_fd = -1;
 	st->read_only = opt->read_only || opt->at;
+	st->verifying = opt->verifying;
 	st->path = strdup(path);
 	st->codec = wtg_chunk_codec_new();
 	st->zbuf = malloc(wtg_chunk_encode_bound(WTG_STORE_CHUNK_SIZE));
@@ -688,7 +689,7 @@ int wtg_store_open(const char *path, const struct wtg_store_options *opt,
 	bool alone = st->read_only && flock(st->fd, LOCK_EX | LOCK_NB) == 0;
 	r = connect_db(st,
 		       (st->read_only && !alone ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE));
-	if (r && alone)
+	if (r && r != -EIO && alone) /* a read-only file; damage stays damage */
 		r = connect_db(st, SQLITE_OPEN_READONLY);
 	if (!r)
 		r = check_format(st);

@@ -123,9 +123,7 @@ int store_sql_error(struct wtg_store *st, int rc)
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 	case SQLITE_FORMAT:
-		wtg_error("'%s': the delta is damaged: %s (run 'wtgfs verify')", st->path,
-			  sqlite3_errmsg(st->db));
-		return -EIO;
+		return store_damaged(st, sqlite3_errmsg(st->db));
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		wtg_error("'%s': in use by another wtgfs (unmount it or wait for it to finish)",
@@ -168,7 +166,8 @@ int store_write_failed(struct wtg_store *st, int err)
 
 int store_damaged(struct wtg_store *st, const char *what)
 {
-	wtg_error("'%s': the delta is damaged: %s (run 'wtgfs verify')", st->path, what);
+	wtg_error("'%s': the delta is damaged: %s%s", st->path, what,
+		  st->verifying ? "" : " (run 'wtgfs verify')");
 	return -EIO;
 }
 

@@ -92,6 +92,7 @@ struct wtg_store {
 	int fd; /* holds the writer's flock; closed after SQLite */
 	int wal_fd; /* the WAL, for durable commits: -1 until the first */
 	bool read_only;
+	bool verifying; /* wtg_store_options.verifying */
 	pthread_mutex_t lock;
 	struct wtg_chunk_codec *codec;
 	uint8_t *zbuf;
