@@ -416,11 +416,11 @@ double cli_progress_end(struct cli_progress *s)
 
 /* ---- SOURCE operands ---- */
 
-int cli_source_parse(const char *spec, struct cli_source *src)
+int cli_source_parse(const char *spec, const char *base, struct cli_source *src)
 {
 	const char *cut = NULL;
 
-	*src = (struct cli_source){.spec = spec};
+	*src = (struct cli_source){.spec = spec, .base = base};
 	/* The file is the longest part before an '@' or ':' that exists
 	 * ("a@b/disk.vhdx:2", a snapshot "x@y" as "d.delta@x@y"); when none
 	 * does, the last such part is the one the error names. */
@@ -461,6 +461,11 @@ int cli_source_parse(const char *spec, struct cli_source *src)
 		cli_source_release(src);
 		return -EINVAL;
 	}
+	if (base && !src->delta) {
+		wtg_error("--base goes with a delta, and '%s' is not one", src->path);
+		cli_source_release(src);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -469,7 +474,7 @@ int cli_source_view(const struct cli_source *src, struct wtg_view **view_ret)
 	struct wtg_source_options so = {0};
 
 	if (src->delta)
-		return wtg_view_open_at(src->path, NULL, src->sel, &so, view_ret);
+		return wtg_view_open_at(src->path, src->base, src->sel, &so, view_ret);
 	return wtg_view_open_image(src->spec, &so, view_ret);
 }
 

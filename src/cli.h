@@ -148,8 +148,11 @@ struct cli_source {
 	const char *sel; /* within @spec: SNAP of a delta, INDEX or PART of an image; NULL none */
 	bool delta;
 	const char *spec;
+	const char *base; /* --base: where a delta's base lies now (NULL: where init saw it) */
 };
-int cli_source_parse(const char *spec, struct cli_source *src);
+/* Parses SOURCE @spec; @base (NULL: none) is --base, refused for a source
+ * that is not a delta. */
+int cli_source_parse(const char *spec, const char *base, struct cli_source *src);
 int cli_source_view(const struct cli_source *src, struct wtg_view **view_ret);
 void cli_source_release(struct cli_source *src);
 

@@ -25,7 +25,7 @@
 static const char usage[] =
     "usage: wtgfs export SOURCE OUT.wim [--append] [--name NAME] [--description TEXT]\n"
     "                    [--compress lzx|xpress|lzms|none] [--solid] [--boot]\n"
-    "                    [--threads N] [--check] [--full] [-v] [--json]\n"
+    "                    [--threads N] [--check] [--full] [--base PATH] [-v] [--json]\n"
     "\n"
     "Writes the merged tree of SOURCE as an image of a WIM file, with every NTFS\n"
     "fact it holds.  SOURCE is DELTA (its working layer), DELTA@SNAP (a\n"
@@ -51,6 +51,7 @@ static const char usage[] =
     "  --threads N         compression and reading threads (default: all CPUs)\n"
     "  --check             write an integrity table\n"
     "  --full              capture the whole tree, never incrementally\n"
+    "  --base PATH         where a delta's base image lies, when it moved\n"
     "  -v, --verbose       say why an export is not incremental\n"
     "  --json              progress and the result as JSON Lines on stdout\n";
 
@@ -64,6 +65,7 @@ static const struct option options[] = {
     {"threads", required_argument, NULL, 't'},
     {"check", no_argument, NULL, 'k'},
     {"full", no_argument, NULL, 'f'},
+    {"base", required_argument, NULL, 'B'},
     {"verbose", no_argument, NULL, 'v'},
     {"json", no_argument, NULL, 'j'},
     CLI_OPTIONS_END,
@@ -241,6 +243,9 @@ int cmd_export(int argc, char **argv)
 		case 'f':
 			opt.full = true;
 			break;
+		case 'B':
+			opt.base_path = optarg;
+			break;
 		case 'v':
 			wtg_log_set_verbose(true);
 			break;
@@ -270,7 +275,7 @@ int cmd_export(int argc, char **argv)
 	int ret;
 	bool tree = true;
 
-	if (cli_source_parse(source, &src) < 0)
+	if (cli_source_parse(source, opt.base_path, &src) < 0)
 		return EXIT_ERROR;
 	char *path = src.path;
 	const char *sel = src.sel;

@@ -22,7 +22,7 @@
 static const char usage[] =
     "usage: wtgfs flush SOURCE TARGET [--scheme gpt|mbr] [--esp-size N] [--size N]\n"
     "                   [--label L] [--unattend FILE] [--no-wtg-tweaks] [--verify]\n"
-    "                   [--yes] [--json]\n"
+    "                   [--base PATH] [--yes] [--json]\n"
     "\n"
     "Writes the merged tree of SOURCE to TARGET as a bootable Windows To Go\n"
     "drive (UEFI): a partition table, an ESP with the boot files and a BCD,\n"
@@ -40,6 +40,7 @@ static const char usage[] =
     "  --unattend FILE   place FILE as Windows\\Panther\\unattend.xml\n"
     "  --no-wtg-tweaks   leave SanPolicy and the recovery setting alone\n"
     "  --verify          read the drive back and compare it with the tree\n"
+    "  --base PATH       where a delta's base image lies, when it moved\n"
     "  -y, --yes         do not ask before overwriting TARGET\n"
     "  --json            progress and the result as JSON Lines on stdout\n";
 
@@ -51,6 +52,7 @@ static const struct option options[] = {
     {"unattend", required_argument, NULL, 'u'},
     {"no-wtg-tweaks", no_argument, NULL, 'n'},
     {"verify", no_argument, NULL, 'v'},
+    {"base", required_argument, NULL, 'B'},
     {"yes", no_argument, NULL, 'y'},
     {"json", no_argument, NULL, 'j'},
     CLI_OPTIONS_END,
@@ -170,6 +172,7 @@ int cmd_flush(int argc, char **argv)
 {
 	struct wtg_flush_options opt = {.scheme = WTG_FLUSH_GPT};
 	bool yes = false, json = false;
+	const char *base = NULL;
 	int c;
 
 	while ((c = cli_getopt(&cmd, argc, argv)) != -1) {
@@ -205,6 +208,9 @@ int cmd_flush(int argc, char **argv)
 		case 'v':
 			opt.verify = true;
 			break;
+		case 'B':
+			base = optarg;
+			break;
 		case 'y':
 			yes = true;
 			break;
@@ -222,7 +228,7 @@ int cmd_flush(int argc, char **argv)
 
 	struct wtg_view *view;
 	struct cli_source src;
-	if (cli_source_parse(source, &src) < 0)
+	if (cli_source_parse(source, base, &src) < 0)
 		return EXIT_ERROR;
 	if (cli_source_view(&src, &view) < 0) {
 		cli_source_release(&src);

@@ -1499,6 +1499,8 @@ int wtg_export_delta_append(const char *out, const struct wtg_export_options *op
 	if ((ret = wtg_store_open(opt->delta, &so, &st)))
 		return ret;
 	wtg_store_get_base(st, &base);
+	if (opt->base_path)
+		snprintf(base.path, sizeof(base.path), "%s", opt->base_path);
 	timeline(&r, "delta opened");
 	if (!wtg_export_same_file(out, base.path)) {
 		wtg_store_close(st);

@@ -11,12 +11,16 @@
 #   what it read at open);
 # - snapshots whose names hold '@' or ':' are named as DELTA@NAME (the
 #   file is the longest part of the operand that exists);
+# - a delta whose base moved is exported and flushed with --base PATH (the
+#   error without it says so), and --base on a source that is no delta is
+#   refused;
 # - a WIM wtgfs's own appender will not read (a blob table size that is no
 #   whole number of entries) but wimlib reads is appended to through wimlib
 #   with no error printed, and the exit status says it worked.
 . "$(dirname "$0")/lib.sh"
 need_root
-need_tool wiminfo wimverify cmp /usr/bin/python3
+need_fuse
+need_tool wiminfo wimverify wimextract cmp /usr/bin/python3
 test_images small
 
 cp "$IMAGES/lzx.wim" "$TMP/base.wim"
@@ -108,4 +112,31 @@ done
 "$WTGFS" export "$TMP/d.delta@x@z" "$TMP/none.wim" 2>"$TMP/err" && fail "a snapshot that is not there was exported"
 grep -q "no snapshot 'x@z'" "$TMP/err" || { cat "$TMP/err"; fail "not the snapshot's name in the error"; }
 echo "snapshots named with '@' and ':' exported as DELTA@NAME"
+
+# the base moved: --base names its new place
+cp "$IMAGES/lzx.wim" "$TMP/mv.wim"
+"$WTGFS" init "$TMP/mv.delta" "$TMP/mv.wim" >/dev/null || fail "init failed"
+wtg_mount "$TMP/mv.delta" "$TMP/m"
+echo moved >"$TMP/m/moved.txt"
+wtg_umount "$TMP/m"
+mv "$TMP/mv.wim" "$TMP/moved.wim"
+"$WTGFS" export "$TMP/mv.delta" "$TMP/mv-new.wim" 2>"$TMP/err" && fail "a delta whose base is gone was exported"
+grep -q "with --base" "$TMP/err" || { cat "$TMP/err"; fail "the error does not name --base"; }
+"$WTGFS" export "$TMP/mv.delta" "$TMP/mv-new.wim" --base "$TMP/moved.wim" >/dev/null 2>"$TMP/err" ||
+	{ cat "$TMP/err"; fail "export --base failed"; }
+"$WTGFS" export "$TMP/mv.delta" "$TMP/moved.wim" --append --name moved --base "$TMP/moved.wim" \
+	>"$TMP/out" 2>"$TMP/err" || { cat "$TMP/err"; fail "export --append --base failed"; }
+grep -q "own appender" "$TMP/out" || { cat "$TMP/out"; fail "the append to the moved base was not incremental"; }
+wimverify "$TMP/moved.wim" >/dev/null 2>&1 || fail "wimverify of the moved base failed"
+for w in "$TMP/mv-new.wim:1" "$TMP/moved.wim:2"; do
+	wimextract "${w%:*}" "${w##*:}" /moved.txt --to-stdout 2>/dev/null | grep -q moved ||
+		fail "'$w' lacks the delta's file"
+done
+"$WTGFS" flush "$TMP/mv.delta" "$TMP/mv.img" --size 1G --yes --base "$TMP/moved.wim" >/dev/null 2>"$TMP/err" ||
+	{ cat "$TMP/err"; fail "flush --base failed"; }
+rm -f "$TMP/mv.img"
+rc=0
+"$WTGFS" export "$TMP/moved.wim" "$TMP/x.wim" --base "$TMP/moved.wim" 2>"$TMP/err" || rc=$?
+[ "$rc" = 2 ] && grep -q "goes with a delta" "$TMP/err" || { cat "$TMP/err"; fail "--base on a WIM source: exit $rc"; }
+echo "a moved base named with --base"
 exit 0

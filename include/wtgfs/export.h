@@ -63,6 +63,7 @@ struct wtg_export_options {
 	 * with @stamp, the delta's as it was before the view was opened (a
 	 * commit since, by a mount, and the capture is whole) */
 	const char *delta, *at;
+	const char *base_path; /* where the delta's base lies now (NULL: where init saw it) */
 	bool full;
 	const struct wtg_export_stamp *stamp;
 };
