@@ -30,8 +30,7 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	fputs(cmd->usage, stderr);
+	fprintf(stderr, " (see 'wtgfs %s --help')\n", cmd->name);
 	return EXIT_ERROR;
 }
 

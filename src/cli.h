@@ -105,7 +105,8 @@ int cli_getopt(const struct cli_command *cmd, int argc, char **argv);
 /* The exit status for a cli_getopt() answer the command does not know. */
 int cli_getopt_exit(int c);
 
-/* Prints "wtgfs CMD: ..." and the usage to stderr; returns EXIT_ERROR. */
+/* Prints "wtgfs CMD: ... (see 'wtgfs CMD --help')", one line, to stderr;
+ * returns EXIT_ERROR. */
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Parses "256M", "1G", "65536"; false when malformed. */

@@ -34,11 +34,11 @@ static const char usage[] =
     "--append OUT.wim is a new WIM (refused when it exists); with --append a new\n"
     "image is added to it, sharing every blob it already holds.  The delta and\n"
     "its base (unless it is OUT.wim) are only read.  A tree goes through a\n"
-    "sparse temporary NTFS image in $TMPDIR, else beside OUT.wim.  A delta on a\n"
-    "WIM base is exported incrementally: the base image is copied as the new\n"
-    "image (into the base WIM itself: nothing stored again) and updated with\n"
-    "only what changed (a full capture when the change is large or of a kind\n"
-    "this does not handle).\n"
+    "sparse temporary NTFS image in $TMPDIR (when it has the room), else beside\n"
+    "OUT.wim.  A delta on a WIM base is exported incrementally: the base image\n"
+    "is copied as the new image (into the base WIM itself: nothing stored\n"
+    "again) and updated with only what changed (a full capture when the\n"
+    "change is large or of a kind this does not handle).\n"
     "\n"
     "  --append            add an image to an existing OUT.wim\n"
     "  --name NAME         the image's name (default: the snapshot's, the\n"
@@ -258,6 +258,10 @@ int cmd_export(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cli_usage_error(&cmd, "a SOURCE and an OUT.wim are needed");
+	/* names given are checked before any work; a default one below */
+	if ((opt.name && !xml_text("name", opt.name)) ||
+	    (opt.description && !xml_text("description", opt.description)))
+		return EXIT_ERROR;
 	const char *source = argv[optind], *out = argv[optind + 1];
 	out_name = out;
 	appending = opt.append;
@@ -303,8 +307,7 @@ int cmd_export(int argc, char **argv)
 	}
 	if (!opt.name)
 		opt.name = name;
-	if ((opt.name && !xml_text("name", opt.name)) ||
-	    (opt.description && !xml_text("description", opt.description))) {
+	if (opt.name == name && name && !xml_text("name", name)) {
 		if (view)
 			wtg_view_close(view);
 		cli_source_release(&src);

@@ -47,11 +47,10 @@ int cmd_snapshot(int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage_error(&cmd, "DELTA (or MNT) and NAME are needed");
 	const char *target = argv[optind], *name = argv[optind + 1];
+	char shown[WTG_STORE_NAME_SHOWN];
 	if (!wtg_store_name_ok(name))
-		return cli_usage_error(&cmd,
-				       "'%s' cannot name a snapshot (1-255 printable bytes, no '/' "
-				       "or '..', not 'base' or 'HEAD', not starting with '-')",
-				       name);
+		return cli_usage_error(&cmd, "'%s' cannot name a snapshot (" WTG_STORE_NAME_RULE ")",
+				       wtg_store_name_shown(name, shown));
 	if (message && strlen(message) >= WTG_CONTROL_ARG_MAX)
 		return cli_usage_error(&cmd, "the message is too long (at most %d bytes)",
 				       WTG_CONTROL_ARG_MAX - 1);

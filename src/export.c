@@ -197,27 +197,50 @@ static void tree_progress(void *ctx, const struct wtg_ntfs_write_stats *done,
 
 /* ---- the temporary NTFS volume ---- */
 
-/* $TMPDIR, else the directory of @out. */
-static void tmp_dir_for(const char *out, char *dir, size_t size)
+/* Where the temporary NTFS image of @need bytes goes: $TMPDIR, else (unset,
+ * read-only or without the room) the directory of @out.  False, said in one
+ * line, when neither will do. */
+static bool tmp_dir_for(const char *out, uint64_t need, char *dir, size_t size)
 {
 	const char *t = getenv("TMPDIR");
+	char *copy = strdup(out), why[2][PATH_MAX + 128];
+	const char *cand[2] = {t && *t ? t : NULL, copy ? dirname(copy) : "."};
+	int n = 0;
 
-	if (t && *t && strlen(t) < size - 32) {
-		snprintf(dir, size, "%s", t);
-		return;
+	for (int i = 0; i < 2; i++) {
+		struct statvfs vfs;
+		const char *d = cand[i];
+		if (!d)
+			continue;
+		if (strlen(d) >= size - 32 || strlen(d) > PATH_MAX - 32)
+			snprintf(why[n++], sizeof(why[0]), "'%.*s...' has too long a name", 64, d);
+		else if (statvfs(d, &vfs) < 0 || access(d, W_OK | X_OK) < 0)
+			snprintf(why[n++], sizeof(why[0]), "'%s': %s", d, strerror(errno));
+		else if (vfs.f_flag & ST_RDONLY)
+			snprintf(why[n++], sizeof(why[0]), "'%s' is read-only", d);
+		else if ((uint64_t)vfs.f_bavail * vfs.f_frsize < need)
+			snprintf(why[n++], sizeof(why[0]), "'%s' has %" PRIu64 " MiB free", d,
+				 (uint64_t)vfs.f_bavail * vfs.f_frsize >> 20);
+		else {
+			snprintf(dir, size, "%s", d);
+			free(copy);
+			return true;
+		}
 	}
-	char *copy = strdup(out);
-	snprintf(dir, size, "%s", copy ? dirname(copy) : ".");
+	wtg_error("cannot make the temporary NTFS image (about %" PRIu64 " MiB): %s%s%s (set "
+		  "TMPDIR to a writable directory with the room)",
+		  need >> 20, why[0], n > 1 ? "; " : "", n > 1 ? why[1] : "");
 	free(copy);
+	return false;
 }
 
 /*
- * Writes the tree of @view into a new sparse NTFS image in @dir; returns an
- * open descriptor of the (already unlinked) image.  The volume is sized so
- * that the tree fits with room for its MFT and indexes; only what is
- * written takes space.
+ * Writes the tree of @view into a new sparse NTFS image where tmp_dir_for
+ * puts the one for @out; returns an open descriptor of the (already
+ * unlinked) image.  The volume is sized so that the tree fits with room for
+ * its MFT and indexes; only what is written takes space.
  */
-static int make_volume(struct wtg_view *view, struct run *r, const char *dir /* < PATH_MAX - 32 */,
+static int make_volume(struct wtg_view *view, struct run *r, const char *out,
 		       const struct wtg_export_plan *plan, struct wtg_export_result *res)
 {
 	struct wtg_ntfs_write_stats total;
@@ -234,22 +257,14 @@ static int make_volume(struct wtg_view *view, struct run *r, const char *dir /* 
 	uint64_t need = total.bytes + files * 8192 + (64ull << 20);
 	uint64_t size = need + need / 8 + (256ull << 20);
 	size = (size + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
-	snprintf(res->tmp_dir, sizeof(res->tmp_dir), "%s", dir);
 	res->tmp_bytes = need;
 	r->p.bytes_total = total.bytes;
 	r->p.files_total = total.files + total.dirs;
 
-	struct statvfs vfs;
-	if (!statvfs(dir, &vfs) && (uint64_t)vfs.f_bavail * vfs.f_frsize < need) {
-		wtg_error("cannot make the temporary NTFS image in '%s': it needs about %" PRIu64
-			  " MiB and %" PRIu64 " MiB are free (set TMPDIR to a roomier directory)",
-			  dir, need >> 20, (uint64_t)vfs.f_bavail * vfs.f_frsize >> 20);
+	char dir[PATH_MAX];
+	if (!tmp_dir_for(out, need, dir, sizeof(dir)))
 		return -ENOSPC;
-	}
-	if (strlen(dir) > PATH_MAX - 32) {
-		wtg_error("the temporary directory '%s' has too long a name", dir);
-		return -ENAMETOOLONG;
-	}
+	snprintf(res->tmp_dir, sizeof(res->tmp_dir), "%s", dir);
 	memcpy(path, dir, strlen(dir));
 	memcpy(path + strlen(dir), "/wtgfs-export.XXXXXX", sizeof("/wtgfs-export.XXXXXX"));
 	int fd = mkstemp(path);
@@ -724,7 +739,7 @@ static int export_incremental(struct wtg_view *view, const char *out,
 	const char *identity = tree->source ? tree->source->identity : "";
 	struct wtg_export_plan plan;
 	WIMStruct *wim = NULL, *base = NULL;
-	char dir[PATH_MAX], src[64];
+	char src[64];
 	int ret, code, image;
 
 	if (strncmp(identity, "wim:", 4))
@@ -752,8 +767,7 @@ static int export_incremental(struct wtg_view *view, const char *out,
 		goto out_base;
 	if ((ret = wtg_export_head_still(opt, res)))
 		goto out_plan;
-	tmp_dir_for(out, dir, sizeof(dir));
-	int fd = make_volume(view, r, dir, &plan, res);
+	int fd = make_volume(view, r, out, &plan, res);
 	if (fd < 0) {
 		ret = fd;
 		goto out_plan;
@@ -825,7 +839,7 @@ int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_exp
 {
 	struct run r = {.opt = opt};
 	WIMStruct *wim;
-	char dir[PATH_MAX], src[64];
+	char src[64];
 	int ret, code;
 
 	memset(res, 0, sizeof(*res));
@@ -858,8 +872,7 @@ int wtg_export_view(struct wtg_view *view, const char *out, const struct wtg_exp
 	}
 	if ((ret = open_target(out, opt, &r, &wim)))
 		return ret;
-	tmp_dir_for(out, dir, sizeof(dir));
-	int fd = make_volume(view, &r, dir, NULL, res);
+	int fd = make_volume(view, &r, out, NULL, res);
 	if (fd < 0) {
 		wimlib_free(wim);
 		return fd;

@@ -14,6 +14,9 @@
 # - a delta whose base moved is exported and flushed with --base PATH (the
 #   error without it says so), and --base on a source that is no delta is
 #   refused;
+# - the temporary NTFS image goes beside OUT.wim when $TMPDIR is read-only
+#   or too small, and when neither will do the one-line refusal says why of
+#   each;
 # - a WIM wtgfs's own appender will not read (a blob table size that is no
 #   whole number of entries) but wimlib reads is appended to through wimlib
 #   with no error printed, and the exit status says it worked.
@@ -139,4 +142,23 @@ rc=0
 "$WTGFS" export "$TMP/moved.wim" "$TMP/x.wim" --base "$TMP/moved.wim" 2>"$TMP/err" || rc=$?
 [ "$rc" = 2 ] && grep -q "goes with a delta" "$TMP/err" || { cat "$TMP/err"; fail "--base on a WIM source: exit $rc"; }
 echo "a moved base named with --base"
+
+# $TMPDIR read-only, then both places too small
+for t in ro tiny outdir; do
+	mkdir -p "$TMP/$t"
+	mount -t tmpfs -o size=1m tmpfs "$TMP/$t" || fail "cannot mount a tmpfs"
+	MOUNTS="$MOUNTS $TMP/$t"
+done
+mount -o remount,ro "$TMP/ro" || fail "cannot make the tmpfs read-only"
+TMPDIR="$TMP/ro" "$WTGFS" export "$TMP/mv.delta" "$TMP/beside.wim" --base "$TMP/moved.wim" \
+	>"$TMP/out" 2>"$TMP/err" || { cat "$TMP/err"; fail "a read-only TMPDIR stopped the export"; }
+grep -q "temporary NTFS image in '$TMP'" "$TMP/out" || { cat "$TMP/out"; fail "the image was not made beside OUT.wim"; }
+rc=0
+TMPDIR="$TMP/tiny" "$WTGFS" export "$TMP/mv.delta" "$TMP/outdir/x.wim" --base "$TMP/moved.wim" \
+	>/dev/null 2>"$TMP/err" || rc=$?
+[ "$rc" = 2 ] && [ "$(wc -l <"$TMP/err")" = 1 ] || { cat "$TMP/err"; fail "no room anywhere: exit $rc"; }
+grep -q "'$TMP/tiny' has [01] MiB free; '$TMP/outdir' has [01] MiB free" "$TMP/err" ||
+	{ cat "$TMP/err"; fail "the refusal does not say why of each place"; }
+[ -e "$TMP/outdir/x.wim" ] && fail "a refused export left its WIM"
+echo "the temporary image beside OUT.wim when TMPDIR will not do"
 exit 0

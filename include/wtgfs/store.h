@@ -350,8 +350,15 @@ int wtg_store_each(struct wtg_store *store, enum wtg_store_table table, wtg_stor
  * holding "..".
  */
 
-/* True when @name may name a snapshot (the rules above). */
+/* True when @name may name a snapshot (the rules above, said to users as
+ * WTG_STORE_NAME_RULE). */
 bool wtg_store_name_ok(const char *name);
+#define WTG_STORE_NAME_RULE                                                                   \
+	"1-255 printable bytes, no '/' or '..', not 'base' or 'HEAD', not starting with '-'"
+/* @name as a refusal shows it, in @out: control bytes as '?' (a line break
+ * would split the one-line error), cut at 255 bytes */
+#define WTG_STORE_NAME_SHOWN 260
+const char *wtg_store_name_shown(const char *name, char out[WTG_STORE_NAME_SHOWN]);
 
 /* Seals the working layer as snapshot @name (-EEXIST when taken, -EINVAL
  * for a bad name) and opens a new working layer on it, in one durable

@@ -85,11 +85,21 @@ bool wtg_store_name_ok(const char *name)
 	return true;
 }
 
+const char *wtg_store_name_shown(const char *name, char out[WTG_STORE_NAME_SHOWN])
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)(name ? name : ""); *p && n < 255; p++)
+		out[n++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+	strcpy(out + n, name && strlen(name) > n ? "..." : "");
+	return out;
+}
+
 static int bad_name(struct wtg_store *st, const char *name)
 {
-	wtg_error("'%s': '%s' cannot name a snapshot (1-255 printable bytes, no '/' or '..', "
-		  "not 'base' or 'HEAD', not starting with '-')",
-		  st->path, name ? name : "");
+	char shown[WTG_STORE_NAME_SHOWN];
+	wtg_error("'%s': '%s' cannot name a snapshot (" WTG_STORE_NAME_RULE ")", st->path,
+		  wtg_store_name_shown(name, shown));
 	return -EINVAL;
 }
 
