@@ -30,6 +30,7 @@
 #include "wtgfs/tree.h"
 #include "wtgfs/ntfs_write.h"
 #include "wtgfs/view.h"
+#include "wtgfs/wim.h"
 
 /* Paths that exist only while an export runs, for the signal handler. */
 static char tmp_paths[2][PATH_MAX];
@@ -48,17 +49,6 @@ static void drop_tmp(int slot)
 	if (tmp_used[slot]) {
 		tmp_used[slot] = 0;
 		unlink(tmp_paths[slot]);
-	}
-}
-
-static void setup(void)
-{
-	static bool ready;
-
-	if (!ready) {
-		wimlib_global_init(0);
-		wimlib_set_print_errors(false);
-		ready = true;
 	}
 }
 
@@ -328,7 +318,7 @@ static int open_target(const char *out, const struct wtg_export_options *opt, st
 {
 	int code;
 
-	setup();
+	wtg_wimlib_setup();
 	if (!opt->append) {
 		if (access(out, F_OK) == 0) {
 			wtg_error("'%s' exists (give --append to add an image to it, or another name)",
@@ -750,7 +740,7 @@ static int export_incremental(struct wtg_view *view, const char *out,
 	image = idx ? atoi(idx + 1) : 0;
 	if ((ret = open_target(out, opt, r, &wim)))
 		return ret;
-	setup();
+	wtg_wimlib_setup();
 	if ((code = wimlib_open_wim(tree->source->path, WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT, &base))) {
 		ret = failure("open", tree->source->path, code);
 		goto out_wim;
@@ -900,7 +890,7 @@ int wtg_export_wim_image(const char *path, const char *sel, const char *out,
 	int ret, code;
 
 	memset(res, 0, sizeof(*res));
-	setup();
+	wtg_wimlib_setup();
 	if ((code = wimlib_open_wim(path, WIMLIB_OPEN_FLAG_ERROR_IF_SPLIT, &src)))
 		return failure("open", path, code);
 	struct wimlib_wim_info si;

@@ -854,6 +854,11 @@ static void xml_quiet(void *ctx, const char *fmt, ...)
 	(void)fmt;
 }
 
+void wim_append_quiet_xml(void)
+{
+	xmlSetGenericErrorFunc(NULL, xml_quiet);
+}
+
 static int read_xml(struct wim_append *wa)
 {
 	struct reshdr xr;
@@ -879,7 +884,7 @@ static int read_xml(struct wim_append *wa)
 		free(text);
 		return len == -ENOMEM ? (int)len : corrupt(wa, "the XML is not UTF-16LE");
 	}
-	xmlSetGenericErrorFunc(NULL, xml_quiet);
+	wim_append_quiet_xml();
 	wa->xml = xmlReadMemory(text, (int)len, NULL, "UTF-8",
 				XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	free(text);

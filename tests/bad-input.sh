@@ -47,6 +47,26 @@ mount_fails "$TMP/lzx.wim:7" "has no image '7'"
 mount_fails "$TMP/lzx.wim:nosuchname" "has no image 'nosuchname'"
 $corrupt "$TMP/none.wim" cycle dir1/sub -o "$TMP/cycle.wim" >/dev/null
 mount_fails "$TMP/cycle.wim" "metadata resource is invalid"
+# XML that does not parse: one line from wtgfs, none from libxml2 (which
+# wimlib parses it with, and which would print a screen of its own)
+cp "$TMP/lzx.wim" "$TMP/xml.wim"
+python3 - "$TMP/xml.wim" <<'PY'
+import struct, sys
+with open(sys.argv[1], 'r+b') as f:
+    h = f.read(208)
+    off = struct.unpack('<Q', h[0x50:0x58])[0]
+    f.seek(off + 60)
+    f.write('<<>>&'.encode('utf-16-le'))
+PY
+mount_fails "$TMP/xml.wim" "XML data of the WIM is invalid"
+for cmd in "info $TMP/xml.wim" "export $TMP/xml.wim $TMP/xml-out.wim"; do
+	rc=0
+	# shellcheck disable=SC2086 # the command and its words
+	"$WTGFS" $cmd >/dev/null 2>"$TMP/err" || rc=$?
+	[ "$rc" = 2 ] && [ "$(grep -c . "$TMP/err")" = 1 ] && grep -q "XML" "$TMP/err" ||
+		{ cat "$TMP/err"; fail "${cmd%% *} of a WIM with bad XML: exit $rc, not one line naming the XML"; }
+done
+[ ! -e "$TMP/xml-out.wim" ] || fail "export of a WIM with bad XML left $TMP/xml-out.wim"
 
 # read_fails IMAGE FILE: the mount comes up, FILE gives EIO, the rest reads
 read_fails() {

@@ -8,6 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* wimlib set up for wtgfs (once): its own messages off, and libxml2's,
+ * which wimlib's XML parse would print, off in the calling thread. */
+void wtg_wimlib_setup(void);
+
 struct wtg_wim_image_info {
 	int index;
 	char *name;

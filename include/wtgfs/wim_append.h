@@ -76,6 +76,11 @@ int wim_append_open(const char *path, struct wim_append **wa_ret);
 int wim_append_open_fd(int fd, const char *what, struct wim_append **wa_ret);
 /* Without a commit: truncates the file back to its size when opened. */
 void wim_append_free(struct wim_append *wa);
+/* libxml2 prints its parse errors to stderr, in the thread that parses,
+ * unless told otherwise; wimlib parses a WIM's XML with the same libxml2.
+ * Silences them in the calling thread: the caller says in one line what
+ * it could not read. */
+void wim_append_quiet_xml(void);
 
 void wim_append_get_info(const struct wim_append *wa, struct wim_append_info *info);
 

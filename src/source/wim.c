@@ -10,6 +10,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "wtgfs/source.h"
 #include "wtgfs/tree.h"
 #include "wtgfs/wim.h"
+#include "wtgfs/wim_append.h"
 #include "wtgfs/wim_resource.h"
 #include "wtgfs/workpool.h"
 
@@ -140,15 +142,18 @@ static int wimlib_failure(const char *path, const char *doing, int code)
 	}
 }
 
-static bool wimlib_ready;
-
-static void wimlib_setup(void)
+static void wimlib_init_once(void)
 {
-	if (!wimlib_ready) {
-		wimlib_global_init(0);
-		wimlib_set_print_errors(false);
-		wimlib_ready = true;
-	}
+	wimlib_global_init(0);
+	wimlib_set_print_errors(false);
+}
+
+void wtg_wimlib_setup(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, wimlib_init_once);
+	wim_append_quiet_xml();
 }
 
 /* The parts of the on-disk WIM header we check before wimlib sees it. */
@@ -274,7 +279,7 @@ static int open_wim(const char *path, WIMStruct **wim_ret, struct wimlib_wim_inf
 	WIMStruct *wim;
 	int code, ret;
 
-	wimlib_setup();
+	wtg_wimlib_setup();
 	ret = check_header(path);
 	if (ret < 0)
 		return ret;
