@@ -115,6 +115,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(copy, data, size);
 	int ret = wim_meta_parse(copy, size, &m);
+	/* a lazy parse read whole finds what a whole parse finds */
+	struct wim_meta *ml = NULL;
+	int lret = wim_meta_parse_lazy(copy, size, &ml);
+	if (!lret)
+		lret = wim_meta_walk(ml, visit, &s2);
+	if ((ret == 0) != (lret == 0) && ret != -ENOMEM && lret != -ENOMEM)
+		__builtin_trap();
+	wim_meta_free(ml);
+	s2 = (struct seen){0};
 	free(copy);
 	if (ret) {
 		if (m || (ret != -EINVAL && ret != -ENOMEM))

@@ -115,6 +115,7 @@ enum {
 	N_LIST = 1u << 2,    /* its child list changed: write a new one */
 	N_NEW = 1u << 3,     /* not in the parsed bytes */
 	N_INDEXED = 1u << 4, /* its children's names are in the name index */
+	N_UNLOADED = 1u << 5, /* a lazy parse has not read its list yet */
 };
 
 struct node {
@@ -127,6 +128,7 @@ struct node {
 	uint64_t off;	   /* of the stored bytes in the parsed resource */
 	uint64_t list_off; /* parsed: the child list's offset (0 none) */
 	uint64_t list_len; /* and length with its end mark */
+	uint32_t before;   /* its facts as parsed: m->before[before - 1]; 0 none */
 };
 
 struct wim_meta {
@@ -153,7 +155,19 @@ struct wim_meta {
 	struct arena_block *arena;
 	uint8_t *spare; /* a copy of orig for wim_meta_write, NULL: none */
 	size_t spare_cap;
+	/* the facts a changed dentry had as parsed (wim_meta_each_change) */
+	struct wim_meta_entry *before;
+	size_t nbefore, before_cap;
+	/* A lazy parse: directories' lists are read as they are reached, the
+	 * claims of what was read kept for the next; an error while reading
+	 * one leaves the model unusable (broken: every call returns it). */
+	bool lazy;
+	uint8_t *claim_dentry, *claim_mark;
+	int broken;
 };
+
+static int load(struct wim_meta *m, uint32_t dir);
+static uint32_t depth_of(const struct wim_meta *m, uint32_t i);
 
 static void *arena_alloc(struct wim_meta *m, size_t size)
 {
@@ -326,6 +340,8 @@ static int index_dir(struct wim_meta *m, uint32_t dir)
 
 	if (m->nodes[dir].flags & N_INDEXED)
 		return 0;
+	if ((ret = load(m, dir)) < 0)
+		return ret;
 	for (uint32_t c = m->nodes[dir].first_child; c != NONE; c = m->nodes[c].next_sibling) {
 		if ((ret = hash_reserve(m)) < 0)
 			return ret;
@@ -854,6 +870,11 @@ static int parse_tree(struct parse *ps)
 	uint64_t most = (m->len - m->root_off) / sizeof(struct dentry_disk) + 1;
 	if ((ret = nodes_reserve(m, most + 1)) < 0)
 		return ret;
+	if (m->lazy) {
+		if (m->nodes[root].list_off)
+			m->nodes[root].flags |= N_UNLOADED;
+		return 0;
+	}
 
 	/* breadth first, each directory's depth checked as its list is read */
 	uint32_t *depth = NULL;
@@ -896,7 +917,7 @@ void wim_meta_entry_init(struct wim_meta_entry *e)
 	e->security_id = -1;
 }
 
-static int parse(const void *bytes, size_t len, bool copy, struct wim_meta **ret)
+static int parse(const void *bytes, size_t len, bool copy, bool lazy, struct wim_meta **ret)
 {
 	struct wim_meta *m = calloc(1, sizeof(*m));
 	struct parse ps = {.m = m};
@@ -907,6 +928,7 @@ static int parse(const void *bytes, size_t len, bool copy, struct wim_meta **ret
 		return -ENOMEM;
 	pthread_once(&collate_once, collate_init);
 	m->own = copy;
+	m->lazy = lazy;
 	m->orig = copy ? malloc(len ? len : 1) : (uint8_t *)bytes;
 	ps.dentry = calloc(len / 64 + 1, 1);
 	ps.mark = calloc(len / 64 + 1, 1);
@@ -920,8 +942,13 @@ static int parse(const void *bytes, size_t len, bool copy, struct wim_meta **ret
 		err = parse_tree(&ps);
 	if (err)
 		goto fail;
-	free(ps.dentry);
-	free(ps.mark);
+	if (lazy) {
+		m->claim_dentry = ps.dentry;
+		m->claim_mark = ps.mark;
+	} else {
+		free(ps.dentry);
+		free(ps.mark);
+	}
 	*ret = m;
 	return 0;
 fail:
@@ -931,14 +958,73 @@ fail:
 	return err;
 }
 
+/* Reads directory @dir's list when a lazy parse has not yet: the checks
+ * a whole parse makes of it (depth, bounds, bytes read twice). */
+static int load(struct wim_meta *m, uint32_t dir)
+{
+	if (m->broken)
+		return m->broken;
+	if (!(m->nodes[dir].flags & N_UNLOADED))
+		return 0;
+	m->nodes[dir].flags &= ~N_UNLOADED;
+	struct parse ps = {.m = m, .dentry = m->claim_dentry, .mark = m->claim_mark};
+	uint32_t first = m->nnodes;
+	int ret = depth_of(m, dir) >= MAX_DEPTH ? -EINVAL : parse_list(&ps, dir);
+	if (ret)
+		return m->broken = ret;
+	for (uint32_t c = first; c < m->nnodes; c++)
+		if (m->nodes[c].list_off)
+			m->nodes[c].flags |= N_UNLOADED;
+	return 0;
+}
+
+/* Every list under @top read (iterative, as height_of walks). */
+static int load_subtree(struct wim_meta *m, uint32_t top)
+{
+	uint32_t i = top;
+	int ret;
+
+	for (;;) {
+		if ((ret = load(m, i)) < 0)
+			return ret;
+		if (m->nodes[i].first_child != NONE) {
+			i = m->nodes[i].first_child;
+			continue;
+		}
+		while (i != top && m->nodes[i].next_sibling == NONE)
+			i = m->nodes[i].parent;
+		if (i == top)
+			return 0;
+		i = m->nodes[i].next_sibling;
+	}
+}
+
+/* The whole tree read (what is removed stays unread). */
+static int load_all(struct wim_meta *m)
+{
+	int ret = m->broken;
+
+	for (uint32_t i = 0; !ret && m->lazy && i < m->nnodes; i++)
+		if (!(m->nodes[i].flags & N_REMOVED))
+			ret = load(m, i);
+	if (!ret)
+		m->lazy = false;
+	return ret;
+}
+
+int wim_meta_parse_lazy(const void *bytes, size_t len, struct wim_meta **ret)
+{
+	return parse(bytes, len, false, true, ret);
+}
+
 int wim_meta_parse(const void *bytes, size_t len, struct wim_meta **ret)
 {
-	return parse(bytes, len, true, ret);
+	return parse(bytes, len, true, false, ret);
 }
 
 int wim_meta_parse_shared(const void *bytes, size_t len, struct wim_meta **ret)
 {
-	return parse(bytes, len, false, ret);
+	return parse(bytes, len, false, false, ret);
 }
 
 void wim_meta_free(struct wim_meta *m)
@@ -957,6 +1043,9 @@ void wim_meta_free(struct wim_meta *m)
 	free(m->nodes);
 	free(m->buckets);
 	free(m->spare);
+	free(m->before);
+	free(m->claim_dentry);
+	free(m->claim_mark);
 	free(m);
 }
 
@@ -1259,6 +1348,21 @@ static bool has_live_children(const struct wim_meta *m, uint32_t i)
 	return m->nodes[i].first_child != NONE;
 }
 
+/* Keeps the parsed facts of node @i before they first change. */
+static int save_before(struct wim_meta *m, uint32_t i)
+{
+	struct node *nd = &m->nodes[i];
+	int err;
+
+	if (nd->flags & (N_NEW | N_FACTS))
+		return 0;
+	if ((err = wtg_grow((void **)&m->before, &m->before_cap, m->nbefore, sizeof(*m->before))))
+		return err;
+	m->before[m->nbefore++] = nd->e;
+	nd->before = (uint32_t)m->nbefore;
+	return 0;
+}
+
 int wim_meta_set(struct wim_meta *m, const char *path, const struct wim_meta_entry *e)
 {
 	int err;
@@ -1270,6 +1374,9 @@ int wim_meta_set(struct wim_meta *m, const char *path, const struct wim_meta_ent
 	bool root = nd->parent == NONE;
 	if (e->name && strcmp(e->name, nd->e.name))
 		return -EINVAL;
+	if ((err = load(m, i)) < 0)
+		return err;
+	nd = &m->nodes[i];
 	if (attr_is_dir(nd->e.attributes) && !attr_is_dir(e->attributes) && has_live_children(m, i))
 		return -EISDIR;
 	if (!attr_is_dir(nd->e.attributes) && attr_is_dir(e->attributes))
@@ -1288,6 +1395,8 @@ int wim_meta_set(struct wim_meta *m, const char *path, const struct wim_meta_ent
 		return err;
 	struct wim_meta_entry n;
 	err = entry_copy(m, &copy, nd->e.name, &n);
+	if (!err)
+		err = save_before(m, i);
 	if (err)
 		return err;
 	nd = &m->nodes[i];
@@ -1467,6 +1576,9 @@ int wim_meta_remove(struct wim_meta *m, const char *path)
 		return err;
 	if (m->nodes[i].parent == NONE)
 		return -EINVAL;
+	/* (what goes is read first: each_change names it) */
+	if ((err = load_subtree(m, i)) < 0)
+		return err;
 	m->nodes[m->nodes[i].parent].flags |= N_LIST;
 	m->changed = true;
 	remove_subtree(m, i);
@@ -1500,6 +1612,8 @@ int wim_meta_rename(struct wim_meta *m, const char *from, const char *to)
 	for (uint32_t a = d; a != NONE; a = m->nodes[a].parent)
 		if (a == i)
 			return -EINVAL;
+	if ((err = load_subtree(m, i)) < 0 || (err = save_before(m, i)) < 0)
+		return err;
 	if ((uint64_t)depth_of(m, d) + 1 + height_of(m, i) >= MAX_DEPTH)
 		return -EINVAL;
 	if ((err = name_free(m, d, base)) < 0)
@@ -1526,22 +1640,27 @@ int wim_meta_rename(struct wim_meta *m, const char *from, const char *to)
 	return 0;
 }
 
-uint64_t wim_meta_max_link_group(const struct wim_meta *m)
+uint64_t wim_meta_max_link_group(struct wim_meta *m)
 {
+	/* (of what was read: the whole tree for the caller) */
+	if (load_all(m) < 0)
+		return UINT64_MAX;
 	return m->max_link;
 }
 
 /* ---- walk ---- */
 
-int wim_meta_walk(const struct wim_meta *m,
+int wim_meta_walk(struct wim_meta *m,
 		  int (*fn)(void *arg, const char *path, const struct wim_meta_entry *e), void *arg)
 {
 	size_t cap = 4096, plen = 0;
-	char *path = malloc(cap);
+	char *path;
 	uint32_t i = 0;
-	int ret;
+	int ret = load_all(m);
 
-	if (!path)
+	if (ret < 0)
+		return ret;
+	if (!(path = malloc(cap)))
 		return -ENOMEM;
 	path[0] = '\0';
 	ret = fn(arg, path, &m->nodes[0].e);
@@ -1593,15 +1712,35 @@ int wim_meta_walk(const struct wim_meta *m,
 	return ret;
 }
 
-int wim_meta_each(const struct wim_meta *m,
-		  int (*fn)(void *arg, const struct wim_meta_entry *e), void *arg)
+int wim_meta_each(struct wim_meta *m, int (*fn)(void *arg, const struct wim_meta_entry *e),
+		  void *arg)
 {
-	int ret = 0;
+	int ret = load_all(m);
 
 	for (uint32_t i = 0; i < m->nnodes && !ret; i++)
 		if (!(m->nodes[i].flags & N_REMOVED))
 			ret = fn(arg, &m->nodes[i].e);
 	return ret;
+}
+
+int wim_meta_each_change(const struct wim_meta *m,
+			 int (*fn)(void *arg, const struct wim_meta_entry *e, int sign), void *arg)
+{
+	int ret = m->broken;
+
+	for (uint32_t i = 0; i < m->nnodes && !ret; i++) {
+		const struct node *nd = &m->nodes[i];
+		if (!(nd->flags & N_NEW) && (nd->flags & (N_REMOVED | N_FACTS)))
+			ret = fn(arg, nd->before ? &m->before[nd->before - 1] : &nd->e, -1);
+		if (!ret && !(nd->flags & N_REMOVED) && (nd->flags & (N_NEW | N_FACTS)))
+			ret = fn(arg, &nd->e, 1);
+	}
+	return ret;
+}
+
+bool wim_meta_is_lazy(const struct wim_meta *m)
+{
+	return m->lazy;
 }
 
 /* ---- writing ---- */
@@ -1768,7 +1907,6 @@ int wim_meta_write_chunked(struct wim_meta *m, uint32_t cs, void **bytes, size_t
 	struct out o = {0};
 	struct runs runs = {0};
 	struct enc *x = enc_new();
-	uint32_t n = m->nnodes;
 	int err = -ENOMEM;
 
 	*bytes = NULL;
@@ -1781,6 +1919,28 @@ int wim_meta_write_chunked(struct wim_meta *m, uint32_t cs, void **bytes, size_t
 		free(x);
 		return -EINVAL;
 	}
+	if (!x || m->broken) {
+		free(x);
+		return m->broken ? m->broken : -ENOMEM;
+	}
+	/* A start that grows (a new descriptor, a longer root) moves the lists
+	 * it covers, which a lazy parse may not have read: then read all. */
+	if (m->lazy && m->changed) {
+		uint64_t root_len = m->nodes[0].len;
+		if (m->nodes[0].flags & N_FACTS) {
+			if ((err = enc_prepare(&m->nodes[0].e, true, x)) < 0) {
+				free(x);
+				return err;
+			}
+			root_len = x->total;
+		}
+		uint64_t start = m->sd_added ? sd_table_len(m) : m->root_off;
+		if (start + root_len > m->root_off + m->nodes[0].len && (err = load_all(m)) < 0) {
+			free(x);
+			return err;
+		}
+	}
+	uint32_t n = m->nnodes;
 	/* (a copy made beforehand is used once) */
 	uint8_t *spare = m->spare;
 	size_t spare_cap = m->spare_cap;

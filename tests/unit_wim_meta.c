@@ -302,7 +302,7 @@ static int our_fact(void *arg, const char *path, const struct wim_meta_entry *e)
 	return 0;
 }
 
-static void our_facts(const struct wim_meta *m, struct facts *f)
+static void our_facts(struct wim_meta *m, struct facts *f)
 {
 	struct walk_arg w = {m, f};
 	CHECK(wim_meta_walk(m, our_fact, &w) == 0);
@@ -359,7 +359,7 @@ static int order_cb(void *arg, const char *path, const struct wim_meta_entry *e)
 	return 0;
 }
 
-static void check_order(const struct wim_meta *m)
+static void check_order(struct wim_meta *m)
 {
 	struct order o = {0};
 
@@ -1037,6 +1037,186 @@ out:
 	free(from);
 }
 
+
+/* ---- a lazy parse: the same result as a whole one ---- */
+
+struct change_lines {
+	char **v;
+	size_t n, cap;
+	const struct wim_meta *m;
+};
+
+static int str_cmp(const void *a, const void *b);
+
+static void lines_push(struct change_lines *c, char *s)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 256;
+		c->v = realloc(c->v, c->cap * sizeof(*c->v));
+	}
+	c->v[c->n++] = s;
+}
+
+static void lines_add(struct change_lines *c, int sign, const struct wim_meta_entry *e)
+{
+	struct line l = {0};
+	entry_line(c->m, e, &l);
+	addf(&l, " name=%s", e->name);
+	char *s = malloc(l.len + 3);
+	sprintf(s, "%c %s", sign < 0 ? '-' : '+', l.buf);
+	lines_push(c, s);
+	free(l.buf);
+}
+
+static int change_cb(void *arg, const struct wim_meta_entry *e, int sign)
+{
+	lines_add(arg, sign, e);
+	return 0;
+}
+
+static int all_cb(void *arg, const char *path, const struct wim_meta_entry *e)
+{
+	(void)path;
+	lines_add(arg, 1, e);
+	return 0;
+}
+
+static void lines_sort(struct change_lines *c)
+{
+	qsort(c->v, c->n, sizeof(*c->v), str_cmp);
+}
+
+static void lines_free(struct change_lines *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i]);
+	free(c->v);
+}
+
+/* The same changes as check_changes (without a new descriptor unless
+ * @sd), on any model. */
+static void lazy_ops(struct wim_meta *m, const struct pick *p, bool sd)
+{
+	struct wim_meta_entry e, n, d;
+	char path[8192], to[8192];
+
+	CHECK(wim_meta_get(m, p->file1, &e) == 0);
+	e.last_write_time += 12345;
+	CHECK(wim_meta_set(m, p->file1, &e) == 0);
+	CHECK(wim_meta_get(m, p->file2, &e) == 0);
+	e.dos_name = "LONGERDO.SNM";
+	CHECK(wim_meta_set(m, p->file2, &e) == 0);
+	wim_meta_entry_init(&n);
+	n.name = "new file.txt";
+	n.attributes = 0x20;
+	n.security_id = p->fe.security_id;
+	memcpy(n.hash, p->fe.hash, 20);
+	CHECK(wim_meta_add(m, p->dir1, &n) == 0);
+	wim_meta_entry_init(&d);
+	d.name = "New Dir";
+	d.attributes = DIRECTORY;
+	d.security_id = p->fe.security_id;
+	CHECK(wim_meta_add(m, p->dir2, &d) == 0);
+	FMT(path, "%s%sNew Dir", p->dir2, *p->dir2 ? "/" : "");
+	CHECK(wim_meta_add(m, path, &n) == 0);
+	const char *base = strrchr(p->file3, '/') ? strrchr(p->file3, '/') + 1 : p->file3;
+	FMT(to, "%s/moved %s", path, base);
+	CHECK(wim_meta_rename(m, p->file3, to) == 0);
+	CHECK(wim_meta_remove(m, p->subdir) == 0);
+	CHECK(wim_meta_remove(m, p->file1) == 0);
+	if (sd) {
+		static const uint8_t null_dacl[20] = {1, 0, 0x04, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x5A};
+		int id = wim_meta_sd_add(m, null_dacl, sizeof(null_dacl));
+		CHECK(id >= 0);
+		CHECK(wim_meta_get(m, p->file2, &e) == 0);
+		e.security_id = id;
+		CHECK(wim_meta_set(m, p->file2, &e) == 0);
+	}
+}
+
+static void check_lazy(const uint8_t *buf, size_t len)
+{
+	struct wim_meta *m0, *mf, *ml;
+	struct pick p = {0};
+
+	CHECK(wim_meta_parse(buf, len, &m0) == 0);
+	if (!m0)
+		return;
+	pick(m0, &p);
+	if (!p.file1[0] || !p.file2[0] || !p.file3[0] || !p.subdir[0])
+		goto out;
+	for (int sd = 0; sd < 2; sd++) {
+		CHECK(wim_meta_parse(buf, len, &mf) == 0);
+		CHECK(wim_meta_parse_lazy(buf, len, &ml) == 0);
+		if (!mf || !ml)
+			break;
+		CHECK(wim_meta_is_lazy(ml));
+		lazy_ops(mf, &p, sd);
+		lazy_ops(ml, &p, sd);
+		/* what changed: the same either way */
+		struct change_lines cf = {.m = mf}, cl = {.m = ml};
+		CHECK(wim_meta_each_change(mf, change_cb, &cf) == 0);
+		CHECK(wim_meta_each_change(ml, change_cb, &cl) == 0);
+		lines_sort(&cf);
+		lines_sort(&cl);
+		CHECK(cf.n == cl.n);
+		for (size_t i = 0; i < cf.n && i < cl.n; i++)
+			CHECK(!strcmp(cf.v[i], cl.v[i]));
+		void *of, *ol;
+		size_t nf, nl;
+		CHECK(wim_meta_write(mf, &of, &nf) == 0);
+		CHECK(wim_meta_write(ml, &ol, &nl) == 0);
+		/* a change to a few directories reads only those */
+		if (!sd)
+			CHECK(wim_meta_is_lazy(ml));
+		/* the same tree written */
+		struct wim_meta *a, *b;
+		struct facts fa = {0}, fb = {0};
+		CHECK(wim_meta_parse(of, nf, &a) == 0);
+		CHECK(wim_meta_parse(ol, nl, &b) == 0);
+		if (a && b) {
+			our_facts(a, &fa);
+			our_facts(b, &fb);
+			CHECK(same_facts(&fa, &fb, sd ? "lazy, new SD" : "lazy"));
+			/* each_change names all: before - gone + new = after, so
+			 * before + new = after + gone */
+			struct change_lines before = {.m = m0}, after = {.m = b};
+			CHECK(wim_meta_walk(m0, all_cb, &before) == 0);
+			CHECK(wim_meta_walk(b, all_cb, &after) == 0);
+			for (size_t i = 0; i < cl.n; i++) {
+				char *line = strdup(cl.v[i]);
+				bool gone = line[0] == '-';
+				line[0] = '+';
+				lines_push(gone ? &after : &before, line);
+			}
+			lines_sort(&before);
+			lines_sort(&after);
+			CHECK(before.n == after.n);
+			for (size_t i = 0; i < before.n && i < after.n; i++)
+				if (strcmp(before.v[i], after.v[i])) {
+					CHECK(!"each_change names what changed");
+					fprintf(stderr, "%s\n  against %s\n", before.v[i], after.v[i]);
+					break;
+				}
+			lines_free(&before);
+			lines_free(&after);
+		}
+		facts_free(&fa);
+		facts_free(&fb);
+		wim_meta_free(a);
+		wim_meta_free(b);
+		free(of);
+		free(ol);
+		lines_free(&cf);
+		lines_free(&cl);
+		wim_meta_free(mf);
+		wim_meta_free(ml);
+	}
+out:
+	paths_free(&p.files);
+	wim_meta_free(m0);
+}
+
 static void check_wim(const char *path)
 {
 	uint8_t *buf;
@@ -1067,6 +1247,7 @@ static void check_wim(const char *path)
 	wim_meta_free(m);
 	check_reencode(buf, len);
 	check_changes(buf, len, NULL, NULL);
+	check_lazy(buf, len);
 	check_chunked(buf, len);
 	check_bad(buf, len);
 	free(buf);

@@ -105,6 +105,15 @@ void wim_meta_entry_init(struct wim_meta_entry *e);
 int wim_meta_parse(const void *bytes, size_t len, struct wim_meta **ret);
 /* The same without the copy: @bytes stay as they are until wim_meta_free. */
 int wim_meta_parse_shared(const void *bytes, size_t len, struct wim_meta **ret);
+/* The same, lazily: the security table and the root now, each directory's
+ * list when a call first reaches it (a path through it, a removal or a
+ * rename of its subtree), with the same checks; the whole tree for
+ * wim_meta_walk, wim_meta_each and wim_meta_max_link_group.  So a change
+ * to a few directories of a large image reads those alone.  A bad list
+ * found later is that call's -EINVAL, and every call's after it. */
+int wim_meta_parse_lazy(const void *bytes, size_t len, struct wim_meta **ret);
+/* Whether lists remain unread (a lazy parse that has not read them all). */
+bool wim_meta_is_lazy(const struct wim_meta *m);
 void wim_meta_free(struct wim_meta *m);
 
 /* ---- security table ---- */
@@ -155,19 +164,26 @@ int wim_meta_rename(struct wim_meta *m, const char *from, const char *to);
 
 /* The highest hard link group id in the tree (0: none): new groups take
  * ids above it. */
-uint64_t wim_meta_max_link_group(const struct wim_meta *m);
+uint64_t wim_meta_max_link_group(struct wim_meta *m); /* UINT64_MAX: a bad list */
 
 /* Calls @fn for every dentry of the (patched) tree, parents before their
  * children, siblings in the order they are stored; stops at and returns the
  * first non-zero value @fn returns.  @path as for wim_meta_get. */
-int wim_meta_walk(const struct wim_meta *m,
+int wim_meta_walk(struct wim_meta *m,
 		  int (*fn)(void *arg, const char *path, const struct wim_meta_entry *e),
 		  void *arg);
 /* The same without paths or order: every dentry of the tree once, in the
  * order they are held in memory (cheaper: for what does not depend on the
  * order). */
-int wim_meta_each(const struct wim_meta *m,
+int wim_meta_each(struct wim_meta *m,
 		  int (*fn)(void *arg, const struct wim_meta_entry *e), void *arg);
+/* What changed since the parse, each dentry once or twice: as it was
+ * parsed (@sign -1) when it is gone or its facts changed, and as it is now
+ * (@sign +1) when it is new or its facts changed (a rename too); what a
+ * removal took is named in full.  Stops at @fn's first non-zero value.
+ * Looks only at the dentries held, so it is cheap after a lazy parse. */
+int wim_meta_each_change(const struct wim_meta *m,
+			 int (*fn)(void *arg, const struct wim_meta_entry *e, int sign), void *arg);
 
 /* The new resource's bytes (malloc'd, the caller frees): the old bytes with
  * the changes patched in, the relocated lists at the end.  Without a change
