@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "export_plan.h"
+#include "wtgfs/census.h"
 #include "wtgfs/diff.h"
 #include "wtgfs/export.h"
 #include "wtgfs/hash.h"
@@ -112,9 +113,17 @@ struct raw {
 	struct seen_link {
 		uint64_t id, size; /* a link group and its first name's bytes */
 		uint8_t hash[20];  /* its unnamed data */
+		uint32_t names;
 	} * seen_links;
 	size_t nseen, seen_cap;
 	bool link_sizes_differ; /* a file whose names' bytes differ */
+	/* the base image's counts kept in the delta (wtgfs/census.h): with
+	 * them its metadata is parsed lazily and the new image counted as the
+	 * base's counts and the change */
+	struct wtg_census census;
+	bool census_ok;
+	uint32_t *take; /* taking a census: references by blob index */
+	size_t ntake;
 	struct timespec t0; /* when the append began, for -v's timeline */
 };
 
@@ -665,8 +674,16 @@ static int ref_one(struct raw *r, const uint8_t hash[20], uint64_t *size)
 
 	if (!memcmp(hash, zero, 20))
 		return 0;
-	if (wim_append_ref_size(r->wa, hash, 1, &n))
+	if (r->take) {
+		uint32_t at;
+		if (wim_append_blob_at(r->wa, hash, &at, &n) || at >= r->ntake)
+			return refuse(r, "%s", "the image references a blob the WIM does not hold");
+		if (r->take[at] == UINT32_MAX)
+			return -EOVERFLOW;
+		r->take[at]++;
+	} else if (wim_append_ref_size(r->wa, hash, 1, &n)) {
 		return refuse(r, "%s", "the image references a blob the WIM does not hold");
+	}
 	*size += n;
 	return 0;
 }
@@ -727,10 +744,12 @@ static int seen_link(struct raw *r, const struct wim_meta_entry *e, uint64_t siz
 		if (r->seen_links[h].id == id && !memcmp(r->seen_links[h].hash, e->hash, 20)) {
 			*again = true;
 			*first = r->seen_links[h].size;
+			r->seen_links[h].names++;
 			return 0;
 		}
 	r->seen_links[h].id = id;
 	r->seen_links[h].size = size;
+	r->seen_links[h].names = 1;
 	memcpy(r->seen_links[h].hash, e->hash, 20);
 	r->nseen++;
 	*again = false;
@@ -800,9 +819,169 @@ static int bytes_in_order(void *arg, const char *path, const struct wim_meta_ent
 	return 0;
 }
 
+/* ---- the count as the base's and the change ---- */
+
+/* One dentry the change took (-1) or gave (+1). */
+struct touched {
+	int sign;
+	uint64_t id, size; /* a name of a link group (may_link), its bytes */
+	uint8_t hash[20];
+};
+
+struct change_count {
+	struct raw *r;
+	int64_t files, dirs, total;
+	struct touched *links;
+	size_t nlinks, links_cap;
+	struct blob_change {
+		uint8_t hash[20];
+		int sign;
+	} * blobs;
+	size_t nblobs, blobs_cap;
+};
+
+static int change_blob(struct change_count *cc, const uint8_t hash[20], int sign, uint64_t *size)
+{
+	static const uint8_t zero[20];
+	uint64_t n;
+	int ret;
+
+	if (!memcmp(hash, zero, 20))
+		return 0;
+	if (wim_append_blob_size(cc->r->wa, hash, &n))
+		return refuse(cc->r, "%s", "the image references a blob the WIM does not hold");
+	*size += n;
+	if ((ret = wtg_grow((void **)&cc->blobs, &cc->blobs_cap, cc->nblobs, sizeof(*cc->blobs))))
+		return ret;
+	memcpy(cc->blobs[cc->nblobs].hash, hash, 20);
+	cc->blobs[cc->nblobs++].sign = sign;
+	return 0;
+}
+
+static int count_change(void *arg, const struct wim_meta_entry *e, int sign)
+{
+	struct change_count *cc = arg;
+	uint64_t size = 0;
+	int ret;
+
+	if ((e->attributes & ATTR_DIRECTORY) && !(e->attributes & ATTR_REPARSE))
+		cc->dirs += sign;
+	else
+		cc->files += sign;
+	if ((ret = change_blob(cc, e->hash, sign, &size)) ||
+	    (ret = change_blob(cc, e->reparse_hash, sign, &size)))
+		return ret;
+	for (size_t i = 0; i < e->nstreams; i++)
+		if ((ret = change_blob(cc, e->streams[i].hash, sign, &size)))
+			return ret;
+	cc->total += sign * (int64_t)size;
+	if (may_link(e)) {
+		if ((ret = wtg_grow((void **)&cc->links, &cc->links_cap, cc->nlinks,
+				    sizeof(*cc->links))))
+			return ret;
+		struct touched *t = &cc->links[cc->nlinks++];
+		*t = (struct touched){.sign = sign, .id = e->hard_link_group_id, .size = size};
+		memcpy(t->hash, e->hash, 20);
+	}
+	return 0;
+}
+
+static int cmp_touched(const void *a, const void *b)
+{
+	const struct touched *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	int k = memcmp(x->hash, y->hash, 20);
+	return k ? k : x->sign - y->sign; /* (what went first) */
+}
+
+/* count_from_census's answer when the whole image must be counted */
+#define COUNT_WHOLE 1
+
+/* The hard link bytes the touched groups change: COUNT_WHOLE where a
+ * group's names would hold different bytes (the tree's order decides
+ * then) or where the change and the census disagree. */
+static int change_hardlink(struct change_count *cc, int64_t *delta)
+{
+	const struct wtg_census *c = &cc->r->census;
+
+	qsort(cc->links, cc->nlinks, sizeof(*cc->links), cmp_touched);
+	*delta = 0;
+	for (size_t i = 0, j; i < cc->nlinks; i = j) {
+		const struct touched *t = &cc->links[i];
+		const struct wtg_census_group *g = wtg_census_group(c, t->id, t->hash);
+		int64_t names = g ? g->names : 0, left = names;
+		uint64_t size = g ? g->size : 0, now = size;
+		/* (the names that went sort first) */
+		for (j = i; j < cc->nlinks && cc->links[j].id == t->id &&
+			    !memcmp(cc->links[j].hash, t->hash, 20);
+		     j++) {
+			const struct touched *u = &cc->links[j];
+			if (u->sign < 0) {
+				if (u->size != size || --left < 0)
+					return COUNT_WHOLE;
+				continue;
+			}
+			if (!left)
+				now = u->size; /* the first name of what is left */
+			else if (u->size != now)
+				return COUNT_WHOLE;
+			left++;
+		}
+		/* the bytes of every name but one */
+		*delta += (left > 1 ? (left - 1) * (int64_t)now : 0) -
+			  (names > 1 ? (names - 1) * (int64_t)size : 0);
+	}
+	return 0;
+}
+
+/* The new image counted from the base's census and the change: 0, an
+ * error (a refusal), or COUNT_WHOLE before anything is referenced. */
+static int count_from_census(struct raw *r)
+{
+	const struct wtg_census *c = &r->census;
+	struct change_count cc = {.r = r};
+	int64_t hardlink = 0;
+	int ret = wim_meta_each_change(r->m, count_change, &cc);
+
+	if (!ret)
+		ret = change_hardlink(&cc, &hardlink);
+	int64_t files = (int64_t)c->files + cc.files, dirs = (int64_t)c->dirs + cc.dirs;
+	int64_t total = (int64_t)c->total + cc.total, hl = (int64_t)c->hardlink + hardlink;
+	if (!ret && (files < 0 || dirs < 1 || total < 0 || hl < 0 || hl > total))
+		ret = COUNT_WHOLE;
+	/* the references: the base's, then what the change took and gave */
+	for (size_t i = 0; !ret && i < c->nrefs; i++)
+		if (wim_append_ref_at(r->wa, c->refs[i].at, c->refs[i].sha1, c->refs[i].count))
+			ret = refuse(r, "%s", "the image references a blob the WIM does not hold");
+	for (size_t i = 0; !ret && i < cc.nblobs; i++)
+		if (cc.blobs[i].sign > 0 ? wim_append_ref(r->wa, cc.blobs[i].hash, 1)
+					 : wim_append_unref(r->wa, cc.blobs[i].hash, 1))
+			ret = refuse(r, "%s", "the base's counts do not hold for the WIM");
+	if (!ret) {
+		r->files = (uint64_t)files;
+		r->dirs = (uint64_t)dirs;
+		r->total = (uint64_t)total;
+		r->hardlink = (uint64_t)hl;
+	}
+	free(cc.links);
+	free(cc.blobs);
+	return ret;
+}
+
 /* The new image counted and its blobs referenced. */
 static int count_image(struct raw *r)
 {
+	if (r->census_ok) {
+		int ret = count_from_census(r);
+		if (!ret)
+			wtg_debug("export: counted as the base's counts and the change");
+		if (ret != COUNT_WHOLE)
+			return ret;
+		wtg_debug("export: the base's counts do not serve this change: all is counted");
+		r->census_ok = false;
+	}
 	int ret = wim_meta_each(r->m, count, r);
 
 	if (ret || !r->link_sizes_differ)
@@ -913,6 +1092,37 @@ static void drop_kept(struct raw *r)
 	r->meta_bytes = NULL;
 	r->meta_len = 0;
 	r->kept_ok = false;
+	wtg_census_free(&r->census);
+	r->census_ok = false;
+}
+
+/* The delta's counts of the base image (r->census_ok when they serve):
+ * none, or damaged, and the whole new image is counted. */
+static void load_census(struct raw *r, const uint8_t sha1[20])
+{
+	const char *use = getenv("WTGFS_EXPORT_CENSUS");
+	uint8_t *bytes;
+	size_t len;
+
+	if (use && !strcmp(use, "0"))
+		return;
+	int ret = wtg_store_base_census_get(r->kept_store, &bytes, &len);
+	if (ret) {
+		if (ret != -ENOENT)
+			wtg_debug("export: the delta's counts of the base image cannot be read");
+		return;
+	}
+	ret = wtg_census_decode(bytes, len, &r->census);
+	free(bytes);
+	if (!ret && memcmp(r->census.meta_sha1, sha1, 20))
+		ret = -EINVAL;
+	if (ret) {
+		wtg_debug("export: the delta's counts of the base image are %s: all is counted",
+			  ret == -EINVAL ? "damaged" : "too large");
+		wtg_census_free(&r->census);
+		return;
+	}
+	r->census_ok = true;
 }
 
 /* load_meta on the delta's copy of the base metadata (no WIM needed):
@@ -925,6 +1135,8 @@ static void *load_kept(void *arg)
 	pthread_t tid;
 	int ret = wtg_store_base_metadata_get(r->kept_store, &kept);
 
+	if (!ret)
+		load_census(r, kept.sha1);
 	timeline(r, "kept copy read");
 	wtg_store_close(r->kept_store);
 	r->kept_store = NULL;
@@ -950,9 +1162,11 @@ static void *load_kept(void *arg)
 	bool checking = !pthread_create(&tid, NULL, check_kept, r);
 	if (!checking)
 		check_kept(r);
-	ret = wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m);
+	/* (with the base's counts, only what the change reaches is read) */
+	ret = r->census_ok ? wim_meta_parse_lazy(r->meta_bytes, r->meta_len, &r->m)
+			   : wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m);
 	if (!ret)
-		r->next_group = wim_meta_max_link_group(r->m);
+		r->next_group = r->census_ok ? r->census.max_link : wim_meta_max_link_group(r->m);
 	timeline(r, "base metadata parsed");
 	if (checking)
 		pthread_join(tid, NULL);
@@ -1620,7 +1834,8 @@ static int raw_finish(struct raw *r, const char *out, int image)
 	size_t nfrom = 0;
 	if ((ret = wim_meta_write_chunked(r->m, r->info.chunk_size, &bytes, &len, &from, &nfrom)))
 		return ret;
-	timeline(r, "new metadata written");
+	timeline(r, "new metadata written%s", r->census_ok && !wim_meta_is_lazy(r->m)
+						     ? " (the whole base metadata read)" : "");
 	ret = wim_append_set_metadata_take(r->wa, bytes, len, image, from, nfrom);
 	free(from);
 	if (ret)
@@ -1678,6 +1893,8 @@ static int raw_end(struct raw *r, int ret)
 	free(r->mark);
 	free(r->group);
 	free(r->seen_links);
+	free(r->take);
+	wtg_census_free(&r->census);
 	return ret;
 }
 
@@ -1716,6 +1933,96 @@ int wtg_export_raw_append(struct wtg_view *view, const char *out,
 
 /* ---- at init ---- */
 
+static int cmp_group(const void *a, const void *b)
+{
+	const struct wtg_census_group *x = a, *y = b;
+
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return memcmp(x->sha1, y->sha1, 20);
+}
+
+/* The census of the image parsed whole in r->m, of the WIM r->wa: 0, or
+ * COUNT_WHOLE when its names' bytes differ (no census then). */
+static int take_census(struct raw *r, const uint8_t meta_sha1[20], struct wtg_census *c)
+{
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	r->ntake = wim_append_blob_count(r->wa);
+	if (!(r->take = calloc(r->ntake ? r->ntake : 1, sizeof(*r->take))))
+		return -ENOMEM;
+	if ((ret = wim_meta_each(r->m, count, r)))
+		return ret;
+	if (r->link_sizes_differ)
+		return COUNT_WHOLE;
+	size_t n = 0;
+	for (size_t i = 0; i < r->ntake; i++)
+		n += r->take[i] != 0;
+	c->refs = malloc((n ? n : 1) * sizeof(*c->refs));
+	c->groups = malloc((r->nseen ? r->nseen : 1) * sizeof(*c->groups));
+	if (!c->refs || !c->groups)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->ntake; i++) {
+		const uint8_t *hash = wim_append_blob_hash(r->wa, i);
+		if (!r->take[i] || !hash)
+			continue;
+		struct wtg_census_ref *ref = &c->refs[c->nrefs++];
+		memcpy(ref->sha1, hash, 20);
+		ref->count = r->take[i];
+		ref->at = (uint32_t)i;
+	}
+	for (size_t i = 0; i < r->seen_cap; i++) {
+		const struct seen_link *l = &r->seen_links[i];
+		if (!l->id)
+			continue;
+		struct wtg_census_group *g = &c->groups[c->ngroups++];
+		*g = (struct wtg_census_group){.id = l->id, .names = l->names, .size = l->size};
+		memcpy(g->sha1, l->hash, 20);
+	}
+	qsort(c->groups, c->ngroups, sizeof(*c->groups), cmp_group);
+	memcpy(c->meta_sha1, meta_sha1, 20);
+	c->files = r->files;
+	c->dirs = r->dirs;
+	c->total = r->total;
+	c->hardlink = r->hardlink;
+	c->max_link = wim_meta_max_link_group(r->m);
+	return 0;
+}
+
+/* The base image's census kept beside its metadata (@bytes): what cannot
+ * be taken is not kept (an export then counts the whole image). */
+static int keep_census(struct wtg_store *store, struct wim_append *wa, const uint8_t sha1[20],
+		       const void *bytes, size_t len)
+{
+	struct wtg_export_result res = {0};
+	struct raw r = {.wa = wa, .res = &res};
+	struct wtg_census c = {0};
+	uint8_t *enc = NULL;
+	size_t n;
+	int ret = wim_meta_parse_shared(bytes, len, &r.m);
+
+	if (!ret)
+		ret = take_census(&r, sha1, &c);
+	if (!ret)
+		ret = wtg_census_encode(&c, &enc, &n);
+	if (!ret) {
+		ret = wtg_store_base_census_put(store, enc, n);
+	} else {
+		wtg_debug("init: the base image's counts are not kept in the delta (%s)",
+			  ret == COUNT_WHOLE ? "names of a file hold different bytes"
+			  : ret == -EAGAIN   ? res.raw_reason
+					     : strerror(-ret));
+		ret = ret == -ENOMEM ? ret : 0;
+	}
+	free(enc);
+	wtg_census_free(&c);
+	wim_meta_free(r.m);
+	free(r.take);
+	free(r.seen_links);
+	return ret;
+}
+
 int wtg_export_keep_base_metadata(struct wtg_store *store, const char *wim, int image)
 {
 	struct wim_append *wa = NULL;
@@ -1743,6 +2050,8 @@ int wtg_export_keep_base_metadata(struct wtg_store *store, const char *wim, int 
 		return ret == -ENOMEM ? ret : 0;
 	}
 	ret = wtg_store_base_metadata_put(store, sha1, bytes, len);
+	if (!ret)
+		ret = keep_census(store, wa, sha1, bytes, len);
 	wim_append_free(wa);
 	return ret;
 }

@@ -1093,6 +1093,57 @@ int wim_append_ref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)
 	return wim_append_ref_size(wa, sha1, n, NULL);
 }
 
+int wim_append_ref_at(struct wim_append *wa, uint32_t at, const uint8_t sha1[20], uint32_t n)
+{
+	struct blob *b = at < wa->nblobs && !(wa->blobs[at].r.flags & RESHDR_METADATA) &&
+				 !memcmp(wa->blobs[at].sha1, sha1, 20)
+			     ? &wa->blobs[at]
+			     : find_blob(wa, sha1);
+
+	if (!b)
+		return -ENOENT;
+	if (b->refcnt > UINT32_MAX - n)
+		return -EOVERFLOW;
+	b->refcnt += n;
+	return 0;
+}
+
+int wim_append_unref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)
+{
+	struct blob *b = find_blob(wa, sha1);
+
+	if (!b)
+		return -ENOENT;
+	if (b->refcnt < n)
+		return -EINVAL;
+	b->refcnt -= n;
+	return 0;
+}
+
+int wim_append_blob_at(const struct wim_append *wa, const uint8_t sha1[20], uint32_t *at,
+		       uint64_t *size_ret)
+{
+	const struct blob *b = find_blob(wa, sha1);
+
+	if (!b)
+		return -ENOENT;
+	*at = (uint32_t)(b - wa->blobs);
+	*size_ret = blob_usize(b);
+	return 0;
+}
+
+size_t wim_append_blob_count(const struct wim_append *wa)
+{
+	return wa->nblobs;
+}
+
+const uint8_t *wim_append_blob_hash(const struct wim_append *wa, size_t at)
+{
+	if (at >= wa->nblobs || (wa->blobs[at].r.flags & RESHDR_METADATA))
+		return NULL;
+	return wa->blobs[at].sha1;
+}
+
 bool wim_append_name_in_use(const struct wim_append *wa, const char *name)
 {
 	uint32_t images = le32toh(wa->hdr.image_count);

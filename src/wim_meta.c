@@ -1012,6 +1012,34 @@ static int load_all(struct wim_meta *m)
 	return ret;
 }
 
+/* The lists that lie in [@from, @to) of the parsed bytes, which a grown
+ * start covers and moves: those of every directory held whose list starts
+ * below @to are read, until each 8-byte unit there is a read dentry's (so
+ * no unread list lies there); else (a gap, an end mark an empty list may
+ * share, the end of the bytes) the whole tree is read. */
+static int load_start(struct wim_meta *m, uint64_t from, uint64_t to)
+{
+	int ret;
+
+	for (bool more = true; more;) {
+		more = false;
+		for (uint32_t i = 0; i < m->nnodes; i++) {
+			const struct node *nd = &m->nodes[i];
+			if ((nd->flags & N_UNLOADED) && !(nd->flags & N_REMOVED) && nd->list_off < to) {
+				if ((ret = load(m, i)) < 0)
+					return ret;
+				more = true;
+			}
+		}
+	}
+	if (to > m->len)
+		return load_all(m);
+	for (uint64_t u = from / 8; u < (to + 7) / 8; u++)
+		if (!((m->claim_dentry[u / 8] >> (u % 8)) & 1))
+			return load_all(m);
+	return 0;
+}
+
 int wim_meta_parse_lazy(const void *bytes, size_t len, struct wim_meta **ret)
 {
 	return parse(bytes, len, false, true, ret);
@@ -1935,7 +1963,8 @@ int wim_meta_write_chunked(struct wim_meta *m, uint32_t cs, void **bytes, size_t
 			root_len = x->total;
 		}
 		uint64_t start = m->sd_added ? sd_table_len(m) : m->root_off;
-		if (start + root_len > m->root_off + m->nodes[0].len && (err = load_all(m)) < 0) {
+		uint64_t old_end = m->root_off + m->nodes[0].len + 8, new_end = start + root_len + 8;
+		if (new_end > old_end && (err = load_start(m, old_end, new_end)) < 0) {
 			free(x);
 			return err;
 		}

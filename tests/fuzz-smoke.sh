@@ -79,6 +79,10 @@ python3 "$top_srcdir/tests/hostile.py" readlink-seeds "$TMP/link" >/dev/null ||
 mkdir -p "$TMP/delta"
 WTGFS_KEEP_DELTAS="$TMP/delta" "$top_builddir/tests/unit_store" >"$TMP/unit_store.log" 2>&1 ||
 	{ tail -20 "$TMP/unit_store.log"; fail "unit_store cannot write the delta seeds"; }
+# and one that init made of the WIM above: its base metadata and counts
+"$WTGFS" init "$TMP/init.delta" "$TMP/wim/lzx.wim" >/dev/null || fail "init of the seed delta failed"
+[ -f "$TMP/init.journal" ] && rm -f "$TMP/init.journal"
+cp "$TMP/init.delta" "$TMP/delta/init.delta"
 "$fuzz/fuzz_delta" -runs="$((runs * 2))" -seed=1 "$TMP/delta" 2>"$TMP/fuzz_delta.log" ||
 	{ tail -40 "$TMP/fuzz_delta.log"; fail "fuzz_delta crashed"; }
 

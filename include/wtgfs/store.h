@@ -504,6 +504,11 @@ int wtg_store_base_metadata_get(struct wtg_store *store, struct wtg_store_base_m
 /* All of @m decoded into @out (@m->size bytes); safe on any thread. */
 int wtg_store_base_metadata_decode(const struct wtg_store_base_metadata *m, void *out);
 void wtg_store_base_metadata_free(struct wtg_store_base_metadata *m);
+/* The base image's counts (wtgfs/census.h), kept beside its metadata: put
+ * after it at init (a new metadata drops them), get -ENOENT when there are
+ * none; the bytes are checked by wtg_census_decode. */
+int wtg_store_base_census_put(struct wtg_store *store, const void *bytes, size_t len);
+int wtg_store_base_census_get(struct wtg_store *store, uint8_t **bytes, size_t *len);
 
 /* ---- versions and what changed between them (diff) ---- */
 

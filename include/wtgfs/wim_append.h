@@ -186,6 +186,20 @@ int wim_append_blob_size(const struct wim_append *wa, const uint8_t sha1[WIM_APP
 			 uint64_t *size_ret);
 /* @n more references to a blob the table holds: -ENOENT when none. */
 int wim_append_ref(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t n);
+/* The same with where the blob was in a table read before (@at: its index
+ * then, a hint: found by its SHA-1 when it moved). */
+int wim_append_ref_at(struct wim_append *wa, uint32_t at, const uint8_t sha1[WIM_APPEND_SHA1_LEN],
+		      uint32_t n);
+/* @n references fewer (a change took them from the image it counted from):
+ * -ENOENT, or -EINVAL when the blob has not that many. */
+int wim_append_unref(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t n);
+/* The blob's index in the table and its size: 0 or -ENOENT. */
+int wim_append_blob_at(const struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN],
+		       uint32_t *at, uint64_t *size_ret);
+/* How many blobs the table holds (an index bound for wim_append_blob_at),
+ * and the SHA-1 of the one at @at (NULL: none, or a metadata entry). */
+size_t wim_append_blob_count(const struct wim_append *wa);
+const uint8_t *wim_append_blob_hash(const struct wim_append *wa, size_t at);
 /* The same, and the blob's uncompressed size in @size_ret (one look-up). */
 int wim_append_ref_size(struct wim_append *wa, const uint8_t sha1[WIM_APPEND_SHA1_LEN], uint32_t n,
 			uint64_t *size_ret);

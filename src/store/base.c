@@ -176,7 +176,7 @@ int wtg_store_base_metadata_put(struct wtg_store *st, const uint8_t sha1[20], co
 		r = store_writable(st);
 	if (!r)
 		r = store_exec(st, "DELETE FROM meta WHERE key = 'base_metadata';"
-				   " DELETE FROM base_metadata");
+				   " DELETE FROM base_metadata; DELETE FROM base_census");
 	if (!r)
 		r = store_prepare(st, "INSERT INTO base_metadata(part, size, codec, data)"
 				      " VALUES(?1, ?2, ?3, ?4)", &s);
@@ -288,5 +288,52 @@ int wtg_store_base_metadata_decode(const struct wtg_store_base_metadata *m, void
 		at += p->size;
 	}
 	wtg_chunk_codec_free(codec);
+	return r;
+}
+
+/* ---- the base image's counts ---- */
+
+/* table base_census: one row, its bytes as wtgfs/census.h encodes them (not
+ * in meta, which every open reads whole) */
+int wtg_store_base_census_put(struct wtg_store *st, const void *bytes, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	pthread_mutex_lock(&st->lock);
+	r = store_writable(st);
+	if (!r)
+		r = store_prepare(st, "INSERT OR REPLACE INTO base_census(id, data) VALUES(0, ?1)", &s);
+	if (!r) {
+		sqlite3_bind_blob(s, 1, bytes, (int)len, SQLITE_STATIC);
+		r = store_run(st, s);
+	}
+	sqlite3_finalize(s);
+	if (!r)
+		r = store_commit_locked(st, true);
+	pthread_mutex_unlock(&st->lock);
+	return r ? store_write_failed(st, r) : 0;
+}
+
+int wtg_store_base_census_get(struct wtg_store *st, uint8_t **bytes, size_t *len)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t have = 0;
+	int r;
+
+	*bytes = NULL;
+	*len = 0;
+	pthread_mutex_lock(&st->lock);
+	/* (deltas made before it, opened read-only, have no such table) */
+	r = store_int_query(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+				" AND name = 'base_census'", 0, &have);
+	if (!r && !have)
+		r = -ENOENT;
+	if (!r)
+		r = store_prepare(st, "SELECT data FROM base_census WHERE id = 0", &s);
+	if (!r)
+		r = store_step_blob(st, s, bytes, len);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
 	return r;
 }
