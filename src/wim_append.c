@@ -128,6 +128,7 @@ struct wim_append {
 	const char *unsupported;
 
 	struct blob *blobs; /* the old table's entries, then the added blobs */
+	void *table_buf; /* the old table as read, kept for the new one's bytes */
 	size_t nblobs, cap, nold;
 	uint32_t *index; /* open addressing: blob index + 1 of non-metadata blobs */
 	size_t index_size;
@@ -783,10 +784,13 @@ static int read_blob_table(struct wim_append *wa)
 			wa->meta_end = i + 1;
 		}
 	}
-	free(d);
 	free(run.start);
-	if (ret)
+	if (ret) {
+		free(d);
 		return ret;
+	}
+	/* (the new table is written into the same pages: fresh ones are dear) */
+	wa->table_buf = d;
 	wa->nblobs = wa->nold = n;
 	if (wa->nmeta != images && !wa->unsupported)
 		return corrupt(wa, "fewer metadata resources than images");
@@ -1020,6 +1024,7 @@ void wim_append_free(struct wim_append *wa)
 	free(wa->meta_cache);
 	free(wa->integ_old);
 	free(wa->blobs);
+	free(wa->table_buf);
 	free(wa->index);
 	free(wa->meta);
 	free(wa->path);
@@ -2798,10 +2803,12 @@ static void put_entry(struct wim_blob_disk *d, const struct blob *b)
 static int put_table(struct wim_append *wa, uint8_t **out, size_t *out_len)
 {
 	size_t n = wa->nblobs + 1, o = 0;
-	struct wim_blob_disk *d = calloc(n, sizeof(*d));
+	/* (every byte of each entry is written below) */
+	struct wim_blob_disk *d = realloc(wa->table_buf, n * sizeof(*d));
 
 	if (!d)
 		return -ENOMEM;
+	wa->table_buf = NULL;
 	/* the old entries in their order (wimlib's: the metadata first, the
 	 * rest by offset; an ESD's solid runs as they were), the new image's
 	 * metadata right after the old last one (images are in the order of
