@@ -60,6 +60,13 @@ static int count_under(void *arg, const char *path, const struct wim_meta_entry 
 	return 0;
 }
 
+static int sum_change(void *arg, const struct wim_meta_entry *e, int sign)
+{
+	(void)e;
+	*(long *)arg += sign;
+	return 0;
+}
+
 static void change(struct wim_meta *m, const struct seen *s, size_t *expect)
 {
 	struct wim_meta_entry e, n;
@@ -137,6 +144,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	expect = s.n;
 	change(m, &s, &expect);
+	/* what changed, named: as many new dentries as the count says */
+	long delta = 0;
+	if (wim_meta_each_change(m, sum_change, &delta) || (long)expect - (long)s.n != delta)
+		__builtin_trap();
 	if (wim_meta_write(m, &out, &olen))
 		__builtin_trap();
 	if (wim_meta_parse(out, olen, &m2) || wim_meta_walk(m2, visit, &s2) || s2.n != expect)

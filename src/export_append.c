@@ -906,7 +906,8 @@ static int change_hardlink(struct change_count *cc, int64_t *delta)
 {
 	const struct wtg_census *c = &cc->r->census;
 
-	qsort(cc->links, cc->nlinks, sizeof(*cc->links), cmp_touched);
+	if (cc->nlinks)
+		qsort(cc->links, cc->nlinks, sizeof(*cc->links), cmp_touched);
 	*delta = 0;
 	for (size_t i = 0, j; i < cc->nlinks; i = j) {
 		const struct touched *t = &cc->links[i];
