@@ -300,19 +300,13 @@ int cmd_export(int argc, char **argv)
 		ret = cli_source_view(&src, &view);
 		name = stem(path);
 	}
-	if (ret) {
-		cli_source_release(&src);
-		free(name);
-		return EXIT_ERROR;
-	}
+	if (ret)
+		goto out;
 	if (!opt.name)
 		opt.name = name;
 	if (opt.name == name && name && !xml_text("name", name)) {
-		if (view)
-			wtg_view_close(view);
-		cli_source_release(&src);
-		free(name);
-		return EXIT_ERROR;
+		ret = -EINVAL;
+		goto out;
 	}
 	cli_catch_signals(on_signal);
 	if (later) {
@@ -335,6 +329,7 @@ int cmd_export(int argc, char **argv)
 	} else if (opt.append && ret != -EEXIST && ret != -EINVAL && ret != -ENOENT) {
 		fprintf(stderr, "wtgfs: '%s' still holds its earlier images as they were\n", out);
 	}
+out:
 	if (view)
 		wtg_view_close(view);
 	cli_source_release(&src);
