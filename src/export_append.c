@@ -108,6 +108,13 @@ struct raw {
 	pthread_t kept_tid;
 	bool kept_running, from_kept, kept_ok, kept_quiet;
 	int kept_check;
+	/* the copy decoded part by part, checked and copied as it comes */
+	struct kept_feed {
+		pthread_mutex_t lock;
+		pthread_cond_t more;
+		size_t done; /* bytes decoded from the start */
+		bool ended;  /* no more will come */
+	} feed;
 	/* the walk of the new image */
 	uint64_t dirs, files, total, hardlink;
 	struct seen_link {
@@ -1065,18 +1072,58 @@ static void *load_meta(void *arg)
 	return NULL;
 }
 
-/* (beside load_kept's parse) the delta's copy checked against the SHA-1 it
- * was kept under, and copied for the new metadata */
+/* (from load_kept's decode) so many bytes of the copy are decoded */
+static void kept_fed(void *ctx, size_t done)
+{
+	struct kept_feed *f = ctx;
+
+	pthread_mutex_lock(&f->lock);
+	f->done = done;
+	pthread_cond_signal(&f->more);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void kept_fed_end(struct kept_feed *f)
+{
+	pthread_mutex_lock(&f->lock);
+	f->ended = true;
+	pthread_cond_signal(&f->more);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* (beside load_kept's decode, part by part as it comes) the delta's copy
+ * checked against the SHA-1 it was kept under, and copied for the new
+ * metadata */
 static void *check_kept(void *arg)
 {
 	struct raw *r = arg;
+	struct kept_feed *f = &r->feed;
+	struct wtg_sha1 *h = wtg_sha1_new();
+	size_t cap = r->meta_len + r->meta_len / 4 + 65536, at = 0, done;
 	uint8_t sha1[20];
+	bool ended;
 
-	r->kept_check = wtg_sha1(r->meta_bytes, r->meta_len, sha1);
-	if (!r->kept_check && memcmp(sha1, r->kept_sha1, 20))
+	r->copy = wtg_malloc_large(cap);
+	do {
+		pthread_mutex_lock(&f->lock);
+		while (f->done == at && !f->ended)
+			pthread_cond_wait(&f->more, &f->lock);
+		done = f->done;
+		ended = f->ended;
+		pthread_mutex_unlock(&f->lock);
+		if (h)
+			wtg_sha1_update(h, r->kept_bytes + at, done - at);
+		if (r->copy)
+			memcpy((uint8_t *)r->copy + at, r->kept_bytes + at, done - at);
+		at = done;
+	} while (!ended);
+	r->kept_check = h && r->copy ? 0 : -ENOMEM;
+	if (h)
+		wtg_sha1_final(h, sha1); /* (and frees it) */
+	if (!r->kept_check && (at != r->meta_len || memcmp(sha1, r->kept_sha1, 20)))
 		r->kept_check = -EINVAL;
-	if (!r->kept_check)
-		copy_meta(r);
+	if (r->copy)
+		r->copy_cap = cap;
 	return NULL;
 }
 
@@ -1150,19 +1197,28 @@ static void *load_kept(void *arg)
 	/* (no larger than a WIM's metadata may be: see wim_append.c) */
 	if (!kept.size || kept.size > (1ull << 31) || !(r->kept_bytes = wtg_malloc_large(kept.size)))
 		ret = -ENOMEM;
-	if (!ret)
-		ret = wtg_store_base_metadata_decode(&kept, r->kept_bytes);
 	r->meta_len = (size_t)kept.size;
+	/* decoded here, checked and copied on a thread as the parts come */
+	r->feed = (struct kept_feed){.done = 0};
+	pthread_mutex_init(&r->feed.lock, NULL);
+	pthread_cond_init(&r->feed.more, NULL);
+	bool checking = !ret && !pthread_create(&tid, NULL, check_kept, r);
+	if (!ret)
+		ret = wtg_store_base_metadata_decode_each(&kept, r->kept_bytes, kept_fed, &r->feed);
+	kept_fed_end(&r->feed);
 	wtg_store_base_metadata_free(&kept);
 	timeline(r, "base metadata decoded from the delta");
+	if (!ret && !checking)
+		check_kept(r); /* (no thread: all of it now) */
 	if (ret) {
+		if (checking)
+			pthread_join(tid, NULL);
+		pthread_mutex_destroy(&r->feed.lock);
+		pthread_cond_destroy(&r->feed.more);
 		drop_kept(r);
 		return NULL;
 	}
 	r->meta_bytes = r->kept_bytes;
-	bool checking = !pthread_create(&tid, NULL, check_kept, r);
-	if (!checking)
-		check_kept(r);
 	/* (with the base's counts, only what the change reaches is read) */
 	ret = r->census_ok ? wim_meta_parse_lazy(r->meta_bytes, r->meta_len, &r->m)
 			   : wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m);
@@ -1171,6 +1227,8 @@ static void *load_kept(void *arg)
 	timeline(r, "base metadata parsed");
 	if (checking)
 		pthread_join(tid, NULL);
+	pthread_mutex_destroy(&r->feed.lock);
+	pthread_cond_destroy(&r->feed.more);
 	timeline(r, "base metadata checked");
 	if (ret || r->kept_check || !r->copy) {
 		drop_kept(r);

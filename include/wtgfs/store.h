@@ -503,6 +503,10 @@ int wtg_store_base_metadata_put(struct wtg_store *store, const uint8_t sha1[20],
 int wtg_store_base_metadata_get(struct wtg_store *store, struct wtg_store_base_metadata *m);
 /* All of @m decoded into @out (@m->size bytes); safe on any thread. */
 int wtg_store_base_metadata_decode(const struct wtg_store_base_metadata *m, void *out);
+/* The same, with @fed told after each part how many bytes from the start
+ * are decoded (so that another thread may read them as they come). */
+int wtg_store_base_metadata_decode_each(const struct wtg_store_base_metadata *m, void *out,
+					void (*fed)(void *ctx, size_t done), void *ctx);
 void wtg_store_base_metadata_free(struct wtg_store_base_metadata *m);
 /* The base image's counts (wtgfs/census.h), kept beside its metadata: put
  * after it at init (a new metadata drops them), get -ENOENT when there are

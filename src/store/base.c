@@ -276,7 +276,8 @@ int wtg_store_base_metadata_get(struct wtg_store *st, struct wtg_store_base_meta
 	return r;
 }
 
-int wtg_store_base_metadata_decode(const struct wtg_store_base_metadata *m, void *out)
+int wtg_store_base_metadata_decode_each(const struct wtg_store_base_metadata *m, void *out,
+					void (*fed)(void *ctx, size_t done), void *ctx)
 {
 	struct wtg_chunk_codec *codec = wtg_chunk_codec_new();
 	size_t at = 0;
@@ -286,9 +287,16 @@ int wtg_store_base_metadata_decode(const struct wtg_store_base_metadata *m, void
 		const struct wtg_store_base_metadata_part *p = &m->parts[i];
 		r = wtg_chunk_decode(codec, p->codec, p->data, p->len, (uint8_t *)out + at, p->size);
 		at += p->size;
+		if (!r && fed)
+			fed(ctx, at);
 	}
 	wtg_chunk_codec_free(codec);
 	return r;
+}
+
+int wtg_store_base_metadata_decode(const struct wtg_store_base_metadata *m, void *out)
+{
+	return wtg_store_base_metadata_decode_each(m, out, NULL, NULL);
 }
 
 /* ---- the base image's counts ---- */
