@@ -124,7 +124,7 @@ void wtg_census_free(struct wtg_census *c)
 }
 
 const struct wtg_census_group *wtg_census_group(const struct wtg_census *c, uint64_t id,
-						 const uint8_t sha1[20])
+						const uint8_t sha1[20])
 {
 	size_t lo = 0, hi = c->ngroups;
 

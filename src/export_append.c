@@ -1893,8 +1893,8 @@ static int raw_finish(struct raw *r, const char *out, int image)
 	size_t nfrom = 0;
 	if ((ret = wim_meta_write_chunked(r->m, r->info.chunk_size, &bytes, &len, &from, &nfrom)))
 		return ret;
-	timeline(r, "new metadata written%s", r->census_ok && !wim_meta_is_lazy(r->m)
-						     ? " (the whole base metadata read)" : "");
+	timeline(r, "new metadata written%s",
+		 r->census_ok && !wim_meta_is_lazy(r->m) ? " (the whole base metadata read)" : "");
 	ret = wim_append_set_metadata_take(r->wa, bytes, len, image, from, nfrom);
 	free(from);
 	if (ret)

@@ -128,7 +128,7 @@ struct wim_append {
 	const char *unsupported;
 
 	struct blob *blobs; /* the old table's entries, then the added blobs */
-	void *table_buf; /* the old table as read, kept for the new one's bytes */
+	void *table_buf;    /* the old table as read, kept for the new one's bytes */
 	size_t nblobs, cap, nold;
 	uint32_t *index; /* open addressing: blob index + 1 of non-metadata blobs */
 	size_t index_size;

@@ -110,11 +110,11 @@ struct arena_block {
 };
 
 enum {
-	N_REMOVED = 1u << 0, /* gone (with its subtree) */
-	N_FACTS = 1u << 1,   /* facts changed: encode afresh */
-	N_LIST = 1u << 2,    /* its child list changed: write a new one */
-	N_NEW = 1u << 3,     /* not in the parsed bytes */
-	N_INDEXED = 1u << 4, /* its children's names are in the name index */
+	N_REMOVED = 1u << 0,  /* gone (with its subtree) */
+	N_FACTS = 1u << 1,    /* facts changed: encode afresh */
+	N_LIST = 1u << 2,     /* its child list changed: write a new one */
+	N_NEW = 1u << 3,      /* not in the parsed bytes */
+	N_INDEXED = 1u << 4,  /* its children's names are in the name index */
 	N_UNLOADED = 1u << 5, /* a lazy parse has not read its list yet */
 };
 
@@ -1025,7 +1025,8 @@ static int load_start(struct wim_meta *m, uint64_t from, uint64_t to)
 		more = false;
 		for (uint32_t i = 0; i < m->nnodes; i++) {
 			const struct node *nd = &m->nodes[i];
-			if ((nd->flags & N_UNLOADED) && !(nd->flags & N_REMOVED) && nd->list_off < to) {
+			if ((nd->flags & N_UNLOADED) && !(nd->flags & N_REMOVED) &&
+			    nd->list_off < to) {
 				if ((ret = load(m, i)) < 0)
 					return ret;
 				more = true;
@@ -1963,7 +1964,8 @@ int wim_meta_write_chunked(struct wim_meta *m, uint32_t cs, void **bytes, size_t
 			root_len = x->total;
 		}
 		uint64_t start = m->sd_added ? sd_table_len(m) : m->root_off;
-		uint64_t old_end = m->root_off + m->nodes[0].len + 8, new_end = start + root_len + 8;
+		uint64_t old_end = m->root_off + m->nodes[0].len + 8,
+			 new_end = start + root_len + 8;
 		if (new_end > old_end && (err = load_start(m, old_end, new_end)) < 0) {
 			free(x);
 			return err;

@@ -1037,7 +1037,6 @@ out:
 	free(from);
 }
 
-
 /* ---- a lazy parse: the same result as a whole one ---- */
 
 struct change_lines {
@@ -1125,7 +1124,8 @@ static void lazy_ops(struct wim_meta *m, const struct pick *p, bool sd)
 	CHECK(wim_meta_remove(m, p->subdir) == 0);
 	CHECK(wim_meta_remove(m, p->file1) == 0);
 	if (sd) {
-		static const uint8_t null_dacl[20] = {1, 0, 0x04, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x5A};
+		static const uint8_t null_dacl[20] = {1, 0, 0x04, 0x80, 0, 0, 0, 0, 0, 0,
+						      0, 0, 0,	  0,	0, 0, 0, 0, 0, 0x5A};
 		int id = wim_meta_sd_add(m, null_dacl, sizeof(null_dacl));
 		CHECK(id >= 0);
 		CHECK(wim_meta_get(m, p->file2, &e) == 0);
@@ -1195,7 +1195,8 @@ static void check_lazy(const uint8_t *buf, size_t len)
 			for (size_t i = 0; i < before.n && i < after.n; i++)
 				if (strcmp(before.v[i], after.v[i])) {
 					CHECK(!"each_change names what changed");
-					fprintf(stderr, "%s\n  against %s\n", before.v[i], after.v[i]);
+					fprintf(stderr, "%s\n  against %s\n", before.v[i],
+						after.v[i]);
 					break;
 				}
 			lines_free(&before);

@@ -52,6 +52,6 @@ int wtg_census_decode(const void *bytes, size_t len, struct wtg_census *c);
 void wtg_census_free(struct wtg_census *c);
 /* The group (@id, @sha1) or NULL. */
 const struct wtg_census_group *wtg_census_group(const struct wtg_census *c, uint64_t id,
-						 const uint8_t sha1[20]);
+						const uint8_t sha1[20]);
 
 #endif

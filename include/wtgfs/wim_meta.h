@@ -175,8 +175,8 @@ int wim_meta_walk(struct wim_meta *m,
 /* The same without paths or order: every dentry of the tree once, in the
  * order they are held in memory (cheaper: for what does not depend on the
  * order). */
-int wim_meta_each(struct wim_meta *m,
-		  int (*fn)(void *arg, const struct wim_meta_entry *e), void *arg);
+int wim_meta_each(struct wim_meta *m, int (*fn)(void *arg, const struct wim_meta_entry *e),
+		  void *arg);
 /* What changed since the parse, each dentry once or twice: as it was
  * parsed (@sign -1) when it is gone or its facts changed, and as it is now
  * (@sign +1) when it is new or its facts changed (a rename too); what a

@@ -311,7 +311,8 @@ int wtg_store_base_census_put(struct wtg_store *st, const void *bytes, size_t le
 	pthread_mutex_lock(&st->lock);
 	r = store_writable(st);
 	if (!r)
-		r = store_prepare(st, "INSERT OR REPLACE INTO base_census(id, data) VALUES(0, ?1)", &s);
+		r = store_prepare(st, "INSERT OR REPLACE INTO base_census(id, data) VALUES(0, ?1)",
+				  &s);
 	if (!r) {
 		sqlite3_bind_blob(s, 1, bytes, (int)len, SQLITE_STATIC);
 		r = store_run(st, s);
@@ -333,8 +334,10 @@ int wtg_store_base_census_get(struct wtg_store *st, uint8_t **bytes, size_t *len
 	*len = 0;
 	pthread_mutex_lock(&st->lock);
 	/* (deltas made before it, opened read-only, have no such table) */
-	r = store_int_query(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-				" AND name = 'base_census'", 0, &have);
+	r = store_int_query(st,
+			    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+			    " AND name = 'base_census'",
+			    0, &have);
 	if (!r && !have)
 		r = -ENOENT;
 	if (!r)

@@ -40,9 +40,9 @@
 
 /* The base image's metadata resource, decoded, in parts stored as chunks
  * are (base.c): optional, no format of its own; a writer adds the table. */
-#define BASE_METADATA_SQL                                                              \
-	"CREATE TABLE IF NOT EXISTS base_metadata(part INTEGER PRIMARY KEY,"             \
-	" size INTEGER NOT NULL, codec INTEGER NOT NULL, data BLOB NOT NULL);"            \
+#define BASE_METADATA_SQL                                                                          \
+	"CREATE TABLE IF NOT EXISTS base_metadata(part INTEGER PRIMARY KEY,"                       \
+	" size INTEGER NOT NULL, codec INTEGER NOT NULL, data BLOB NOT NULL);"                     \
 	"CREATE TABLE IF NOT EXISTS base_census(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
 
 /* Small fsynced writes not yet folded into their chunk (see wtgfs/store.h
