@@ -674,12 +674,30 @@ static int apply_change(struct raw *r)
 
 /* ---- the new image's counts and references ---- */
 
-static int ref_one(struct raw *r, const uint8_t hash[20], uint64_t *size)
+/* The SHA-1s of @e's blobs, i < entry_nhashes(@e): the unnamed data, the
+ * reparse data, then each named stream's; all zero where there is none. */
+static size_t entry_nhashes(const struct wim_meta_entry *e)
+{
+	return 2 + e->nstreams;
+}
+
+static const uint8_t *entry_hash(const struct wim_meta_entry *e, size_t i)
+{
+	return i == 0 ? e->hash : i == 1 ? e->reparse_hash : e->streams[i - 2].hash;
+}
+
+static bool no_blob(const uint8_t hash[20])
 {
 	static const uint8_t zero[20];
+
+	return !memcmp(hash, zero, 20);
+}
+
+static int ref_one(struct raw *r, const uint8_t hash[20], uint64_t *size)
+{
 	uint64_t n;
 
-	if (!memcmp(hash, zero, 20))
+	if (no_blob(hash))
 		return 0;
 	if (r->take) {
 		uint32_t at;
@@ -698,14 +716,12 @@ static int ref_one(struct raw *r, const uint8_t hash[20], uint64_t *size)
 /* The bytes of @e's streams (each blob the WIM holds): 0 or -ENOENT. */
 static int entry_bytes(struct raw *r, const struct wim_meta_entry *e, uint64_t *size)
 {
-	static const uint8_t zero[20];
-	const uint8_t *h[2] = {e->hash, e->reparse_hash};
 	uint64_t n;
 
 	*size = 0;
-	for (size_t i = 0; i < 2 + e->nstreams; i++) {
-		const uint8_t *hash = i < 2 ? h[i] : e->streams[i - 2].hash;
-		if (!memcmp(hash, zero, 20))
+	for (size_t i = 0; i < entry_nhashes(e); i++) {
+		const uint8_t *hash = entry_hash(e, i);
+		if (no_blob(hash))
 			continue;
 		if (wim_append_blob_size(r->wa, hash, &n))
 			return -ENOENT;
@@ -792,10 +808,8 @@ static int count(void *arg, const struct wim_meta_entry *e)
 		r->dirs++;
 	else
 		r->files++;
-	if ((ret = ref_one(r, e->hash, &size)) || (ret = ref_one(r, e->reparse_hash, &size)))
-		return ret;
-	for (size_t i = 0; i < e->nstreams; i++)
-		if ((ret = ref_one(r, e->streams[i].hash, &size)))
+	for (size_t i = 0; i < entry_nhashes(e); i++)
+		if ((ret = ref_one(r, entry_hash(e, i), &size)))
 			return ret;
 	r->total += size;
 	if (may_link(e)) {
@@ -849,11 +863,10 @@ struct change_count {
 
 static int change_blob(struct change_count *cc, const uint8_t hash[20], int sign, uint64_t *size)
 {
-	static const uint8_t zero[20];
 	uint64_t n;
 	int ret;
 
-	if (!memcmp(hash, zero, 20))
+	if (no_blob(hash))
 		return 0;
 	if (wim_append_blob_size(cc->r->wa, hash, &n))
 		return refuse(cc->r, "%s", "the image references a blob the WIM does not hold");
@@ -875,11 +888,8 @@ static int count_change(void *arg, const struct wim_meta_entry *e, int sign)
 		cc->dirs += sign;
 	else
 		cc->files += sign;
-	if ((ret = change_blob(cc, e->hash, sign, &size)) ||
-	    (ret = change_blob(cc, e->reparse_hash, sign, &size)))
-		return ret;
-	for (size_t i = 0; i < e->nstreams; i++)
-		if ((ret = change_blob(cc, e->streams[i].hash, sign, &size)))
+	for (size_t i = 0; i < entry_nhashes(e); i++)
+		if ((ret = change_blob(cc, entry_hash(e, i), sign, &size)))
 			return ret;
 	cc->total += sign * (int64_t)size;
 	if (may_link(e)) {
@@ -1028,15 +1038,21 @@ static int raw_end(struct raw *r, int ret);
 /* (on the thread that checks the base metadata's SHA-1, while it is
  * parsed: the buffer the new metadata is written into, a copy of the old
  * with room to grow) */
+static bool new_copy(struct raw *r)
+{
+	size_t cap = r->meta_len + r->meta_len / 4 + 65536;
+
+	r->copy = wtg_malloc_large(cap);
+	r->copy_cap = r->copy ? cap : 0;
+	return r->copy;
+}
+
 static void copy_meta(void *arg)
 {
 	struct raw *r = arg;
-	size_t cap = r->meta_len + r->meta_len / 4 + 65536;
 
-	if ((r->copy = wtg_malloc_large(cap))) {
+	if (new_copy(r))
 		memcpy(r->copy, r->meta_bytes, r->meta_len);
-		r->copy_cap = cap;
-	}
 }
 
 /* The base image's metadata read and parsed (its bytes kept by r->wa), its
@@ -1099,11 +1115,11 @@ static void *check_kept(void *arg)
 	struct raw *r = arg;
 	struct kept_feed *f = &r->feed;
 	struct wtg_sha1 *h = wtg_sha1_new();
-	size_t cap = r->meta_len + r->meta_len / 4 + 65536, at = 0, done;
+	size_t at = 0, done;
 	uint8_t sha1[20];
 	bool ended;
 
-	r->copy = wtg_malloc_large(cap);
+	new_copy(r);
 	do {
 		pthread_mutex_lock(&f->lock);
 		while (f->done == at && !f->ended)
@@ -1122,8 +1138,6 @@ static void *check_kept(void *arg)
 		wtg_sha1_final(h, sha1); /* (and frees it) */
 	if (!r->kept_check && (at != r->meta_len || memcmp(sha1, r->kept_sha1, 20)))
 		r->kept_check = -EINVAL;
-	if (r->copy)
-		r->copy_cap = cap;
 	return NULL;
 }
 
@@ -1210,21 +1224,16 @@ static void *load_kept(void *arg)
 	timeline(r, "base metadata decoded from the delta");
 	if (!ret && !checking)
 		check_kept(r); /* (no thread: all of it now) */
-	if (ret) {
-		if (checking)
-			pthread_join(tid, NULL);
-		pthread_mutex_destroy(&r->feed.lock);
-		pthread_cond_destroy(&r->feed.more);
-		drop_kept(r);
-		return NULL;
+	if (!ret) {
+		r->meta_bytes = r->kept_bytes;
+		/* (with the base's counts, only what the change reaches is read) */
+		ret = r->census_ok ? wim_meta_parse_lazy(r->meta_bytes, r->meta_len, &r->m)
+				   : wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m);
+		if (!ret)
+			r->next_group =
+				r->census_ok ? r->census.max_link : wim_meta_max_link_group(r->m);
+		timeline(r, "base metadata parsed");
 	}
-	r->meta_bytes = r->kept_bytes;
-	/* (with the base's counts, only what the change reaches is read) */
-	ret = r->census_ok ? wim_meta_parse_lazy(r->meta_bytes, r->meta_len, &r->m)
-			   : wim_meta_parse_shared(r->meta_bytes, r->meta_len, &r->m);
-	if (!ret)
-		r->next_group = r->census_ok ? r->census.max_link : wim_meta_max_link_group(r->m);
-	timeline(r, "base metadata parsed");
 	if (checking)
 		pthread_join(tid, NULL);
 	pthread_mutex_destroy(&r->feed.lock);
@@ -1395,7 +1404,6 @@ static int side_blob(struct raw *r, const struct wtg_diff_entry *e, const char *
 		     const uint8_t *base, uint8_t *buf, size_t len, uint8_t hash[20])
 {
 	struct wim_append_range *changed = NULL;
-	static const uint8_t zero[20];
 	int ret = *name ? 0 : changed_ranges(e, &changed);
 
 	if (!ret && !buf)
@@ -1408,7 +1416,7 @@ static int side_blob(struct raw *r, const struct wtg_diff_entry *e, const char *
 		timeline(r, "%zu bytes of %s read", len, e->new.links ? e->new.links[0] : "?");
 	memset(hash, 0, 20);
 	if (len) {
-		bool has_base = base && memcmp(base, zero, 20);
+		bool has_base = base && !no_blob(base);
 		ret = wim_append_add_buffer(r->wa, buf, len, has_base ? base : NULL, changed,
 					    *name ? 0 : e->nranges, 0, hash);
 		r->p.files_done++;

@@ -1078,11 +1078,9 @@ int wim_append_blob_size(const struct wim_append *wa, const uint8_t sha1[20], ui
 	return 0;
 }
 
-int wim_append_ref_size(struct wim_append *wa, const uint8_t sha1[20], uint32_t n,
-			uint64_t *size_ret)
+/* @n more references to @b (NULL: none in the table). */
+static int add_refs(struct blob *b, uint32_t n, uint64_t *size_ret)
 {
-	struct blob *b = find_blob(wa, sha1);
-
 	if (!b)
 		return -ENOENT;
 	if (b->refcnt > UINT32_MAX - n)
@@ -1091,6 +1089,12 @@ int wim_append_ref_size(struct wim_append *wa, const uint8_t sha1[20], uint32_t 
 	if (size_ret)
 		*size_ret = blob_usize(b);
 	return 0;
+}
+
+int wim_append_ref_size(struct wim_append *wa, const uint8_t sha1[20], uint32_t n,
+			uint64_t *size_ret)
+{
+	return add_refs(find_blob(wa, sha1), n, size_ret);
 }
 
 int wim_append_ref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)
@@ -1105,12 +1109,7 @@ int wim_append_ref_at(struct wim_append *wa, uint32_t at, const uint8_t sha1[20]
 			     ? &wa->blobs[at]
 			     : find_blob(wa, sha1);
 
-	if (!b)
-		return -ENOENT;
-	if (b->refcnt > UINT32_MAX - n)
-		return -EOVERFLOW;
-	b->refcnt += n;
-	return 0;
+	return add_refs(b, n, NULL);
 }
 
 int wim_append_unref(struct wim_append *wa, const uint8_t sha1[20], uint32_t n)

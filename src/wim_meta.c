@@ -978,10 +978,12 @@ static int load(struct wim_meta *m, uint32_t dir)
 	return 0;
 }
 
-/* Every list under @top read (iterative, as height_of walks). */
-static int load_subtree(struct wim_meta *m, uint32_t top)
+/* Every list under @top read (a lazy parse), and how many levels the
+ * subtree has below it in *@height (NULL: not wanted): iterative, down the
+ * first children, then siblings, up again. */
+static int load_subtree(struct wim_meta *m, uint32_t top, uint32_t *height)
 {
-	uint32_t i = top;
+	uint32_t i = top, d = 0, most = 0;
 	int ret;
 
 	for (;;) {
@@ -989,14 +991,21 @@ static int load_subtree(struct wim_meta *m, uint32_t top)
 			return ret;
 		if (m->nodes[i].first_child != NONE) {
 			i = m->nodes[i].first_child;
+			if (++d > most)
+				most = d;
 			continue;
 		}
-		while (i != top && m->nodes[i].next_sibling == NONE)
+		while (i != top && m->nodes[i].next_sibling == NONE) {
 			i = m->nodes[i].parent;
+			d--;
+		}
 		if (i == top)
-			return 0;
+			break;
 		i = m->nodes[i].next_sibling;
 	}
+	if (height)
+		*height = most;
+	return 0;
 }
 
 /* The whole tree read (what is removed stays unread). */
@@ -1504,28 +1513,6 @@ static uint32_t depth_of(const struct wim_meta *m, uint32_t i)
 	return d;
 }
 
-/* How many levels the subtree at @top has below it. */
-static uint32_t height_of(const struct wim_meta *m, uint32_t top)
-{
-	uint32_t i = top, d = 0, most = 0;
-
-	for (;;) {
-		if (m->nodes[i].first_child != NONE) {
-			i = m->nodes[i].first_child;
-			if (++d > most)
-				most = d;
-			continue;
-		}
-		while (i != top && m->nodes[i].next_sibling == NONE) {
-			i = m->nodes[i].parent;
-			d--;
-		}
-		if (i == top)
-			return most;
-		i = m->nodes[i].next_sibling;
-	}
-}
-
 int wim_meta_add(struct wim_meta *m, const char *dir, const struct wim_meta_entry *e)
 {
 	int err;
@@ -1606,7 +1593,7 @@ int wim_meta_remove(struct wim_meta *m, const char *path)
 	if (m->nodes[i].parent == NONE)
 		return -EINVAL;
 	/* (what goes is read first: each_change names it) */
-	if ((err = load_subtree(m, i)) < 0)
+	if ((err = load_subtree(m, i, NULL)) < 0)
 		return err;
 	m->nodes[m->nodes[i].parent].flags |= N_LIST;
 	m->changed = true;
@@ -1641,9 +1628,10 @@ int wim_meta_rename(struct wim_meta *m, const char *from, const char *to)
 	for (uint32_t a = d; a != NONE; a = m->nodes[a].parent)
 		if (a == i)
 			return -EINVAL;
-	if ((err = load_subtree(m, i)) < 0 || (err = save_before(m, i)) < 0)
+	uint32_t height;
+	if ((err = load_subtree(m, i, &height)) < 0 || (err = save_before(m, i)) < 0)
 		return err;
-	if ((uint64_t)depth_of(m, d) + 1 + height_of(m, i) >= MAX_DEPTH)
+	if ((uint64_t)depth_of(m, d) + 1 + height >= MAX_DEPTH)
 		return -EINVAL;
 	if ((err = name_free(m, d, base)) < 0)
 		return err;
@@ -1952,24 +1940,22 @@ int wim_meta_write_chunked(struct wim_meta *m, uint32_t cs, void **bytes, size_t
 		free(x);
 		return m->broken ? m->broken : -ENOMEM;
 	}
-	/* A start that grows (a new descriptor, a longer root) moves the lists
-	 * it covers, which a lazy parse may not have read: then read all. */
-	if (m->lazy && m->changed) {
-		uint64_t root_len = m->nodes[0].len;
-		if (m->nodes[0].flags & N_FACTS) {
-			if ((err = enc_prepare(&m->nodes[0].e, true, x)) < 0) {
-				free(x);
-				return err;
-			}
-			root_len = x->total;
-		}
-		uint64_t start = m->sd_added ? sd_table_len(m) : m->root_off;
-		uint64_t old_end = m->root_off + m->nodes[0].len + 8,
-			 new_end = start + root_len + 8;
-		if (new_end > old_end && (err = load_start(m, old_end, new_end)) < 0) {
+	/* the start: the security table and the root, which may grow over the
+	 * first lists (they move out of its way: a lazy parse reads those) */
+	uint64_t root_len = m->nodes[0].len;
+	if (m->nodes[0].flags & N_FACTS) {
+		if ((err = enc_prepare(&m->nodes[0].e, true, x)) < 0) {
 			free(x);
 			return err;
 		}
+		root_len = x->total;
+	}
+	uint64_t root_off = m->sd_added ? sd_table_len(m) : m->root_off;
+	uint64_t old_end = m->root_off + m->nodes[0].len + 8, new_end = root_off + root_len + 8;
+	if (m->lazy && m->changed && new_end > old_end &&
+	    (err = load_start(m, old_end, new_end)) < 0) {
+		free(x);
+		return err;
 	}
 	uint32_t n = m->nnodes;
 	/* (a copy made beforehand is used once) */
@@ -2018,10 +2004,6 @@ int wim_meta_write_chunked(struct wim_meta *m, uint32_t cs, void **bytes, size_t
 			m->nodes[nd->parent].flags |= N_LIST;
 	}
 
-	/* the start: the security table and the root */
-	uint64_t root_off = m->sd_added ? sd_table_len(m) : m->root_off;
-	uint64_t old_end = m->root_off + m->nodes[0].len + 8;
-	uint64_t new_end = root_off + w.elen[0] + 8;
 	if (new_end > old_end) {
 		/* lists under the grown start move out of its way */
 		for (uint32_t i = 1; i < n; i++) {
